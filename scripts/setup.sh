@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs what HessGPT needs to build, test and run its demo, skipping what is
+# already there (safe to run again). Sources: Debian packages and the npm
+# registry only. Node packages go to .deps/npm (not in git).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEBIAN_PACKAGES=(
+  cmake g++ make pkg-config
+  libopenblas-dev               # BLAS for CPU matrix products
+  libsentencepiece-dev sentencepiece   # tokenizer library and spm_encode
+  libprotobuf-dev protobuf-compiler    # writing SentencePiece model files
+  nlohmann-json3-dev libcli11-dev libcpp-httplib-dev libxxhash-dev zlib1g-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  bubblewrap                    # the Python sandbox
+  python3-torch python3-numpy   # independent numerical oracle for tests (/usr/bin/python3)
+)
+NPM_PACKAGES=(
+  mistral-tokenizer-js@1.0.0    # vocabulary + merges of the Mistral tokenizer, and an oracle
+)
+
+missing=()
+for pkg in "${DEBIAN_PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$pkg")
+  fi
+done
+if ((${#missing[@]})); then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  SUDO=""
+  if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v npm >/dev/null; then
+  echo "setup: npm not found; install Node.js 20 with npm (not Debian's nodejs package)" >&2
+  exit 1
+fi
+mkdir -p .deps/npm
+for spec in "${NPM_PACKAGES[@]}"; do
+  name="${spec%@*}"   # every spec carries a version: name@version, @scope/name@version
+  if [[ ! -f ".deps/npm/node_modules/$name/package.json" ]]; then
+    echo "setup: installing npm package $spec"
+    npm install --silent --no-audit --no-fund --prefix .deps/npm "$spec"
+  fi
+done

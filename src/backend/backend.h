@@ -1,0 +1,149 @@
+// The backend interface: the list of ops the model needs, each a forward /
+// backward pair with one signature on every backend. Model, training and
+// inference code call only this; kernels live in backend/<name>/.
+//
+// Shape legend: N rows (= B*T tokens), C channels (d), V vocabulary,
+// B batch, T time, H query heads, KV key/value heads, D head dim.
+// Gradient rule (as in llm.c): parameter gradients accumulate (+=); activation
+// gradients overwrite (=) unless the op says it accumulates.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace hessgpt {
+
+struct AdamWParams {
+  double lr = 4e-4;
+  double beta1 = 0.9;
+  double beta2 = 0.95;
+  double eps = 1e-8;
+  double weight_decay = 0.0;  // already resolved per tensor (0 for norms)
+  int64_t step = 1;           // 1-based, for bias correction
+  double grad_scale = 1.0;    // multiplies gradients first (clipping, accumulation)
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  virtual Device device() const = 0;
+  virtual std::string name() const = 0;
+  virtual bool supports(DType dtype) const = 0;
+
+  // ---- memory -------------------------------------------------------------
+  virtual void* allocate(size_t bytes) = 0;
+  virtual void release(void* ptr) = 0;
+  virtual void copy_from_host(const Tensor& dst, const void* src) = 0;
+  virtual void copy_to_host(void* dst, const Tensor& src) = 0;
+  virtual void copy(const Tensor& dst, const Tensor& src) = 0;  // same dtype, same numel
+  virtual void fill(const Tensor& x, double value) = 0;
+  virtual void synchronize() {}
+
+  // ---- dense algebra ------------------------------------------------------
+  // c[M,N] = alpha * op(a) op(b) + beta * c, op = transpose when the flag is set.
+  // a, b, c are 2-D readings (rows(), cols()) of their tensors.
+  virtual void matmul(const Tensor& c, const Tensor& a, bool trans_a, const Tensor& b,
+                      bool trans_b, float alpha, float beta) = 0;
+
+  // y += x (residual connections; gradient accumulation).
+  virtual void add_inplace(const Tensor& y, const Tensor& x) = 0;
+  // x *= s
+  virtual void scale_inplace(const Tensor& x, double s) = 0;
+  // sum(x^2) in double, for global-norm clipping.
+  virtual double sum_squares(const Tensor& x) = 0;
+
+  // ---- embedding: out[N,C] = table[ids[n]]; dtable[V,C] += scatter(dout) ---
+  virtual void embedding_forward(const Tensor& out, const Tensor& ids, const Tensor& table) = 0;
+  virtual void embedding_backward(const Tensor& dtable, const Tensor& ids, const Tensor& dout) = 0;
+
+  // ---- RMSNorm over the last dim: out[R,D] = x / rms(x) * w; caches rstd[R].
+  // Used for the block norms (D = C) and QK-Norm (R = N*heads, D = head dim).
+  virtual void rmsnorm_forward(const Tensor& out, const Tensor& rstd, const Tensor& x,
+                               const Tensor& w, double eps) = 0;
+  // dx (= or += when accumulate_dx), dw +=.
+  virtual void rmsnorm_backward(const Tensor& dx, const Tensor& dw, const Tensor& dout,
+                                const Tensor& x, const Tensor& w, const Tensor& rstd,
+                                bool accumulate_dx) = 0;
+
+  // ---- RoPE, rotate-half pairing, in place on x[B,T,heads,D];
+  // cos/sin[P, D/2] tables hold the (YaRN-scaled) values; token t uses row pos0 + t.
+  virtual void rope_forward(const Tensor& x, const Tensor& cos, const Tensor& sin,
+                            int64_t pos0) = 0;
+  // The transpose of the rotation, in place on the gradient.
+  virtual void rope_backward(const Tensor& dx, const Tensor& cos, const Tensor& sin,
+                             int64_t pos0) = 0;
+
+  // ---- causal GQA attention, flash-style (memory linear in T) --------------
+  // q[B,Tq,H,D], k/v[B,Tk,KV,D], out[B,Tq,H,D], lse[B,H,Tq] (log-sum-exp of the
+  // scaled scores, cached for backward). Query t sits at absolute position
+  // q_pos0 + t and sees keys 0 .. q_pos0 + t.
+  virtual void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q,
+                                 const Tensor& k, const Tensor& v, double scale,
+                                 int64_t q_pos0) = 0;
+  // dq, dk, dv overwritten.
+  virtual void attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv,
+                                  const Tensor& dout, const Tensor& q, const Tensor& k,
+                                  const Tensor& v, const Tensor& out, const Tensor& lse,
+                                  double scale) = 0;
+
+  // ---- SwiGLU: out = silu(gate) * up --------------------------------------
+  virtual void swiglu_forward(const Tensor& out, const Tensor& gate, const Tensor& up) = 0;
+  virtual void swiglu_backward(const Tensor& dgate, const Tensor& dup, const Tensor& dout,
+                               const Tensor& gate, const Tensor& up) = 0;
+
+  // ---- soft-cap, then cross-entropy -----------------------------------------
+  // logits[R,V] raw in; on return they hold cap*tanh(z/cap) (cap <= 0: unchanged).
+  virtual void softcap_forward(const Tensor& logits, double cap) = 0;
+  // logits[R,V] raw in; losses[R] = -log softmax(softcap(z))[target] (0 where
+  // target == -100). When dlogits_scale != 0 the logits are overwritten with
+  // dloss/dz * dlogits_scale (the gradient w.r.t. the raw, pre-cap logits).
+  virtual void softcap_cross_entropy(const Tensor& logits, const Tensor& losses,
+                                     const Tensor& targets, double cap,
+                                     double dlogits_scale) = 0;
+
+  // ---- optimizer ------------------------------------------------------------
+  // One AdamW step on a flat tensor; m, v are FP32 (or the param dtype).
+  virtual void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& m,
+                          const Tensor& v, const AdamWParams& hp) = 0;
+
+  // Threads this backend's host-side work may use.
+  virtual void set_threads(int threads) { (void)threads; }
+};
+
+// A block of backend memory, freed on destruction.
+class Buffer {
+ public:
+  Buffer() = default;
+  Buffer(Backend* backend, size_t bytes);
+  ~Buffer();
+  Buffer(Buffer&& other) noexcept;
+  Buffer& operator=(Buffer&& other) noexcept;
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+
+  void* data() const { return data_; }
+  size_t bytes() const { return bytes_; }
+  // A tensor over this buffer starting at byte offset.
+  Tensor tensor(DType dtype, std::initializer_list<int64_t> dims, size_t offset = 0) const;
+
+ private:
+  Backend* backend_ = nullptr;
+  void* data_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+// Backends compiled into this binary ("cpu", and "cuda" when built with CUDA),
+// and those usable on this machine right now.
+std::vector<std::string> compiled_backends();
+std::vector<std::string> available_backends();
+
+// "cpu" or "cuda"; an empty name picks cuda when available, else cpu.
+// Throws Error for an unknown or unavailable backend.
+std::unique_ptr<Backend> make_backend(const std::string& name, int threads);
+
+}  // namespace hessgpt

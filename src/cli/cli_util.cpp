@@ -1,0 +1,30 @@
+#include "cli/cli_util.h"
+
+#include <cstdio>
+#include <iostream>
+#include <thread>
+
+namespace hessgpt::cli {
+
+void add_compute_options(CLI::App* cmd, ComputeOptions& options) {
+  cmd->add_option("--threads", options.threads, "CPU threads (default: all cores)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--device", options.device, "cpu or cuda (default: cuda when present)")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
+}
+
+int resolve_threads(int requested) {
+  if (requested > 0) return requested;
+  const unsigned n = std::thread::hardware_concurrency();
+  return n == 0 ? 1 : static_cast<int>(n);
+}
+
+std::unique_ptr<Backend> make_backend(const ComputeOptions& options) {
+  return hessgpt::make_backend(options.device, resolve_threads(options.threads));
+}
+
+void print_json(const nlohmann::json& j) {
+  std::cout << j.dump() << std::endl;
+}
+
+}  // namespace hessgpt::cli

@@ -1,0 +1,26 @@
+// Small helpers shared by the subcommands: common flags and JSON output.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "backend/backend.h"
+
+namespace hessgpt::cli {
+
+// --threads K (default: all cores) and --device cpu|cuda (default: best available).
+struct ComputeOptions {
+  int threads = 0;
+  std::string device;
+};
+void add_compute_options(CLI::App* cmd, ComputeOptions& options);
+int resolve_threads(int requested);
+std::unique_ptr<Backend> make_backend(const ComputeOptions& options);
+
+// The one JSON object of --json, on stdout.
+void print_json(const nlohmann::json& j);
+
+}  // namespace hessgpt::cli
