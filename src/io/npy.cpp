@@ -102,7 +102,8 @@ MappedNpy::MappedNpy(const std::string& path) : path_(path) {
   if (!std::regex_search(header, m, std::regex("'shape':\\s*\\(([^)]*)\\)")))
     HG_FAIL(path, ": .npy header has no shape");
   const std::string dims = m[1];
-  for (std::sregex_iterator it(dims.begin(), dims.end(), std::regex("\\d+")), end; it != end; ++it)
+  const std::regex number("\\d+");
+  for (std::sregex_iterator it(dims.begin(), dims.end(), number), end; it != end; ++it)
     shape_.push_back(std::stoll(it->str()));
   const size_t body = static_cast<size_t>(numel()) * descr_item_size(descr_, path);
   if (prefix + header_len + body > map_bytes_)

@@ -1,0 +1,49 @@
+#include "backend/backend.h"
+
+#include <utility>
+
+#include "backend/cpu/cpu_backend.h"
+#include "core/error.h"
+
+namespace hessgpt {
+
+Buffer::Buffer(Backend* backend, size_t bytes)
+    : backend_(backend), data_(backend->allocate(bytes)), bytes_(bytes) {}
+
+Buffer::~Buffer() {
+  if (data_) backend_->release(data_);
+}
+
+Buffer::Buffer(Buffer&& other) noexcept
+    : backend_(other.backend_), data_(std::exchange(other.data_, nullptr)),
+      bytes_(std::exchange(other.bytes_, 0)) {}
+
+Buffer& Buffer::operator=(Buffer&& other) noexcept {
+  if (this != &other) {
+    if (data_) backend_->release(data_);
+    backend_ = other.backend_;
+    data_ = std::exchange(other.data_, nullptr);
+    bytes_ = std::exchange(other.bytes_, 0);
+  }
+  return *this;
+}
+
+Tensor Buffer::tensor(DType dtype, std::initializer_list<int64_t> dims, size_t offset) const {
+  Tensor t(static_cast<char*>(data_) + offset, dtype, backend_->device(), dims);
+  HG_CHECK(offset + t.bytes() <= bytes_, "tensor ", t.shape_string(), " at offset ", offset,
+           " overruns a buffer of ", bytes_, " bytes");
+  return t;
+}
+
+std::vector<std::string> compiled_backends() { return {"cpu"}; }
+
+std::vector<std::string> available_backends() { return {"cpu"}; }
+
+std::unique_ptr<Backend> make_backend(const std::string& name, int threads) {
+  if (name.empty() || name == "cpu") return std::make_unique<CpuBackend>(threads);
+  if (name == "cuda")
+    HG_FAIL("the CUDA backend is not compiled into this binary (build with -DHESSGPT_CUDA=ON)");
+  HG_FAIL("unknown device '", name, "' (expected cpu or cuda)");
+}
+
+}  // namespace hessgpt

@@ -1,0 +1,297 @@
+// Checks shapes and dtypes at the interface, then dispatches to the float or
+// double kernel.
+#include "backend/cpu/cpu_backend.h"
+
+#include <cblas.h>
+#include <omp.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include "backend/cpu/kernels.h"
+
+namespace hessgpt {
+namespace {
+
+void check_cpu(const Tensor& t, const char* what) {
+  HG_CHECK(t.device == Device::CPU && t.data != nullptr, what, " is not a CPU tensor");
+}
+
+// All float tensors of one op share a dtype; dispatch on it.
+template <typename Fn>
+void dispatch_float(DType dtype, Fn&& fn) {
+  if (dtype == DType::F32) {
+    fn(float{});
+  } else if (dtype == DType::F64) {
+    fn(double{});
+  } else {
+    HG_FAIL("the CPU backend computes in F32 or F64, not ", dtype_name(dtype));
+  }
+}
+
+void check_same(const Tensor& a, const Tensor& b, const char* what) {
+  HG_CHECK(a.dtype == b.dtype, what, ": dtype mismatch ", dtype_name(a.dtype), " vs ",
+           dtype_name(b.dtype));
+  HG_CHECK(a.numel() == b.numel(), what, ": size mismatch ", a.shape_string(), " vs ",
+           b.shape_string());
+}
+
+}  // namespace
+
+CpuBackend::CpuBackend(int threads) { set_threads(threads); }
+
+bool CpuBackend::supports(DType dtype) const {
+  return dtype == DType::F32 || dtype == DType::F64 || dtype == DType::I32 ||
+         dtype == DType::U16;
+}
+
+void CpuBackend::set_threads(int threads) {
+  threads_ = threads > 0 ? threads : 1;
+  omp_set_num_threads(threads_);
+  openblas_set_num_threads(threads_);
+}
+
+void* CpuBackend::allocate(size_t bytes) {
+  // 64-byte alignment for AVX-512 loads; round the size up as aligned_alloc requires.
+  const size_t rounded = (bytes + 63) / 64 * 64;
+  void* p = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
+  if (!p) HG_FAIL("out of host memory allocating ", bytes, " bytes");
+  return p;
+}
+
+void CpuBackend::release(void* ptr) { std::free(ptr); }
+
+void CpuBackend::copy_from_host(const Tensor& dst, const void* src) {
+  check_cpu(dst, "copy destination");
+  std::memcpy(dst.data, src, dst.bytes());
+}
+
+void CpuBackend::copy_to_host(void* dst, const Tensor& src) {
+  check_cpu(src, "copy source");
+  std::memcpy(dst, src.data, src.bytes());
+}
+
+void CpuBackend::copy(const Tensor& dst, const Tensor& src) {
+  check_same(dst, src, "copy");
+  std::memcpy(dst.data, src.data, dst.bytes());
+}
+
+void CpuBackend::fill(const Tensor& x, double value) {
+  check_cpu(x, "fill");
+  if (value == 0.0) {
+    std::memset(x.data, 0, x.bytes());
+    return;
+  }
+  dispatch_float(x.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    cpu::fill<T>(x.as<T>(), static_cast<T>(value), x.numel());
+  });
+}
+
+void CpuBackend::matmul(const Tensor& c, const Tensor& a, bool trans_a, const Tensor& b,
+                        bool trans_b, float alpha, float beta) {
+  check_cpu(c, "matmul C");
+  check_cpu(a, "matmul A");
+  check_cpu(b, "matmul B");
+  HG_CHECK(a.dtype == c.dtype && b.dtype == c.dtype, "matmul dtype mismatch");
+  const int64_t m = trans_a ? a.cols() : a.rows();
+  const int64_t k = trans_a ? a.rows() : a.cols();
+  const int64_t kb = trans_b ? b.cols() : b.rows();
+  const int64_t n = trans_b ? b.rows() : b.cols();
+  HG_CHECK(k == kb, "matmul inner dimensions differ: ", a.shape_string(), " x ",
+           b.shape_string());
+  HG_CHECK(c.rows() == m && c.cols() == n, "matmul output ", c.shape_string(), " expected [",
+           m, ", ", n, "]");
+  dispatch_float(c.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    cpu::gemm<T>(trans_a, trans_b, m, n, k, static_cast<T>(alpha), a.as<T>(), a.cols(),
+                 b.as<T>(), b.cols(), static_cast<T>(beta), c.as<T>(), c.cols());
+  });
+}
+
+void CpuBackend::add_inplace(const Tensor& y, const Tensor& x) {
+  check_same(y, x, "add_inplace");
+  dispatch_float(y.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    cpu::add_inplace<T>(y.as<T>(), x.as<T>(), y.numel());
+  });
+}
+
+void CpuBackend::scale_inplace(const Tensor& x, double s) {
+  dispatch_float(x.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    cpu::scale_inplace<T>(x.as<T>(), static_cast<T>(s), x.numel());
+  });
+}
+
+double CpuBackend::sum_squares(const Tensor& x) {
+  double result = 0.0;
+  dispatch_float(x.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    result = cpu::sum_squares<T>(x.as<T>(), x.numel());
+  });
+  return result;
+}
+
+void CpuBackend::embedding_forward(const Tensor& out, const Tensor& ids, const Tensor& table) {
+  HG_CHECK(ids.dtype == DType::I32, "embedding ids must be I32");
+  HG_CHECK(out.rows() == ids.numel() && out.cols() == table.cols(), "embedding shapes");
+  dispatch_float(out.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    cpu::embedding_forward<T>(out.as<T>(), ids.as<int32_t>(), table.as<T>(), ids.numel(),
+                              table.cols(), table.rows());
+  });
+}
+
+void CpuBackend::embedding_backward(const Tensor& dtable, const Tensor& ids, const Tensor& dout) {
+  HG_CHECK(ids.dtype == DType::I32, "embedding ids must be I32");
+  HG_CHECK(dout.rows() == ids.numel() && dout.cols() == dtable.cols(), "embedding shapes");
+  dispatch_float(dtable.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    cpu::embedding_backward<T>(dtable.as<T>(), ids.as<int32_t>(), dout.as<T>(), ids.numel(),
+                               dtable.cols(), dtable.rows());
+  });
+}
+
+void CpuBackend::rmsnorm_forward(const Tensor& out, const Tensor& rstd, const Tensor& x,
+                                 const Tensor& w, double eps) {
+  check_same(out, x, "rmsnorm");
+  HG_CHECK(w.numel() == x.cols() && rstd.numel() == x.rows(), "rmsnorm shapes");
+  dispatch_float(x.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    cpu::rmsnorm_forward<T>(out.as<T>(), rstd.as<T>(), x.as<T>(), w.as<T>(), x.rows(), x.cols(),
+                            eps);
+  });
+}
+
+void CpuBackend::rmsnorm_backward(const Tensor& dx, const Tensor& dw, const Tensor& dout,
+                                  const Tensor& x, const Tensor& w, const Tensor& rstd,
+                                  bool accumulate_dx) {
+  check_same(dx, x, "rmsnorm_backward");
+  check_same(dout, x, "rmsnorm_backward");
+  HG_CHECK(w.numel() == x.cols() && dw.numel() == w.numel() && rstd.numel() == x.rows(),
+           "rmsnorm_backward shapes");
+  dispatch_float(x.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    cpu::rmsnorm_backward<T>(dx.as<T>(), dw.as<T>(), dout.as<T>(), x.as<T>(), w.as<T>(),
+                             rstd.as<T>(), x.rows(), x.cols(), accumulate_dx);
+  });
+}
+
+namespace {
+void rope_dispatch(const Tensor& x, const Tensor& cos, const Tensor& sin, int64_t pos0,
+                   bool inverse) {
+  HG_CHECK(x.ndim == 4, "rope expects [B, T, heads, D], got ", x.shape_string());
+  const int64_t d = x.dim(3);
+  HG_CHECK(cos.cols() == d / 2 && sin.cols() == d / 2, "rope table width");
+  HG_CHECK(pos0 + x.dim(1) <= cos.rows(), "rope: position ", pos0 + x.dim(1) - 1,
+           " beyond the table (", cos.rows(), " positions)");
+  dispatch_float(x.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    cpu::rope<T>(x.as<T>(), cos.as<T>(), sin.as<T>(), x.dim(0), x.dim(1), x.dim(2), d, pos0,
+                 inverse);
+  });
+}
+}  // namespace
+
+void CpuBackend::rope_forward(const Tensor& x, const Tensor& cos, const Tensor& sin,
+                              int64_t pos0) {
+  rope_dispatch(x, cos, sin, pos0, false);
+}
+
+void CpuBackend::rope_backward(const Tensor& dx, const Tensor& cos, const Tensor& sin,
+                               int64_t pos0) {
+  rope_dispatch(dx, cos, sin, pos0, true);
+}
+
+void CpuBackend::attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q,
+                                   const Tensor& k, const Tensor& v, double scale,
+                                   int64_t q_pos0) {
+  HG_CHECK(q.ndim == 4 && k.ndim == 4 && v.ndim == 4, "attention expects [B, T, heads, D]");
+  const int64_t b = q.dim(0), tq = q.dim(1), h = q.dim(2), d = q.dim(3);
+  const int64_t tk = k.dim(1), kv = k.dim(2);
+  HG_CHECK(k.dim(0) == b && k.dim(3) == d && h % kv == 0, "attention shapes");
+  HG_CHECK(q_pos0 + tq <= tk, "attention: queries reach past the keys");
+  check_same(out, q, "attention out");
+  HG_CHECK(lse.numel() == b * h * tq, "attention lse shape");
+  dispatch_float(q.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    cpu::attention_forward<T>(out.as<T>(), lse.as<T>(), q.as<T>(), k.as<T>(), v.as<T>(), b, tq,
+                              tk, h, kv, d, scale, q_pos0);
+  });
+}
+
+void CpuBackend::attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv,
+                                    const Tensor& dout, const Tensor& q, const Tensor& k,
+                                    const Tensor& v, const Tensor& out, const Tensor& lse,
+                                    double scale) {
+  const int64_t b = q.dim(0), t = q.dim(1), h = q.dim(2), d = q.dim(3), kv = k.dim(2);
+  HG_CHECK(k.dim(1) == t, "attention backward needs Tq == Tk");
+  check_same(dq, q, "attention dq");
+  check_same(dk, k, "attention dk");
+  check_same(dv, v, "attention dv");
+  dispatch_float(q.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    cpu::attention_backward<T>(dq.as<T>(), dk.as<T>(), dv.as<T>(), dout.as<T>(), q.as<T>(),
+                               k.as<T>(), v.as<T>(), out.as<T>(), lse.as<T>(), b, t, h, kv, d,
+                               scale);
+  });
+}
+
+void CpuBackend::swiglu_forward(const Tensor& out, const Tensor& gate, const Tensor& up) {
+  check_same(out, gate, "swiglu");
+  check_same(up, gate, "swiglu");
+  dispatch_float(out.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    cpu::swiglu_forward<T>(out.as<T>(), gate.as<T>(), up.as<T>(), out.numel());
+  });
+}
+
+void CpuBackend::swiglu_backward(const Tensor& dgate, const Tensor& dup, const Tensor& dout,
+                                 const Tensor& gate, const Tensor& up) {
+  check_same(dgate, gate, "swiglu_backward");
+  check_same(dup, up, "swiglu_backward");
+  dispatch_float(gate.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    cpu::swiglu_backward<T>(dgate.as<T>(), dup.as<T>(), dout.as<T>(), gate.as<T>(), up.as<T>(),
+                            gate.numel());
+  });
+}
+
+void CpuBackend::softcap_forward(const Tensor& logits, double cap) {
+  dispatch_float(logits.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    cpu::softcap<T>(logits.as<T>(), logits.rows(), logits.cols(), cap);
+  });
+}
+
+void CpuBackend::softcap_cross_entropy(const Tensor& logits, const Tensor& losses,
+                                       const Tensor& targets, double cap, double dlogits_scale) {
+  HG_CHECK(targets.dtype == DType::I32, "targets must be I32");
+  HG_CHECK(targets.numel() == logits.rows() && losses.numel() == logits.rows(),
+           "cross-entropy shapes");
+  const int32_t* t = targets.as<int32_t>();
+  for (int64_t r = 0; r < targets.numel(); ++r)
+    if (t[r] != -100 && (t[r] < 0 || t[r] >= logits.cols()))
+      HG_FAIL("target id ", t[r], " at position ", r, " is outside the vocabulary [0, ",
+              logits.cols(), ")");
+  dispatch_float(logits.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    cpu::softcap_cross_entropy<T>(logits.as<T>(), losses.as<T>(), t, logits.rows(),
+                                  logits.cols(), cap, dlogits_scale);
+  });
+}
+
+void CpuBackend::adamw_step(const Tensor& param, const Tensor& grad, const Tensor& m,
+                            const Tensor& v, const AdamWParams& hp) {
+  check_same(param, grad, "adamw grad");
+  check_same(param, m, "adamw m");
+  check_same(param, v, "adamw v");
+  dispatch_float(param.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    cpu::adamw<T>(param.as<T>(), grad.as<T>(), m.as<T>(), v.as<T>(), param.numel(), hp.lr,
+                  hp.beta1, hp.beta2, hp.eps, hp.weight_decay, hp.step, hp.grad_scale);
+  });
+}
+
+}  // namespace hessgpt

@@ -1,0 +1,65 @@
+// The CPU backend: FP32 for real work and FP64 for exact reference runs
+// (finite-difference tests); kernels in kernels.h, BLAS for matmul.
+#pragma once
+
+#include "backend/backend.h"
+
+namespace hessgpt {
+
+class CpuBackend final : public Backend {
+ public:
+  explicit CpuBackend(int threads);
+
+  Device device() const override { return Device::CPU; }
+  std::string name() const override { return "cpu"; }
+  bool supports(DType dtype) const override;
+  void set_threads(int threads) override;
+  int threads() const { return threads_; }
+
+  void* allocate(size_t bytes) override;
+  void release(void* ptr) override;
+  void copy_from_host(const Tensor& dst, const void* src) override;
+  void copy_to_host(void* dst, const Tensor& src) override;
+  void copy(const Tensor& dst, const Tensor& src) override;
+  void fill(const Tensor& x, double value) override;
+
+  void matmul(const Tensor& c, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b,
+              float alpha, float beta) override;
+  void add_inplace(const Tensor& y, const Tensor& x) override;
+  void scale_inplace(const Tensor& x, double s) override;
+  double sum_squares(const Tensor& x) override;
+
+  void embedding_forward(const Tensor& out, const Tensor& ids, const Tensor& table) override;
+  void embedding_backward(const Tensor& dtable, const Tensor& ids, const Tensor& dout) override;
+
+  void rmsnorm_forward(const Tensor& out, const Tensor& rstd, const Tensor& x, const Tensor& w,
+                       double eps) override;
+  void rmsnorm_backward(const Tensor& dx, const Tensor& dw, const Tensor& dout, const Tensor& x,
+                        const Tensor& w, const Tensor& rstd, bool accumulate_dx) override;
+
+  void rope_forward(const Tensor& x, const Tensor& cos, const Tensor& sin, int64_t pos0) override;
+  void rope_backward(const Tensor& dx, const Tensor& cos, const Tensor& sin,
+                     int64_t pos0) override;
+
+  void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k,
+                         const Tensor& v, double scale, int64_t q_pos0) override;
+  void attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv,
+                          const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
+                          const Tensor& out, const Tensor& lse, double scale) override;
+
+  void swiglu_forward(const Tensor& out, const Tensor& gate, const Tensor& up) override;
+  void swiglu_backward(const Tensor& dgate, const Tensor& dup, const Tensor& dout,
+                       const Tensor& gate, const Tensor& up) override;
+
+  void softcap_forward(const Tensor& logits, double cap) override;
+  void softcap_cross_entropy(const Tensor& logits, const Tensor& losses, const Tensor& targets,
+                             double cap, double dlogits_scale) override;
+
+  void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v,
+                  const AdamWParams& hp) override;
+
+ private:
+  int threads_ = 1;
+};
+
+}  // namespace hessgpt

@@ -1,0 +1,67 @@
+// Soft-capped logits and the fused cross-entropy: one row of the vocabulary
+// at a time, the loss and the gradient are produced in place, so the
+// probability matrix is never stored beside the logits.
+#include <algorithm>
+#include <cmath>
+
+#include "backend/cpu/kernels.h"
+#include "backend/cpu/parallel.h"
+
+namespace hessgpt::cpu {
+
+namespace {
+constexpr int32_t kIgnoreIndex = -100;
+
+template <typename T>
+inline void softcap_row(T* z, int64_t v, T cap) {
+  if (cap <= T(0)) return;
+  const T inv = T(1) / cap;
+#pragma omp simd
+  for (int64_t i = 0; i < v; ++i) z[i] = cap * std::tanh(z[i] * inv);
+}
+}  // namespace
+
+template <typename T>
+void softcap(T* logits, int64_t rows, int64_t v, double cap) {
+  parallel_for(rows, [&](int64_t r) { softcap_row(logits + r * v, v, static_cast<T>(cap)); });
+}
+
+template <typename T>
+void softcap_cross_entropy(T* logits, T* losses, const int32_t* targets, int64_t rows, int64_t v,
+                           double cap, double dscale) {
+  const T tcap = static_cast<T>(cap);
+  parallel_for(rows, [&](int64_t r) {
+    T* s = logits + r * v;
+    const int32_t target = targets[r];
+    if (target == kIgnoreIndex) {
+      losses[r] = T(0);
+      if (dscale != 0.0) std::fill_n(s, v, T(0));
+      return;
+    }
+    softcap_row(s, v, tcap);
+    T mx = s[0];
+    for (int64_t i = 1; i < v; ++i) mx = std::max(mx, s[i]);
+    double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t i = 0; i < v; ++i) sum += std::exp(static_cast<double>(s[i] - mx));
+    const double lse = static_cast<double>(mx) + std::log(sum);
+    losses[r] = static_cast<T>(lse - static_cast<double>(s[target]));
+    if (dscale == 0.0) return;
+    const T scale = static_cast<T>(dscale);
+    const T lse_t = static_cast<T>(lse);
+    const T inv_cap = tcap > T(0) ? T(1) / tcap : T(0);
+    for (int64_t i = 0; i < v; ++i) {
+      const T p = std::exp(s[i] - lse_t);
+      const T dsi = p - (i == target ? T(1) : T(0));
+      const T t = s[i] * inv_cap;  // tanh(z / cap); 0 when uncapped
+      s[i] = scale * dsi * (T(1) - t * t);
+    }
+  });
+}
+
+template void softcap<float>(float*, int64_t, int64_t, double);
+template void softcap<double>(double*, int64_t, int64_t, double);
+template void softcap_cross_entropy<float>(float*, float*, const int32_t*, int64_t, int64_t, double, double);
+template void softcap_cross_entropy<double>(double*, double*, const int32_t*, int64_t, int64_t, double, double);
+
+}  // namespace hessgpt::cpu

@@ -1,0 +1,96 @@
+// hessgpt info: parameter counts and the memory a training step needs, or
+// the compiled/available backends.
+#include <cstdio>
+
+#include "backend/backend.h"
+#include "cli/cli_util.h"
+#include "cli/command_registry.h"
+#include "core/model_config.h"
+#include "model/memory_estimate.h"
+
+namespace hessgpt::cli {
+namespace {
+
+struct InfoOptions {
+  std::string model;
+  int64_t lora_rank = 0;
+  int64_t batch = 32;
+  int64_t seq = 1024;
+  bool backends = false;
+  bool json = false;
+};
+
+// LoRA adapters A[r, in] and B[out, r] on the default targets q, k, v, o, gate, up.
+int64_t lora_parameter_count(const ModelConfig& c, int64_t rank) {
+  const int64_t d = c.hidden_size;
+  const int64_t per_layer = rank * ((d + c.q_dim()) + 2 * (d + c.kv_dim()) + (c.q_dim() + d) +
+                                    2 * (d + c.intermediate_size));
+  return per_layer * c.num_hidden_layers;
+}
+
+double gib(size_t bytes) { return static_cast<double>(bytes) / (1024.0 * 1024.0 * 1024.0); }
+
+void run_info(const InfoOptions& o) {
+  if (o.backends) {
+    const nlohmann::json j = {{"compiled", compiled_backends()}, {"available", available_backends()}};
+    if (o.json) {
+      print_json(j);
+    } else {
+      std::printf("compiled backends:  %s\navailable backends: %s\n", j["compiled"].dump().c_str(),
+                  j["available"].dump().c_str());
+    }
+    return;
+  }
+  if (o.model.empty()) HG_FAIL("info needs --model PRESET|CONFIG.json (or --backends)");
+  if (o.batch <= 0 || o.seq <= 0) HG_FAIL("--batch and --seq must be positive");
+  const ModelConfig c = resolve_model_config(o.model);
+  const TrainingMemory mem = estimate_training_memory(c, o.batch, o.seq);
+  nlohmann::json j;
+  j["parameters"] = c.parameter_count();
+  j["non_embedding_parameters"] = c.non_embedding_parameter_count();
+  j["embedding_parameters"] = c.vocab_size * c.hidden_size;
+  if (o.lora_rank > 0) j["lora_parameters"] = lora_parameter_count(c, o.lora_rank);
+  j["config"] = config_to_json(c);
+  j["training_memory"] = {{"batch", o.batch},
+                          {"seq", o.seq},
+                          {"dtype", "F32"},
+                          {"weights_bytes", mem.weights},
+                          {"gradients_bytes", mem.gradients},
+                          {"optimizer_bytes", mem.optimizer},
+                          {"activations_bytes", mem.activations},
+                          {"total_bytes", mem.total()}};
+  if (o.json) {
+    print_json(j);
+    return;
+  }
+  std::printf("parameters:               %lld\n", static_cast<long long>(c.parameter_count()));
+  std::printf("non-embedding parameters: %lld\n",
+              static_cast<long long>(c.non_embedding_parameter_count()));
+  if (o.lora_rank > 0)
+    std::printf("LoRA parameters (r=%lld):  %lld\n", static_cast<long long>(o.lora_rank),
+                static_cast<long long>(lora_parameter_count(c, o.lora_rank)));
+  std::printf("training step memory (FP32, micro-batch %lld x %lld tokens):\n",
+              static_cast<long long>(o.batch), static_cast<long long>(o.seq));
+  std::printf("  weights      %8.2f GiB\n  gradients    %8.2f GiB\n  AdamW state  %8.2f GiB\n"
+              "  activations  %8.2f GiB\n  total        %8.2f GiB\n",
+              gib(mem.weights), gib(mem.gradients), gib(mem.optimizer), gib(mem.activations),
+              gib(mem.total()));
+}
+
+void setup(CLI::App& app) {
+  auto o = std::make_shared<InfoOptions>();
+  CLI::App* cmd = app.add_subcommand("info", "Parameter counts, training memory, backends");
+  cmd->add_option("--model", o->model, "Preset (model1, model2, small, tiny) or config.json");
+  cmd->add_option("--lora-rank", o->lora_rank, "Also count LoRA parameters at this rank")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--batch", o->batch, "Micro-batch for the memory estimate")->capture_default_str();
+  cmd->add_option("--seq", o->seq, "Sequence length for the memory estimate")->capture_default_str();
+  cmd->add_flag("--backends", o->backends, "List compiled and available backends");
+  cmd->add_flag("--json", o->json, "One JSON object on stdout");
+  cmd->callback([o] { run_info(*o); });
+}
+
+HG_REGISTER_COMMAND(setup);
+
+}  // namespace
+}  // namespace hessgpt::cli

@@ -1,0 +1,103 @@
+#include "model/activations.h"
+
+#include <algorithm>
+
+namespace hessgpt {
+
+int64_t head_chunk_rows(int64_t rows, int64_t vocab) {
+  const int64_t budget_elements = int64_t{1} << 26;
+  return std::max<int64_t>(1, std::min(rows, budget_elements / vocab));
+}
+
+namespace {
+
+// Walks the arena in a fixed order; with a null buffer it only measures.
+class Carver {
+ public:
+  Carver(const Buffer* buffer, DType dtype) : buffer_(buffer), dtype_(dtype) {}
+  Tensor take(std::initializer_list<int64_t> dims, DType dtype) {
+    int64_t n = 1;
+    for (int64_t d : dims) n *= d;
+    const size_t bytes = (static_cast<size_t>(n) * dtype_size(dtype) + 63) / 64 * 64;
+    Tensor t;
+    if (buffer_) t = buffer_->tensor(dtype, dims, offset_);
+    offset_ += bytes;
+    return t;
+  }
+  Tensor take(std::initializer_list<int64_t> dims) { return take(dims, dtype_); }
+  size_t offset() const { return offset_; }
+
+ private:
+  const Buffer* buffer_;
+  DType dtype_;
+  size_t offset_ = 0;
+};
+
+Activations carve(const ModelConfig& c, Carver& cv, int64_t b, int64_t t, bool training) {
+  const int64_t n = b * t, d = c.hidden_size, h = c.num_attention_heads,
+                kv = c.num_key_value_heads, hd = c.head_dim, ffn = c.intermediate_size;
+  Activations a;
+  a.batch = b;
+  a.seq = t;
+  a.head_chunk = head_chunk_rows(n, c.vocab_size);
+  a.ids = cv.take({n}, DType::I32);
+  a.targets = cv.take({n}, DType::I32);
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    LayerActivations la;
+    la.input = cv.take({n, d});
+    la.ln1 = cv.take({n, d});
+    la.rstd1 = cv.take({n});
+    la.q_raw = cv.take({n, h * hd});
+    la.k_raw = cv.take({n, kv * hd});
+    la.q = cv.take({b, t, h, hd});
+    la.k = cv.take({b, t, kv, hd});
+    la.v = cv.take({b, t, kv, hd});
+    la.rstd_q = cv.take({n * h});
+    la.rstd_k = cv.take({n * kv});
+    la.att = cv.take({b, t, h, hd});
+    la.lse = cv.take({b, h, t});
+    la.mid = cv.take({n, d});
+    la.ln2 = cv.take({n, d});
+    la.rstd2 = cv.take({n});
+    la.gate = cv.take({n, ffn});
+    la.up = cv.take({n, ffn});
+    la.act = cv.take({n, ffn});
+    a.layers.push_back(la);
+  }
+  a.output = cv.take({n, d});
+  a.lnf = cv.take({n, d});
+  a.rstdf = cv.take({n});
+  a.logits = cv.take({a.head_chunk, c.vocab_size});
+  a.losses = cv.take({n});
+  if (training) {
+    a.dres = cv.take({n, d});
+    a.dln = cv.take({n, d});
+    a.dq = cv.take({b, t, h, hd});
+    a.dq_raw = cv.take({n, h * hd});
+    a.datt = cv.take({b, t, h, hd});
+    a.dk = cv.take({b, t, kv, hd});
+    a.dk_raw = cv.take({n, kv * hd});
+    a.dv = cv.take({b, t, kv, hd});
+    a.dgate = cv.take({n, ffn});
+    a.dup = cv.take({n, ffn});
+    a.dact = cv.take({n, ffn});
+  }
+  return a;
+}
+
+}  // namespace
+
+size_t activation_bytes(const ModelConfig& config, int64_t batch, int64_t seq, DType dtype,
+                        bool training) {
+  Carver cv(nullptr, dtype);
+  carve(config, cv, batch, seq, training);
+  return cv.offset();
+}
+
+Activations layout_activations(const ModelConfig& config, const Buffer& buffer, int64_t batch,
+                               int64_t seq, DType dtype, bool training) {
+  Carver cv(&buffer, dtype);
+  return carve(config, cv, batch, seq, training);
+}
+
+}  // namespace hessgpt

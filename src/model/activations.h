@@ -1,0 +1,60 @@
+// The activation arena of one training or evaluation pass: everything the
+// forward pass keeps for backward, plus backward scratch, sized from
+// (batch, sequence) and the config. One allocation; tensors are views.
+#pragma once
+
+#include <vector>
+
+#include "backend/backend.h"
+#include "core/model_config.h"
+
+namespace hessgpt {
+
+struct LayerActivations {
+  Tensor input;        // [N, C] residual stream entering the block
+  Tensor ln1;          // [N, C]
+  Tensor rstd1;        // [N]
+  Tensor q_raw;        // [N, H*D] before QK-Norm
+  Tensor k_raw;        // [N, KV*D]
+  Tensor q;            // [B, T, H, D] after QK-Norm and RoPE
+  Tensor k;            // [B, T, KV, D]
+  Tensor v;            // [B, T, KV, D]
+  Tensor rstd_q;       // [N*H]
+  Tensor rstd_k;       // [N*KV]
+  Tensor att;          // [B, T, H, D]
+  Tensor lse;          // [B, H, T]
+  Tensor mid;          // [N, C] residual after attention
+  Tensor ln2;          // [N, C]
+  Tensor rstd2;        // [N]
+  Tensor gate;         // [N, FFN]
+  Tensor up;           // [N, FFN]
+  Tensor act;          // [N, FFN] silu(gate) * up
+};
+
+struct Activations {
+  int64_t batch = 0, seq = 0, head_chunk = 0;
+  Tensor ids, targets;  // [N] I32
+  std::vector<LayerActivations> layers;
+  Tensor output;        // [N, C] residual after the last block
+  Tensor lnf, rstdf;    // final norm
+  Tensor logits;        // [head_chunk, V] (the head works on row chunks)
+  Tensor losses;        // [N]
+  // Backward scratch.
+  Tensor dres, dln;                  // [N, C]
+  Tensor dq, dq_raw, datt;           // [N, H*D]
+  Tensor dk, dk_raw, dv;             // [N, KV*D]
+  Tensor dgate, dup, dact;           // [N, FFN]
+};
+
+// Rows of the logits processed at once: bounds head memory to ~256 MiB at V = 32k.
+int64_t head_chunk_rows(int64_t rows, int64_t vocab);
+
+// Bytes the arena needs (training keeps backward scratch; inference does not).
+size_t activation_bytes(const ModelConfig& config, int64_t batch, int64_t seq, DType dtype,
+                        bool training);
+
+// Carves the arena out of buffer (which must hold activation_bytes()).
+Activations layout_activations(const ModelConfig& config, const Buffer& buffer, int64_t batch,
+                               int64_t seq, DType dtype, bool training);
+
+}  // namespace hessgpt

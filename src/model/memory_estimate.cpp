@@ -1,0 +1,18 @@
+#include "model/memory_estimate.h"
+
+#include "model/activations.h"
+
+namespace hessgpt {
+
+TrainingMemory estimate_training_memory(const ModelConfig& config, int64_t batch, int64_t seq,
+                                        DType dtype) {
+  TrainingMemory m;
+  const size_t params = static_cast<size_t>(config.parameter_count());
+  m.weights = params * dtype_size(dtype);
+  m.gradients = params * dtype_size(dtype);
+  m.optimizer = 2 * params * dtype_size(dtype);
+  m.activations = activation_bytes(config, batch, seq, dtype, true);
+  return m;
+}
+
+}  // namespace hessgpt

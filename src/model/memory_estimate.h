@@ -1,0 +1,24 @@
+// What a training step needs in memory, from the config and the micro-batch,
+// so users can size a run before starting it (hessgpt info, pretrain).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "core/model_config.h"
+#include "core/tensor.h"
+
+namespace hessgpt {
+
+struct TrainingMemory {
+  size_t weights = 0;
+  size_t gradients = 0;
+  size_t optimizer = 0;    // AdamW first and second moments
+  size_t activations = 0;  // the arena of one micro-batch, backward scratch included
+  size_t total() const { return weights + gradients + optimizer + activations; }
+};
+
+TrainingMemory estimate_training_memory(const ModelConfig& config, int64_t batch, int64_t seq,
+                                        DType dtype = DType::F32);
+
+}  // namespace hessgpt

@@ -1,0 +1,178 @@
+#include "model/model.h"
+
+#include <cmath>
+
+#include "core/rng.h"
+#include "model/rope_tables.h"
+
+namespace hessgpt {
+
+namespace {
+// Values travel between host and device as float or double, per the model dtype.
+template <typename T>
+std::vector<T> to_dtype(const std::vector<float>& v) {
+  return std::vector<T>(v.begin(), v.end());
+}
+}  // namespace
+
+Model::Model(const ModelConfig& config, Backend& backend, DType dtype)
+    : config_(config), backend_(backend), dtype_(dtype), layout_(make_param_layout(config)) {
+  config_.validate();
+  if (!backend_.supports(dtype_))
+    HG_FAIL("backend ", backend_.name(), " cannot compute in ", dtype_name(dtype_));
+  params_ = Buffer(&backend_, static_cast<size_t>(layout_.total) * dtype_size(dtype_));
+  backend_.fill(params(), 0.0);
+}
+
+Tensor Model::param(int index) const {
+  const ParamInfo& p = layout_.params[static_cast<size_t>(index)];
+  const size_t offset = static_cast<size_t>(p.offset) * dtype_size(dtype_);
+  return p.shape.size() == 1 ? params_.tensor(dtype_, {p.shape[0]}, offset)
+                             : params_.tensor(dtype_, {p.shape[0], p.shape[1]}, offset);
+}
+
+void Model::enable_grads() {
+  if (has_grads()) return;
+  grads_ = Buffer(&backend_, params_.bytes());
+  zero_grads();
+}
+
+void Model::zero_grads() {
+  HG_CHECK(has_grads(), "gradients not enabled");
+  backend_.fill(grads(), 0.0);
+}
+
+Tensor Model::grads() const {
+  HG_CHECK(has_grads(), "gradients not enabled");
+  return grads_.tensor(dtype_, {layout_.total});
+}
+
+Tensor Model::grad(int index) const {
+  HG_CHECK(has_grads(), "gradients not enabled");
+  const ParamInfo& p = layout_.params[static_cast<size_t>(index)];
+  const size_t offset = static_cast<size_t>(p.offset) * dtype_size(dtype_);
+  return p.shape.size() == 1 ? grads_.tensor(dtype_, {p.shape[0]}, offset)
+                             : grads_.tensor(dtype_, {p.shape[0], p.shape[1]}, offset);
+}
+
+void Model::init_random(uint64_t seed) {
+  Rng rng(seed);
+  std::vector<float> values(static_cast<size_t>(layout_.total));
+  const double residual_scale = 1.0 / std::sqrt(2.0 * static_cast<double>(config_.num_hidden_layers));
+  for (size_t i = 0; i < layout_.params.size(); ++i) {
+    const ParamInfo& p = layout_.params[i];
+    float* dst = values.data() + p.offset;
+    if (p.kind == ParamKind::Norm) {
+      std::fill(dst, dst + p.numel, 1.0f);
+      continue;
+    }
+    const bool residual_out = p.name.ends_with("o_proj.weight") ||
+                              p.name.ends_with("down_proj.weight");
+    const double stddev = 0.02 * (residual_out ? residual_scale : 1.0);
+    for (int64_t j = 0; j < p.numel; ++j) dst[j] = static_cast<float>(rng.normal() * stddev);
+  }
+  set_params_host(values);
+}
+
+void Model::set_params_host(const std::vector<float>& values) {
+  HG_CHECK(static_cast<int64_t>(values.size()) == layout_.total, "parameter count mismatch");
+  if (dtype_ == DType::F32) {
+    backend_.copy_from_host(params(), values.data());
+  } else if (dtype_ == DType::F64) {
+    const std::vector<double> d = to_dtype<double>(values);
+    backend_.copy_from_host(params(), d.data());
+  } else {
+    HG_FAIL("set_params_host: unsupported model dtype ", dtype_name(dtype_));
+  }
+}
+
+namespace {
+std::vector<float> tensor_to_float(Backend& backend, const Tensor& t) {
+  std::vector<float> out(static_cast<size_t>(t.numel()));
+  if (t.dtype == DType::F32) {
+    backend.copy_to_host(out.data(), t);
+  } else if (t.dtype == DType::F64) {
+    std::vector<double> d(out.size());
+    backend.copy_to_host(d.data(), t);
+    for (size_t i = 0; i < d.size(); ++i) out[i] = static_cast<float>(d[i]);
+  } else {
+    HG_FAIL("tensor_to_float: unsupported dtype ", dtype_name(t.dtype));
+  }
+  return out;
+}
+}  // namespace
+
+std::vector<float> Model::params_host() const { return tensor_to_float(backend_, params()); }
+std::vector<float> Model::grads_host() const { return tensor_to_float(backend_, grads()); }
+
+void Model::ensure_rope(int64_t positions) {
+  positions = std::max(positions, config_.max_position_embeddings);
+  if (positions <= rope_positions_) return;
+  const RopeTables tables = make_rope_tables(config_, positions);
+  const int64_t half = tables.half;
+  const size_t table_bytes = (static_cast<size_t>(positions * half) * dtype_size(dtype_) + 63) / 64 * 64;
+  rope_buffer_ = Buffer(&backend_, 2 * table_bytes);
+  rope_cos_ = rope_buffer_.tensor(dtype_, {positions, half}, 0);
+  rope_sin_ = rope_buffer_.tensor(dtype_, {positions, half}, table_bytes);
+  if (dtype_ == DType::F64) {
+    backend_.copy_from_host(rope_cos_, tables.cos.data());
+    backend_.copy_from_host(rope_sin_, tables.sin.data());
+  } else {
+    // Round the double-precision values once to the working precision.
+    const std::vector<float> c(tables.cos.begin(), tables.cos.end());
+    const std::vector<float> s(tables.sin.begin(), tables.sin.end());
+    backend_.copy_from_host(rope_cos_, c.data());
+    backend_.copy_from_host(rope_sin_, s.data());
+  }
+  rope_positions_ = positions;
+}
+
+void Model::prepare(const int32_t* ids, const int32_t* targets, int64_t batch, int64_t seq,
+                    bool training) {
+  HG_CHECK(batch > 0 && seq > 0, "empty batch");
+  const bool needs_new = !arena_.data() || acts_.batch != batch || acts_.seq != seq ||
+                         (training && !arena_training_);
+  if (needs_new) {
+    arena_ = Buffer();  // free first: the old arena may be large
+    arena_ = Buffer(&backend_, activation_bytes(config_, batch, seq, dtype_, training));
+    acts_ = layout_activations(config_, arena_, batch, seq, dtype_, training);
+    arena_training_ = training;
+  }
+  ensure_rope(seq);
+  const int64_t n = batch * seq;
+  for (int64_t i = 0; i < n; ++i)
+    if (ids[i] < 0 || ids[i] >= config_.vocab_size)
+      HG_FAIL("token id ", ids[i], " at position ", i, " is outside the vocabulary [0, ",
+              config_.vocab_size, ")");
+  backend_.copy_from_host(acts_.ids, ids);
+  if (targets) {
+    for (int64_t i = 0; i < n; ++i)
+      if (targets[i] != -100 && (targets[i] < 0 || targets[i] >= config_.vocab_size))
+        HG_FAIL("target id ", targets[i], " at position ", i, " is outside the vocabulary [0, ",
+                config_.vocab_size, ")");
+    backend_.copy_from_host(acts_.targets, targets);
+  } else {
+    const std::vector<int32_t> ignore(static_cast<size_t>(n), -100);
+    backend_.copy_from_host(acts_.targets, ignore.data());
+  }
+}
+
+LossSum Model::evaluate(const int32_t* ids, const int32_t* targets, int64_t batch, int64_t seq,
+                        float* logits_out) {
+  prepare(ids, targets, batch, seq, arena_training_ && acts_.batch == batch && acts_.seq == seq);
+  forward_blocks();
+  return head_forward(false, 0.0, logits_out);
+}
+
+LossSum Model::forward_backward(const int32_t* ids, const int32_t* targets, int64_t batch,
+                                int64_t seq, double loss_scale) {
+  HG_CHECK(targets != nullptr, "training needs targets");
+  enable_grads();
+  prepare(ids, targets, batch, seq, true);
+  forward_blocks();
+  const LossSum loss = head_forward(true, loss_scale, nullptr);
+  backward_blocks();
+  return loss;
+}
+
+}  // namespace hessgpt

@@ -1,0 +1,84 @@
+// The HessGPT decoder (SPEC §1), written once against the Backend interface:
+// named parameters in one flat buffer, an activation arena sized per batch,
+// a forward pass and its exact backward. No device code and no file I/O here.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "backend/backend.h"
+#include "core/model_config.h"
+#include "model/activations.h"
+#include "model/param_layout.h"
+
+namespace hessgpt {
+
+struct LossSum {
+  double sum = 0.0;    // sum of per-token cross-entropies
+  int64_t count = 0;   // tokens whose target is not -100
+  double mean() const { return count ? sum / static_cast<double>(count) : 0.0; }
+};
+
+class Model {
+ public:
+  // dtype: F32 for real work; F64 on the CPU backend for reference checks.
+  Model(const ModelConfig& config, Backend& backend, DType dtype = DType::F32);
+
+  const ModelConfig& config() const { return config_; }
+  const ParamLayout& layout() const { return layout_; }
+  Backend& backend() const { return backend_; }
+  DType dtype() const { return dtype_; }
+
+  Tensor params() const { return params_.tensor(dtype_, {layout_.total}); }
+  Tensor param(int index) const;
+  // Gradients exist after enable_grads(); same layout as params.
+  bool has_grads() const { return grads_.data() != nullptr; }
+  void enable_grads();
+  void zero_grads();
+  Tensor grads() const;
+  Tensor grad(int index) const;
+
+  // N(0, 0.02) matrices, o_proj/down_proj scaled by 1/sqrt(2L), norms = 1.
+  void init_random(uint64_t seed);
+  // Host values in layout order (layout().total of them).
+  void set_params_host(const std::vector<float>& values);
+  std::vector<float> params_host() const;
+  std::vector<float> grads_host() const;
+
+  // Forward only. targets may be null (no loss). logits_out, when given, receives
+  // the soft-capped logits [batch*seq, V] as float.
+  LossSum evaluate(const int32_t* ids, const int32_t* targets, int64_t batch, int64_t seq,
+                   float* logits_out = nullptr);
+
+  // Forward and backward: grads += loss_scale * d(sum of token losses)/d(params).
+  LossSum forward_backward(const int32_t* ids, const int32_t* targets, int64_t batch,
+                           int64_t seq, double loss_scale);
+
+  // The arena currently allocated, in bytes.
+  size_t activation_arena_bytes() const { return arena_.bytes(); }
+
+ private:
+  void prepare(const int32_t* ids, const int32_t* targets, int64_t batch, int64_t seq,
+               bool training);
+  void ensure_rope(int64_t positions);
+  void forward_blocks();
+  LossSum head_forward(bool training, double loss_scale, float* logits_out);
+  void backward_blocks();
+
+  ModelConfig config_;
+  Backend& backend_;
+  DType dtype_;
+  ParamLayout layout_;
+  Buffer params_;
+  Buffer grads_;
+  Buffer arena_;
+  Activations acts_;
+  bool arena_training_ = false;
+  Buffer rope_buffer_;
+  Tensor rope_cos_, rope_sin_;
+  int64_t rope_positions_ = 0;
+};
+
+}  // namespace hessgpt

@@ -1,0 +1,120 @@
+// The forward pass: embedding, L pre-norm blocks (GQA attention with QK-Norm
+// and RoPE, SwiGLU MLP), final norm, and the tied, soft-capped head whose
+// logits are produced one row chunk at a time.
+#include <cmath>
+#include <vector>
+
+#include "model/model.h"
+
+namespace hessgpt {
+
+namespace {
+// y[N, out] = x[N, in] W[out, in]^T
+void linear(Backend& be, const Tensor& y, const Tensor& x, const Tensor& w) {
+  be.matmul(y, x, false, w, true, 1.0f, 0.0f);
+}
+}  // namespace
+
+void Model::forward_blocks() {
+  Backend& be = backend_;
+  const ModelConfig& c = config_;
+  Activations& a = acts_;
+  const int64_t b = a.batch, t = a.seq, n = b * t;
+  const int64_t h = c.num_attention_heads, kv = c.num_key_value_heads, hd = c.head_dim;
+  const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
+
+  Tensor x = a.layers.empty() ? a.output : a.layers[0].input;
+  be.embedding_forward(x, a.ids, param(layout_.embed));
+
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    const LayerParamIndex& p = layout_.layers[static_cast<size_t>(l)];
+    LayerActivations& la = a.layers[static_cast<size_t>(l)];
+    // Attention sub-block.
+    be.rmsnorm_forward(la.ln1, la.rstd1, la.input, param(p.input_norm), c.rms_norm_eps);
+    linear(be, la.q_raw, la.ln1, param(p.q_proj));
+    linear(be, la.k_raw, la.ln1, param(p.k_proj));
+    linear(be, la.v.view({n, kv * hd}), la.ln1, param(p.v_proj));
+    if (c.qk_norm) {
+      be.rmsnorm_forward(la.q.view({n * h, hd}), la.rstd_q, la.q_raw.view({n * h, hd}),
+                         param(p.q_norm), c.rms_norm_eps);
+      be.rmsnorm_forward(la.k.view({n * kv, hd}), la.rstd_k, la.k_raw.view({n * kv, hd}),
+                         param(p.k_norm), c.rms_norm_eps);
+    } else {
+      be.copy(la.q.view({n, h * hd}), la.q_raw);
+      be.copy(la.k.view({n, kv * hd}), la.k_raw);
+    }
+    be.rope_forward(la.q, rope_cos_, rope_sin_, 0);
+    be.rope_forward(la.k, rope_cos_, rope_sin_, 0);
+    be.attention_forward(la.att, la.lse, la.q, la.k, la.v, scale, 0);
+    be.copy(la.mid, la.input);
+    be.matmul(la.mid, la.att.view({n, h * hd}), false, param(p.o_proj), true, 1.0f, 1.0f);
+    // MLP sub-block.
+    be.rmsnorm_forward(la.ln2, la.rstd2, la.mid, param(p.post_norm), c.rms_norm_eps);
+    linear(be, la.gate, la.ln2, param(p.gate_proj));
+    linear(be, la.up, la.ln2, param(p.up_proj));
+    be.swiglu_forward(la.act, la.gate, la.up);
+    const Tensor out = l + 1 < c.num_hidden_layers
+                           ? a.layers[static_cast<size_t>(l + 1)].input
+                           : a.output;
+    be.copy(out, la.mid);
+    be.matmul(out, la.act, false, param(p.down_proj), true, 1.0f, 1.0f);
+  }
+  be.rmsnorm_forward(a.lnf, a.rstdf, a.output, param(layout_.final_norm), c.rms_norm_eps);
+}
+
+LossSum Model::head_forward(bool training, double loss_scale, float* logits_out) {
+  Backend& be = backend_;
+  Activations& a = acts_;
+  const int64_t n = a.batch * a.seq, v = config_.vocab_size;
+  const Tensor embed = param(layout_.embed);
+  LossSum loss;
+  std::vector<double> losses_host;
+  std::vector<int32_t> targets_host(static_cast<size_t>(n));
+  be.copy_to_host(targets_host.data(), a.targets);
+
+  for (int64_t r0 = 0; r0 < n; r0 += a.head_chunk) {
+    const int64_t r1 = std::min(n, r0 + a.head_chunk);
+    const Tensor logits = a.logits.slice(0, r1 - r0);
+    const Tensor hidden = a.lnf.slice(r0, r1);
+    be.matmul(logits, hidden, false, embed, true, 1.0f, 0.0f);
+    if (logits_out) {
+      // Evaluation with a logits dump: cap a copy-out first, then score.
+      Tensor capped = logits;
+      be.softcap_forward(capped, config_.logit_softcap);
+      if (dtype_ == DType::F32) {
+        be.copy_to_host(logits_out + r0 * v, capped);
+      } else {
+        std::vector<double> tmp(static_cast<size_t>((r1 - r0) * v));
+        be.copy_to_host(tmp.data(), capped);
+        for (size_t i = 0; i < tmp.size(); ++i) logits_out[r0 * v + static_cast<int64_t>(i)] = static_cast<float>(tmp[i]);
+      }
+      // Logits are capped already: score them uncapped (cap 0) to avoid capping twice.
+      be.softcap_cross_entropy(logits, a.losses.slice(r0, r1), a.targets.slice(r0, r1), 0.0, 0.0);
+    } else {
+      be.softcap_cross_entropy(logits, a.losses.slice(r0, r1), a.targets.slice(r0, r1),
+                               config_.logit_softcap, training ? loss_scale : 0.0);
+    }
+    if (training) {
+      // dlnf[rows] = dlogits E ; dE += dlogits^T lnf[rows]
+      be.matmul(a.dln.slice(r0, r1), logits, false, embed, false, 1.0f, 0.0f);
+      be.matmul(grad(layout_.embed), logits, true, hidden, false, 1.0f, 1.0f);
+    }
+  }
+  // Sum the per-token losses on the host in double, in order.
+  if (dtype_ == DType::F32) {
+    std::vector<float> l(static_cast<size_t>(n));
+    be.copy_to_host(l.data(), a.losses);
+    losses_host.assign(l.begin(), l.end());
+  } else {
+    losses_host.resize(static_cast<size_t>(n));
+    be.copy_to_host(losses_host.data(), a.losses);
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    if (targets_host[static_cast<size_t>(i)] == -100) continue;
+    loss.sum += losses_host[static_cast<size_t>(i)];
+    ++loss.count;
+  }
+  return loss;
+}
+
+}  // namespace hessgpt

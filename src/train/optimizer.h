@@ -1,0 +1,44 @@
+// AdamW over a model's flat parameter buffer, with weight decay on matrices
+// only and global-norm gradient clipping folded into the update.
+#pragma once
+
+#include "model/model.h"
+
+namespace hessgpt {
+
+struct AdamWConfig {
+  double beta1 = 0.9;
+  double beta2 = 0.95;
+  double eps = 1e-8;
+  double weight_decay = 0.1;
+  double clip_norm = 1.0;  // <= 0 disables clipping
+};
+
+class AdamW {
+ public:
+  AdamW(Model& model, const AdamWConfig& config);
+
+  // L2 norm of all gradients (times grad_scale).
+  double grad_norm(double grad_scale = 1.0) const;
+
+  // One update at learning rate lr. grad_scale multiplies the gradients first;
+  // clipping then scales them down to clip_norm when their norm exceeds it.
+  // Returns the pre-clip gradient norm (after grad_scale).
+  double step(double lr, double grad_scale = 1.0);
+  // An update with a norm computed beforehand (e.g. to check it is finite).
+  void step_with_norm(double lr, double grad_scale, double norm);
+
+  int64_t steps_taken() const { return step_; }
+  void set_steps_taken(int64_t s) { step_ = s; }
+  Tensor first_moment() const { return m_.tensor(model_.dtype(), {model_.layout().total}); }
+  Tensor second_moment() const { return v_.tensor(model_.dtype(), {model_.layout().total}); }
+  const AdamWConfig& config() const { return config_; }
+
+ private:
+  Model& model_;
+  AdamWConfig config_;
+  Buffer m_, v_;
+  int64_t step_ = 0;
+};
+
+}  // namespace hessgpt

@@ -1,0 +1,27 @@
+// Full training steps (forward, backward, AdamW) on random tokens, timed:
+// the engine's throughput figure (hessgpt bench train).
+#pragma once
+
+#include <cstdint>
+
+#include "backend/backend.h"
+#include "core/model_config.h"
+
+namespace hessgpt {
+
+struct TrainBenchResult {
+  double tokens_per_s = 0;
+  double seconds_per_step = 0;
+  double gflops_per_s = 0;      // model FLOPs (6 per parameter-token + attention) per second
+  double flops_per_token = 0;
+  double first_loss = 0, last_loss = 0;
+  int64_t steps = 0;
+};
+
+// Training FLOPs per token: 6 x (non-embedding params + tied head) + causal attention.
+double training_flops_per_token(const ModelConfig& config, int64_t seq);
+
+TrainBenchResult run_train_bench(const ModelConfig& config, Backend& backend, int64_t batch,
+                                 int64_t seq, int64_t steps, int64_t warmup, uint64_t seed);
+
+}  // namespace hessgpt
