@@ -34,11 +34,14 @@ Tensor Model::param(int index) const {
 void Model::enable_grads() {
   if (has_grads()) return;
   grads_ = Buffer(&backend_, params_.bytes());
-  zero_grads();
+  backend_.fill(grads(), 0.0);
 }
 
 void Model::zero_grads() {
-  HG_CHECK(has_grads(), "gradients not enabled");
+  if (!has_grads()) {
+    enable_grads();  // allocates zeroed gradients
+    return;
+  }
   backend_.fill(grads(), 0.0);
 }
 
