@@ -1,0 +1,101 @@
+// The engine's commands as a user runs them: JSON contracts and clear errors
+// (non-zero exit, a message naming the problem) for bad input.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "common/test_util.h"
+#include "io/npy.h"
+
+namespace hessgpt {
+namespace {
+
+using hessgpt::testing::run_command;
+using hessgpt::testing::TempDir;
+
+std::string bin() { return hessgpt::testing::hessgpt_binary(); }
+
+nlohmann::json run_json(const std::string& args) {
+  const auto r = run_command(bin() + " " + args + " 2>/dev/null");
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  return nlohmann::json::parse(r.out);
+}
+
+void expect_error(const std::string& args, const std::string& needle) {
+  const auto r = run_command(bin() + " " + args);
+  EXPECT_NE(r.exit_code, 0) << args << "\n" << r.out;
+  EXPECT_NE(r.out.find(needle), std::string::npos) << "expected '" << needle << "' in:\n" << r.out;
+}
+
+TEST(EngineCli, InfoParameterCounts) {
+  EXPECT_EQ(run_json("info --model model1 --json")["parameters"], 419472896);
+  EXPECT_EQ(run_json("info --model model2 --json")["parameters"], 303362048);
+  const auto j = run_json("info --model small --batch 8 --seq 256 --json");
+  EXPECT_GT(j["training_memory"]["activations_bytes"].get<int64_t>(), 0);
+  EXPECT_EQ(j["training_memory"]["total_bytes"].get<int64_t>(),
+            j["training_memory"]["weights_bytes"].get<int64_t>() +
+                j["training_memory"]["gradients_bytes"].get<int64_t>() +
+                j["training_memory"]["optimizer_bytes"].get<int64_t>() +
+                j["training_memory"]["activations_bytes"].get<int64_t>());
+  const auto b = run_json("info --backends --json");
+  EXPECT_NE(b["compiled"].dump().find("cpu"), std::string::npos);
+}
+
+TEST(EngineCli, InitThenScoreWithLogitsDump) {
+  TempDir dir;
+  ASSERT_EQ(run_command(bin() + " init --model tiny --seed 3 --out " + dir / "ck").exit_code, 0);
+  EXPECT_TRUE(std::filesystem::exists(dir / "ck/config.json"));
+  EXPECT_TRUE(std::filesystem::exists(dir / "ck/model.safetensors"));
+  const auto j = run_json("score --checkpoint " + dir / "ck" + " --ids 1,5,9,300,2 --json --dump-logits " +
+                          dir / "logits.npy");
+  EXPECT_EQ(j["tokens"], 4);
+  EXPECT_NEAR(j["loss"].get<double>(), std::log(512.0), 0.3);  // near-uniform at init
+  MappedNpy logits(dir / "logits.npy");
+  EXPECT_EQ(logits.descr(), "<f4");
+  EXPECT_EQ(logits.shape(), (std::vector<int64_t>{5, 512}));
+  // Same seed, same weights: init is deterministic.
+  ASSERT_EQ(run_command(bin() + " init --model tiny --seed 3 --out " + dir / "ck2").exit_code, 0);
+  const auto j2 = run_json("score --checkpoint " + dir / "ck2" + " --ids 1,5,9,300,2 --json");
+  EXPECT_EQ(j2["loss"], j["loss"]);
+}
+
+TEST(EngineCli, ImpossibleShapesAreRefusedNamingTheField) {
+  TempDir dir;
+  std::ofstream(dir / "bad.json") << R"({"vocab_size": 512, "hidden_size": 64, "num_hidden_layers": 2,
+    "num_attention_heads": 4, "num_key_value_heads": 3, "head_dim": 16, "intermediate_size": 176})";
+  expect_error("init --model " + dir / "bad.json" + " --out " + dir / "x", "num_key_value_heads");
+  expect_error("info --model nonsense --json", "nonsense");
+  std::ofstream(dir / "broken.json") << "{ not json";
+  expect_error("info --model " + dir / "broken.json", "not valid JSON");
+}
+
+TEST(EngineCli, TruncatedOrMismatchedWeightsAreClearErrors) {
+  TempDir dir;
+  ASSERT_EQ(run_command(bin() + " init --model tiny --out " + dir / "ck").exit_code, 0);
+  const std::string weights = dir / "ck/model.safetensors";
+  std::filesystem::resize_file(weights, std::filesystem::file_size(weights) / 2);
+  expect_error("score --checkpoint " + dir / "ck" + " --ids 1,2,3", "truncated");
+  std::filesystem::resize_file(weights, 4);
+  expect_error("score --checkpoint " + dir / "ck" + " --ids 1,2,3", "truncated");
+
+  // Weights of one shape under a config of another.
+  ASSERT_EQ(run_command(bin() + " init --model tiny --out " + dir / "a").exit_code, 0);
+  std::ofstream(dir / "a/config.json") << R"({"vocab_size": 512, "hidden_size": 128, "num_hidden_layers": 2,
+    "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 32, "intermediate_size": 176})";
+  expect_error("score --checkpoint " + dir / "a" + " --ids 1,2,3", "has shape");
+  expect_error("score --checkpoint " + dir / "missing" + " --ids 1,2,3", "not a directory");
+}
+
+TEST(EngineCli, IdsOutsideTheVocabularyAreRefused) {
+  TempDir dir;
+  ASSERT_EQ(run_command(bin() + " init --model tiny --out " + dir / "ck").exit_code, 0);
+  expect_error("score --checkpoint " + dir / "ck" + " --ids 1,2,512", "outside the vocabulary");
+  expect_error("score --checkpoint " + dir / "ck" + " --ids 1,x,3", "not a token id");
+  expect_error("score --checkpoint " + dir / "ck" + " --ids 7", "at least two");
+}
+
+}  // namespace
+}  // namespace hessgpt
