@@ -1,0 +1,120 @@
+#!/usr/bin/python3
+"""PyTorch training-speed baseline for `hessgpt bench train` (CPU, float32).
+
+The model is the oracle's (tests/oracle/hessgpt_torch.py) with its batched GQA attention
+(matmul + causal mask + softmax; torch 1.13 has no fused scaled_dot_product_attention).
+The loss head is by default a chunked fused soft-cap + cross-entropy (--head plain for the
+autograd one).  A step is what the trainer does: forward, soft-capped cross-entropy, backward,
+torch.optim.AdamW (lr 4e-4, betas (0.9, 0.95), eps 1e-8, weight decay 0.1 on matrices only,
+SPEC §4), zero_grad.  Random token ids; timing starts after the warm-up steps.
+
+    /usr/bin/python3 bench/torch_train_step.py --model small --batch 8 --seq 256 --steps 5 --threads 2 --json
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    p.add_argument("--model", default="small", help="preset (tiny small model1 model2) or config JSON")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--seq", type=int, default=256)
+    p.add_argument("--steps", type=int, default=5, help="timed steps")
+    p.add_argument("--warmup", type=int, default=2, help="untimed steps first")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--head", choices=["fused", "plain"], default="fused",
+                   help="fused: chunked soft-capped CE computing its gradients in the forward "
+                   "(as llm.c fuses its classifier); plain: logits [B*T, V] through autograd")
+    p.add_argument("--chunk", type=int, default=256, help="rows per chunk of the fused head")
+    p.add_argument("--clip", type=float, default=0.0, help="global-norm clip (0 = off)")
+    p.add_argument("--foreach", choices=["auto", "on", "off"], default="auto",
+                   help="AdamW multi-tensor path (auto = torch's default)")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    args = p.parse_args(argv)
+    for name in ("batch", "seq", "steps", "threads", "chunk"):
+        if getattr(args, name) <= 0:
+            p.error(f"--{name} must be positive")
+    if args.warmup < 0:
+        p.error("--warmup must be >= 0")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    # OpenBLAS and OpenMP read these when torch loads; torch.set_num_threads covers ATen.
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(args.threads)
+    import torch
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path.insert(0, os.path.join(here, "..", "tests", "oracle"))
+    import hessgpt_torch as ht
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    cfg = ht.HessGPTConfig.load(args.model)
+    model = ht.HessGPT(cfg, attn_impl="fast", dtype=torch.float32)
+    ht.init_weights(model, args.seed)
+    model.train()
+
+    named = list(model.named_parameters())
+    groups = [{"params": [p for n, p in named if ht.is_matrix(n)], "weight_decay": 0.1},
+              {"params": [p for n, p in named if not ht.is_matrix(n)], "weight_decay": 0.0}]
+    foreach = {"auto": None, "on": True, "off": False}[args.foreach]
+    opt = torch.optim.AdamW(groups, lr=4e-4, betas=(0.9, 0.95), eps=1e-8, foreach=foreach)
+
+    gen = torch.Generator().manual_seed(args.seed + 1)
+    B, T = args.batch, args.seq
+
+    def step():
+        seq = torch.randint(0, cfg.vocab_size, (B, T + 1), generator=gen)
+        if args.head == "fused":
+            loss = ht.fused_train_loss(model, seq[:, :-1], seq[:, 1:], args.chunk)
+        else:
+            loss = model(seq[:, :-1], seq[:, 1:])[1]
+        loss.backward()
+        if args.clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return loss.item()
+
+    losses = [step() for _ in range(args.warmup)]
+    times = []
+    for _ in range(args.steps):
+        start = time.perf_counter()
+        losses.append(step())
+        times.append(time.perf_counter() - start)
+
+    elapsed = sum(times)
+    result = {
+        "tokens_per_s": B * T * args.steps / elapsed,
+        "seconds_per_step": elapsed / args.steps,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "model": args.model,
+        "batch": B,
+        "seq": T,
+        "head": args.head,
+        "steps": args.steps,
+        "warmup": args.warmup,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "seconds_per_step_min": min(times),
+        "loss_first": losses[0],
+        "loss_last": losses[-1],
+    }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"torch {result['torch']} {args.model} B={B} T={T} threads={result['threads']}: "
+              f"{result['tokens_per_s']:.0f} tokens/s, {result['seconds_per_step']:.3f} s/step "
+              f"(loss {losses[0]:.3f} -> {losses[-1]:.3f})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
