@@ -7,6 +7,7 @@
 #include <functional>
 
 #include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/vec_math.h"
 #include "common/fd_check.h"
 #include "common/test_util.h"
 #include "core/model_config.h"
@@ -236,6 +237,27 @@ TEST_F(OpsGrad, AdamWFirstStepAndDecay) {
     const double expect = p0[i] * (1 - 0.01 * 0.1) - 0.01 * g[i] / (std::abs(g[i]) + 1e-8);
     EXPECT_NEAR(p[i], expect, 1e-12);
   }
+}
+
+}  // namespace
+}  // namespace hessgpt
+
+namespace hessgpt {
+namespace {
+
+// The float kernels' vectorised exp/tanh against libm over their working range.
+TEST(VecMath, ExpAndTanhWithinAFewUlp) {
+  double worst_exp = 0, worst_tanh = 0;
+  for (float x = -80.0f; x < 80.0f; x += 0.01337f) {
+    const double e = std::exp(static_cast<double>(x));
+    worst_exp = std::max(worst_exp, std::abs(cpu::exp_f32(x) - e) / e);
+  }
+  for (float y = -20.0f; y < 20.0f; y += 0.000917f) {
+    const double t = std::tanh(static_cast<double>(y));
+    worst_tanh = std::max(worst_tanh, std::abs(cpu::tanh_f32(y) - t) / std::max(std::abs(t), 1e-30));
+  }
+  EXPECT_LT(worst_exp, 5e-7);
+  EXPECT_LT(worst_tanh, 1e-6);
 }
 
 }  // namespace

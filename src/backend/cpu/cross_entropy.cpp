@@ -6,6 +6,7 @@
 
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/parallel.h"
+#include "backend/cpu/vec_math.h"
 
 namespace hessgpt::cpu {
 
@@ -17,7 +18,7 @@ inline void softcap_row(T* z, int64_t v, T cap) {
   if (cap <= T(0)) return;
   const T inv = T(1) / cap;
 #pragma omp simd
-  for (int64_t i = 0; i < v; ++i) z[i] = cap * std::tanh(z[i] * inv);
+  for (int64_t i = 0; i < v; ++i) z[i] = cap * vtanh(z[i] * inv);
 }
 }  // namespace
 
@@ -26,6 +27,8 @@ void softcap(T* logits, int64_t rows, int64_t v, double cap) {
   parallel_for(rows, [&](int64_t r) { softcap_row(logits + r * v, v, static_cast<T>(cap)); });
 }
 
+// Three vectorised sweeps over a row (cap, max, sum of exponentials) and one
+// for the gradient.
 template <typename T>
 void softcap_cross_entropy(T* logits, T* losses, const int32_t* targets, int64_t rows, int64_t v,
                            double cap, double dscale) {
@@ -40,22 +43,25 @@ void softcap_cross_entropy(T* logits, T* losses, const int32_t* targets, int64_t
     }
     softcap_row(s, v, tcap);
     T mx = s[0];
-    for (int64_t i = 1; i < v; ++i) mx = std::max(mx, s[i]);
-    double sum = 0.0;
+#pragma omp simd reduction(max : mx)
+    for (int64_t i = 0; i < v; ++i) mx = std::max(mx, s[i]);
+    T sum = 0;
 #pragma omp simd reduction(+ : sum)
-    for (int64_t i = 0; i < v; ++i) sum += std::exp(static_cast<double>(s[i] - mx));
-    const double lse = static_cast<double>(mx) + std::log(sum);
-    losses[r] = static_cast<T>(lse - static_cast<double>(s[target]));
+    for (int64_t i = 0; i < v; ++i) sum += vexp(s[i] - mx);
+    const T lse = mx + std::log(sum);
+    losses[r] = lse - s[target];
     if (dscale == 0.0) return;
     const T scale = static_cast<T>(dscale);
-    const T lse_t = static_cast<T>(lse);
     const T inv_cap = tcap > T(0) ? T(1) / tcap : T(0);
+    const T target_cap = s[target] * inv_cap;
+#pragma omp simd
     for (int64_t i = 0; i < v; ++i) {
-      const T p = std::exp(s[i] - lse_t);
-      const T dsi = p - (i == target ? T(1) : T(0));
+      const T p = vexp(s[i] - lse);
       const T t = s[i] * inv_cap;  // tanh(z / cap); 0 when uncapped
-      s[i] = scale * dsi * (T(1) - t * t);
+      s[i] = scale * p * (T(1) - t * t);
     }
+    // The one-hot term of (softmax - onehot), at the target only.
+    s[target] -= scale * (T(1) - target_cap * target_cap);
   });
 }
 
