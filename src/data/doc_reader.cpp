@@ -92,7 +92,8 @@ std::vector<std::string> list_source_files(const SourceConfig& source, uint64_t 
     for (auto it = fs::recursive_directory_iterator(p, fs::directory_options::skip_permission_denied, ec);
          !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
       if (!it->is_regular_file(ec)) continue;
-      const std::string rel = "/" + fs::relative(it->path(), p, ec).string();
+      // lexically_relative: fs::relative would resolve symlinks (a readlink per path part).
+      const std::string rel = "/" + it->path().lexically_relative(p).string();
       const std::string name = it->path().filename().string();
       if (!source.include.empty() && !matches_any(source.include, rel, name)) continue;
       if (matches_any(source.exclude, rel, name)) continue;

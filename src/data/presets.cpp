@@ -9,7 +9,7 @@ namespace {
 
 // Documents longer than this are split at line ends, so no single document
 // can move a source's share by more than a fraction of a percent.
-constexpr int kSplitChars = 32768;
+constexpr int kSplitChars = 16384;
 
 nlohmann::json demo_model1() {
   return nlohmann::json::parse(R"json({
@@ -53,14 +53,17 @@ nlohmann::json demo_model2() {
                  "${DEPS}/npm/node_modules/lodash-es", "${DEPS}/npm/node_modules/moment/src"],
        "include": ["*.js"], "exclude": ["*.min.*"], "filter": {"profile": "code"}},
       {"name": "html", "share": 0.11, "format": "text", "documents": "file",
-       "comment": "UIkit and Foundation test pages (MIT), npm",
-       "paths": ["${DEPS}/npm/node_modules/uikit/tests", "${DEPS}/npm/node_modules/foundation-sites/test"],
-       "include": ["*.html"], "exclude": ["*.min.*"], "filter": {"profile": "code"}},
+       "comment": "UIkit and Foundation test pages (MIT), npm; Git manual pages (GPL-2), Debian git-doc",
+       "paths": ["${DEPS}/npm/node_modules/uikit/tests", "${DEPS}/npm/node_modules/foundation-sites/test",
+                 "/usr/share/doc/git-doc"],
+       "include": ["*.html"], "exclude": ["*.min.*"],
+       "filter": {"profile": "code", "max_repeated_lines": 0.8}},
       {"name": "css", "share": 0.10, "format": "text", "documents": "file",
        "comment": "Bootstrap, Bulma, Foundation, UIkit Sass/Less sources and unminified CSS (MIT), npm",
        "paths": ["${DEPS}/npm/node_modules/bootstrap/scss", "${DEPS}/npm/node_modules/bulma/sass",
                  "${DEPS}/npm/node_modules/foundation-sites/scss", "${DEPS}/npm/node_modules/uikit/src/less",
                  "${DEPS}/npm/node_modules/bootstrap/dist/css", "${DEPS}/npm/node_modules/bulma/css",
+                 "${DEPS}/npm/node_modules/foundation-sites/dist/css",
                  "${DEPS}/npm/node_modules/uikit/dist/css"],
        "include": ["*.scss", "*.sass", "*.less", "*.css"], "exclude": ["*.min.*", "*rtl*", "*.map"],
        "filter": {"profile": "code"}}
