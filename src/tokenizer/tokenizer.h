@@ -1,8 +1,10 @@
 // The HessGPT tokenizer: a SentencePiece BPE model (Mistral-7B-v0.1, 32,000
 // pieces, byte fallback) plus eight special tokens at 32000..32007.
-// Invariant: decode(encode(x)) == x for valid UTF-8 x.
+// Invariant: decode(encode(x)) == x for valid UTF-8 x (one exception inherited
+// from SentencePiece: a literal U+2581 "▁" in x decodes as a space).
 // Special tokens never come out of encode(): user text "<|end|>" is ordinary
 // text; they enter sequences only through the chat template or the router.
+// encode/decode are const and safe to call from several threads at once.
 #pragma once
 
 #include <cstdint>
@@ -27,25 +29,52 @@ constexpr int32_t kMath = 32005;
 constexpr int32_t kLogic = 32006;
 constexpr int32_t kResult = 32007;
 constexpr int32_t kVocabSize = 32008;
+// The special tokens sit at fixed ids whatever the SentencePiece model, so a
+// model may have at most this many pieces (ids in between are never used).
+constexpr int32_t kFirstSpecial = kSystem;
+constexpr int32_t kSpecialCount = kVocabSize - kFirstSpecial;
+
+inline bool is_special(int32_t id) { return id >= kFirstSpecial && id < kVocabSize; }
+// "<|end|>" for kEnd; "" when `id` is not a special token.
+std::string_view special_name(int32_t id);
 }  // namespace token
 
 class Tokenizer {
  public:
   // Loads any SentencePiece model file; throws Error naming the file.
   static std::unique_ptr<Tokenizer> load(const std::string& model_path);
+  // Same from the file's bytes; `name` stands for the file in messages.
+  static std::unique_ptr<Tokenizer> load_from_memory(std::string_view model_bytes, const std::string& name);
   // The offline-rebuilt Mistral model (or $HESSGPT_TOKENIZER when set).
   static std::unique_ptr<Tokenizer> load_default();
+  // Where load_default() looks: $HESSGPT_TOKENIZER if set and non-empty, else
+  // data/mistral-tokenizer.model next to the running executable if present,
+  // else the build folder's data/mistral-tokenizer.model (compiled in).
+  static std::string default_path();
 
   ~Tokenizer();
 
   // Ordinary text to ids: no BOS/EOS, SentencePiece's dummy prefix applied.
+  // Invalid UTF-8 is first repaired as utf8::repair() describes.
   std::vector<int32_t> encode(std::string_view text) const;
-  // Ids to text; special tokens render as their names ("<|end|>").
+  // A pretraining document: <s> + encode(text) + </s>.
+  std::vector<int32_t> encode_document(std::string_view text) const;
+  // Ids to text; special tokens render as their names ("<|end|>"); <s> and
+  // </s> render as nothing, as in SentencePiece. Each run of ordinary ids
+  // between special tokens loses its dummy-prefix space, so
+  // decode(encode(a) + [<|end|>] + encode(b)) == a + "<|end|>" + b.
+  // Throws Error on an id outside the vocabulary.
   std::string decode(std::span<const int32_t> ids) const;
+  // The piece of one id ("▁the", "<0x0A>", "<|end|>").
+  std::string id_to_piece(int32_t id) const;
 
-  // SentencePiece pieces + the eight special tokens (32008 for Mistral).
+  // Ids this tokenizer can produce or read: always token::kVocabSize (32008),
+  // since the special tokens sit at 32000..32007 whatever the model's size.
   int32_t vocab_size() const;
-  // Hex digest identifying the model file (recorded in data manifests).
+  // Number of SentencePiece pieces (32000 for Mistral).
+  int32_t piece_count() const;
+  // Hex digest identifying the model file (SHA-256 of its bytes, as
+  // `sha256sum` prints it; recorded in data manifests).
   const std::string& checksum() const;
   const std::string& path() const;
 
