@@ -1,0 +1,62 @@
+// The pretraining loop (SPEC §4): chunk epochs over a prepared dataset,
+// WSD schedule, gradient accumulation, clipping, validation, atomic
+// checkpoints, exact resume, a metrics log and terminal progress.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "backend/backend.h"
+#include "core/model_config.h"
+
+namespace hessgpt {
+
+struct PretrainConfig {
+  std::string model = "small";  // preset or config.json
+  std::string data_dir;
+  std::string run_dir;
+  int64_t steps = 0;            // 0: one pass over every chunk's train split
+  int64_t batch = 32;
+  int64_t accum = 4;
+  int64_t seq = 1024;
+  double lr = 4e-4;
+  double warmup_fraction = 0.03;
+  double decay_fraction = 0.15;
+  double lr_floor_fraction = 0.10;
+  double weight_decay = 0.1;
+  double beta1 = 0.9, beta2 = 0.95, eps = 1e-8;
+  double clip_norm = 1.0;
+  int64_t eval_every = 500;
+  int64_t eval_batches = 50;
+  int64_t save_every = 500;     // 0: only at the end
+  int keep_last = 3;
+  int64_t log_every = 1;
+  uint64_t seed = 1234;
+  int max_bad_steps = 5;        // consecutive non-finite steps before giving up
+  int64_t stop_after = 0;       // stop (as if killed) after this step; for tests
+  bool resume = false;          // informational: resuming is automatic
+
+  void validate() const;
+  // The fields that must match for a resume to continue the same run.
+  nlohmann::json identity() const;
+};
+
+struct PretrainResult {
+  int64_t steps_done = 0;
+  int64_t resumed_from = 0;
+  double last_loss = 0;
+  double last_val_loss = 0;
+  int64_t skipped_steps = 0;
+  bool completed = false;
+};
+
+// Runs (or resumes) the run in config.run_dir. Throws Error for bad input,
+// a run that cannot fit in memory, or repeated non-finite steps.
+PretrainResult run_pretrain(const PretrainConfig& config, Backend& backend);
+
+// The memory the run needs and the memory this machine has available (bytes).
+size_t available_memory_bytes();
+
+}  // namespace hessgpt
