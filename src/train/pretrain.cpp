@@ -168,13 +168,13 @@ void PretrainRun::restore(const nlohmann::json& s) {
 PretrainResult PretrainRun::run() {
   PretrainResult result;
   const ModelConfig mc = resolve_model_config(cfg_.model);
+  check_memory(mc);
   if (cfg_.seq > mc.max_position_embeddings)
     HG_FAIL("--seq ", cfg_.seq, " exceeds the model's max_position_embeddings (",
             mc.max_position_embeddings, ")");
   if (cfg_.seq > data_.seq_len())
     HG_FAIL("--seq ", cfg_.seq, " exceeds the sequence length the data was prepared with (",
             data_.seq_len(), "); prepare again with a longer --seq-len");
-  check_memory(mc);
 
   for (int c = 0; c < data_.num_chunks(); ++c) chunk_steps_.push_back(steps_in_chunk(data_, c, cfg_));
   int64_t one_pass = 0;
@@ -249,9 +249,12 @@ PretrainResult PretrainRun::run() {
       rec["skipped"] = true;
       log_warn("step ", step, ": non-finite loss or gradient (loss ", loss, ", grad norm ", norm,
                "); update skipped");
-      if (++bad_in_a_row >= cfg_.max_bad_steps)
+      if (++bad_in_a_row >= cfg_.max_bad_steps) {
+        rec["skipped_total"] = skipped_;
+        metrics.append(rec);
         HG_FAIL("stopping: ", bad_in_a_row, " consecutive steps had a non-finite loss or gradient "
                 "(lower --lr, check the data); the last good checkpoint is in ", cfg_.run_dir);
+      }
     } else {
       bad_in_a_row = 0;
       opt_->step_with_norm(lr, 1.0, norm);
