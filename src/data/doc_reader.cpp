@@ -141,26 +141,28 @@ struct DocReader::OpenFile {
     len = static_cast<size_t>(n);
     return true;
   }
-  // One line without its '\n'; false at the end of the file.
-  bool read_line(std::string& line, int64_t& bytes) {
+  // One line without its '\n'; false at the end of the file. A line longer
+  // than kMaxFileBytes is cut there (the rest is skipped and *overlong set),
+  // so one pathological line cannot exhaust memory.
+  bool read_line(std::string& line, int64_t& bytes, bool* overlong) {
     line.clear();
+    *overlong = false;
     bool any = false;
     while (true) {
       if (pos == len && !refill()) return any;
       any = true;
       const char* start = buf.data() + pos;
       const void* nl = std::memchr(start, '\n', len - pos);
+      const size_t n = nl ? static_cast<size_t>(static_cast<const char*>(nl) - start) : len - pos;
+      const size_t room = kMaxFileBytes - std::min(kMaxFileBytes, line.size());
+      if (n > room) *overlong = true;
+      line.append(start, std::min(n, room));
+      bytes += static_cast<int64_t>(n + (nl ? 1 : 0));
+      pos += n + (nl ? 1 : 0);
       if (nl) {
-        const size_t n = static_cast<size_t>(static_cast<const char*>(nl) - start);
-        line.append(start, n);
-        pos += n + 1;
-        bytes += static_cast<int64_t>(n + 1);
         ++line_no;
         return true;
       }
-      line.append(start, len - pos);
-      bytes += static_cast<int64_t>(len - pos);
-      pos = len;
     }
   }
 };
@@ -270,12 +272,18 @@ void DocReader::read_lines(OpenFile& file) {
     file.para.clear();
   };
   while (pending_.empty()) {
-    const bool got = file.read_line(line, bytes);
+    bool overlong = false;
+    const bool got = file.read_line(line, bytes, &overlong);
     bytes_read_ += bytes;
     bytes = 0;
     if (!got) {
       if (source_.format == "text") flush_para();
       return;
+    }
+    if (overlong) {
+      drops_.add(DropReason::kTooLong);
+      warn(file.path + ":" + std::to_string(file.line_no) + ": line longer than 256 MiB skipped");
+      continue;
     }
     if (source_.format == "jsonl") {
       if (is_blank(line)) continue;
@@ -312,6 +320,7 @@ void DocReader::read_lines(OpenFile& file) {
     else file.para += file.saw_blank ? "\n\n" : "\n";
     file.saw_blank = false;
     file.para += line;
+    if (file.para.size() > kMaxFileBytes) flush_para();  // bounded memory; the filter judges it
   }
 }
 

@@ -171,14 +171,14 @@ PrepareResult Pipeline::run() {
   if (opt_.chunk_tokens < 1) HG_FAIL("chunk_tokens must be positive");
   if (enc_.vocab_size() > 65536)
     HG_FAIL("tokenizer vocabulary ", enc_.vocab_size(), " does not fit uint16 token files");
-  clear_prepared_dir(opt_.out_dir);
   for (const auto& cfg : opt_.mix.sources) {
     SourceState s;
     s.config = &cfg;
-    s.reader = std::make_unique<DocReader>(cfg, opt_.seed);
+    s.reader = std::make_unique<DocReader>(cfg, opt_.seed);  // a bad path fails here, before any deletion
     log_info("source '", cfg.name, "': ", s.reader->file_count(), " files, share ", cfg.share);
     sources_.push_back(std::move(s));
   }
+  clear_prepared_dir(opt_.out_dir);
   ChunkWriter writer({opt_.out_dir, opt_.chunk_tokens, opt_.seq_len, opt_.val_fraction, opt_.seed,
                       opt_.fault_chunk});
   std::string stop_reason;
