@@ -94,7 +94,7 @@ TEST(Pipeline, DedupFilterAndUtf8DropsAreCountedByReason) {
   corpus += "tiny\n\n";                                  // too short
   corpus += prose(3) + "\n\n";
   write_file(dir / "c/corpus.txt", corpus);
-  write_file(dir / "c/bad.jsonl", "{\"text\": \"" + prose(4) + "\"}\n{oops\n");
+  write_file(dir / "c/bad.jsonl", "{\"text\": \"" + prose(4) + "\"}\n{oops\n{\"text\": \"" + prose(5) + " \xFF\"}\n");
   const nlohmann::json mix = {
       {"sources",
        {{{"name", "t"}, {"share", 1}, {"paths", {"c/corpus.txt"}}, {"documents", "blank-line"}, {"utf8", "drop"}},
@@ -109,6 +109,9 @@ TEST(Pipeline, DedupFilterAndUtf8DropsAreCountedByReason) {
   EXPECT_EQ(m["drops"]["malformed_json"], 1);
   EXPECT_EQ(m["sources"][0]["documents_kept"], 2);  // prose(1), prose(3)
   EXPECT_EQ(m["sources"][0]["drops"]["exact_duplicate"], 2);
+  EXPECT_EQ(m["sources"][1]["utf8_repaired_documents"], 1);  // "repair" policy: kept, counted
+  EXPECT_EQ(m["sources"][1]["utf8_invalid_sequences"], 1);
+  EXPECT_EQ(m["sources"][1]["documents_kept"], 2);
 }
 
 TEST(Pipeline, SplitsRowsIntoDisjointTrainAndValidationThatCoverTheStream) {
