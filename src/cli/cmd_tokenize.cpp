@@ -33,7 +33,7 @@ struct TokenizeOptions {
   bool pieces = false;
   bool chat = false;
   bool json = false;
-  int threads = 1;
+  int threads = 0;  // 0: all cores
   std::string rebuild_from;
   std::string out;
 };
@@ -214,14 +214,14 @@ void run_count(const TokenizeOptions& o, const Tokenizer& tok) {
   }
 }
 
-void run_tokenize(const TokenizeOptions& o) {
+void run_tokenize(TokenizeOptions o) {
+  o.threads = resolve_threads(o.threads);
   if (!o.rebuild_from.empty()) {
     if (o.out.empty()) HG_FAIL("--rebuild-from needs --out MODEL_FILE");
     const std::string digest = rebuild_mistral_model(o.rebuild_from, o.out);
     std::fprintf(stderr, "wrote %s (sha256 %s)\n", o.out.c_str(), digest.c_str());
     return;
   }
-  if (o.threads < 1) HG_FAIL("--threads must be at least 1");
   const std::unique_ptr<Tokenizer> tok = o.tokenizer.empty() ? Tokenizer::load_default() : Tokenizer::load(o.tokenizer);
   if (o.count) {
     run_count(o, *tok);
@@ -273,7 +273,8 @@ void setup(CLI::App& app) {
   cmd->add_flag("--pieces", o->pieces, "Print pieces instead of ids");
   cmd->add_flag("--chat", o->chat, "Each line is a chat JSON object (SPEC §5); print its template ids");
   cmd->add_flag("--json", o->json, "With --count: one JSON object on stdout");
-  cmd->add_option("--threads", o->threads, "Threads encoding lines in parallel")->capture_default_str();
+  cmd->add_option("--threads", o->threads, "Threads encoding lines in parallel (default: all cores)")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--rebuild-from", o->rebuild_from,
                   "Rebuild the Mistral model from mistral-tokenizer.js (npm mistral-tokenizer-js) into --out");
   cmd->add_option("--out", o->out, "Model file written by --rebuild-from");
