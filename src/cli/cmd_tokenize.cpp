@@ -216,6 +216,9 @@ void run_count(const TokenizeOptions& o, const Tokenizer& tok) {
 
 void run_tokenize(TokenizeOptions o) {
   o.threads = resolve_threads(o.threads);
+  if (o.count && (o.decode || o.chat || o.pieces)) HG_FAIL("--count cannot be combined with --decode, --chat or --pieces");
+  if (o.pieces && (o.decode || o.chat)) HG_FAIL("--pieces cannot be combined with --decode or --chat");
+  if (o.json && !o.count) HG_FAIL("--json goes with --count");
   if (!o.rebuild_from.empty()) {
     if (o.out.empty()) HG_FAIL("--rebuild-from needs --out MODEL_FILE");
     const std::string digest = rebuild_mistral_model(o.rebuild_from, o.out);
@@ -228,7 +231,9 @@ void run_tokenize(TokenizeOptions o) {
   } else if (o.chat && o.decode) {
     for_each_line(o, [&](std::string_view line, uint64_t n, std::string& out) {
       try {
-        out = chat::conversation_to_json(chat::decode_conversation(*tok, parse_ids(line, n))).dump();
+        // Ids may spell invalid UTF-8 (byte pieces); JSON gets U+FFFD there.
+        out = chat::conversation_to_json(chat::decode_conversation(*tok, parse_ids(line, n)))
+                  .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
       } catch (const Error& e) {
         HG_FAIL("line ", n, ": ", e.what());
       }
