@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 DEBIAN_PACKAGES=(
   cmake g++ make pkg-config
-  libopenblas-dev               # BLAS for CPU matrix products
+  libopenblas-dev libopenblas-openmp-dev   # BLAS (the OpenMP build shares our thread pool)
   libsentencepiece-dev sentencepiece   # tokenizer library and spm_encode
   libprotobuf-dev protobuf-compiler    # writing SentencePiece model files
   nlohmann-json3-dev libcli11-dev libcpp-httplib-dev libxxhash-dev zlib1g-dev

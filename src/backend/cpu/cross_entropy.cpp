@@ -44,7 +44,7 @@ void softcap_cross_entropy(T* logits, T* losses, const int32_t* targets, int64_t
     softcap_row(s, v, tcap);
     T mx = s[0];
 #pragma omp simd reduction(max : mx)
-    for (int64_t i = 0; i < v; ++i) mx = std::max(mx, s[i]);
+    for (int64_t i = 0; i < v; ++i) mx = s[i] > mx ? s[i] : mx;
     T sum = 0;
 #pragma omp simd reduction(+ : sum)
     for (int64_t i = 0; i < v; ++i) sum += vexp(s[i] - mx);

@@ -13,7 +13,8 @@ namespace hessgpt::cpu {
 
 #pragma omp declare simd
 inline float exp_f32(float x) {
-  x = std::fmin(std::fmax(x, -87.0f), 88.0f);
+  // Plain comparisons, not fmin/fmax: those stay library calls without -ffinite-math-only.
+  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
   const float n = std::nearbyint(x * 1.44269504088896341f);
   // Cody-Waite: subtract the exact high part of n*ln2 first, then the low part.
   const float r = std::fma(n, -1.4286068203094172e-06f, std::fma(n, -0.693145751953125f, x));

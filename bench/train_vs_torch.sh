@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Training throughput of hessgpt against the same step in PyTorch (Debian's
+# python3-torch, CPU) on this machine, in the same run, as a ratio; plus our
+# achieved GFLOP/s as a fraction of OpenBLAS's large-SGEMM GFLOP/s.
+# Usage: bench/train_vs_torch.sh [BUILD_DIR] [MODEL] [BATCH] [SEQ] [THREADS] [STEPS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${1:-build}; MODEL=${2:-small}; BATCH=${3:-8}; SEQ=${4:-256}; THREADS=${5:-2}; STEPS=${6:-3}
+HG="$BUILD/hessgpt"
+PY=/usr/bin/python3
+
+ours=() theirs=()
+for round in 1 2; do  # interleaved, so both see the same machine load
+  ours+=("$("$HG" bench train --model "$MODEL" --batch "$BATCH" --seq "$SEQ" --threads "$THREADS" --steps "$STEPS" --json)")
+  theirs+=("$($PY bench/torch_train_step.py --model "$MODEL" --batch "$BATCH" --seq "$SEQ" --threads "$THREADS" --steps "$STEPS" --json)")
+done
+sgemm=$("$BUILD/bench/ops_bench" --benchmark_filter="BM_SgemmLarge/$THREADS/" --benchmark_format=json 2>/dev/null)
+
+$PY - "$sgemm" "${ours[@]}" "${theirs[@]}" <<'PYEOF'
+import json, sys
+sgemm = json.loads(sys.argv[1])["benchmarks"][0]["GFLOP/s"] / 1e9
+runs = [json.loads(a) for a in sys.argv[2:]]
+ours, theirs = runs[:2], runs[2:]
+best = lambda rs: max(r["tokens_per_s"] for r in rs)
+o, t = best(ours), best(theirs)
+gf = max(r["gflops_per_s"] for r in ours)
+print(f"hessgpt  : {o:9.1f} tokens/s  ({gf:.1f} GFLOP/s)")
+print(f"pytorch  : {t:9.1f} tokens/s  (torch {theirs[0].get('torch', '?')})")
+print(f"ratio    : {o / t:.2f}x PyTorch")
+print(f"SGEMM    : {sgemm:.1f} GFLOP/s (OpenBLAS, 2048^3) -> engine at {gf / sgemm:.0%} of it")
+print(json.dumps({"hessgpt_tokens_per_s": o, "torch_tokens_per_s": t, "ratio": o / t,
+                  "hessgpt_gflops_per_s": gf, "sgemm_gflops_per_s": sgemm}))
+PYEOF
