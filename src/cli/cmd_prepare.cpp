@@ -35,7 +35,8 @@ nlohmann::json summary(const data::PrepareResult& r, const std::string& out, int
   nlohmann::json shares = nlohmann::json::object();
   for (const auto& s : m["sources"]) shares[s["name"].get<std::string>()] = s["achieved_share"];
   return {{"out", out}, {"seconds", r.seconds}, {"threads", threads}, {"bytes_read", r.bytes_read},
-          {"mb_per_s", r.mb_per_s}, {"tokens", m["tokens"]}, {"chunks", m["chunks"].size()},
+          {"mb_per_s", r.mb_per_s}, {"tokenizer_mb_per_s_per_thread", r.tokenizer_mb_per_s_per_thread},
+          {"tokens", m["tokens"]}, {"chunks", m["chunks"].size()},
           {"documents", m["documents"]}, {"shares", shares},
           {"shares_within_tolerance", m["shares_within_tolerance"]}, {"drops", m["drops"]},
           {"stop_reason", m["stop_reason"]}};
@@ -43,10 +44,12 @@ nlohmann::json summary(const data::PrepareResult& r, const std::string& out, int
 
 void print_human(const data::PrepareResult& r, const std::string& out) {
   const auto& m = r.manifest;
-  std::printf("prepared %s: %lld tokens (%lld train, %lld val) in %zu chunk(s), %.1f s, %.2f MB/s of input\n",
+  std::printf("prepared %s: %lld tokens (%lld train, %lld val) in %zu chunk(s), %.1f s, %.2f MB/s of input "
+              "(tokenizer alone: %.2f MB/s per thread)\n",
               out.c_str(), static_cast<long long>(m["tokens"]["written"].get<int64_t>()),
               static_cast<long long>(m["tokens"]["train"].get<int64_t>()),
-              static_cast<long long>(m["tokens"]["val"].get<int64_t>()), m["chunks"].size(), r.seconds, r.mb_per_s);
+              static_cast<long long>(m["tokens"]["val"].get<int64_t>()), m["chunks"].size(), r.seconds, r.mb_per_s,
+              r.tokenizer_mb_per_s_per_thread);
   std::printf("  %-14s %8s %8s %10s %8s %8s\n", "source", "target", "achieved", "tokens", "used", "dropped");
   for (const auto& s : m["sources"]) {
     int64_t dropped = 0;

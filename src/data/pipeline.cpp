@@ -2,6 +2,7 @@
 
 #include <omp.h>
 
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <deque>
@@ -86,6 +87,8 @@ class Pipeline {
   ExactDedup exact_;
   NearDedup near_;
   int64_t bytes_read_ = 0;
+  std::atomic<int64_t> encode_ns_{0};   // summed over threads: the tokenizer's own time
+  std::atomic<int64_t> encode_bytes_{0};
 };
 
 int64_t Pipeline::total_tokens() const {
@@ -155,7 +158,10 @@ void Pipeline::process(SourceState& s, std::vector<WorkDoc>& docs) {
   // 3. tokenise the survivors.
   parallel_for(static_cast<int64_t>(kept.size()), opt_.threads, [&](int64_t k) {
     WorkDoc& d = docs[kept[static_cast<size_t>(k)]];
+    const auto t0 = Clock::now();
     std::vector<int32_t> body = enc_.encode(d.text);
+    encode_ns_ += std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count();
+    encode_bytes_ += static_cast<int64_t>(d.text.size());
     d.ids.reserve(body.size() + 2);
     d.ids.push_back(enc_.bos_id());
     d.ids.insert(d.ids.end(), body.begin(), body.end());
@@ -230,6 +236,10 @@ PrepareResult Pipeline::run() {
   result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   result.bytes_read = bytes_read_;
   result.mb_per_s = result.seconds > 0 ? static_cast<double>(bytes_read_) / result.seconds / 1e6 : 0;
+  result.tokenizer_bytes = encode_bytes_;
+  result.tokenizer_seconds = static_cast<double>(encode_ns_) * 1e-9;
+  result.tokenizer_mb_per_s_per_thread =
+      result.tokenizer_seconds > 0 ? static_cast<double>(encode_bytes_) / result.tokenizer_seconds / 1e6 : 0;
   return result;
 }
 

@@ -40,6 +40,11 @@ struct PrepareResult {
   double seconds = 0;
   int64_t bytes_read = 0;    // raw input bytes
   double mb_per_s = 0;       // bytes_read / seconds / 1e6
+  // The tokenizer's own speed on the same text: bytes encoded ÷ time inside
+  // encode(), summed over threads (so: per thread).
+  int64_t tokenizer_bytes = 0;
+  double tokenizer_seconds = 0;
+  double tokenizer_mb_per_s_per_thread = 0;
 };
 
 // Throws Error (naming the source, file or field) on bad configuration;
