@@ -225,3 +225,21 @@ TEST(Pipeline, MaxTokensStopsEarlyAndBadMixesAreClearErrors) {
 }
 
 }  // namespace hessgpt::data
+
+namespace hessgpt::data {
+
+TEST(Mix, ExampleMixFilesParse) {
+  for (const char* name : {"model1-full.example.json", "model2-full.example.json"}) {
+    const MixConfig mix = load_mix_file(std::string(HESSGPT_SOURCE_DIR) + "/src/data/mixes/" + name, "");
+    double sum = 0;
+    for (const auto& s : mix.sources) sum += s.share;
+    EXPECT_NEAR(sum, 1.0, 1e-12) << name;
+  }
+  const MixConfig m1 = load_mix_file(std::string(HESSGPT_SOURCE_DIR) + "/src/data/mixes/model1-full.example.json", "");
+  ASSERT_EQ(m1.sources.size(), 6u);
+  EXPECT_DOUBLE_EQ(m1.sources[2].share, 0.20);
+  EXPECT_EQ(m1.sources[2].filter.min_words, 150);
+  EXPECT_EQ(m1.sources[1].text_field, "content");
+}
+
+}  // namespace hessgpt::data
