@@ -49,6 +49,9 @@ def main(argv=None) -> int:
     # OpenBLAS and OpenMP read these when torch loads; torch.set_num_threads covers ATen.
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(args.threads)
+    # Idle OpenMP workers sleep instead of spinning: with spinning, a core shared with
+    # OpenBLAS's own threads or another process made steps 2-4x slower and erratic.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path.insert(0, os.path.join(here, "..", "tests", "oracle"))
@@ -56,7 +59,12 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    cfg = ht.HessGPTConfig.load(args.model)
+    try:
+        cfg = ht.HessGPTConfig.load(args.model)
+    except (ValueError, OSError) as e:
+        print(f"torch_train_step: error: --model {args.model}: not a preset "
+              f"({', '.join(ht.PRESETS)}) or a valid config JSON ({e})", file=sys.stderr)
+        return 1
     model = ht.HessGPT(cfg, attn_impl="fast", dtype=torch.float32)
     ht.init_weights(model, args.seed)
     model.train()
@@ -96,6 +104,7 @@ def main(argv=None) -> int:
         "seconds_per_step": elapsed / args.steps,
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
+        "omp_wait_policy": os.environ["OMP_WAIT_POLICY"],
         "model": args.model,
         "batch": B,
         "seq": T,

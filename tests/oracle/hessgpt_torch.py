@@ -410,24 +410,27 @@ class FusedSoftcapHeadLoss(torch.autograd.Function):
         for s in range(0, h.shape[0], chunk):
             hc, valid = h[s:s + chunk], valid_all[s:s + chunk]
             tc = targets[s:s + chunk].clamp(min=0)[:, None]
-            z = hc @ E.t()
+            weight = valid.to(h.dtype) / n
             if cap > 0:
-                t = z.mul_(1.0 / cap).tanh_()
+                t = (hc * (1.0 / cap)) @ E.t()            # z / cap
+                t.tanh_()
                 logits = t * cap
             else:
-                logits = z
-            lse = torch.logsumexp(logits, dim=-1)
-            total += float(((lse - logits.gather(1, tc).squeeze(1)) * valid).sum())
-            weight = valid.to(h.dtype)
-            g = logits.sub_(lse[:, None]).exp_()          # softmax
-            g.scatter_add_(1, tc, -weight[:, None])       # - onehot(target) on counted rows
-            g.mul_((weight / n)[:, None])
+                logits = hc @ E.t()
+            picked = logits.gather(1, tc).squeeze(1)
+            row_max = logits.amax(dim=-1, keepdim=True)
+            g = logits.sub_(row_max).exp_()               # one exp pass serves loss and grad
+            row_sum = g.sum(dim=-1, keepdim=True)
+            lse = (row_max + row_sum.log()).squeeze(1)
+            total += float(((lse - picked) * weight).sum())
+            g.mul_(weight[:, None] / row_sum)              # softmax / n on counted rows
+            g.scatter_add_(1, tc, -weight[:, None])         # - onehot(target) / n
             if cap > 0:
-                g.mul_(t.mul_(t).neg_().add_(1.0))         # d softcap / dz = 1 - tanh^2
+                g.addcmul_(g, t.mul_(t), value=-1.0)       # * (1 - tanh^2)
             torch.mm(g, E, out=grad_h[s:s + chunk])
             grad_E.addmm_(g.t(), hc)
         ctx.save_for_backward(grad_h, grad_E)
-        return h.new_tensor(total / n)
+        return h.new_tensor(total)
 
     @staticmethod
     def backward(ctx, grad_out):
