@@ -35,6 +35,14 @@ Tensor Buffer::tensor(DType dtype, std::initializer_list<int64_t> dims, size_t o
   return t;
 }
 
+void Backend::set_matmul_precision(MatmulPrecision p) {
+  if (!supports_matmul_precision(p))
+    HG_FAIL("the ", name(), " backend of this build cannot multiply matrices in ",
+            p == MatmulPrecision::BF16 ? "BF16" : "FP32",
+            p == MatmulPrecision::BF16 ? " (build with oneDNN: Debian libdnnl-dev)" : "");
+  matmul_precision_ = p;
+}
+
 std::vector<std::string> compiled_backends() { return {"cpu"}; }
 
 std::vector<std::string> available_backends() { return {"cpu"}; }

@@ -17,6 +17,10 @@
 
 namespace hessgpt {
 
+// Precision of matrix products for F32 tensors: FP32, or operands rounded to
+// BF16 with FP32 accumulation (weights, gradients and other ops stay FP32).
+enum class MatmulPrecision { FP32, BF16 };
+
 struct AdamWParams {
   double lr = 4e-4;
   double beta1 = 0.9;
@@ -113,6 +117,16 @@ class Backend {
 
   // Threads this backend's host-side work may use.
   virtual void set_threads(int threads) { (void)threads; }
+
+  virtual bool supports_matmul_precision(MatmulPrecision p) const {
+    return p == MatmulPrecision::FP32;
+  }
+  // Throws Error when unsupported.
+  virtual void set_matmul_precision(MatmulPrecision p);
+  MatmulPrecision matmul_precision() const { return matmul_precision_; }
+
+ protected:
+  MatmulPrecision matmul_precision_ = MatmulPrecision::FP32;
 };
 
 // A block of backend memory, freed on destruction.

@@ -11,6 +11,10 @@ void add_compute_options(CLI::App* cmd, ComputeOptions& options) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--device", options.device, "cpu or cuda (default: cuda when present)")
       ->check(CLI::IsMember({"cpu", "cuda"}));
+  cmd->add_option("--precision", options.precision,
+                  "Matrix products: fp32, or bf16 (FP32 accumulation and master weights)")
+      ->check(CLI::IsMember({"fp32", "bf16"}))
+      ->capture_default_str();
 }
 
 int resolve_threads(int requested) {
@@ -20,7 +24,10 @@ int resolve_threads(int requested) {
 }
 
 std::unique_ptr<Backend> make_backend(const ComputeOptions& options) {
-  return hessgpt::make_backend(options.device, resolve_threads(options.threads));
+  auto backend = hessgpt::make_backend(options.device, resolve_threads(options.threads));
+  backend->set_matmul_precision(options.precision == "bf16" ? MatmulPrecision::BF16
+                                                            : MatmulPrecision::FP32);
+  return backend;
 }
 
 void print_json(const nlohmann::json& j) {

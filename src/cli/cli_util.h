@@ -11,10 +11,12 @@
 
 namespace hessgpt::cli {
 
-// --threads K (default: all cores) and --device cpu|cuda (default: best available).
+// --threads K (default: all cores), --device cpu|cuda (default: best available),
+// --precision fp32|bf16 (matrix products; default fp32).
 struct ComputeOptions {
   int threads = 0;
   std::string device;
+  std::string precision = "fp32";  // matrix products: fp32 | bf16
 };
 void add_compute_options(CLI::App* cmd, ComputeOptions& options);
 int resolve_threads(int requested);

@@ -39,6 +39,11 @@ void check_same(const Tensor& a, const Tensor& b, const char* what) {
 }  // namespace
 
 CpuBackend::CpuBackend(int threads) { set_threads(threads); }
+CpuBackend::~CpuBackend() = default;
+
+bool CpuBackend::supports_matmul_precision(MatmulPrecision p) const {
+  return p == MatmulPrecision::FP32 || cpu::Bf16Matmul::compiled();
+}
 
 bool CpuBackend::supports(DType dtype) const {
   return dtype == DType::F32 || dtype == DType::F64 || dtype == DType::I32 ||
@@ -102,6 +107,13 @@ void CpuBackend::matmul(const Tensor& c, const Tensor& a, bool trans_a, const Te
            b.shape_string());
   HG_CHECK(c.rows() == m && c.cols() == n, "matmul output ", c.shape_string(), " expected [",
            m, ", ", n, "]");
+  if (c.dtype == DType::F32 && matmul_precision_ == MatmulPrecision::BF16 && alpha == 1.0f &&
+      (beta == 0.0f || beta == 1.0f)) {
+    if (!bf16_) bf16_ = std::make_unique<cpu::Bf16Matmul>();
+    bf16_->run(trans_a, trans_b, m, n, k, a.as<float>(), a.cols(), b.as<float>(), b.cols(), beta,
+               c.as<float>(), c.cols());
+    return;
+  }
   dispatch_float(c.dtype, [&](auto tag) {
     using T = decltype(tag);
     cpu::gemm<T>(trans_a, trans_b, m, n, k, static_cast<T>(alpha), a.as<T>(), a.cols(),

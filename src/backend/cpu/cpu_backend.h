@@ -2,19 +2,24 @@
 // (finite-difference tests); kernels in kernels.h, BLAS for matmul.
 #pragma once
 
+#include <memory>
+
 #include "backend/backend.h"
+#include "backend/cpu/matmul_bf16.h"
 
 namespace hessgpt {
 
 class CpuBackend final : public Backend {
  public:
   explicit CpuBackend(int threads);
+  ~CpuBackend() override;
 
   Device device() const override { return Device::CPU; }
   std::string name() const override { return "cpu"; }
   bool supports(DType dtype) const override;
   void set_threads(int threads) override;
   int threads() const { return threads_; }
+  bool supports_matmul_precision(MatmulPrecision p) const override;
 
   void* allocate(size_t bytes) override;
   void release(void* ptr) override;
@@ -60,6 +65,7 @@ class CpuBackend final : public Backend {
 
  private:
   int threads_ = 1;
+  std::unique_ptr<cpu::Bf16Matmul> bf16_;  // created on first BF16 product
 };
 
 }  // namespace hessgpt

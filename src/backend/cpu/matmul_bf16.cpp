@@ -1,0 +1,91 @@
+#include "backend/cpu/matmul_bf16.h"
+
+#include <bit>
+#include <map>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "core/error.h"
+
+#ifdef HESSGPT_HAVE_DNNL
+#include <oneapi/dnnl/dnnl.hpp>
+#endif
+
+namespace hessgpt::cpu {
+
+void to_bf16(uint16_t* dst, const float* src, int64_t n) {
+#pragma omp parallel for simd schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    const uint32_t u = std::bit_cast<uint32_t>(src[i]);
+    const bool nan = (u & 0x7fffffffu) > 0x7f800000u;
+    const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+    dst[i] = static_cast<uint16_t>(nan ? ((u >> 16) | 0x40u) : rounded);
+  }
+}
+
+#ifdef HESSGPT_HAVE_DNNL
+
+struct Bf16Matmul::Impl {
+  using Key = std::tuple<bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool>;
+  dnnl::engine engine{dnnl::engine::kind::cpu, 0};
+  dnnl::stream stream{engine};
+  std::map<Key, std::pair<dnnl::matmul, dnnl::matmul::primitive_desc>> cache;
+  std::vector<uint16_t> a16, b16;
+  std::string impl = "none";
+};
+
+Bf16Matmul::Bf16Matmul() : impl_(std::make_unique<Impl>()) {}
+Bf16Matmul::~Bf16Matmul() = default;
+bool Bf16Matmul::compiled() { return true; }
+const char* Bf16Matmul::last_impl() const { return impl_->impl.c_str(); }
+
+void Bf16Matmul::run(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a,
+                     int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  HG_CHECK(beta == 0.0f || beta == 1.0f, "BF16 matmul supports beta 0 or 1");
+  using dt = dnnl::memory::data_type;
+  // Operands keep their stored layout; strides express the transposes.
+  const int64_t a_rows = ta ? k : m, b_rows = tb ? n : k;
+  const dnnl::memory::desc a_md({m, k}, dt::bf16, ta ? dnnl::memory::dims{1, lda} : dnnl::memory::dims{lda, 1});
+  const dnnl::memory::desc b_md({k, n}, dt::bf16, tb ? dnnl::memory::dims{1, ldb} : dnnl::memory::dims{ldb, 1});
+  const dnnl::memory::desc c_md({m, n}, dt::f32, {ldc, 1});
+  const Impl::Key key{ta, tb, m, n, k, lda, ldb, ldc, beta != 0.0f};
+  auto it = impl_->cache.find(key);
+  if (it == impl_->cache.end()) {
+    dnnl::primitive_attr attr;
+    if (beta != 0.0f) {
+      dnnl::post_ops ops;
+      ops.append_sum(1.0f);
+      attr.set_post_ops(ops);
+    }
+    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, b_md, c_md), attr, impl_->engine);
+    impl_->impl = pd.impl_info_str();
+    it = impl_->cache.emplace(key, std::make_pair(dnnl::matmul(pd), pd)).first;
+  }
+  impl_->a16.resize(static_cast<size_t>(a_rows * lda));
+  impl_->b16.resize(static_cast<size_t>(b_rows * ldb));
+  to_bf16(impl_->a16.data(), a, a_rows * lda);
+  to_bf16(impl_->b16.data(), b, b_rows * ldb);
+  dnnl::memory am(a_md, impl_->engine, impl_->a16.data());
+  dnnl::memory bm(b_md, impl_->engine, impl_->b16.data());
+  dnnl::memory cm(c_md, impl_->engine, c);
+  it->second.first.execute(impl_->stream,
+                           {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}});
+  impl_->stream.wait();
+}
+
+#else
+
+struct Bf16Matmul::Impl {};
+Bf16Matmul::Bf16Matmul() = default;
+Bf16Matmul::~Bf16Matmul() = default;
+bool Bf16Matmul::compiled() { return false; }
+const char* Bf16Matmul::last_impl() const { return "none"; }
+void Bf16Matmul::run(bool, bool, int64_t, int64_t, int64_t, const float*, int64_t, const float*,
+                     int64_t, float, float*, int64_t) {
+  HG_FAIL("BF16 matrix products need oneDNN (Debian libdnnl-dev) at build time");
+}
+
+#endif
+
+}  // namespace hessgpt::cpu
