@@ -10,6 +10,7 @@
 
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/parallel.h"
+#include "backend/cpu/vec_math.h"
 
 namespace hessgpt::cpu {
 namespace {
@@ -80,11 +81,14 @@ void attention_forward(T* out, T* lse, const T* q, const T* k, const T* v, int64
           l[r] *= correction;
           for (int64_t e = 0; e < d; ++e) acc_r[e] *= correction;
         }
-        for (int64_t j = j0; j < jend; ++j) {
-          const T p = std::exp(s[j - j0] - m_new);
-          l[r] += p;
-          axpy(acc_r, p, v + lay.k_row(bi, j, g), d);
+        T block_sum = 0;
+#pragma omp simd reduction(+ : block_sum)
+        for (int64_t j = 0; j < jend - j0; ++j) {
+          s[j] = vexp(s[j] - m_new);
+          block_sum += s[j];
         }
+        l[r] += block_sum;
+        for (int64_t j = j0; j < jend; ++j) axpy(acc_r, s[j - j0], v + lay.k_row(bi, j, g), d);
         m[r] = m_new;
       }
     }
@@ -134,11 +138,14 @@ void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* q, const T*
         const T lse_i = lse[lay.lse_at(bi, head, i)];
         const T delta_i = delta[lay.lse_at(bi, head, i)];
         const int64_t jend = std::min(j1, i + 1);
+        T p[kKeyBlock];
+        for (int64_t j = j0; j < jend; ++j) p[j - j0] = sc * dot(qi, k + lay.k_row(bi, j, g), d) - lse_i;
+#pragma omp simd
+        for (int64_t j = 0; j < jend - j0; ++j) p[j] = vexp(p[j]);
         for (int64_t j = j0; j < jend; ++j) {
           const int64_t krow = lay.k_row(bi, j, g);
-          const T p = std::exp(sc * dot(qi, k + krow, d) - lse_i);
-          axpy(dv + krow, p, doi, d);
-          const T ds = p * (dot(doi, v + krow, d) - delta_i);
+          axpy(dv + krow, p[j - j0], doi, d);
+          const T ds = p[j - j0] * (dot(doi, v + krow, d) - delta_i);
           axpy(dk + krow, sc * ds, qi, d);
         }
       }
@@ -161,11 +168,17 @@ void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* q, const T*
       std::fill_n(dqi, d, T(0));
       const T lse_i = lse[lay.lse_at(bi, head, i)];
       const T delta_i = delta[lay.lse_at(bi, head, i)];
-      for (int64_t j = 0; j <= i; ++j) {
-        const int64_t krow = lay.k_row(bi, j, g);
-        const T p = std::exp(sc * dot(qi, k + krow, d) - lse_i);
-        const T ds = p * (dot(doi, v + krow, d) - delta_i);
-        axpy(dqi, sc * ds, k + krow, d);
+      T p[kKeyBlock];
+      for (int64_t j0 = 0; j0 <= i; j0 += kKeyBlock) {
+        const int64_t jend = std::min(i + 1, j0 + kKeyBlock);
+        for (int64_t j = j0; j < jend; ++j) p[j - j0] = sc * dot(qi, k + lay.k_row(bi, j, g), d) - lse_i;
+#pragma omp simd
+        for (int64_t j = 0; j < jend - j0; ++j) p[j] = vexp(p[j]);
+        for (int64_t j = j0; j < jend; ++j) {
+          const int64_t krow = lay.k_row(bi, j, g);
+          const T ds = p[j - j0] * (dot(doi, v + krow, d) - delta_i);
+          axpy(dqi, sc * ds, k + krow, d);
+        }
       }
     }
   });

@@ -3,6 +3,7 @@
 
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/parallel.h"
+#include "backend/cpu/vec_math.h"
 
 namespace hessgpt::cpu {
 
@@ -40,7 +41,7 @@ void swiglu_forward(T* out, const T* gate, const T* up, int64_t n) {
 #pragma omp parallel for simd schedule(static)
   for (int64_t i = 0; i < n; ++i) {
     const T g = gate[i];
-    out[i] = g / (T(1) + std::exp(-g)) * up[i];
+    out[i] = g / (T(1) + vexp(-g)) * up[i];
   }
 }
 
@@ -49,7 +50,7 @@ void swiglu_backward(T* dgate, T* dup, const T* dout, const T* gate, const T* up
 #pragma omp parallel for simd schedule(static)
   for (int64_t i = 0; i < n; ++i) {
     const T g = gate[i];
-    const T sig = T(1) / (T(1) + std::exp(-g));
+    const T sig = T(1) / (T(1) + vexp(-g));
     const T silu = g * sig;
     dup[i] = dout[i] * silu;
     dgate[i] = dout[i] * up[i] * sig * (T(1) + g * (T(1) - sig));
