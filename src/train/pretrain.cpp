@@ -201,11 +201,13 @@ PretrainResult PretrainRun::run() {
     if (have != want || saved.at("model_config") != config_to_json(mc))
       HG_FAIL("'", cfg_.run_dir, "' holds a run with other settings (saved ", have.dump(),
               ", model ", saved.at("model_config").dump(), "); use another --out or the same flags");
+    const auto t_load = std::chrono::steady_clock::now();
     const nlohmann::json state = load_training_checkpoint(*ck, *model_, *opt_);
     restore(state);
     start = state.at("step");
     result.resumed_from = start;
-    log_info("resuming from ", *ck, " at step ", start, " of ", total);
+    log_info("resuming from ", *ck, " at step ", start, " of ", total, " (checkpoint loaded in ",
+             std::chrono::duration<double>(std::chrono::steady_clock::now() - t_load).count(), " s)");
   } else {
     if (cfg_.resume) log_info("no checkpoint in ", cfg_.run_dir, ": starting a new run");
     open_loader();
@@ -283,8 +285,13 @@ PretrainResult PretrainRun::run() {
     result.last_loss = loss;
     result.steps_done = step;
 
-    if ((cfg_.save_every > 0 && step % cfg_.save_every == 0) || step == total)
-      save_training_checkpoint(cfg_.run_dir, step, *model_, *opt_, checkpoint_state(), cfg_.keep_last);
+    if ((cfg_.save_every > 0 && step % cfg_.save_every == 0) || step == total) {
+      const auto t_save = std::chrono::steady_clock::now();
+      const std::string where = save_training_checkpoint(cfg_.run_dir, step, *model_, *opt_,
+                                                         checkpoint_state(), cfg_.keep_last);
+      log_info("checkpoint ", where, " written in ",
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - t_save).count(), " s");
+    }
     if (cfg_.stop_after > 0 && step >= cfg_.stop_after && step < total) {
       log_info("stopping after step ", step, " as asked (--stop-after)");
       result.skipped_steps = skipped_;

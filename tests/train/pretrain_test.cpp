@@ -180,14 +180,14 @@ TEST_F(Pretrain, NonFiniteStepsAreSkippedThenTheRunStops) {
 }
 
 TEST_F(Pretrain, AccumulationMatchesOneLargeBatch) {
-  PretrainConfig a = base("accum");
-  a.batch = 2;
+  PretrainConfig a = base("accum");  // 4 micro-batches of 8 ...
+  a.batch = 8;
   a.accum = 4;
-  a.steps = 3;
-  PretrainConfig b = base("big");
-  b.batch = 8;
+  a.steps = 2;
+  PretrainConfig b = base("big");    // ... equal one batch of 32
+  b.batch = 32;
   b.accum = 1;
-  b.steps = 3;
+  b.steps = 2;
   run_pretrain(a, be_);
   run_pretrain(b, be_);
   SafetensorsReader ra(dir_ / "accum/final/model.safetensors"), rb(dir_ / "big/final/model.safetensors");
