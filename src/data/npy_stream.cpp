@@ -6,25 +6,9 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "io/npy.h"
 
 namespace hessgpt::data {
-
-std::string npy_header(const std::string& descr, const std::vector<int64_t>& shape) {
-  std::string dict = "{'descr': '" + descr + "', 'fortran_order': False, 'shape': (";
-  for (size_t i = 0; i < shape.size(); ++i) {
-    dict += std::to_string(shape[i]);
-    if (shape.size() == 1 || i + 1 < shape.size()) dict += ",";
-    if (i + 1 < shape.size()) dict += " ";
-  }
-  dict += "), }";
-  const size_t unpadded = 10 + dict.size() + 1;  // magic, version, length, dict, '\n'
-  dict.append((64 - unpadded % 64) % 64, ' ');
-  dict += '\n';
-  std::string header("\x93NUMPY\x01\x00", 8);
-  header += static_cast<char>(dict.size() & 0xff);
-  header += static_cast<char>(dict.size() >> 8);
-  return header + dict;
-}
 
 NpyStreamWriter::NpyStreamWriter(const std::string& path, const std::string& descr, size_t item_size,
                                  const std::vector<int64_t>& shape)

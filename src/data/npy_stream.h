@@ -31,6 +31,4 @@ class NpyStreamWriter {
   size_t written_ = 0;
 };
 
-std::string npy_header(const std::string& descr, const std::vector<int64_t>& shape);
-
 }  // namespace hessgpt::data

@@ -23,7 +23,9 @@ size_t descr_item_size(const std::string& descr, const std::string& path) {
   return static_cast<size_t>(std::stoul(descr.substr(2)));
 }
 
-std::string make_header(const std::string& descr, const std::vector<int64_t>& shape) {
+}  // namespace
+
+std::string npy_header(const std::string& descr, const std::vector<int64_t>& shape) {
   std::string dict = "{'descr': '" + descr + "', 'fortran_order': False, 'shape': (";
   for (size_t i = 0; i < shape.size(); ++i) {
     dict += std::to_string(shape[i]);
@@ -42,8 +44,6 @@ std::string make_header(const std::string& descr, const std::vector<int64_t>& sh
   return header + dict;
 }
 
-}  // namespace
-
 void write_npy(const std::string& path, const std::string& descr,
                const std::vector<int64_t>& shape, const void* data, size_t bytes) {
   int64_t n = 1;
@@ -52,7 +52,7 @@ void write_npy(const std::string& path, const std::string& descr,
            "npy shape does not match the byte count for ", path);
   std::ofstream out(path, std::ios::binary);
   if (!out) HG_FAIL("cannot create '", path, "'");
-  const std::string header = make_header(descr, shape);
+  const std::string header = npy_header(descr, shape);
   out.write(header.data(), static_cast<std::streamsize>(header.size()));
   out.write(static_cast<const char*>(data), static_cast<std::streamsize>(bytes));
   if (!out) HG_FAIL("failed writing '", path, "' (disk full?)");

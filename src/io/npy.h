@@ -10,6 +10,10 @@
 
 namespace hessgpt {
 
+// The .npy header (magic, version 1.0, padded dict) for an array of this dtype
+// and shape; the data follows it directly. Streaming writers use it too.
+std::string npy_header(const std::string& descr, const std::vector<int64_t>& shape);
+
 // NumPy dtype descriptors we use: "<f4", "<f8", "<u2", "<i4", "<i8".
 void write_npy(const std::string& path, const std::string& descr,
                const std::vector<int64_t>& shape, const void* data, size_t bytes);
