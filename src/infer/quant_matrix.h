@@ -1,0 +1,75 @@
+// Weight matrices for inference, stored the way decode reads them: FP32 (a
+// view of the model's own weights), BF16, INT8 per output channel, or INT4
+// per group along the input dimension. Decode multiplies them by one
+// activation vector straight from this storage (quant_matvec.cpp); prefill
+// dequantises tiles and uses the backend's matmul.
+//
+// Layouts (row-major, one row per output channel, rows independent):
+//   F32  float[cols]
+//   BF16 uint16[cols] (the top half of the float)
+//   Q8   int8[cols], scales[rows]: w = scale[r] * q, q in [-127, 127]
+//   Q4   uint8[padded/2], scales[rows, groups]: w = scale[r,g] * (nibble - 8),
+//        nibble in [1, 15]; padded = groups * group_size (the last group is
+//        padded with nibble 8 = 0.0, so any width works, e.g. FFN 3413).
+//        Inside one group of G values byte j holds value j in its low nibble
+//        and value j + G/2 in its high nibble, so one 16-byte load feeds two
+//        16-wide float vectors without shuffles.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace hessgpt::infer {
+
+enum class WeightFormat { F32, BF16, Q8, Q4 };
+
+// 32, 16, 8, 4 -> format; throws Error on anything else.
+WeightFormat weight_format_from_bits(int bits);
+int weight_format_bits(WeightFormat format);
+const char* weight_format_name(WeightFormat format);
+
+class QuantMatrix {
+ public:
+  QuantMatrix() = default;
+  QuantMatrix(QuantMatrix&&) noexcept = default;
+  QuantMatrix& operator=(QuantMatrix&&) noexcept = default;
+  QuantMatrix(const QuantMatrix&) = delete;
+  QuantMatrix& operator=(const QuantMatrix&) = delete;
+
+  // A non-owning FP32 view; w must outlive the matrix.
+  static QuantMatrix view_f32(const float* w, int64_t rows, int64_t cols);
+  // Quantises w[rows, cols] (round to nearest, symmetric). group_size is used
+  // by Q4 only (a multiple of 32).
+  static QuantMatrix quantize(const float* w, int64_t rows, int64_t cols, WeightFormat format,
+                              int64_t group_size = 32);
+  // Adopts stored data (from a file); sizes are checked.
+  static QuantMatrix from_parts(WeightFormat format, int64_t rows, int64_t cols,
+                                int64_t group_size, std::vector<uint8_t> data,
+                                std::vector<float> scales);
+
+  WeightFormat format() const { return format_; }
+  int64_t rows() const { return rows_; }
+  int64_t cols() const { return cols_; }
+  int64_t group_size() const { return group_; }       // Q4: values per scale
+  int64_t groups() const { return group_ ? (cols_ + group_ - 1) / group_ : 0; }
+  int64_t row_bytes() const { return row_bytes_; }    // stored bytes of one row
+  const uint8_t* data() const { return storage_.empty() ? external_ : storage_.data(); }
+  const std::vector<float>& scales() const { return scales_; }
+  // Bytes one full pass over the matrix reads (data + scales): the decode cost.
+  size_t stream_bytes() const;
+
+  // out[(r1 - r0), cols] = rows r0..r1 as float.
+  void dequantize_rows(int64_t r0, int64_t r1, float* out) const;
+  // y[rows] = W x, x[cols]; rows split across the OpenMP threads.
+  void matvec(const float* x, float* y) const;
+
+ private:
+  WeightFormat format_ = WeightFormat::F32;
+  int64_t rows_ = 0, cols_ = 0, group_ = 0, row_bytes_ = 0;
+  std::vector<uint8_t> storage_;
+  const uint8_t* external_ = nullptr;
+  std::vector<float> scales_;
+};
+
+}  // namespace hessgpt::infer

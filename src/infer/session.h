@@ -1,0 +1,60 @@
+// One sequence being decoded (batch 1): a KV cache and the scratch for a
+// forward pass over new tokens. feed() runs the prompt as one batched pass
+// (prefill) and then single tokens (decode) through the same code: each new
+// token's K (after QK-Norm and RoPE) and V are appended to the cache, and the
+// attention kernel lets query t at absolute position pos0 + t see cache rows
+// 0 .. pos0 + t, so cached decoding computes exactly the full forward pass.
+//
+// KV cache, per layer: K and V [capacity, KV heads, head_dim] floats (GQA:
+// only the key/value heads are kept; each serves H/KV query heads).
+// Matrix products: one activation row -> QuantMatrix::matvec straight from the
+// stored format; several rows -> backend matmul (FP32 weights as they are,
+// quantised weights dequantised one tile at a time).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "backend/backend.h"
+#include "infer/infer_weights.h"
+
+namespace hessgpt::infer {
+
+class DecoderSession {
+ public:
+  // capacity: positions the cache holds (0: the config's max_position_embeddings).
+  // The backend must be the CPU backend; weights must outlive the session.
+  DecoderSession(const InferWeights& weights, Backend& backend, int64_t capacity = 0);
+
+  const ModelConfig& config() const { return w_.config; }
+  int64_t position() const { return pos_; }  // tokens in the cache
+  int64_t capacity() const { return capacity_; }
+  size_t kv_cache_bytes() const { return kv_.size() * sizeof(float); }
+  void reset() { pos_ = 0; }
+
+  // Runs ids at positions position() .. position() + n - 1 and returns the
+  // soft-capped logits of the last one (V floats, valid until the next call).
+  // all_logits, when given, receives the logits of every new token [n, V].
+  std::span<const float> feed(std::span<const int32_t> ids, float* all_logits = nullptr);
+
+ private:
+  void ensure_scratch(int64_t t);
+  void linear(float* y, const float* x, int64_t t, const QuantMatrix& w);
+  float* k_cache(int64_t layer) { return kv_.data() + (2 * layer) * layer_stride_; }
+  float* v_cache(int64_t layer) { return kv_.data() + (2 * layer + 1) * layer_stride_; }
+
+  const InferWeights& w_;
+  Backend& be_;
+  int64_t capacity_ = 0;
+  int64_t pos_ = 0;
+  int64_t layer_stride_ = 0;  // capacity * KV * head_dim
+  std::vector<float> kv_;
+  std::vector<float> rope_cos_, rope_sin_;
+  // Scratch for up to scratch_rows_ tokens.
+  int64_t scratch_rows_ = 0;
+  std::vector<float> x_, ln_, q_, qn_, k_, att_, lse_, rstd_, gate_, up_, act_, tmp_, logits_;
+  std::vector<float> tile_, tile_out_;
+};
+
+}  // namespace hessgpt::infer

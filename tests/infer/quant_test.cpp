@@ -1,0 +1,158 @@
+// Quantised matrices and models: kernels against dequantise-then-multiply,
+// logits against FP32 within stated bounds, and the file format round trip.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "common/test_util.h"
+#include "core/error.h"
+#include "infer/quant_file.h"
+#include "infer/session.h"
+#include "infer_test_util.h"
+
+namespace hessgpt::infer {
+namespace {
+
+using testing::random_ids;
+using testing::random_model;
+using testing::tiny_config;
+
+std::vector<float> random_floats(size_t n, uint64_t seed) {
+  Rng rng(seed);
+  std::vector<float> v(n);
+  for (auto& x : v) x = static_cast<float>(rng.normal());
+  return v;
+}
+
+class MatvecTest : public ::testing::TestWithParam<std::tuple<int, int64_t>> {};
+
+// Every format and awkward widths (tails, a padded last INT4 group).
+TEST_P(MatvecTest, MatchesDequantisedProduct) {
+  const auto [bits, cols] = GetParam();
+  const int64_t rows = 37;
+  const std::vector<float> w = random_floats(static_cast<size_t>(rows * cols), 1);
+  const std::vector<float> x = random_floats(static_cast<size_t>(cols), 2);
+  for (int64_t group : {32, 64}) {
+    const QuantMatrix m = QuantMatrix::quantize(w.data(), rows, cols, weight_format_from_bits(bits), group);
+    std::vector<float> deq(static_cast<size_t>(rows * cols));
+    m.dequantize_rows(0, rows, deq.data());
+    std::vector<float> y(static_cast<size_t>(rows));
+    m.matvec(x.data(), y.data());
+    for (int64_t r = 0; r < rows; ++r) {
+      double ref = 0.0, err_vs_fp32 = 0.0, norm = 0.0;
+      for (int64_t c = 0; c < cols; ++c) {
+        ref += static_cast<double>(deq[static_cast<size_t>(r * cols + c)]) * x[static_cast<size_t>(c)];
+        err_vs_fp32 += static_cast<double>(w[static_cast<size_t>(r * cols + c)]) * x[static_cast<size_t>(c)];
+        norm += std::fabs(w[static_cast<size_t>(r * cols + c)] * x[static_cast<size_t>(c)]);
+      }
+      ASSERT_NEAR(y[static_cast<size_t>(r)], ref, 1e-4 * norm) << "row " << r;
+      // Quantisation error itself: relative to the sum of |w x| terms.
+      const double bound = bits == 32 ? 1e-5 : bits == 16 ? 1e-2 : bits == 8 ? 1e-2 : 0.1;
+      ASSERT_NEAR(y[static_cast<size_t>(r)], err_vs_fp32, bound * norm) << "row " << r;
+    }
+    if (bits != 4) break;  // the group only matters for INT4
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Formats, MatvecTest,
+                         ::testing::Combine(::testing::Values(32, 16, 8, 4),
+                                            ::testing::Values(int64_t{1}, int64_t{16}, int64_t{33},
+                                                              int64_t{64}, int64_t{177},
+                                                              int64_t{3413})));
+
+TEST(Quantize, PaddingDecodesToZeroAndScalesAreSymmetric) {
+  const std::vector<float> w = {1.0f, -0.5f, 0.25f};
+  const QuantMatrix m = QuantMatrix::quantize(w.data(), 1, 3, WeightFormat::Q4, 32);
+  EXPECT_EQ(m.row_bytes(), 16);
+  EXPECT_EQ(m.groups(), 1);
+  std::vector<float> d(3);
+  m.dequantize_rows(0, 1, d.data());
+  EXPECT_FLOAT_EQ(d[0], 1.0f);  // the largest magnitude is exact
+  EXPECT_NEAR(d[1], -0.5f, 1.0 / 14);
+  for (int64_t j = 3; j < 32; ++j) {
+    const uint8_t b = m.data()[j < 16 ? j : j - 16];
+    EXPECT_EQ(j < 16 ? (b & 0x0f) : (b >> 4), 8) << j;
+  }
+  EXPECT_THROW(QuantMatrix::quantize(w.data(), 1, 3, WeightFormat::Q4, 48), Error);
+}
+
+// Logits of a quantised model stay within a bound of FP32 at every position;
+// the bound (relative to the largest logit) is what the test states. Random
+// Gaussian weights are a hard case (no outlier structure, every weight
+// matters); measured on this tiny model: bf16 0.010 / 0.0013, int8 0.032 /
+// 0.0045, int4-g32 0.49 / 0.076 (worst / mean over positions).
+void expect_close_to_fp32(WeightFormat format, int64_t group, double bound, double mean_bound) {
+  ModelConfig c = tiny_config(64);
+  c.intermediate_size = 177;  // odd: a padded last INT4 group
+  auto be = make_backend("cpu", 2);
+  const std::vector<int32_t> ids = random_ids(40, c.vocab_size, 4);
+  const InferWeights fp = weights_from_model(random_model(c, *be, 21, 0.05), WeightFormat::F32);
+  const InferWeights q = weights_from_model(random_model(c, *be, 21, 0.05), format, group);
+  DecoderSession a(fp, *be), b(q, *be);
+  const int64_t v = c.vocab_size;
+  double worst = 0.0, mean = 0.0;
+  for (int32_t id : ids) {
+    const std::span<const float> la = a.feed(std::span<const int32_t>(&id, 1));
+    const std::vector<float> ref(la.begin(), la.end());
+    const std::span<const float> lb = b.feed(std::span<const int32_t>(&id, 1));
+    double diff = 0.0, scale = 1e-6, sum = 0.0;
+    for (int64_t i = 0; i < v; ++i) {
+      diff = std::max(diff, static_cast<double>(std::fabs(lb[static_cast<size_t>(i)] - ref[static_cast<size_t>(i)])));
+      sum += std::fabs(lb[static_cast<size_t>(i)] - ref[static_cast<size_t>(i)]);
+      scale = std::max(scale, static_cast<double>(std::fabs(ref[static_cast<size_t>(i)])));
+    }
+    worst = std::max(worst, diff / scale);
+    mean += sum / static_cast<double>(v) / scale;
+  }
+  mean /= static_cast<double>(ids.size());
+  EXPECT_LT(worst, bound) << weight_format_name(format);
+  EXPECT_LT(mean, mean_bound) << weight_format_name(format);
+  std::printf("%s: worst logit error %.4f, mean %.5f (relative to the largest logit)\n",
+              weight_format_name(format), worst, mean);
+}
+
+TEST(QuantizedModel, Bf16LogitsCloseToFp32) { expect_close_to_fp32(WeightFormat::BF16, 0, 0.02, 0.005); }
+TEST(QuantizedModel, Int8LogitsCloseToFp32) { expect_close_to_fp32(WeightFormat::Q8, 0, 0.04, 0.01); }
+TEST(QuantizedModel, Int4LogitsCloseToFp32) { expect_close_to_fp32(WeightFormat::Q4, 32, 0.6, 0.1); }
+
+TEST(QuantizedModel, PrefillWithDequantisedTilesMatchesDecodeKernels) {
+  const ModelConfig c = tiny_config(64);
+  auto be = make_backend("cpu", 2);
+  const InferWeights q = weights_from_model(random_model(c, *be, 3), WeightFormat::Q4, 32);
+  const std::vector<int32_t> ids = random_ids(25, c.vocab_size, 8);
+  DecoderSession a(q, *be), b(q, *be);
+  const std::span<const float> la = a.feed(ids);
+  const std::vector<float> ref(la.begin(), la.end());
+  std::span<const float> lb;
+  for (int32_t id : ids) lb = b.feed(std::span<const int32_t>(&id, 1));
+  for (size_t i = 0; i < ref.size(); ++i) ASSERT_NEAR(lb[i], ref[i], 1e-4 * (1 + std::fabs(ref[i])));
+}
+
+TEST(QuantizedFile, RoundTripGivesIdenticalLogits) {
+  testing::TempDir dir;
+  const ModelConfig c = tiny_config(64);
+  auto be = make_backend("cpu", 1);
+  const std::vector<int32_t> ids = random_ids(12, c.vocab_size, 8);
+  for (int bits : {16, 8, 4}) {
+    const std::string out = dir / ("q" + std::to_string(bits));
+    const InferWeights q = weights_from_model(random_model(c, *be, 3), weight_format_from_bits(bits), 64);
+    save_quantized_dir(q, out);
+    ASSERT_TRUE(is_quantized_dir(out));
+    const InferWeights back = load_infer_weights(out, *be);
+    EXPECT_EQ(back.format, q.format);
+    EXPECT_EQ(back.group_size, q.group_size);
+    DecoderSession a(q, *be), b(back, *be);
+    const std::span<const float> la = a.feed(ids);
+    const std::vector<float> ref(la.begin(), la.end());
+    const std::span<const float> lb = b.feed(ids);
+    for (size_t i = 0; i < ref.size(); ++i) ASSERT_EQ(lb[i], ref[i]) << bits << " bits";
+    EXPECT_THROW(load_infer_weights(out, *be, 32), Error);  // can't un-quantise
+  }
+  // A tensor missing from the file is named.
+  const std::string out = dir / "q8";
+  std::filesystem::resize_file(out + "/model.safetensors", 100);
+  EXPECT_THROW(load_infer_weights(out, *be), Error);
+}
+
+}  // namespace
+}  // namespace hessgpt::infer

@@ -1,0 +1,114 @@
+// Sampling statistics with fixed seeds, and the streaming detokeniser's
+// handling of characters split across byte pieces.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+
+#include "core/error.h"
+#include "infer/sampler.h"
+#include "infer/text_stream.h"
+
+namespace hessgpt::infer {
+namespace {
+
+std::vector<double> softmax(const std::vector<float>& z, double t) {
+  std::vector<double> p(z.size());
+  double s = 0.0;
+  for (size_t i = 0; i < z.size(); ++i) s += p[i] = std::exp(z[i] / t);
+  for (auto& x : p) x /= s;
+  return p;
+}
+
+std::vector<double> frequencies(Sampler& s, const std::vector<float>& z, int n,
+                                const std::vector<int32_t>& history = {}) {
+  std::vector<double> f(z.size(), 0.0);
+  for (int i = 0; i < n; ++i) f[static_cast<size_t>(s.sample(z, history))] += 1.0 / n;
+  return f;
+}
+
+const std::vector<float> kLogits = {2.0f, 1.5f, 1.0f, 0.5f, 0.0f, -0.5f, -1.0f, -3.0f};
+
+TEST(Sampler, GreedyTakesTheArgmax) {
+  SamplingOptions o;
+  o.temperature = 0.0;
+  Sampler s(o);
+  EXPECT_EQ(s.sample(kLogits, {}), 0);
+  // A repetition penalty can move the argmax: 2.0 / 1.5 < 1.5.
+  o.repetition_penalty = 1.5;
+  Sampler p(o);
+  EXPECT_EQ(p.sample(kLogits, std::vector<int32_t>{0, 0}), 1);
+}
+
+TEST(Sampler, TemperatureMatchesSoftmax) {
+  SamplingOptions o;
+  o.temperature = 0.8;
+  o.seed = 42;
+  Sampler s(o);
+  const std::vector<double> f = frequencies(s, kLogits, 40000);
+  const std::vector<double> p = softmax(kLogits, 0.8);
+  for (size_t i = 0; i < p.size(); ++i) EXPECT_NEAR(f[i], p[i], 0.01) << i;
+}
+
+TEST(Sampler, TopKDrawsOnlyTheKBestInSoftmaxProportion) {
+  SamplingOptions o;
+  o.temperature = 1.0;
+  o.top_k = 3;
+  o.seed = 7;
+  Sampler s(o);
+  const std::vector<double> f = frequencies(s, kLogits, 40000);
+  const std::vector<float> top(kLogits.begin(), kLogits.begin() + 3);
+  const std::vector<double> p = softmax(top, 1.0);
+  for (size_t i = 0; i < 3; ++i) EXPECT_NEAR(f[i], p[i], 0.01) << i;
+  for (size_t i = 3; i < f.size(); ++i) EXPECT_EQ(f[i], 0.0) << i;
+}
+
+TEST(Sampler, TopPKeepsTheSmallestNucleus) {
+  // Probabilities 0.5, 0.3, 0.15, 0.05: top-p 0.7 keeps ids 0 and 1 (0.8 >= 0.7).
+  const std::vector<float> z = {std::log(0.5f), std::log(0.3f), std::log(0.15f), std::log(0.05f)};
+  SamplingOptions o;
+  o.temperature = 1.0;
+  o.top_p = 0.7;
+  o.seed = 3;
+  Sampler s(o);
+  const std::vector<double> f = frequencies(s, z, 40000);
+  EXPECT_NEAR(f[0], 0.5 / 0.8, 0.01);
+  EXPECT_NEAR(f[1], 0.3 / 0.8, 0.01);
+  EXPECT_EQ(f[2], 0.0);
+  EXPECT_EQ(f[3], 0.0);
+}
+
+TEST(Sampler, SameSeedSameDraws) {
+  SamplingOptions o;
+  o.temperature = 1.0;
+  o.seed = 99;
+  Sampler a(o), b(o);
+  for (int i = 0; i < 200; ++i) ASSERT_EQ(a.sample(kLogits, {}), b.sample(kLogits, {}));
+}
+
+TEST(Sampler, RejectsBadOptions) {
+  SamplingOptions o;
+  o.top_p = 0.0;
+  EXPECT_THROW(Sampler{o}, Error);
+  o = {};
+  o.temperature = -1.0;
+  EXPECT_THROW(Sampler{o}, Error);
+  o = {};
+  o.top_k = -2;
+  EXPECT_THROW(Sampler{o}, Error);
+  o = {};
+  o.repetition_penalty = 0.0;
+  EXPECT_THROW(Sampler{o}, Error);
+}
+
+TEST(TextStream, UnfinishedUtf8IsHeldBack) {
+  EXPECT_EQ(unfinished_utf8_tail("abc"), 0u);
+  EXPECT_EQ(unfinished_utf8_tail("ab\xE2\x82"), 2u);        // first two bytes of €
+  EXPECT_EQ(unfinished_utf8_tail("ab\xE2\x82\xAC"), 0u);    // complete €
+  EXPECT_EQ(unfinished_utf8_tail("ab\xF0\x9F"), 2u);        // half an emoji
+  EXPECT_EQ(unfinished_utf8_tail("ab\xEF\xBF\xBD"), 3u);    // a replacement character
+  EXPECT_EQ(unfinished_utf8_tail("\xC3"), 1u);
+}
+
+}  // namespace
+}  // namespace hessgpt::infer
