@@ -354,10 +354,13 @@ SandboxResult run_python_sandboxed(std::string_view program, const SandboxLimits
       grace_end = Clock::now() + std::chrono::seconds(1);
     }
   };
+  bool status_lost = false;
   const auto reap = [&](int flags) {
     if (exited) return;
     const pid_t w = ::waitpid(pid, &status, flags);
     if (w == pid) exited = true;
+    // ECHILD: the host ignores SIGCHLD, so the kernel reaped it for us.
+    if (w < 0 && errno == ECHILD) exited = status_lost = true;
   };
 
   char buf[65536];
@@ -414,6 +417,9 @@ SandboxResult run_python_sandboxed(std::string_view program, const SandboxLimits
   if (r.failure == SandboxFailure::kTimeout || r.failure == SandboxFailure::kOutputLimit) {
     r.ok = false;
     r.exit_code = -1;
+  } else if (status_lost) {
+    r.failure = SandboxFailure::kSignal;
+    r.error = "exit status unavailable (the host process ignores SIGCHLD)";
   } else {
     classify_exit(status, limits, r);
   }
