@@ -1,6 +1,7 @@
 // hessgpt bench train: throughput of full training steps.
 #include <cstdio>
 
+#include "cli/bench_command.h"
 #include "cli/cli_util.h"
 #include "cli/command_registry.h"
 #include "core/log.h"
@@ -48,8 +49,7 @@ void run_bench_train(const BenchTrainOptions& o) {
 }
 
 void setup(CLI::App& app) {
-  CLI::App* bench = app.add_subcommand("bench", "Benchmarks");
-  bench->require_subcommand(1);
+  CLI::App* bench = bench_command(app);
   auto o = std::make_shared<BenchTrainOptions>();
   CLI::App* train = bench->add_subcommand("train", "Tokens/s of full training steps");
   train->add_option("--model", o->model, "Preset or config.json")->capture_default_str();
