@@ -33,7 +33,8 @@ class Carver {
   size_t offset_ = 0;
 };
 
-Activations carve(const ModelConfig& c, Carver& cv, int64_t b, int64_t t, bool training) {
+Activations carve(const ModelConfig& c, Carver& cv, int64_t b, int64_t t, bool training,
+                  const LoraShape& lora) {
   const int64_t n = b * t, d = c.hidden_size, h = c.num_attention_heads,
                 kv = c.num_key_value_heads, hd = c.head_dim, ffn = c.intermediate_size;
   Activations a;
@@ -62,6 +63,8 @@ Activations carve(const ModelConfig& c, Carver& cv, int64_t b, int64_t t, bool t
     la.gate = cv.take({n, ffn});
     la.up = cv.take({n, ffn});
     la.act = cv.take({n, ffn});
+    for (int k = 0; k < kLoraTargets; ++k)
+      if (lora.rank > 0 && lora.mask[static_cast<size_t>(k)]) la.lora_u[static_cast<size_t>(k)] = cv.take({n, lora.rank});
     a.layers.push_back(la);
   }
   a.output = cv.take({n, d});
@@ -81,6 +84,7 @@ Activations carve(const ModelConfig& c, Carver& cv, int64_t b, int64_t t, bool t
     a.dgate = cv.take({n, ffn});
     a.dup = cv.take({n, ffn});
     a.dact = cv.take({n, ffn});
+    if (lora.rank > 0) a.lora_du = cv.take({n, lora.rank});
   }
   return a;
 }
@@ -88,16 +92,16 @@ Activations carve(const ModelConfig& c, Carver& cv, int64_t b, int64_t t, bool t
 }  // namespace
 
 size_t activation_bytes(const ModelConfig& config, int64_t batch, int64_t seq, DType dtype,
-                        bool training) {
+                        bool training, const LoraShape& lora) {
   Carver cv(nullptr, dtype);
-  carve(config, cv, batch, seq, training);
+  carve(config, cv, batch, seq, training, lora);
   return cv.offset();
 }
 
 Activations layout_activations(const ModelConfig& config, const Buffer& buffer, int64_t batch,
-                               int64_t seq, DType dtype, bool training) {
+                               int64_t seq, DType dtype, bool training, const LoraShape& lora) {
   Carver cv(&buffer, dtype);
-  return carve(config, cv, batch, seq, training);
+  return carve(config, cv, batch, seq, training, lora);
 }
 
 }  // namespace hessgpt

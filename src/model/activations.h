@@ -3,10 +3,12 @@
 // (batch, sequence) and the config. One allocation; tensors are views.
 #pragma once
 
+#include <array>
 #include <vector>
 
 #include "backend/backend.h"
 #include "core/model_config.h"
+#include "model/lora.h"
 
 namespace hessgpt {
 
@@ -29,6 +31,13 @@ struct LayerActivations {
   Tensor gate;         // [N, FFN]
   Tensor up;           // [N, FFN]
   Tensor act;          // [N, FFN] silu(gate) * up
+  std::array<Tensor, kLoraTargets> lora_u;  // [N, r] = x A^T per adapted target
+};
+
+// The adapters the arena must hold intermediates for (rank 0: none).
+struct LoraShape {
+  int64_t rank = 0;
+  std::array<bool, kLoraTargets> mask{};
 };
 
 struct Activations {
@@ -44,6 +53,7 @@ struct Activations {
   Tensor dq, dq_raw, datt;           // [N, H*D]
   Tensor dk, dk_raw, dv;             // [N, KV*D]
   Tensor dgate, dup, dact;           // [N, FFN]
+  Tensor lora_du;                    // [N, r]
 };
 
 // Rows of the logits processed at once: bounds head memory to ~256 MiB at V = 32k.
@@ -51,10 +61,10 @@ int64_t head_chunk_rows(int64_t rows, int64_t vocab);
 
 // Bytes the arena needs (training keeps backward scratch; inference does not).
 size_t activation_bytes(const ModelConfig& config, int64_t batch, int64_t seq, DType dtype,
-                        bool training);
+                        bool training, const LoraShape& lora = {});
 
 // Carves the arena out of buffer (which must hold activation_bytes()).
 Activations layout_activations(const ModelConfig& config, const Buffer& buffer, int64_t batch,
-                               int64_t seq, DType dtype, bool training);
+                               int64_t seq, DType dtype, bool training, const LoraShape& lora = {});
 
 }  // namespace hessgpt

@@ -38,6 +38,10 @@ void Model::enable_grads() {
 }
 
 void Model::zero_grads() {
+  if (has_lora()) {
+    zero_lora_grads();
+    return;
+  }
   if (!has_grads()) {
     enable_grads();  // allocates zeroed gradients
     return;
@@ -137,8 +141,10 @@ void Model::prepare(const int32_t* ids, const int32_t* targets, int64_t batch, i
                          (training && !arena_training_);
   if (needs_new) {
     arena_ = Buffer();  // free first: the old arena may be large
-    arena_ = Buffer(&backend_, activation_bytes(config_, batch, seq, dtype_, training));
-    acts_ = layout_activations(config_, arena_, batch, seq, dtype_, training);
+    LoraShape lora;
+    if (has_lora()) lora = {lora_rank_, lora_config_.target_mask()};
+    arena_ = Buffer(&backend_, activation_bytes(config_, batch, seq, dtype_, training, lora));
+    acts_ = layout_activations(config_, arena_, batch, seq, dtype_, training, lora);
     arena_training_ = training;
   }
   ensure_rope(seq);
@@ -170,7 +176,7 @@ LossSum Model::evaluate(const int32_t* ids, const int32_t* targets, int64_t batc
 LossSum Model::forward_backward(const int32_t* ids, const int32_t* targets, int64_t batch,
                                 int64_t seq, double loss_scale) {
   HG_CHECK(targets != nullptr, "training needs targets");
-  enable_grads();
+  if (trains_base()) enable_grads();
   prepare(ids, targets, batch, seq, true);
   forward_blocks();
   const LossSum loss = head_forward(true, loss_scale, nullptr);

@@ -11,6 +11,7 @@
 #include "backend/backend.h"
 #include "core/model_config.h"
 #include "model/activations.h"
+#include "model/lora.h"
 #include "model/param_layout.h"
 
 namespace hessgpt {
@@ -56,6 +57,27 @@ class Model {
   LossSum forward_backward(const int32_t* ids, const int32_t* targets, int64_t batch,
                            int64_t seq, double loss_scale);
 
+  // ---- LoRA -----------------------------------------------------------------
+  // Adds adapters (A uniform(+-1/sqrt(in)), B = 0) and freezes the base: from
+  // then on backward computes adapter gradients only (base grads are neither
+  // computed nor allocated). Only before the first pass.
+  void enable_lora(const LoraConfig& lora, uint64_t seed);
+  bool has_lora() const { return lora_rank_ > 0; }
+  const LoraConfig& lora_config() const { return lora_config_; }
+  const ParamLayout& lora_layout() const { return lora_layout_.params; }
+  Tensor lora_params() const;
+  Tensor lora_param(int index) const;
+  Tensor lora_grads() const;
+  Tensor lora_grad(int index) const;
+  void zero_lora_grads();
+  void set_lora_params_host(const std::vector<float>& values);
+  std::vector<float> lora_params_host() const;
+  std::vector<float> lora_grads_host() const;
+  // W += s B A for every adapted matrix, then drops the adapters.
+  void merge_lora();
+  // True when backward computes base-weight gradients (no LoRA, or --full).
+  bool trains_base() const { return !has_lora(); }
+
   // The arena currently allocated, in bytes.
   size_t activation_arena_bytes() const { return arena_.bytes(); }
 
@@ -66,6 +88,14 @@ class Model {
   void forward_blocks();
   LossSum head_forward(bool training, double loss_scale, float* logits_out);
   void backward_blocks();
+  // y (=, or += with accumulate) x W^T for a target, plus its adapter when present.
+  void project(int64_t layer, LoraTarget target, int weight, const Tensor& y, const Tensor& x,
+               bool accumulate);
+  // The matching backward: dW (base trained), adapter grads, and dx (= or +=).
+  void project_backward(int64_t layer, LoraTarget target, int weight, const Tensor& dx,
+                        const Tensor& dy, const Tensor& x, float dx_beta);
+  // Where a norm's weight gradient goes: the real gradient, or scratch when frozen.
+  Tensor norm_grad(int index);
 
   ModelConfig config_;
   Backend& backend_;
@@ -79,6 +109,10 @@ class Model {
   Buffer rope_buffer_;
   Tensor rope_cos_, rope_sin_;
   int64_t rope_positions_ = 0;
+  LoraConfig lora_config_;
+  int64_t lora_rank_ = 0;
+  LoraLayout lora_layout_;
+  Buffer lora_params_, lora_grads_, norm_scratch_;
 };
 
 }  // namespace hessgpt

@@ -8,13 +8,6 @@
 
 namespace hessgpt {
 
-namespace {
-// y[N, out] = x[N, in] W[out, in]^T
-void linear(Backend& be, const Tensor& y, const Tensor& x, const Tensor& w) {
-  be.matmul(y, x, false, w, true, 1.0f, 0.0f);
-}
-}  // namespace
-
 void Model::forward_blocks() {
   Backend& be = backend_;
   const ModelConfig& c = config_;
@@ -31,9 +24,9 @@ void Model::forward_blocks() {
     LayerActivations& la = a.layers[static_cast<size_t>(l)];
     // Attention sub-block.
     be.rmsnorm_forward(la.ln1, la.rstd1, la.input, param(p.input_norm), c.rms_norm_eps);
-    linear(be, la.q_raw, la.ln1, param(p.q_proj));
-    linear(be, la.k_raw, la.ln1, param(p.k_proj));
-    linear(be, la.v.view({n, kv * hd}), la.ln1, param(p.v_proj));
+    project(l, LoraTarget::Q, p.q_proj, la.q_raw, la.ln1, false);
+    project(l, LoraTarget::K, p.k_proj, la.k_raw, la.ln1, false);
+    project(l, LoraTarget::V, p.v_proj, la.v.view({n, kv * hd}), la.ln1, false);
     if (c.qk_norm) {
       be.rmsnorm_forward(la.q.view({n * h, hd}), la.rstd_q, la.q_raw.view({n * h, hd}),
                          param(p.q_norm), c.rms_norm_eps);
@@ -47,17 +40,17 @@ void Model::forward_blocks() {
     be.rope_forward(la.k, rope_cos_, rope_sin_, 0);
     be.attention_forward(la.att, la.lse, la.q, la.k, la.v, scale, 0);
     be.copy(la.mid, la.input);
-    be.matmul(la.mid, la.att.view({n, h * hd}), false, param(p.o_proj), true, 1.0f, 1.0f);
+    project(l, LoraTarget::O, p.o_proj, la.mid, la.att.view({n, h * hd}), true);
     // MLP sub-block.
     be.rmsnorm_forward(la.ln2, la.rstd2, la.mid, param(p.post_norm), c.rms_norm_eps);
-    linear(be, la.gate, la.ln2, param(p.gate_proj));
-    linear(be, la.up, la.ln2, param(p.up_proj));
+    project(l, LoraTarget::Gate, p.gate_proj, la.gate, la.ln2, false);
+    project(l, LoraTarget::Up, p.up_proj, la.up, la.ln2, false);
     be.swiglu_forward(la.act, la.gate, la.up);
     const Tensor out = l + 1 < c.num_hidden_layers
                            ? a.layers[static_cast<size_t>(l + 1)].input
                            : a.output;
     be.copy(out, la.mid);
-    be.matmul(out, la.act, false, param(p.down_proj), true, 1.0f, 1.0f);
+    project(l, LoraTarget::Down, p.down_proj, out, la.act, true);
   }
   be.rmsnorm_forward(a.lnf, a.rstdf, a.output, param(layout_.final_norm), c.rms_norm_eps);
 }
@@ -95,9 +88,9 @@ LossSum Model::head_forward(bool training, double loss_scale, float* logits_out)
                                config_.logit_softcap, training ? loss_scale : 0.0);
     }
     if (training) {
-      // dlnf[rows] = dlogits E ; dE += dlogits^T lnf[rows]
+      // dlnf[rows] = dlogits E ; dE += dlogits^T lnf[rows] (when the base trains)
       be.matmul(a.dln.slice(r0, r1), logits, false, embed, false, 1.0f, 0.0f);
-      be.matmul(grad(layout_.embed), logits, true, hidden, false, 1.0f, 1.0f);
+      if (trains_base()) be.matmul(grad(layout_.embed), logits, true, hidden, false, 1.0f, 1.0f);
     }
   }
   // Sum the per-token losses on the host in double, in order.

@@ -4,9 +4,10 @@
 
 namespace hessgpt {
 
-AdamW::AdamW(Model& model, const AdamWConfig& config) : model_(model), config_(config) {
-  model_.enable_grads();
-  const size_t bytes = static_cast<size_t>(model_.layout().total) * dtype_size(model_.dtype());
+AdamW::AdamW(Model& model, const AdamWConfig& config)
+    : model_(model), lora_(model.has_lora()), config_(config) {
+  if (!lora_) model_.enable_grads();
+  const size_t bytes = static_cast<size_t>(layout().total) * dtype_size(model_.dtype());
   m_ = Buffer(&model_.backend(), bytes);
   v_ = Buffer(&model_.backend(), bytes);
   model_.backend().fill(first_moment(), 0.0);
@@ -14,7 +15,7 @@ AdamW::AdamW(Model& model, const AdamWConfig& config) : model_(model), config_(c
 }
 
 double AdamW::grad_norm(double grad_scale) const {
-  return std::sqrt(model_.backend().sum_squares(model_.grads())) * std::abs(grad_scale);
+  return std::sqrt(model_.backend().sum_squares(grads())) * std::abs(grad_scale);
 }
 
 double AdamW::step(double lr, double grad_scale) {
@@ -29,14 +30,14 @@ void AdamW::step_with_norm(double lr, double grad_scale, double norm) {
   ++step_;
   Backend& be = model_.backend();
   const size_t esize = dtype_size(model_.dtype());
-  const Tensor params = model_.params(), grads = model_.grads();
+  const Tensor params = this->params(), grads = this->grads();
   const Tensor m = first_moment(), v = second_moment();
   auto range = [esize](const Tensor& t, int64_t offset, int64_t n) {
     return Tensor(static_cast<char*>(t.data) + static_cast<size_t>(offset) * esize, t.dtype,
                   t.device, {n});
   };
   // Consecutive parameters with the same decay are updated in one call.
-  const auto& ps = model_.layout().params;
+  const auto& ps = layout().params;
   size_t i = 0;
   while (i < ps.size()) {
     size_t j = i + 1;

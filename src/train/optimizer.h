@@ -14,6 +14,8 @@ struct AdamWConfig {
   double clip_norm = 1.0;  // <= 0 disables clipping
 };
 
+// Optimises the model's trainable set: its weights, or only its LoRA adapters
+// when it has them (the frozen base is never in the optimizer).
 class AdamW {
  public:
   AdamW(Model& model, const AdamWConfig& config);
@@ -30,12 +32,18 @@ class AdamW {
 
   int64_t steps_taken() const { return step_; }
   void set_steps_taken(int64_t s) { step_ = s; }
-  Tensor first_moment() const { return m_.tensor(model_.dtype(), {model_.layout().total}); }
-  Tensor second_moment() const { return v_.tensor(model_.dtype(), {model_.layout().total}); }
+  Tensor first_moment() const { return m_.tensor(model_.dtype(), {layout().total}); }
+  Tensor second_moment() const { return v_.tensor(model_.dtype(), {layout().total}); }
+  bool optimises_lora() const { return lora_; }
   const AdamWConfig& config() const { return config_; }
 
  private:
+  const ParamLayout& layout() const { return lora_ ? model_.lora_layout() : model_.layout(); }
+  Tensor params() const { return lora_ ? model_.lora_params() : model_.params(); }
+  Tensor grads() const { return lora_ ? model_.lora_grads() : model_.grads(); }
+
   Model& model_;
+  bool lora_ = false;
   AdamWConfig config_;
   Buffer m_, v_;
   int64_t step_ = 0;
