@@ -201,11 +201,22 @@ void QuantMatrix::dequantize_rows(int64_t r0, int64_t r1, float* out) const {
       }
       case WeightFormat::Q4: {
         const int64_t g = group_, half = g / 2;
-        for (int64_t c = 0; c < cols_; ++c) {
-          const int64_t gi = c / g, j = c % g;
-          const uint8_t b = src[gi * half + (j < half ? j : j - half)];
-          const int nib = j < half ? (b & 0x0f) : (b >> 4);
-          dst[c] = scales_[static_cast<size_t>(r * groups + gi)] * static_cast<float>(nib - 8);
+        for (int64_t gi = 0; gi < groups; ++gi) {
+          const float s = scales_[static_cast<size_t>(r * groups + gi)];
+          const uint8_t* b = src + gi * half;
+          const int64_t c0 = gi * g;
+          if (c0 + g <= cols_) {
+            for (int64_t j = 0; j < half; ++j) {
+              dst[c0 + j] = s * static_cast<float>((b[j] & 0x0f) - 8);
+              dst[c0 + half + j] = s * static_cast<float>((b[j] >> 4) - 8);
+            }
+          } else {  // the padded last group
+            for (int64_t c = c0; c < cols_; ++c) {
+              const int64_t j = c - c0;
+              const int nib = j < half ? (b[j] & 0x0f) : (b[j - half] >> 4);
+              dst[c] = s * static_cast<float>(nib - 8);
+            }
+          }
         }
         break;
       }

@@ -38,16 +38,28 @@ TEST_P(MatvecTest, MatchesDequantisedProduct) {
     m.dequantize_rows(0, rows, deq.data());
     std::vector<float> y(static_cast<size_t>(rows));
     m.matvec(x.data(), y.data());
+    // INT8/INT4 products quantise x to int8 in blocks (32 values, or one INT4
+    // group) on AVX512-VNNI: allow half a step of each block's x scale.
+    const int64_t block = bits == 8 ? 32 : bits == 4 ? group : 0;
+    std::vector<double> half_step(static_cast<size_t>(cols), 0.0);
+    if (block > 0)
+      for (int64_t b0 = 0; b0 < cols; b0 += block) {
+        double amax = 0.0;
+        for (int64_t c = b0; c < std::min(cols, b0 + block); ++c) amax = std::max(amax, std::fabs(double{x[static_cast<size_t>(c)]}));
+        for (int64_t c = b0; c < std::min(cols, b0 + block); ++c) half_step[static_cast<size_t>(c)] = 0.5 * amax / 127.0;
+      }
     for (int64_t r = 0; r < rows; ++r) {
-      double ref = 0.0, err_vs_fp32 = 0.0, norm = 0.0;
+      double ref = 0.0, err_vs_fp32 = 0.0, norm = 0.0, act = 0.0;
       for (int64_t c = 0; c < cols; ++c) {
-        ref += static_cast<double>(deq[static_cast<size_t>(r * cols + c)]) * x[static_cast<size_t>(c)];
+        const double wd = deq[static_cast<size_t>(r * cols + c)];
+        ref += wd * x[static_cast<size_t>(c)];
         err_vs_fp32 += static_cast<double>(w[static_cast<size_t>(r * cols + c)]) * x[static_cast<size_t>(c)];
         norm += std::fabs(w[static_cast<size_t>(r * cols + c)] * x[static_cast<size_t>(c)]);
+        act += std::fabs(wd) * half_step[static_cast<size_t>(c)];
       }
-      ASSERT_NEAR(y[static_cast<size_t>(r)], ref, 1e-4 * norm) << "row " << r;
+      ASSERT_NEAR(y[static_cast<size_t>(r)], ref, 1e-4 * norm + act) << "row " << r;
       // Quantisation error itself: relative to the sum of |w x| terms.
-      const double bound = bits == 32 ? 1e-5 : bits == 16 ? 1e-2 : bits == 8 ? 1e-2 : 0.1;
+      const double bound = bits == 32 ? 1e-5 : bits == 16 ? 1e-2 : bits == 8 ? 2e-2 : 0.1;
       ASSERT_NEAR(y[static_cast<size_t>(r)], err_vs_fp32, bound * norm) << "row " << r;
     }
     if (bits != 4) break;  // the group only matters for INT4
@@ -79,8 +91,9 @@ TEST(Quantize, PaddingDecodesToZeroAndScalesAreSymmetric) {
 // Logits of a quantised model stay within a bound of FP32 at every position;
 // the bound (relative to the largest logit) is what the test states. Random
 // Gaussian weights are a hard case (no outlier structure, every weight
-// matters); measured on this tiny model: bf16 0.010 / 0.0013, int8 0.032 /
-// 0.0045, int4-g32 0.49 / 0.076 (worst / mean over positions).
+// matters); measured on this tiny model with int8 activations in the VNNI
+// products: bf16 0.010 / 0.0013, int8 0.039 / 0.0058, int4-g32 0.48 / 0.076
+// (worst / mean over positions).
 void expect_close_to_fp32(WeightFormat format, int64_t group, double bound, double mean_bound) {
   ModelConfig c = tiny_config(64);
   c.intermediate_size = 177;  // odd: a padded last INT4 group
@@ -112,7 +125,7 @@ void expect_close_to_fp32(WeightFormat format, int64_t group, double bound, doub
 }
 
 TEST(QuantizedModel, Bf16LogitsCloseToFp32) { expect_close_to_fp32(WeightFormat::BF16, 0, 0.02, 0.005); }
-TEST(QuantizedModel, Int8LogitsCloseToFp32) { expect_close_to_fp32(WeightFormat::Q8, 0, 0.04, 0.01); }
+TEST(QuantizedModel, Int8LogitsCloseToFp32) { expect_close_to_fp32(WeightFormat::Q8, 0, 0.07, 0.015); }
 TEST(QuantizedModel, Int4LogitsCloseToFp32) { expect_close_to_fp32(WeightFormat::Q4, 32, 0.6, 0.1); }
 
 TEST(QuantizedModel, PrefillWithDequantisedTilesMatchesDecodeKernels) {
@@ -125,7 +138,14 @@ TEST(QuantizedModel, PrefillWithDequantisedTilesMatchesDecodeKernels) {
   const std::vector<float> ref(la.begin(), la.end());
   std::span<const float> lb;
   for (int32_t id : ids) lb = b.feed(std::span<const int32_t>(&id, 1));
-  for (size_t i = 0; i < ref.size(); ++i) ASSERT_NEAR(lb[i], ref[i], 1e-4 * (1 + std::fabs(ref[i])));
+  // Prefill multiplies FP32 activations by the dequantised weights, decode
+  // int8 activations (VNNI): the same weights, so only activation rounding differs.
+  double diff = 0.0, scale = 1.0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    diff = std::max(diff, static_cast<double>(std::fabs(lb[i] - ref[i])));
+    scale = std::max(scale, static_cast<double>(std::fabs(ref[i])));
+  }
+  EXPECT_LT(diff / scale, 0.05);
 }
 
 TEST(QuantizedFile, RoundTripGivesIdenticalLogits) {
