@@ -149,8 +149,9 @@ std::vector<TemplateCount> template_counts() {
 }
 
 std::string wrap_politely(const std::string& message, Split split, Rng& rng) {
-  const std::string& prefix = pick(rng, kPrefixes, split);
+  std::string prefix = pick(rng, kPrefixes, split);
   const std::string& suffix = pick(rng, kSuffixes, split);
+  if (prefix == "Please " && !message.empty() && message.back() == '?') prefix.clear();  // not "Please what is ...?"
   // "Please What is ..." reads badly: lower the first letter after a prefix
   // that runs into the sentence.
   const bool runs_in = !prefix.empty() && (prefix == "Please " || prefix == "Hey, ");

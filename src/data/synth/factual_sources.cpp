@@ -77,7 +77,10 @@ void require_exists(const std::string& path, const char* package, const char* ho
 // to stand alone; FOLDOC's first sentence is the definition.
 std::string first_sentence(const std::string& text) {
   for (size_t p = text.find(". "); p != std::string::npos; p = text.find(". ", p + 1)) {
-    if (p + 2 < text.size() && std::isupper(static_cast<unsigned char>(text[p + 2])) && p > 25) {
+    // Not after an initial or abbreviation ("J.R. Cordy", "e.g. Foo"): the
+    // sentence's last word must end in two lower-case letters.
+    if (p + 2 < text.size() && std::isupper(static_cast<unsigned char>(text[p + 2])) && p > 25 &&
+        std::islower(static_cast<unsigned char>(text[p - 1])) && std::islower(static_cast<unsigned char>(text[p - 2]))) {
       return text.substr(0, p + 1);
     }
   }
@@ -226,7 +229,8 @@ std::vector<FactualItem> load_foldoc(const std::string& file) {
     }
     def = first_sentence(strip_markup(def));
     if (def.size() < 30 || def.size() > 300 || !plain_ascii(def) || !std::isupper(static_cast<unsigned char>(def[0])) ||
-        def.back() != '.') {
+        def.back() != '.' || def.find("Sammet") != std::string::npos || def.find(" p.") != std::string::npos) {
+      // (Sammet/page citations are bibliography, not definition.)
       return;
     }
     const std::string& t = head;

@@ -172,7 +172,7 @@ RoutedTask uppercase(Split split, Rng& rng) {
   t.program = str_cat("print(", py_str(s), ".upper())");
   t.result = s;
   for (char& c : t.result) c = static_cast<char>(c >= 'a' && c <= 'z' ? c - 'a' + 'A' : c);
-  t.answer = str_cat("In uppercase: ", t.result);
+  t.answer = str_cat("In uppercase: ", t.result, ".");
   return t;
 }
 
