@@ -1,5 +1,6 @@
 #include "data/synth/routing_synth.h"
 
+#include <array>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -36,6 +37,10 @@ const std::vector<std::string> kSystemPrompts = {
     "You are a concise assistant.",
     "You are HessGPT, a careful assistant that never guesses numbers."};
 
+// Share of factual turns per source.
+constexpr std::array<std::pair<std::string_view, double>, 3> kFactualShares = {
+    {{"factbook", 0.45}, {"foldoc", 0.40}, {"python_faq", 0.15}}};
+
 const std::vector<std::string> kJoiners = {" Also, ", " And ", " Then, ", " One more thing: ", " Next: ",
                                            " Additionally, ", " Plus, ", " After that, "};
 
@@ -61,8 +66,17 @@ struct Counts {
 class Generator {
  public:
   Generator(const SynthOptions& options, const std::vector<FactualItem>& factual) : options_(options) {
-    for (const auto& item : factual) (item.split == Split::kEval ? factual_eval_ : factual_train_).push_back(&item);
-    HG_CHECK(!factual_train_.empty() && !factual_eval_.empty(), "factual sources gave no train or no eval items");
+    for (const auto& item : factual) {
+      auto& pools = item.split == Split::kEval ? factual_eval_ : factual_train_;
+      size_t s = 0;
+      while (s < kFactualShares.size() && kFactualShares[s].first != item.source) ++s;
+      HG_CHECK(s < kFactualShares.size(), "unknown factual source ", item.source);
+      pools[s].push_back(&item);
+    }
+    for (size_t s = 0; s < kFactualShares.size(); ++s) {
+      HG_CHECK(!factual_train_[s].empty() && !factual_eval_[s].empty(), "factual source ",
+               kFactualShares[s].first, " gave no train or no eval items");
+    }
     for (const auto& [name, w] : task_weights()) total_weight_ += w;
   }
 
@@ -125,7 +139,7 @@ class Generator {
       ++c.routes_by_kind[std::string(chat::route_kind_name(t.kind))];
       ++c.tasks[t.task];
     } else {
-      const FactualItem& f = *pick_any(rng, factual_eval_);
+      const FactualItem& f = pick_factual(Split::kEval, rng);
       conv.messages.push_back({Role::kUser, wrap_politely(pick(rng, f.questions, Split::kEval), Split::kEval, rng), {}});
       j = chat::conversation_to_json(conv);
       j["should_route"] = false;
@@ -166,9 +180,19 @@ class Generator {
     return task_weights().back().first;
   }
 
+  // Source first, then an item: FOLDOC alone has 10x the Factbook's items,
+  // and the Factbook's number questions ("How many people live in X?") are
+  // the ones that teach Model 1 not to route every number.
+  const FactualItem& pick_factual(Split split, Rng& rng) {
+    const auto& pools = split == Split::kEval ? factual_eval_ : factual_train_;
+    double u = rng.uniform();
+    size_t s = 0;
+    while (s + 1 < kFactualShares.size() && u >= kFactualShares[s].second) u -= kFactualShares[s++].second;
+    return *pick_any(rng, pools[s]);
+  }
+
   void add_factual_turn(Conversation& conv, Split split, Rng& rng, Counts& c, std::vector<std::string>& tasks) {
-    const auto& pool = split == Split::kEval ? factual_eval_ : factual_train_;
-    const FactualItem& f = *pick_any(rng, pool);
+    const FactualItem& f = pick_factual(split, rng);
     conv.messages.push_back({Role::kUser, wrap_politely(pick(rng, f.questions, split), split, rng), {}});
     conv.messages.push_back({Role::kAssistant, f.answer, {}});
     ++c.factual_turns;
@@ -201,7 +225,7 @@ class Generator {
   }
 
   const SynthOptions& options_;
-  std::vector<const FactualItem*> factual_train_, factual_eval_;
+  std::array<std::vector<const FactualItem*>, 3> factual_train_, factual_eval_;  // per kFactualShares entry
   std::unordered_set<std::string> eval_requests_;
   int total_weight_ = 0;
 };
