@@ -8,6 +8,7 @@
 #include <fstream>
 #include <vector>
 
+#include "io/adapter_dir.h"
 #include "io/model_dir.h"
 #include "io/safetensors.h"
 
@@ -88,7 +89,12 @@ std::string save_training_checkpoint(const std::string& run_dir, int64_t step, c
   const fs::path tmp = root / (kTmpPrefix + std::to_string(step));
   const fs::path final_dir = root / (kStepPrefix + std::to_string(step));
   fs::remove_all(tmp);
-  save_model_dir(model, tmp.string());
+  // A LoRA run saves only its adapters: the frozen base is the run's input.
+  const bool lora = model.has_lora();
+  if (lora)
+    save_adapter_dir(model, tmp.string(), "");
+  else
+    save_model_dir(model, tmp.string());
 
   const std::vector<float> m = to_float(model, optimizer.first_moment());
   const std::vector<float> v = to_float(model, optimizer.second_moment());
@@ -102,7 +108,11 @@ std::string save_training_checkpoint(const std::string& run_dir, int64_t step, c
   nlohmann::json full = state;
   full["step"] = step;
   full["optimizer_steps_taken"] = optimizer.steps_taken();
-  for (const char* name : {"model.safetensors", "config.json", "optimizer.safetensors"}) {
+  full["lora"] = lora;
+  const std::vector<const char*> names =
+      lora ? std::vector<const char*>{"adapter_model.safetensors", "adapter_config.json", "optimizer.safetensors"}
+           : std::vector<const char*>{"model.safetensors", "config.json", "optimizer.safetensors"};
+  for (const char* name : names) {
     const std::string p = (tmp / name).string();
     full["files"][name] = {{"bytes", fs::file_size(p)}, {"xxh64", file_checksum(p)}};
   }
@@ -161,11 +171,18 @@ nlohmann::json load_training_checkpoint(const std::string& dir, Model& model, Ad
     if (file_checksum(p) != info["xxh64"].get<std::string>())
       HG_FAIL("checkpoint file '", p, "' is corrupt (checksum mismatch)");
   }
-  load_model_weights(model, (fs::path(dir) / "model.safetensors").string());
+  if (state.value("lora", false) != model.has_lora())
+    HG_FAIL("checkpoint '", dir, "' was saved ", state.value("lora", false) ? "with" : "without",
+            " LoRA adapters, but this run is ", model.has_lora() ? "a LoRA run" : "a full-weight run");
+  if (model.has_lora())
+    load_adapter_weights(model, (fs::path(dir) / "adapter_model.safetensors").string());
+  else
+    load_model_weights(model, (fs::path(dir) / "model.safetensors").string());
   SafetensorsReader opt((fs::path(dir) / "optimizer.safetensors").string());
   const std::vector<float> m = opt.read_float("adamw.exp_avg");
   const std::vector<float> v = opt.read_float("adamw.exp_avg_sq");
-  if (static_cast<int64_t>(m.size()) != model.layout().total || m.size() != v.size())
+  const int64_t trainable = model.has_lora() ? model.lora_layout().total : model.layout().total;
+  if (static_cast<int64_t>(m.size()) != trainable || m.size() != v.size())
     HG_FAIL("checkpoint '", dir, "': optimizer state does not match the model size");
   from_float(model, optimizer.first_moment(), m);
   from_float(model, optimizer.second_moment(), v);

@@ -40,9 +40,12 @@ void ProgressMeter::print(const nlohmann::json& r) const {
                 r.value("tokens_per_s", 0.0), format_duration(eta_seconds()).c_str());
   line += buf;
   if (r.contains("val_loss")) {
-    std::snprintf(buf, sizeof buf, " | val %.4f (all chunks %.4f)", r["val_loss"].get<double>(),
-                  r.value("val_loss_all_chunks", 0.0));
+    std::snprintf(buf, sizeof buf, " | val %.4f", r["val_loss"].get<double>());
     line += buf;
+    if (r.contains("val_loss_all_chunks")) {
+      std::snprintf(buf, sizeof buf, " (all chunks %.4f)", r["val_loss_all_chunks"].get<double>());
+      line += buf;
+    }
   }
   if (r.value("skipped", false)) line += " | SKIPPED";
   std::fprintf(stderr, "%s\n", line.c_str());

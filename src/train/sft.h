@@ -1,0 +1,61 @@
+// Supervised fine-tuning on chat conversations (SPEC §3-4): LoRA adapters on a
+// frozen base (or --full), optional YaRN context extension, loss on assistant
+// tokens only, dynamic padding, and the pretraining loop's qualities: WSD
+// schedule, validation, atomic checkpoints, exact resume, metrics and progress.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "backend/backend.h"
+#include "core/model_config.h"
+
+namespace hessgpt {
+
+struct SftConfig {
+  std::string base_dir;
+  std::string data_path;
+  std::string eval_path;       // empty: hold out eval_fraction of data_path
+  double eval_fraction = 0.05;
+  std::string run_dir;
+  std::string tokenizer_path;  // empty: the default tokenizer
+  bool full = false;           // full fine-tuning instead of LoRA
+  int64_t lora_rank = 16;
+  double lora_alpha = 0;       // 0: 2 x rank
+  std::vector<std::string> lora_targets = {"q", "k", "v", "o", "gate", "up"};
+  double yarn = 0;             // > 1: enable YaRN with this factor
+  int64_t seq = 0;             // longest sequence; 0: the (extended) context
+  std::string overflow = "truncate";  // or "drop"
+  int64_t steps = 0;           // 0: epochs over the training conversations
+  int64_t epochs = 1;
+  int64_t batch = 8;
+  int64_t accum = 1;
+  double lr = 1e-4;
+  double warmup_fraction = 0.03, decay_fraction = 0.15, lr_floor_fraction = 0.10;
+  double weight_decay = 0.0;
+  double clip_norm = 1.0;
+  int64_t eval_every = 100, eval_batches = 20, save_every = 100, log_every = 1;
+  int keep_last = 3;
+  uint64_t seed = 1234;
+  int64_t stop_after = 0;      // stop as if interrupted (tests)
+
+  void validate() const;
+  nlohmann::json identity() const;
+};
+
+struct SftResult {
+  int64_t steps_done = 0, resumed_from = 0;
+  double last_loss = 0, last_val_loss = 0;
+  int64_t trainable_parameters = 0;
+  bool completed = false;
+};
+
+SftResult run_sft(const SftConfig& config, Backend& backend);
+
+// The base config with YaRN switched on: factor s over the base's context.
+ModelConfig with_yarn(const ModelConfig& base, double factor);
+
+}  // namespace hessgpt
