@@ -127,6 +127,26 @@ TEST(SynthRouting, PythonCodeFunctionsRun) {
   EXPECT_TRUE(python_mismatches(cases, tmp).empty());
 }
 
+TEST(SynthRouting, JavaScriptCodeFunctionsParse) {
+  const auto node = hessgpt::testing::run_command("command -v node");
+  if (node.exit_code != 0) GTEST_SKIP() << "node not installed";
+  Rng rng(6);
+  TempDir tmp;
+  std::ofstream js(tmp / "all.js");
+  size_t n = 0;
+  for (int i = 0; i < 300; ++i) {
+    const RoutedTask t = make_code_task("code_function", i % 2 ? Split::kEval : Split::kTrain, rng);
+    if (t.language == "javascript") {
+      js << t.program << "\n";  // repeated function names are legal in a script
+      ++n;
+    }
+  }
+  js.close();
+  EXPECT_GT(n, 30u);
+  const auto r = hessgpt::testing::run_command("node --check " + (tmp / "all.js"));
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+}
+
 TEST(SynthRouting, KnownValues) {
   EXPECT_EQ(py_round2(12.0 / 1.609344), "7.46");
   EXPECT_EQ(py_round2(100.0), "100.0");
