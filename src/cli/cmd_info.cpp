@@ -22,10 +22,20 @@ struct InfoOptions {
 
 // LoRA adapters A[r, in] and B[out, r] on the default targets q, k, v, o, gate, up.
 int64_t lora_parameter_count(const ModelConfig& c, int64_t rank) {
-  const int64_t d = c.hidden_size;
-  const int64_t per_layer = rank * ((d + c.q_dim()) + 2 * (d + c.kv_dim()) + (c.q_dim() + d) +
-                                    2 * (d + c.intermediate_size));
-  return per_layer * c.num_hidden_layers;
+  LoraConfig lora;
+  lora.rank = rank;
+  return make_lora_layout(c, lora).params.total;
+}
+
+nlohmann::json memory_json(const TrainingMemory& mem, int64_t batch, int64_t seq) {
+  return {{"batch", batch},
+          {"seq", seq},
+          {"dtype", "F32"},
+          {"weights_bytes", mem.weights},
+          {"gradients_bytes", mem.gradients},
+          {"optimizer_bytes", mem.optimizer},
+          {"activations_bytes", mem.activations},
+          {"total_bytes", mem.total()}};
 }
 
 double gib(size_t bytes) { return static_cast<double>(bytes) / (1024.0 * 1024.0 * 1024.0); }
@@ -49,16 +59,15 @@ void run_info(const InfoOptions& o) {
   j["parameters"] = c.parameter_count();
   j["non_embedding_parameters"] = c.non_embedding_parameter_count();
   j["embedding_parameters"] = c.vocab_size * c.hidden_size;
-  if (o.lora_rank > 0) j["lora_parameters"] = lora_parameter_count(c, o.lora_rank);
   j["config"] = config_to_json(c);
-  j["training_memory"] = {{"batch", o.batch},
-                          {"seq", o.seq},
-                          {"dtype", "F32"},
-                          {"weights_bytes", mem.weights},
-                          {"gradients_bytes", mem.gradients},
-                          {"optimizer_bytes", mem.optimizer},
-                          {"activations_bytes", mem.activations},
-                          {"total_bytes", mem.total()}};
+  j["training_memory"] = memory_json(mem, o.batch, o.seq);
+  if (o.lora_rank > 0) {
+    LoraConfig lora;
+    lora.rank = o.lora_rank;
+    j["lora_parameters"] = lora_parameter_count(c, o.lora_rank);
+    j["lora_training_memory"] =
+        memory_json(estimate_lora_training_memory(c, lora, o.batch, o.seq), o.batch, o.seq);
+  }
   if (o.json) {
     print_json(j);
     return;
@@ -66,9 +75,14 @@ void run_info(const InfoOptions& o) {
   std::printf("parameters:               %lld\n", static_cast<long long>(c.parameter_count()));
   std::printf("non-embedding parameters: %lld\n",
               static_cast<long long>(c.non_embedding_parameter_count()));
-  if (o.lora_rank > 0)
-    std::printf("LoRA parameters (r=%lld):  %lld\n", static_cast<long long>(o.lora_rank),
-                static_cast<long long>(lora_parameter_count(c, o.lora_rank)));
+  if (o.lora_rank > 0) {
+    LoraConfig lora;
+    lora.rank = o.lora_rank;
+    const TrainingMemory lm = estimate_lora_training_memory(c, lora, o.batch, o.seq);
+    std::printf("LoRA parameters (r=%lld):  %lld (training step needs %.2f GiB)\n",
+                static_cast<long long>(o.lora_rank),
+                static_cast<long long>(lora_parameter_count(c, o.lora_rank)), gib(lm.total()));
+  }
   std::printf("training step memory (FP32, micro-batch %lld x %lld tokens):\n",
               static_cast<long long>(o.batch), static_cast<long long>(o.seq));
   std::printf("  weights      %8.2f GiB\n  gradients    %8.2f GiB\n  AdamW state  %8.2f GiB\n"

@@ -7,6 +7,7 @@
 
 #include "core/model_config.h"
 #include "core/tensor.h"
+#include "model/lora.h"
 
 namespace hessgpt {
 
@@ -20,5 +21,10 @@ struct TrainingMemory {
 
 TrainingMemory estimate_training_memory(const ModelConfig& config, int64_t batch, int64_t seq,
                                         DType dtype = DType::F32);
+
+// LoRA fine-tuning: the frozen base has no gradients or optimizer state; the
+// adapters have both, and the arena keeps each adapter's x A^T.
+TrainingMemory estimate_lora_training_memory(const ModelConfig& config, const LoraConfig& lora,
+                                             int64_t batch, int64_t seq, DType dtype = DType::F32);
 
 }  // namespace hessgpt
