@@ -9,6 +9,13 @@
 
 #include "core/error.h"
 
+#if defined(__AVX512F__)
+// GCC 12 flags the undefined lanes inside its own intrinsics; not our code.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#include <immintrin.h>
+#endif
+
 namespace hessgpt::infer {
 
 WeightFormat weight_format_from_bits(int bits) {
@@ -206,10 +213,26 @@ void QuantMatrix::dequantize_rows(int64_t r0, int64_t r1, float* out) const {
           const uint8_t* b = src + gi * half;
           const int64_t c0 = gi * g;
           if (c0 + g <= cols_) {
-            for (int64_t j = 0; j < half; ++j) {
-              dst[c0 + j] = s * static_cast<float>((b[j] & 0x0f) - 8);
-              dst[c0 + half + j] = s * static_cast<float>((b[j] >> 4) - 8);
+            float* lo = dst + c0;
+            float* hi = dst + c0 + half;
+#if defined(__AVX512F__)
+            // Widen 16 bytes to 2 x 16 floats per step (the compiler does not).
+            const __m512 sv = _mm512_set1_ps(s), eight = _mm512_set1_ps(8.0f);
+            const __m128i mask = _mm_set1_epi8(0x0f);
+            for (int64_t j = 0; j < half; j += 16) {
+              const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + j));
+              const __m512 l = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_and_si128(bytes, mask)));
+              const __m512 h = _mm512_cvtepi32_ps(
+                  _mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(bytes, 4), mask)));
+              _mm512_storeu_ps(lo + j, _mm512_mul_ps(sv, _mm512_sub_ps(l, eight)));
+              _mm512_storeu_ps(hi + j, _mm512_mul_ps(sv, _mm512_sub_ps(h, eight)));
             }
+#else
+            for (int64_t j = 0; j < half; ++j) {
+              lo[j] = s * static_cast<float>((b[j] & 0x0f) - 8);
+              hi[j] = s * static_cast<float>((b[j] >> 4) - 8);
+            }
+#endif
           } else {  // the padded last group
             for (int64_t c = c0; c < cols_; ++c) {
               const int64_t j = c - c0;

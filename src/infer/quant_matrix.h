@@ -12,8 +12,14 @@
 //        nibble in [1, 15]; padded = groups * group_size (the last group is
 //        padded with nibble 8 = 0.0, so any width works, e.g. FFN 3413).
 //        Inside one group of G values byte j holds value j in its low nibble
-//        and value j + G/2 in its high nibble, so one 16-byte load feeds two
-//        16-wide float vectors without shuffles.
+//        and value j + G/2 in its high nibble, so one load yields two runs of
+//        consecutive values without shuffles.
+//
+// Products: F32/BF16 widen the weights to float and FMA. INT8/INT4 on
+// AVX512-VNNI quantise x to int8 per block (32 values; one group for INT4),
+// multiply bytes with vpdpbusd and apply the weight x activation scales per
+// block in float (like llama.cpp's Q8_0 activations); elsewhere they widen
+// to float too. The activation rounding is bounded in quant_test.cpp.
 #pragma once
 
 #include <cstdint>
