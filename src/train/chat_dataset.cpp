@@ -5,6 +5,7 @@
 #include <numeric>
 
 #include "core/log.h"
+#include "data/synth/model2_format.h"
 #include "tokenizer/chat_template.h"
 
 namespace hessgpt {
@@ -24,7 +25,13 @@ std::vector<ChatExample> load_chat_examples(const std::string& path, const Token
     ++report.conversations;
     chat::EncodedChat enc;
     try {
-      enc = chat::encode_conversation(tokenizer, chat::conversation_from_json_line(line));
+      // A line with a top-level "kind" is a Model 2 example: its prompt opens
+      // with that route token (<s> <|user|> <|kind|> request <|end|> <|assistant|>).
+      const nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+      if (j.is_object() && j.contains("kind"))
+        enc = synth::encode_model2_example(tokenizer, synth::model2_example_from_json(j));
+      else
+        enc = chat::encode_conversation(tokenizer, chat::conversation_from_json_line(line));
     } catch (const Error& e) {
       ++report.dropped_invalid;
       if (!logged) log_warn(path, ":", line_no, ": skipped: ", e.what());

@@ -27,7 +27,9 @@ struct ChatLoadReport {
           dropped_no_target = 0;
 };
 
-// Reads and encodes a JSONL file; malformed lines are skipped and counted
+// Reads and encodes a JSONL file: chat conversations, or Model 2 examples
+// (lines with a top-level "kind", see data/synth/model2_format.h); malformed
+// lines are skipped and counted
 // (their first error is logged). Conversations longer than max_len are cut
 // to max_len tokens (Truncate) or left out (Drop).
 std::vector<ChatExample> load_chat_examples(const std::string& path, const Tokenizer& tokenizer,

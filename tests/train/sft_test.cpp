@@ -165,6 +165,21 @@ TEST(ChatData, OverflowRuleTruncatesOrDrops) {
   EXPECT_EQ(static_cast<int64_t>(dropped.size()), d.kept);
 }
 
+TEST(ChatData, Model2LinesGetTheirRouteToken) {
+  TempDir dir;
+  std::ofstream(dir / "m2.jsonl") << R"json({"kind": "math", "messages": [{"role": "user", "content": "Calculate 2*3"}, {"role": "assistant", "content": "print(2*3)"}], "result": "6"})json" << "\n";
+  auto tok = Tokenizer::load_default();
+  ChatLoadReport r;
+  const auto ex = load_chat_examples(dir / "m2.jsonl", *tok, 256, OverflowRule::Truncate, r);
+  ASSERT_EQ(ex.size(), 1u);
+  ASSERT_GE(ex[0].ids.size(), 4u);
+  EXPECT_EQ(ex[0].ids[0], token::kBos);
+  EXPECT_EQ(ex[0].ids[1], token::kUser);
+  EXPECT_EQ(ex[0].ids[2], token::kMath);
+  EXPECT_EQ(ex[0].targets.back(), -100);
+  EXPECT_EQ(ex[0].targets[ex[0].targets.size() - 2], token::kEnd);  // trained to close its answer
+}
+
 // YaRN inverse frequencies and attention factor against the PyTorch oracle,
 // and a forward pass at positions beyond 1024 matching it.
 TEST(Yarn, MatchesTheOracleBeyond1024) {
