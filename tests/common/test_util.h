@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <random>
 #include <string>
 #include <vector>
@@ -51,6 +53,12 @@ inline CommandResult run_command(const std::string& command) {
 }
 
 inline std::string hessgpt_binary() { return HESSGPT_BINARY; }
+
+// A whole file's bytes (for byte-for-byte comparisons of outputs).
+inline std::string read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
 
 inline std::vector<double> random_vector(size_t n, uint64_t seed, double scale = 1.0) {
   std::mt19937_64 gen(seed);

@@ -24,10 +24,7 @@ namespace fs = std::filesystem;
 using hessgpt::testing::run_command;
 using hessgpt::testing::TempDir;
 
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
+using hessgpt::testing::read_bytes;
 
 TEST(PretrainKill, KilledRunResumesToTheSameWeights) {
   TempDir dir;

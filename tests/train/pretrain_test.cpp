@@ -22,10 +22,7 @@ namespace {
 namespace fs = std::filesystem;
 using hessgpt::testing::TempDir;
 
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
+using hessgpt::testing::read_bytes;
 
 // A small prepared dataset (byte-level ids, so no tokenizer is involved).
 void prepare_bytes(const std::string& dir) {

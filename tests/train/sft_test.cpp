@@ -27,10 +27,7 @@ namespace fs = std::filesystem;
 using hessgpt::testing::run_command;
 using hessgpt::testing::TempDir;
 
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
+using hessgpt::testing::read_bytes;
 
 // tiny's shape with the tokenizer's 32,008 ids.
 const char* kTinyChat = R"({"vocab_size": 32008, "hidden_size": 64, "num_hidden_layers": 2,
