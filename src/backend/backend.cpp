@@ -1,5 +1,6 @@
 #include "backend/backend.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "backend/cpu/cpu_backend.h"
@@ -41,6 +42,33 @@ void Backend::set_matmul_precision(MatmulPrecision p) {
             p == MatmulPrecision::BF16 ? "BF16" : "FP32",
             p == MatmulPrecision::BF16 ? " (build with oneDNN: Debian libdnnl-dev)" : "");
   matmul_precision_ = p;
+}
+
+std::vector<float> download_floats(Backend& backend, const Tensor& t) {
+  std::vector<float> out(static_cast<size_t>(t.numel()));
+  if (t.dtype == DType::F32) {
+    backend.copy_to_host(out.data(), t);
+  } else if (t.dtype == DType::F64) {
+    std::vector<double> d(out.size());
+    backend.copy_to_host(d.data(), t);
+    std::copy(d.begin(), d.end(), out.begin());
+  } else {
+    HG_FAIL("download_floats: unsupported dtype ", dtype_name(t.dtype));
+  }
+  return out;
+}
+
+void upload_floats(Backend& backend, const Tensor& t, const std::vector<float>& values) {
+  HG_CHECK(static_cast<int64_t>(values.size()) == t.numel(), "upload_floats: ", values.size(),
+           " values for a tensor of ", t.numel());
+  if (t.dtype == DType::F32) {
+    backend.copy_from_host(t, values.data());
+  } else if (t.dtype == DType::F64) {
+    const std::vector<double> d(values.begin(), values.end());
+    backend.copy_from_host(t, d.data());
+  } else {
+    HG_FAIL("upload_floats: unsupported dtype ", dtype_name(t.dtype));
+  }
 }
 
 std::vector<std::string> compiled_backends() { return {"cpu"}; }

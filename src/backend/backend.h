@@ -151,6 +151,11 @@ class Buffer {
   size_t bytes_ = 0;
 };
 
+// Host float copies of F32 or F64 tensors (values are converted for F64): the
+// one way weights, gradients and optimizer state travel to and from files.
+std::vector<float> download_floats(Backend& backend, const Tensor& t);
+void upload_floats(Backend& backend, const Tensor& t, const std::vector<float>& values);
+
 // Backends compiled into this binary ("cpu", and "cuda" when built with CUDA),
 // and those usable on this machine right now.
 std::vector<std::string> compiled_backends();

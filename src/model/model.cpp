@@ -7,14 +7,6 @@
 
 namespace hessgpt {
 
-namespace {
-// Values travel between host and device as float or double, per the model dtype.
-template <typename T>
-std::vector<T> to_dtype(const std::vector<float>& v) {
-  return std::vector<T>(v.begin(), v.end());
-}
-}  // namespace
-
 Model::Model(const ModelConfig& config, Backend& backend, DType dtype)
     : config_(config), backend_(backend), dtype_(dtype), layout_(make_param_layout(config)) {
   config_.validate();
@@ -83,34 +75,11 @@ void Model::init_random(uint64_t seed) {
 
 void Model::set_params_host(const std::vector<float>& values) {
   HG_CHECK(static_cast<int64_t>(values.size()) == layout_.total, "parameter count mismatch");
-  if (dtype_ == DType::F32) {
-    backend_.copy_from_host(params(), values.data());
-  } else if (dtype_ == DType::F64) {
-    const std::vector<double> d = to_dtype<double>(values);
-    backend_.copy_from_host(params(), d.data());
-  } else {
-    HG_FAIL("set_params_host: unsupported model dtype ", dtype_name(dtype_));
-  }
+  upload_floats(backend_, params(), values);
 }
 
-namespace {
-std::vector<float> tensor_to_float(Backend& backend, const Tensor& t) {
-  std::vector<float> out(static_cast<size_t>(t.numel()));
-  if (t.dtype == DType::F32) {
-    backend.copy_to_host(out.data(), t);
-  } else if (t.dtype == DType::F64) {
-    std::vector<double> d(out.size());
-    backend.copy_to_host(d.data(), t);
-    for (size_t i = 0; i < d.size(); ++i) out[i] = static_cast<float>(d[i]);
-  } else {
-    HG_FAIL("tensor_to_float: unsupported dtype ", dtype_name(t.dtype));
-  }
-  return out;
-}
-}  // namespace
-
-std::vector<float> Model::params_host() const { return tensor_to_float(backend_, params()); }
-std::vector<float> Model::grads_host() const { return tensor_to_float(backend_, grads()); }
+std::vector<float> Model::params_host() const { return download_floats(backend_, params()); }
+std::vector<float> Model::grads_host() const { return download_floats(backend_, grads()); }
 
 void Model::ensure_rope(int64_t positions) {
   positions = std::max(positions, config_.max_position_embeddings);

@@ -77,9 +77,8 @@ LossSum Model::head_forward(bool training, double loss_scale, float* logits_out)
       if (dtype_ == DType::F32) {
         be.copy_to_host(logits_out + r0 * v, capped);
       } else {
-        std::vector<double> tmp(static_cast<size_t>((r1 - r0) * v));
-        be.copy_to_host(tmp.data(), capped);
-        for (size_t i = 0; i < tmp.size(); ++i) logits_out[r0 * v + static_cast<int64_t>(i)] = static_cast<float>(tmp[i]);
+        const std::vector<float> values = download_floats(be, capped);
+        std::copy(values.begin(), values.end(), logits_out + r0 * v);
       }
       // Logits are capped already: score them uncapped (cap 0) to avoid capping twice.
       be.softcap_cross_entropy(logits, a.losses.slice(r0, r1), a.targets.slice(r0, r1), 0.0, 0.0);

@@ -11,27 +11,6 @@ namespace {
 Tensor view_of(const Buffer& buf, DType dtype, const ParamInfo& p) {
   return buf.tensor(dtype, {p.shape[0], p.shape[1]}, static_cast<size_t>(p.offset) * dtype_size(dtype));
 }
-
-std::vector<float> host_floats(Backend& be, const Tensor& t) {
-  std::vector<float> out(static_cast<size_t>(t.numel()));
-  if (t.dtype == DType::F32) {
-    be.copy_to_host(out.data(), t);
-  } else {
-    std::vector<double> d(out.size());
-    be.copy_to_host(d.data(), t);
-    std::copy(d.begin(), d.end(), out.begin());
-  }
-  return out;
-}
-
-void from_host_floats(Backend& be, const Tensor& t, const std::vector<float>& v) {
-  if (t.dtype == DType::F32) {
-    be.copy_from_host(t, v.data());
-  } else {
-    const std::vector<double> d(v.begin(), v.end());
-    be.copy_from_host(t, d.data());
-  }
-}
 }  // namespace
 
 void Model::enable_lora(const LoraConfig& lora, uint64_t seed) {
@@ -76,10 +55,10 @@ Tensor Model::lora_grad(int index) const {
 void Model::zero_lora_grads() { backend_.fill(lora_grads(), 0.0); }
 void Model::set_lora_params_host(const std::vector<float>& v) {
   HG_CHECK(static_cast<int64_t>(v.size()) == lora_layout_.params.total, "LoRA parameter count mismatch");
-  from_host_floats(backend_, lora_params(), v);
+  upload_floats(backend_, lora_params(), v);
 }
-std::vector<float> Model::lora_params_host() const { return host_floats(backend_, lora_params()); }
-std::vector<float> Model::lora_grads_host() const { return host_floats(backend_, lora_grads()); }
+std::vector<float> Model::lora_params_host() const { return download_floats(backend_, lora_params()); }
+std::vector<float> Model::lora_grads_host() const { return download_floats(backend_, lora_grads()); }
 
 Tensor Model::norm_grad(int index) {
   if (trains_base()) return grad(index);

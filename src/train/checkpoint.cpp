@@ -37,27 +37,6 @@ std::string file_checksum(const std::string& path) {
   return hex;
 }
 
-std::vector<float> to_float(const Model& model, const Tensor& t) {
-  std::vector<float> out(static_cast<size_t>(t.numel()));
-  if (t.dtype == DType::F32) {
-    model.backend().copy_to_host(out.data(), t);
-  } else {
-    std::vector<double> d(out.size());
-    model.backend().copy_to_host(d.data(), t);
-    std::copy(d.begin(), d.end(), out.begin());
-  }
-  return out;
-}
-
-void from_float(const Model& model, const Tensor& t, const std::vector<float>& v) {
-  if (t.dtype == DType::F32) {
-    model.backend().copy_from_host(t, v.data());
-  } else {
-    const std::vector<double> d(v.begin(), v.end());
-    model.backend().copy_from_host(t, d.data());
-  }
-}
-
 int64_t step_of(const fs::path& p) {
   const std::string name = p.filename().string();
   if (name.rfind(kStepPrefix, 0) != 0) return -1;
@@ -96,8 +75,8 @@ std::string save_training_checkpoint(const std::string& run_dir, int64_t step, c
   else
     save_model_dir(model, tmp.string());
 
-  const std::vector<float> m = to_float(model, optimizer.first_moment());
-  const std::vector<float> v = to_float(model, optimizer.second_moment());
+  const std::vector<float> m = download_floats(model.backend(), optimizer.first_moment());
+  const std::vector<float> v = download_floats(model.backend(), optimizer.second_moment());
   const int64_t n = static_cast<int64_t>(m.size());
   const std::string opt_path = (tmp / "optimizer.safetensors").string();
   write_safetensors(opt_path, {{"adamw.exp_avg", DType::F32, {n}, m.data()},
@@ -184,8 +163,8 @@ nlohmann::json load_training_checkpoint(const std::string& dir, Model& model, Ad
   const int64_t trainable = model.has_lora() ? model.lora_layout().total : model.layout().total;
   if (static_cast<int64_t>(m.size()) != trainable || m.size() != v.size())
     HG_FAIL("checkpoint '", dir, "': optimizer state does not match the model size");
-  from_float(model, optimizer.first_moment(), m);
-  from_float(model, optimizer.second_moment(), v);
+  upload_floats(model.backend(), optimizer.first_moment(), m);
+  upload_floats(model.backend(), optimizer.second_moment(), v);
   optimizer.set_steps_taken(state.value("optimizer_steps_taken", state["step"].get<int64_t>()));
   return state;
 }
