@@ -10,7 +10,6 @@ DEBIAN_PACKAGES=(
   libopenblas-dev libopenblas-openmp-dev   # BLAS (the OpenMP build shares our thread pool)
   libdnnl-dev                   # oneDNN: BF16 matrix products on AMX / AVX512-BF16
   libsentencepiece-dev sentencepiece   # tokenizer library and spm_encode
-  libprotobuf-dev protobuf-compiler    # writing SentencePiece model files
   nlohmann-json3-dev libcli11-dev libcpp-httplib-dev libxxhash-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   bubblewrap                    # the Python sandbox
