@@ -1,7 +1,7 @@
 // hessgpt bench train: throughput of full training steps.
 #include <cstdio>
 
-#include "cli/bench_command.h"
+#include "cli/parent_command.h"
 #include "cli/cli_util.h"
 #include "cli/command_registry.h"
 #include "core/log.h"

@@ -7,8 +7,7 @@
 
 #include "cli/cli_util.h"
 #include "cli/command_registry.h"
-#include "infer/infer_weights.h"
-#include "route/session_generator.h"
+#include "route/assistant.h"
 #include "tokenizer/tokenizer.h"
 
 namespace hessgpt::cli {
@@ -43,21 +42,19 @@ void print_trace(const std::vector<route::TraceEntry>& trace) {
 void run_chat(const ChatOptions& o) {
   auto backend = make_backend(o.compute);
   auto tokenizer = o.tokenizer.empty() ? Tokenizer::load_default() : Tokenizer::load(o.tokenizer);
-  const infer::InferWeights w1 = infer::load_infer_weights(o.model1, *backend, o.bits);
-  const infer::InferWeights w2 = infer::load_infer_weights(o.model2, *backend, o.bits);
-  infer::DecoderSession s1(w1, *backend), s2(w2, *backend);
-  infer::SamplingOptions sampling;
-  sampling.temperature = o.temperature;
-  sampling.top_k = o.top_k;
-  sampling.top_p = o.top_p;
-  sampling.seed = o.seed;
-  sampling.validate();
-  route::SessionGenerator g1(s1, sampling), g2(s2, sampling);
-  route::SandboxRunner runner;
-  route::RouterOptions ro;
-  ro.max_model1_tokens = o.max_model1;
-  ro.max_model2_tokens = o.max_model2;
-  route::Router router(*tokenizer, g1, g2, runner, ro);
+  route::AssistantOptions ao;
+  ao.model1_dir = o.model1;
+  ao.model2_dir = o.model2;
+  ao.bits = o.bits;
+  ao.sampling.temperature = o.temperature;
+  ao.sampling.top_k = o.top_k;
+  ao.sampling.top_p = o.top_p;
+  ao.sampling.seed = o.seed;
+  ao.sampling.validate();
+  ao.router.max_model1_tokens = o.max_model1;
+  ao.router.max_model2_tokens = o.max_model2;
+  route::Assistant assistant(*tokenizer, *backend, ao);
+  route::Router& router = assistant.router();
 
   chat::Conversation history;
   if (!o.system.empty()) history.messages.push_back({chat::Role::kSystem, o.system, {}});

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 
 #include "core/error.h"
@@ -15,6 +16,8 @@ void SamplingOptions::validate() const {
   if (!(top_p > 0.0 && top_p <= 1.0)) HG_FAIL("top-p must be in (0, 1] (got ", top_p, ")");
   if (!(repetition_penalty > 0.0) || !std::isfinite(repetition_penalty))
     HG_FAIL("repetition penalty must be > 0 (got ", repetition_penalty, ")");
+  for (int32_t id : banned)
+    if (id < 0) HG_FAIL("banned token ids must be >= 0 (got ", id, ")");
 }
 
 Sampler::Sampler(const SamplingOptions& options) : o_(options), rng_(options.seed) {
@@ -25,6 +28,8 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
   const int64_t v = static_cast<int64_t>(logits.size());
   HG_CHECK(v > 0, "sample: empty logits");
   work_.assign(logits.begin(), logits.end());
+  for (int32_t id : o_.banned)
+    if (id >= 0 && id < v) work_[static_cast<size_t>(id)] = -std::numeric_limits<float>::infinity();
   if (o_.repetition_penalty != 1.0) {
     const float r = static_cast<float>(o_.repetition_penalty);
     std::vector<bool> seen(static_cast<size_t>(v), false);

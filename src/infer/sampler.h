@@ -22,6 +22,9 @@ struct SamplingOptions {
   double top_p = 1.0;              // 1: off
   double repetition_penalty = 1.0; // 1: off
   uint64_t seed = 0;
+  // Ids never sampled (their logits are treated as -inf), e.g. the routing
+  // tokens when Model 1 must answer without Model 2.
+  std::vector<int32_t> banned;
   // Throws Error naming the field when out of range.
   void validate() const;
 };

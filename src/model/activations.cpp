@@ -72,7 +72,11 @@ Activations carve(const ModelConfig& c, Carver& cv, int64_t b, int64_t t, bool t
   a.rstdf = cv.take({n});
   a.logits = cv.take({a.head_chunk, c.vocab_size});
   a.losses = cv.take({n});
+  a.head_rows = cv.take({n}, DType::I32);
+  a.head_targets = cv.take({n}, DType::I32);
+  a.head_hidden = cv.take({n, d});
   if (training) {
+    a.head_dhidden = cv.take({n, d});
     a.dres = cv.take({n, d});
     a.dln = cv.take({n, d});
     a.dq = cv.take({b, t, h, hd});

@@ -48,6 +48,11 @@ struct Activations {
   Tensor lnf, rstdf;    // final norm
   Tensor logits;        // [head_chunk, V] (the head works on row chunks)
   Tensor losses;        // [N]
+  // The head scores only rows with a target (model_forward.cpp): their
+  // indices, targets and final-norm rows gathered densely, and (training)
+  // the gradient of those rows before it is scattered back into dln.
+  Tensor head_rows, head_targets;    // [N] I32
+  Tensor head_hidden, head_dhidden;  // [N, C]
   // Backward scratch.
   Tensor dres, dln;                  // [N, C]
   Tensor dq, dq_raw, datt;           // [N, H*D]

@@ -60,15 +60,39 @@ LossSum Model::head_forward(bool training, double loss_scale, float* logits_out)
   Activations& a = acts_;
   const int64_t n = a.batch * a.seq, v = config_.vocab_size;
   const Tensor embed = param(layout_.embed);
-  LossSum loss;
-  std::vector<double> losses_host;
   std::vector<int32_t> targets_host(static_cast<size_t>(n));
   be.copy_to_host(targets_host.data(), a.targets);
 
-  for (int64_t r0 = 0; r0 < n; r0 += a.head_chunk) {
-    const int64_t r1 = std::min(n, r0 + a.head_chunk);
+  // Rows without a target need no logits. Fine-tuning masks most of a
+  // conversation (system, user, tool results, padding) and the vocabulary
+  // projection is most of a small model's compute, so the scored rows are
+  // gathered into a dense block first. A logits dump needs every row.
+  std::vector<int32_t> rows, row_targets;
+  for (int64_t i = 0; i < n; ++i) {
+    if (targets_host[static_cast<size_t>(i)] == -100) continue;
+    rows.push_back(static_cast<int32_t>(i));
+    row_targets.push_back(targets_host[static_cast<size_t>(i)]);
+  }
+  const int64_t m = static_cast<int64_t>(rows.size());
+  const bool compact = logits_out == nullptr && m < n;
+  Tensor hidden_all = a.lnf, targets_all = a.targets, dhidden_all = a.dln;
+  int64_t scored = n;
+  if (compact) {
+    scored = m;
+    if (m > 0) {
+      be.copy_from_host(a.head_rows.slice(0, m), rows.data());
+      be.copy_from_host(a.head_targets.slice(0, m), row_targets.data());
+      be.embedding_forward(a.head_hidden.slice(0, m), a.head_rows.slice(0, m), a.lnf);
+    }
+    hidden_all = a.head_hidden;
+    targets_all = a.head_targets;
+    if (training) dhidden_all = a.head_dhidden;
+  }
+
+  for (int64_t r0 = 0; r0 < scored; r0 += a.head_chunk) {
+    const int64_t r1 = std::min(scored, r0 + a.head_chunk);
     const Tensor logits = a.logits.slice(0, r1 - r0);
-    const Tensor hidden = a.lnf.slice(r0, r1);
+    const Tensor hidden = hidden_all.slice(r0, r1);
     be.matmul(logits, hidden, false, embed, true, 1.0f, 0.0f);
     if (logits_out) {
       // Evaluation with a logits dump: cap a copy-out first, then score.
@@ -81,28 +105,38 @@ LossSum Model::head_forward(bool training, double loss_scale, float* logits_out)
         std::copy(values.begin(), values.end(), logits_out + r0 * v);
       }
       // Logits are capped already: score them uncapped (cap 0) to avoid capping twice.
-      be.softcap_cross_entropy(logits, a.losses.slice(r0, r1), a.targets.slice(r0, r1), 0.0, 0.0);
+      be.softcap_cross_entropy(logits, a.losses.slice(r0, r1), targets_all.slice(r0, r1), 0.0, 0.0);
     } else {
-      be.softcap_cross_entropy(logits, a.losses.slice(r0, r1), a.targets.slice(r0, r1),
+      be.softcap_cross_entropy(logits, a.losses.slice(r0, r1), targets_all.slice(r0, r1),
                                config_.logit_softcap, training ? loss_scale : 0.0);
     }
     if (training) {
       // dlnf[rows] = dlogits E ; dE += dlogits^T lnf[rows] (when the base trains)
-      be.matmul(a.dln.slice(r0, r1), logits, false, embed, false, 1.0f, 0.0f);
+      be.matmul(dhidden_all.slice(r0, r1), logits, false, embed, false, 1.0f, 0.0f);
       if (trains_base()) be.matmul(grad(layout_.embed), logits, true, hidden, false, 1.0f, 1.0f);
     }
   }
-  // Sum the per-token losses on the host in double, in order.
-  if (dtype_ == DType::F32) {
-    std::vector<float> l(static_cast<size_t>(n));
-    be.copy_to_host(l.data(), a.losses);
-    losses_host.assign(l.begin(), l.end());
-  } else {
-    losses_host.resize(static_cast<size_t>(n));
-    be.copy_to_host(losses_host.data(), a.losses);
+  if (training && compact) {
+    // Unscored rows get no gradient; scored rows are scattered back (unique
+    // indices, so the scatter-add is a plain copy).
+    be.fill(a.dln, 0.0);
+    if (m > 0) be.embedding_backward(a.dln, a.head_rows.slice(0, m), a.head_dhidden.slice(0, m));
   }
-  for (int64_t i = 0; i < n; ++i) {
-    if (targets_host[static_cast<size_t>(i)] == -100) continue;
+
+  // Sum the per-token losses on the host in double, in order.
+  std::vector<double> losses_host(static_cast<size_t>(scored));
+  if (scored > 0) {
+    if (dtype_ == DType::F32) {
+      std::vector<float> l(static_cast<size_t>(scored));
+      be.copy_to_host(l.data(), a.losses.slice(0, scored));
+      losses_host.assign(l.begin(), l.end());
+    } else {
+      be.copy_to_host(losses_host.data(), a.losses.slice(0, scored));
+    }
+  }
+  LossSum loss;
+  for (int64_t i = 0; i < scored; ++i) {
+    if (!compact && targets_host[static_cast<size_t>(i)] == -100) continue;
     loss.sum += losses_host[static_cast<size_t>(i)];
     ++loss.count;
   }

@@ -1,0 +1,183 @@
+#include "route/routing_eval.h"
+
+#include <chrono>
+#include <fstream>
+#include <set>
+
+#include "core/error.h"
+
+namespace hessgpt::route {
+namespace {
+
+bool is_word_char(unsigned char c) {
+  // Bytes >= 0x80 belong to multi-byte UTF-8 characters ("×", "÷", letters
+  // with accents); they count as separators so "= 3468." and "3468×" behave
+  // the same as ASCII punctuation.
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
+
+std::string squeeze_spaces(std::string_view s) {
+  std::string out;
+  bool space = false;
+  for (char c : s) {
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+      space = !out.empty();
+      continue;
+    }
+    if (space) out.push_back(' ');
+    space = false;
+    out.push_back(c);
+  }
+  return out;
+}
+
+std::string required_string(const nlohmann::json& j, const char* key, const std::string& where) {
+  const auto it = j.find(key);
+  if (it == j.end() || !it->is_string()) HG_FAIL(where, ": \"", key, "\" must be a string");
+  return it->get<std::string>();
+}
+
+RoutingEvalItem item_from_json(const nlohmann::json& j, const std::string& where) {
+  RoutingEvalItem item;
+  try {
+    item.conversation = chat::conversation_from_json(j);
+  } catch (const Error& e) {
+    HG_FAIL(where, ": ", e.what());
+  }
+  const auto& msgs = item.conversation.messages;
+  if (msgs.empty() || msgs.back().role != chat::Role::kUser)
+    HG_FAIL(where, ": the conversation must end with a user message");
+  const auto should = j.find("should_route");
+  if (should == j.end() || !should->is_boolean()) HG_FAIL(where, ": \"should_route\" must be true or false");
+  item.should_route = should->get<bool>();
+  item.expected_answer = required_string(j, "expected_answer", where);
+  if (item.should_route && item.expected_answer.empty())
+    HG_FAIL(where, ": a routed task needs a non-empty \"expected_answer\"");
+  if (const auto r = j.find("expected_request"); r != j.end() && r->is_string())
+    item.expected_request = r->get<std::string>();
+  if (const auto t = j.find("task"); t != j.end() && t->is_string()) item.task = t->get<std::string>();
+  if (const auto k = j.find("route_kind"); k != j.end() && k->is_string()) {
+    const std::string kind = k->get<std::string>();
+    for (chat::RouteKind rk : {chat::RouteKind::kCode, chat::RouteKind::kMath, chat::RouteKind::kLogic})
+      if (chat::route_kind_name(rk) == kind) item.route_kind = rk;
+    if (!item.route_kind) HG_FAIL(where, ": \"route_kind\" \"", kind, "\" is not one of code, math, logic");
+  }
+  return item;
+}
+
+// The user's question, for the examples.
+const std::string& last_user_text(const RoutingEvalItem& item) {
+  return item.conversation.messages.back().content;
+}
+
+}  // namespace
+
+std::vector<RoutingEvalItem> load_routing_eval(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) HG_FAIL("cannot open evaluation file ", path);
+  std::vector<RoutingEvalItem> items;
+  std::string line;
+  size_t line_no = 0;
+  while (std::getline(in, line)) {
+    ++line_no;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const std::string where = str_cat(path, ":", line_no);
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(line);
+    } catch (const nlohmann::json::exception& e) {
+      HG_FAIL(where, ": not valid JSON (", e.what(), ")");
+    }
+    items.push_back(item_from_json(j, where));
+  }
+  if (items.empty()) HG_FAIL("evaluation file ", path, " has no items");
+  return items;
+}
+
+bool answer_matches(std::string_view answer, std::string_view expected) {
+  const std::string a = squeeze_spaces(answer), e = squeeze_spaces(expected);
+  if (e.empty()) return false;
+  for (size_t pos = a.find(e); pos != std::string::npos; pos = a.find(e, pos + 1)) {
+    const bool left_ok = pos == 0 || !is_word_char(static_cast<unsigned char>(a[pos - 1])) ||
+                         !is_word_char(static_cast<unsigned char>(e.front()));
+    const size_t end = pos + e.size();
+    const bool right_ok = end == a.size() || !is_word_char(static_cast<unsigned char>(a[end])) ||
+                          !is_word_char(static_cast<unsigned char>(e.back()));
+    if (left_ok && right_ok) return true;
+  }
+  return false;
+}
+
+double RoutingEvalReport::routed_accuracy() const {
+  return tasks ? static_cast<double>(routed_correct) / static_cast<double>(tasks) : 0.0;
+}
+double RoutingEvalReport::model1_alone_accuracy() const {
+  return tasks ? static_cast<double>(alone_correct) / static_cast<double>(tasks) : 0.0;
+}
+double RoutingEvalReport::route_decision_accuracy() const {
+  return items ? static_cast<double>(decision_correct) / static_cast<double>(items) : 0.0;
+}
+
+nlohmann::json RoutingEvalReport::to_json() const {
+  const auto share = [](size_t n, size_t d) { return d ? static_cast<double>(n) / static_cast<double>(d) : 0.0; };
+  return {{"routed_accuracy", routed_accuracy()},
+          {"model1_alone_accuracy", model1_alone_accuracy()},
+          {"route_decision_accuracy", route_decision_accuracy()},
+          {"tasks", tasks},
+          {"decision_items", items},
+          {"routed_when_should", share(routed_when_should, tasks)},
+          {"routed_when_should_not", share(routed_when_should_not, factual)},
+          {"route_kind_accuracy", share(kind_correct, tasks)},
+          {"request_exact_match", share(request_exact, tasks)},
+          {"seconds", seconds},
+          {"per_task", per_task},
+          {"examples", examples}};
+}
+
+RoutingEvalReport evaluate_routing(const std::vector<RoutingEvalItem>& items, Router& routed,
+                                   Router& alone, const RoutingEvalOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  const size_t n = options.limit ? std::min(options.limit, items.size()) : items.size();
+  RoutingEvalReport report;
+  report.items = n;
+  std::set<std::string> seen_tasks;
+  for (size_t i = 0; i < n; ++i) {
+    const RoutingEvalItem& item = items[i];
+    const TurnResult r = routed.respond(item.conversation);
+    const bool did_route = !r.trace.empty();
+    if (did_route == item.should_route) ++report.decision_correct;
+    if (!item.should_route) {
+      ++report.factual;
+      if (did_route) ++report.routed_when_should_not;
+    } else {
+      ++report.tasks;
+      if (did_route) ++report.routed_when_should;
+      if (did_route && item.route_kind && r.trace.front().kind == *item.route_kind) ++report.kind_correct;
+      if (did_route && r.trace.front().request == item.expected_request) ++report.request_exact;
+      const TurnResult a = alone.respond(item.conversation);
+      const bool ok = answer_matches(r.answer, item.expected_answer);
+      const bool alone_ok = answer_matches(a.answer, item.expected_answer);
+      report.routed_correct += ok;
+      report.alone_correct += alone_ok;
+      nlohmann::json& t = report.per_task[item.task.empty() ? "unnamed" : item.task];
+      if (t.is_null()) t = {{"tasks", 0}, {"routed_correct", 0}, {"alone_correct", 0}};
+      t["tasks"] = t["tasks"].get<int64_t>() + 1;
+      t["routed_correct"] = t["routed_correct"].get<int64_t>() + (ok ? 1 : 0);
+      t["alone_correct"] = t["alone_correct"].get<int64_t>() + (alone_ok ? 1 : 0);
+      // One example per task kind first, so the examples show math, logic and code.
+      const bool new_task = seen_tasks.insert(item.task).second;
+      if (report.examples.size() < options.examples && new_task)
+        report.examples.push_back({{"prompt", last_user_text(item)},
+                                   {"answer", r.answer},
+                                   {"correct", ok},
+                                   {"alone_answer", a.answer},
+                                   {"expected_answer", item.expected_answer},
+                                   {"trace", trace_to_json(r.trace)}});
+    }
+    if (options.on_progress) options.on_progress(i + 1, n);
+  }
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return report;
+}
+
+}  // namespace hessgpt::route
