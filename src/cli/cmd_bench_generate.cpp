@@ -4,7 +4,7 @@
 // bandwidth) beside the decode figure.
 #include <cstdio>
 
-#include "cli/bench_command.h"
+#include "cli/parent_command.h"
 #include "cli/cli_util.h"
 #include "cli/command_registry.h"
 #include "core/rng.h"
