@@ -97,13 +97,26 @@ std::vector<RoutingEvalItem> load_routing_eval(const std::string& path) {
 bool answer_matches(std::string_view answer, std::string_view expected) {
   const std::string a = squeeze_spaces(answer), e = squeeze_spaces(expected);
   if (e.empty()) return false;
+  const auto at = [&](size_t i) { return static_cast<unsigned char>(a[i]); };
+  const auto digit = [](unsigned char c) { return c >= '0' && c <= '9'; };
+  const bool starts_digit = digit(static_cast<unsigned char>(e.front()));
+  const bool ends_digit = digit(static_cast<unsigned char>(e.back()));
   for (size_t pos = a.find(e); pos != std::string::npos; pos = a.find(e, pos + 1)) {
-    const bool left_ok = pos == 0 || !is_word_char(static_cast<unsigned char>(a[pos - 1])) ||
-                         !is_word_char(static_cast<unsigned char>(e.front()));
     const size_t end = pos + e.size();
-    const bool right_ok = end == a.size() || !is_word_char(static_cast<unsigned char>(a[end])) ||
-                          !is_word_char(static_cast<unsigned char>(e.back()));
-    if (left_ok && right_ok) return true;
+    bool glued = false;
+    if (pos > 0) {
+      glued = is_word_char(at(pos - 1)) && is_word_char(static_cast<unsigned char>(e.front()));
+      // "-12" or "3.468" are other numbers than "12" and "468".
+      if (starts_digit && (at(pos - 1) == '-' || ((at(pos - 1) == '.' || at(pos - 1) == ',') && pos > 1 && digit(at(pos - 2)))))
+        glued = true;
+    }
+    if (end < a.size()) {
+      glued = glued || (is_word_char(at(end)) && is_word_char(static_cast<unsigned char>(e.back())));
+      // "21.5" or "1,500" are other numbers than "21" and "1".
+      if (ends_digit && (at(end) == '.' || at(end) == ',') && end + 1 < a.size() && digit(at(end + 1)))
+        glued = true;
+    }
+    if (!glued) return true;
   }
   return false;
 }

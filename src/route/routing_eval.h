@@ -43,9 +43,9 @@ struct RoutingEvalItem {
 std::vector<RoutingEvalItem> load_routing_eval(const std::string& path);
 
 // Exact-answer match: `expected` occurs in `answer` and is not glued to a
-// letter or digit on either side (so "34" does not match "3468", "2" does not
-// match "12", but "3468" matches "68 × 51 = 3468."). Whitespace runs count as
-// one space in both strings.
+// letter or digit on either side, nor part of a longer number (so "34" does
+// not match "3468", "21" not "21.5", "12" not "-12" or "3.12"; "3468" matches
+// "68 × 51 = 3468."). Whitespace runs count as one space in both strings.
 bool answer_matches(std::string_view answer, std::string_view expected);
 
 struct RoutingEvalOptions {
