@@ -76,8 +76,10 @@ PaddedBatch pad_batch(const std::vector<const ChatExample*>& examples) {
   return b;
 }
 
-ChatSampler::ChatSampler(int64_t n_examples, uint64_t seed) : n_(n_examples), seed_(seed) {
+ChatSampler::ChatSampler(int64_t n_examples, uint64_t seed, std::vector<int64_t> lengths, int64_t group)
+    : n_(n_examples), seed_(seed), lengths_(std::move(lengths)), group_(group) {
   HG_CHECK(n_ > 0, "no examples to sample from");
+  HG_CHECK(lengths_.empty() || static_cast<int64_t>(lengths_.size()) == n_, "one length per example");
   shuffle();
 }
 
@@ -87,6 +89,27 @@ void ChatSampler::shuffle() {
   Rng rng(seed_ + static_cast<uint64_t>(epoch_) * 0x9e3779b97f4a7c15ULL);
   for (int64_t i = n_ - 1; i > 0; --i)
     std::swap(order_[static_cast<size_t>(i)], order_[rng.below(static_cast<uint64_t>(i + 1))]);
+  if (lengths_.empty() || group_ <= 1) return;
+  const int64_t window = group_ * kGroupWindow;
+  std::vector<int64_t> sorted;
+  for (int64_t w0 = 0; w0 < n_; w0 += window) {
+    const int64_t w1 = std::min(n_, w0 + window);
+    const auto first = order_.begin() + w0, last = order_.begin() + w1;
+    std::stable_sort(first, last, [&](int64_t a, int64_t b) {
+      return lengths_[static_cast<size_t>(a)] > lengths_[static_cast<size_t>(b)];
+    });
+    // Shuffle whole groups so a step's batch is not always the longest or shortest.
+    const int64_t groups = (w1 - w0 + group_ - 1) / group_;
+    std::vector<int64_t> perm(static_cast<size_t>(groups));
+    std::iota(perm.begin(), perm.end(), 0);
+    for (int64_t i = groups - 1; i > 0; --i)
+      std::swap(perm[static_cast<size_t>(i)], perm[rng.below(static_cast<uint64_t>(i + 1))]);
+    sorted.clear();
+    for (int64_t g : perm)
+      for (int64_t k = w0 + g * group_; k < std::min(w1, w0 + (g + 1) * group_); ++k)
+        sorted.push_back(order_[static_cast<size_t>(k)]);
+    std::copy(sorted.begin(), sorted.end(), first);
+  }
 }
 
 int64_t ChatSampler::next() {

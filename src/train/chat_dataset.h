@@ -45,9 +45,15 @@ struct PaddedBatch {
 PaddedBatch pad_batch(const std::vector<const ChatExample*>& examples);
 
 // A seeded, epoch-wise shuffled stream of examples; its position is two integers.
+// With lengths and a group size (the micro-batch), consecutive groups hold
+// examples of similar length (like HF's group_by_length): each epoch's
+// shuffled order is cut into windows of kGroupWindow groups, a window is
+// sorted by length, cut into groups, and the groups are shuffled. Batches
+// then pad far less while every example is still seen once per epoch.
 class ChatSampler {
  public:
-  ChatSampler(int64_t n_examples, uint64_t seed);
+  static constexpr int64_t kGroupWindow = 64;
+  ChatSampler(int64_t n_examples, uint64_t seed, std::vector<int64_t> lengths = {}, int64_t group = 0);
   int64_t next();  // example index
   int64_t epoch() const { return epoch_; }
   int64_t position() const { return position_; }
@@ -57,6 +63,8 @@ class ChatSampler {
   void shuffle();
   int64_t n_;
   uint64_t seed_;
+  std::vector<int64_t> lengths_;
+  int64_t group_ = 0;
   int64_t epoch_ = 0, position_ = 0;
   std::vector<int64_t> order_;
 };

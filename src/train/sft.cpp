@@ -130,7 +130,10 @@ SftResult run_sft(const SftConfig& cfg, Backend& backend) {
                                       : std::max<int64_t>(1, cfg.epochs * static_cast<int64_t>(train.size()) / per_step);
   WsdSchedule sched{cfg.lr, total, cfg.warmup_fraction, cfg.decay_fraction, cfg.lr_floor_fraction};
   sched.validate();
-  ChatSampler sampler(static_cast<int64_t>(train.size()), cfg.seed);
+  // Micro-batches of similar lengths: dynamic padding then wastes little.
+  std::vector<int64_t> lengths;
+  for (const ChatExample& e : train) lengths.push_back(static_cast<int64_t>(e.ids.size()));
+  ChatSampler sampler(static_cast<int64_t>(train.size()), cfg.seed, std::move(lengths), cfg.batch);
   nlohmann::json identity = cfg.identity();
   identity["steps"] = total;
 
