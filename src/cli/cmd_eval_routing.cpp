@@ -1,5 +1,7 @@
 // hessgpt eval routing: the held-out evaluation of the dual-model assistant
 // (routed accuracy, Model 1 alone, route decisions), as the demo runs it.
+#include <optional>
+
 #include "cli/cli_util.h"
 #include "cli/command_registry.h"
 #include "cli/parent_command.h"
@@ -10,7 +12,7 @@ namespace hessgpt::cli {
 namespace {
 
 struct EvalRoutingOptions {
-  std::string model1, model2, data, out, tokenizer;
+  std::string model1, model2, data, model2_data, out, tokenizer;
   size_t limit = 0, examples = 4;
   int bits = -1;
   int64_t max_tokens = 192;
@@ -22,15 +24,22 @@ void run(const EvalRoutingOptions& o) {
   auto backend = make_backend(o.compute);
   auto tokenizer = o.tokenizer.empty() ? Tokenizer::load_default() : Tokenizer::load(o.tokenizer);
   const auto items = route::load_routing_eval(o.data);
-  const route::RoutingEvalReport report = run_routing_eval(
-      *tokenizer, *backend, eval_assistant_options(o.model1, o.model2, o.bits, o.max_tokens), items, o.limit,
-      o.examples);
-  if (!o.out.empty()) data::write_file_atomic(o.out, report.to_json().dump(2) + "\n");
-  if (o.json) {
-    print_json(report.to_json());
-  } else {
-    print_routing_report(report, stdout);
+  route::Assistant assistant(*tokenizer, *backend,
+                             eval_assistant_options(o.model1, o.model2, o.bits, o.max_tokens));
+  const route::RoutingEvalReport report = run_routing_eval(assistant, items, o.limit, o.examples);
+  nlohmann::json j = report.to_json();
+  std::optional<route::Model2EvalReport> m2;
+  if (!o.model2_data.empty()) {
+    m2 = run_model2_eval(assistant, o.model2_data, o.limit);
+    j["model2"] = m2->to_json();
   }
+  if (!o.out.empty()) data::write_file_atomic(o.out, j.dump(2) + "\n");
+  if (o.json) {
+    print_json(j);
+    return;
+  }
+  print_routing_report(report, stdout);
+  if (m2) print_model2_report(*m2, stdout);
 }
 
 void setup(CLI::App& app) {
@@ -40,6 +49,8 @@ void setup(CLI::App& app) {
   cmd->add_option("--model1", o->model1, "Model 1 checkpoint")->required();
   cmd->add_option("--model2", o->model2, "Model 2 checkpoint")->required();
   cmd->add_option("--data", o->data, "Evaluation JSONL (model1_eval_routing.jsonl of `synth routing`)")->required();
+  cmd->add_option("--model2-data", o->model2_data,
+                  "Also score Model 2 alone on request -> program items (model2_eval.jsonl)");
   cmd->add_option("--limit", o->limit, "Items to evaluate (0: all)")->capture_default_str();
   cmd->add_option("--examples", o->examples, "Example conversations to keep")->capture_default_str();
   cmd->add_option("--bits", o->bits, "Weights: 32, 16, 8 or 4 (default: as stored)");

@@ -1,5 +1,8 @@
 #include "cli/routing_report.h"
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <chrono>
 
 namespace hessgpt::cli {
@@ -16,24 +19,39 @@ route::AssistantOptions eval_assistant_options(const std::string& model1, const 
   return o;
 }
 
-route::RoutingEvalReport run_routing_eval(const Tokenizer& tokenizer, Backend& backend,
-                                          const route::AssistantOptions& options,
+route::RoutingEvalReport run_routing_eval(route::Assistant& assistant,
                                           const std::vector<route::RoutingEvalItem>& items, size_t limit,
                                           size_t examples) {
-  route::Assistant assistant(tokenizer, backend, options);
   route::RoutingEvalOptions eo;
   eo.limit = limit;
   eo.examples = examples;
   const auto start = std::chrono::steady_clock::now();
-  eo.on_progress = [start](size_t done, size_t total) {
+  // A live line on a terminal; on a pipe or log file, a line every tenth.
+  const bool tty = isatty(fileno(stderr));
+  eo.on_progress = [start, tty](size_t done, size_t total) {
+    const size_t step = std::max<size_t>(1, total / 10);
+    if (!tty && done % step != 0 && done != total) return;
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const double eta = done ? s / static_cast<double>(done) * static_cast<double>(total - done) : 0.0;
-    std::fprintf(stderr, "\revaluating %zu/%zu | %.1f items/s | ETA %.0fs   ", done, total,
-                 s > 0 ? static_cast<double>(done) / s : 0.0, eta);
-    if (done == total) std::fprintf(stderr, "\n");
+    std::fprintf(stderr, "%sevaluating %zu/%zu | %.1f items/s | ETA %.0fs%s", tty ? "\r" : "", done, total,
+                 s > 0 ? static_cast<double>(done) / s : 0.0, eta, tty ? "   " : "\n");
+    if (tty && done == total) std::fprintf(stderr, "\n");
     std::fflush(stderr);
   };
   return route::evaluate_routing(items, assistant.router(), assistant.alone(), eo);
+}
+
+route::Model2EvalReport run_model2_eval(route::Assistant& assistant, const std::string& path, size_t limit) {
+  std::fprintf(stderr, "evaluating Model 2 alone on %s\n", path.c_str());
+  return route::evaluate_model2(path, assistant.router(), limit);
+}
+
+void print_model2_report(const route::Model2EvalReport& r, std::FILE* out) {
+  std::fprintf(out, "Model 2 alone (held-out requests): %.3f (%zu/%zu right; %zu programs failed to run)\n",
+               r.accuracy(), r.correct, r.items, r.failed_to_run);
+  for (const auto& [task, t] : r.per_task.items())
+    std::fprintf(out, "  %-16s %6lld %8.3f\n", task.c_str(), static_cast<long long>(t["items"].get<int64_t>()),
+                 t["correct"].get<double>() / t["items"].get<double>());
 }
 
 void print_routing_report(const route::RoutingEvalReport& r, std::FILE* out) {

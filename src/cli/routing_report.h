@@ -15,12 +15,15 @@ route::AssistantOptions eval_assistant_options(const std::string& model1, const 
                                                int bits, int64_t max_tokens);
 
 // Runs the evaluation with a progress line on stderr.
-route::RoutingEvalReport run_routing_eval(const Tokenizer& tokenizer, Backend& backend,
-                                          const route::AssistantOptions& options,
+route::RoutingEvalReport run_routing_eval(route::Assistant& assistant,
                                           const std::vector<route::RoutingEvalItem>& items, size_t limit,
                                           size_t examples);
 
+// Model 2 alone on held-out request -> program items.
+route::Model2EvalReport run_model2_eval(route::Assistant& assistant, const std::string& path, size_t limit);
+
 // The headline figures, the per-task table and the example conversations.
 void print_routing_report(const route::RoutingEvalReport& report, std::FILE* out);
+void print_model2_report(const route::Model2EvalReport& report, std::FILE* out);
 
 }  // namespace hessgpt::cli

@@ -136,9 +136,11 @@ class Router {
   // Resets Model 1, feeds it the conversation with a trailing <|assistant|>
   // (chat::encode_generation_prompt) and runs the turn.
   TurnResult respond(const chat::Conversation& conversation);
+  // One route on its own: Model 2 answers the request in a fresh context and,
+  // for math/logic, the program runs. What run_turn does for each request.
+  TraceEntry run_route(chat::RouteKind kind, std::string request);
 
  private:
-  TraceEntry run_route(chat::RouteKind kind, std::string request);
 
   const Tokenizer& tokenizer_;
   TokenGenerator& model1_;

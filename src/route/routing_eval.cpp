@@ -193,4 +193,56 @@ RoutingEvalReport evaluate_routing(const std::vector<RoutingEvalItem>& items, Ro
   return report;
 }
 
+double Model2EvalReport::accuracy() const {
+  return items ? static_cast<double>(correct) / static_cast<double>(items) : 0.0;
+}
+
+nlohmann::json Model2EvalReport::to_json() const {
+  return {{"model2_accuracy", accuracy()}, {"items", items}, {"failed_to_run", failed_to_run},
+          {"per_task", per_task}, {"failures", failures}};
+}
+
+Model2EvalReport evaluate_model2(const std::string& path, Router& router, size_t limit) {
+  std::ifstream in(path);
+  if (!in) HG_FAIL("cannot open evaluation file ", path);
+  Model2EvalReport report;
+  std::string line;
+  size_t line_no = 0;
+  while (std::getline(in, line) && (limit == 0 || report.items < limit)) {
+    ++line_no;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const std::string where = str_cat(path, ":", line_no);
+    const nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) HG_FAIL(where, ": not a JSON object");
+    const std::string kind_name = required_string(j, "kind", where);
+    std::optional<chat::RouteKind> kind;
+    for (chat::RouteKind rk : {chat::RouteKind::kCode, chat::RouteKind::kMath, chat::RouteKind::kLogic})
+      if (chat::route_kind_name(rk) == kind_name) kind = rk;
+    if (!kind) HG_FAIL(where, ": \"kind\" \"", kind_name, "\" is not one of code, math, logic");
+    const auto msgs = j.find("messages");
+    if (msgs == j.end() || !msgs->is_array() || msgs->size() != 2 || !(*msgs)[0].is_object() ||
+        !(*msgs)[1].is_object())
+      HG_FAIL(where, ": \"messages\" must hold the request and the program");
+    const std::string request = required_string((*msgs)[0], "content", where + " messages[0]");
+    const std::string expected = *kind == chat::RouteKind::kCode
+                                     ? required_string((*msgs)[1], "content", where + " messages[1]")
+                                     : required_string(j, "result", where);
+    const TraceEntry e = router.run_route(*kind, request);
+    const bool ok = e.error.empty() && e.result == expected;
+    ++report.items;
+    report.correct += ok;
+    if (e.executed && !e.error.empty()) ++report.failed_to_run;
+    if (!ok && report.failures.size() < 8)
+      report.failures.push_back({{"request", request}, {"program", e.program}, {"result", e.result},
+                                 {"expected", expected}});
+    const std::string task = j.value("task", std::string("unnamed"));
+    nlohmann::json& t = report.per_task[task];
+    if (t.is_null()) t = {{"items", 0}, {"correct", 0}};
+    t["items"] = t["items"].get<int64_t>() + 1;
+    t["correct"] = t["correct"].get<int64_t>() + (ok ? 1 : 0);
+  }
+  if (report.items == 0) HG_FAIL("evaluation file ", path, " has no items");
+  return report;
+}
+
 }  // namespace hessgpt::route

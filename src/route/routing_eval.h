@@ -79,4 +79,17 @@ struct RoutingEvalReport {
 RoutingEvalReport evaluate_routing(const std::vector<RoutingEvalItem>& items, Router& routed,
                                    Router& alone, const RoutingEvalOptions& options);
 
+// Model 2 on its own, on held-out request -> program items (model2_eval.jsonl
+// of `synth routing`: {"kind", "messages": [user request, assistant program],
+// "result"}): a math/logic item is right when its program's output equals the
+// recorded result, a code item when the code equals the recorded code.
+struct Model2EvalReport {
+  size_t items = 0, correct = 0, failed_to_run = 0;
+  nlohmann::json per_task = nlohmann::json::object();  // task -> {items, correct}
+  nlohmann::json failures = nlohmann::json::array();   // the first wrong items
+  double accuracy() const;
+  nlohmann::json to_json() const;
+};
+Model2EvalReport evaluate_model2(const std::string& path, Router& router, size_t limit);
+
 }  // namespace hessgpt::route
