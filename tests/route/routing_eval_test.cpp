@@ -184,5 +184,34 @@ TEST(EvaluateRouting, CountsRoutedAloneAndDecisions) {
   EXPECT_EQ(rb.routed_correct, 0u);
 }
 
+TEST(EvaluateModel2, ProgramOutputOrCodeMustMatch) {
+  TempDir dir;
+  const std::string path = (dir.path() / "m2.jsonl").string();
+  {
+    std::ofstream out(path);
+    out << R"J({"kind":"math","messages":[{"role":"user","content":"Calculate 68*51"},{"role":"assistant","content":"print(68*51)"}],"result":"3468","task":"arithmetic"})J" << "\n"
+        << R"J({"kind":"math","messages":[{"role":"user","content":"Calculate 68*51"},{"role":"assistant","content":"print(68*51)"}],"result":"3468","task":"arithmetic"})J" << "\n"
+        << R"J({"kind":"code","messages":[{"role":"user","content":"Write f"},{"role":"assistant","content":"def f():\n    return 1"}],"task":"code_function"})J" << "\n";
+  }
+  const Ids end = {token::kEnd};
+  ScriptedModel m1({});
+  ScriptedModel m2({cat({text("print(68*51)"), end}), cat({text("print(x)"), end}),
+                    cat({text("def f():\n    return 1"), end})});
+  FixedRunner runner;
+  Router router(tok(), m1, m2, runner);
+  const Model2EvalReport r = evaluate_model2(path, router, 0);
+  EXPECT_EQ(r.items, 3u);
+  EXPECT_EQ(r.correct, 2u);
+  EXPECT_EQ(r.failed_to_run, 1u);  // print(x): NameError in the runner
+  EXPECT_EQ(r.per_task["arithmetic"]["correct"], 1);
+  EXPECT_EQ(r.per_task["code_function"]["correct"], 1);
+  ASSERT_EQ(r.failures.size(), 1u);
+  EXPECT_EQ(r.failures[0]["program"], "print(x)");
+  EXPECT_EQ(evaluate_model2(path, router, 1).items, 1u);
+
+  std::ofstream(path) << R"J({"kind":"sql","messages":[]})J" << "\n";
+  EXPECT_THROW(evaluate_model2(path, router, 0), Error);
+}
+
 }  // namespace
 }  // namespace hessgpt::route
