@@ -23,6 +23,7 @@ struct BenchGenerateOptions {
   int64_t gen = 64;
   uint64_t seed = 1;
   bool measure_bandwidth = true;
+  bool per_op_decode = false;
   bool json = false;
   ComputeOptions compute;
 };
@@ -53,6 +54,7 @@ void run_bench_generate(const BenchGenerateOptions& o) {
   g.sampling.temperature = 0.0;
   g.stop_ids = {};
   infer::DecoderSession session(w, *backend, o.prompt_len + o.gen + 1);
+  session.set_fused_decode(!o.per_op_decode);
   {
     // Warm-up: page in the weights and the thread team.
     const std::vector<int32_t> two(prompt.begin(), prompt.begin() + std::min<int64_t>(2, o.prompt_len));
@@ -71,6 +73,7 @@ void run_bench_generate(const BenchGenerateOptions& o) {
                       {"gen", r.decode_steps},
                       {"prefill_tokens_per_s", r.prefill_tokens_per_s()},
                       {"decode_tokens_per_s", r.decode_tokens_per_s()},
+                      {"decode_path", o.per_op_decode ? "per-op" : "one-region"},
                       {"weight_bytes_per_token", bytes_per_token},
                       {"decode_weight_gb_per_s", bytes_per_token * r.decode_tokens_per_s() / 1e9}};
   if (o.bits == 4) j["group_size"] = w.group_size;
@@ -106,6 +109,8 @@ void setup(CLI::App& app) {
   cmd->add_option("--gen", o->gen, "Decode steps")->capture_default_str();
   cmd->add_option("--seed", o->seed, "Seed for weights and prompt")->capture_default_str();
   cmd->add_flag("!--no-bandwidth", o->measure_bandwidth, "Skip the memory-bandwidth probe");
+  cmd->add_flag("--per-op-decode", o->per_op_decode,
+                "Decode through the batched path's per-op calls (A/B against the one-region path)");
   cmd->add_flag("--json", o->json, "One JSON object on stdout");
   add_compute_options(cmd, o->compute);
   cmd->callback([o] { run_bench_generate(*o); });

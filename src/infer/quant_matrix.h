@@ -30,6 +30,31 @@ namespace hessgpt::infer {
 
 enum class WeightFormat { F32, BF16, Q8, Q4 };
 
+class QuantMatrix;
+
+// One activation vector prepared for the matvec kernels of one format and
+// width: on AVX512-VNNI the int8 blocks of x for INT8/INT4 weights, else x
+// itself (and its group sums for INT4). Preparing once lets every matrix and
+// thread that reads the same x share the work; the buffers are kept between
+// calls, so a long-lived input allocates nothing per token. x must stay
+// valid while products read the input.
+class MatvecInput {
+ public:
+  // The input of matrices shaped like `w` (format, cols, group size).
+  void prepare(const float* x, const QuantMatrix& w);
+  bool matches(const QuantMatrix& w) const;
+
+ private:
+  friend class QuantMatrix;
+  const float* x_ = nullptr;
+  int64_t cols_ = 0, group_ = 0;
+  int format_ = -1;
+  std::vector<int8_t> q_, lo_, hi_;       // VNNI: int8 x (INT8), or the two nibble runs (INT4)
+  std::vector<float> lane_scale_;         // VNNI: the x scale of each 4-byte dpbusd lane
+  std::vector<float> offset_;             // VNNI INT4: 8 * scale * sum(q) per group
+  std::vector<float> padded_, group_sum_; // portable INT4: x padded to whole groups, sums
+};
+
 // 32, 16, 8, 4 -> format; throws Error on anything else.
 WeightFormat weight_format_from_bits(int bits);
 int weight_format_bits(WeightFormat format);
@@ -69,6 +94,11 @@ class QuantMatrix {
   void dequantize_rows(int64_t r0, int64_t r1, float* out) const;
   // y[rows] = W x, x[cols]; rows split across the OpenMP threads.
   void matvec(const float* x, float* y) const;
+  // y[r] for r in [r0, r1) on the calling thread only (callers inside a
+  // parallel region split rows themselves). The input must match this
+  // matrix's shape. Each row's value is the same whatever the range, so any
+  // split of the rows gives bit-identical results.
+  void matvec_rows(const MatvecInput& x, int64_t r0, int64_t r1, float* y) const;
 
  private:
   WeightFormat format_ = WeightFormat::F32;

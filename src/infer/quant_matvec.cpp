@@ -67,7 +67,7 @@ float dot_bf16(const uint16_t* w, const float* x, int64_t n) {
 
 inline __m512 widen_i8(__m128i q) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)); }
 
-float dot_q8(const int8_t* w, const float* x, int64_t n) {
+[[maybe_unused]] float dot_q8(const int8_t* w, const float* x, int64_t n) {
   __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
   int64_t i = 0;
   for (; i + 32 <= n; i += 32) {
@@ -127,7 +127,7 @@ float dot_bf16(const uint16_t* w, const float* x, int64_t n) {
   return s;
 }
 
-float dot_q8(const int8_t* w, const float* x, int64_t n) {
+[[maybe_unused]] float dot_q8(const int8_t* w, const float* x, int64_t n) {
   float s = 0.0f;
 #pragma omp simd reduction(+ : s)
   for (int64_t i = 0; i < n; ++i) s += static_cast<float>(w[i]) * x[i];
@@ -153,18 +153,18 @@ float dot_q4(const uint8_t* w, const float* scales, const float* x, const float*
 
 #if defined(HG_INFER_AVX512) && defined(__AVX512VNNI__)
 #define HG_INFER_VNNI 1
-// Integer kernels (AVX512-VNNI): x is quantised to int8 once per product, in
+// Integer kernels (AVX512-VNNI): x is quantised to int8 once per input, in
 // blocks with one float scale each (32 values for INT8 weights, one weight
 // group for INT4), and vpdpbusd multiplies 64 weight bytes by 64 activation
 // bytes per instruction. That is a third of the float path's work per weight,
 // which is what it takes to keep up with memory on two cores. The activation
 // rounding (<= 0.5/127 of a block's largest value) is far below the weights'.
-struct QuantizedX {
-  std::vector<int8_t> lo, hi;   // Q4: values j and j + G/2 of each group, in the weight byte order
-  std::vector<int8_t> q;        // Q8: x as int8
-  std::vector<float> lane_scale;  // the x scale of each 4-byte dpbusd lane
-  std::vector<float> offset;    // Q4: 8 * scale * sum(q) per group (the nibble bias)
-};
+//
+// The kernels take R rows per pass (R = 4 in the body, 1 for the rest): the
+// activation chunk and its scales are loaded once for R rows, and R
+// independent accumulator chains keep the FMA latency hidden. Each row's
+// arithmetic is exactly the one-row sequence, so results do not depend on R
+// or on how rows are split across threads.
 
 // Quantises x[n] in blocks of `block` values: q = round(x / s), s = max|x| / 127.
 void quantize_blocks(const float* x, int64_t n, int64_t block, std::vector<int8_t>& q,
@@ -183,143 +183,185 @@ void quantize_blocks(const float* x, int64_t n, int64_t block, std::vector<int8_
   }
 }
 
-void prepare_x_q8(const float* x, int64_t cols, QuantizedX& qx) {
-  std::vector<float> scales;
-  quantize_blocks(x, cols, 32, qx.q, scales);
-  const int64_t lanes = (cols + 63) / 64 * 16;
-  qx.lane_scale.assign(static_cast<size_t>(lanes), 0.0f);
-  for (int64_t l = 0; l < lanes && l / 8 < static_cast<int64_t>(scales.size()); ++l)
-    qx.lane_scale[static_cast<size_t>(l)] = scales[static_cast<size_t>(l / 8)];
+inline __mmask64 byte_mask(int64_t left) {
+  return left >= 64 ? ~__mmask64{0} : ((__mmask64{1} << left) - 1);
 }
 
-float dot_q8_vnni(const int8_t* w, const QuantizedX& qx, int64_t cols) {
-  __m512 acc = _mm512_setzero_ps();
+template <int R>
+void q8_vnni_rows(const uint8_t* w, int64_t stride, const float* scales, const int8_t* xq,
+                  const float* lane_scale, int64_t cols, float* y) {
+  __m512 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
   const __m512i zero = _mm512_setzero_si512();
   for (int64_t c = 0; c < cols; c += 64) {
-    const int64_t left = cols - c;
-    const __mmask64 m = left >= 64 ? ~__mmask64{0} : ((__mmask64{1} << left) - 1);
-    const __m512i wv = _mm512_maskz_loadu_epi8(m, w + c);
-    const __m512i xv = _mm512_loadu_si512(qx.q.data() + c);
-    // u8 x s8 only: multiply |w| by x carrying w's sign.
-    const __m512i sx = _mm512_mask_sub_epi8(xv, _mm512_movepi8_mask(wv), zero, xv);
-    const __m512i dot = _mm512_dpbusd_epi32(zero, _mm512_abs_epi8(wv), sx);
-    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_loadu_ps(qx.lane_scale.data() + c / 4), acc);
-  }
-  return _mm512_reduce_add_ps(acc);
-}
-
-void prepare_x_q4(const float* x, int64_t cols, int64_t g, QuantizedX& qx) {
-  std::vector<int8_t> q;
-  std::vector<float> scales;
-  quantize_blocks(x, cols, g, q, scales);
-  const int64_t groups = static_cast<int64_t>(scales.size()), half = g / 2;
-  const int64_t bytes = groups * half;
-  qx.lo.assign(static_cast<size_t>(bytes + 64), 0);
-  qx.hi.assign(static_cast<size_t>(bytes + 64), 0);
-  qx.offset.assign(static_cast<size_t>(groups), 0.0f);
-  for (int64_t gi = 0; gi < groups; ++gi) {
-    int32_t sum = 0;
-    for (int64_t j = 0; j < half; ++j) {
-      const int8_t a = q[static_cast<size_t>(gi * g + j)], b = q[static_cast<size_t>(gi * g + half + j)];
-      qx.lo[static_cast<size_t>(gi * half + j)] = a;
-      qx.hi[static_cast<size_t>(gi * half + j)] = b;
-      sum += a + b;
+    const __mmask64 m = byte_mask(cols - c);
+    const __m512i xv = _mm512_loadu_si512(xq + c);
+    const __m512 ls = _mm512_loadu_ps(lane_scale + c / 4);
+    for (int r = 0; r < R; ++r) {
+      const __m512i wv = _mm512_maskz_loadu_epi8(m, w + r * stride + c);
+      // u8 x s8 only: multiply |w| by x carrying w's sign.
+      const __m512i sx = _mm512_mask_sub_epi8(xv, _mm512_movepi8_mask(wv), zero, xv);
+      const __m512i dot = _mm512_dpbusd_epi32(zero, _mm512_abs_epi8(wv), sx);
+      acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), ls, acc[r]);
     }
-    qx.offset[static_cast<size_t>(gi)] = 8.0f * scales[static_cast<size_t>(gi)] * static_cast<float>(sum);
   }
-  const int64_t lanes = (bytes + 63) / 64 * 16;
-  qx.lane_scale.assign(static_cast<size_t>(lanes), 0.0f);
-  for (int64_t l = 0; l < lanes && 4 * l / half < groups; ++l)
-    qx.lane_scale[static_cast<size_t>(l)] = scales[static_cast<size_t>(4 * l / half)];
+  for (int r = 0; r < R; ++r) y[r] = scales[r] * _mm512_reduce_add_ps(acc[r]);
 }
 
 // G in {32, 64, 128}: a 64-byte chunk starts on a group boundary, so lane l
 // always belongs to group first + 4l / (G/2).
-float dot_q4_vnni(const uint8_t* w, const float* ws, const QuantizedX& qx, int64_t groups, int64_t g) {
+template <int R>
+void q4_vnni_rows(const uint8_t* w, int64_t stride, const float* ws, int64_t groups, int64_t g,
+                  const int8_t* xlo, const int8_t* xhi, const float* lane_scale,
+                  const float* offset, float* y) {
   const int64_t half = g / 2, bytes = groups * half, groups_per_chunk = 64 / half;
   alignas(64) int32_t idx_arr[16];
   for (int l = 0; l < 16; ++l) idx_arr[l] = static_cast<int32_t>(4 * l / half);
   const __m512i idx = _mm512_load_si512(idx_arr);
   const __m512i low = _mm512_set1_epi8(0x0f);
   const __m512i zero = _mm512_setzero_si512();
-  __m512 acc = _mm512_setzero_ps();
+  __m512 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
   for (int64_t c = 0, g0 = 0; c < bytes; c += 64, g0 += groups_per_chunk) {
-    const int64_t left = bytes - c;
-    const __mmask64 m = left >= 64 ? ~__mmask64{0} : ((__mmask64{1} << left) - 1);
-    const __m512i b = _mm512_maskz_loadu_epi8(m, w + c);
-    const __m512i lo = _mm512_and_si512(b, low);
-    const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(b, 4), low);
-    __m512i dot = _mm512_dpbusd_epi32(zero, lo, _mm512_loadu_si512(qx.lo.data() + c));
-    dot = _mm512_dpbusd_epi32(dot, hi, _mm512_loadu_si512(qx.hi.data() + c));
+    const __mmask64 m = byte_mask(bytes - c);
+    const __m512i xl = _mm512_loadu_si512(xlo + c), xh = _mm512_loadu_si512(xhi + c);
+    const __m512 ls = _mm512_loadu_ps(lane_scale + c / 4);
     const int64_t gl = std::min<int64_t>(16, groups - g0);
-    const __m512 wsv = _mm512_permutexvar_ps(idx, _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << gl) - 1u), ws + g0));
-    const __m512 sc = _mm512_mul_ps(wsv, _mm512_loadu_ps(qx.lane_scale.data() + c / 4));
-    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), sc, acc);
+    const __mmask16 gm = static_cast<__mmask16>((1u << gl) - 1u);
+    for (int r = 0; r < R; ++r) {
+      const __m512i b = _mm512_maskz_loadu_epi8(m, w + r * stride + c);
+      const __m512i lo = _mm512_and_si512(b, low);
+      const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(b, 4), low);
+      __m512i dot = _mm512_dpbusd_epi32(zero, lo, xl);
+      dot = _mm512_dpbusd_epi32(dot, hi, xh);
+      const __m512 wsv = _mm512_permutexvar_ps(idx, _mm512_maskz_loadu_ps(gm, ws + r * groups + g0));
+      acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(wsv, ls), acc[r]);
+    }
   }
   // The nibbles carry +8: subtract sum_g ws[g] * 8 * xs[g] * sum(xq in g).
-  return _mm512_reduce_add_ps(acc) - dot_f32(ws, qx.offset.data(), groups);
+  for (int r = 0; r < R; ++r)
+    y[r] = _mm512_reduce_add_ps(acc[r]) - dot_f32(ws + r * groups, offset, groups);
 }
 #endif
 }  // namespace
 
-void QuantMatrix::matvec(const float* x, float* y) const {
-  const int64_t rows = rows_, cols = cols_;
+void MatvecInput::prepare(const float* x, const QuantMatrix& w) {
+  x_ = x;
+  cols_ = w.cols();
+  group_ = w.group_size();
+  format_ = static_cast<int>(w.format());
+  const int64_t cols = cols_;
+  if (w.format() == WeightFormat::Q8) {
+#ifdef HG_INFER_VNNI
+    std::vector<float>& scales = offset_;  // scratch: per-block scales
+    quantize_blocks(x, cols, 32, q_, scales);
+    const int64_t lanes = (cols + 63) / 64 * 16;
+    lane_scale_.assign(static_cast<size_t>(lanes), 0.0f);
+    for (int64_t l = 0; l < lanes && l / 8 < static_cast<int64_t>(scales.size()); ++l)
+      lane_scale_[static_cast<size_t>(l)] = scales[static_cast<size_t>(l / 8)];
+#endif
+    return;
+  }
+  if (w.format() != WeightFormat::Q4) return;
+  const int64_t g = group_, groups = w.groups(), half = g / 2;
+#ifdef HG_INFER_VNNI
+  if (g == 32 || g == 64 || g == 128) {
+    std::vector<float> scales;
+    quantize_blocks(x, cols, g, q_, scales);
+    const int64_t bytes = groups * half;
+    lo_.assign(static_cast<size_t>(bytes + 64), 0);
+    hi_.assign(static_cast<size_t>(bytes + 64), 0);
+    offset_.assign(static_cast<size_t>(groups), 0.0f);
+    for (int64_t gi = 0; gi < groups; ++gi) {
+      int32_t sum = 0;
+      for (int64_t j = 0; j < half; ++j) {
+        const int8_t a = q_[static_cast<size_t>(gi * g + j)], b = q_[static_cast<size_t>(gi * g + half + j)];
+        lo_[static_cast<size_t>(gi * half + j)] = a;
+        hi_[static_cast<size_t>(gi * half + j)] = b;
+        sum += a + b;
+      }
+      offset_[static_cast<size_t>(gi)] = 8.0f * scales[static_cast<size_t>(gi)] * static_cast<float>(sum);
+    }
+    const int64_t lanes = (bytes + 63) / 64 * 16;
+    lane_scale_.assign(static_cast<size_t>(lanes), 0.0f);
+    for (int64_t l = 0; l < lanes && 4 * l / half < groups; ++l)
+      lane_scale_[static_cast<size_t>(l)] = scales[static_cast<size_t>(4 * l / half)];
+    return;
+  }
+#endif
+  // x padded with zeros to whole groups, and its per-group sums.
+  padded_.assign(static_cast<size_t>(groups * g), 0.0f);
+  std::memcpy(padded_.data(), x, static_cast<size_t>(cols) * sizeof(float));
+  group_sum_.assign(static_cast<size_t>(groups), 0.0f);
+  for (int64_t gi = 0; gi < groups; ++gi)
+    for (int64_t j = 0; j < g; ++j)
+      group_sum_[static_cast<size_t>(gi)] += padded_[static_cast<size_t>(gi * g + j)];
+}
+
+bool MatvecInput::matches(const QuantMatrix& w) const {
+  return x_ != nullptr && format_ == static_cast<int>(w.format()) && cols_ == w.cols() &&
+         group_ == w.group_size();
+}
+
+void QuantMatrix::matvec_rows(const MatvecInput& in, int64_t r0, int64_t r1, float* y) const {
+  const int64_t cols = cols_, stride = row_bytes_;
   const uint8_t* base = data();
-  // Small products are not worth waking the thread team.
-  const bool parallel = rows * cols >= 32768;
+  const float* x = in.x_;
   switch (format_) {
     case WeightFormat::F32:
-#pragma omp parallel for schedule(static) if (parallel)
-      for (int64_t r = 0; r < rows; ++r)
-        y[r] = dot_f32(reinterpret_cast<const float*>(base + r * row_bytes_), x, cols);
-      break;
+      for (int64_t r = r0; r < r1; ++r)
+        y[r] = dot_f32(reinterpret_cast<const float*>(base + r * stride), x, cols);
+      return;
     case WeightFormat::BF16:
-#pragma omp parallel for schedule(static) if (parallel)
-      for (int64_t r = 0; r < rows; ++r)
-        y[r] = dot_bf16(reinterpret_cast<const uint16_t*>(base + r * row_bytes_), x, cols);
-      break;
+      for (int64_t r = r0; r < r1; ++r)
+        y[r] = dot_bf16(reinterpret_cast<const uint16_t*>(base + r * stride), x, cols);
+      return;
     case WeightFormat::Q8: {
       const float* s = scales_.data();
 #ifdef HG_INFER_VNNI
-      QuantizedX qx;
-      prepare_x_q8(x, cols, qx);
-#pragma omp parallel for schedule(static) if (parallel)
-      for (int64_t r = 0; r < rows; ++r)
-        y[r] = s[r] * dot_q8_vnni(reinterpret_cast<const int8_t*>(base + r * row_bytes_), qx, cols);
-      break;
+      const int8_t* xq = in.q_.data();
+      const float* ls = in.lane_scale_.data();
+      int64_t r = r0;
+      for (; r + 4 <= r1; r += 4) q8_vnni_rows<4>(base + r * stride, stride, s + r, xq, ls, cols, y + r);
+      for (; r < r1; ++r) q8_vnni_rows<1>(base + r * stride, stride, s + r, xq, ls, cols, y + r);
+#else
+      for (int64_t r = r0; r < r1; ++r)
+        y[r] = s[r] * dot_q8(reinterpret_cast<const int8_t*>(base + r * stride), x, cols);
 #endif
-#pragma omp parallel for schedule(static) if (parallel)
-      for (int64_t r = 0; r < rows; ++r)
-        y[r] = s[r] * dot_q8(reinterpret_cast<const int8_t*>(base + r * row_bytes_), x, cols);
-      break;
+      return;
     }
     case WeightFormat::Q4: {
+      const int64_t groups = this->groups(), g = group_;
+      const float* s = scales_.data();
 #ifdef HG_INFER_VNNI
-      if (group_ == 32 || group_ == 64 || group_ == 128) {
-        QuantizedX qx;
-        prepare_x_q4(x, cols, group_, qx);
-        const int64_t groups = this->groups();
-        const float* s = scales_.data();
-#pragma omp parallel for schedule(static) if (parallel)
-        for (int64_t r = 0; r < rows; ++r)
-          y[r] = dot_q4_vnni(base + r * row_bytes_, s + r * groups, qx, groups, group_);
-        break;
+      if (g == 32 || g == 64 || g == 128) {
+        const int8_t *lo = in.lo_.data(), *hi = in.hi_.data();
+        const float *ls = in.lane_scale_.data(), *off = in.offset_.data();
+        int64_t r = r0;
+        for (; r + 4 <= r1; r += 4)
+          q4_vnni_rows<4>(base + r * stride, stride, s + r * groups, groups, g, lo, hi, ls, off, y + r);
+        for (; r < r1; ++r)
+          q4_vnni_rows<1>(base + r * stride, stride, s + r * groups, groups, g, lo, hi, ls, off, y + r);
+        return;
       }
 #endif
-      // x padded with zeros to whole groups, and its per-group sums.
-      const int64_t groups = this->groups(), g = group_;
-      std::vector<float> xp(static_cast<size_t>(groups * g), 0.0f);
-      std::memcpy(xp.data(), x, static_cast<size_t>(cols) * sizeof(float));
-      std::vector<float> xsum(static_cast<size_t>(groups), 0.0f);
-      for (int64_t gi = 0; gi < groups; ++gi)
-        for (int64_t j = 0; j < g; ++j) xsum[static_cast<size_t>(gi)] += xp[static_cast<size_t>(gi * g + j)];
-      const float* s = scales_.data();
-#pragma omp parallel for schedule(static) if (parallel)
-      for (int64_t r = 0; r < rows; ++r)
-        y[r] = dot_q4(base + r * row_bytes_, s + r * groups, xp.data(), xsum.data(), groups, g);
-      break;
+      for (int64_t r = r0; r < r1; ++r)
+        y[r] = dot_q4(base + r * stride, s + r * groups, in.padded_.data(), in.group_sum_.data(), groups, g);
+      return;
     }
   }
+}
+
+void QuantMatrix::matvec(const float* x, float* y) const {
+  MatvecInput in;
+  in.prepare(x, *this);
+  // Small products are not worth waking the thread team. Blocks of 16 rows
+  // keep the 4-row kernels whole and the split static (deterministic anyway:
+  // rows do not depend on the split).
+  const int64_t blocks = (rows_ + 15) / 16;
+  const bool parallel = rows_ * cols_ >= 32768;
+#pragma omp parallel for schedule(static) if (parallel)
+  for (int64_t b = 0; b < blocks; ++b) matvec_rows(in, b * 16, std::min(rows_, b * 16 + 16), y);
 }
 
 }  // namespace hessgpt::infer

@@ -80,6 +80,33 @@ void DecoderSession::linear(float* y, const float* x, int64_t t, const QuantMatr
   }
 }
 
+void DecoderSession::attend(int64_t l, int64_t t) {
+  const ModelConfig& c = w_.config;
+  const int64_t h = c.num_attention_heads, kv = c.num_key_value_heads, hd = c.head_dim;
+  const int64_t pos0 = pos_, end = pos_ + t, half = hd / 2;
+  const double eps = c.rms_norm_eps;
+  const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
+  const InferLayer& L = w_.layers[static_cast<size_t>(l)];
+  const Tensor cos = host(rope_cos_.data(), {capacity_, half});
+  const Tensor sin = host(rope_sin_.data(), {capacity_, half});
+  float* kc = k_cache(l) + pos0 * kv * hd;  // this step's rows of the cache
+  if (c.qk_norm) {
+    be_.rmsnorm_forward(host(qn_.data(), {t * h, hd}), host(rstd_.data(), {t * h}),
+                        host(q_.data(), {t * h, hd}), host(L.q_norm.data(), {hd}), eps);
+    be_.rmsnorm_forward(host(kc, {t * kv, hd}), host(rstd_.data(), {t * kv}),
+                        host(k_.data(), {t * kv, hd}), host(L.k_norm.data(), {hd}), eps);
+  } else {
+    std::memcpy(qn_.data(), q_.data(), static_cast<size_t>(t * h * hd) * sizeof(float));
+    std::memcpy(kc, k_.data(), static_cast<size_t>(t * kv * hd) * sizeof(float));
+  }
+  const Tensor qn = host(qn_.data(), {1, t, h, hd});
+  be_.rope_forward(qn, cos, sin, pos0);
+  be_.rope_forward(host(kc, {1, t, kv, hd}), cos, sin, pos0);
+  be_.attention_forward(host(att_.data(), {1, t, h, hd}), host(lse_.data(), {1, h, t}), qn,
+                        host(k_cache(l), {1, end, kv, hd}), host(v_cache(l), {1, end, kv, hd}),
+                        scale, pos0);
+}
+
 std::span<const float> DecoderSession::feed(std::span<const int32_t> ids, float* all_logits) {
   const ModelConfig& c = w_.config;
   const int64_t t = static_cast<int64_t>(ids.size());
@@ -92,13 +119,15 @@ std::span<const float> DecoderSession::feed(std::span<const int32_t> ids, float*
       HG_FAIL("token id ", ids[static_cast<size_t>(i)], " at position ", pos_ + i,
               " is outside the vocabulary [0, ", c.vocab_size, ")");
   ensure_scratch(t);
-  const int64_t d = c.hidden_size, h = c.num_attention_heads, kv = c.num_key_value_heads;
+  if (t == 1 && fused_decode_) {
+    decode_one(ids[0]);
+    if (all_logits) std::memcpy(all_logits, logits_.data(), logits_.size() * sizeof(float));
+    return {logits_.data(), logits_.size()};
+  }
+  const int64_t d = c.hidden_size, kv = c.num_key_value_heads;
   const int64_t hd = c.head_dim, f = c.intermediate_size, v = c.vocab_size;
-  const int64_t pos0 = pos_, end = pos_ + t, half = hd / 2;
+  const int64_t pos0 = pos_, end = pos_ + t;
   const double eps = c.rms_norm_eps;
-  const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
-  const Tensor cos = host(rope_cos_.data(), {capacity_, half});
-  const Tensor sin = host(rope_sin_.data(), {capacity_, half});
 
   for (int64_t i = 0; i < t; ++i)
     w_.embed.dequantize_rows(ids[static_cast<size_t>(i)], ids[static_cast<size_t>(i)] + 1,
@@ -109,28 +138,13 @@ std::span<const float> DecoderSession::feed(std::span<const int32_t> ids, float*
 
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     const InferLayer& L = w_.layers[static_cast<size_t>(l)];
-    float* kc = k_cache(l) + pos0 * kv * hd;  // this step's rows of the cache
-    float* vc = v_cache(l) + pos0 * kv * hd;
+    float* vc = v_cache(l) + pos0 * kv * hd;  // this step's rows of the cache
     // Attention sub-block; K and V land in the cache.
     be_.rmsnorm_forward(ln, host(rstd_.data(), {t}), x, host(L.input_norm.data(), {d}), eps);
     linear(q_.data(), ln_.data(), t, L.q_proj);
     linear(k_.data(), ln_.data(), t, L.k_proj);
     linear(vc, ln_.data(), t, L.v_proj);
-    if (c.qk_norm) {
-      be_.rmsnorm_forward(host(qn_.data(), {t * h, hd}), host(rstd_.data(), {t * h}),
-                          host(q_.data(), {t * h, hd}), host(L.q_norm.data(), {hd}), eps);
-      be_.rmsnorm_forward(host(kc, {t * kv, hd}), host(rstd_.data(), {t * kv}),
-                          host(k_.data(), {t * kv, hd}), host(L.k_norm.data(), {hd}), eps);
-    } else {
-      std::memcpy(qn_.data(), q_.data(), static_cast<size_t>(t * h * hd) * sizeof(float));
-      std::memcpy(kc, k_.data(), static_cast<size_t>(t * kv * hd) * sizeof(float));
-    }
-    const Tensor qn = host(qn_.data(), {1, t, h, hd});
-    be_.rope_forward(qn, cos, sin, pos0);
-    be_.rope_forward(host(kc, {1, t, kv, hd}), cos, sin, pos0);
-    be_.attention_forward(host(att_.data(), {1, t, h, hd}), host(lse_.data(), {1, h, t}), qn,
-                          host(k_cache(l), {1, end, kv, hd}), host(v_cache(l), {1, end, kv, hd}),
-                          scale, pos0);
+    attend(l, t);
     linear(tmp_.data(), att_.data(), t, L.o_proj);
     be_.add_inplace(x, tmp);
     // MLP sub-block.

@@ -7,9 +7,10 @@
 //
 // KV cache, per layer: K and V [capacity, KV heads, head_dim] floats (GQA:
 // only the key/value heads are kept; each serves H/KV query heads).
-// Matrix products: one activation row -> QuantMatrix::matvec straight from the
-// stored format; several rows -> backend matmul (FP32 weights as they are,
-// quantised weights dequantised one tile at a time).
+// Matrix products: several rows (prefill) -> backend matmul (FP32 weights as
+// they are, quantised weights dequantised one tile at a time). One row
+// (decode) -> session_decode.cpp: the whole token runs in one OpenMP parallel
+// region with 3 barriers per layer instead of ~17 fork/joins.
 #pragma once
 
 #include <cstdint>
@@ -32,6 +33,10 @@ class DecoderSession {
   int64_t capacity() const { return capacity_; }
   size_t kv_cache_bytes() const { return kv_.size() * sizeof(float); }
   void reset() { pos_ = 0; }
+  // Single tokens through the one-region decode path (default) or through the
+  // batched path's per-op calls; the two agree bit for bit (tested), the
+  // switch is for that test and for A/B timings.
+  void set_fused_decode(bool on) { fused_decode_ = on; }
 
   // Runs ids at positions position() .. position() + n - 1 and returns the
   // soft-capped logits of the last one (V floats, valid until the next call).
@@ -40,6 +45,11 @@ class DecoderSession {
 
  private:
   void ensure_scratch(int64_t t);
+  // One token at position pos_ (session_decode.cpp); logits into logits_.
+  void decode_one(int32_t id);
+  // q_, k_ (projections) -> QK-Norm/RoPE -> K into the cache -> att_, for t
+  // tokens from position pos_ of layer l (V already in the cache).
+  void attend(int64_t layer, int64_t t);
   void linear(float* y, const float* x, int64_t t, const QuantMatrix& w);
   float* k_cache(int64_t layer) { return kv_.data() + (2 * layer) * layer_stride_; }
   float* v_cache(int64_t layer) { return kv_.data() + (2 * layer + 1) * layer_stride_; }
@@ -48,6 +58,7 @@ class DecoderSession {
   Backend& be_;
   int64_t capacity_ = 0;
   int64_t pos_ = 0;
+  bool fused_decode_ = true;
   int64_t layer_stride_ = 0;  // capacity * KV * head_dim
   std::vector<float> kv_;
   std::vector<float> rope_cos_, rope_sin_;
@@ -55,6 +66,13 @@ class DecoderSession {
   int64_t scratch_rows_ = 0;
   std::vector<float> x_, ln_, q_, qn_, k_, att_, lse_, rstd_, gate_, up_, act_, tmp_, logits_;
   std::vector<float> tile_, tile_out_;
+  // Decode: each thread's residual stream, norm output, prepared matrix
+  // input and attention scratch (see session_decode.cpp).
+  struct DecodeLane {
+    std::vector<float> x, ln, rstd, p;
+    MatvecInput in;
+  };
+  std::vector<DecodeLane> lanes_;
 };
 
 }  // namespace hessgpt::infer

@@ -72,6 +72,56 @@ INSTANTIATE_TEST_SUITE_P(Formats, MatvecTest,
                                                               int64_t{64}, int64_t{177},
                                                               int64_t{3413})));
 
+// The decode kernels take 4 rows per pass and any row range: every split of
+// the rows, and one input prepared for several matrices of the same shape
+// (the q/k/v and gate/up groups), must give exactly the one-row result.
+TEST(MatvecRows, AnySplitAndSharedInputAreBitIdentical) {
+  for (int bits : {32, 16, 8, 4})
+    for (int64_t cols : {int64_t{33}, int64_t{177}, int64_t{1280}, int64_t{3413}}) {
+      const int64_t rows = 39;  // 9 blocks of 4 and a tail of 3
+      const std::vector<float> wa = random_floats(static_cast<size_t>(rows * cols), 5);
+      const std::vector<float> wb = random_floats(static_cast<size_t>(rows * cols), 6);
+      const std::vector<float> x = random_floats(static_cast<size_t>(cols), 7);
+      const WeightFormat f = weight_format_from_bits(bits);
+      const QuantMatrix a = QuantMatrix::quantize(wa.data(), rows, cols, f, 32);
+      const QuantMatrix b = QuantMatrix::quantize(wb.data(), rows, cols, f, 32);
+      MatvecInput in;
+      in.prepare(x.data(), a);
+      ASSERT_TRUE(in.matches(b));
+      std::vector<float> one(static_cast<size_t>(rows)), whole(static_cast<size_t>(rows)),
+          odd(static_cast<size_t>(rows)), ref(static_cast<size_t>(rows)), shared(static_cast<size_t>(rows));
+      for (int64_t r = 0; r < rows; ++r) a.matvec_rows(in, r, r + 1, one.data());
+      a.matvec_rows(in, 0, rows, whole.data());
+      for (int64_t r0 = 0; r0 < rows; r0 += 7) a.matvec_rows(in, r0, std::min(rows, r0 + 7), odd.data());
+      a.matvec(x.data(), ref.data());
+      for (int64_t r = 0; r < rows; ++r) {
+        const size_t i = static_cast<size_t>(r);
+        ASSERT_EQ(whole[i], one[i]) << bits << " bits, cols " << cols << ", row " << r;
+        ASSERT_EQ(odd[i], one[i]) << bits << " bits, cols " << cols << ", row " << r;
+        ASSERT_EQ(ref[i], one[i]) << bits << " bits, cols " << cols << ", row " << r;
+      }
+      b.matvec_rows(in, 0, rows, shared.data());
+      b.matvec(x.data(), ref.data());
+      for (int64_t r = 0; r < rows; ++r)
+        ASSERT_EQ(shared[static_cast<size_t>(r)], ref[static_cast<size_t>(r)]) << bits << " bits, row " << r;
+    }
+}
+
+TEST(MatvecRows, InputKnowsItsShape) {
+  const std::vector<float> w = random_floats(64 * 96, 1), x = random_floats(96, 2);
+  const QuantMatrix q4 = QuantMatrix::quantize(w.data(), 64, 96, WeightFormat::Q4, 32);
+  const QuantMatrix q4g64 = QuantMatrix::quantize(w.data(), 64, 96, WeightFormat::Q4, 64);
+  const QuantMatrix q8 = QuantMatrix::quantize(w.data(), 64, 96, WeightFormat::Q8);
+  const QuantMatrix narrow = QuantMatrix::quantize(w.data(), 96, 64, WeightFormat::Q4, 32);
+  MatvecInput in;
+  EXPECT_FALSE(in.matches(q4));
+  in.prepare(x.data(), q4);
+  EXPECT_TRUE(in.matches(q4));
+  EXPECT_FALSE(in.matches(q4g64));
+  EXPECT_FALSE(in.matches(q8));
+  EXPECT_FALSE(in.matches(narrow));
+}
+
 TEST(Quantize, PaddingDecodesToZeroAndScalesAreSymmetric) {
   const std::vector<float> w = {1.0f, -0.5f, 0.25f};
   const QuantMatrix m = QuantMatrix::quantize(w.data(), 1, 3, WeightFormat::Q4, 32);

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 #include "common/test_util.h"
 #include "core/error.h"
@@ -73,6 +74,48 @@ TEST(DecoderSession, YarnPositionsBeyondTheOriginalContext) {
   c.validate();
   // 150 positions: well past the original 40, prefill crossing it.
   expect_cached_matches_full(c, 150, 60, 1e-5);
+}
+
+// The one-region decode path (own attention per KV group, shared inputs,
+// dynamic row blocks) against the per-op path, and against itself at other
+// thread counts, for every format; the FFN width (177) pads the last INT4
+// group and gives gate/up row counts that are not a multiple of the 4-row
+// kernel. Across thread counts: bit for bit. Against the per-op path: only the
+// attention's summation order differs (one pass here, key tiles there), which
+// INT8/INT4 can amplify by flipping the rounding of an int8 activation.
+TEST(DecoderSession, FusedDecodeMatchesPerOpDecodeAndIgnoresThreadCount) {
+  ModelConfig c = tiny_config(64);
+  c.intermediate_size = 177;
+  const std::vector<int32_t> ids = random_ids(40, c.vocab_size, 13);
+  const int64_t v = c.vocab_size;
+  for (int bits : {32, 16, 8, 4}) {
+    std::vector<std::vector<float>> fused_runs, per_op;
+    for (int threads : {2, 1, 3}) {
+      auto be = make_backend("cpu", threads);
+      const InferWeights w = weights_from_model(random_model(c, *be, 17), weight_format_from_bits(bits), 32);
+      for (bool fused : {true, false}) {
+        if (!fused && threads != 2) continue;
+        DecoderSession s(w, *be);
+        s.set_fused_decode(fused);
+        std::vector<float> all;
+        s.feed(std::span<const int32_t>(ids.data(), 3));  // a prefill, then decode
+        for (size_t i = 3; i < ids.size(); ++i) {
+          const std::span<const float> l = s.feed(std::span<const int32_t>(&ids[i], 1));
+          all.insert(all.end(), l.begin(), l.end());
+        }
+        (fused ? fused_runs : per_op).push_back(std::move(all));
+      }
+    }
+    const std::vector<float>& ref = fused_runs[0];
+    for (size_t r = 1; r < fused_runs.size(); ++r)
+      for (size_t i = 0; i < ref.size(); ++i)
+        ASSERT_EQ(fused_runs[r][i], ref[i]) << bits << " bits, thread run " << r << ", logit " << i;
+    double worst = 0.0;
+    for (size_t t = 0; t < ref.size() / static_cast<size_t>(v); ++t)
+      worst = std::max(worst, rel_err(ref.data() + t * v, per_op[0].data() + t * v, v));
+    std::printf("%d bits: fused vs per-op decode, worst relative logit difference %.2e\n", bits, worst);
+    EXPECT_LT(worst, bits >= 16 ? 1e-5 : 2e-3) << bits << " bits";
+  }
 }
 
 TEST(DecoderSession, ChunkedPrefillMatchesOnePass) {
