@@ -10,7 +10,7 @@
 // Matrix products: several rows (prefill) -> backend matmul (FP32 weights as
 // they are, quantised weights dequantised one tile at a time). One row
 // (decode) -> session_decode.cpp: the whole token runs in one OpenMP parallel
-// region with 3 barriers per layer instead of ~17 fork/joins.
+// region with 4 barriers per layer instead of ~17 fork/joins.
 #pragma once
 
 #include <cstdint>

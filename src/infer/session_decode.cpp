@@ -2,8 +2,8 @@
 // session.h. What sets the design is the cost of a synchronisation on a
 // loaded 2-core machine: a woken thread waits for a time slice, so one
 // barrier (or fork/join) costs 0.1-0.3 ms at nice 19 under load, against
-// ~1 ms of weight streaming per layer. The per-op path has ~17 fork/joins per
-// layer; this one has 3 barriers:
+// 0.5-1 ms of weight streaming per layer. The per-op path has ~17 fork/joins per
+// layer; this one has 4 barriers:
 //
 //   own heads: q/k/v rows, QK-Norm, RoPE, K/V into the cache, attention
 //   -- barrier --  o_proj rows (shared work list)
