@@ -25,6 +25,7 @@ void setup(CLI::App& app) {
   cmd->add_flag("--full", c.full, "Full fine-tuning instead of LoRA");
   cmd->add_option("--lora-rank", c.lora_rank, "LoRA rank")->capture_default_str();
   cmd->add_option("--lora-alpha", c.lora_alpha, "LoRA alpha (default 2 x rank)");
+  cmd->add_option("--lora-dropout", c.lora_dropout, "LoRA dropout on the adapters' inputs while training, in [0, 1)")->capture_default_str();
   cmd->add_option("--lora-targets", c.lora_targets, "Adapted modules: q k v o gate up down")->capture_default_str();
   cmd->add_option("--yarn", c.yarn, "Extend the context with YaRN by this factor (e.g. 4: 1024 -> 4096)");
   cmd->add_option("--seq", c.seq, "Longest sequence (default: the model's context)");

@@ -28,7 +28,7 @@ void save_adapter_dir(const Model& model, const std::string& dir, const std::str
   const nlohmann::json config = {{"peft_type", "LORA"},
                                  {"r", lc.rank},
                                  {"lora_alpha", lc.alpha > 0 ? lc.alpha : 2.0 * static_cast<double>(lc.rank)},
-                                 {"lora_dropout", 0.0},
+                                 {"lora_dropout", lc.dropout},
                                  {"target_modules", modules},
                                  {"base_model_name_or_path", base_path},
                                  {"bias", "none"}};
@@ -60,6 +60,11 @@ LoraConfig load_adapter_config(const std::string& dir) {
     lc.targets = j.at("target_modules").get<std::vector<std::string>>();
   } catch (const nlohmann::json::exception& e) {
     HG_FAIL(path, ": missing or mistyped field (r, lora_alpha, target_modules): ", e.what());
+  }
+  // Optional: a training-time setting that merging and inference ignore.
+  if (j.contains("lora_dropout")) {
+    if (!j["lora_dropout"].is_number()) HG_FAIL(path, ": field lora_dropout must be a number");
+    lc.dropout = j["lora_dropout"].get<double>();
   }
   lc.validate();
   return lc;

@@ -1,5 +1,5 @@
 // LoRA adapter folders, PEFT-style: adapter_config.json (r, lora_alpha,
-// target_modules, base_model_name_or_path) + adapter_model.safetensors
+// lora_dropout, target_modules, base_model_name_or_path) + adapter_model.safetensors
 // (model.layers.N.<module>.lora_A.weight / lora_B.weight, F32).
 #pragma once
 

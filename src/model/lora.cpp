@@ -14,6 +14,9 @@ const char* const kModulePaths[kLoraTargets] = {"self_attn.q_proj", "self_attn.k
 void LoraConfig::validate() const {
   if (rank <= 0) HG_FAIL("LoRA rank must be positive (got ", rank, ")");
   if (alpha < 0) HG_FAIL("LoRA alpha must not be negative (got ", alpha, ")");
+  // Written to reject NaN too; p = 1 would leave nothing to rescale.
+  if (!(dropout >= 0 && dropout < 1))
+    HG_FAIL("LoRA dropout (--lora-dropout) must lie in [0, 1) (got ", dropout, ")");
   if (targets.empty()) HG_FAIL("LoRA needs at least one target module");
   target_mask();
 }

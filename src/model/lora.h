@@ -22,9 +22,12 @@ struct LoraConfig {
   int64_t rank = 16;
   double alpha = 0;  // 0: 2 x rank (the overview's default)
   std::vector<std::string> targets = {"q", "k", "v", "o", "gate", "up"};
+  // Probability of zeroing an input element of the adapter branch while
+  // training (PEFT's lora_dropout); 0 keeps the adapted pass exactly as without.
+  double dropout = 0;
 
   double scale() const { return (alpha > 0 ? alpha : 2.0 * static_cast<double>(rank)) / static_cast<double>(rank); }
-  // Throws Error naming a bad rank or an unknown target.
+  // Throws Error naming a bad rank, dropout or an unknown target.
   void validate() const;
   std::array<bool, kLoraTargets> target_mask() const;
 };

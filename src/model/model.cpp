@@ -138,6 +138,7 @@ void Model::prepare(const int32_t* ids, const int32_t* targets, int64_t batch, i
 LossSum Model::evaluate(const int32_t* ids, const int32_t* targets, int64_t batch, int64_t seq,
                         float* logits_out) {
   prepare(ids, targets, batch, seq, arena_training_ && acts_.batch == batch && acts_.seq == seq);
+  begin_lora_pass(false);
   forward_blocks();
   return head_forward(false, 0.0, logits_out);
 }
@@ -147,9 +148,11 @@ LossSum Model::forward_backward(const int32_t* ids, const int32_t* targets, int6
   HG_CHECK(targets != nullptr, "training needs targets");
   if (trains_base()) enable_grads();
   prepare(ids, targets, batch, seq, true);
+  begin_lora_pass(true);
   forward_blocks();
   const LossSum loss = head_forward(true, loss_scale, nullptr);
   backward_blocks();
+  end_lora_pass();
   return loss;
 }
 

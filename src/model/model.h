@@ -12,6 +12,7 @@
 #include "core/model_config.h"
 #include "model/activations.h"
 #include "model/lora.h"
+#include "model/lora_dropout.h"
 #include "model/param_layout.h"
 
 namespace hessgpt {
@@ -75,6 +76,12 @@ class Model {
   std::vector<float> lora_grads_host() const;
   // W += s B A for every adapted matrix, then drops the adapters.
   void merge_lora();
+  // Dropout masks (LoraConfig::dropout > 0) derive from the seed given to
+  // enable_lora and this counter; each forward_backward uses it, then adds 1.
+  // A trainer that sets it from its step count replays the same masks after a
+  // resume; setting it back repeats a pass's masks (finite differences).
+  void set_lora_dropout_counter(uint64_t counter) { lora_dropout_counter_ = counter; }
+  uint64_t lora_dropout_counter() const { return lora_dropout_counter_; }
   // True when backward computes base-weight gradients (no LoRA, or --full).
   bool trains_base() const { return !has_lora(); }
 
@@ -94,6 +101,14 @@ class Model {
   // The matching backward: dW (base trained), adapter grads, and dx (= or +=).
   void project_backward(int64_t layer, LoraTarget target, int weight, const Tensor& dx,
                         const Tensor& dy, const Tensor& x, float dx_beta);
+  // Dropout is live only inside forward_backward, never in evaluate.
+  void begin_lora_pass(bool training);
+  void end_lora_pass();
+  LoraDropoutKey lora_dropout_key_at(int64_t layer, int target) const;
+  int64_t lora_dropout_chunk_rows();
+  // dst (+)= mask(src) for rows [row0, row0 + rows) of the pass, wherever the tensors live.
+  void apply_lora_dropout(const LoraDropoutKey& key, const Tensor& dst, const Tensor& src,
+                          int64_t row0, bool accumulate);
   // Where a norm's weight gradient goes: the real gradient, or scratch when frozen.
   Tensor norm_grad(int index);
 
@@ -113,6 +128,9 @@ class Model {
   int64_t lora_rank_ = 0;
   LoraLayout lora_layout_;
   Buffer lora_params_, lora_grads_, norm_scratch_;
+  bool lora_dropout_active_ = false;
+  uint64_t lora_dropout_seed_ = 0, lora_dropout_counter_ = 0;
+  Buffer lora_dropout_scratch_;  // a few rows of dropout(x) or du A, not whole masks
 };
 
 }  // namespace hessgpt

@@ -1,5 +1,6 @@
 // The Model's LoRA side: adapter storage, initialisation, merging, and the
 // adapted projection used by forward and backward.
+#include <algorithm>
 #include <cmath>
 
 #include "core/rng.h"
@@ -19,6 +20,7 @@ void Model::enable_lora(const LoraConfig& lora, uint64_t seed) {
   lora_layout_ = make_lora_layout(config_, lora);
   lora_config_ = lora;
   lora_rank_ = lora.rank;
+  lora_dropout_seed_ = seed;
   const size_t bytes = static_cast<size_t>(lora_layout_.params.total) * dtype_size(dtype_);
   lora_params_ = Buffer(&backend_, bytes);
   lora_grads_ = Buffer(&backend_, bytes);
@@ -85,8 +87,58 @@ void Model::merge_lora() {
   lora_layout_ = LoraLayout{};
   lora_params_ = Buffer();
   lora_grads_ = Buffer();
+  lora_dropout_scratch_ = Buffer();
   arena_ = Buffer();
 }
+
+void Model::begin_lora_pass(bool training) {
+  lora_dropout_active_ = training && has_lora() && lora_config_.dropout > 0;
+}
+
+void Model::end_lora_pass() {
+  lora_dropout_active_ = false;
+  ++lora_dropout_counter_;
+}
+
+LoraDropoutKey Model::lora_dropout_key_at(int64_t layer, int target) const {
+  return lora_dropout_key(lora_dropout_seed_, lora_dropout_counter_, layer, target, lora_config_.dropout);
+}
+
+// Rows per dropout chunk: about 1 Mi elements of the widest adapted input, so
+// the scratch stays a few MiB at any batch instead of another [N, in] tensor.
+int64_t Model::lora_dropout_chunk_rows() {
+  const auto mask = lora_config_.target_mask();
+  int64_t widest = 1;
+  for (int t = 0; t < kLoraTargets; ++t)
+    if (mask[static_cast<size_t>(t)])
+      widest = std::max(widest, lora_in_features(config_, static_cast<LoraTarget>(t)));
+  const int64_t rows = std::max<int64_t>(1, (int64_t{1} << 20) / widest);
+  const size_t bytes = static_cast<size_t>(rows * widest) * dtype_size(dtype_);
+  if (lora_dropout_scratch_.bytes() < bytes) lora_dropout_scratch_ = Buffer(&backend_, bytes);
+  return rows;
+}
+
+void Model::apply_lora_dropout(const LoraDropoutKey& key, const Tensor& dst, const Tensor& src,
+                               int64_t row0, bool accumulate) {
+  const int64_t rows = src.rows(), cols = src.cols();
+  auto run = [&](auto* d, const auto* s) {
+    lora_dropout_apply(key, d, s, row0, rows, cols, accumulate);
+  };
+  if (dst.device == Device::CPU && src.device == Device::CPU) {
+    if (dtype_ == DType::F64) run(dst.as<double>(), src.as<const double>());
+    else run(dst.as<float>(), src.as<const float>());
+    return;
+  }
+  // Device memory: stage through the host until a backend kernel exists.
+  std::vector<float> d = download_floats(backend_, dst), s = download_floats(backend_, src);
+  run(d.data(), static_cast<const float*>(s.data()));
+  upload_floats(backend_, dst, d);
+}
+
+namespace {
+// 2-D [rows, cols] reading, so that slice() takes rows whatever the tensor's shape.
+Tensor as_rows(const Tensor& t) { return t.view({t.rows(), t.cols()}); }
+}  // namespace
 
 void Model::project(int64_t layer, LoraTarget target, int weight, const Tensor& y,
                     const Tensor& x, bool accumulate) {
@@ -96,7 +148,21 @@ void Model::project(int64_t layer, LoraTarget target, int weight, const Tensor& 
   const int t = static_cast<int>(target);
   if (li.a[static_cast<size_t>(t)] < 0) return;
   const Tensor& u = acts_.layers[static_cast<size_t>(layer)].lora_u[static_cast<size_t>(t)];
-  backend_.matmul(u, x, false, lora_param(li.a[static_cast<size_t>(t)]), true, 1.0f, 0.0f);
+  const Tensor a = lora_param(li.a[static_cast<size_t>(t)]);
+  if (!lora_dropout_active_) {
+    backend_.matmul(u, x, false, a, true, 1.0f, 0.0f);
+  } else {
+    // u = dropout(x) A^T a chunk of rows at a time: the dropped copy of x never exists whole.
+    const LoraDropoutKey key = lora_dropout_key_at(layer, t);
+    const Tensor xr = as_rows(x), ur = as_rows(u);
+    const int64_t n = xr.rows(), in = xr.cols(), chunk = lora_dropout_chunk_rows();
+    for (int64_t r0 = 0; r0 < n; r0 += chunk) {
+      const int64_t r1 = std::min(n, r0 + chunk);
+      const Tensor xd = lora_dropout_scratch_.tensor(dtype_, {r1 - r0, in});
+      apply_lora_dropout(key, xd, xr.slice(r0, r1), r0, false);
+      backend_.matmul(ur.slice(r0, r1), xd, false, a, true, 1.0f, 0.0f);
+    }
+  }
   backend_.matmul(y, u, false, lora_param(li.b[static_cast<size_t>(t)]), true,
                   static_cast<float>(lora_config_.scale()), 1.0f);
 }
@@ -114,8 +180,25 @@ void Model::project_backward(int64_t layer, LoraTarget target, int weight, const
   const Tensor& u = acts_.layers[static_cast<size_t>(layer)].lora_u[static_cast<size_t>(t)];
   backend_.matmul(lora_grad(b), dy, true, u, false, s, 1.0f);           // dB += s dy^T u
   backend_.matmul(acts_.lora_du, dy, false, lora_param(b), false, s, 0.0f);  // du = s dy B
-  backend_.matmul(lora_grad(a), acts_.lora_du, true, x, false, 1.0f, 1.0f);  // dA += du^T x
-  backend_.matmul(dx, acts_.lora_du, false, lora_param(a), false, 1.0f, 1.0f);  // dx += du A
+  if (!lora_dropout_active_) {
+    backend_.matmul(lora_grad(a), acts_.lora_du, true, x, false, 1.0f, 1.0f);  // dA += du^T x
+    backend_.matmul(dx, acts_.lora_du, false, lora_param(a), false, 1.0f, 1.0f);  // dx += du A
+    return;
+  }
+  // The forward's masks, regenerated from the same key: dA += du^T dropout(x),
+  // dx += dropout'(du A) (same mask and 1/(1-p) scale).
+  const LoraDropoutKey key = lora_dropout_key_at(layer, t);
+  const Tensor xr = as_rows(x), dxr = as_rows(dx), dur = as_rows(acts_.lora_du);
+  const int64_t n = xr.rows(), in = xr.cols(), chunk = lora_dropout_chunk_rows();
+  for (int64_t r0 = 0; r0 < n; r0 += chunk) {
+    const int64_t r1 = std::min(n, r0 + chunk);
+    const Tensor scratch = lora_dropout_scratch_.tensor(dtype_, {r1 - r0, in});
+    const Tensor du = dur.slice(r0, r1);
+    apply_lora_dropout(key, scratch, xr.slice(r0, r1), r0, false);
+    backend_.matmul(lora_grad(a), du, true, scratch, false, 1.0f, 1.0f);
+    backend_.matmul(scratch, du, false, lora_param(a), false, 1.0f, 0.0f);
+    apply_lora_dropout(key, dxr.slice(r0, r1), scratch, r0, true);
+  }
 }
 
 }  // namespace hessgpt

@@ -26,6 +26,9 @@ void SftConfig::validate() const {
   if (run_dir.empty()) HG_FAIL("sft needs --out RUN_DIR");
   if (batch <= 0 || accum <= 0 || epochs <= 0) HG_FAIL("--batch, --accum and --epochs must be positive");
   if (!full && lora_rank <= 0) HG_FAIL("--lora-rank must be positive (or use --full)");
+  if (!(lora_dropout >= 0 && lora_dropout < 1))
+    HG_FAIL("--lora-dropout must lie in [0, 1) (got ", lora_dropout, ")");
+  if (full && lora_dropout > 0) HG_FAIL("--lora-dropout applies to LoRA adapters, not --full");
   if (yarn != 0 && yarn <= 1) HG_FAIL("--yarn must be > 1 (got ", yarn, ")");
   if (overflow != "truncate" && overflow != "drop")
     HG_FAIL("--overflow must be truncate or drop (got '", overflow, "')");
@@ -34,13 +37,16 @@ void SftConfig::validate() const {
 }
 
 nlohmann::json SftConfig::identity() const {
-  return {{"base", fs::weakly_canonical(base_dir).string()},
-          {"data", fs::weakly_canonical(data_path).string()},
-          {"full", full}, {"lora_rank", lora_rank}, {"lora_alpha", lora_alpha},
-          {"lora_targets", lora_targets}, {"yarn", yarn}, {"seq", seq}, {"overflow", overflow},
-          {"steps", steps}, {"epochs", epochs}, {"batch", batch}, {"accum", accum}, {"lr", lr},
-          {"weight_decay", weight_decay}, {"clip_norm", clip_norm}, {"seed", seed},
-          {"eval_fraction", eval_fraction}};
+  nlohmann::json id = {{"base", fs::weakly_canonical(base_dir).string()},
+                       {"data", fs::weakly_canonical(data_path).string()},
+                       {"full", full}, {"lora_rank", lora_rank}, {"lora_alpha", lora_alpha},
+                       {"lora_targets", lora_targets}, {"yarn", yarn}, {"seq", seq}, {"overflow", overflow},
+                       {"steps", steps}, {"epochs", epochs}, {"batch", batch}, {"accum", accum}, {"lr", lr},
+                       {"weight_decay", weight_decay}, {"clip_norm", clip_norm}, {"seed", seed},
+                       {"eval_fraction", eval_fraction}};
+  // Only when set, so that run folders from before dropout existed still resume.
+  if (lora_dropout > 0) id["lora_dropout"] = lora_dropout;
+  return id;
 }
 
 ModelConfig with_yarn(const ModelConfig& base, double factor) {
@@ -120,6 +126,7 @@ SftResult run_sft(const SftConfig& cfg, Backend& backend) {
     lc.rank = cfg.lora_rank;
     lc.alpha = cfg.lora_alpha;
     lc.targets = cfg.lora_targets;
+    lc.dropout = cfg.lora_dropout;
     model.enable_lora(lc, cfg.seed);
   }
   result.trainable_parameters = cfg.full ? model.layout().total : model.lora_layout().total;
@@ -167,6 +174,9 @@ SftResult run_sft(const SftConfig& cfg, Backend& backend) {
       tokens += micro.back().batch * micro.back().seq;
     }
     model.zero_grads();
+    // Masks follow the step (each micro-batch adds one), which the checkpoint
+    // restores: a resumed run draws the masks the uninterrupted one did.
+    model.set_lora_dropout_counter(static_cast<uint64_t>((step - 1) * cfg.accum));
     double loss_sum = 0;
     for (const PaddedBatch& pb : micro)
       loss_sum += model.forward_backward(pb.ids.data(), pb.targets.data(), pb.batch, pb.seq,

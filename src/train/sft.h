@@ -25,6 +25,8 @@ struct SftConfig {
   bool full = false;           // full fine-tuning instead of LoRA
   int64_t lora_rank = 16;
   double lora_alpha = 0;       // 0: 2 x rank
+  // 0 by default: p = 0 runs stay bit-identical to runs from before dropout existed.
+  double lora_dropout = 0;
   std::vector<std::string> lora_targets = {"q", "k", "v", "o", "gate", "up"};
   double yarn = 0;             // > 1: enable YaRN with this factor
   int64_t seq = 0;             // longest sequence; 0: the (extended) context

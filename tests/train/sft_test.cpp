@@ -12,6 +12,7 @@
 #include "backend/cpu/cpu_backend.h"
 #include "common/test_util.h"
 #include "core/rng.h"
+#include "io/adapter_dir.h"
 #include "io/model_dir.h"
 #include "io/npy.h"
 #include "model/model.h"
@@ -131,6 +132,51 @@ TEST_F(Sft, LoraRunLearnsResumesExactlyAndLeavesTheBaseUntouched) {
                                  " --adapter " + dir_ / "straight/adapter" + " --out " + dir_ / "merged");
   ASSERT_EQ(merge.exit_code, 0) << merge.out;
   EXPECT_EQ(read_bytes(dir_ / "merged/model.safetensors"), read_bytes(dir_ / "straight/final/model.safetensors"));
+}
+
+// Dropout masks follow the step counter, which the checkpoint restores: with
+// p > 0 and accumulation, a resumed run still equals the uninterrupted one.
+TEST_F(Sft, LoraDropoutRunResumesExactlyAndRecordsItsRate) {
+  SftConfig c = base("drop_straight");
+  c.lora_dropout = 0.1;
+  c.accum = 2;
+  c.steps = 8;
+  ASSERT_TRUE(run_sft(c, be_).completed);
+  EXPECT_EQ(load_adapter_config(dir_ / "drop_straight/adapter").dropout, 0.1);
+
+  SftConfig part = c;
+  part.run_dir = dir_ / "drop_resumed";
+  part.stop_after = 4;
+  run_sft(part, be_);
+  part.stop_after = 0;
+  EXPECT_EQ(run_sft(part, be_).resumed_from, 4);
+  EXPECT_EQ(read_bytes(dir_ / "drop_straight/adapter/adapter_model.safetensors"),
+            read_bytes(dir_ / "drop_resumed/adapter/adapter_model.safetensors"));
+
+  SftConfig plain = c;
+  plain.run_dir = dir_ / "drop_none";
+  plain.lora_dropout = 0;
+  run_sft(plain, be_);
+  EXPECT_NE(read_bytes(dir_ / "drop_straight/adapter/adapter_model.safetensors"),
+            read_bytes(dir_ / "drop_none/adapter/adapter_model.safetensors"))
+      << "dropout had no effect on training";
+  EXPECT_EQ(load_adapter_config(dir_ / "drop_none/adapter").dropout, 0.0);
+
+  // The rate is part of the run's identity: resuming with another one is refused.
+  plain.run_dir = dir_ / "drop_straight";
+  EXPECT_THROW(run_sft(plain, be_), Error);
+}
+
+TEST_F(Sft, CliRefusesBadLoraDropout) {
+  const std::string cmd = hessgpt::testing::hessgpt_binary() + " sft --base " + dir_ / "base" + " --data " +
+                          dir_ / "chat.jsonl" + " --out " + dir_ / "bad" + " --steps 1 --batch 2";
+  for (const std::string flags : {"--lora-dropout 1", "--lora-dropout=-0.5", "--lora-dropout 2.5",
+                                  "--full --lora-dropout 0.1"}) {
+    const auto r = run_command(cmd + " " + flags);
+    EXPECT_NE(r.exit_code, 0) << flags;
+    EXPECT_NE(r.out.find("--lora-dropout"), std::string::npos) << flags << ": " << r.out;
+  }
+  EXPECT_FALSE(fs::exists(dir_ / "bad/final")) << "a refused run must not train";
 }
 
 TEST_F(Sft, YarnRunRecordsTheExtendedContext) {
