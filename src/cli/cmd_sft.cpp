@@ -36,6 +36,9 @@ void setup(CLI::App& app) {
   cmd->add_option("--accum", c.accum, "Micro-batches per step")->capture_default_str();
   cmd->add_option("--lr", c.lr, "Peak learning rate")->capture_default_str();
   cmd->add_option("--weight-decay", c.weight_decay, "AdamW weight decay")->capture_default_str();
+  cmd->add_option("--warmup", c.warmup_fraction, "WSD warm-up fraction")->capture_default_str();
+  cmd->add_option("--decay", c.decay_fraction, "WSD decay fraction")->capture_default_str();
+  cmd->add_option("--lr-floor", c.lr_floor_fraction, "Final LR as a fraction of the peak")->capture_default_str();
   cmd->add_option("--clip", c.clip_norm, "Gradient-norm clip (0: off)")->capture_default_str();
   cmd->add_option("--eval-every", c.eval_every, "Validate every N steps")->capture_default_str();
   cmd->add_option("--eval-batches", c.eval_batches, "Validation batches")->capture_default_str();
