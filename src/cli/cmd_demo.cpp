@@ -33,14 +33,16 @@ struct DemoSize {
   int64_t corpus_tokens, chunk_tokens;
   int64_t pretrain_steps, pretrain_batch;
   size_t synth_model1, synth_model2, synth_eval;
+  double factual_share;  // Model 1 conversations that do not route
   int64_t sft1_steps, sft2_steps, sft_batch1, sft_batch2;
+  double sft1_decay, sft2_decay;  // WSD decay fractions
   size_t eval_items;
   int64_t max_tokens;  // per model per turn in the evaluation
 };
 
 DemoSize demo_size(const std::string& name) {
-  if (name == "full") return {4'000'000, 2'000'000, 60, 8, 20000, 20000, 400, 900, 600, 16, 32, 400, 160};
-  if (name == "tiny") return {200'000, 100'000, 4, 2, 200, 200, 40, 4, 4, 4, 4, 12, 16};
+  if (name == "full") return {4'000'000, 2'000'000, 60, 8, 30000, 30000, 400, 0.25, 2400, 1600, 16, 16, 0.4, 0.15, 400, 160};
+  if (name == "tiny") return {200'000, 100'000, 4, 2, 200, 200, 40, 0.25, 4, 4, 4, 4, 0.4, 0.15, 12, 16};
   HG_FAIL("--size must be full or tiny (got \"", name, "\")");
 }
 
@@ -83,11 +85,12 @@ class Demo {
     banner("3/5 routing fine-tuning data (held-out evaluation splits)");
     stage(path("synth"), "synth_manifest.json",
           {"synth", "routing", "--out", path("synth"), "--model1-train", std::to_string(size_.synth_model1),
-           "--model2-train", std::to_string(size_.synth_model2), "--eval", std::to_string(size_.synth_eval)});
+           "--model2-train", std::to_string(size_.synth_model2), "--eval", std::to_string(size_.synth_eval),
+           "--factual-share", std::to_string(size_.factual_share)});
 
     banner("4/5 routing SFT of both models (full fine-tuning)");
-    sft("model1", size_.sft1_steps, size_.sft_batch1);
-    sft("model2", size_.sft2_steps, size_.sft_batch2);
+    sft("model1", size_.sft1_steps, size_.sft_batch1, size_.sft1_decay);
+    sft("model2", size_.sft2_steps, size_.sft_batch2, size_.sft2_decay);
 
     banner("5/5 held-out evaluation: routed system vs Model 1 alone");
     evaluate(start);
@@ -135,12 +138,13 @@ class Demo {
     data::write_file_atomic(stamp.string(), nlohmann::json{{"command", cmd}}.dump(2) + "\n");
   }
 
-  void sft(const std::string& part, int64_t steps, int64_t batch) {
+  void sft(const std::string& part, int64_t steps, int64_t batch, double decay) {
     const std::string synth = path("synth");
     stage(path("sft-" + part), "final/model.safetensors",
           {"sft", "--base", path(part + "/final"), "--data", synth + "/" + part + "_train.jsonl", "--eval-data",
            synth + "/" + part + "_eval.jsonl", "--out", path("sft-" + part), "--full", "--steps",
-           std::to_string(steps), "--batch", std::to_string(batch), "--lr", "2e-3", "--seq", "256",
+           std::to_string(steps), "--batch", std::to_string(batch), "--lr", "3e-3", "--decay", std::to_string(decay),
+           "--seq", "256",
            "--eval-every", std::to_string(std::max<int64_t>(1, steps / 3)), "--eval-batches", "5", "--save-every",
            std::to_string(std::max<int64_t>(1, steps / 3)), "--log-every", "25", "--threads",
            std::to_string(threads_), "--precision", o_.precision});

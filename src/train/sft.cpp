@@ -46,6 +46,11 @@ nlohmann::json SftConfig::identity() const {
                        {"eval_fraction", eval_fraction}};
   // Only when set, so that run folders from before dropout existed still resume.
   if (lora_dropout > 0) id["lora_dropout"] = lora_dropout;
+  // The schedule's shape, likewise only when it is not the default.
+  const SftConfig defaults;
+  if (warmup_fraction != defaults.warmup_fraction || decay_fraction != defaults.decay_fraction ||
+      lr_floor_fraction != defaults.lr_floor_fraction)
+    id["schedule"] = {warmup_fraction, decay_fraction, lr_floor_fraction};
   return id;
 }
 
