@@ -69,7 +69,7 @@ TEST(DemoCli, TinyDemoEndToEndThenReuse) {
 
 TEST(DemoCli, BadSizeIsRefused) {
   TempDir dir;
-  const auto r = run_command(demo(dir, "--size huge"));
+  const auto r = run_command(hessgpt::testing::hessgpt_binary() + " demo --size huge --out " + dir / "demo");
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.out.find("--size must be full or tiny"), std::string::npos) << r.out;
 }
