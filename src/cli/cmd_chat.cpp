@@ -7,6 +7,7 @@
 
 #include "cli/cli_util.h"
 #include "cli/command_registry.h"
+#include "cli/routing_report.h"
 #include "route/assistant.h"
 #include "tokenizer/tokenizer.h"
 
@@ -24,20 +25,6 @@ struct ChatOptions {
   int64_t max_model1 = 512, max_model2 = 512;
   ComputeOptions compute;
 };
-
-void print_trace(const std::vector<route::TraceEntry>& trace) {
-  for (const nlohmann::json& e : route::trace_to_json(trace)) {
-    std::fprintf(stderr, "  [route %s] request: %s\n", e.value("kind", "?").c_str(),
-                 e.value("request", "").c_str());
-    for (const char* key : {"program", "code"})
-      if (e.contains(key) && e[key].is_string())
-        std::fprintf(stderr, "  [route] %s:\n%s\n", key, e[key].get<std::string>().c_str());
-    if (e.contains("result") && e["result"].is_string())
-      std::fprintf(stderr, "  [route] result: %s\n", e["result"].get<std::string>().c_str());
-    if (e.contains("error") && e["error"].is_string())
-      std::fprintf(stderr, "  [route] error: %s\n", e["error"].get<std::string>().c_str());
-  }
-}
 
 void run_chat(const ChatOptions& o) {
   auto backend = make_backend(o.compute);
@@ -74,7 +61,7 @@ void run_chat(const ChatOptions& o) {
                   {"model1_tokens", r.model1_tokens}});
       return;
     }
-    if (o.trace) print_trace(r.trace);
+    if (o.trace) print_trace(route::trace_to_json(r.trace), stderr);
     std::printf("%s\n", r.answer.c_str());
     return;
   }
@@ -99,7 +86,7 @@ void run_chat(const ChatOptions& o) {
     if (line.find_first_not_of(" \t") == std::string::npos) continue;
     try {
       const route::TurnResult r = turn(line);
-      if (show_trace) print_trace(r.trace);
+      if (show_trace) print_trace(route::trace_to_json(r.trace), stderr);
       std::printf("%s\n", r.answer.c_str());
       std::fflush(stdout);
       if (r.end != route::TurnEnd::kEnd)

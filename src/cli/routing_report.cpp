@@ -54,6 +54,19 @@ void print_model2_report(const route::Model2EvalReport& r, std::FILE* out) {
                  t["correct"].get<double>() / t["items"].get<double>());
 }
 
+void print_trace(const nlohmann::json& trace, std::FILE* out) {
+  for (const nlohmann::json& t : trace) {
+    std::fprintf(out, "  route:   <|%s|> %s\n", t.value("kind", "?").c_str(), t.value("request", "").c_str());
+    for (const char* key : {"program", "code"})
+      if (t.contains(key) && t[key].is_string())
+        std::fprintf(out, "  %s: %s\n", key, t[key].get<std::string>().c_str());
+    if (t.contains("result") && t["result"].is_string())
+      std::fprintf(out, "  result:  %s\n", t["result"].get<std::string>().c_str());
+    if (t.contains("error") && t["error"].is_string())
+      std::fprintf(out, "  error:   %s\n", t["error"].get<std::string>().c_str());
+  }
+}
+
 void print_routing_report(const route::RoutingEvalReport& r, std::FILE* out) {
   const nlohmann::json j = r.to_json();
   std::fprintf(out, "routed tasks: %zu, decision items: %zu (%.1f s)\n", r.tasks, r.items, r.seconds);
@@ -72,16 +85,7 @@ void print_routing_report(const route::RoutingEvalReport& r, std::FILE* out) {
   }
   for (const nlohmann::json& e : r.examples) {
     std::fprintf(out, "\nuser:      %s\n", e["prompt"].get<std::string>().c_str());
-    for (const nlohmann::json& t : e["trace"]) {
-      std::fprintf(out, "  route:   <|%s|> %s\n", t.value("kind", "?").c_str(), t.value("request", "").c_str());
-      for (const char* key : {"program", "code"})
-        if (t.contains(key) && t[key].is_string())
-          std::fprintf(out, "  %s: %s\n", key, t[key].get<std::string>().c_str());
-      if (t.contains("result") && t["result"].is_string())
-        std::fprintf(out, "  result:  %s\n", t["result"].get<std::string>().c_str());
-      if (t.contains("error") && t["error"].is_string())
-        std::fprintf(out, "  error:   %s\n", t["error"].get<std::string>().c_str());
-    }
+    print_trace(e["trace"], out);
     std::fprintf(out, "assistant: %s   [%s; expected %s]\n", e["answer"].get<std::string>().c_str(),
                  e["correct"].get<bool>() ? "right" : "wrong", e["expected_answer"].get<std::string>().c_str());
     std::fprintf(out, "alone:     %s\n", e["alone_answer"].get<std::string>().c_str());

@@ -22,6 +22,9 @@ route::RoutingEvalReport run_routing_eval(route::Assistant& assistant,
 // Model 2 alone on held-out request -> program items.
 route::Model2EvalReport run_model2_eval(route::Assistant& assistant, const std::string& path, size_t limit);
 
+// Routes of a trace (trace_to_json) as indented "route:/program:/result:" lines.
+void print_trace(const nlohmann::json& trace, std::FILE* out);
+
 // The headline figures, the per-task table and the example conversations.
 void print_routing_report(const route::RoutingEvalReport& report, std::FILE* out);
 void print_model2_report(const route::Model2EvalReport& report, std::FILE* out);

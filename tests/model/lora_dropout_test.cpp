@@ -14,6 +14,7 @@
 #include "core/rng.h"
 #include "io/adapter_dir.h"
 #include "model/lora_dropout.h"
+#include "model/lora_test_util.h"
 #include "model/model.h"
 
 namespace hessgpt {
@@ -28,33 +29,9 @@ LoraConfig with_dropout(double p) {
   return l;
 }
 
-// Random base and adapters (B non-zero, so that the adapter path matters).
-void randomise(Model& m, uint64_t seed, double scale) {
-  Rng rng(seed);
-  std::vector<float> w(static_cast<size_t>(m.layout().total));
-  for (auto& x : w) x = static_cast<float>(rng.normal() * scale);
-  for (const ParamInfo& p : m.layout().params)
-    if (p.kind == ParamKind::Norm)
-      for (int64_t i = 0; i < p.numel; ++i) w[p.offset + i] = 1.0f + w[p.offset + i];
-  m.set_params_host(w);
-  std::vector<float> a(static_cast<size_t>(m.lora_layout().total));
-  for (auto& x : a) x = static_cast<float>(rng.normal() * scale);
-  m.set_lora_params_host(a);
-}
-
-struct Batch {
-  std::vector<int32_t> ids, targets;
-};
-
-Batch random_batch(int64_t n, uint64_t seed) {
-  Rng rng(seed);
-  Batch b;
-  for (int64_t i = 0; i < n; ++i) {
-    b.ids.push_back(static_cast<int32_t>(rng.below(512)));
-    b.targets.push_back(i % 4 == 1 ? -100 : static_cast<int32_t>(rng.below(512)));
-  }
-  return b;
-}
+using lora_test::Batch;
+using lora_test::random_batch;
+using lora_test::randomise;
 
 struct Pass {
   double loss = 0;

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "route/route_test_util.h"
 #include "route/router.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
@@ -21,20 +22,11 @@ namespace hessgpt::route {
 namespace {
 
 using chat::RouteKind;
-using Ids = std::vector<int32_t>;
+using route_test::Ids;
 
-const Tokenizer& tok() {
-  static const std::unique_ptr<Tokenizer> t = Tokenizer::load_default();
-  return *t;
-}
-
-Ids text(std::string_view s) { return tok().encode(s); }
-
-Ids cat(std::initializer_list<Ids> parts) {
-  Ids out;
-  for (const Ids& p : parts) out.insert(out.end(), p.begin(), p.end());
-  return out;
-}
+using route_test::cat;
+using route_test::text;
+using route_test::tok;
 
 const Ids kEnd = {token::kEnd};
 const Ids kMath = {token::kMath};

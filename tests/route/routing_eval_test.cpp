@@ -9,6 +9,7 @@
 
 #include "common/test_util.h"
 #include "core/error.h"
+#include "route/route_test_util.h"
 #include "route/routing_eval.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
@@ -16,21 +17,12 @@
 namespace hessgpt::route {
 namespace {
 
-using Ids = std::vector<int32_t>;
+using route_test::Ids;
 using hessgpt::testing::TempDir;
 
-const Tokenizer& tok() {
-  static const std::unique_ptr<Tokenizer> t = Tokenizer::load_default();
-  return *t;
-}
-
-Ids text(std::string_view s) { return tok().encode(s); }
-
-Ids cat(std::initializer_list<Ids> parts) {
-  Ids out;
-  for (const Ids& p : parts) out.insert(out.end(), p.begin(), p.end());
-  return out;
-}
+using route_test::cat;
+using route_test::text;
+using route_test::tok;
 
 // One script per reset(), in order; "</s>" past a script's end.
 class ScriptedModel : public TokenGenerator {
