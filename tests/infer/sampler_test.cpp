@@ -86,6 +86,24 @@ TEST(Sampler, SameSeedSameDraws) {
   for (int i = 0; i < 200; ++i) ASSERT_EQ(a.sample(kLogits, {}), b.sample(kLogits, {}));
 }
 
+TEST(Sampler, BannedIdsAreNeverDrawn) {
+  SamplingOptions o;
+  o.temperature = 0.0;
+  o.banned = {0, 2, 999};  // ids beyond the vocabulary are ignored
+  Sampler greedy(o);
+  EXPECT_EQ(greedy.sample(kLogits, {}), 1);
+  o.temperature = 1.0;
+  Sampler s(o);
+  const auto f = frequencies(s, kLogits, 20000);
+  EXPECT_EQ(f[0], 0.0);
+  EXPECT_EQ(f[2], 0.0);
+  // The rest keep their softmax proportions among themselves.
+  const auto p = softmax(kLogits, 1.0);
+  const double kept = 1.0 - p[0] - p[2];
+  EXPECT_NEAR(f[1], p[1] / kept, 0.015);
+  EXPECT_NEAR(f[3], p[3] / kept, 0.015);
+}
+
 TEST(Sampler, RejectsBadOptions) {
   SamplingOptions o;
   o.top_p = 0.0;
@@ -98,6 +116,9 @@ TEST(Sampler, RejectsBadOptions) {
   EXPECT_THROW(Sampler{o}, Error);
   o = {};
   o.repetition_penalty = 0.0;
+  EXPECT_THROW(Sampler{o}, Error);
+  o = {};
+  o.banned = {-1};
   EXPECT_THROW(Sampler{o}, Error);
 }
 
