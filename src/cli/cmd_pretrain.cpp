@@ -1,5 +1,8 @@
 // hessgpt pretrain: train a model from scratch on prepared chunks.
+#include <algorithm>
 #include <fstream>
+#include <variant>
+#include <vector>
 
 #include "cli/cli_util.h"
 #include "cli/command_registry.h"
@@ -15,8 +18,50 @@ struct PretrainOptions {
   bool json = false;
 };
 
-// Keys of a --config JSON file: the long flag names with '_' for '-'.
-void apply_config_file(const std::string& path, PretrainConfig& c) {
+// Every setting once: its flag, where it goes, and its help. A --config JSON
+// file uses the flag names without "--" and with '_' for '-' as keys.
+using Field = std::variant<std::string PretrainConfig::*, int64_t PretrainConfig::*, double PretrainConfig::*,
+                           int PretrainConfig::*, uint64_t PretrainConfig::*>;
+struct Setting {
+  const char* flag;
+  Field field;
+  const char* help;
+};
+
+const std::vector<Setting>& settings() {
+  using C = PretrainConfig;
+  static const std::vector<Setting> k = {
+      {"--model", &C::model, "Preset or config.json"},
+      {"--data", &C::data_dir, "Folder written by hessgpt prepare"},
+      {"--out", &C::run_dir, "Run folder (checkpoints, final/, metrics.jsonl)"},
+      {"--steps", &C::steps, "Optimizer steps (0: one pass over all chunks)"},
+      {"--batch", &C::batch, "Micro-batch sequences"},
+      {"--accum", &C::accum, "Micro-batches per optimizer step"},
+      {"--seq", &C::seq, "Context length"},
+      {"--lr", &C::lr, "Peak learning rate"},
+      {"--warmup", &C::warmup_fraction, "WSD warm-up fraction"},
+      {"--decay", &C::decay_fraction, "WSD decay fraction"},
+      {"--lr-floor", &C::lr_floor_fraction, "Final LR as a fraction of the peak"},
+      {"--weight-decay", &C::weight_decay, "AdamW decay on matrices"},
+      {"--clip", &C::clip_norm, "Global gradient-norm clip (0: off)"},
+      {"--eval-every", &C::eval_every, "Validate every N steps (0: only at the end)"},
+      {"--eval-batches", &C::eval_batches, "Validation batches"},
+      {"--save-every", &C::save_every, "Checkpoint every N steps (0: only at the end)"},
+      {"--keep", &C::keep_last, "Checkpoints to keep"},
+      {"--log-every", &C::log_every, "Print progress every N steps"},
+      {"--seed", &C::seed, "Seed (initialisation and data order)"}};
+  return k;
+}
+
+std::string config_key(const char* flag) {
+  std::string key(flag + 2);
+  std::replace(key.begin(), key.end(), '-', '_');
+  return key;
+}
+
+// `out` holds the command line's values (and defaults); the file's values
+// replace every one whose flag was not given.
+void apply_config_file(const std::string& path, const CLI::App& cmd, PretrainConfig& out) {
   std::ifstream in(path);
   if (!in) HG_FAIL("cannot open --config '", path, "'");
   nlohmann::json j;
@@ -25,31 +70,22 @@ void apply_config_file(const std::string& path, PretrainConfig& c) {
   } catch (const nlohmann::json::exception& e) {
     HG_FAIL("--config '", path, "' is not valid JSON: ", e.what());
   }
+  if (!j.is_object()) HG_FAIL("--config '", path, "' must hold a JSON object");
   for (const auto& [key, value] : j.items()) {
-    try {
-      if (key == "model") c.model = value.get<std::string>();
-      else if (key == "data") c.data_dir = value.get<std::string>();
-      else if (key == "out") c.run_dir = value.get<std::string>();
-      else if (key == "steps") c.steps = value.get<int64_t>();
-      else if (key == "batch") c.batch = value.get<int64_t>();
-      else if (key == "accum") c.accum = value.get<int64_t>();
-      else if (key == "seq") c.seq = value.get<int64_t>();
-      else if (key == "lr") c.lr = value.get<double>();
-      else if (key == "warmup") c.warmup_fraction = value.get<double>();
-      else if (key == "decay") c.decay_fraction = value.get<double>();
-      else if (key == "lr_floor") c.lr_floor_fraction = value.get<double>();
-      else if (key == "weight_decay") c.weight_decay = value.get<double>();
-      else if (key == "clip") c.clip_norm = value.get<double>();
-      else if (key == "eval_every") c.eval_every = value.get<int64_t>();
-      else if (key == "eval_batches") c.eval_batches = value.get<int64_t>();
-      else if (key == "save_every") c.save_every = value.get<int64_t>();
-      else if (key == "keep") c.keep_last = value.get<int>();
-      else if (key == "log_every") c.log_every = value.get<int64_t>();
-      else if (key == "seed") c.seed = value.get<uint64_t>();
-      else HG_FAIL("--config '", path, "': unknown key '", key, "'");
-    } catch (const nlohmann::json::exception&) {
-      HG_FAIL("--config '", path, "': key '", key, "' has the wrong type");
-    }
+    const auto it = std::find_if(settings().begin(), settings().end(),
+                                 [&](const Setting& s) { return config_key(s.flag) == key; });
+    if (it == settings().end()) HG_FAIL("--config '", path, "': unknown key '", key, "'");
+    if (cmd.count(it->flag) > 0) continue;  // the command line wins
+    std::visit(
+        [&](auto field) {
+          using T = std::remove_reference_t<decltype(out.*field)>;
+          try {
+            out.*field = value.get<T>();
+          } catch (const nlohmann::json::exception&) {
+            HG_FAIL("--config '", path, "': key '", key, "' has the wrong type");
+          }
+        },
+        it->field);
   }
 }
 
@@ -57,59 +93,16 @@ void setup(CLI::App& app) {
   auto o = std::make_shared<PretrainOptions>();
   PretrainConfig& c = o->run;
   CLI::App* cmd = app.add_subcommand("pretrain", "Pretrain a model on prepared chunks");
-  cmd->add_option("--config", o->config_file, "JSON file of defaults (flag names as keys); flags override");
-  cmd->add_option("--model", c.model, "Preset or config.json")->capture_default_str();
-  cmd->add_option("--data", c.data_dir, "Folder written by hessgpt prepare");
-  cmd->add_option("--out", c.run_dir, "Run folder (checkpoints, final/, metrics.jsonl)");
-  cmd->add_option("--steps", c.steps, "Optimizer steps (0: one pass over all chunks)")->capture_default_str();
-  cmd->add_option("--batch", c.batch, "Micro-batch sequences")->capture_default_str();
-  cmd->add_option("--accum", c.accum, "Micro-batches per optimizer step")->capture_default_str();
-  cmd->add_option("--seq", c.seq, "Context length")->capture_default_str();
-  cmd->add_option("--lr", c.lr, "Peak learning rate")->capture_default_str();
-  cmd->add_option("--warmup", c.warmup_fraction, "WSD warm-up fraction")->capture_default_str();
-  cmd->add_option("--decay", c.decay_fraction, "WSD decay fraction")->capture_default_str();
-  cmd->add_option("--lr-floor", c.lr_floor_fraction, "Final LR as a fraction of the peak")->capture_default_str();
-  cmd->add_option("--weight-decay", c.weight_decay, "AdamW decay on matrices")->capture_default_str();
-  cmd->add_option("--clip", c.clip_norm, "Global gradient-norm clip (0: off)")->capture_default_str();
-  cmd->add_option("--eval-every", c.eval_every, "Validate every N steps (0: only at the end)")->capture_default_str();
-  cmd->add_option("--eval-batches", c.eval_batches, "Validation batches")->capture_default_str();
-  cmd->add_option("--save-every", c.save_every, "Checkpoint every N steps (0: only at the end)")->capture_default_str();
-  cmd->add_option("--keep", c.keep_last, "Checkpoints to keep")->capture_default_str();
-  cmd->add_option("--log-every", c.log_every, "Print progress every N steps")->capture_default_str();
-  cmd->add_option("--seed", c.seed, "Seed (initialisation and data order)")->capture_default_str();
+  cmd->add_option("--config", o->config_file, "JSON file of settings (flag names as keys); flags override");
+  for (const Setting& s : settings())
+    std::visit([&](auto field) { cmd->add_option(s.flag, c.*field, s.help)->capture_default_str(); }, s.field);
   cmd->add_option("--stop-after", c.stop_after, "Stop after this step as if interrupted (testing resume)");
   cmd->add_flag("--resume", c.resume, "Resume from the newest checkpoint (also automatic)");
   cmd->add_flag("--json", o->json, "Print a JSON summary on stdout at the end");
   add_compute_options(cmd, o->compute);
   cmd->callback([o, cmd] {
     PretrainConfig config = o->run;
-    if (!o->config_file.empty()) {
-      // File values first, then every flag given on the command line again on top.
-      PretrainConfig from_file;
-      apply_config_file(o->config_file, from_file);
-      auto pick = [&](auto PretrainConfig::*field, const char* flag) {
-        if (cmd->count(flag) == 0) config.*field = from_file.*field;
-      };
-      pick(&PretrainConfig::model, "--model");
-      pick(&PretrainConfig::data_dir, "--data");
-      pick(&PretrainConfig::run_dir, "--out");
-      pick(&PretrainConfig::steps, "--steps");
-      pick(&PretrainConfig::batch, "--batch");
-      pick(&PretrainConfig::accum, "--accum");
-      pick(&PretrainConfig::seq, "--seq");
-      pick(&PretrainConfig::lr, "--lr");
-      pick(&PretrainConfig::warmup_fraction, "--warmup");
-      pick(&PretrainConfig::decay_fraction, "--decay");
-      pick(&PretrainConfig::lr_floor_fraction, "--lr-floor");
-      pick(&PretrainConfig::weight_decay, "--weight-decay");
-      pick(&PretrainConfig::clip_norm, "--clip");
-      pick(&PretrainConfig::eval_every, "--eval-every");
-      pick(&PretrainConfig::eval_batches, "--eval-batches");
-      pick(&PretrainConfig::save_every, "--save-every");
-      pick(&PretrainConfig::keep_last, "--keep");
-      pick(&PretrainConfig::log_every, "--log-every");
-      pick(&PretrainConfig::seed, "--seed");
-    }
+    if (!o->config_file.empty()) apply_config_file(o->config_file, *cmd, config);
     auto backend = make_backend(o->compute);
     const PretrainResult r = run_pretrain(config, *backend);
     if (o->json)

@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/test_util.h"
+#include "train/pretrain_cli_util.h"
 
 namespace hessgpt {
 namespace {
@@ -28,23 +29,9 @@ using hessgpt::testing::read_bytes;
 
 TEST(PretrainKill, KilledRunResumesToTheSameWeights) {
   TempDir dir;
-  std::ofstream corpus(dir / "c.jsonl");
-  for (int i = 0; i < 300; ++i)
-    corpus << nlohmann::json({{"text", "Sentence " + std::to_string(i) + " about rivers, " +
-                                          std::to_string(i * 37 % 101) + " boats and the sea."}})
-                  .dump()
-           << "\n";
-  corpus.close();
-  std::ofstream(dir / "mix.json") << nlohmann::json(
-      {{"sources", {{{"name", "c"}, {"share", 1}, {"paths", {dir / "c.jsonl"}}, {"format", "jsonl"},
-                     {"filter", {{"profile", "none"}}}}}}});
-  // tiny's shape with the tokenizer's vocabulary (prepared ids go up to 32007).
-  std::ofstream(dir / "model.json") << R"({"vocab_size": 32008, "hidden_size": 64, "num_hidden_layers": 2,
-    "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16, "intermediate_size": 176})";
+  pretrain_test::prepare_tiny_run(dir);
+  if (HasFatalFailure()) return;
   const std::string bin = hessgpt::testing::hessgpt_binary();
-  const auto prep = run_command(bin + " prepare --mix " + dir / "mix.json" + " --out " + dir / "data" +
-                                " --seq-len 64 --val-fraction 0.1 --threads 1");
-  ASSERT_EQ(prep.exit_code, 0) << prep.out;
   const std::string args = " pretrain --model " + dir / "model.json" + " --data " + dir / "data" +
                            " --steps 30 --batch 4 --accum 1 --seq 32 --eval-every 10 --eval-batches 2"
                            " --save-every 3 --keep 2 --log-every 0 --threads 2 --out ";
