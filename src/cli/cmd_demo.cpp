@@ -30,19 +30,26 @@ namespace fs = std::filesystem;
 // The demo's sizes. The defaults fit 20 minutes on 2 cores; --size tiny is
 // the same pipeline in about a minute (the end-to-end test).
 struct DemoSize {
-  int64_t corpus_tokens, chunk_tokens;
+  int64_t corpus_tokens, chunk_tokens;  // per model
   int64_t pretrain_steps, pretrain_batch;
   size_t synth_model1, synth_model2, synth_eval;
-  double factual_share;  // Model 1 conversations that do not route
-  int64_t sft1_steps, sft2_steps, sft_batch1, sft_batch2;
-  double sft1_decay, sft2_decay;  // WSD decay fractions
+  int64_t sft1_steps, sft2_steps, sft_batch;
   size_t eval_items;
-  int64_t max_tokens;  // per model per turn in the evaluation
+  int64_t max_tokens;            // per model per turn in the evaluation
+  double factual_share = 0.25;   // Model 1 conversations that do not route
+  double sft1_decay = 0.4;       // WSD decay fractions: Model 1 gains most in a long decay,
+  double sft2_decay = 0.15;      // Model 2 needs the long stable phase (measured)
 };
 
 DemoSize demo_size(const std::string& name) {
-  if (name == "full") return {4'000'000, 2'000'000, 60, 8, 30000, 30000, 400, 0.25, 2400, 1600, 16, 16, 0.4, 0.15, 400, 160};
-  if (name == "tiny") return {200'000, 100'000, 4, 2, 200, 200, 40, 0.25, 4, 4, 4, 4, 0.4, 0.15, 12, 16};
+  if (name == "full")
+    return {.corpus_tokens = 4'000'000, .chunk_tokens = 2'000'000, .pretrain_steps = 60, .pretrain_batch = 8,
+            .synth_model1 = 30000, .synth_model2 = 30000, .synth_eval = 400, .sft1_steps = 2400,
+            .sft2_steps = 1600, .sft_batch = 16, .eval_items = 400, .max_tokens = 160};
+  if (name == "tiny")
+    return {.corpus_tokens = 200'000, .chunk_tokens = 100'000, .pretrain_steps = 4, .pretrain_batch = 2,
+            .synth_model1 = 200, .synth_model2 = 200, .synth_eval = 40, .sft1_steps = 4, .sft2_steps = 4,
+            .sft_batch = 4, .eval_items = 12, .max_tokens = 16};
   HG_FAIL("--size must be full or tiny (got \"", name, "\")");
 }
 
@@ -89,8 +96,8 @@ class Demo {
            "--factual-share", std::to_string(size_.factual_share)});
 
     banner("4/5 routing SFT of both models (full fine-tuning)");
-    sft("model1", size_.sft1_steps, size_.sft_batch1, size_.sft1_decay);
-    sft("model2", size_.sft2_steps, size_.sft_batch2, size_.sft2_decay);
+    sft("model1", size_.sft1_steps, size_.sft1_decay);
+    sft("model2", size_.sft2_steps, size_.sft2_decay);
 
     banner("5/5 held-out evaluation: routed system vs Model 1 alone");
     evaluate(start);
@@ -138,17 +145,17 @@ class Demo {
     data::write_file_atomic(stamp.string(), nlohmann::json{{"command", cmd}}.dump(2) + "\n");
   }
 
-  void sft(const std::string& part, int64_t steps, int64_t batch, double decay) {
+  void sft(const std::string& part, int64_t steps, double decay) {
     const std::string synth = path("synth");
+    const std::string every = std::to_string(std::max<int64_t>(1, steps / 3));  // validate and save
     stage(path("sft-" + part), "final/model.safetensors",
           {"sft", "--base", path(part + "/final"), "--data", synth + "/" + part + "_train.jsonl", "--eval-data",
            synth + "/" + part + "_eval.jsonl", "--out", path("sft-" + part), "--full", "--steps",
-           std::to_string(steps), "--batch", std::to_string(batch), "--lr", "3e-3", "--decay", std::to_string(decay),
-           "--seq", "256",
-           "--eval-every", std::to_string(std::max<int64_t>(1, steps / 3)), "--eval-batches", "5", "--save-every",
-           std::to_string(std::max<int64_t>(1, steps / 3)), "--log-every", "25", "--threads",
-           std::to_string(threads_), "--precision", o_.precision});
+           std::to_string(steps), "--batch", std::to_string(size_.sft_batch), "--lr", "3e-3", "--decay",
+           std::to_string(decay), "--seq", "256", "--eval-every", every, "--eval-batches", "5", "--save-every",
+           every, "--log-every", "25", "--threads", std::to_string(threads_), "--precision", o_.precision});
   }
+
 
   void evaluate(std::chrono::steady_clock::time_point start) {
     ComputeOptions compute;

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/bf16.h"
 #include "core/error.h"
 
 #if defined(__AVX512F__)
@@ -60,21 +61,6 @@ int64_t row_bytes_for(WeightFormat format, int64_t cols, int64_t group) {
   return 0;
 }
 
-uint16_t to_bf16(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40);  // NaN
-  u += 0x7fffu + ((u >> 16) & 1u);  // round to nearest even
-  return static_cast<uint16_t>(u >> 16);
-}
-
-float from_bf16(uint16_t h) {
-  const uint32_t u = static_cast<uint32_t>(h) << 16;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
-
 }  // namespace
 
 QuantMatrix QuantMatrix::view_f32(const float* w, int64_t rows, int64_t cols) {
@@ -113,7 +99,7 @@ QuantMatrix QuantMatrix::quantize(const float* w, int64_t rows, int64_t cols,
       case WeightFormat::F32: std::memcpy(dst, src, static_cast<size_t>(cols) * 4); break;
       case WeightFormat::BF16:
         for (int64_t c = 0; c < cols; ++c) {
-          const uint16_t h = to_bf16(src[c]);
+          const uint16_t h = float_to_bf16(src[c]);
           std::memcpy(dst + 2 * c, &h, 2);
         }
         break;
@@ -198,7 +184,7 @@ void QuantMatrix::dequantize_rows(int64_t r0, int64_t r1, float* out) const {
         for (int64_t c = 0; c < cols_; ++c) {
           uint16_t h;
           std::memcpy(&h, src + 2 * c, 2);
-          dst[c] = from_bf16(h);
+          dst[c] = bf16_to_float(h);
         }
         break;
       case WeightFormat::Q8: {

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <vector>
 
+#include "core/bf16.h"
 #include "core/error.h"
 #include "infer/quant_matrix.h"
 
@@ -118,12 +119,7 @@ float dot_f32(const float* w, const float* x, int64_t n) {
 
 float dot_bf16(const uint16_t* w, const float* x, int64_t n) {
   float s = 0.0f;
-  for (int64_t i = 0; i < n; ++i) {
-    const uint32_t u = static_cast<uint32_t>(w[i]) << 16;
-    float f;
-    std::memcpy(&f, &u, 4);
-    s += f * x[i];
-  }
+  for (int64_t i = 0; i < n; ++i) s += bf16_to_float(w[i]) * x[i];
   return s;
 }
 

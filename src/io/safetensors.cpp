@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/bf16.h"
 #include "core/error.h"
 
 namespace hessgpt {
@@ -22,13 +23,6 @@ DType parse_dtype(const std::string& s, const std::string& path, const std::stri
   if (s == "I32") return DType::I32;
   if (s == "U16") return DType::U16;
   HG_FAIL(path, ": tensor '", name, "' has unsupported dtype ", s);
-}
-
-float bf16_to_float(uint16_t v) {
-  const uint32_t bits = static_cast<uint32_t>(v) << 16;
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
 }
 
 }  // namespace

@@ -2,9 +2,12 @@
 
 #include <chrono>
 #include <fstream>
+#include <initializer_list>
 #include <set>
+#include <utility>
 
 #include "core/error.h"
+#include "data/synth/model2_format.h"
 
 namespace hessgpt::route {
 namespace {
@@ -58,24 +61,18 @@ RoutingEvalItem item_from_json(const nlohmann::json& j, const std::string& where
   if (const auto t = j.find("task"); t != j.end() && t->is_string()) item.task = t->get<std::string>();
   if (const auto k = j.find("route_kind"); k != j.end() && k->is_string()) {
     const std::string kind = k->get<std::string>();
-    for (chat::RouteKind rk : {chat::RouteKind::kCode, chat::RouteKind::kMath, chat::RouteKind::kLogic})
-      if (chat::route_kind_name(rk) == kind) item.route_kind = rk;
+    item.route_kind = chat::route_kind_from_name(kind);
     if (!item.route_kind) HG_FAIL(where, ": \"route_kind\" \"", kind, "\" is not one of code, math, logic");
   }
   return item;
 }
 
-// The user's question, for the examples.
-const std::string& last_user_text(const RoutingEvalItem& item) {
-  return item.conversation.messages.back().content;
-}
-
-}  // namespace
-
-std::vector<RoutingEvalItem> load_routing_eval(const std::string& path) {
+// Calls fn(object, "path:line") for every non-blank line until it returns
+// false; a line that is not JSON is an error naming it.
+template <typename Fn>
+void for_each_json_line(const std::string& path, Fn fn) {
   std::ifstream in(path);
   if (!in) HG_FAIL("cannot open evaluation file ", path);
-  std::vector<RoutingEvalItem> items;
   std::string line;
   size_t line_no = 0;
   while (std::getline(in, line)) {
@@ -88,8 +85,33 @@ std::vector<RoutingEvalItem> load_routing_eval(const std::string& path) {
     } catch (const nlohmann::json::exception& e) {
       HG_FAIL(where, ": not valid JSON (", e.what(), ")");
     }
-    items.push_back(item_from_json(j, where));
+    if (!fn(j, where)) return;
   }
+}
+
+// Per-task counts: row[count_key] += 1 and row[key] += hit for each hit.
+void tally(nlohmann::json& row, const char* count_key, std::initializer_list<std::pair<const char*, bool>> hits) {
+  if (row.is_null()) row = nlohmann::json::object();
+  const auto add = [&](const char* key, int64_t n) { row[key] = row.value(key, int64_t{0}) + n; };
+  add(count_key, 1);
+  for (const auto& [key, hit] : hits) add(key, hit ? 1 : 0);
+}
+
+double ratio(size_t n, size_t d) { return d ? static_cast<double>(n) / static_cast<double>(d) : 0.0; }
+
+// The user's question, for the examples.
+const std::string& last_user_text(const RoutingEvalItem& item) {
+  return item.conversation.messages.back().content;
+}
+
+}  // namespace
+
+std::vector<RoutingEvalItem> load_routing_eval(const std::string& path) {
+  std::vector<RoutingEvalItem> items;
+  for_each_json_line(path, [&](const nlohmann::json& j, const std::string& where) {
+    items.push_back(item_from_json(j, where));
+    return true;
+  });
   if (items.empty()) HG_FAIL("evaluation file ", path, " has no items");
   return items;
 }
@@ -121,27 +143,20 @@ bool answer_matches(std::string_view answer, std::string_view expected) {
   return false;
 }
 
-double RoutingEvalReport::routed_accuracy() const {
-  return tasks ? static_cast<double>(routed_correct) / static_cast<double>(tasks) : 0.0;
-}
-double RoutingEvalReport::model1_alone_accuracy() const {
-  return tasks ? static_cast<double>(alone_correct) / static_cast<double>(tasks) : 0.0;
-}
-double RoutingEvalReport::route_decision_accuracy() const {
-  return items ? static_cast<double>(decision_correct) / static_cast<double>(items) : 0.0;
-}
+double RoutingEvalReport::routed_accuracy() const { return ratio(routed_correct, tasks); }
+double RoutingEvalReport::model1_alone_accuracy() const { return ratio(alone_correct, tasks); }
+double RoutingEvalReport::route_decision_accuracy() const { return ratio(decision_correct, items); }
 
 nlohmann::json RoutingEvalReport::to_json() const {
-  const auto share = [](size_t n, size_t d) { return d ? static_cast<double>(n) / static_cast<double>(d) : 0.0; };
   return {{"routed_accuracy", routed_accuracy()},
           {"model1_alone_accuracy", model1_alone_accuracy()},
           {"route_decision_accuracy", route_decision_accuracy()},
           {"tasks", tasks},
           {"decision_items", items},
-          {"routed_when_should", share(routed_when_should, tasks)},
-          {"routed_when_should_not", share(routed_when_should_not, factual)},
-          {"route_kind_accuracy", share(kind_correct, tasks)},
-          {"request_exact_match", share(request_exact, tasks)},
+          {"routed_when_should", ratio(routed_when_should, tasks)},
+          {"routed_when_should_not", ratio(routed_when_should_not, factual)},
+          {"route_kind_accuracy", ratio(kind_correct, tasks)},
+          {"request_exact_match", ratio(request_exact, tasks)},
           {"seconds", seconds},
           {"per_task", per_task},
           {"examples", examples}};
@@ -172,11 +187,8 @@ RoutingEvalReport evaluate_routing(const std::vector<RoutingEvalItem>& items, Ro
       const bool alone_ok = answer_matches(a.answer, item.expected_answer);
       report.routed_correct += ok;
       report.alone_correct += alone_ok;
-      nlohmann::json& t = report.per_task[item.task.empty() ? "unnamed" : item.task];
-      if (t.is_null()) t = {{"tasks", 0}, {"routed_correct", 0}, {"alone_correct", 0}};
-      t["tasks"] = t["tasks"].get<int64_t>() + 1;
-      t["routed_correct"] = t["routed_correct"].get<int64_t>() + (ok ? 1 : 0);
-      t["alone_correct"] = t["alone_correct"].get<int64_t>() + (alone_ok ? 1 : 0);
+      tally(report.per_task[item.task.empty() ? "unnamed" : item.task], "tasks",
+            {{"routed_correct", ok}, {"alone_correct", alone_ok}});
       // One example per task kind first, so the examples show math, logic and code.
       const bool new_task = seen_tasks.insert(item.task).second;
       if (report.examples.size() < options.examples && new_task)
@@ -193,9 +205,7 @@ RoutingEvalReport evaluate_routing(const std::vector<RoutingEvalItem>& items, Ro
   return report;
 }
 
-double Model2EvalReport::accuracy() const {
-  return items ? static_cast<double>(correct) / static_cast<double>(items) : 0.0;
-}
+double Model2EvalReport::accuracy() const { return ratio(correct, items); }
 
 nlohmann::json Model2EvalReport::to_json() const {
   return {{"model2_accuracy", accuracy()}, {"items", items}, {"failed_to_run", failed_to_run},
@@ -203,44 +213,26 @@ nlohmann::json Model2EvalReport::to_json() const {
 }
 
 Model2EvalReport evaluate_model2(const std::string& path, Router& router, size_t limit) {
-  std::ifstream in(path);
-  if (!in) HG_FAIL("cannot open evaluation file ", path);
   Model2EvalReport report;
-  std::string line;
-  size_t line_no = 0;
-  while (std::getline(in, line) && (limit == 0 || report.items < limit)) {
-    ++line_no;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const std::string where = str_cat(path, ":", line_no);
-    const nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) HG_FAIL(where, ": not a JSON object");
-    const std::string kind_name = required_string(j, "kind", where);
-    std::optional<chat::RouteKind> kind;
-    for (chat::RouteKind rk : {chat::RouteKind::kCode, chat::RouteKind::kMath, chat::RouteKind::kLogic})
-      if (chat::route_kind_name(rk) == kind_name) kind = rk;
-    if (!kind) HG_FAIL(where, ": \"kind\" \"", kind_name, "\" is not one of code, math, logic");
-    const auto msgs = j.find("messages");
-    if (msgs == j.end() || !msgs->is_array() || msgs->size() != 2 || !(*msgs)[0].is_object() ||
-        !(*msgs)[1].is_object())
-      HG_FAIL(where, ": \"messages\" must hold the request and the program");
-    const std::string request = required_string((*msgs)[0], "content", where + " messages[0]");
-    const std::string expected = *kind == chat::RouteKind::kCode
-                                     ? required_string((*msgs)[1], "content", where + " messages[1]")
-                                     : required_string(j, "result", where);
-    const TraceEntry e = router.run_route(*kind, request);
+  for_each_json_line(path, [&](const nlohmann::json& j, const std::string& where) {
+    synth::Model2Example ex;
+    try {
+      ex = synth::model2_example_from_json(j);
+    } catch (const Error& e) {
+      HG_FAIL(where, ": ", e.what());
+    }
+    const std::string expected = ex.kind == chat::RouteKind::kCode ? ex.answer : required_string(j, "result", where);
+    const TraceEntry e = router.run_route(ex.kind, ex.request);
     const bool ok = e.error.empty() && e.result == expected;
     ++report.items;
     report.correct += ok;
     if (e.executed && !e.error.empty()) ++report.failed_to_run;
     if (!ok && report.failures.size() < 8)
-      report.failures.push_back({{"request", request}, {"program", e.program}, {"result", e.result},
+      report.failures.push_back({{"request", ex.request}, {"program", e.program}, {"result", e.result},
                                  {"expected", expected}});
-    const std::string task = j.value("task", std::string("unnamed"));
-    nlohmann::json& t = report.per_task[task];
-    if (t.is_null()) t = {{"items", 0}, {"correct", 0}};
-    t["items"] = t["items"].get<int64_t>() + 1;
-    t["correct"] = t["correct"].get<int64_t>() + (ok ? 1 : 0);
-  }
+    tally(report.per_task[j.value("task", std::string("unnamed"))], "items", {{"correct", ok}});
+    return limit == 0 || report.items < limit;
+  });
   if (report.items == 0) HG_FAIL("evaluation file ", path, " has no items");
   return report;
 }

@@ -116,6 +116,12 @@ std::string_view route_kind_name(RouteKind kind) {
   return "?";
 }
 
+std::optional<RouteKind> route_kind_from_name(std::string_view name) {
+  for (RouteKind k : {RouteKind::kCode, RouteKind::kMath, RouteKind::kLogic})
+    if (route_kind_name(k) == name) return k;
+  return std::nullopt;
+}
+
 void validate(const Conversation& conversation) {
   if (conversation.messages.empty()) HG_FAIL("conversation: no messages");
   for (size_t i = 0; i < conversation.messages.size(); ++i) {
@@ -258,15 +264,9 @@ Conversation conversation_from_json(const nlohmann::json& j) {
         if (!rj.is_object()) HG_FAIL(rwhere, ": expected an object, found ", rj.type_name());
         Route route;
         const std::string kind = field_string(rj, "kind", rwhere);
-        if (kind == "math") {
-          route.kind = RouteKind::kMath;
-        } else if (kind == "code") {
-          route.kind = RouteKind::kCode;
-        } else if (kind == "logic") {
-          route.kind = RouteKind::kLogic;
-        } else {
-          HG_FAIL(rwhere, ".kind: \"", kind, "\" is not one of math, code, logic");
-        }
+        const auto parsed = route_kind_from_name(kind);
+        if (!parsed) HG_FAIL(rwhere, ".kind: \"", kind, "\" is not one of math, code, logic");
+        route.kind = *parsed;
         route.request = field_string(rj, "request", rwhere);
         route.result = field_string(rj, "result", rwhere);
         m.routes.push_back(std::move(route));

@@ -85,6 +85,7 @@ int32_t route_token(RouteKind kind);                   // kMath -> token::kMath
 std::optional<RouteKind> route_kind_of(int32_t id);    // token::kMath -> kMath
 std::string_view role_name(Role role);                 // "system" | "user" | "assistant"
 std::string_view route_kind_name(RouteKind kind);      // "code" | "math" | "logic"
+std::optional<RouteKind> route_kind_from_name(std::string_view name);  // the inverse; nullopt otherwise
 
 // The chat JSONL line of SPEC §5:
 //   {"messages": [{"role": "...", "content": "...",

@@ -1,11 +1,11 @@
 #include "backend/cpu/matmul_bf16.h"
 
-#include <bit>
 #include <map>
 #include <string>
 #include <tuple>
 #include <vector>
 
+#include "core/bf16.h"
 #include "core/error.h"
 
 #ifdef HESSGPT_HAVE_DNNL
@@ -16,12 +16,7 @@ namespace hessgpt::cpu {
 
 void to_bf16(uint16_t* dst, const float* src, int64_t n) {
 #pragma omp parallel for simd schedule(static)
-  for (int64_t i = 0; i < n; ++i) {
-    const uint32_t u = std::bit_cast<uint32_t>(src[i]);
-    const bool nan = (u & 0x7fffffffu) > 0x7f800000u;
-    const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
-    dst[i] = static_cast<uint16_t>(nan ? ((u >> 16) | 0x40u) : rounded);
-  }
+  for (int64_t i = 0; i < n; ++i) dst[i] = float_to_bf16(src[i]);
 }
 
 #ifdef HESSGPT_HAVE_DNNL

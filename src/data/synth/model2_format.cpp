@@ -4,13 +4,6 @@
 
 namespace hessgpt::synth {
 
-std::optional<chat::RouteKind> route_kind_from_name(std::string_view name) {
-  if (name == "math") return chat::RouteKind::kMath;
-  if (name == "logic") return chat::RouteKind::kLogic;
-  if (name == "code") return chat::RouteKind::kCode;
-  return std::nullopt;
-}
-
 nlohmann::json model2_example_to_json(const Model2Example& example) {
   chat::Conversation conv;
   conv.messages.push_back({chat::Role::kUser, example.request, {}});
@@ -24,7 +17,7 @@ Model2Example model2_example_from_json(const nlohmann::json& j) {
   const chat::Conversation conv = chat::conversation_from_json(j);  // also checks the object
   const auto kind = j.find("kind");
   if (kind == j.end() || !kind->is_string()) HG_FAIL("model 2 example: \"kind\" (math, logic or code) missing");
-  const auto k = route_kind_from_name(kind->get<std::string>());
+  const auto k = chat::route_kind_from_name(kind->get<std::string>());
   if (!k) HG_FAIL("model 2 example: kind \"", kind->get<std::string>(), "\" is not one of math, code, logic");
   if (conv.messages.size() != 2 || conv.messages[0].role != chat::Role::kUser ||
       conv.messages[1].role != chat::Role::kAssistant || !conv.messages[1].routes.empty()) {

@@ -11,9 +11,7 @@
 // for evaluation and are ignored by the encoder.
 #pragma once
 
-#include <optional>
 #include <string>
-#include <string_view>
 
 #include <nlohmann/json.hpp>
 
@@ -36,7 +34,5 @@ Model2Example model2_example_from_json(const nlohmann::json& j);
 // (trained). The same ids as chat::encode_conversation of the plain
 // conversation with the route token inserted after <|user|>.
 chat::EncodedChat encode_model2_example(const Tokenizer& tokenizer, const Model2Example& example);
-
-std::optional<chat::RouteKind> route_kind_from_name(std::string_view name);
 
 }  // namespace hessgpt::synth
