@@ -4,12 +4,16 @@
 //   3 synth      routing fine-tuning data with held-out evaluation splits
 //   4 sft        routing SFT of both models
 //   5 evaluate   held-out routed tasks: routed system vs Model 1 alone, and
-//                route decisions; writes <out>/report.json and prints
-//                example conversations with their traces
+//                route decisions, on new instances phrased like training and
+//                on unseen phrasings and words; writes <out>/report.json and
+//                prints example conversations with their traces
 // Each stage is the hessgpt command a user would type (run as a child
 // process, so its progress shows). A finished stage is reused when it was
-// made with the same command; a stage made with other settings is refused
-// (--fresh starts over). Interrupted training stages resume by themselves.
+// made with the same command from the same inputs; a stage made with other
+// settings is refused (--fresh starts over); a stage whose input stage was
+// made again is stale and is made again too. Interrupted training stages
+// resume by themselves.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -75,22 +79,24 @@ class Demo {
 
     banner("1/5 prepare the demo corpora (Model 1: prose, Model 2: code)");
     for (const char* part : {"model1", "model2"})
-      stage(path("data/" + std::string(part)), "manifest.json",
+      stage(path("data/" + std::string(part)), {"manifest.json"},
             {"prepare", "--preset", str_cat("demo-", part), "--out", path("data/" + std::string(part)),
              "--seq-len", "256", "--chunk-tokens", std::to_string(size_.chunk_tokens), "--max-tokens",
              std::to_string(size_.corpus_tokens), "--threads", std::to_string(threads_)});
 
     banner("2/5 pretrain small Model 1 and Model 2 shapes");
-    for (const char* part : {"model1", "model2"})
-      stage(path(part), "final/model.safetensors",
+    for (const std::string part : {"model1", "model2"})
+      stage(path(part), {"final/model.safetensors"},
             {"pretrain", "--model", "small", "--data", path("data/" + std::string(part)), "--out", path(part),
              "--steps", std::to_string(size_.pretrain_steps), "--batch", std::to_string(size_.pretrain_batch),
              "--accum", "1", "--seq", "256", "--lr", "2e-3", "--eval-every", "20", "--eval-batches", "4",
              "--save-every", "20", "--log-every", "10", "--threads", std::to_string(threads_), "--precision",
-             o_.precision});
+             o_.precision},
+            {path("data/" + part)});
 
     banner("3/5 routing fine-tuning data (held-out evaluation splits)");
-    stage(path("synth"), "synth_manifest.json",
+    // An older demo's synth folder lacks the second eval file: made again.
+    stage(path("synth"), {"synth_manifest.json", "model1_eval_routing_unseen.jsonl"},
           {"synth", "routing", "--out", path("synth"), "--model1-train", std::to_string(size_.synth_model1),
            "--model2-train", std::to_string(size_.synth_model2), "--eval", std::to_string(size_.synth_eval),
            "--factual-share", std::to_string(size_.factual_share)});
@@ -116,23 +122,37 @@ class Demo {
     std::fflush(stderr);
   }
 
-  // Runs `hessgpt args` unless dir/done_file exists from the same command.
-  // The command is recorded in dir/demo_stage.json once the stage succeeds.
-  void stage(const std::string& dir, const std::string& done_file, const std::vector<std::string>& args) {
+  // Runs `hessgpt args` unless the stage finished earlier with the same
+  // command from the same inputs (the stages it reads). dir/demo_stage.json
+  // records the command, the inputs' run ids and its own, once it succeeds.
+  void stage(const std::string& dir, const std::vector<std::string>& done_files,
+             const std::vector<std::string>& args, const std::vector<std::string>& input_dirs = {}) {
+    const auto done = [&] {
+      return std::all_of(done_files.begin(), done_files.end(),
+                         [&](const std::string& f) { return fs::exists(fs::path(dir) / f); });
+    };
     const fs::path stamp = fs::path(dir) / "demo_stage.json";
     const nlohmann::json cmd = args;
-    if (fs::exists(fs::path(dir) / done_file)) {
-      nlohmann::json recorded;
-      if (fs::exists(stamp)) {
-        std::ifstream in(stamp);
-        recorded = nlohmann::json::parse(in, nullptr, false);
-      }
-      if (recorded.is_object() && recorded.value("command", nlohmann::json()) == cmd) {
+    nlohmann::json inputs = nlohmann::json::object();
+    for (const auto& in : input_dirs) inputs[stage_name(in)] = read_stamp(in).value("id", "");
+    const nlohmann::json recorded = read_stamp(dir);
+    if (recorded.is_object() && recorded.value("command", nlohmann::json()) != cmd) {
+      HG_FAIL(dir, " holds the result of other settings; delete it or run `hessgpt demo --fresh`");
+    }
+    if (!recorded.is_object() && fs::exists(fs::path(dir) / done_files.front())) {
+      HG_FAIL(dir, " holds a result the demo did not record (other settings or an older demo); delete it or run "
+              "`hessgpt demo --fresh`");
+    }
+    if (recorded.is_object()) {
+      if (recorded.value("inputs", nlohmann::json::object()) == inputs && done()) {
         std::fprintf(stderr, "reusing %s (finished earlier with the same settings)\n", dir.c_str());
         stage_times_[stage_name(dir)] = {{"seconds", 0.0}, {"reused", true}};
         return;
       }
-      HG_FAIL(dir, " holds the result of other settings (or of an older demo); delete it or run `hessgpt demo --fresh`");
+      // Made from inputs that have been made again since, or by an older
+      // demo that wrote less: its checkpoints must not be resumed.
+      std::fprintf(stderr, "making %s again: its inputs changed since it was made\n", dir.c_str());
+      fs::remove_all(dir);
     }
     std::fprintf(stderr, "$ %s\n", command_line(args).c_str());
     std::fflush(stderr);
@@ -142,44 +162,67 @@ class Demo {
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     stage_times_[stage_name(dir)] = {{"seconds", s}, {"reused", false}};
     fs::create_directories(dir);
-    data::write_file_atomic(stamp.string(), nlohmann::json{{"command", cmd}}.dump(2) + "\n");
+    const auto id = std::chrono::system_clock::now().time_since_epoch().count();
+    data::write_file_atomic(stamp.string(),
+                            nlohmann::json{{"command", cmd}, {"inputs", inputs}, {"id", std::to_string(id)}}.dump(2) +
+                                "\n");
+  }
+
+  // The stage's record, or null when it has none (or an unreadable one).
+  static nlohmann::json read_stamp(const std::string& dir) {
+    const fs::path stamp = fs::path(dir) / "demo_stage.json";
+    if (!fs::exists(stamp)) return nullptr;
+    std::ifstream in(stamp);
+    nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
+    return j.is_object() ? j : nlohmann::json();
   }
 
   void sft(const std::string& part, int64_t steps, double decay) {
     const std::string synth = path("synth");
     const std::string every = std::to_string(std::max<int64_t>(1, steps / 3));  // validate and save
-    stage(path("sft-" + part), "final/model.safetensors",
+    stage(path("sft-" + part), {"final/model.safetensors"},
           {"sft", "--base", path(part + "/final"), "--data", synth + "/" + part + "_train.jsonl", "--eval-data",
            synth + "/" + part + "_eval.jsonl", "--out", path("sft-" + part), "--full", "--steps",
            std::to_string(steps), "--batch", std::to_string(size_.sft_batch), "--lr", "3e-3", "--decay",
            std::to_string(decay), "--seq", "256", "--eval-every", every, "--eval-batches", "5", "--save-every",
-           every, "--log-every", "25", "--threads", std::to_string(threads_), "--precision", o_.precision});
+           every, "--log-every", "25", "--threads", std::to_string(threads_), "--precision", o_.precision},
+          {path(part), synth});
   }
 
 
+  // Both routing eval files: new instances phrased like training (the
+  // headline figures) and unseen phrasings and words (generalisation).
   void evaluate(std::chrono::steady_clock::time_point start) {
     ComputeOptions compute;
     compute.threads = threads_;
     auto backend = make_backend(compute);
     auto tokenizer = Tokenizer::load_default();
-    const auto items = route::load_routing_eval(path("synth/model1_eval_routing.jsonl"));
     route::Assistant assistant(*tokenizer, *backend,
                                eval_assistant_options(path("sft-model1/final"), path("sft-model2/final"), -1, size_.max_tokens));
-    const route::RoutingEvalReport report = run_routing_eval(assistant, items, size_.eval_items, 4);
+    const auto eval_file = [&](const std::string& name, size_t examples) {
+      return run_routing_eval(assistant, route::load_routing_eval(path("synth/" + name)), size_.eval_items, examples);
+    };
+    const route::RoutingEvalReport report = eval_file("model1_eval_routing.jsonl", 4);
+    std::fprintf(stderr, "unseen phrasings and words:\n");
+    const route::RoutingEvalReport unseen = eval_file("model1_eval_routing_unseen.jsonl", 2);
     const route::Model2EvalReport m2 =
         run_model2_eval(assistant, path("synth/model2_eval.jsonl"), size_.eval_items);
     nlohmann::json j = report.to_json();
+    j["unseen_phrasing"] = unseen.to_json();
     j["model2"] = m2.to_json();
     j["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    j["evaluation_seconds"] = report.seconds;
+    j["evaluation_seconds"] = report.seconds + unseen.seconds;
     j["stages"] = stage_times_;
     j["size"] = o_.size;
     j["threads"] = threads_;
-    j["model1"] = path("sft-model1/final");
-    j["model2"] = path("sft-model2/final");
+    j["checkpoints"] = {{"model1", path("sft-model1/final")}, {"model2", path("sft-model2/final")}};
     data::write_file_atomic(path("report.json"), j.dump(2) + "\n");
-    std::printf("\n");
+    std::printf("\nheld-out tasks (new instances, phrased like training):\n");
     print_routing_report(report, stdout);
+    std::printf("\nunseen phrasings and words (generalisation): routed %.3f, Model 1 alone %.3f, "
+                "route decisions %.3f, requests exactly right %.3f\n",
+                unseen.routed_accuracy(), unseen.model1_alone_accuracy(), unseen.route_decision_accuracy(),
+                unseen.tasks ? static_cast<double>(unseen.request_exact) / static_cast<double>(unseen.tasks) : 0.0);
     std::printf("\n");
     print_model2_report(m2, stdout);
     std::printf("\nreport: %s (%.0f s in all%s)\n", path("report.json").c_str(), j["seconds"].get<double>(),

@@ -43,6 +43,11 @@ TEST(DemoCli, TinyDemoEndToEndThenReuse) {
   EXPECT_EQ(report["decision_items"].get<int64_t>(), 12);
   EXPECT_GT(report["seconds"].get<double>(), 0.0);
   EXPECT_FALSE(report["examples"].empty());
+  // The generalisation figures on unseen phrasings and words, and Model 2 alone.
+  for (const char* key : {"routed_accuracy", "model1_alone_accuracy", "route_decision_accuracy", "tasks"})
+    EXPECT_TRUE(report["unseen_phrasing"].contains(key)) << key;
+  EXPECT_TRUE(report["model2"].contains("model2_accuracy")) << report["model2"];
+  EXPECT_EQ(report["checkpoints"]["model1"], dir / "demo/sft-model1/final");
   for (const char* path : {"data/model1/manifest.json", "data/model2/manifest.json", "model1/final/model.safetensors",
                            "model2/final/model.safetensors", "synth/model1_eval_routing.jsonl",
                            "sft-model1/final/model.safetensors", "sft-model2/final/model.safetensors",
@@ -59,6 +64,20 @@ TEST(DemoCli, TinyDemoEndToEndThenReuse) {
   // Greedy decoding: the same models give the same figures.
   EXPECT_EQ(again["routed_accuracy"], report["routed_accuracy"]);
   EXPECT_EQ(again["route_decision_accuracy"], report["route_decision_accuracy"]);
+
+  // A stage made again makes the stages that read it stale: here the synth
+  // folder of an older demo (without the second eval file) is remade, then
+  // both SFT stages; prepare and pretraining are reused.
+  std::filesystem::remove(dir / "demo/synth/model1_eval_routing_unseen.jsonl");
+  const auto third = run_command(demo(dir));
+  ASSERT_EQ(third.exit_code, 0) << third.out;
+  std::ifstream in3(dir / "demo/report.json");
+  const nlohmann::json remade = nlohmann::json::parse(in3);
+  for (const char* name : {"data/model1", "data/model2", "model1", "model2"})
+    EXPECT_TRUE(remade["stages"][name]["reused"].get<bool>()) << name;
+  for (const char* name : {"synth", "sft-model1", "sft-model2"})
+    EXPECT_FALSE(remade["stages"][name]["reused"].get<bool>()) << name;
+  EXPECT_NE(third.out.find("making " + dir / "demo/sft-model1" + " again"), std::string::npos) << third.out;
 
   // Other settings over the same folder are refused, naming the folder.
   const auto other = run_command(demo(dir, "--precision fp32"));

@@ -162,7 +162,7 @@ TEST(SynthRouting, DeterministicForASeed) {
   run_synth_routing(small_options(b.path().string(), 11));
   run_synth_routing(small_options(c.path().string(), 12));
   for (const char* f : {"model1_train.jsonl", "model1_eval.jsonl", "model2_train.jsonl", "model2_eval.jsonl",
-                        "model1_eval_routing.jsonl", "synth_manifest.json"}) {
+                        "model1_eval_routing.jsonl", "model1_eval_routing_unseen.jsonl", "synth_manifest.json"}) {
     EXPECT_EQ(slurp(a / f), slurp(b / f)) << f;
     if (std::string(f) != "synth_manifest.json") {
       EXPECT_NE(slurp(a / f), slurp(c / f)) << f;
@@ -208,6 +208,21 @@ TEST(SynthRouting, EvalRequestsAndSubjectsAreHeldOut) {
       ++checked;
     }
   }
+  // Both routing eval files: routed prompts and their requests are new.
+  for (const char* f : {"model1_eval_routing.jsonl", "model1_eval_routing_unseen.jsonl"}) {
+    size_t routed = 0;
+    for (const auto& line : lines_of(d / f)) {
+      const json j = json::parse(line);
+      if (!j["should_route"].get<bool>()) continue;
+      EXPECT_FALSE(train_users.contains(j["messages"][0]["content"])) << f << ": " << j["messages"][0]["content"];
+      if (j["route_kind"] != "code") {
+        EXPECT_FALSE(train_requests.contains(j["expected_request"])) << f << ": " << j["expected_request"];
+      }
+      ++routed;
+    }
+    EXPECT_GT(routed, 20u) << f;
+    checked += routed;
+  }
   EXPECT_GT(checked, 100u);
   // Factual subjects: eval items come from the held-out fifth only.
   const auto items = load_factual_items(default_factual_paths(data::default_deps_dir()));
@@ -229,7 +244,8 @@ TEST(SynthRouting, EveryLineRoundTripsThroughTheChatReaderAndTemplate) {
   const TempDir& d = shared_dir();
   const auto tok = Tokenizer::load_default();
   size_t routed = 0;
-  for (const char* f : {"model1_train.jsonl", "model1_eval.jsonl", "model1_eval_routing.jsonl"}) {
+  for (const char* f : {"model1_train.jsonl", "model1_eval.jsonl", "model1_eval_routing.jsonl",
+                        "model1_eval_routing_unseen.jsonl"}) {
     for (const auto& line : lines_of(d / f)) {
       const chat::Conversation conv = chat::conversation_from_json_line(line);
       EXPECT_EQ(chat::conversation_to_json(conv)["messages"], json::parse(line)["messages"]);
@@ -258,6 +274,44 @@ TEST(SynthRouting, EveryLineRoundTripsThroughTheChatReaderAndTemplate) {
       for (size_t i = 0; i < enc.ids.size(); ++i) EXPECT_EQ(enc.loss_mask[i], i >= prompt.size() ? 1 : 0);
     }
   }
+}
+
+// The word a single-word logic request is about: "Reverse 'planet'" -> planet.
+std::string quoted_word(const std::string& request) {
+  const size_t end = request.rfind('\'');
+  const size_t begin = request.rfind('\'', end - 1);
+  return request.substr(begin + 1, end - begin - 1);
+}
+
+TEST(SynthRouting, RoutingEvalFilesDifferInPhrasingShare) {
+  TempDir d;  // enough training items to show every training word
+  SynthOptions o = small_options(d.path().string());
+  o.model2_train = 4000;
+  run_synth_routing(o);
+  std::set<std::string> train_words;  // every word inside a training request's quotes
+  for (const auto& line : lines_of(d / "model2_train.jsonl")) {
+    const json j = json::parse(line);
+    const std::string request = j["messages"][0]["content"];
+    if (j["kind"] != "logic") continue;
+    std::istringstream words(quoted_word(request));
+    for (std::string w; words >> w;) train_words.insert(w);
+  }
+  const auto single_word_items = [&](const char* file) {
+    std::vector<std::string> out;
+    for (const auto& line : lines_of(d / file)) {
+      const json j = json::parse(line);
+      const std::string task = j["task"];
+      if (task == "reverse" || task == "word_length" || task == "count_vowels" || task == "count_letter")
+        out.push_back(quoted_word(j["expected_request"]));
+    }
+    return out;
+  };
+  const auto seen = single_word_items("model1_eval_routing.jsonl");
+  const auto unseen = single_word_items("model1_eval_routing_unseen.jsonl");
+  ASSERT_GT(seen.size(), 5u);
+  ASSERT_GT(unseen.size(), 5u);
+  for (const auto& w : seen) EXPECT_TRUE(train_words.contains(w)) << w;     // training's words, new requests
+  for (const auto& w : unseen) EXPECT_FALSE(train_words.contains(w)) << w;  // words training never shows
 }
 
 TEST(SynthRouting, FactualAnswersComeFromTheSourceFiles) {

@@ -18,6 +18,9 @@ using chat::Conversation;
 using chat::Message;
 using chat::Role;
 
+// What a generated task is for: evaluation requests are kept out of training.
+enum class Use { kTrain, kEval };
+
 // Task mix (weights): arithmetic-heavy, as the demo's evaluation is.
 const std::vector<std::pair<std::string, int>>& task_weights() {
   static const std::vector<std::pair<std::string, int>> k = {
@@ -80,22 +83,26 @@ class Generator {
     for (const auto& [name, w] : task_weights()) total_weight_ += w;
   }
 
-  // A routed task; training never repeats a math/logic request an eval file
-  // holds. Code requests are few (18 functions), so there the held-out part
-  // is the phrasing and the parameter k, not the request: excluding them
-  // would starve training of code tasks.
-  RoutedTask routed(Split split, Rng& rng) {
+  // A routed task phrased from the split's share of templates and words.
+  // Training never repeats a math/logic request, nor any user message, that
+  // an eval item holds, whichever share the eval item was phrased from. Code
+  // requests are few (18 functions), so there the held-out part is the
+  // phrasing and the parameter k, not the request: excluding them would
+  // starve training of code tasks.
+  RoutedTask routed(Split phrasing, Use use, Rng& rng) {
     for (int tries = 0;; ++tries) {
-      RoutedTask t = make_task(pick_task(rng), split, rng);
+      RoutedTask t = make_task(pick_task(rng), phrasing, rng);
       const bool code = t.kind == chat::RouteKind::kCode;
-      if (split == Split::kEval) {
+      if (use == Use::kEval) {
         if (!code) eval_requests_.insert(t.request);
+        eval_users_.insert(t.user);
         return t;
       }
-      if (code || !eval_requests_.contains(t.request)) return t;
-      HG_CHECK(tries < 1000, "cannot find a training request disjoint from the eval set");
+      if ((code || !eval_requests_.contains(t.request)) && !eval_users_.contains(t.user)) return t;
+      HG_CHECK(tries < 1000, "cannot find a training task disjoint from the eval set");
     }
   }
+  RoutedTask routed(Split split, Rng& rng) { return routed(split, split == Split::kEval ? Use::kEval : Use::kTrain, rng); }
 
   Conversation model1_conversation(Split split, Rng& rng, Counts& c, std::vector<std::string>& tasks) {
     Conversation conv;
@@ -121,12 +128,16 @@ class Generator {
     return conv;
   }
 
-  nlohmann::json routing_eval_item(Rng& rng, Counts& c) {
+  // One prompt of a routing eval file. Routed tasks are always new instances
+  // (their requests never occur in training); `phrasing` says whether they
+  // use training's templates, wrappers and words (kTrain) or the held-out
+  // ones (kEval). Factual questions always come from held-out subjects.
+  nlohmann::json routing_eval_item(Split phrasing, Rng& rng, Counts& c) {
     nlohmann::json j;
     Conversation conv;
     if (chance(rng, 0.5)) {
-      const RoutedTask t = routed(Split::kEval, rng);
-      conv.messages.push_back({Role::kUser, wrap_politely(t.user, Split::kEval, rng), {}});
+      const RoutedTask t = routed(phrasing, Use::kEval, rng);
+      conv.messages.push_back({Role::kUser, wrap_politely(t.user, phrasing, rng), {}});
       j = chat::conversation_to_json(conv);
       j["should_route"] = true;
       j["route_kind"] = chat::route_kind_name(t.kind);
@@ -226,7 +237,7 @@ class Generator {
 
   const SynthOptions& options_;
   std::array<std::vector<const FactualItem*>, 3> factual_train_, factual_eval_;  // per kFactualShares entry
-  std::unordered_set<std::string> eval_requests_;
+  std::unordered_set<std::string> eval_requests_, eval_users_;
   int total_weight_ = 0;
 };
 
@@ -288,15 +299,17 @@ nlohmann::json run_synth_routing(const SynthOptions& o) {
     w.close();
     files[name] = c.to_json();
   };
-  // Eval files first: their requests are then excluded from training.
-  {
-    Rng rng = file_rng(o.seed, "model1_eval_routing.jsonl");
+  const auto routing_eval_file = [&](const std::string& name, Split phrasing) {
+    Rng rng = file_rng(o.seed, name);
     Counts c;
-    JsonlWriter w(o.out_dir, "model1_eval_routing.jsonl");
-    for (size_t i = 0; i < o.eval; ++i) w.write(gen.routing_eval_item(rng, c));
+    JsonlWriter w(o.out_dir, name);
+    for (size_t i = 0; i < o.eval; ++i) w.write(gen.routing_eval_item(phrasing, rng, c));
     w.close();
-    files["model1_eval_routing.jsonl"] = c.to_json();
-  }
+    files[name] = c.to_json();
+  };
+  // Eval files first: their requests are then excluded from training.
+  routing_eval_file("model1_eval_routing.jsonl", Split::kTrain);
+  routing_eval_file("model1_eval_routing_unseen.jsonl", Split::kEval);
   model1_file("model1_eval.jsonl", Split::kEval, o.eval);
   model2_file("model2_eval.jsonl", Split::kEval, o.eval);
   model1_file("model1_train.jsonl", Split::kTrain, o.model1_train);

@@ -8,16 +8,20 @@
 //       field "tasks": the task names in the conversation (ignored by the reader).
 //   model2_train.jsonl, model2_eval.jsonl   request -> program pairs (model2_format.h)
 //   model1_eval_routing.jsonl   held-out single prompts for the routing decision
-//       and exact answers: {"messages": [{"role": "user", ...}],
+//       and exact answers; routed tasks are new instances (no request occurs
+//       in training) phrased like training's: {"messages": [{"role": "user", ...}],
 //        "should_route": bool, "route_kind": "math"|"logic"|"code"|null,
 //        "task": name, "source": "synthetic"|"factbook"|"foldoc"|"python_faq",
 //        "expected_request": the normalised request ("" when not routed),
 //        "expected_answer": the exact result (routed) or the source's fact,
 //        "expected_final": the reference final answer}
+//   model1_eval_routing_unseen.jsonl   the same, but routed tasks use
+//       phrasings and words training never shows: a test of generalisation.
 //   synth_manifest.json   options, counts per split/file/task/kind/source,
 //       template counts; written last.
 //
-// Held out: eval items use phrasing templates, politeness wrappers and
+// Held out: eval items (but those of model1_eval_routing.jsonl's routed tasks)
+// use phrasing templates, politeness wrappers and
 // words that training never uses (every 4th of each list), countries,
 // dictionary terms and FAQ questions of a disjoint ~20 % (stable hash), and
 // no eval request (normalised, e.g. "Calculate 37*41") appears in training.
