@@ -9,6 +9,13 @@ torch.optim.AdamW (lr 4e-4, betas (0.9, 0.95), eps 1e-8, weight decay 0.1 on mat
 SPEC §4), zero_grad.  Random token ids; timing starts after the warm-up steps.
 
     /usr/bin/python3 bench/torch_train_step.py --model small --batch 8 --seq 256 --steps 5 --threads 2 --json
+
+On a GPU (--device cuda) it is the overview's own stack: FP32 master weights and AdamW state,
+BF16 autocast (--precision bf16), scaled_dot_product_attention (causal, GQA) and, with
+--compile, torch.compile; it reports peak GPU memory too:
+
+    python3 bench/torch_train_step.py --device cuda --precision bf16 --compile --head plain \
+        --model model1 --batch 32 --seq 1024 --steps 10 --json
 """
 
 import argparse
@@ -34,6 +41,10 @@ def parse_args(argv=None):
     p.add_argument("--clip", type=float, default=0.0, help="global-norm clip (0 = off)")
     p.add_argument("--foreach", choices=["auto", "on", "off"], default="auto",
                    help="AdamW multi-tensor path (auto = torch's default)")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                   help="bf16: autocast matrix products to BF16 (FP32 master weights)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     args = p.parse_args(argv)
     for name in ("batch", "seq", "steps", "threads", "chunk"):
@@ -65,9 +76,20 @@ def main(argv=None) -> int:
         print(f"torch_train_step: error: --model {args.model}: not a preset "
               f"({', '.join(ht.PRESETS)}) or a valid config JSON ({e})", file=sys.stderr)
         return 1
-    model = ht.HessGPT(cfg, attn_impl="fast", dtype=torch.float32)
+    cuda = args.device == "cuda"
+    if cuda:
+        def sdpa_attention(q, k, v):
+            # q [B,T,H,hd], k/v [B,T,KV,hd]; SDPA wants heads before time.
+            q, k, v = (t.transpose(1, 2) for t in (q, k, v))
+            out = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True,
+                                                                   enable_gqa=True)
+            return out.transpose(1, 2)
+        ht.ATTENTION["sdpa"] = sdpa_attention
+    model = ht.HessGPT(cfg, attn_impl="sdpa" if cuda else "fast", dtype=torch.float32)
     ht.init_weights(model, args.seed)
+    model.to(args.device)
     model.train()
+    compiled = torch.compile(model) if args.compile else model
 
     named = list(model.named_parameters())
     groups = [{"params": [p for n, p in named if ht.is_matrix(n)], "weight_decay": 0.1},
@@ -78,12 +100,17 @@ def main(argv=None) -> int:
     gen = torch.Generator().manual_seed(args.seed + 1)
     B, T = args.batch, args.seq
 
+    import contextlib
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
+                if cuda and args.precision == "bf16" else contextlib.nullcontext())
+
     def step():
-        seq = torch.randint(0, cfg.vocab_size, (B, T + 1), generator=gen)
-        if args.head == "fused":
-            loss = ht.fused_train_loss(model, seq[:, :-1], seq[:, 1:], args.chunk)
-        else:
-            loss = model(seq[:, :-1], seq[:, 1:])[1]
+        seq = torch.randint(0, cfg.vocab_size, (B, T + 1), generator=gen).to(args.device)
+        with autocast:
+            if args.head == "fused":
+                loss = ht.fused_train_loss(model, seq[:, :-1], seq[:, 1:], args.chunk)
+            else:
+                loss = compiled(seq[:, :-1], seq[:, 1:])[1]
         loss.backward()
         if args.clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
@@ -115,7 +142,13 @@ def main(argv=None) -> int:
         "seconds_per_step_min": min(times),
         "loss_first": losses[0],
         "loss_last": losses[-1],
+        "device": args.device,
+        "precision": args.precision,
+        "compile": args.compile,
     }
+    if cuda:
+        result["gpu"] = torch.cuda.get_device_name()
+        result["peak_memory_bytes"] = torch.cuda.max_memory_allocated()
     if args.json:
         print(json.dumps(result))
     else:

@@ -5,6 +5,9 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "core/error.h"
+#ifdef HESSGPT_HAVE_CUDA
+#include "backend/cuda/cuda_backend.h"
+#endif
 
 namespace hessgpt {
 
@@ -71,6 +74,24 @@ void upload_floats(Backend& backend, const Tensor& t, const std::vector<float>& 
   }
 }
 
+#ifdef HESSGPT_HAVE_CUDA
+std::vector<std::string> compiled_backends() { return {"cpu", "cuda"}; }
+
+std::vector<std::string> available_backends() {
+  if (cuda_device_count() > 0) return {"cpu", "cuda"};
+  return {"cpu"};
+}
+
+std::unique_ptr<Backend> make_backend(const std::string& name, int threads) {
+  if (name == "cpu") return std::make_unique<CpuBackend>(threads);
+  if (name == "cuda") return std::make_unique<CudaBackend>();
+  if (name.empty()) {
+    if (cuda_device_count() > 0) return std::make_unique<CudaBackend>();
+    return std::make_unique<CpuBackend>(threads);
+  }
+  HG_FAIL("unknown device '", name, "' (expected cpu or cuda)");
+}
+#else
 std::vector<std::string> compiled_backends() { return {"cpu"}; }
 
 std::vector<std::string> available_backends() { return {"cpu"}; }
@@ -81,5 +102,6 @@ std::unique_ptr<Backend> make_backend(const std::string& name, int threads) {
     HG_FAIL("the CUDA backend is not compiled into this binary (build with -DHESSGPT_CUDA=ON)");
   HG_FAIL("unknown device '", name, "' (expected cpu or cuda)");
 }
+#endif
 
 }  // namespace hessgpt

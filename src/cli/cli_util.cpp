@@ -23,8 +23,9 @@ int resolve_threads(int requested) {
   return n == 0 ? 1 : static_cast<int>(n);
 }
 
-std::unique_ptr<Backend> make_backend(const ComputeOptions& options) {
-  auto backend = hessgpt::make_backend(options.device, resolve_threads(options.threads));
+std::unique_ptr<Backend> make_backend(const ComputeOptions& options, bool cuda_ready) {
+  const std::string device = options.device.empty() && !cuda_ready ? "cpu" : options.device;
+  auto backend = hessgpt::make_backend(device, resolve_threads(options.threads));
   backend->set_matmul_precision(options.precision == "bf16" ? MatmulPrecision::BF16
                                                             : MatmulPrecision::FP32);
   return backend;

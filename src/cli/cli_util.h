@@ -20,7 +20,9 @@ struct ComputeOptions {
 };
 void add_compute_options(CLI::App* cmd, ComputeOptions& options);
 int resolve_threads(int requested);
-std::unique_ptr<Backend> make_backend(const ComputeOptions& options);
+// cuda_ready: false for commands whose engine runs on the CPU only so far
+// (KV-cache decoding): without --device they pick the CPU even where a GPU is.
+std::unique_ptr<Backend> make_backend(const ComputeOptions& options, bool cuda_ready = true);
 
 // The one JSON object of --json, on stdout.
 void print_json(const nlohmann::json& j);

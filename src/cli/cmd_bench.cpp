@@ -10,6 +10,8 @@
 namespace hessgpt::cli {
 namespace {
 
+constexpr double kH100DenseBf16FlopsPerS = 989e12;
+
 struct BenchTrainOptions {
   std::string model = "small";
   int64_t batch = 8;
@@ -31,14 +33,21 @@ void run_bench_train(const BenchTrainOptions& o) {
   const int threads = resolve_threads(o.compute.threads);
   const TrainBenchResult r =
       run_train_bench(config, *backend, o.batch, o.seq, o.steps, o.warmup, o.seed);
-  const nlohmann::json j = {{"model", o.model},           {"device", backend->name()},
-                            {"threads", threads},         {"batch", o.batch},
-                            {"seq", o.seq},               {"steps", r.steps},
-                            {"tokens_per_s", r.tokens_per_s},
-                            {"seconds_per_step", r.seconds_per_step},
-                            {"gflops_per_s", r.gflops_per_s},
-                            {"flops_per_token", r.flops_per_token},
-                            {"last_loss", r.last_loss}};
+  nlohmann::json j = {{"model", o.model},           {"device", backend->name()},
+                      {"threads", threads},         {"batch", o.batch},
+                      {"seq", o.seq},               {"steps", r.steps},
+                      {"precision", o.compute.precision},
+                      {"tokens_per_s", r.tokens_per_s},
+                      {"seconds_per_step", r.seconds_per_step},
+                      {"gflops_per_s", r.gflops_per_s},
+                      {"flops_per_token", r.flops_per_token},
+                      {"last_loss", r.last_loss}};
+  if (backend->device() == Device::CUDA) {
+    // Model FLOPs utilisation against an H100 SXM's dense BF16 peak (issue 9's
+    // yardstick), whatever the precision of the run.
+    j["mfu"] = r.gflops_per_s * 1e9 / kH100DenseBf16FlopsPerS;
+    j["mfu_peak_flops_per_s"] = kH100DenseBf16FlopsPerS;
+  }
   if (o.json) {
     print_json(j);
   } else {

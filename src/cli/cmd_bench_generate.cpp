@@ -31,7 +31,7 @@ struct BenchGenerateOptions {
 void run_bench_generate(const BenchGenerateOptions& o) {
   if (o.model.empty() == o.checkpoint.empty()) HG_FAIL("give exactly one of --model and --checkpoint");
   if (o.prompt_len <= 0 || o.gen <= 0) HG_FAIL("--prompt-len and --gen must be positive");
-  auto backend = make_backend(o.compute);
+  auto backend = make_backend(o.compute, /*cuda_ready=*/false);
   const int threads = resolve_threads(o.compute.threads);
   infer::InferWeights w;
   if (!o.checkpoint.empty()) {

@@ -27,7 +27,7 @@ struct ChatOptions {
 };
 
 void run_chat(const ChatOptions& o) {
-  auto backend = make_backend(o.compute);
+  auto backend = make_backend(o.compute, /*cuda_ready=*/false);
   auto tokenizer = o.tokenizer.empty() ? Tokenizer::load_default() : Tokenizer::load(o.tokenizer);
   route::AssistantOptions ao;
   ao.model1_dir = o.model1;

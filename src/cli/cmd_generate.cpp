@@ -51,7 +51,7 @@ void run_generate(const GenerateCliOptions& o) {
   if (o.max_new < 0) HG_FAIL("--max-new must be >= 0");
   if (o.prompt.empty() && !o.chat) HG_FAIL("--prompt is empty");
   auto tokenizer = o.tokenizer.empty() ? Tokenizer::load_default() : Tokenizer::load(o.tokenizer);
-  auto backend = make_backend(o.compute);
+  auto backend = make_backend(o.compute, /*cuda_ready=*/false);
   const infer::InferWeights weights =
       infer::load_infer_weights(o.checkpoint, *backend, o.bits, o.group_size);
   if (weights.config.vocab_size < tokenizer->vocab_size())

@@ -22,7 +22,7 @@ void run_quantize(const QuantizeOptions& o) {
   if (o.bits != 16 && o.bits != 8 && o.bits != 4) HG_FAIL("--bits must be 16, 8 or 4 (got ", o.bits, ")");
   if (infer::is_quantized_dir(o.checkpoint))
     HG_FAIL("checkpoint '", o.checkpoint, "' is already quantised; quantise the FP32 one");
-  auto backend = make_backend(o.compute);
+  auto backend = make_backend(o.compute, /*cuda_ready=*/false);
   const infer::InferWeights w = infer::load_infer_weights(o.checkpoint, *backend, o.bits, o.group_size);
   infer::save_quantized_dir(w, o.out);
   const double mb = static_cast<double>(w.decode_stream_bytes()) / 1e6;

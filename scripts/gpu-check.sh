@@ -1,0 +1,207 @@
+#!/usr/bin/env bash
+# The CUDA backend's check on a GPU machine: build, every GPU test (each op
+# against the CPU backend, whole training steps of tiny and small, 100 steps of
+# small against the CPU loss curve), compute-sanitizer over the op tests, then
+# training throughput of hessgpt on the GPU (FP32 and BF16 products) beside the
+# same step in PyTorch (torch.compile + SDPA, BF16 autocast), and one summary
+# table at the end.
+#
+# The device machine has CUDA, CMake, ninja and PyTorch but none of our Debian
+# packages and no network: first run scripts/gpu-debs.sh on a Debian machine
+# (it fills .gpu-debs/), then carry that folder. They are unpacked with
+# `dpkg -x` into a private prefix ($PREFIX), never into /.
+#
+# Usage: scripts/gpu-check.sh [--configure-only] [--quick]
+#   --configure-only  unpack and configure, then stop (works without a GPU)
+#   --quick           tests and the small benchmarks only (no model1/model2)
+# Environment: LOGS (logs and JSON, default /tmp/gpu-check), OUT (when set, as
+# on the device tool, the logs are packed into $OUT/gpu-check.tgz: one file
+# travels back), PREFIX (default /tmp/hessgpt-prefix), BUILD (default
+# build-gpu), HESSGPT_CMAKE_ARGS (extra CMake arguments).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+configure_only=0
+quick=0
+for arg in "$@"; do
+  case "$arg" in
+    --configure-only) configure_only=1 ;;
+    --quick) quick=1 ;;
+    *) echo "gpu-check: unknown argument $arg" >&2; exit 2 ;;
+  esac
+done
+
+PACK_TO=${OUT:-}
+OUT=${LOGS:-/tmp/gpu-check}
+PREFIX=${PREFIX:-/tmp/hessgpt-prefix}
+BUILD=${BUILD:-build-gpu}
+mkdir -p "$OUT"
+LOG="$OUT/gpu-check.log"
+: >"$LOG"
+SUMMARY=()
+failed=0
+
+note() { echo "gpu-check: $*" | tee -a "$LOG"; }
+row() { SUMMARY+=("$(printf '%-34s %-6s %s' "$1" "$2" "$3")"); [[ $2 == FAIL ]] && failed=1; return 0; }
+print_summary() {
+  echo
+  echo "==================== gpu-check summary ===================="
+  printf '%-34s %-6s %s\n' "step" "result" "detail"
+  for r in "${SUMMARY[@]}"; do echo "$r"; done
+  if [[ -n $PACK_TO ]]; then
+    tar -czf "$PACK_TO/gpu-check.tgz" -C "$(dirname "$OUT")" "$(basename "$OUT")" 2>/dev/null
+    echo "logs and JSON: $OUT (packed into $PACK_TO/gpu-check.tgz)"
+  else
+    echo "logs and JSON: $OUT"
+  fi
+}
+trap print_summary EXIT
+
+# ---- 1. the Debian packages, unpacked privately ----------------------------------
+ARCH_LIB="$PREFIX/usr/lib/x86_64-linux-gnu"
+if compgen -G ".gpu-debs/*.deb" >/dev/null; then
+  mkdir -p "$PREFIX"
+  for f in .gpu-debs/*.deb; do dpkg -x "$f" "$PREFIX" || { row "unpack .deb" FAIL "$f"; exit 1; }; done
+  row "unpack .gpu-debs" ok "$(ls .gpu-debs/*.deb | wc -l) packages into $PREFIX"
+  export LD_LIBRARY_PATH="$ARCH_LIB:$ARCH_LIB/openblas-openmp${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  PREFIX_ARGS=(
+    "-DCMAKE_PREFIX_PATH=$PREFIX/usr"
+    "-DOPENBLAS_LIBRARY=$ARCH_LIB/openblas-openmp/libopenblas.so"
+    "-DCBLAS_INCLUDE_DIR=$PREFIX/usr/include/x86_64-linux-gnu/openblas-openmp"
+  )
+else
+  row "unpack .gpu-debs" skip "no .gpu-debs/*.deb: using the system's packages"
+  PREFIX_ARGS=()
+fi
+
+# ---- 2. the machine ----------------------------------------------------------------
+if command -v nvidia-smi >/dev/null; then
+  gpu=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>>"$LOG" | head -1)
+  row "GPU" info "${gpu:-none}"
+else
+  row "GPU" info "no nvidia-smi"
+fi
+row "nvcc" info "$(nvcc --version 2>/dev/null | grep -o 'release [0-9.]*' || echo 'not found')"
+
+# ---- 3. configure and build ----------------------------------------------------------
+generator=()
+command -v ninja >/dev/null && generator=(-G Ninja)
+# Only sm_90 machine code here (the GPU in hand); CI builds the PTX too.
+if cmake -S . -B "$BUILD" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DHESSGPT_CUDA=ON \
+    -DHESSGPT_BUILD_BENCH=OFF -DCMAKE_CUDA_ARCHITECTURES=90-real -DCMAKE_DISABLE_FIND_PACKAGE_dnnl=ON \
+    "${PREFIX_ARGS[@]}" \
+    ${HESSGPT_CMAKE_ARGS:-} >"$OUT/configure.log" 2>&1; then
+  row "configure" ok "$(grep -m1 'CUDA backend' "$OUT/configure.log" | sed 's/^-- //')"
+else
+  row "configure" FAIL "see $OUT/configure.log"; tail -30 "$OUT/configure.log"; exit 1
+fi
+[[ $configure_only == 1 ]] && exit 0
+
+start=$(date +%s)
+if cmake --build "$BUILD" -j "$(nproc)" --target hessgpt test_backend test_model \
+    >"$OUT/build.log" 2>&1; then
+  row "build" ok "$(( $(date +%s) - start )) s"
+else
+  row "build" FAIL "see $OUT/build.log"; grep -m20 -B2 -A6 'error' "$OUT/build.log"; exit 1
+fi
+HG="$BUILD/hessgpt"
+
+backends=$("$HG" info --backends --json 2>&1)
+echo "$backends" >"$OUT/backends.json"
+if [[ $backends == *'"available":["cpu","cuda"]'* ]]; then
+  row "info --backends" ok "$backends"
+else
+  row "info --backends" FAIL "$backends"; exit 1
+fi
+
+# ---- 4. tests ------------------------------------------------------------------------
+# gtest prints "[  PASSED  ] N tests." and "[  FAILED  ] N tests" / "[  SKIPPED ] N tests".
+gtest_row() {  # name, binary, filter, skips allowed (1) or a failure (0)
+  local name=$1 bin=$2 filter=$3 may_skip=$4 log="$OUT/$(echo "$1" | tr -c 'a-zA-Z0-9\n' '_').log"
+  local t0=$(date +%s)
+  "$bin" --gtest_filter="$filter" --gtest_color=no >"$log" 2>&1
+  local rc=$?
+  local passed=$(grep -o '\[  PASSED  \] [0-9]*' "$log" | grep -o '[0-9]*$')
+  local skipped=$(grep -o '\[  SKIPPED \] [0-9]*' "$log" | grep -o '[0-9]*$')
+  local failed_n=$(grep -o '\[  FAILED  \] [0-9]* test' "$log" | grep -o '[0-9]*' | head -1)
+  local detail="${passed:-0} passed, ${failed_n:-0} failed, ${skipped:-0} skipped, $(( $(date +%s) - t0 )) s"
+  if [[ $rc == 0 && ( $may_skip == 1 || ${skipped:-0} == 0 ) ]]; then row "$name" ok "$detail"; else row "$name" FAIL "$detail"; fi
+  grep -E '^\[  FAILED  \] [A-Z]' "$log" | head -20 | sed 's/^/    /' | tee -a "$LOG"
+  grep -E 'worst relative gap' "$log" | sed 's/^/    /' | tee -a "$LOG"
+}
+
+gtest_row "test: launch config, registry" "$BUILD/tests/test_backend" 'CudaLaunchConfig.*:CudaBackendRegistry.*' 1
+gtest_row "test: CUDA ops vs CPU" "$BUILD/tests/test_backend" 'CudaOps.*' 0
+gtest_row "test: CPU ops (unchanged)" "$BUILD/tests/test_backend" '-Cuda*' 1
+gtest_row "test: model steps vs CPU" "$BUILD/tests/test_model" 'Presets/CudaModel.*' 0
+
+if command -v compute-sanitizer >/dev/null; then
+  log="$OUT/sanitizer.log"
+  if compute-sanitizer --tool memcheck --error-exitcode 9 "$BUILD/tests/test_backend" \
+      --gtest_filter='CudaOps.*' --gtest_color=no >"$log" 2>&1; then
+    row "compute-sanitizer memcheck" ok "CudaOps.*: $(grep -o 'ERROR SUMMARY: [0-9]* errors' "$log" | tail -1)"
+  else
+    row "compute-sanitizer memcheck" FAIL "$(grep -o 'ERROR SUMMARY: [0-9]* errors' "$log" | tail -1), see $log"
+    grep -m10 -A4 'Invalid\|Error' "$log" | sed 's/^/    /'
+  fi
+  log="$OUT/racecheck.log"
+  if compute-sanitizer --tool racecheck --error-exitcode 9 "$BUILD/tests/test_backend" \
+      --gtest_filter='CudaOps.Attention*:CudaOps.RmsNorm*:CudaOps.SoftcapAndFused*' --gtest_color=no >"$log" 2>&1; then
+    row "compute-sanitizer racecheck" ok "attention, rmsnorm, cross-entropy"
+  else
+    row "compute-sanitizer racecheck" FAIL "see $log"
+  fi
+else
+  row "compute-sanitizer" skip "not installed"
+fi
+
+# ---- 5. throughput ---------------------------------------------------------------------
+# Peak GPU memory of a command: nvidia-smi sampled every 100 ms while it runs.
+peak_mem_run() {  # outfile, command...
+  local out=$1; shift
+  local mem_log="$out.mem"
+  (while true; do nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits 2>/dev/null; sleep 0.1; done) >"$mem_log" &
+  local sampler=$!
+  "$@" >"$out" 2>"$out.err"
+  local rc=$?
+  kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null
+  PEAK_MIB=$(sort -n "$mem_log" | tail -1)
+  return $rc
+}
+json_field() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); v=d.get(sys.argv[2]); print('' if v is None else (f'{v:.4g}' if isinstance(v,float) else v))" "$1" "$2" 2>/dev/null; }
+
+bench_pair() {  # model batch seq steps
+  local model=$1 batch=$2 seq=$3 steps=$4
+  for precision in fp32 bf16; do
+    local out="$OUT/bench-$model-$precision.json"
+    if peak_mem_run "$out" "$HG" bench train --device cuda --precision "$precision" --model "$model" \
+        --batch "$batch" --seq "$seq" --steps "$steps" --json; then
+      row "hessgpt $model $precision ${batch}x$seq" ok \
+        "$(json_field "$out" tokens_per_s) tok/s, MFU $(json_field "$out" mfu), peak ${PEAK_MIB:-?} MiB"
+    else
+      row "hessgpt $model $precision ${batch}x$seq" FAIL "$(tail -1 "$out.err")"
+    fi
+  done
+  local tout="$OUT/torch-$model.json"
+  if peak_mem_run "$tout" python3 bench/torch_train_step.py --device cuda --precision bf16 --compile \
+      --head plain --model "$model" --batch "$batch" --seq "$seq" --steps "$steps" --warmup 3 --json; then
+    row "pytorch $model bf16 compile" ok \
+      "$(json_field "$tout" tokens_per_s) tok/s, peak $(( $(json_field "$tout" peak_memory_bytes) / 1048576 )) MiB allocated"
+    python3 - "$OUT/bench-$model-bf16.json" "$tout" <<'PY' >>"$LOG" 2>&1 && row "  ratio hessgpt bf16 / pytorch" info "$(tail -1 "$LOG")"
+import json, sys
+ours, theirs = (json.load(open(p)) for p in sys.argv[1:3])
+print(f"{ours['tokens_per_s'] / theirs['tokens_per_s']:.2f}x")
+PY
+  else
+    row "pytorch $model bf16 compile" FAIL "$(tail -1 "$tout.err")"
+  fi
+}
+
+bench_pair tiny 8 256 20
+bench_pair small 16 1024 10
+if [[ $quick == 0 ]]; then
+  bench_pair model2 32 1024 5
+  bench_pair model1 32 1024 5
+fi
+
+exit $failed

@@ -1,0 +1,124 @@
+// Soft-capped logits and the fused cross-entropy. One block per row: a single
+// read of the logits gives the row's log-sum-exp through an online softmax
+// (running max and rescaled sum per thread, merged across the block); when a
+// gradient is wanted, a second sweep writes it over the logits. The
+// probability matrix never exists.
+#include <cmath>
+
+#include "backend/cuda/device_util.cuh"
+#include "backend/cuda/kernels.h"
+
+namespace hessgpt::cuda {
+namespace {
+
+constexpr int32_t kIgnoreIndex = -100;
+
+__device__ __forceinline__ float capped(float z, float cap, float inv_cap) {
+  return cap > 0.0f ? cap * tanhf(z * inv_cap) : z;
+}
+
+// Merge two (max, sum of exp(x - max)) summaries; an empty one has max -inf.
+__device__ __forceinline__ void merge(float& m, float& s, float m2, float s2) {
+  if (m2 == -INFINITY) return;
+  if (m == -INFINITY) {
+    m = m2;
+    s = s2;
+    return;
+  }
+  const float mx = fmaxf(m, m2);
+  s = s * expf(m - mx) + s2 * expf(m2 - mx);
+  m = mx;
+}
+
+__global__ void softcap_kernel(float* logits, int64_t n, float cap, float inv_cap) {
+  for (int64_t i = global_thread(); i < n; i += grid_stride())
+    logits[i] = cap * tanhf(logits[i] * inv_cap);
+}
+
+__global__ void __launch_bounds__(kCrossEntropyThreads)
+    cross_entropy_kernel(float* logits, float* losses, const int32_t* targets, int64_t rows,
+                         int64_t v, float cap, float inv_cap, float dscale, uint32_t* bad) {
+  __shared__ float shared_m[32], shared_s[32];
+  __shared__ float row_lse;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    float* z = logits + r * v;
+    const int32_t target = targets[r];
+    if (target == kIgnoreIndex || target < 0 || target >= v) {
+      if (target != kIgnoreIndex && threadIdx.x == 0) atomicMin(bad, static_cast<uint32_t>(r));
+      if (threadIdx.x == 0) losses[r] = 0.0f;
+      if (dscale != 0.0f)
+        for (int64_t i = threadIdx.x; i < v; i += blockDim.x) z[i] = 0.0f;
+      continue;
+    }
+    float m = -INFINITY, s = 0.0f;
+    for (int64_t i = threadIdx.x; i < v; i += blockDim.x) {
+      const float x = capped(z[i], cap, inv_cap);
+      if (x > m) {
+        s = s * expf(m - x) + 1.0f;  // expf(-inf) = 0 on the first element
+        m = x;
+      } else {
+        s += expf(x - m);
+      }
+    }
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) {
+      const float m2 = __shfl_xor_sync(kFullMask, m, off);
+      const float s2 = __shfl_xor_sync(kFullMask, s, off);
+      merge(m, s, m2, s2);
+    }
+    if (lane == 0) {
+      shared_m[warp] = m;
+      shared_s[warp] = s;
+    }
+    __syncthreads();
+    if (warp == 0) {
+      const int warps = blockDim.x >> 5;
+      m = lane < warps ? shared_m[lane] : -INFINITY;
+      s = lane < warps ? shared_s[lane] : 0.0f;
+#pragma unroll
+      for (int off = 16; off > 0; off >>= 1) {
+        const float m2 = __shfl_xor_sync(kFullMask, m, off);
+        const float s2 = __shfl_xor_sync(kFullMask, s, off);
+        merge(m, s, m2, s2);
+      }
+      if (lane == 0) {
+        const float lse = m + logf(s);
+        row_lse = lse;
+        losses[r] = lse - capped(z[target], cap, inv_cap);
+      }
+    }
+    __syncthreads();
+    const float lse = row_lse;
+    if (dscale != 0.0f) {
+      for (int64_t i = threadIdx.x; i < v; i += blockDim.x) {
+        const float x = capped(z[i], cap, inv_cap);
+        const float t = x * inv_cap;  // tanh(z / cap); 0 when uncapped
+        float g = dscale * expf(x - lse) * (1.0f - t * t);
+        if (i == target) g -= dscale * (1.0f - t * t);  // the one-hot term
+        z[i] = g;
+      }
+    }
+    __syncthreads();  // shared_m/s and row_lse are reused by the next row
+  }
+}
+
+}  // namespace
+
+void softcap(float* logits, int64_t rows, int64_t v, float cap, cudaStream_t stream) {
+  if (cap <= 0.0f) return;
+  launch_elementwise(rows * v, stream, softcap_kernel, logits, rows * v, cap, 1.0f / cap);
+}
+
+void softcap_cross_entropy(float* logits, float* losses, const int32_t* targets, int64_t rows,
+                           int64_t v, float cap, float dscale, uint32_t* bad,
+                           cudaStream_t stream) {
+  if (rows <= 0) return;
+  const float inv_cap = cap > 0.0f ? 1.0f / cap : 0.0f;
+  const int64_t blocks = std::min<int64_t>(rows, 65535);
+  cross_entropy_kernel<<<static_cast<unsigned>(blocks), kCrossEntropyThreads, 0, stream>>>(
+      logits, losses, targets, rows, v, cap, inv_cap, dscale, bad);
+  HG_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace hessgpt::cuda

@@ -1,0 +1,483 @@
+// Checks shapes, dtypes and devices at the interface (the same conditions as
+// the CPU backend), then enqueues the kernel on the backend's stream.
+#include "backend/cuda/cuda_backend.h"
+
+#include <cuda_runtime_api.h>
+
+#include <array>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/kernels.h"
+#include "backend/cuda/launch_config.h"
+#include "backend/cuda/matmul_lt.h"
+#include "core/log.h"
+
+namespace hessgpt {
+namespace {
+
+void check_f32(const Tensor& t, const char* what) {
+  HG_CHECK(t.device == Device::CUDA && t.data != nullptr, what, " is not a CUDA tensor");
+  if (t.dtype != DType::F32)
+    HG_FAIL("the CUDA backend computes in F32, not ", dtype_name(t.dtype), " (", what, ")");
+}
+
+void check_i32(const Tensor& t, const char* what) {
+  HG_CHECK(t.device == Device::CUDA && t.data != nullptr, what, " is not a CUDA tensor");
+  HG_CHECK(t.dtype == DType::I32, what, " must be I32");
+}
+
+void check_same(const Tensor& a, const Tensor& b, const char* what) {
+  HG_CHECK(a.dtype == b.dtype, what, ": dtype mismatch ", dtype_name(a.dtype), " vs ",
+           dtype_name(b.dtype));
+  HG_CHECK(a.numel() == b.numel(), what, ": size mismatch ", a.shape_string(), " vs ",
+           b.shape_string());
+}
+
+float* f32(const Tensor& t) { return t.as<float>(); }
+
+constexpr uint32_t kNoBadIndex = std::numeric_limits<uint32_t>::max();
+
+}  // namespace
+
+int cuda_device_count() {
+  int n = 0;
+  const cudaError_t err = cudaGetDeviceCount(&n);
+  if (err != cudaSuccess) {
+    cudaGetLastError();  // no driver or no device: not an error for the caller
+    return 0;
+  }
+  return n;
+}
+
+// Scratch buffers that grow on demand; one per use so that no two live uses
+// of one op share memory. All work is on one stream, so a buffer is free for
+// the next op as soon as the previous op is enqueued.
+enum ScratchSlot { kReducePartials, kDwPartials, kAttnDelta, kEmbeddingRuns, kFlags, kSlots };
+
+struct CudaBackend::State {
+  int device = 0;
+  cudaStream_t stream = nullptr;
+  std::unique_ptr<cuda::LtMatmul> lt;
+  std::array<void*, kSlots> scratch{};
+  std::array<size_t, kSlots> scratch_bytes{};
+  void* pinned = nullptr;  // small host buffer for results read back (flags, sums)
+
+  void* get(ScratchSlot slot, size_t bytes) {
+    const auto i = static_cast<size_t>(slot);
+    if (scratch_bytes[i] < bytes) {
+      if (scratch[i]) HG_CUDA_CHECK(cudaFree(scratch[i]));
+      scratch[i] = nullptr;
+      scratch_bytes[i] = 0;
+      HG_CUDA_CHECK(cudaMalloc(&scratch[i], bytes));
+      scratch_bytes[i] = bytes;
+    }
+    return scratch[i];
+  }
+
+  // A device word set to "no bad index" before a kernel that validates ids.
+  uint32_t* reset_flag() {
+    auto* flag = static_cast<uint32_t*>(get(kFlags, sizeof(uint32_t)));
+    HG_CUDA_CHECK(cudaMemsetAsync(flag, 0xff, sizeof(uint32_t), stream));
+    return flag;
+  }
+
+  // Waits for the stream and returns the smallest bad index (kNoBadIndex if none).
+  uint32_t read_flag() {
+    auto* host = static_cast<uint32_t*>(pinned);
+    HG_CUDA_CHECK(cudaMemcpyAsync(host, scratch[kFlags], sizeof(uint32_t), cudaMemcpyDeviceToHost,
+                                  stream));
+    HG_CUDA_CHECK(cudaStreamSynchronize(stream));
+    return *host;
+  }
+
+  int32_t read_i32(const Tensor& t, int64_t index) {
+    int32_t value = 0;
+    HG_CUDA_CHECK(cudaMemcpyAsync(&value, t.as<int32_t>() + index, sizeof(value),
+                                  cudaMemcpyDeviceToHost, stream));
+    HG_CUDA_CHECK(cudaStreamSynchronize(stream));
+    return value;
+  }
+};
+
+CudaBackend::CudaBackend() : s_(std::make_unique<State>()) {
+  if (cuda_device_count() == 0)
+    HG_FAIL("no CUDA device available (cudaGetDeviceCount found none: no GPU or no driver)");
+  HG_CUDA_CHECK(cudaSetDevice(s_->device));
+  HG_CUDA_CHECK(cudaStreamCreateWithFlags(&s_->stream, cudaStreamNonBlocking));
+  HG_CUDA_CHECK(cudaMallocHost(&s_->pinned, 64));
+  s_->lt = std::make_unique<cuda::LtMatmul>();
+}
+
+CudaBackend::~CudaBackend() {
+  // Errors are ignored: a destructor must not throw.
+  if (s_->stream) cudaStreamSynchronize(s_->stream);
+  s_->lt.reset();
+  for (void* p : s_->scratch)
+    if (p) cudaFree(p);
+  if (s_->pinned) cudaFreeHost(s_->pinned);
+  if (s_->stream) cudaStreamDestroy(s_->stream);
+}
+
+bool CudaBackend::supports(DType dtype) const {
+  return dtype == DType::F32 || dtype == DType::I32 || dtype == DType::U16 ||
+         dtype == DType::BF16;
+}
+
+bool CudaBackend::supports_matmul_precision(MatmulPrecision) const { return true; }
+
+std::string CudaBackend::device_description() const {
+  cudaDeviceProp prop{};
+  HG_CUDA_CHECK(cudaGetDeviceProperties(&prop, s_->device));
+  return str_cat(prop.name, " (sm_", prop.major, prop.minor, ")");
+}
+
+// ---- memory -------------------------------------------------------------------
+
+void* CudaBackend::allocate(size_t bytes) {
+  void* p = nullptr;
+  // A zero-byte request still gets a distinct, valid pointer.
+  const cudaError_t err = cudaMalloc(&p, bytes == 0 ? 256 : bytes);
+  if (err == cudaErrorMemoryAllocation) {
+    cudaGetLastError();
+    size_t free_bytes = 0, total_bytes = 0;
+    cudaMemGetInfo(&free_bytes, &total_bytes);
+    HG_FAIL("out of GPU memory allocating ", bytes, " bytes (", free_bytes, " of ", total_bytes,
+            " bytes free)");
+  }
+  HG_CUDA_CHECK(err);
+  return p;
+}
+
+void CudaBackend::release(void* ptr) {
+  // Called from destructors (Buffer): report, never throw.
+  const cudaError_t err = cudaFree(ptr);
+  if (err != cudaSuccess) log_warn("cudaFree failed: ", cudaGetErrorString(err));
+}
+
+void CudaBackend::copy_from_host(const Tensor& dst, const void* src) {
+  HG_CHECK(dst.device == Device::CUDA, "copy destination is not a CUDA tensor");
+  HG_CUDA_CHECK(cudaMemcpyAsync(dst.data, src, dst.bytes(), cudaMemcpyHostToDevice, s_->stream));
+  HG_CUDA_CHECK(cudaStreamSynchronize(s_->stream));
+}
+
+void CudaBackend::copy_to_host(void* dst, const Tensor& src) {
+  HG_CHECK(src.device == Device::CUDA, "copy source is not a CUDA tensor");
+  HG_CUDA_CHECK(cudaMemcpyAsync(dst, src.data, src.bytes(), cudaMemcpyDeviceToHost, s_->stream));
+  HG_CUDA_CHECK(cudaStreamSynchronize(s_->stream));
+}
+
+void CudaBackend::copy(const Tensor& dst, const Tensor& src) {
+  check_same(dst, src, "copy");
+  if (dst.device == Device::CUDA && src.device == Device::CUDA) {
+    HG_CUDA_CHECK(cudaMemcpyAsync(dst.data, src.data, dst.bytes(), cudaMemcpyDeviceToDevice,
+                                  s_->stream));
+    return;
+  }
+  HG_CUDA_CHECK(cudaMemcpyAsync(dst.data, src.data, dst.bytes(), cudaMemcpyDefault, s_->stream));
+  HG_CUDA_CHECK(cudaStreamSynchronize(s_->stream));
+}
+
+void CudaBackend::fill(const Tensor& x, double value) {
+  HG_CHECK(x.device == Device::CUDA && x.data != nullptr, "fill: not a CUDA tensor");
+  if (value == 0.0) {
+    HG_CUDA_CHECK(cudaMemsetAsync(x.data, 0, x.bytes(), s_->stream));
+    return;
+  }
+  check_f32(x, "fill");
+  cuda::fill(f32(x), static_cast<float>(value), x.numel(), s_->stream);
+}
+
+void CudaBackend::synchronize() { HG_CUDA_CHECK(cudaStreamSynchronize(s_->stream)); }
+
+// ---- dense algebra --------------------------------------------------------------
+
+void CudaBackend::matmul(const Tensor& c, const Tensor& a, bool trans_a, const Tensor& b,
+                         bool trans_b, float alpha, float beta) {
+  check_f32(c, "matmul C");
+  check_f32(a, "matmul A");
+  check_f32(b, "matmul B");
+  const int64_t m = trans_a ? a.cols() : a.rows();
+  const int64_t k = trans_a ? a.rows() : a.cols();
+  const int64_t kb = trans_b ? b.cols() : b.rows();
+  const int64_t n = trans_b ? b.rows() : b.cols();
+  HG_CHECK(k == kb, "matmul inner dimensions differ: ", a.shape_string(), " x ",
+           b.shape_string());
+  HG_CHECK(c.rows() == m && c.cols() == n, "matmul output ", c.shape_string(), " expected [", m,
+           ", ", n, "]");
+  if (m == 0 || n == 0) return;
+  if (k == 0) {  // an empty sum: C = beta C
+    if (beta == 0.0f) fill(c, 0.0);
+    else if (beta != 1.0f) scale_inplace(c, beta);
+    return;
+  }
+  // The CPU backend's rule: BF16 operands for plain products and accumulations.
+  const bool bf16 = matmul_precision_ == MatmulPrecision::BF16 && alpha == 1.0f &&
+                    (beta == 0.0f || beta == 1.0f);
+  s_->lt->run(bf16, trans_a, trans_b, m, n, k, f32(a), a.cols(), a.rows(), f32(b), b.cols(),
+              b.rows(), alpha, beta, f32(c), c.cols(), s_->stream);
+}
+
+void CudaBackend::add_inplace(const Tensor& y, const Tensor& x) {
+  check_f32(y, "add_inplace y");
+  check_f32(x, "add_inplace x");
+  check_same(y, x, "add_inplace");
+  cuda::add_inplace(f32(y), f32(x), y.numel(), s_->stream);
+}
+
+void CudaBackend::scale_inplace(const Tensor& x, double s) {
+  check_f32(x, "scale_inplace");
+  cuda::scale_inplace(f32(x), static_cast<float>(s), x.numel(), s_->stream);
+}
+
+double CudaBackend::sum_squares(const Tensor& x) {
+  check_f32(x, "sum_squares");
+  const int64_t parts = cuda::reduction_blocks(x.numel());
+  auto* buf = static_cast<double*>(
+      s_->get(kReducePartials, sizeof(double) * static_cast<size_t>(parts + 1)));
+  cuda::sum_squares(buf + parts, buf, f32(x), x.numel(), s_->stream);
+  auto* host = static_cast<double*>(s_->pinned);
+  HG_CUDA_CHECK(
+      cudaMemcpyAsync(host, buf + parts, sizeof(double), cudaMemcpyDeviceToHost, s_->stream));
+  HG_CUDA_CHECK(cudaStreamSynchronize(s_->stream));
+  return *host;
+}
+
+// ---- embedding ------------------------------------------------------------------
+
+void CudaBackend::embedding_forward(const Tensor& out, const Tensor& ids, const Tensor& table) {
+  check_i32(ids, "embedding ids");
+  check_f32(out, "embedding out");
+  check_f32(table, "embedding table");
+  HG_CHECK(out.rows() == ids.numel() && out.cols() == table.cols(), "embedding shapes");
+  uint32_t* flag = s_->reset_flag();
+  cuda::embedding_forward(f32(out), ids.as<int32_t>(), f32(table), ids.numel(), table.cols(),
+                          table.rows(), flag, s_->stream);
+  const uint32_t bad = s_->read_flag();
+  if (bad != kNoBadIndex)
+    HG_FAIL("token id ", s_->read_i32(ids, bad), " at position ", bad,
+            " is outside the vocabulary [0, ", table.rows(), ")");
+}
+
+void CudaBackend::embedding_backward(const Tensor& dtable, const Tensor& ids, const Tensor& dout) {
+  check_i32(ids, "embedding ids");
+  check_f32(dtable, "embedding dtable");
+  check_f32(dout, "embedding dout");
+  HG_CHECK(dout.rows() == ids.numel() && dout.cols() == dtable.cols(), "embedding shapes");
+  const int64_t n = ids.numel(), v = dtable.rows();
+  if (n == 0) return;
+  // Grouping positions by id is a counting sort over a few thousand ids: on
+  // the host it is cheap, deterministic, and checks the ids on the way.
+  std::vector<int32_t> host_ids(static_cast<size_t>(n));
+  copy_to_host(host_ids.data(), ids);
+  for (int64_t i = 0; i < n; ++i)
+    if (host_ids[static_cast<size_t>(i)] < 0 || host_ids[static_cast<size_t>(i)] >= v)
+      HG_FAIL("token id ", host_ids[static_cast<size_t>(i)], " at position ", i,
+              " is outside the vocabulary [0, ", v, ")");
+  const cuda::EmbeddingRuns runs = cuda::make_embedding_runs(host_ids.data(), n, v);
+  std::vector<int32_t> packed;
+  packed.reserve(runs.order.size() + runs.offsets.size() + runs.ids.size());
+  packed.insert(packed.end(), runs.order.begin(), runs.order.end());
+  packed.insert(packed.end(), runs.offsets.begin(), runs.offsets.end());
+  packed.insert(packed.end(), runs.ids.begin(), runs.ids.end());
+  auto* dev = static_cast<int32_t*>(s_->get(kEmbeddingRuns, sizeof(int32_t) * packed.size()));
+  HG_CUDA_CHECK(cudaMemcpyAsync(dev, packed.data(), sizeof(int32_t) * packed.size(),
+                                cudaMemcpyHostToDevice, s_->stream));
+  const int32_t* order = dev;
+  const int32_t* offsets = order + runs.order.size();
+  const int32_t* run_ids = offsets + runs.offsets.size();
+  cuda::embedding_backward(f32(dtable), order, offsets, run_ids, runs.runs(), f32(dout),
+                           dtable.cols(), s_->stream);
+  // `packed` is pageable host memory read by the copy above: wait before it goes.
+  HG_CUDA_CHECK(cudaStreamSynchronize(s_->stream));
+}
+
+// ---- RMSNorm --------------------------------------------------------------------
+
+void CudaBackend::rmsnorm_forward(const Tensor& out, const Tensor& rstd, const Tensor& x,
+                                  const Tensor& w, double eps) {
+  check_f32(out, "rmsnorm out");
+  check_f32(rstd, "rmsnorm rstd");
+  check_f32(x, "rmsnorm x");
+  check_f32(w, "rmsnorm w");
+  check_same(out, x, "rmsnorm");
+  HG_CHECK(w.numel() == x.cols() && rstd.numel() == x.rows(), "rmsnorm shapes");
+  cuda::rmsnorm_forward(f32(out), f32(rstd), f32(x), f32(w), x.rows(), x.cols(), eps, s_->stream);
+}
+
+void CudaBackend::rmsnorm_backward(const Tensor& dx, const Tensor& dw, const Tensor& dout,
+                                   const Tensor& x, const Tensor& w, const Tensor& rstd,
+                                   bool accumulate_dx) {
+  check_f32(dx, "rmsnorm dx");
+  check_f32(dw, "rmsnorm dw");
+  check_f32(dout, "rmsnorm dout");
+  check_f32(x, "rmsnorm x");
+  check_f32(w, "rmsnorm w");
+  check_f32(rstd, "rmsnorm rstd");
+  check_same(dx, x, "rmsnorm_backward");
+  check_same(dout, x, "rmsnorm_backward");
+  HG_CHECK(w.numel() == x.cols() && dw.numel() == w.numel() && rstd.numel() == x.rows(),
+           "rmsnorm_backward shapes");
+  const int64_t parts = cuda::rmsnorm_dw_partitions(x.rows());
+  auto* partials = static_cast<float*>(
+      s_->get(kDwPartials, sizeof(float) * static_cast<size_t>(parts * x.cols())));
+  cuda::rmsnorm_backward(f32(dx), f32(dw), partials, f32(dout), f32(x), f32(w), f32(rstd),
+                         x.rows(), x.cols(), accumulate_dx, s_->stream);
+}
+
+// ---- RoPE -----------------------------------------------------------------------
+
+namespace {
+void check_rope(const Tensor& x, const Tensor& cos, const Tensor& sin, int64_t pos0) {
+  check_f32(x, "rope x");
+  check_f32(cos, "rope cos");
+  check_f32(sin, "rope sin");
+  HG_CHECK(x.ndim == 4, "rope expects [B, T, heads, D], got ", x.shape_string());
+  const int64_t d = x.dim(3);
+  HG_CHECK(d % 2 == 0, "rope: odd head dim ", d);
+  HG_CHECK(cos.cols() == d / 2 && sin.cols() == d / 2, "rope table width");
+  HG_CHECK(pos0 >= 0, "rope: negative start position ", pos0);
+  HG_CHECK(pos0 + x.dim(1) <= cos.rows(), "rope: position ", pos0 + x.dim(1) - 1,
+           " beyond the table (", cos.rows(), " positions)");
+}
+}  // namespace
+
+void CudaBackend::rope_forward(const Tensor& x, const Tensor& cos, const Tensor& sin,
+                               int64_t pos0) {
+  check_rope(x, cos, sin, pos0);
+  cuda::rope(f32(x), f32(cos), f32(sin), x.dim(0), x.dim(1), x.dim(2), x.dim(3), pos0, false,
+             s_->stream);
+}
+
+void CudaBackend::rope_backward(const Tensor& dx, const Tensor& cos, const Tensor& sin,
+                                int64_t pos0) {
+  check_rope(dx, cos, sin, pos0);
+  cuda::rope(f32(dx), f32(cos), f32(sin), dx.dim(0), dx.dim(1), dx.dim(2), dx.dim(3), pos0, true,
+             s_->stream);
+}
+
+// ---- attention ------------------------------------------------------------------
+
+namespace {
+void check_head_dim(int64_t d) {
+  if (cuda::attention_width(d) == 0)
+    HG_FAIL("attention: head dim ", d, " is not supported by the CUDA backend (1 to ",
+            cuda::kAttnMaxHeadDim, ")");
+}
+}  // namespace
+
+void CudaBackend::attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q,
+                                    const Tensor& k, const Tensor& v, double scale,
+                                    int64_t q_pos0) {
+  check_f32(out, "attention out");
+  check_f32(lse, "attention lse");
+  check_f32(q, "attention q");
+  check_f32(k, "attention k");
+  check_f32(v, "attention v");
+  HG_CHECK(q.ndim == 4 && k.ndim == 4 && v.ndim == 4, "attention expects [B, T, heads, D]");
+  const int64_t b = q.dim(0), tq = q.dim(1), h = q.dim(2), d = q.dim(3);
+  const int64_t tk = k.dim(1), kv = k.dim(2);
+  HG_CHECK(k.dim(0) == b && k.dim(3) == d && kv > 0 && h % kv == 0, "attention shapes");
+  check_same(k, v, "attention v");
+  HG_CHECK(q_pos0 >= 0 && q_pos0 + tq <= tk, "attention: queries reach past the keys");
+  check_same(out, q, "attention out");
+  HG_CHECK(lse.numel() == b * h * tq, "attention lse shape");
+  check_head_dim(d);
+  cuda::attention_forward(f32(out), f32(lse), f32(q), f32(k), f32(v), b, tq, tk, h, kv, d,
+                          static_cast<float>(scale), q_pos0, s_->stream);
+}
+
+void CudaBackend::attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv,
+                                     const Tensor& dout, const Tensor& q, const Tensor& k,
+                                     const Tensor& v, const Tensor& out, const Tensor& lse,
+                                     double scale) {
+  for (const Tensor* t : {&dq, &dk, &dv, &dout, &q, &k, &v, &out, &lse})
+    check_f32(*t, "attention_backward operand");
+  HG_CHECK(q.ndim == 4 && k.ndim == 4 && v.ndim == 4, "attention expects [B, T, heads, D]");
+  const int64_t b = q.dim(0), t = q.dim(1), h = q.dim(2), d = q.dim(3), kv = k.dim(2);
+  HG_CHECK(k.dim(1) == t, "attention backward needs Tq == Tk");
+  HG_CHECK(k.dim(0) == b && k.dim(3) == d && kv > 0 && h % kv == 0, "attention shapes");
+  check_same(dq, q, "attention dq");
+  check_same(dk, k, "attention dk");
+  check_same(dv, v, "attention dv");
+  check_same(dout, q, "attention dout");
+  check_same(out, q, "attention out");
+  HG_CHECK(lse.numel() == b * h * t, "attention lse shape");
+  check_head_dim(d);
+  auto* delta = static_cast<float*>(
+      s_->get(kAttnDelta, sizeof(float) * static_cast<size_t>(std::max<int64_t>(b * h * t, 1))));
+  cuda::attention_backward(f32(dq), f32(dk), f32(dv), delta, f32(dout), f32(q), f32(k), f32(v),
+                           f32(out), f32(lse), b, t, h, kv, d, static_cast<float>(scale),
+                           s_->stream);
+}
+
+// ---- SwiGLU ---------------------------------------------------------------------
+
+void CudaBackend::swiglu_forward(const Tensor& out, const Tensor& gate, const Tensor& up) {
+  check_f32(out, "swiglu out");
+  check_f32(gate, "swiglu gate");
+  check_f32(up, "swiglu up");
+  check_same(out, gate, "swiglu");
+  check_same(up, gate, "swiglu");
+  cuda::swiglu_forward(f32(out), f32(gate), f32(up), out.numel(), s_->stream);
+}
+
+void CudaBackend::swiglu_backward(const Tensor& dgate, const Tensor& dup, const Tensor& dout,
+                                  const Tensor& gate, const Tensor& up) {
+  for (const Tensor* t : {&dgate, &dup, &dout, &gate, &up}) check_f32(*t, "swiglu_backward operand");
+  check_same(dgate, gate, "swiglu_backward");
+  check_same(dup, up, "swiglu_backward");
+  check_same(dout, gate, "swiglu_backward");
+  cuda::swiglu_backward(f32(dgate), f32(dup), f32(dout), f32(gate), f32(up), gate.numel(),
+                        s_->stream);
+}
+
+// ---- soft-cap and cross-entropy -----------------------------------------------------
+
+void CudaBackend::softcap_forward(const Tensor& logits, double cap) {
+  check_f32(logits, "softcap logits");
+  cuda::softcap(f32(logits), logits.rows(), logits.cols(), static_cast<float>(cap), s_->stream);
+}
+
+void CudaBackend::softcap_cross_entropy(const Tensor& logits, const Tensor& losses,
+                                        const Tensor& targets, double cap, double dlogits_scale) {
+  check_f32(logits, "cross-entropy logits");
+  check_f32(losses, "cross-entropy losses");
+  check_i32(targets, "targets");
+  HG_CHECK(targets.numel() == logits.rows() && losses.numel() == logits.rows(),
+           "cross-entropy shapes");
+  uint32_t* flag = s_->reset_flag();
+  cuda::softcap_cross_entropy(f32(logits), f32(losses), targets.as<int32_t>(), logits.rows(),
+                              logits.cols(), static_cast<float>(cap),
+                              static_cast<float>(dlogits_scale), flag, s_->stream);
+  const uint32_t bad = s_->read_flag();
+  if (bad != kNoBadIndex)
+    HG_FAIL("target id ", s_->read_i32(targets, bad), " at position ", bad,
+            " is outside the vocabulary [0, ", logits.cols(), ")");
+}
+
+// ---- optimizer ------------------------------------------------------------------
+
+void CudaBackend::adamw_step(const Tensor& param, const Tensor& grad, const Tensor& m,
+                             const Tensor& v, const AdamWParams& hp) {
+  for (const Tensor* t : {&param, &grad, &m, &v}) check_f32(*t, "adamw operand");
+  check_same(param, grad, "adamw grad");
+  check_same(param, m, "adamw m");
+  check_same(param, v, "adamw v");
+  // The CPU kernel's constants, rounded to float the same way.
+  const double bc1 = 1.0 - std::pow(hp.beta1, static_cast<double>(hp.step));
+  const double bc2 = 1.0 - std::pow(hp.beta2, static_cast<double>(hp.step));
+  cuda::AdamWConstants c{};
+  c.step_size = static_cast<float>(hp.lr / bc1);
+  c.inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(bc2));
+  c.decay = static_cast<float>(1.0 - hp.lr * hp.weight_decay);
+  c.beta1 = static_cast<float>(hp.beta1);
+  c.beta2 = static_cast<float>(hp.beta2);
+  c.grad_scale = static_cast<float>(hp.grad_scale);
+  c.eps = static_cast<float>(hp.eps);
+  cuda::adamw(f32(param), f32(grad), f32(m), f32(v), param.numel(), c, s_->stream);
+}
+
+}  // namespace hessgpt

@@ -1,0 +1,81 @@
+// The CUDA backend: F32 tensors in device memory (weights, gradients, AdamW
+// state and activations), matrix products through cuBLASLt in FP32 or with
+// BF16 operands and FP32 accumulation, and our kernels for every other op
+// (kernels.h), all on one stream in order. Host copies synchronise; other ops
+// return once enqueued, and errors inside kernels surface at the next
+// synchronising call. CUDA headers stay out of this header so that host-only
+// code can include it.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "backend/backend.h"
+
+namespace hessgpt {
+
+// Usable CUDA devices; 0 when the driver or the device is missing (never throws).
+int cuda_device_count();
+
+class CudaBackend final : public Backend {
+ public:
+  // Device 0; throws Error "no CUDA device available" when there is none.
+  CudaBackend();
+  ~CudaBackend() override;
+
+  Device device() const override { return Device::CUDA; }
+  std::string name() const override { return "cuda"; }
+  bool supports(DType dtype) const override;
+  bool supports_matmul_precision(MatmulPrecision p) const override;
+  // The GPU's name and compute capability, e.g. "NVIDIA H100 80GB HBM3 (sm_90)".
+  std::string device_description() const;
+
+  void* allocate(size_t bytes) override;
+  void release(void* ptr) override;
+  void copy_from_host(const Tensor& dst, const void* src) override;
+  void copy_to_host(void* dst, const Tensor& src) override;
+  void copy(const Tensor& dst, const Tensor& src) override;
+  void fill(const Tensor& x, double value) override;
+  void synchronize() override;
+
+  void matmul(const Tensor& c, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b,
+              float alpha, float beta) override;
+  void add_inplace(const Tensor& y, const Tensor& x) override;
+  void scale_inplace(const Tensor& x, double s) override;
+  double sum_squares(const Tensor& x) override;
+
+  void embedding_forward(const Tensor& out, const Tensor& ids, const Tensor& table) override;
+  void embedding_backward(const Tensor& dtable, const Tensor& ids, const Tensor& dout) override;
+
+  void rmsnorm_forward(const Tensor& out, const Tensor& rstd, const Tensor& x, const Tensor& w,
+                       double eps) override;
+  void rmsnorm_backward(const Tensor& dx, const Tensor& dw, const Tensor& dout, const Tensor& x,
+                        const Tensor& w, const Tensor& rstd, bool accumulate_dx) override;
+
+  void rope_forward(const Tensor& x, const Tensor& cos, const Tensor& sin, int64_t pos0) override;
+  void rope_backward(const Tensor& dx, const Tensor& cos, const Tensor& sin,
+                     int64_t pos0) override;
+
+  void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k,
+                         const Tensor& v, double scale, int64_t q_pos0) override;
+  void attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv,
+                          const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
+                          const Tensor& out, const Tensor& lse, double scale) override;
+
+  void swiglu_forward(const Tensor& out, const Tensor& gate, const Tensor& up) override;
+  void swiglu_backward(const Tensor& dgate, const Tensor& dup, const Tensor& dout,
+                       const Tensor& gate, const Tensor& up) override;
+
+  void softcap_forward(const Tensor& logits, double cap) override;
+  void softcap_cross_entropy(const Tensor& logits, const Tensor& losses, const Tensor& targets,
+                             double cap, double dlogits_scale) override;
+
+  void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v,
+                  const AdamWParams& hp) override;
+
+ private:
+  struct State;
+  std::unique_ptr<State> s_;
+};
+
+}  // namespace hessgpt

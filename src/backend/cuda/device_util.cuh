@@ -1,0 +1,60 @@
+// Device helpers shared by the kernels: warp and block reductions (fixed
+// shuffle trees, so results do not depend on scheduling) and the launch check.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/launch_config.h"
+
+namespace hessgpt::cuda {
+
+constexpr unsigned kFullMask = 0xffffffffu;
+
+template <typename T>
+__device__ __forceinline__ T warp_sum(T x) {
+#pragma unroll
+  for (int off = 16; off > 0; off >>= 1) x += __shfl_xor_sync(kFullMask, x, off);
+  return x;
+}
+
+__device__ __forceinline__ float warp_max(float x) {
+#pragma unroll
+  for (int off = 16; off > 0; off >>= 1) x = fmaxf(x, __shfl_xor_sync(kFullMask, x, off));
+  return x;
+}
+
+// Sum over the block (blockDim.x a multiple of 32, at most 1024); every thread
+// gets the result. `scratch` holds 32 values; the block must not be using it.
+template <typename T>
+__device__ T block_sum(T x, T* scratch) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int warps = blockDim.x >> 5;
+  x = warp_sum(x);
+  __syncthreads();  // scratch may still be read by a previous call
+  if (lane == 0) scratch[warp] = x;
+  __syncthreads();
+  T total = lane < warps ? scratch[lane] : T(0);
+  total = warp_sum(total);
+  return total;
+}
+
+// Element-wise launches share this shape: a grid-stride loop over n.
+template <typename Kernel, typename... Args>
+void launch_elementwise(int64_t n, cudaStream_t stream, Kernel kernel, Args... args) {
+  const Launch1D l = elementwise_launch(n);
+  if (l.blocks == 0) return;
+  kernel<<<static_cast<unsigned>(l.blocks), l.threads, 0, stream>>>(args...);
+  HG_CUDA_CHECK_LAUNCH();
+}
+
+__device__ __forceinline__ int64_t global_thread() {
+  return static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+}
+__device__ __forceinline__ int64_t grid_stride() {
+  return static_cast<int64_t>(gridDim.x) * blockDim.x;
+}
+
+}  // namespace hessgpt::cuda

@@ -1,0 +1,110 @@
+// Residual adds, scaling, fills, the sum of squares for clipping (two passes,
+// fixed order: the same bits on every run), SwiGLU and the BF16 rounding of
+// matrix-product operands.
+#include <cuda_bf16.h>
+
+#include "backend/cuda/device_util.cuh"
+#include "backend/cuda/kernels.h"
+
+namespace hessgpt::cuda {
+namespace {
+
+__global__ void add_kernel(float* y, const float* x, int64_t n) {
+  for (int64_t i = global_thread(); i < n; i += grid_stride()) y[i] += x[i];
+}
+
+__global__ void scale_kernel(float* x, float s, int64_t n) {
+  for (int64_t i = global_thread(); i < n; i += grid_stride()) x[i] *= s;
+}
+
+__global__ void fill_kernel(float* x, float value, int64_t n) {
+  for (int64_t i = global_thread(); i < n; i += grid_stride()) x[i] = value;
+}
+
+__global__ void sum_squares_partial(double* partials, const float* x, int64_t n) {
+  __shared__ double scratch[32];
+  double s = 0.0;
+  for (int64_t i = global_thread(); i < n; i += grid_stride()) {
+    const double v = x[i];
+    s += v * v;
+  }
+  s = block_sum(s, scratch);
+  if (threadIdx.x == 0) partials[blockIdx.x] = s;
+}
+
+__global__ void sum_partials(double* result, const double* partials, int64_t parts) {
+  __shared__ double scratch[32];
+  double s = threadIdx.x < parts ? partials[threadIdx.x] : 0.0;
+  s = block_sum(s, scratch);
+  if (threadIdx.x == 0) *result = s;
+}
+
+// silu(g) = g * sigmoid(g); d silu/dg = sigmoid(g) * (1 + g * (1 - sigmoid(g)))
+__global__ void swiglu_forward_kernel(float* out, const float* gate, const float* up, int64_t n) {
+  for (int64_t i = global_thread(); i < n; i += grid_stride()) {
+    const float g = gate[i];
+    out[i] = g / (1.0f + expf(-g)) * up[i];
+  }
+}
+
+__global__ void swiglu_backward_kernel(float* dgate, float* dup, const float* dout,
+                                       const float* gate, const float* up, int64_t n) {
+  for (int64_t i = global_thread(); i < n; i += grid_stride()) {
+    const float g = gate[i];
+    const float sig = 1.0f / (1.0f + expf(-g));
+    const float d = dout[i];
+    const float u = up[i];  // read before writing: dup may alias up's storage
+    dup[i] = d * g * sig;
+    dgate[i] = d * u * sig * (1.0f + g * (1.0f - sig));
+  }
+}
+
+__global__ void to_bf16_kernel(__nv_bfloat16* dst, int64_t dst_ld, const float* src,
+                               int64_t src_ld, int64_t rows, int64_t cols) {
+  const int64_t total = rows * dst_ld;
+  for (int64_t i = global_thread(); i < total; i += grid_stride()) {
+    const int64_t r = i / dst_ld, c = i % dst_ld;
+    dst[i] = c < cols ? __float2bfloat16_rn(src[r * src_ld + c]) : __float2bfloat16_rn(0.0f);
+  }
+}
+
+}  // namespace
+
+void add_inplace(float* y, const float* x, int64_t n, cudaStream_t stream) {
+  launch_elementwise(n, stream, add_kernel, y, x, n);
+}
+
+void scale_inplace(float* x, float s, int64_t n, cudaStream_t stream) {
+  launch_elementwise(n, stream, scale_kernel, x, s, n);
+}
+
+void fill(float* x, float value, int64_t n, cudaStream_t stream) {
+  launch_elementwise(n, stream, fill_kernel, x, value, n);
+}
+
+void sum_squares(double* result, double* partials, const float* x, int64_t n,
+                 cudaStream_t stream) {
+  const int64_t parts = reduction_blocks(n);
+  sum_squares_partial<<<static_cast<unsigned>(parts), kThreads, 0, stream>>>(partials, x, n);
+  HG_CUDA_CHECK_LAUNCH();
+  sum_partials<<<1, static_cast<unsigned>(kMaxReduceBlocks), 0, stream>>>(result, partials, parts);
+  HG_CUDA_CHECK_LAUNCH();
+}
+
+void swiglu_forward(float* out, const float* gate, const float* up, int64_t n,
+                    cudaStream_t stream) {
+  launch_elementwise(n, stream, swiglu_forward_kernel, out, gate, up, n);
+}
+
+void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate,
+                     const float* up, int64_t n, cudaStream_t stream) {
+  launch_elementwise(n, stream, swiglu_backward_kernel, dgate, dup, dout, gate, up, n);
+}
+
+void to_bf16(uint16_t* dst, int64_t dst_ld, const float* src, int64_t src_ld, int64_t rows,
+             int64_t cols, cudaStream_t stream) {
+  launch_elementwise(rows * dst_ld, stream, to_bf16_kernel,
+                     reinterpret_cast<__nv_bfloat16*>(dst), dst_ld, src, src_ld, rows, cols);
+}
+
+}  // namespace hessgpt::cuda

@@ -1,0 +1,80 @@
+// Host-side launchers of the CUDA kernels, FP32 throughout (the backend keeps
+// activations, weights, gradients and AdamW state in F32; only matrix-product
+// operands are rounded to BF16, in matmul_lt.cpp). Each launcher enqueues on
+// `stream` and returns at once; shapes were checked by CudaBackend.
+// The semantics are those of the CPU kernels (backend/cpu/kernels.h), which
+// the CUDA tests compare against: parameter gradients +=, activation
+// gradients = unless stated.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+namespace hessgpt::cuda {
+
+// ---- elementwise.cu ---------------------------------------------------------
+void add_inplace(float* y, const float* x, int64_t n, cudaStream_t stream);
+void scale_inplace(float* x, float s, int64_t n, cudaStream_t stream);
+void fill(float* x, float value, int64_t n, cudaStream_t stream);
+// *result = sum(x^2) in double; partials holds reduction_blocks(n) doubles.
+void sum_squares(double* result, double* partials, const float* x, int64_t n,
+                 cudaStream_t stream);
+void swiglu_forward(float* out, const float* gate, const float* up, int64_t n,
+                    cudaStream_t stream);
+void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate,
+                     const float* up, int64_t n, cudaStream_t stream);
+// dst[r, c] (leading dim dst_ld) = bf16(src[r, c]) (leading dim src_ld), round
+// to nearest even; padding columns [cols, dst_ld) are set to zero.
+void to_bf16(uint16_t* dst, int64_t dst_ld, const float* src, int64_t src_ld, int64_t rows,
+             int64_t cols, cudaStream_t stream);
+
+// ---- embedding.cu -----------------------------------------------------------
+// out[n, c] = table[ids[n]]; an id outside [0, v) copies nothing and records
+// the smallest such position in *bad (which the caller set to UINT32_MAX).
+void embedding_forward(float* out, const int32_t* ids, const float* table, int64_t n, int64_t c,
+                       int64_t v, uint32_t* bad, cudaStream_t stream);
+// dtable[ids[run]] += sum over the run's positions (in order) of dout[pos];
+// order/offsets/run_ids come from make_embedding_runs (launch_config.h).
+void embedding_backward(float* dtable, const int32_t* order, const int32_t* offsets,
+                        const int32_t* run_ids, int64_t runs, const float* dout, int64_t c,
+                        cudaStream_t stream);
+
+// ---- rmsnorm.cu -------------------------------------------------------------
+void rmsnorm_forward(float* out, float* rstd, const float* x, const float* w, int64_t rows,
+                     int64_t d, double eps, cudaStream_t stream);
+// dx (= or +=), dw +=; dw_partials holds rmsnorm_dw_partitions(rows) * d floats.
+void rmsnorm_backward(float* dx, float* dw, float* dw_partials, const float* dout,
+                      const float* x, const float* w, const float* rstd, int64_t rows, int64_t d,
+                      bool accumulate_dx, cudaStream_t stream);
+
+// ---- rope.cu: x[b, t, heads, d] in place; rows pos0 + t of cos/sin[P, d/2] --
+void rope(float* x, const float* cos, const float* sin, int64_t b, int64_t t, int64_t heads,
+          int64_t d, int64_t pos0, bool inverse, cudaStream_t stream);
+
+// ---- attention.cu: causal GQA, flash-style (d <= kAttnMaxHeadDim) ----------
+void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v,
+                       int64_t b, int64_t tq, int64_t tk, int64_t h, int64_t kv, int64_t d,
+                       float scale, int64_t q_pos0, cudaStream_t stream);
+// delta holds b * h * t floats of scratch; dq, dk, dv are overwritten.
+void attention_backward(float* dq, float* dk, float* dv, float* delta, const float* dout,
+                        const float* q, const float* k, const float* v, const float* out,
+                        const float* lse, int64_t b, int64_t t, int64_t h, int64_t kv, int64_t d,
+                        float scale, cudaStream_t stream);
+
+// ---- cross_entropy.cu -------------------------------------------------------
+void softcap(float* logits, int64_t rows, int64_t v, float cap, cudaStream_t stream);
+// As cpu::softcap_cross_entropy; a target outside [0, v) other than -100
+// records the smallest such row in *bad (set to UINT32_MAX by the caller).
+void softcap_cross_entropy(float* logits, float* losses, const int32_t* targets, int64_t rows,
+                           int64_t v, float cap, float dscale, uint32_t* bad,
+                           cudaStream_t stream);
+
+// ---- adamw.cu: constants precomputed on the host as the CPU kernel does -----
+struct AdamWConstants {
+  float step_size, inv_sqrt_bc2, decay, beta1, beta2, grad_scale, eps;
+};
+void adamw(float* param, const float* grad, float* m, float* v, int64_t n,
+           const AdamWConstants& c, cudaStream_t stream);
+
+}  // namespace hessgpt::cuda

@@ -1,0 +1,212 @@
+// Launch shapes and index math of the CUDA kernels, in plain C++ so that the
+// host compiler (and the tests on machines without a GPU) see exactly what the
+// kernels use. Nothing here includes a CUDA header; HG_HD marks the functions
+// the kernels call on the device too.
+//
+// Determinism: every partition below depends on the problem size only, never
+// on the device (SM count) or on timing, so a reduction adds its terms in the
+// same order on every run and every GPU.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#if defined(__CUDACC__)
+#define HG_HD __host__ __device__
+#else
+#define HG_HD
+#endif
+
+namespace hessgpt::cuda {
+
+HG_HD constexpr int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+HG_HD constexpr int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+
+// ---- element-wise kernels: grid-stride loops --------------------------------
+constexpr int kThreads = 256;
+// Enough blocks to fill any current GPU several times over; larger tensors
+// are covered by the grid-stride loop instead of a larger grid.
+constexpr int64_t kMaxElementwiseBlocks = 8192;
+
+struct Launch1D {
+  int64_t blocks = 0;  // 0: nothing to do, skip the launch
+  int threads = kThreads;
+};
+
+inline Launch1D elementwise_launch(int64_t n) {
+  Launch1D l;
+  l.blocks = n <= 0 ? 0 : std::min(ceil_div(n, kThreads), kMaxElementwiseBlocks);
+  return l;
+}
+
+// ---- deterministic reductions (sum of squares) -------------------------------
+// Pass 1: block p sums the elements i = p*kThreads + t + k*stride (a fixed
+// grid-stride pattern) into partial[p]; pass 2: one block adds the partials in
+// a fixed tree order.
+constexpr int64_t kReduceItemsPerThread = 16;
+constexpr int64_t kMaxReduceBlocks = 1024;  // pass 2 is one block of kMaxReduceBlocks threads
+
+inline int64_t reduction_blocks(int64_t n) {
+  if (n <= 0) return 1;
+  return std::clamp<int64_t>(ceil_div(n, kThreads * kReduceItemsPerThread), 1, kMaxReduceBlocks);
+}
+
+// ---- RMSNorm ------------------------------------------------------------------
+// One warp per row, kNormWarps rows per block.
+constexpr int kNormWarps = 8;
+
+inline int64_t rmsnorm_blocks(int64_t rows) { return rows <= 0 ? 0 : ceil_div(rows, kNormWarps); }
+
+// dw is summed in two passes without atomics: partition p (one block) sums its
+// contiguous rows into partial[p, :], then each column adds the partitions in
+// order. At least kRowsPerDwPartition rows per partition keeps pass 2 small.
+constexpr int64_t kRowsPerDwPartition = 64;
+constexpr int64_t kMaxDwPartitions = 512;
+
+inline int64_t rmsnorm_dw_partitions(int64_t rows) {
+  if (rows <= 0) return 1;
+  return std::clamp<int64_t>(ceil_div(rows, kRowsPerDwPartition), 1, kMaxDwPartitions);
+}
+
+// Rows [begin, end) of partition p.
+struct RowRange {
+  int64_t begin = 0, end = 0;
+};
+
+HG_HD inline RowRange partition_rows(int64_t rows, int64_t parts, int64_t p) {
+  const int64_t per = ceil_div(rows, parts);
+  const int64_t b = p * per < rows ? p * per : rows;
+  const int64_t e = b + per < rows ? b + per : rows;
+  return {b, e};
+}
+
+// Warps per block of the backward's first pass: each keeps a [d] dw row in
+// shared memory, within the 48 KiB every GPU grants without opting in.
+constexpr size_t kDefaultSmemBytes = 48 * 1024;
+inline int rmsnorm_backward_warps(int64_t d) {
+  const int64_t fit = static_cast<int64_t>(kDefaultSmemBytes / sizeof(float)) / std::max<int64_t>(d, 1);
+  return static_cast<int>(std::clamp<int64_t>(fit, 0, kNormWarps));  // 0: d too wide
+}
+
+// ---- soft-cap + cross-entropy: one block per row of the vocabulary ------------
+constexpr int kCrossEntropyThreads = 512;
+
+// ---- embedding backward: one block per (run of equal ids, column chunk) -------
+constexpr int kEmbeddingColumns = 256;
+
+// Positions grouped by id, each group in increasing position order, so that
+// dtable[id] adds its rows in the order the CPU kernel does, whatever the GPU.
+struct EmbeddingRuns {
+  std::vector<int32_t> order;    // positions, grouped by id
+  std::vector<int32_t> offsets;  // runs + 1 entries: run r is order[offsets[r] .. offsets[r+1])
+  std::vector<int32_t> ids;      // the id of each run
+  int64_t runs() const { return static_cast<int64_t>(ids.size()); }
+};
+
+// A stable counting sort; ids must already be inside [0, vocab).
+inline EmbeddingRuns make_embedding_runs(const int32_t* ids, int64_t n, int64_t vocab) {
+  std::vector<int32_t> count(static_cast<size_t>(vocab) + 1, 0);
+  for (int64_t i = 0; i < n; ++i) ++count[static_cast<size_t>(ids[i]) + 1];
+  for (int64_t v = 0; v < vocab; ++v) count[static_cast<size_t>(v) + 1] += count[static_cast<size_t>(v)];
+  EmbeddingRuns r;
+  r.order.resize(static_cast<size_t>(n));
+  std::vector<int32_t> next(count.begin(), count.end() - 1);
+  for (int64_t i = 0; i < n; ++i)
+    r.order[static_cast<size_t>(next[static_cast<size_t>(ids[i])]++)] = static_cast<int32_t>(i);
+  for (int64_t v = 0; v < vocab; ++v) {
+    if (count[static_cast<size_t>(v) + 1] == count[static_cast<size_t>(v)]) continue;
+    r.ids.push_back(static_cast<int32_t>(v));
+    r.offsets.push_back(count[static_cast<size_t>(v)]);
+  }
+  r.offsets.push_back(static_cast<int32_t>(n));
+  return r;
+}
+
+// ---- attention ------------------------------------------------------------------
+// Tiles of kAttnTile queries x kAttnTile keys; kAttnWarps warps per block, each
+// owning kAttnTile / kAttnWarps query rows (scores: lane = key; outputs: lane =
+// head-dim column). Head dims are padded up to a compiled width.
+constexpr int kAttnTile = 32;
+constexpr int kAttnWarps = 8;
+constexpr int kAttnRowsPerWarp = kAttnTile / kAttnWarps;
+constexpr int64_t kAttnMaxHeadDim = 128;
+
+// The compiled head-dim width serving d (32, 64 or 128); 0 when unsupported.
+HG_HD constexpr int attention_width(int64_t d) {
+  return d <= 0 || d > kAttnMaxHeadDim ? 0 : d <= 32 ? 32 : d <= 64 ? 64 : 128;
+}
+
+// Shared memory (bytes) of each kernel at width w. Key and value rows read
+// with lane = key are padded by one float so that lanes hit distinct banks.
+HG_HD constexpr size_t attention_forward_smem(int w) {
+  return sizeof(float) * (kAttnTile * w          // q
+                          + kAttnTile * (w + 1)  // k (lane = key)
+                          + kAttnTile * w);      // v (lane = column)
+}
+HG_HD constexpr size_t attention_backward_smem(int w) {
+  return sizeof(float) * (2 * kAttnTile * w                // q, dout
+                          + 2 * kAttnTile * (w + 1)        // k, v (lane = key)
+                          + 2 * kAttnTile * (kAttnTile + 1)  // p, ds
+                          + 2 * kAttnTile);                // lse, delta
+}
+
+// Query tiles per (batch, head): attention grids are [batch * heads * tiles].
+HG_HD constexpr int64_t attention_tiles(int64_t t) { return ceil_div(t, kAttnTile); }
+
+struct AttnTask {
+  int64_t batch = 0, head = 0, tile = 0;
+};
+
+// Block index -> work. Under the causal mask the last tiles do the most work,
+// so they are handed out first (the tail of the grid is then short tiles).
+HG_HD inline AttnTask attention_task(int64_t block, int64_t heads, int64_t tiles) {
+  AttnTask t;
+  const int64_t per_batch = heads * tiles;
+  t.batch = block / per_batch;
+  const int64_t rest = block % per_batch;
+  t.tile = tiles - 1 - rest / heads;
+  t.head = rest % heads;
+  return t;
+}
+
+// ---- matrix products: row-major requests on a column-major library ----------------
+// C[M,N] = op(A) op(B) in row-major storage is C^T = op(B)^T op(A)^T in the
+// column-major view of the same memory, where a row-major X[r, c] reads as the
+// column-major X^T[c, r] with leading dimension c. So the library multiplies
+// "first" = B by "second" = A, and a requested transpose stays a transpose.
+struct GemmPlan {
+  int64_t m = 0, n = 0, k = 0;                 // column-major problem: C'[m,n] = op1(first) op2(second)
+  bool trans_first = false, trans_second = false;
+  int64_t first_rows = 0, first_cols = 0;      // stored (column-major) shape of first (= B)
+  int64_t second_rows = 0, second_cols = 0;    // stored shape of second (= A)
+  int64_t ld_first = 0, ld_second = 0, ld_c = 0;
+};
+
+// m, n, k of the row-major request; lda/ldb/ldc are the row lengths (cols())
+// of the row-major a, b, c.
+inline GemmPlan plan_row_major_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                                    int64_t lda, int64_t ldb, int64_t ldc) {
+  GemmPlan p;
+  p.m = n;
+  p.n = m;
+  p.k = k;
+  p.trans_first = trans_b;
+  p.trans_second = trans_a;
+  p.first_rows = trans_b ? k : n;
+  p.first_cols = trans_b ? n : k;
+  p.second_rows = trans_a ? m : k;
+  p.second_cols = trans_a ? k : m;
+  p.ld_first = ldb;
+  p.ld_second = lda;
+  p.ld_c = ldc;
+  return p;
+}
+
+// BF16 copies of operands get a leading dimension that is a multiple of 8
+// elements (16 bytes), which tensor-core kernels want (odd FFN widths).
+constexpr int64_t kBf16LdAlign = 8;
+inline int64_t bf16_leading_dim(int64_t cols) { return round_up(cols, kBf16LdAlign); }
+
+}  // namespace hessgpt::cuda

@@ -1,0 +1,157 @@
+#include "backend/cuda/matmul_lt.h"
+
+#include <cublasLt.h>
+
+#include "backend/cuda/cublaslt_api.h"
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/kernels.h"
+#include "backend/cuda/launch_config.h"
+
+namespace hessgpt::cuda {
+namespace {
+
+// Hopper's recommended cuBLASLt workspace.
+constexpr size_t kWorkspaceBytes = size_t{32} << 20;
+
+int alignment_of(const void* p) {
+  const auto u = reinterpret_cast<uintptr_t>(p);
+  for (int a = 16; a > 1; a /= 2)
+    if (u % static_cast<uintptr_t>(a) == 0) return a;
+  return 1;
+}
+
+}  // namespace
+
+struct LtMatmul::Handle {
+  cublasLtHandle_t lt = nullptr;
+};
+
+struct LtMatmul::Plan {
+  GemmPlan shape;
+  cublasLtMatmulDesc_t op = nullptr;
+  cublasLtMatrixLayout_t first = nullptr, second = nullptr, out = nullptr;
+  cublasLtMatmulAlgo_t algo{};
+  ~Plan() {
+    const CublasLtApi& lt = cublaslt();
+    if (first) lt.matrix_layout_destroy(first);
+    if (second) lt.matrix_layout_destroy(second);
+    if (out) lt.matrix_layout_destroy(out);
+    if (op) lt.matmul_desc_destroy(op);
+  }
+};
+
+LtMatmul::LtMatmul() : handle_(std::make_unique<Handle>()) {
+  HG_CUBLAS_CHECK(cublaslt().create(&handle_->lt));
+}
+
+LtMatmul::~LtMatmul() {
+  plans_.clear();
+  // Errors are ignored here: a destructor must not throw, and a failing
+  // device has reported itself at the last checked call already.
+  if (workspace_) cudaFree(workspace_);
+  for (void* p : bf16_)
+    if (p) cudaFree(p);
+  if (handle_->lt) cublaslt().destroy(handle_->lt);
+}
+
+void* LtMatmul::scratch(int slot, size_t bytes) {
+  if (bf16_bytes_[slot] < bytes) {
+    if (bf16_[slot]) HG_CUDA_CHECK(cudaFree(bf16_[slot]));
+    bf16_[slot] = nullptr;
+    bf16_bytes_[slot] = 0;
+    HG_CUDA_CHECK(cudaMalloc(&bf16_[slot], bytes));
+    bf16_bytes_[slot] = bytes;
+  }
+  return bf16_[slot];
+}
+
+const LtMatmul::Plan& LtMatmul::plan(const Key& key) {
+  auto it = plans_.find(key);
+  if (it != plans_.end()) return *it->second;
+  const auto [bf16, trans_a, trans_b, m, n, k, lda, ldb, ldc, align_a, align_b, align_c] = key;
+  const CublasLtApi& lt = cublaslt();
+  auto p = std::make_unique<Plan>();
+  p->shape = plan_row_major_gemm(trans_a, trans_b, m, n, k, lda, ldb, ldc);
+  const GemmPlan& g = p->shape;
+  const cudaDataType_t in_type = bf16 ? CUDA_R_16BF : CUDA_R_32F;
+  HG_CUBLAS_CHECK(lt.matmul_desc_create(&p->op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  const cublasOperation_t op_first = g.trans_first ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const cublasOperation_t op_second = g.trans_second ? CUBLAS_OP_T : CUBLAS_OP_N;
+  HG_CUBLAS_CHECK(lt.matmul_desc_set_attribute(p->op, CUBLASLT_MATMUL_DESC_TRANSA, &op_first,
+                                                 sizeof(op_first)));
+  HG_CUBLAS_CHECK(lt.matmul_desc_set_attribute(p->op, CUBLASLT_MATMUL_DESC_TRANSB, &op_second,
+                                                 sizeof(op_second)));
+  HG_CUBLAS_CHECK(lt.matrix_layout_create(&p->first, in_type, static_cast<uint64_t>(g.first_rows),
+                                             static_cast<uint64_t>(g.first_cols), g.ld_first));
+  HG_CUBLAS_CHECK(lt.matrix_layout_create(&p->second, in_type,
+                                             static_cast<uint64_t>(g.second_rows),
+                                             static_cast<uint64_t>(g.second_cols), g.ld_second));
+  HG_CUBLAS_CHECK(lt.matrix_layout_create(&p->out, CUDA_R_32F, static_cast<uint64_t>(g.m),
+                                             static_cast<uint64_t>(g.n), g.ld_c));
+
+  cublasLtMatmulPreference_t pref = nullptr;
+  HG_CUBLAS_CHECK(lt.preference_create(&pref));
+  const uint64_t ws = kWorkspaceBytes;
+  // The library's A is our B (first) and its B our A (second).
+  const uint32_t al_first = static_cast<uint32_t>(align_b), al_second = static_cast<uint32_t>(align_a);
+  const uint32_t al_c = static_cast<uint32_t>(align_c);
+  cublasLtMatmulHeuristicResult_t result{};
+  int found = 0;
+  const cublasStatus_t status = [&] {
+    cublasStatus_t st = lt.preference_set_attribute(
+        pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws));
+    if (st == CUBLAS_STATUS_SUCCESS)
+      st = lt.preference_set_attribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES,
+                                                &al_first, sizeof(al_first));
+    if (st == CUBLAS_STATUS_SUCCESS)
+      st = lt.preference_set_attribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+                                                &al_second, sizeof(al_second));
+    if (st == CUBLAS_STATUS_SUCCESS)
+      st = lt.preference_set_attribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES,
+                                                &al_c, sizeof(al_c));
+    if (st == CUBLAS_STATUS_SUCCESS)
+      st = lt.preference_set_attribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES,
+                                                &al_c, sizeof(al_c));
+    if (st == CUBLAS_STATUS_SUCCESS)
+      st = lt.algo_get_heuristic(handle_->lt, p->op, p->first, p->second, p->out, p->out,
+                                          pref, 1, &result, &found);
+    return st;
+  }();
+  lt.preference_destroy(pref);
+  HG_CUBLAS_CHECK(status);
+  if (found == 0)
+    HG_FAIL("cuBLASLt has no algorithm for a ", bf16 ? "BF16" : "FP32", " product of [", m, ", ",
+            k, "] x [", k, ", ", n, "] (transposes ", trans_a, ", ", trans_b, ")");
+  p->algo = result.algo;
+  return *plans_.emplace(key, std::move(p)).first->second;
+}
+
+void LtMatmul::run(bool bf16, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                   const float* a, int64_t lda, int64_t a_rows, const float* b, int64_t ldb,
+                   int64_t b_rows, float alpha, float beta, float* c, int64_t ldc,
+                   cudaStream_t stream) {
+  if (!workspace_) {
+    HG_CUDA_CHECK(cudaMalloc(&workspace_, kWorkspaceBytes));
+    workspace_bytes_ = kWorkspaceBytes;
+  }
+  const void* first = b;
+  const void* second = a;
+  if (bf16) {
+    const int64_t lda16 = bf16_leading_dim(lda), ldb16 = bf16_leading_dim(ldb);
+    auto* a16 = static_cast<uint16_t*>(scratch(0, sizeof(uint16_t) * static_cast<size_t>(a_rows * lda16)));
+    auto* b16 = static_cast<uint16_t*>(scratch(1, sizeof(uint16_t) * static_cast<size_t>(b_rows * ldb16)));
+    to_bf16(a16, lda16, a, lda, a_rows, lda, stream);
+    to_bf16(b16, ldb16, b, ldb, b_rows, ldb, stream);
+    first = b16;
+    second = a16;
+    lda = lda16;
+    ldb = ldb16;
+  }
+  const CublasLtApi& lt = cublaslt();
+  const Plan& p = plan(Key{bf16, trans_a, trans_b, m, n, k, lda, ldb, ldc, alignment_of(second),
+                           alignment_of(first), alignment_of(c)});
+  HG_CUBLAS_CHECK(lt.matmul(handle_->lt, p.op, &alpha, first, p.first, second, p.second, &beta,
+                                 c, p.out, c, p.out, &p.algo, workspace_, workspace_bytes_, stream));
+}
+
+}  // namespace hessgpt::cuda

@@ -1,0 +1,49 @@
+// Matrix products through cuBLASLt for the row-major, transpose-flag requests
+// of the Backend interface (the mapping is plan_row_major_gemm in
+// launch_config.h). FP32 requests use CUBLAS_COMPUTE_32F (true FP32, no TF32);
+// BF16 requests round both operands to BF16 copies (leading dimension padded
+// to 16 bytes) and accumulate in FP32 into the FP32 output, the semantics of
+// the CPU backend's BF16 products. Descriptors and the heuristic's algorithm
+// are cached per shape.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <tuple>
+
+namespace hessgpt::cuda {
+
+class LtMatmul {
+ public:
+  LtMatmul();
+  ~LtMatmul();
+  LtMatmul(const LtMatmul&) = delete;
+  LtMatmul& operator=(const LtMatmul&) = delete;
+
+  // Row-major C[m, n] = alpha op(A) op(B) + beta C; lda/ldb/ldc are the row
+  // lengths of the stored a, b, c. k > 0, m > 0, n > 0.
+  void run(bool bf16, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a,
+           int64_t lda, int64_t a_rows, const float* b, int64_t ldb, int64_t b_rows, float alpha,
+           float beta, float* c, int64_t ldc, cudaStream_t stream);
+
+ private:
+  struct Plan;
+  // bf16, trans_a, trans_b, m, n, k, lda, ldb, ldc, pointer alignments (a, b, c).
+  using Key = std::tuple<bool, bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
+                         int, int, int>;
+  const Plan& plan(const Key& key);
+  void* scratch(int slot, size_t bytes);
+
+  struct Handle;
+  std::unique_ptr<Handle> handle_;
+  std::map<Key, std::unique_ptr<Plan>> plans_;
+  void* workspace_ = nullptr;
+  size_t workspace_bytes_ = 0;
+  void* bf16_[2] = {nullptr, nullptr};  // BF16 copies of A and B
+  size_t bf16_bytes_[2] = {0, 0};
+};
+
+}  // namespace hessgpt::cuda

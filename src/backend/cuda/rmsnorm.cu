@@ -1,0 +1,99 @@
+// RMSNorm over the last dimension (block norms with d = C, QK-Norm with
+// d = head dim): one warp per row. The weight gradient is summed without
+// atomics in two fixed-order passes (rows within a partition, then partitions),
+// so it is bit-identical run to run.
+#include "backend/cuda/device_util.cuh"
+#include "backend/cuda/kernels.h"
+#include "core/error.h"
+
+namespace hessgpt::cuda {
+namespace {
+
+__global__ void rmsnorm_forward_kernel(float* out, float* rstd, const float* x, const float* w,
+                                       int64_t rows, int64_t d, double eps) {
+  const int lane = threadIdx.x & 31;
+  const int64_t r = static_cast<int64_t>(blockIdx.x) * kNormWarps + (threadIdx.x >> 5);
+  if (r >= rows) return;
+  const float* xr = x + r * d;
+  double ss = 0.0;  // in double, as the CPU kernel
+  for (int64_t i = lane; i < d; i += 32) ss += static_cast<double>(xr[i]) * xr[i];
+  ss = warp_sum(ss);
+  const float s = static_cast<float>(1.0 / sqrt(ss / static_cast<double>(d) + eps));
+  if (lane == 0) rstd[r] = s;
+  float* o = out + r * d;
+  for (int64_t i = lane; i < d; i += 32) o[i] = xr[i] * s * w[i];
+}
+
+// Pass 1: block p = partition p; warp w takes rows begin + w, begin + w + warps, ...
+__global__ void rmsnorm_backward_kernel(float* dx, float* dw_partials, const float* dout,
+                                        const float* x, const float* w, const float* rstd,
+                                        int64_t rows, int64_t d, int64_t parts,
+                                        bool accumulate_dx) {
+  extern __shared__ float dw_rows[];  // [warps, d]
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+  float* dw_local = dw_rows + static_cast<int64_t>(warp) * d;
+  for (int64_t i = lane; i < d; i += 32) dw_local[i] = 0.0f;
+  const RowRange range = partition_rows(rows, parts, blockIdx.x);
+  for (int64_t r = range.begin + warp; r < range.end; r += warps) {
+    const float* xr = x + r * d;
+    const float* gr = dout + r * d;
+    const float s = rstd[r];
+    double dot = 0.0;  // sum_i dout_i * w_i * xhat_i
+    for (int64_t i = lane; i < d; i += 32)
+      dot += static_cast<double>(gr[i]) * w[i] * xr[i] * s;
+    dot = warp_sum(dot);
+    const float mean_dot = static_cast<float>(dot / static_cast<double>(d));
+    float* dxr = dx + r * d;
+    for (int64_t i = lane; i < d; i += 32) {
+      const float xhat = xr[i] * s;
+      const float gi = gr[i];
+      const float g = s * (gi * w[i] - xhat * mean_dot);
+      dxr[i] = accumulate_dx ? dxr[i] + g : g;
+      dw_local[i] += gi * xhat;
+    }
+  }
+  __syncthreads();
+  float* part = dw_partials + static_cast<int64_t>(blockIdx.x) * d;
+  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) {
+    float sum = 0.0f;
+    for (int k = 0; k < warps; ++k) sum += dw_rows[static_cast<int64_t>(k) * d + i];
+    part[i] = sum;
+  }
+}
+
+// Pass 2: each column adds the partitions in order.
+__global__ void rmsnorm_dw_kernel(float* dw, const float* dw_partials, int64_t parts, int64_t d) {
+  for (int64_t i = global_thread(); i < d; i += grid_stride()) {
+    float sum = 0.0f;
+    for (int64_t p = 0; p < parts; ++p) sum += dw_partials[p * d + i];
+    dw[i] += sum;
+  }
+}
+
+}  // namespace
+
+void rmsnorm_forward(float* out, float* rstd, const float* x, const float* w, int64_t rows,
+                     int64_t d, double eps, cudaStream_t stream) {
+  const int64_t blocks = rmsnorm_blocks(rows);
+  if (blocks == 0 || d <= 0) return;
+  rmsnorm_forward_kernel<<<static_cast<unsigned>(blocks), kNormWarps * 32, 0, stream>>>(
+      out, rstd, x, w, rows, d, eps);
+  HG_CUDA_CHECK_LAUNCH();
+}
+
+void rmsnorm_backward(float* dx, float* dw, float* dw_partials, const float* dout,
+                      const float* x, const float* w, const float* rstd, int64_t rows, int64_t d,
+                      bool accumulate_dx, cudaStream_t stream) {
+  if (rows <= 0 || d <= 0) return;
+  const int warps = rmsnorm_backward_warps(d);
+  if (warps == 0) HG_FAIL("rmsnorm: rows of ", d, " values are too wide for the CUDA kernel");
+  const int64_t parts = rmsnorm_dw_partitions(rows);
+  const size_t smem = sizeof(float) * static_cast<size_t>(warps) * static_cast<size_t>(d);
+  rmsnorm_backward_kernel<<<static_cast<unsigned>(parts), warps * 32, smem, stream>>>(
+      dx, dw_partials, dout, x, w, rstd, rows, d, parts, accumulate_dx);
+  HG_CUDA_CHECK_LAUNCH();
+  launch_elementwise(d, stream, rmsnorm_dw_kernel, dw, static_cast<const float*>(dw_partials),
+                     parts, d);
+}
+
+}  // namespace hessgpt::cuda

@@ -1,0 +1,206 @@
+// The CUDA kernels' launch shapes and index math (backend/cuda/launch_config.h),
+// checked on the host: they run on every machine, GPU or not.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <random>
+#include <set>
+#include <vector>
+
+#include "backend/cuda/launch_config.h"
+
+namespace hessgpt::cuda {
+namespace {
+
+TEST(CudaLaunchConfig, CeilDivAndRoundUp) {
+  EXPECT_EQ(ceil_div(0, 32), 0);
+  EXPECT_EQ(ceil_div(1, 32), 1);
+  EXPECT_EQ(ceil_div(32, 32), 1);
+  EXPECT_EQ(ceil_div(33, 32), 2);
+  EXPECT_EQ(round_up(3413, 8), 3416);
+  EXPECT_EQ(bf16_leading_dim(3413), 3416);
+  EXPECT_EQ(bf16_leading_dim(1280), 1280);
+}
+
+TEST(CudaLaunchConfig, ElementwiseGridCoversEveryElementOnce) {
+  EXPECT_EQ(elementwise_launch(0).blocks, 0);
+  EXPECT_EQ(elementwise_launch(-5).blocks, 0);
+  for (int64_t n : {int64_t{1}, int64_t{255}, int64_t{256}, int64_t{257}, int64_t{100000},
+                    int64_t{1} << 31}) {
+    const Launch1D l = elementwise_launch(n);
+    EXPECT_GE(l.blocks, 1);
+    EXPECT_LE(l.blocks, kMaxElementwiseBlocks);
+    // A grid-stride loop covers n when the grid is non-empty; no block is idle
+    // when the grid was not capped.
+    if (l.blocks < kMaxElementwiseBlocks) {
+      EXPECT_LT((l.blocks - 1) * l.threads, n);
+    }
+  }
+  // The grid-stride pattern visits each index exactly once.
+  const int64_t n = 5000;
+  const Launch1D l = {3, 256};
+  std::vector<int> hits(n, 0);
+  for (int64_t b = 0; b < l.blocks; ++b)
+    for (int t = 0; t < l.threads; ++t)
+      for (int64_t i = b * l.threads + t; i < n; i += l.blocks * l.threads) ++hits[i];
+  EXPECT_TRUE(std::all_of(hits.begin(), hits.end(), [](int h) { return h == 1; }));
+}
+
+TEST(CudaLaunchConfig, ReductionPartitionsDependOnSizeOnly) {
+  EXPECT_EQ(reduction_blocks(0), 1);
+  EXPECT_EQ(reduction_blocks(1), 1);
+  EXPECT_EQ(reduction_blocks(kThreads * kReduceItemsPerThread), 1);
+  EXPECT_EQ(reduction_blocks(kThreads * kReduceItemsPerThread + 1), 2);
+  EXPECT_EQ(reduction_blocks(int64_t{1} << 40), kMaxReduceBlocks);
+}
+
+TEST(CudaLaunchConfig, RmsNormPartitionsTileTheRows) {
+  for (int64_t rows : {int64_t{1}, int64_t{7}, int64_t{64}, int64_t{65}, int64_t{1000},
+                       int64_t{655360}}) {
+    const int64_t parts = rmsnorm_dw_partitions(rows);
+    ASSERT_GE(parts, 1);
+    ASSERT_LE(parts, kMaxDwPartitions);
+    int64_t next = 0;
+    for (int64_t p = 0; p < parts; ++p) {
+      const RowRange r = partition_rows(rows, parts, p);
+      EXPECT_EQ(r.begin, next) << rows << " rows, partition " << p;
+      EXPECT_LE(r.begin, r.end);
+      next = r.end;
+    }
+    EXPECT_EQ(next, rows);
+  }
+  EXPECT_EQ(rmsnorm_blocks(0), 0);
+  EXPECT_EQ(rmsnorm_blocks(9), 2);
+}
+
+TEST(CudaLaunchConfig, RmsNormBackwardSharedMemoryFits) {
+  for (int64_t d : {int64_t{16}, int64_t{64}, int64_t{256}, int64_t{1280}, int64_t{1536},
+                    int64_t{4096}}) {
+    const int warps = rmsnorm_backward_warps(d);
+    ASSERT_GE(warps, 1) << d;
+    EXPECT_LE(warps, kNormWarps);
+    EXPECT_LE(sizeof(float) * static_cast<size_t>(warps * d), kDefaultSmemBytes);
+  }
+  EXPECT_EQ(rmsnorm_backward_warps(1280), kNormWarps);  // model1: 40 KiB
+  EXPECT_EQ(rmsnorm_backward_warps(4096), 3);
+  EXPECT_EQ(rmsnorm_backward_warps(64), kNormWarps);
+  EXPECT_EQ(rmsnorm_backward_warps(20000), 0);  // refused with a message by the launcher
+}
+
+TEST(CudaLaunchConfig, AttentionWidthsAndSharedMemory) {
+  EXPECT_EQ(attention_width(0), 0);
+  EXPECT_EQ(attention_width(16), 32);
+  EXPECT_EQ(attention_width(32), 32);
+  EXPECT_EQ(attention_width(40), 64);
+  EXPECT_EQ(attention_width(64), 64);
+  EXPECT_EQ(attention_width(96), 128);
+  EXPECT_EQ(attention_width(128), 128);
+  EXPECT_EQ(attention_width(130), 0);
+  EXPECT_EQ(kAttnRowsPerWarp * kAttnWarps, kAttnTile);
+  EXPECT_EQ(kAttnTile, 32);  // one key per lane in the score step
+  // Within an H100's 227 KiB per block; the narrow widths need no opt-in at all.
+  for (int w : {32, 64, 128}) {
+    EXPECT_LE(attention_forward_smem(w), size_t{227} * 1024) << w;
+    EXPECT_LE(attention_backward_smem(w), size_t{227} * 1024) << w;
+  }
+  EXPECT_LE(attention_forward_smem(64), kDefaultSmemBytes);
+  EXPECT_EQ(attention_tiles(1), 1);
+  EXPECT_EQ(attention_tiles(1024), 32);
+  EXPECT_EQ(attention_tiles(1025), 33);
+}
+
+TEST(CudaLaunchConfig, AttentionTasksAreABijectionHeaviestFirst) {
+  for (int64_t batch : {1, 3}) {
+    for (int64_t heads : {1, 4, 20}) {
+      for (int64_t tiles : {1, 2, 33}) {
+        std::set<std::tuple<int64_t, int64_t, int64_t>> seen;
+        const int64_t blocks = batch * heads * tiles;
+        int64_t prev_tile = tiles;
+        for (int64_t blk = 0; blk < blocks; ++blk) {
+          const AttnTask t = attention_task(blk, heads, tiles);
+          ASSERT_GE(t.batch, 0);
+          ASSERT_LT(t.batch, batch);
+          ASSERT_GE(t.head, 0);
+          ASSERT_LT(t.head, heads);
+          ASSERT_GE(t.tile, 0);
+          ASSERT_LT(t.tile, tiles);
+          seen.insert({t.batch, t.head, t.tile});
+          // Within a batch, tiles never increase: the long causal rows go first.
+          if (blk % (heads * tiles) == 0) prev_tile = tiles;
+          EXPECT_LE(t.tile, prev_tile);
+          prev_tile = t.tile;
+        }
+        EXPECT_EQ(static_cast<int64_t>(seen.size()), blocks);
+      }
+    }
+  }
+}
+
+// A naive column-major GEMM that takes the plan's arguments the way cuBLASLt
+// does: C'[m, n] = op1(first) op2(second), each stored column-major.
+void column_major_gemm(const GemmPlan& p, const float* first, const float* second, float* c) {
+  auto at = [](const float* x, int64_t ld, bool trans, int64_t r, int64_t col) {
+    return trans ? x[r * ld + col] : x[col * ld + r];  // op(x)[r, col]
+  };
+  for (int64_t j = 0; j < p.n; ++j)
+    for (int64_t i = 0; i < p.m; ++i) {
+      double s = 0;
+      for (int64_t l = 0; l < p.k; ++l)
+        s += static_cast<double>(at(first, p.ld_first, p.trans_first, i, l)) *
+             at(second, p.ld_second, p.trans_second, l, j);
+      c[j * p.ld_c + i] = static_cast<float>(s);
+    }
+}
+
+TEST(CudaLaunchConfig, RowMajorGemmPlanMatchesRowMajorProduct) {
+  std::mt19937 gen(7);
+  std::uniform_real_distribution<float> dist(-1, 1);
+  const int64_t m = 5, n = 7, k = 3;
+  for (bool ta : {false, true}) {
+    for (bool tb : {false, true}) {
+      // Row-major a is [m, k] or [k, m]; b is [k, n] or [n, k]; c is [m, n].
+      const int64_t a_cols = ta ? m : k, b_cols = tb ? k : n;
+      std::vector<float> a(static_cast<size_t>(m * k)), b(static_cast<size_t>(k * n));
+      for (auto& x : a) x = dist(gen);
+      for (auto& x : b) x = dist(gen);
+      std::vector<float> want(static_cast<size_t>(m * n)), got(want.size(), -99.0f);
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) {
+          double s = 0;
+          for (int64_t l = 0; l < k; ++l) {
+            const float av = ta ? a[l * a_cols + i] : a[i * a_cols + l];
+            const float bv = tb ? b[j * b_cols + l] : b[l * b_cols + j];
+            s += static_cast<double>(av) * bv;
+          }
+          want[i * n + j] = static_cast<float>(s);
+        }
+      const GemmPlan p = plan_row_major_gemm(ta, tb, m, n, k, a_cols, b_cols, n);
+      // Stored shapes are consistent with the leading dimensions (column-major: ld >= rows).
+      EXPECT_GE(p.ld_first, p.first_rows);
+      EXPECT_GE(p.ld_second, p.second_rows);
+      EXPECT_GE(p.ld_c, p.m);
+      EXPECT_EQ(p.first_rows * p.first_cols, k * n);
+      EXPECT_EQ(p.second_rows * p.second_cols, m * k);
+      column_major_gemm(p, b.data(), a.data(), got.data());
+      for (size_t i = 0; i < want.size(); ++i)
+        EXPECT_NEAR(got[i], want[i], 1e-5) << "trans_a " << ta << " trans_b " << tb << " at " << i;
+    }
+  }
+}
+
+TEST(CudaLaunchConfig, EmbeddingRunsGroupPositionsByIdInOrder) {
+  const std::vector<int32_t> ids = {5, 0, 5, 2, 5, 0, 9};
+  const EmbeddingRuns r = make_embedding_runs(ids.data(), static_cast<int64_t>(ids.size()), 10);
+  EXPECT_EQ(r.ids, (std::vector<int32_t>{0, 2, 5, 9}));
+  EXPECT_EQ(r.offsets, (std::vector<int32_t>{0, 2, 3, 6, 7}));
+  EXPECT_EQ(r.order, (std::vector<int32_t>{1, 5, 3, 0, 2, 4, 6}));
+  for (int64_t run = 0; run < r.runs(); ++run)
+    for (int32_t s = r.offsets[run]; s < r.offsets[run + 1]; ++s)
+      EXPECT_EQ(ids[static_cast<size_t>(r.order[s])], r.ids[static_cast<size_t>(run)]);
+  const EmbeddingRuns empty = make_embedding_runs(nullptr, 0, 4);
+  EXPECT_EQ(empty.runs(), 0);
+  EXPECT_EQ(empty.offsets, std::vector<int32_t>{0});
+}
+
+}  // namespace
+}  // namespace hessgpt::cuda

@@ -1,0 +1,431 @@
+// Every CUDA op, forward and backward, against the CPU backend on the same
+// random inputs (odd shapes, so tails and padding are exercised). Skipped
+// where no CUDA device is available.
+//
+// Tolerances: both backends compute in FP32 but sum in different orders
+// (tiles, warps, tree reductions), so results agree to a few ulps of the
+// largest terms: a relative error (L2 norm of the difference over the L2 norm
+// of the reference) of 1e-5 for element-wise ops and 1e-4 where long sums or
+// exp/log are involved (attention, cross-entropy, matrix products).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <deque>
+#include <limits>
+#include <random>
+
+#include "backend/backend.h"
+#include "backend/cpu/cpu_backend.h"
+#include "common/test_util.h"
+#include "core/bf16.h"
+#include "core/model_config.h"
+#include "model/rope_tables.h"
+
+namespace hessgpt {
+namespace {
+
+using Vec = std::vector<float>;
+
+bool cuda_available() {
+  const auto a = available_backends();
+  return std::find(a.begin(), a.end(), "cuda") != a.end();
+}
+
+Vec random_floats(size_t n, uint64_t seed, double scale = 1.0) {
+  const std::vector<double> d = testing::random_vector(n, seed, scale);
+  return Vec(d.begin(), d.end());
+}
+
+// ||got - want|| / ||want|| (0 when both are zero).
+double rel_error(const Vec& got, const Vec& want) {
+  double diff = 0, norm = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    const double d = static_cast<double>(got[i]) - want[i];
+    diff += d * d;
+    norm += static_cast<double>(want[i]) * want[i];
+  }
+  if (norm == 0) return std::sqrt(diff);
+  return std::sqrt(diff / norm);
+}
+
+void expect_close(const Vec& got, const Vec& want, double tol, const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  for (size_t i = 0; i < got.size(); ++i)
+    ASSERT_TRUE(std::isfinite(got[i])) << what << ": non-finite value at " << i;
+  EXPECT_LT(rel_error(got, want), tol) << what;
+}
+
+class CudaOps : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
+    gpu_ = make_backend("cuda", 1);
+  }
+
+  // A tensor on the given backend holding `values` (F32).
+  Tensor on(Backend& be, const Vec& values, std::initializer_list<int64_t> dims) {
+    buffers_.emplace_back(&be, values.size() * sizeof(float));
+    Tensor t = buffers_.back().tensor(DType::F32, dims);
+    be.copy_from_host(t, values.data());
+    return t;
+  }
+  Tensor ids_on(Backend& be, const std::vector<int32_t>& ids) {
+    buffers_.emplace_back(&be, ids.size() * sizeof(int32_t));
+    Tensor t = buffers_.back().tensor(DType::I32, {static_cast<int64_t>(ids.size())});
+    be.copy_from_host(t, ids.data());
+    return t;
+  }
+  Vec host(Backend& be, const Tensor& t) {
+    Vec v(static_cast<size_t>(t.numel()));
+    be.copy_to_host(v.data(), t);
+    return v;
+  }
+  // Fresh poison, so that an element the kernel never writes shows up.
+  Vec poison(size_t n) { return Vec(n, std::numeric_limits<float>::quiet_NaN()); }
+
+  CpuBackend cpu_{2};
+  std::unique_ptr<Backend> gpu_;
+  std::deque<Buffer> buffers_;
+};
+
+TEST_F(CudaOps, MatmulFp32AllTransposes) {
+  const int64_t m = 37, n = 53, k = 29;
+  for (bool ta : {false, true}) {
+    for (bool tb : {false, true}) {
+      const Vec a = random_floats(m * k, 1), b = random_floats(k * n, 2), c0 = random_floats(m * n, 3);
+      auto run = [&](Backend& be) {
+        const Tensor ta_t = ta ? on(be, a, {k, m}) : on(be, a, {m, k});
+        const Tensor tb_t = tb ? on(be, b, {n, k}) : on(be, b, {k, n});
+        const Tensor c = on(be, c0, {m, n});
+        be.matmul(c, ta_t, ta, tb_t, tb, 0.5f, 0.75f);
+        return host(be, c);
+      };
+      expect_close(run(*gpu_), run(cpu_), 1e-5,
+                   "matmul trans_a=" + std::to_string(ta) + " trans_b=" + std::to_string(tb));
+    }
+  }
+}
+
+// BF16 products: both operands are rounded to BF16 (nearest even) exactly as
+// core/bf16.h does; a product of two BF16 values (8-bit significands) is exact
+// in FP32, so the only difference from a reference that multiplies the rounded
+// operands in double is FP32 accumulation: about sqrt(k) * 2^-24 relative,
+// far under 1e-5 here. The same product in FP32 differs by ~2^-9 per operand,
+// which the second check uses to prove BF16 was really applied.
+TEST_F(CudaOps, MatmulBf16RoundsOperandsAndAccumulatesInFp32) {
+  const int64_t m = 33, n = 3413 % 97, k = 171;  // odd widths: padded BF16 leading dims
+  for (bool ta : {false, true}) {
+    for (bool tb : {false, true}) {
+      const Vec a = random_floats(m * k, 4), b = random_floats(k * n, 5);
+      Vec want(static_cast<size_t>(m * n));
+      auto a_at = [&](int64_t i, int64_t l) { return ta ? a[l * m + i] : a[i * k + l]; };
+      auto b_at = [&](int64_t l, int64_t j) { return tb ? b[j * k + l] : b[l * n + j]; };
+      Vec fp32(want.size());
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) {
+          double s = 0, s32 = 0;
+          for (int64_t l = 0; l < k; ++l) {
+            s += static_cast<double>(bf16_to_float(float_to_bf16(a_at(i, l)))) *
+                 bf16_to_float(float_to_bf16(b_at(l, j)));
+            s32 += static_cast<double>(a_at(i, l)) * b_at(l, j);
+          }
+          want[i * n + j] = static_cast<float>(s);
+          fp32[i * n + j] = static_cast<float>(s32);
+        }
+      gpu_->set_matmul_precision(MatmulPrecision::BF16);
+      const Tensor at = ta ? on(*gpu_, a, {k, m}) : on(*gpu_, a, {m, k});
+      const Tensor bt = tb ? on(*gpu_, b, {n, k}) : on(*gpu_, b, {k, n});
+      const Tensor c = on(*gpu_, poison(m * n), {m, n});
+      gpu_->matmul(c, at, ta, bt, tb, 1.0f, 0.0f);
+      gpu_->set_matmul_precision(MatmulPrecision::FP32);
+      const Vec got = host(*gpu_, c);
+      expect_close(got, want, 1e-5, "bf16 matmul");
+      EXPECT_GT(rel_error(got, fp32), 1e-4) << "the product looks like FP32, not BF16";
+    }
+  }
+}
+
+TEST_F(CudaOps, ElementwiseAddScaleFillSumSquares) {
+  const int64_t n = 100003;
+  const Vec x = random_floats(n, 6), y = random_floats(n, 7);
+  auto run = [&](Backend& be) {
+    const Tensor tx = on(be, x, {n}), ty = on(be, y, {n});
+    be.add_inplace(ty, tx);
+    be.scale_inplace(ty, -0.37);
+    const double ss = be.sum_squares(ty);
+    const Tensor tf = on(be, x, {n});
+    be.fill(tf, 2.5);
+    Vec out = host(be, ty);
+    const Vec filled = host(be, tf);
+    out.insert(out.end(), filled.begin(), filled.end());
+    out.push_back(static_cast<float>(ss / n));
+    return out;
+  };
+  expect_close(run(*gpu_), run(cpu_), 1e-6, "add/scale/fill/sum_squares");
+  const Tensor t = on(*gpu_, x, {n});
+  EXPECT_EQ(gpu_->sum_squares(t), gpu_->sum_squares(t)) << "sum_squares must be deterministic";
+}
+
+TEST_F(CudaOps, EmbeddingForwardAndBackward) {
+  const int64_t v = 29, c = 70, n = 300;
+  std::vector<int32_t> ids(static_cast<size_t>(n));
+  std::mt19937 gen(8);
+  for (auto& id : ids) id = static_cast<int32_t>(gen() % 7 == 0 ? 3 : gen() % v);  // a frequent id
+  const Vec table = random_floats(v * c, 9), dout = random_floats(n * c, 10);
+  const Vec dtable0 = random_floats(v * c, 11);
+  auto run = [&](Backend& be) {
+    const Tensor tid = ids_on(be, ids);
+    const Tensor out = on(be, poison(n * c), {n, c});
+    be.embedding_forward(out, tid, on(be, table, {v, c}));
+    const Tensor dt = on(be, dtable0, {v, c});
+    be.embedding_backward(dt, tid, on(be, dout, {n, c}));  // += into dtable
+    Vec r = host(be, out);
+    const Vec d = host(be, dt);
+    r.insert(r.end(), d.begin(), d.end());
+    return r;
+  };
+  expect_close(run(*gpu_), run(cpu_), 1e-6, "embedding");
+}
+
+TEST_F(CudaOps, EmbeddingRejectsOutOfRangeIds) {
+  const Tensor table = on(*gpu_, random_floats(14, 1), {7, 2});
+  const Tensor out = on(*gpu_, Vec(6), {3, 2});
+  for (int32_t bad : {7, -1}) {
+    const Tensor ids = ids_on(*gpu_, {0, bad, 2});
+    try {
+      gpu_->embedding_forward(out, ids, table);
+      FAIL() << "id " << bad << " accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("token id " + std::to_string(bad) + " at position 1"),
+                std::string::npos)
+          << e.what();
+    }
+    const Tensor dt = on(*gpu_, Vec(14), {7, 2});
+    EXPECT_THROW(gpu_->embedding_backward(dt, ids, out), Error);
+  }
+}
+
+TEST_F(CudaOps, RmsNormForwardAndBackward) {
+  for (int64_t d : {int64_t{16}, int64_t{37}, int64_t{64}, int64_t{1280}}) {
+    for (bool accumulate : {false, true}) {
+      const int64_t r = d >= 1280 ? 150 : 1000;  // several dw partitions
+      const Vec x = random_floats(r * d, 12, 2.0), w = random_floats(d, 13);
+      const Vec dout = random_floats(r * d, 14), dx0 = random_floats(r * d, 15);
+      const Vec dw0 = random_floats(d, 16);
+      auto run = [&](Backend& be) {
+        const Tensor tx = on(be, x, {r, d}), tw = on(be, w, {d});
+        const Tensor out = on(be, poison(r * d), {r, d}), rstd = on(be, poison(r), {r});
+        be.rmsnorm_forward(out, rstd, tx, tw, 1e-6);
+        const Tensor dx = on(be, accumulate ? dx0 : poison(r * d), {r, d});
+        const Tensor dw = on(be, dw0, {d});
+        be.rmsnorm_backward(dx, dw, on(be, dout, {r, d}), tx, tw, rstd, accumulate);
+        Vec all = host(be, out);
+        for (const Tensor* t : {&rstd, &dx, &dw}) {
+          const Vec h = host(be, *t);
+          all.insert(all.end(), h.begin(), h.end());
+        }
+        return all;
+      };
+      expect_close(run(*gpu_), run(cpu_), 2e-5, "rmsnorm d=" + std::to_string(d));
+    }
+  }
+}
+
+TEST_F(CudaOps, RmsNormWeightGradientIsDeterministic) {
+  const int64_t r = 5000, d = 64;
+  const Vec x = random_floats(r * d, 17), w = random_floats(d, 18), g = random_floats(r * d, 19);
+  auto dw_once = [&] {
+    const Tensor tx = on(*gpu_, x, {r, d}), tw = on(*gpu_, w, {d});
+    const Tensor out = on(*gpu_, Vec(r * d), {r, d}), rstd = on(*gpu_, Vec(r), {r});
+    gpu_->rmsnorm_forward(out, rstd, tx, tw, 1e-6);
+    const Tensor dx = on(*gpu_, Vec(r * d), {r, d}), dw = on(*gpu_, Vec(d), {d});
+    gpu_->rmsnorm_backward(dx, dw, on(*gpu_, g, {r, d}), tx, tw, rstd, false);
+    return host(*gpu_, dw);
+  };
+  EXPECT_EQ(dw_once(), dw_once());
+}
+
+TEST_F(CudaOps, RopeForwardAndBackwardWithYarn) {
+  for (bool yarn : {false, true}) {
+    ModelConfig cfg = preset_config("small");
+    if (yarn) cfg.rope_scaling = YarnConfig{};
+    const int64_t b = 2, t = 19, heads = 3, d = cfg.head_dim, positions = 64, pos0 = 7;
+    const RopeTables tables = make_rope_tables(cfg, positions);
+    const Vec cs(tables.cos.begin(), tables.cos.end()), sn(tables.sin.begin(), tables.sin.end());
+    const Vec x = random_floats(b * t * heads * d, 20);
+    auto run = [&](Backend& be, bool inverse) {
+      const Tensor tx = on(be, x, {b, t, heads, d});
+      const Tensor c = on(be, cs, {positions, d / 2}), s = on(be, sn, {positions, d / 2});
+      if (inverse) be.rope_backward(tx, c, s, pos0);
+      else be.rope_forward(tx, c, s, pos0);
+      return host(be, tx);
+    };
+    expect_close(run(*gpu_, false), run(cpu_, false), 1e-6, "rope forward");
+    expect_close(run(*gpu_, true), run(cpu_, true), 1e-6, "rope backward");
+  }
+}
+
+struct AttnCase {
+  int64_t b, t, h, kv, d;
+};
+
+TEST_F(CudaOps, AttentionForwardAndBackward) {
+  // Head dims of the presets (16, 64), odd widths padded inside the kernel
+  // (40, 100), the widest (128); T not a multiple of the 32-row tiles.
+  for (const AttnCase& c : {AttnCase{2, 33, 4, 2, 16}, AttnCase{1, 100, 4, 1, 64},
+                            AttnCase{2, 45, 6, 3, 40}, AttnCase{1, 70, 2, 2, 128},
+                            AttnCase{1, 1, 4, 2, 64}, AttnCase{1, 64, 4, 4, 100}}) {
+    const std::string what = "attention b=" + std::to_string(c.b) + " t=" + std::to_string(c.t) +
+                             " h=" + std::to_string(c.h) + " kv=" + std::to_string(c.kv) +
+                             " d=" + std::to_string(c.d);
+    const Vec q = random_floats(c.b * c.t * c.h * c.d, 21, 1.5);
+    const Vec k = random_floats(c.b * c.t * c.kv * c.d, 22, 1.5);
+    const Vec v = random_floats(c.b * c.t * c.kv * c.d, 23);
+    const Vec dout = random_floats(q.size(), 24);
+    const double scale = 1.0 / std::sqrt(static_cast<double>(c.d));
+    auto run = [&](Backend& be) {
+      const Tensor tq = on(be, q, {c.b, c.t, c.h, c.d});
+      const Tensor tk = on(be, k, {c.b, c.t, c.kv, c.d});
+      const Tensor tv = on(be, v, {c.b, c.t, c.kv, c.d});
+      const Tensor out = on(be, poison(q.size()), {c.b, c.t, c.h, c.d});
+      const Tensor lse = on(be, poison(c.b * c.h * c.t), {c.b, c.h, c.t});
+      be.attention_forward(out, lse, tq, tk, tv, scale, 0);
+      const Tensor dq = on(be, poison(q.size()), {c.b, c.t, c.h, c.d});
+      const Tensor dk = on(be, poison(k.size()), {c.b, c.t, c.kv, c.d});
+      const Tensor dv = on(be, poison(v.size()), {c.b, c.t, c.kv, c.d});
+      be.attention_backward(dq, dk, dv, on(be, dout, {c.b, c.t, c.h, c.d}), tq, tk, tv, out, lse,
+                            scale);
+      std::vector<Vec> r;
+      for (const Tensor* x : {&out, &lse, &dq, &dk, &dv}) r.push_back(host(be, *x));
+      return r;
+    };
+    const auto g = run(*gpu_), want = run(cpu_);
+    const char* names[] = {"out", "lse", "dq", "dk", "dv"};
+    for (size_t i = 0; i < g.size(); ++i)
+      expect_close(g[i], want[i], 1e-4, what + " " + names[i]);
+  }
+}
+
+// Decoding shape: fewer queries than keys, starting at q_pos0.
+TEST_F(CudaOps, AttentionForwardWithQueryOffset) {
+  const int64_t b = 2, tk = 77, h = 4, kv = 2, d = 64;
+  for (int64_t tq : {int64_t{1}, int64_t{5}, int64_t{40}}) {
+    const int64_t pos0 = tk - tq;
+    const Vec q = random_floats(b * tq * h * d, 25), k = random_floats(b * tk * kv * d, 26);
+    const Vec v = random_floats(b * tk * kv * d, 27);
+    auto run = [&](Backend& be) {
+      const Tensor out = on(be, poison(q.size()), {b, tq, h, d});
+      const Tensor lse = on(be, poison(b * h * tq), {b, h, tq});
+      be.attention_forward(out, lse, on(be, q, {b, tq, h, d}), on(be, k, {b, tk, kv, d}),
+                           on(be, v, {b, tk, kv, d}), 0.125, pos0);
+      Vec r = host(be, out);
+      const Vec l = host(be, lse);
+      r.insert(r.end(), l.begin(), l.end());
+      return r;
+    };
+    expect_close(run(*gpu_), run(cpu_), 1e-4, "attention with q_pos0, tq=" + std::to_string(tq));
+  }
+}
+
+TEST_F(CudaOps, AttentionRejectsTooWideHeads) {
+  const Vec x(1 * 4 * 1 * 130, 0.5f);
+  const Tensor q = on(*gpu_, x, {1, 4, 1, 130});
+  const Tensor lse = on(*gpu_, Vec(4), {1, 1, 4});
+  const Tensor out = on(*gpu_, x, {1, 4, 1, 130});
+  EXPECT_THROW(gpu_->attention_forward(out, lse, q, q, q, 0.1, 0), Error);
+}
+
+TEST_F(CudaOps, SwiGluForwardAndBackward) {
+  const int64_t n = 4097;
+  const Vec gate = random_floats(n, 28, 3.0), up = random_floats(n, 29), dout = random_floats(n, 30);
+  auto run = [&](Backend& be) {
+    const Tensor g = on(be, gate, {n}), u = on(be, up, {n});
+    const Tensor out = on(be, poison(n), {n});
+    be.swiglu_forward(out, g, u);
+    const Tensor dg = on(be, poison(n), {n}), du = on(be, poison(n), {n});
+    be.swiglu_backward(dg, du, on(be, dout, {n}), g, u);
+    Vec r = host(be, out);
+    for (const Tensor* t : {&dg, &du}) {
+      const Vec h = host(be, *t);
+      r.insert(r.end(), h.begin(), h.end());
+    }
+    return r;
+  };
+  expect_close(run(*gpu_), run(cpu_), 1e-6, "swiglu");
+}
+
+TEST_F(CudaOps, SoftcapAndFusedCrossEntropy) {
+  const int64_t r = 9, v = 32008 % 1001;  // odd vocabulary width
+  std::vector<int32_t> targets = {3, -100, static_cast<int32_t>(v - 1), 0, 5, -100, 17, 200, 1};
+  for (double cap : {30.0, 2.0, 0.0}) {
+    for (double dscale : {0.0, 1.0 / 7.0}) {
+      const Vec z = random_floats(r * v, 31, 4.0);
+      auto run = [&](Backend& be) {
+        const Tensor logits = on(be, z, {r, v});
+        const Tensor losses = on(be, poison(r), {r});
+        be.softcap_cross_entropy(logits, losses, ids_on(be, targets), cap, dscale);
+        Vec out = host(be, losses);
+        if (dscale != 0.0) {
+          const Vec g = host(be, logits);
+          out.insert(out.end(), g.begin(), g.end());
+        }
+        const Tensor capped = on(be, z, {r, v});
+        be.softcap_forward(capped, cap);
+        const Vec c = host(be, capped);
+        out.insert(out.end(), c.begin(), c.end());
+        return out;
+      };
+      expect_close(run(*gpu_), run(cpu_), 1e-5,
+                   "cross-entropy cap=" + std::to_string(cap) + " dscale=" + std::to_string(dscale));
+    }
+  }
+}
+
+TEST_F(CudaOps, CrossEntropyRejectsOutOfRangeTargets) {
+  const Tensor logits = on(*gpu_, random_floats(3 * 11, 32), {3, 11});
+  const Tensor losses = on(*gpu_, Vec(3), {3});
+  try {
+    gpu_->softcap_cross_entropy(logits, losses, ids_on(*gpu_, {1, -100, 11}), 30.0, 1.0);
+    FAIL() << "target 11 accepted with a vocabulary of 11";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("target id 11 at position 2"), std::string::npos)
+        << e.what();
+  }
+}
+
+TEST_F(CudaOps, AdamWStep) {
+  const int64_t n = 10007;
+  const Vec p = random_floats(n, 33), g = random_floats(n, 34), m = random_floats(n, 35, 0.1);
+  Vec v = random_floats(n, 36, 0.1);
+  for (auto& x : v) x = x * x;
+  AdamWParams hp;
+  hp.lr = 3e-3;
+  hp.weight_decay = 0.1;
+  hp.step = 7;
+  hp.grad_scale = 0.5;
+  auto run = [&](Backend& be) {
+    const Tensor tp = on(be, p, {n}), tm = on(be, m, {n}), tv = on(be, v, {n});
+    be.adamw_step(tp, on(be, g, {n}), tm, tv, hp);
+    Vec r = host(be, tp);
+    for (const Tensor* t : {&tm, &tv}) {
+      const Vec h = host(be, *t);
+      r.insert(r.end(), h.begin(), h.end());
+    }
+    return r;
+  };
+  expect_close(run(*gpu_), run(cpu_), 1e-6, "adamw");
+}
+
+TEST_F(CudaOps, CopiesRoundTrip) {
+  const Vec x = random_floats(1001, 37);
+  const Tensor a = on(*gpu_, x, {1001});
+  const Tensor b = on(*gpu_, poison(1001), {1001});
+  gpu_->copy(b, a);
+  EXPECT_EQ(host(*gpu_, b), x);
+  gpu_->fill(b, 0.0);
+  EXPECT_EQ(host(*gpu_, b), Vec(1001, 0.0f));
+}
+
+}  // namespace
+}  // namespace hessgpt
