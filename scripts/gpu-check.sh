@@ -11,9 +11,11 @@
 # (it fills .gpu-debs/), then carry that folder. They are unpacked with
 # `dpkg -x` into a private prefix ($PREFIX), never into /.
 #
-# Usage: scripts/gpu-check.sh [--configure-only] [--quick]
+# Usage: scripts/gpu-check.sh [--configure-only] [--quick] [--bench-only]
 #   --configure-only  unpack and configure, then stop (works without a GPU)
 #   --quick           tests and the small benchmarks only (no model1/model2)
+#   --bench-only      skip the tests (a second call on a warm machine: the build
+#                     folder is kept, so only the benchmarks cost time)
 # Environment: LOGS (logs and JSON, default /tmp/gpu-check), OUT (when set, as
 # on the device tool, the logs are packed into $OUT/gpu-check.tgz: one file
 # travels back), PREFIX (default /tmp/hessgpt-prefix), BUILD (default
@@ -23,10 +25,12 @@ cd "$(dirname "$0")/.."
 
 configure_only=0
 quick=0
+bench_only=0
 for arg in "$@"; do
   case "$arg" in
     --configure-only) configure_only=1 ;;
     --quick) quick=1 ;;
+    --bench-only) bench_only=1 ;;
     *) echo "gpu-check: unknown argument $arg" >&2; exit 2 ;;
   esac
 done
@@ -75,6 +79,22 @@ else
 fi
 
 # ---- 2. the machine ----------------------------------------------------------------
+# CUDA's tools may be off the PATH; cuBLASLt (opened at run time, headers at
+# build time) may come only with PyTorch's pip packages.
+if ! command -v nvcc >/dev/null && [[ -x /usr/local/cuda/bin/nvcc ]]; then
+  export PATH="/usr/local/cuda/bin:$PATH"
+fi
+CUDA_ROOT=$(dirname "$(dirname "$(command -v nvcc 2>/dev/null || echo /usr/local/cuda/bin/nvcc)")")
+if [[ ! -f $CUDA_ROOT/include/cublasLt.h ]] || ! ls "$CUDA_ROOT"/lib64/libcublasLt.so.* >/dev/null 2>&1; then
+  pip_cublas=$(python3 -c 'import nvidia.cublas as m, os; print(list(m.__path__)[0])' 2>/dev/null)
+  if [[ -n $pip_cublas ]]; then
+    export CPATH="$pip_cublas/include${CPATH:+:$CPATH}"
+    export LD_LIBRARY_PATH="$pip_cublas/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    row "cuBLASLt" info "from $pip_cublas (not in $CUDA_ROOT)"
+  else
+    row "cuBLASLt" info "not found in $CUDA_ROOT nor in pip's nvidia-cublas"
+  fi
+fi
 if command -v nvidia-smi >/dev/null; then
   gpu=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>>"$LOG" | head -1)
   row "GPU" info "${gpu:-none}"
@@ -130,6 +150,7 @@ gtest_row() {  # name, binary, filter, skips allowed (1) or a failure (0)
   grep -E 'worst relative gap' "$log" | sed 's/^/    /' | tee -a "$LOG"
 }
 
+if [[ $bench_only == 0 ]]; then
 gtest_row "test: launch config, registry" "$BUILD/tests/test_backend" 'CudaLaunchConfig.*:CudaBackendRegistry.*' 1
 gtest_row "test: CUDA ops vs CPU" "$BUILD/tests/test_backend" 'CudaOps.*' 0
 gtest_row "test: CPU ops (unchanged)" "$BUILD/tests/test_backend" '-Cuda*' 1
@@ -154,6 +175,7 @@ if command -v compute-sanitizer >/dev/null; then
 else
   row "compute-sanitizer" skip "not installed"
 fi
+fi  # bench_only
 
 # ---- 5. throughput ---------------------------------------------------------------------
 # Peak GPU memory of a command: nvidia-smi sampled every 100 ms while it runs.
@@ -197,8 +219,10 @@ PY
   fi
 }
 
-bench_pair tiny 8 256 20
-bench_pair small 16 1024 10
+if [[ $bench_only == 0 ]]; then
+  bench_pair tiny 8 256 20
+  bench_pair small 16 1024 10
+fi
 if [[ $quick == 0 ]]; then
   bench_pair model2 32 1024 5
   bench_pair model1 32 1024 5

@@ -32,11 +32,12 @@ struct LtMatmul::Plan {
   cublasLtMatrixLayout_t first = nullptr, second = nullptr, out = nullptr;
   cublasLtMatmulAlgo_t algo{};
   ~Plan() {
-    const CublasLtApi& lt = cublaslt();
-    if (first) lt.matrix_layout_destroy(first);
-    if (second) lt.matrix_layout_destroy(second);
-    if (out) lt.matrix_layout_destroy(out);
-    if (op) lt.matmul_desc_destroy(op);
+    const CublasLtApi* lt = cublaslt_if_loaded();  // a plan exists only once it is loaded
+    if (!lt) return;
+    if (first) lt->matrix_layout_destroy(first);
+    if (second) lt->matrix_layout_destroy(second);
+    if (out) lt->matrix_layout_destroy(out);
+    if (op) lt->matmul_desc_destroy(op);
   }
 };
 
@@ -51,7 +52,7 @@ LtMatmul::~LtMatmul() {
   if (workspace_) cudaFree(workspace_);
   for (void* p : bf16_)
     if (p) cudaFree(p);
-  if (handle_->lt) cublaslt().destroy(handle_->lt);
+  if (handle_->lt) cublaslt_if_loaded()->destroy(handle_->lt);
 }
 
 void* LtMatmul::scratch(int slot, size_t bytes) {
