@@ -49,6 +49,19 @@ TEST(CudaBackendRegistry, MakeBackendWithoutADeviceSaysSo) {
   EXPECT_EQ(make_backend("", 1)->name(), "cpu");
 }
 
+// A command asked for --device cuda on a machine without one fails cleanly.
+TEST(CudaBackendRegistry, CommandOnCudaWithoutADeviceIsAClearError) {
+  if (contains(available_backends(), "cuda")) GTEST_SKIP() << "a CUDA device is present";
+  const auto r = testing::run_command(testing::hessgpt_binary() +
+                                      " bench train --device cuda --model tiny --steps 1 --json");
+  EXPECT_NE(r.exit_code, 0) << r.out;
+#ifdef HESSGPT_HAVE_CUDA
+  EXPECT_NE(r.out.find("no CUDA device available"), std::string::npos) << r.out;
+#else
+  EXPECT_NE(r.out.find("not compiled"), std::string::npos) << r.out;
+#endif
+}
+
 #ifdef HESSGPT_HAVE_CUDA
 TEST(CudaBackendRegistry, DeviceCountNeverThrows) {
   int n = -1;

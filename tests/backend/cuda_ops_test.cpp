@@ -14,6 +14,9 @@
 #include <deque>
 #include <limits>
 #include <random>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "backend/backend.h"
 #include "backend/cpu/cpu_backend.h"
@@ -54,6 +57,16 @@ void expect_close(const Vec& got, const Vec& want, double tol, const std::string
   for (size_t i = 0; i < got.size(); ++i)
     ASSERT_TRUE(std::isfinite(got[i])) << what << ": non-finite value at " << i;
   EXPECT_LT(rel_error(got, want), tol) << what;
+}
+
+// Each output compared on its own, so a small one (a weight gradient, a
+// second moment) is not hidden behind a large one.
+using Outputs = std::vector<std::pair<std::string, Vec>>;
+void expect_outputs_close(const Outputs& got, const Outputs& want, double tol,
+                          const std::string& what) {
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i)
+    expect_close(got[i].second, want[i].second, tol, what + " " + got[i].first);
 }
 
 class CudaOps : public ::testing::Test {
@@ -156,13 +169,10 @@ TEST_F(CudaOps, ElementwiseAddScaleFillSumSquares) {
     const double ss = be.sum_squares(ty);
     const Tensor tf = on(be, x, {n});
     be.fill(tf, 2.5);
-    Vec out = host(be, ty);
-    const Vec filled = host(be, tf);
-    out.insert(out.end(), filled.begin(), filled.end());
-    out.push_back(static_cast<float>(ss / n));
-    return out;
+    return Outputs{{"y", host(be, ty)}, {"fill", host(be, tf)},
+                   {"sum_squares", Vec{static_cast<float>(ss)}}};
   };
-  expect_close(run(*gpu_), run(cpu_), 1e-6, "add/scale/fill/sum_squares");
+  expect_outputs_close(run(*gpu_), run(cpu_), 1e-6, "elementwise");
   const Tensor t = on(*gpu_, x, {n});
   EXPECT_EQ(gpu_->sum_squares(t), gpu_->sum_squares(t)) << "sum_squares must be deterministic";
 }
@@ -180,12 +190,9 @@ TEST_F(CudaOps, EmbeddingForwardAndBackward) {
     be.embedding_forward(out, tid, on(be, table, {v, c}));
     const Tensor dt = on(be, dtable0, {v, c});
     be.embedding_backward(dt, tid, on(be, dout, {n, c}));  // += into dtable
-    Vec r = host(be, out);
-    const Vec d = host(be, dt);
-    r.insert(r.end(), d.begin(), d.end());
-    return r;
+    return Outputs{{"out", host(be, out)}, {"dtable", host(be, dt)}};
   };
-  expect_close(run(*gpu_), run(cpu_), 1e-6, "embedding");
+  expect_outputs_close(run(*gpu_), run(cpu_), 1e-6, "embedding");
 }
 
 TEST_F(CudaOps, EmbeddingRejectsOutOfRangeIds) {
@@ -220,14 +227,10 @@ TEST_F(CudaOps, RmsNormForwardAndBackward) {
         const Tensor dx = on(be, accumulate ? dx0 : poison(r * d), {r, d});
         const Tensor dw = on(be, dw0, {d});
         be.rmsnorm_backward(dx, dw, on(be, dout, {r, d}), tx, tw, rstd, accumulate);
-        Vec all = host(be, out);
-        for (const Tensor* t : {&rstd, &dx, &dw}) {
-          const Vec h = host(be, *t);
-          all.insert(all.end(), h.begin(), h.end());
-        }
-        return all;
+        return Outputs{{"out", host(be, out)}, {"rstd", host(be, rstd)}, {"dx", host(be, dx)},
+                       {"dw", host(be, dw)}};
       };
-      expect_close(run(*gpu_), run(cpu_), 2e-5, "rmsnorm d=" + std::to_string(d));
+      expect_outputs_close(run(*gpu_), run(cpu_), 2e-5, "rmsnorm d=" + std::to_string(d));
     }
   }
 }
@@ -319,12 +322,10 @@ TEST_F(CudaOps, AttentionForwardWithQueryOffset) {
       const Tensor lse = on(be, poison(b * h * tq), {b, h, tq});
       be.attention_forward(out, lse, on(be, q, {b, tq, h, d}), on(be, k, {b, tk, kv, d}),
                            on(be, v, {b, tk, kv, d}), 0.125, pos0);
-      Vec r = host(be, out);
-      const Vec l = host(be, lse);
-      r.insert(r.end(), l.begin(), l.end());
-      return r;
+      return Outputs{{"out", host(be, out)}, {"lse", host(be, lse)}};
     };
-    expect_close(run(*gpu_), run(cpu_), 1e-4, "attention with q_pos0, tq=" + std::to_string(tq));
+    expect_outputs_close(run(*gpu_), run(cpu_), 1e-4,
+                         "attention with q_pos0, tq=" + std::to_string(tq));
   }
 }
 
@@ -345,14 +346,9 @@ TEST_F(CudaOps, SwiGluForwardAndBackward) {
     be.swiglu_forward(out, g, u);
     const Tensor dg = on(be, poison(n), {n}), du = on(be, poison(n), {n});
     be.swiglu_backward(dg, du, on(be, dout, {n}), g, u);
-    Vec r = host(be, out);
-    for (const Tensor* t : {&dg, &du}) {
-      const Vec h = host(be, *t);
-      r.insert(r.end(), h.begin(), h.end());
-    }
-    return r;
+    return Outputs{{"out", host(be, out)}, {"dgate", host(be, dg)}, {"dup", host(be, du)}};
   };
-  expect_close(run(*gpu_), run(cpu_), 1e-6, "swiglu");
+  expect_outputs_close(run(*gpu_), run(cpu_), 1e-6, "swiglu");
 }
 
 TEST_F(CudaOps, SoftcapAndFusedCrossEntropy) {
@@ -365,19 +361,16 @@ TEST_F(CudaOps, SoftcapAndFusedCrossEntropy) {
         const Tensor logits = on(be, z, {r, v});
         const Tensor losses = on(be, poison(r), {r});
         be.softcap_cross_entropy(logits, losses, ids_on(be, targets), cap, dscale);
-        Vec out = host(be, losses);
-        if (dscale != 0.0) {
-          const Vec g = host(be, logits);
-          out.insert(out.end(), g.begin(), g.end());
-        }
+        Outputs out{{"losses", host(be, losses)}};
+        if (dscale != 0.0) out.emplace_back("dlogits", host(be, logits));
         const Tensor capped = on(be, z, {r, v});
         be.softcap_forward(capped, cap);
-        const Vec c = host(be, capped);
-        out.insert(out.end(), c.begin(), c.end());
+        out.emplace_back("softcap", host(be, capped));
         return out;
       };
-      expect_close(run(*gpu_), run(cpu_), 1e-5,
-                   "cross-entropy cap=" + std::to_string(cap) + " dscale=" + std::to_string(dscale));
+      expect_outputs_close(run(*gpu_), run(cpu_), 1e-5,
+                           "cross-entropy cap=" + std::to_string(cap) +
+                               " dscale=" + std::to_string(dscale));
     }
   }
 }
@@ -407,14 +400,9 @@ TEST_F(CudaOps, AdamWStep) {
   auto run = [&](Backend& be) {
     const Tensor tp = on(be, p, {n}), tm = on(be, m, {n}), tv = on(be, v, {n});
     be.adamw_step(tp, on(be, g, {n}), tm, tv, hp);
-    Vec r = host(be, tp);
-    for (const Tensor* t : {&tm, &tv}) {
-      const Vec h = host(be, *t);
-      r.insert(r.end(), h.begin(), h.end());
-    }
-    return r;
+    return Outputs{{"param", host(be, tp)}, {"m", host(be, tm)}, {"v", host(be, tv)}};
   };
-  expect_close(run(*gpu_), run(cpu_), 1e-6, "adamw");
+  expect_outputs_close(run(*gpu_), run(cpu_), 1e-6, "adamw");
 }
 
 TEST_F(CudaOps, CopiesRoundTrip) {
