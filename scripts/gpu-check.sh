@@ -11,11 +11,14 @@
 # (it fills .gpu-debs/), then carry that folder. They are unpacked with
 # `dpkg -x` into a private prefix ($PREFIX), never into /.
 #
-# Usage: scripts/gpu-check.sh [--configure-only] [--quick] [--bench-only]
+# Usage: scripts/gpu-check.sh [--configure-only] [--tests-only] [--bench-only] [--quick]
 #   --configure-only  unpack and configure, then stop (works without a GPU)
-#   --quick           tests and the small benchmarks only (no model1/model2)
-#   --bench-only      skip the tests (a second call on a warm machine: the build
-#                     folder is kept, so only the benchmarks cost time)
+#   --tests-only      build, tests and compute-sanitizer; no benchmarks
+#   --bench-only      benchmarks only (a second call on a warm machine keeps the
+#                     build folder, so only the benchmarks cost time)
+#   --quick           no model1/model2 benchmarks
+# With the device tool's 10-minute limit per command, run --tests-only, then
+# --bench-only in a second call.
 # Environment: LOGS (logs and JSON, default /tmp/gpu-check), OUT (when set, as
 # on the device tool, the logs are packed into $OUT/gpu-check.tgz: one file
 # travels back), PREFIX (default /tmp/hessgpt-prefix), BUILD (default
@@ -26,11 +29,13 @@ cd "$(dirname "$0")/.."
 configure_only=0
 quick=0
 bench_only=0
+tests_only=0
 for arg in "$@"; do
   case "$arg" in
     --configure-only) configure_only=1 ;;
     --quick) quick=1 ;;
     --bench-only) bench_only=1 ;;
+    --tests-only) tests_only=1 ;;
     *) echo "gpu-check: unknown argument $arg" >&2; exit 2 ;;
   esac
 done
@@ -53,7 +58,7 @@ print_summary() {
   printf '%-34s %-6s %s\n' "step" "result" "detail"
   for r in "${SUMMARY[@]}"; do echo "$r"; done
   if [[ -n $PACK_TO ]]; then
-    tar -czf "$PACK_TO/gpu-check.tgz" -C "$(dirname "$OUT")" "$(basename "$OUT")" 2>/dev/null
+    mkdir -p "$PACK_TO"; tar -czf "$PACK_TO/gpu-check.tgz" -C "$(dirname "$OUT")" "$(basename "$OUT")" 2>/dev/null
     echo "logs and JSON: $OUT (packed into $PACK_TO/gpu-check.tgz)"
   else
     echo "logs and JSON: $OUT"
@@ -219,10 +224,9 @@ PY
   fi
 }
 
-if [[ $bench_only == 0 ]]; then
-  bench_pair tiny 8 256 20
-  bench_pair small 16 1024 10
-fi
+[[ $tests_only == 1 ]] && exit $failed
+bench_pair tiny 8 256 20
+bench_pair small 16 1024 10
 if [[ $quick == 0 ]]; then
   bench_pair model2 32 1024 5
   bench_pair model1 32 1024 5
