@@ -224,7 +224,27 @@ PY
   fi
 }
 
+# Where a step's time goes: each op alone at model1's (or small's) shapes, BF16 products.
+ops_rows() {  # model batch seq
+  local out="$OUT/ops-$1.json"
+  if "$HG" bench ops --device cuda --precision bf16 --model "$1" --batch "$2" --seq "$3" --json \
+      >"$out" 2>"$out.err"; then
+    python3 - "$out" >"$out.rows" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+for op in d["ops"]:
+    rate = f"{op['tflops_per_s']:.1f} TFLOP/s" if op["tflops_per_s"] > 0 else f"{op['gbytes_per_s']:.0f} GB/s"
+    print(f"{op['op']}|{op['ms']:.3f} ms, {rate}, {op['shape']}")
+PY
+    while IFS='|' read -r name detail; do row "  $name" info "$detail"; done <"$out.rows"
+    row "ops $1 ${2}x$3 (bf16 products)" ok "see $out"
+  else
+    row "ops $1 ${2}x$3" FAIL "$(tail -1 "$out.err")"
+  fi
+}
+
 [[ $tests_only == 1 ]] && exit $failed
+if [[ $quick == 0 ]]; then ops_rows model1 32 1024; else ops_rows small 16 1024; fi
 bench_pair tiny 8 256 20
 bench_pair small 16 1024 10
 if [[ $quick == 0 ]]; then

@@ -1,0 +1,173 @@
+#include "train/ops_bench.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <deque>
+#include <functional>
+#include <random>
+
+#include "model/activations.h"
+
+namespace hessgpt {
+namespace {
+
+std::string dims(std::initializer_list<int64_t> d) {
+  std::string s = "[";
+  for (int64_t x : d) s += (s.size() > 1 ? ", " : "") + std::to_string(x);
+  return s + "]";
+}
+
+class Bench {
+ public:
+  Bench(Backend& be, int repeat, uint64_t seed) : be_(be), repeat_(repeat), gen_(seed) {}
+
+  Tensor random(std::initializer_list<int64_t> d, float scale = 1.0f) {
+    Tensor t = alloc(DType::F32, d);
+    std::normal_distribution<float> dist(0.0f, scale);
+    std::vector<float> v(static_cast<size_t>(t.numel()));
+    for (auto& x : v) x = dist(gen_);
+    be_.copy_from_host(t, v.data());
+    return t;
+  }
+  Tensor ids(int64_t n, int64_t below) {
+    Tensor t = alloc(DType::I32, {n});
+    std::vector<int32_t> v(static_cast<size_t>(n));
+    for (auto& x : v) x = static_cast<int32_t>(gen_() % static_cast<uint64_t>(below));
+    be_.copy_from_host(t, v.data());
+    return t;
+  }
+
+  void time(const std::string& name, const std::string& shape, double flops, double bytes,
+            const std::function<void()>& op) {
+    op();  // warm-up: plans, scratch, first-launch costs
+    be_.synchronize();
+    std::vector<double> ms;
+    for (int i = 0; i < repeat_; ++i) {
+      const auto t0 = std::chrono::steady_clock::now();
+      op();
+      be_.synchronize();
+      ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    }
+    std::sort(ms.begin(), ms.end());
+    results_.push_back({name, shape, ms[ms.size() / 2], flops, bytes});
+  }
+
+  std::vector<OpTiming> results() const { return results_; }
+
+ private:
+  Tensor alloc(DType dtype, std::initializer_list<int64_t> d) {
+    int64_t n = 1;
+    for (int64_t x : d) n *= x;
+    buffers_.emplace_back(&be_, static_cast<size_t>(n) * dtype_size(dtype));
+    return buffers_.back().tensor(dtype, d);
+  }
+
+  Backend& be_;
+  int repeat_;
+  std::mt19937_64 gen_;
+  std::deque<Buffer> buffers_;
+  std::vector<OpTiming> results_;
+};
+
+}  // namespace
+
+std::vector<OpTiming> run_ops_bench(const ModelConfig& c, Backend& be, int64_t batch, int64_t seq,
+                                    int repeat, uint64_t seed) {
+  HG_CHECK(batch > 0 && seq > 0 && repeat > 0, "ops bench needs a positive batch, seq and repeat");
+  Bench b(be, repeat, seed);
+  const int64_t n = batch * seq, d = c.hidden_size, h = c.num_attention_heads;
+  const int64_t kv = c.num_key_value_heads, hd = c.head_dim, ffn = c.intermediate_size;
+  const int64_t v = c.vocab_size, qkv = c.q_dim() + 2 * c.kv_dim();
+  const double f4 = 4.0;  // bytes per F32
+
+  // Products at the shapes of one layer's forward and the head (backward runs
+  // the same shapes transposed, twice).
+  auto product = [&](const std::string& name, int64_t m, int64_t k, int64_t cols) {
+    const Tensor x = b.random({m, k}), w = b.random({cols, k}, 0.02f), y = b.random({m, cols});
+    b.time(name, dims({m, k}) + " x " + dims({cols, k}) + "^T", 2.0 * m * k * cols,
+           f4 * (m * k + cols * k + m * cols), [&, x, w, y] { be.matmul(y, x, false, w, true, 1.0f, 0.0f); });
+  };
+  product("matmul qkv", n, d, qkv);
+  product("matmul o", n, c.q_dim(), d);
+  product("matmul gate/up", n, d, ffn);
+  product("matmul down", n, ffn, d);
+  const int64_t chunk = head_chunk_rows(n, v);
+  product("matmul head chunk", chunk, d, v);
+
+  {
+    const Tensor x = b.random({n, d}), w = b.random({d}), out = b.random({n, d}), rstd = b.random({n});
+    const Tensor dout = b.random({n, d}), dx = b.random({n, d}), dw = b.random({d});
+    b.time("rmsnorm fwd", dims({n, d}), 0, f4 * 2 * n * d,
+           [&, x, w, out, rstd] { be.rmsnorm_forward(out, rstd, x, w, c.rms_norm_eps); });
+    b.time("rmsnorm bwd", dims({n, d}), 0, f4 * 3 * n * d,
+           [&, x, w, rstd, dout, dx, dw] { be.rmsnorm_backward(dx, dw, dout, x, w, rstd, false); });
+    const Tensor q = b.random({n * h, hd}), wq = b.random({hd}), qo = b.random({n * h, hd});
+    const Tensor rq = b.random({n * h});
+    b.time("qk-norm fwd (q)", dims({n * h, hd}), 0, f4 * 2 * n * h * hd,
+           [&, q, wq, qo, rq] { be.rmsnorm_forward(qo, rq, q, wq, c.rms_norm_eps); });
+  }
+  {
+    const Tensor x = b.random({batch, seq, h, hd});
+    const Tensor cs = b.random({seq, hd / 2}), sn = b.random({seq, hd / 2});
+    b.time("rope fwd (q)", dims({batch, seq, h, hd}), 0, f4 * 2 * n * h * hd,
+           [&, x, cs, sn] { be.rope_forward(x, cs, sn, 0); });
+  }
+  {
+    const Tensor q = b.random({batch, seq, h, hd}), k = b.random({batch, seq, kv, hd});
+    const Tensor val = b.random({batch, seq, kv, hd}), out = b.random({batch, seq, h, hd});
+    const Tensor lse = b.random({batch, h, seq}), dout = b.random({batch, seq, h, hd});
+    const Tensor dq = b.random({batch, seq, h, hd}), dk = b.random({batch, seq, kv, hd});
+    const Tensor dv = b.random({batch, seq, kv, hd});
+    const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
+    // Causal: half of the T x T scores; QK^T and PV are 2 FLOPs per multiply-add each.
+    const double fwd = 4.0 * batch * h * hd * (seq * (seq + 1) / 2.0);
+    const std::string shape = "q " + dims({batch, seq, h, hd}) + ", kv " + std::to_string(kv);
+    b.time("attention fwd", shape, fwd, f4 * (2 * n * h * hd + 2 * n * kv * hd),
+           [&, q, k, val, out, lse] { be.attention_forward(out, lse, q, k, val, scale, 0); });
+    // Backward: recomputed scores plus four products (dV, dP, dS K, dS^T Q): 2.5x forward.
+    b.time("attention bwd", shape, 2.5 * fwd, f4 * (4 * n * h * hd + 4 * n * kv * hd),
+           [&, q, k, val, out, lse, dout, dq, dk, dv] {
+             be.attention_backward(dq, dk, dv, dout, q, k, val, out, lse, scale);
+           });
+  }
+  {
+    const Tensor g = b.random({n, ffn}), u = b.random({n, ffn}), o = b.random({n, ffn});
+    const Tensor dout = b.random({n, ffn}), dg = b.random({n, ffn}), du = b.random({n, ffn});
+    b.time("swiglu fwd", dims({n, ffn}), 0, f4 * 3 * n * ffn,
+           [&, g, u, o] { be.swiglu_forward(o, g, u); });
+    b.time("swiglu bwd", dims({n, ffn}), 0, f4 * 5 * n * ffn,
+           [&, g, u, dout, dg, du] { be.swiglu_backward(dg, du, dout, g, u); });
+  }
+  {
+    const Tensor logits = b.random({chunk, v}, 3.0f), losses = b.random({chunk});
+    const Tensor targets = b.ids(chunk, v);
+    // Overwrites its input with the gradient; later repeats see gradients as
+    // logits, which costs the same.
+    b.time("softcap cross-entropy", dims({chunk, v}), 0, f4 * 2 * chunk * v,
+           [&, logits, losses, targets] {
+             be.softcap_cross_entropy(logits, losses, targets, c.logit_softcap, 1.0 / n);
+           });
+  }
+  {
+    const Tensor table = b.random({v, d}, 0.02f), out = b.random({n, d});
+    const Tensor tok = b.ids(n, v);
+    b.time("embedding fwd", dims({n, d}), 0, f4 * 2 * n * d,
+           [&, table, out, tok] { be.embedding_forward(out, tok, table); });
+  }
+  {
+    const int64_t params = c.parameter_count();
+    const Tensor p = b.random({params}, 0.02f), g = b.random({params}, 1e-3f);
+    const Tensor m = b.random({params}, 1e-3f), s = b.random({params}, 1e-3f);
+    be.fill(s, 1e-6);
+    AdamWParams hp;
+    hp.weight_decay = 0.1;
+    b.time("adamw (all parameters)", dims({params}), 0, f4 * 7 * params,
+           [&, p, g, m, s, hp] { be.adamw_step(p, g, m, s, hp); });
+    b.time("sum_squares (all gradients)", dims({params}), 0, f4 * params,
+           [&, g] { (void)be.sum_squares(g); });
+  }
+  return b.results();
+}
+
+}  // namespace hessgpt

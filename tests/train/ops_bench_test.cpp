@@ -1,0 +1,43 @@
+// hessgpt bench ops: every op is timed, with rates that follow from its shape.
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "backend/cpu/cpu_backend.h"
+#include "common/test_util.h"
+#include "train/ops_bench.h"
+
+namespace hessgpt {
+namespace {
+
+TEST(OpsBench, TimesEveryOpOnTiny) {
+  CpuBackend be(2);
+  const auto ops = run_ops_bench(preset_config("tiny"), be, 2, 33, 2, 1);
+  std::set<std::string> names;
+  for (const OpTiming& t : ops) {
+    names.insert(t.name);
+    EXPECT_GT(t.ms, 0) << t.name;
+    EXPECT_GT(t.bytes, 0) << t.name;
+    EXPECT_FALSE(t.shape.empty()) << t.name;
+    if (t.name.rfind("matmul", 0) == 0 || t.name.rfind("attention", 0) == 0) {
+      EXPECT_GT(t.tflops_per_s(), 0) << t.name;
+    }
+  }
+  for (const char* op : {"matmul qkv", "matmul head chunk", "attention fwd", "attention bwd",
+                         "rmsnorm bwd", "softcap cross-entropy", "adamw (all parameters)"})
+    EXPECT_TRUE(names.count(op)) << op;
+}
+
+TEST(OpsBench, CliJson) {
+  const auto r = testing::run_command(testing::hessgpt_binary() +
+                                      " bench ops --model tiny --batch 1 --seq 16 --repeat 1 --threads 1 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("\"attention bwd\""), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"device\":\"cpu\""), std::string::npos) << r.out;
+  const auto bad = testing::run_command(testing::hessgpt_binary() + " bench ops --model tiny --repeat 0");
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.out.find("must be positive"), std::string::npos) << bad.out;
+}
+
+}  // namespace
+}  // namespace hessgpt
