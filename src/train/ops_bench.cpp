@@ -6,6 +6,7 @@
 #include <deque>
 #include <functional>
 #include <random>
+#include <vector>
 
 #include "model/activations.h"
 
@@ -22,12 +23,26 @@ class Bench {
  public:
   Bench(Backend& be, int repeat, uint64_t seed) : be_(be), repeat_(repeat), gen_(seed) {}
 
+  // Uniform in [-scale, scale] from xorshift64*: model1's shapes need about
+  // a billion values, and speed does not depend on the distribution.
   Tensor random(std::initializer_list<int64_t> d, float scale = 1.0f) {
     Tensor t = alloc(DType::F32, d);
-    std::normal_distribution<float> dist(0.0f, scale);
     std::vector<float> v(static_cast<size_t>(t.numel()));
-    for (auto& x : v) x = dist(gen_);
+    uint64_t x = gen_() | 1;
+    for (auto& out : v) {
+      x ^= x >> 12;
+      x ^= x << 25;
+      x ^= x >> 27;
+      const uint32_t bits = static_cast<uint32_t>((x * 0x2545F4914F6CDD1DULL) >> 40);  // 24 bits
+      out = scale * (static_cast<float>(bits) * (2.0f / 16777216.0f) - 1.0f);
+    }
     be_.copy_from_host(t, v.data());
+    return t;
+  }
+  // An output or state tensor: a non-zero constant (never time on zeros).
+  Tensor constant(std::initializer_list<int64_t> d, double value) {
+    Tensor t = alloc(DType::F32, d);
+    be_.fill(t, value);
     return t;
   }
   Tensor ids(int64_t n, int64_t below) {
@@ -84,7 +99,7 @@ std::vector<OpTiming> run_ops_bench(const ModelConfig& c, Backend& be, int64_t b
   // Products at the shapes of one layer's forward and the head (backward runs
   // the same shapes transposed, twice).
   auto product = [&](const std::string& name, int64_t m, int64_t k, int64_t cols) {
-    const Tensor x = b.random({m, k}), w = b.random({cols, k}, 0.02f), y = b.random({m, cols});
+    const Tensor x = b.random({m, k}), w = b.random({cols, k}, 0.02f), y = b.constant({m, cols}, 1.0);
     b.time(name, dims({m, k}) + " x " + dims({cols, k}) + "^T", 2.0 * m * k * cols,
            f4 * (m * k + cols * k + m * cols), [&, x, w, y] { be.matmul(y, x, false, w, true, 1.0f, 0.0f); });
   };
@@ -157,9 +172,8 @@ std::vector<OpTiming> run_ops_bench(const ModelConfig& c, Backend& be, int64_t b
   }
   {
     const int64_t params = c.parameter_count();
-    const Tensor p = b.random({params}, 0.02f), g = b.random({params}, 1e-3f);
-    const Tensor m = b.random({params}, 1e-3f), s = b.random({params}, 1e-3f);
-    be.fill(s, 1e-6);
+    const Tensor p = b.constant({params}, 0.02), g = b.constant({params}, 1e-3);
+    const Tensor m = b.constant({params}, 1e-4), s = b.constant({params}, 1e-6);
     AdamWParams hp;
     hp.weight_decay = 0.1;
     b.time("adamw (all parameters)", dims({params}), 0, f4 * 7 * params,
