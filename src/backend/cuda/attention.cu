@@ -28,6 +28,24 @@ constexpr int kTile = kAttnTile;
 constexpr int kRows = kAttnRowsPerWarp;
 constexpr int kBlockThreads = kAttnWarps * 32;
 constexpr int kPad = kTile + 1;  // row stride of the [32, 32] p / ds tiles
+constexpr int kKeyPad = kAttnKeyPad;
+
+// dot(a[0..W), b[0..W)) from 16-byte shared-memory reads, summed in order.
+template <int W>
+__device__ __forceinline__ float dot4(const float* a, const float* b) {
+  const float4* a4 = reinterpret_cast<const float4*>(a);
+  const float4* b4 = reinterpret_cast<const float4*>(b);
+  float s = 0.0f;
+#pragma unroll 4
+  for (int e = 0; e < W / 4; ++e) {
+    const float4 x = a4[e], y = b4[e];
+    s = fmaf(x.x, y.x, s);
+    s = fmaf(x.y, y.y, s);
+    s = fmaf(x.z, y.z, s);
+    s = fmaf(x.w, y.w, s);
+  }
+  return s;
+}
 
 struct Shape {
   int64_t b, tq, tk, h, kv, d;
@@ -60,10 +78,11 @@ template <int W>
 __global__ void __launch_bounds__(kBlockThreads)
     attention_forward_kernel(float* out, float* lse, const float* q, const float* k,
                              const float* v, Shape s, float scale, int64_t q_pos0) {
-  extern __shared__ float smem[];
+  extern __shared__ float4 attn_smem[];  // float4: 16-byte aligned for the float4 reads
+  float* smem = reinterpret_cast<float*>(attn_smem);
   float* q_s = smem;                 // [32][W]
-  float* k_s = q_s + kTile * W;      // [32][W + 1]
-  float* v_s = k_s + kTile * (W + 1);  // [32][W]
+  float* k_s = q_s + kTile * W;      // [32][W + kKeyPad]
+  float* v_s = k_s + kTile * (W + kKeyPad);  // [32][W]
   constexpr int kCols = W / 32;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const AttnTask task = attention_task(blockIdx.x, s.h, attention_tiles(s.tq));
@@ -84,19 +103,14 @@ __global__ void __launch_bounds__(kBlockThreads)
   const int64_t last_key = min(s.tk - 1, q_pos0 + last_query);
   for (int64_t j0 = 0; j0 <= last_key; j0 += kTile) {
     __syncthreads();  // the previous tile is no longer read
-    load_tile<W>(k_s, W + 1, k, j0, s.tk, s.kv, g, s.d, bi * s.tk);
+    load_tile<W>(k_s, W + kKeyPad, k, j0, s.tk, s.kv, g, s.d, bi * s.tk);
     load_tile<W>(v_s, W, v, j0, s.tk, s.kv, g, s.d, bi * s.tk);
     __syncthreads();
     const int64_t j = j0 + lane;
     float dot[kRows];
 #pragma unroll
-    for (int m = 0; m < kRows; ++m) dot[m] = 0.0f;
-#pragma unroll 8
-    for (int e = 0; e < W; ++e) {
-      const float kv = k_s[lane * (W + 1) + e];
-#pragma unroll
-      for (int m = 0; m < kRows; ++m) dot[m] += q_s[(warp + kAttnWarps * m) * W + e] * kv;
-    }
+    for (int m = 0; m < kRows; ++m)
+      dot[m] = dot4<W>(q_s + (warp + kAttnWarps * m) * W, k_s + lane * (W + kKeyPad));
     float p[kRows];
 #pragma unroll
     for (int m = 0; m < kRows; ++m) {
@@ -163,8 +177,8 @@ struct BackwardSmem {
     q = base;
     dout = q + kTile * W;
     k = dout + kTile * W;
-    v = k + kTile * (W + 1);
-    p = v + kTile * (W + 1);
+    v = k + kTile * (W + kKeyPad);
+    p = v + kTile * (W + kKeyPad);
     ds = p + kTile * kPad;
     lse = ds + kTile * kPad;
     delta = lse + kTile;
@@ -179,17 +193,10 @@ __device__ void backward_scores(const BackwardSmem<W>& sm, int64_t i0, int64_t j
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   float dot[kRows], dp[kRows];
 #pragma unroll
-  for (int m = 0; m < kRows; ++m) dot[m] = dp[m] = 0.0f;
-#pragma unroll 8
-  for (int e = 0; e < W; ++e) {
-    const float kv = sm.k[lane * (W + 1) + e];
-    const float vv = sm.v[lane * (W + 1) + e];
-#pragma unroll
-    for (int m = 0; m < kRows; ++m) {
-      const int r = warp + kAttnWarps * m;
-      dot[m] += sm.q[r * W + e] * kv;
-      dp[m] += sm.dout[r * W + e] * vv;
-    }
+  for (int m = 0; m < kRows; ++m) {
+    const int r = warp + kAttnWarps * m;
+    dot[m] = dot4<W>(sm.q + r * W, sm.k + lane * (W + kKeyPad));
+    dp[m] = dot4<W>(sm.dout + r * W, sm.v + lane * (W + kKeyPad));
   }
   const int64_t j = j0 + lane;
 #pragma unroll
@@ -217,7 +224,8 @@ __global__ void __launch_bounds__(kBlockThreads)
     attention_dkdv_kernel(float* dk, float* dv, const float* dout, const float* q, const float* k,
                           const float* v, const float* lse, const float* delta, Shape s,
                           float scale) {
-  extern __shared__ float smem[];
+  extern __shared__ float4 attn_smem[];  // float4: 16-byte aligned for the float4 reads
+  float* smem = reinterpret_cast<float*>(attn_smem);
   const BackwardSmem<W> sm(smem);
   constexpr int kCols = W / 32;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -227,8 +235,8 @@ __global__ void __launch_bounds__(kBlockThreads)
   const int64_t bi = task.batch, g = task.head, j0 = (tiles - 1 - task.tile) * kTile;
   const int64_t group = s.h / s.kv;
 
-  load_tile<W>(sm.k, W + 1, k, j0, s.tk, s.kv, g, s.d, bi * s.tk);
-  load_tile<W>(sm.v, W + 1, v, j0, s.tk, s.kv, g, s.d, bi * s.tk);
+  load_tile<W>(sm.k, W + kKeyPad, k, j0, s.tk, s.kv, g, s.d, bi * s.tk);
+  load_tile<W>(sm.v, W + kKeyPad, v, j0, s.tk, s.kv, g, s.d, bi * s.tk);
   float dk_acc[kRows][kCols], dv_acc[kRows][kCols];
 #pragma unroll
   for (int m = 0; m < kRows; ++m)
@@ -294,7 +302,8 @@ __global__ void __launch_bounds__(kBlockThreads)
     attention_dq_kernel(float* dq, const float* dout, const float* q, const float* k,
                         const float* v, const float* lse, const float* delta, Shape s,
                         float scale) {
-  extern __shared__ float smem[];
+  extern __shared__ float4 attn_smem[];  // float4: 16-byte aligned for the float4 reads
+  float* smem = reinterpret_cast<float*>(attn_smem);
   const BackwardSmem<W> sm(smem);
   constexpr int kCols = W / 32;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -314,8 +323,8 @@ __global__ void __launch_bounds__(kBlockThreads)
   const int64_t last_key = min(s.tq - 1, i0 + kTile - 1);
   for (int64_t j0 = 0; j0 <= last_key; j0 += kTile) {
     __syncthreads();
-    load_tile<W>(sm.k, W + 1, k, j0, s.tk, s.kv, g, s.d, bi * s.tk);
-    load_tile<W>(sm.v, W + 1, v, j0, s.tk, s.kv, g, s.d, bi * s.tk);
+    load_tile<W>(sm.k, W + kKeyPad, k, j0, s.tk, s.kv, g, s.d, bi * s.tk);
+    load_tile<W>(sm.v, W + kKeyPad, v, j0, s.tk, s.kv, g, s.d, bi * s.tk);
     __syncthreads();
     float p[kRows], ds[kRows];
     backward_scores<W>(sm, i0, j0, s.tq, scale, p, ds);
@@ -324,7 +333,7 @@ __global__ void __launch_bounds__(kBlockThreads)
     for (int jj = 0; jj < kTile; ++jj) {
       float kj[kCols];
 #pragma unroll
-      for (int c = 0; c < kCols; ++c) kj[c] = sm.k[jj * (W + 1) + lane + 32 * c];
+      for (int c = 0; c < kCols; ++c) kj[c] = sm.k[jj * (W + kKeyPad) + lane + 32 * c];
 #pragma unroll
       for (int m = 0; m < kRows; ++m) {
         const float dsj = __shfl_sync(kFullMask, ds[m], jj);

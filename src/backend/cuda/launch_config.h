@@ -138,18 +138,22 @@ HG_HD constexpr int attention_width(int64_t d) {
   return d <= 0 || d > kAttnMaxHeadDim ? 0 : d <= 32 ? 32 : d <= 64 ? 64 : 128;
 }
 
-// Shared memory (bytes) of each kernel at width w. Key and value rows read
-// with lane = key are padded by one float so that lanes hit distinct banks.
+// Rows read with lane = key (k, and v in backward) are read as float4 and
+// padded by 4 floats: a row stride of w + 4 words puts the 8 lanes of each
+// 16-byte access phase on distinct banks, and keeps rows 16-byte aligned.
+constexpr int kAttnKeyPad = 4;
+
+// Shared memory (bytes) of each kernel at width w.
 HG_HD constexpr size_t attention_forward_smem(int w) {
-  return sizeof(float) * (kAttnTile * w          // q
-                          + kAttnTile * (w + 1)  // k (lane = key)
-                          + kAttnTile * w);      // v (lane = column)
+  return sizeof(float) * (kAttnTile * w                    // q
+                          + kAttnTile * (w + kAttnKeyPad)  // k (lane = key)
+                          + kAttnTile * w);                // v (lane = column)
 }
 HG_HD constexpr size_t attention_backward_smem(int w) {
-  return sizeof(float) * (2 * kAttnTile * w                // q, dout
-                          + 2 * kAttnTile * (w + 1)        // k, v (lane = key)
-                          + 2 * kAttnTile * (kAttnTile + 1)  // p, ds
-                          + 2 * kAttnTile);                // lse, delta
+  return sizeof(float) * (2 * kAttnTile * w                    // q, dout
+                          + 2 * kAttnTile * (w + kAttnKeyPad)  // k, v (lane = key)
+                          + 2 * kAttnTile * (kAttnTile + 1)    // p, ds
+                          + 2 * kAttnTile);                    // lse, delta
 }
 
 // Query tiles per (batch, head): attention grids are [batch * heads * tiles].
