@@ -27,7 +27,7 @@ namespace {
 constexpr int kTile = kAttnTile;
 constexpr int kRows = kAttnRowsPerWarp;
 constexpr int kBlockThreads = kAttnWarps * 32;
-constexpr int kPad = kTile + 1;  // row stride of the [32, 32] p / ds tiles
+constexpr int kPad = kAttnScoreStride;  // row stride of the [32, 32] p / ds tiles
 constexpr int kKeyPad = kAttnKeyPad;
 
 // dot(a[0..W), b[0..W)) from 16-byte shared-memory reads, summed in order.
@@ -83,6 +83,7 @@ __global__ void __launch_bounds__(kBlockThreads)
   float* q_s = smem;                 // [32][W]
   float* k_s = q_s + kTile * W;      // [32][W + kKeyPad]
   float* v_s = k_s + kTile * (W + kKeyPad);  // [32][W]
+  float* p_s = v_s + kTile * W;              // [32][kPad], each warp its own rows
   constexpr int kCols = W / 32;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const AttnTask task = attention_task(blockIdx.x, s.h, attention_tiles(s.tq));
@@ -125,17 +126,27 @@ __global__ void __launch_bounds__(kBlockThreads)
       m_run[m] = m_new;
 #pragma unroll
       for (int c = 0; c < kCols; ++c) o[m][c] *= correction;
+      p_s[(warp + kAttnWarps * m) * kPad + lane] = p[m];
     }
-#pragma unroll 4
-    for (int jj = 0; jj < kTile; ++jj) {
-      float vj[kCols];
+    __syncwarp();  // the warp's p rows are written before its lanes read them
+    // O += P V with lane = column: four keys' probabilities per 16-byte read.
+#pragma unroll 2
+    for (int jj = 0; jj < kTile; jj += 4) {
+      float4 pj[kRows];
 #pragma unroll
-      for (int c = 0; c < kCols; ++c) vj[c] = v_s[jj * W + lane + 32 * c];
+      for (int m = 0; m < kRows; ++m)
+        pj[m] = *reinterpret_cast<const float4*>(p_s + (warp + kAttnWarps * m) * kPad + jj);
 #pragma unroll
-      for (int m = 0; m < kRows; ++m) {
-        const float pj = __shfl_sync(kFullMask, p[m], jj);
+      for (int t = 0; t < 4; ++t) {
+        float vj[kCols];
 #pragma unroll
-        for (int c = 0; c < kCols; ++c) o[m][c] += pj * vj[c];
+        for (int c = 0; c < kCols; ++c) vj[c] = v_s[(jj + t) * W + lane + 32 * c];
+#pragma unroll
+        for (int m = 0; m < kRows; ++m) {
+          const float pv = t == 0 ? pj[m].x : t == 1 ? pj[m].y : t == 2 ? pj[m].z : pj[m].w;
+#pragma unroll
+          for (int c = 0; c < kCols; ++c) o[m][c] = fmaf(pv, vj[c], o[m][c]);
+        }
       }
     }
   }
@@ -328,17 +339,27 @@ __global__ void __launch_bounds__(kBlockThreads)
     __syncthreads();
     float p[kRows], ds[kRows];
     backward_scores<W>(sm, i0, j0, s.tq, scale, p, ds);
-    // The warp's own rows hold ds for all 32 keys across its lanes.
-#pragma unroll 4
-    for (int jj = 0; jj < kTile; ++jj) {
-      float kj[kCols];
+    // The warp's own rows of ds (lane = key), read back four keys at a time.
 #pragma unroll
-      for (int c = 0; c < kCols; ++c) kj[c] = sm.k[jj * (W + kKeyPad) + lane + 32 * c];
+    for (int m = 0; m < kRows; ++m) sm.ds[(warp + kAttnWarps * m) * kPad + lane] = ds[m];
+    __syncwarp();
+#pragma unroll 2
+    for (int jj = 0; jj < kTile; jj += 4) {
+      float4 dsj[kRows];
 #pragma unroll
-      for (int m = 0; m < kRows; ++m) {
-        const float dsj = __shfl_sync(kFullMask, ds[m], jj);
+      for (int m = 0; m < kRows; ++m)
+        dsj[m] = *reinterpret_cast<const float4*>(sm.ds + (warp + kAttnWarps * m) * kPad + jj);
 #pragma unroll
-        for (int c = 0; c < kCols; ++c) dq_acc[m][c] += dsj * kj[c];
+      for (int t = 0; t < 4; ++t) {
+        float kj[kCols];
+#pragma unroll
+        for (int c = 0; c < kCols; ++c) kj[c] = sm.k[(jj + t) * (W + kKeyPad) + lane + 32 * c];
+#pragma unroll
+        for (int m = 0; m < kRows; ++m) {
+          const float d = t == 0 ? dsj[m].x : t == 1 ? dsj[m].y : t == 2 ? dsj[m].z : dsj[m].w;
+#pragma unroll
+          for (int c = 0; c < kCols; ++c) dq_acc[m][c] = fmaf(d, kj[c], dq_acc[m][c]);
+        }
       }
     }
   }

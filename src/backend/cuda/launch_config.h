@@ -142,17 +142,21 @@ HG_HD constexpr int attention_width(int64_t d) {
 // padded by 4 floats: a row stride of w + 4 words puts the 8 lanes of each
 // 16-byte access phase on distinct banks, and keeps rows 16-byte aligned.
 constexpr int kAttnKeyPad = 4;
+// Rows of the [32 queries, 32 keys] probability / ds tiles: 16-byte aligned
+// so that a lane reads four keys' values in one access.
+constexpr int kAttnScoreStride = kAttnTile + 4;
 
 // Shared memory (bytes) of each kernel at width w.
 HG_HD constexpr size_t attention_forward_smem(int w) {
   return sizeof(float) * (kAttnTile * w                    // q
                           + kAttnTile * (w + kAttnKeyPad)  // k (lane = key)
-                          + kAttnTile * w);                // v (lane = column)
+                          + kAttnTile * w                  // v (lane = column)
+                          + kAttnTile * kAttnScoreStride); // p
 }
 HG_HD constexpr size_t attention_backward_smem(int w) {
   return sizeof(float) * (2 * kAttnTile * w                    // q, dout
                           + 2 * kAttnTile * (w + kAttnKeyPad)  // k, v (lane = key)
-                          + 2 * kAttnTile * (kAttnTile + 1)    // p, ds
+                          + 2 * kAttnTile * kAttnScoreStride   // p, ds
                           + 2 * kAttnTile);                    // lse, delta
 }
 
