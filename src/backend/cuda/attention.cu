@@ -263,30 +263,42 @@ __global__ void __launch_bounds__(kBlockThreads)
       __syncthreads();
       float p[kRows], ds[kRows];
       backward_scores<W>(sm, i0, j0, s.tq, scale, p, ds);
+      // Stored transposed, [key][query row], so that phase 2 reads four rows'
+      // values of one key in a 16-byte access.
 #pragma unroll
       for (int m = 0; m < kRows; ++m) {
         const int r = warp + kAttnWarps * m;
-        sm.p[r * kPad + lane] = p[m];
-        sm.ds[r * kPad + lane] = ds[m];
+        sm.p[lane * kPad + r] = p[m];
+        sm.ds[lane * kPad + r] = ds[m];
       }
       __syncthreads();
       // This warp's keys jr = warp + 8m; lane = column.
-#pragma unroll 4
-      for (int r = 0; r < kTile; ++r) {
-        float qv[kCols], dov[kCols];
-#pragma unroll
-        for (int c = 0; c < kCols; ++c) {
-          qv[c] = sm.q[r * W + lane + 32 * c];
-          dov[c] = sm.dout[r * W + lane + 32 * c];
-        }
+#pragma unroll 2
+      for (int r = 0; r < kTile; r += 4) {
+        float4 pr[kRows], dsr[kRows];
 #pragma unroll
         for (int m = 0; m < kRows; ++m) {
           const int jr = warp + kAttnWarps * m;
-          const float pr = sm.p[r * kPad + jr], dsr = sm.ds[r * kPad + jr];
+          pr[m] = *reinterpret_cast<const float4*>(sm.p + jr * kPad + r);
+          dsr[m] = *reinterpret_cast<const float4*>(sm.ds + jr * kPad + r);
+        }
+#pragma unroll
+        for (int t = 0; t < 4; ++t) {
+          float qv[kCols], dov[kCols];
 #pragma unroll
           for (int c = 0; c < kCols; ++c) {
-            dv_acc[m][c] += pr * dov[c];
-            dk_acc[m][c] += dsr * qv[c];
+            qv[c] = sm.q[(r + t) * W + lane + 32 * c];
+            dov[c] = sm.dout[(r + t) * W + lane + 32 * c];
+          }
+#pragma unroll
+          for (int m = 0; m < kRows; ++m) {
+            const float pv = t == 0 ? pr[m].x : t == 1 ? pr[m].y : t == 2 ? pr[m].z : pr[m].w;
+            const float dv_ = t == 0 ? dsr[m].x : t == 1 ? dsr[m].y : t == 2 ? dsr[m].z : dsr[m].w;
+#pragma unroll
+            for (int c = 0; c < kCols; ++c) {
+              dv_acc[m][c] = fmaf(pv, dov[c], dv_acc[m][c]);
+              dk_acc[m][c] = fmaf(dv_, qv[c], dk_acc[m][c]);
+            }
           }
         }
       }
