@@ -142,7 +142,7 @@ RoutedTask word_length(Split split, Rng& rng) {
 
 RoutedTask count_words(Split split, Rng& rng) {
   RoutedTask t = logic("count_words");
-  const int n = static_cast<int>(uniform_int(rng, 2, 12));
+  const int n = static_cast<int>(uniform_int(rng, 2, 8));
   std::string s = random_words(rng, split, n);
   if (chance(rng, 0.5)) s = capitalise_first(s);
   t.user = fill(pick(rng, kWords, split), {{"s", s}});
