@@ -337,6 +337,7 @@ TEST_F(CudaOps, AttentionForwardWithQueryOffset) {
 }
 
 TEST_F(CudaOps, AttentionRejectsTooWideHeads) {
+  if (gpu_->name() == "cpu") GTEST_SKIP() << "the CPU kernels take any head width";
   const Vec x(1 * 4 * 1 * 130, 0.5f);
   const Tensor q = on(*gpu_, x, {1, 4, 1, 130});
   const Tensor lse = on(*gpu_, Vec(4), {1, 1, 4});
