@@ -21,6 +21,7 @@
 
 #include "backend/backend.h"
 #include "backend/cpu/cpu_backend.h"
+#include "common/gpu_test_backend.h"
 #include "common/test_util.h"
 #include "core/bf16.h"
 #include "core/model_config.h"
@@ -30,11 +31,6 @@ namespace hessgpt {
 namespace {
 
 using Vec = std::vector<float>;
-
-bool cuda_available() {
-  const auto a = available_backends();
-  return std::find(a.begin(), a.end(), "cuda") != a.end();
-}
 
 Vec random_floats(size_t n, uint64_t seed, double scale = 1.0) {
   const std::vector<double> d = testing::random_vector(n, seed, scale);
@@ -73,14 +69,8 @@ void expect_outputs_close(const Outputs& got, const Outputs& want, double tol,
 class CudaOps : public ::testing::Test {
  protected:
   void SetUp() override {
-    // HESSGPT_CUDA_TESTS_ON_CPU=1 puts a second CPU backend in the GPU's place:
-    // it checks the tests themselves (API use, tolerances) on machines without one.
-    if (std::getenv("HESSGPT_CUDA_TESTS_ON_CPU")) {
-      gpu_ = make_backend("cpu", 2);
-      return;
-    }
-    if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
-    gpu_ = make_backend("cuda", 1);
+    gpu_ = testing::gpu_test_backend();
+    if (!gpu_) GTEST_SKIP() << "no CUDA device";
   }
 
   // A tensor on the given backend holding `values` (F32).

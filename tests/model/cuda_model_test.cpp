@@ -11,17 +11,13 @@
 
 #include "backend/backend.h"
 #include "backend/cpu/cpu_backend.h"
+#include "common/gpu_test_backend.h"
 #include "core/rng.h"
 #include "model/model.h"
 #include "train/optimizer.h"
 
 namespace hessgpt {
 namespace {
-
-bool cuda_available() {
-  const auto a = available_backends();
-  return std::find(a.begin(), a.end(), "cuda") != a.end();
-}
 
 double rel_error(const std::vector<float>& got, const std::vector<float>& want) {
   double diff = 0, norm = 0;
@@ -53,14 +49,8 @@ Batch random_batch(const ModelConfig& c, int64_t n, uint64_t seed, bool with_ign
 class CudaModel : public ::testing::TestWithParam<const char*> {
  protected:
   void SetUp() override {
-    // HESSGPT_CUDA_TESTS_ON_CPU=1 puts a second CPU backend in the GPU's place:
-    // it checks the tests themselves (API use, tolerances) on machines without one.
-    if (std::getenv("HESSGPT_CUDA_TESTS_ON_CPU")) {
-      gpu_ = make_backend("cpu", 2);
-      return;
-    }
-    if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
-    gpu_ = make_backend("cuda", 1);
+    gpu_ = testing::gpu_test_backend();
+    if (!gpu_) GTEST_SKIP() << "no CUDA device";
   }
   CpuBackend cpu_{8};
   std::unique_ptr<Backend> gpu_;
