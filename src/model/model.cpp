@@ -106,13 +106,19 @@ void Model::ensure_rope(int64_t positions) {
 void Model::prepare(const int32_t* ids, const int32_t* targets, int64_t batch, int64_t seq,
                     bool training) {
   HG_CHECK(batch > 0 && seq > 0, "empty batch");
-  const bool needs_new = !arena_.data() || acts_.batch != batch || acts_.seq != seq ||
-                         (training && !arena_training_);
-  if (needs_new) {
-    arena_ = Buffer();  // free first: the old arena may be large
+  const bool same_layout = arena_.data() && acts_.batch == batch && acts_.seq == seq &&
+                           (arena_training_ || !training);
+  if (!same_layout) {
+    // Fine-tuning pads each batch to its own length, so the shape changes
+    // nearly every step. The arena only grows: re-carving the old buffer
+    // spares a fresh allocation (and the kernel zeroing its pages) per step.
     LoraShape lora;
     if (has_lora()) lora = {lora_rank_, lora_config_.target_mask()};
-    arena_ = Buffer(&backend_, activation_bytes(config_, batch, seq, dtype_, training, lora));
+    const size_t bytes = activation_bytes(config_, batch, seq, dtype_, training, lora);
+    if (!arena_.data() || bytes > arena_.bytes()) {
+      arena_ = Buffer();  // free first: the old arena may be large
+      arena_ = Buffer(&backend_, bytes);
+    }
     acts_ = layout_activations(config_, arena_, batch, seq, dtype_, training, lora);
     arena_training_ = training;
   }
@@ -137,7 +143,7 @@ void Model::prepare(const int32_t* ids, const int32_t* targets, int64_t batch, i
 
 LossSum Model::evaluate(const int32_t* ids, const int32_t* targets, int64_t batch, int64_t seq,
                         float* logits_out) {
-  prepare(ids, targets, batch, seq, arena_training_ && acts_.batch == batch && acts_.seq == seq);
+  prepare(ids, targets, batch, seq, false);
   begin_lora_pass(false);
   forward_blocks();
   return head_forward(false, 0.0, logits_out);
