@@ -49,7 +49,7 @@ DemoSize demo_size(const std::string& name) {
   if (name == "full")
     return {.corpus_tokens = 4'000'000, .chunk_tokens = 2'000'000, .pretrain_steps = 60, .pretrain_batch = 8,
             .synth_model1 = 40000, .synth_model2 = 60000, .synth_eval = 400, .sft1_steps = 2400,
-            .sft2_steps = 2200, .sft_batch = 16, .eval_items = 400, .max_tokens = 160};
+            .sft2_steps = 3200, .sft_batch = 16, .eval_items = 400, .max_tokens = 160};
   if (name == "tiny")
     return {.corpus_tokens = 200'000, .chunk_tokens = 100'000, .pretrain_steps = 4, .pretrain_batch = 2,
             .synth_model1 = 200, .synth_model2 = 200, .synth_eval = 40, .sft1_steps = 4, .sft2_steps = 4,
