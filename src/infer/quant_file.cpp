@@ -4,6 +4,7 @@
 #include "infer/quant_file.h"
 
 #include <cstring>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -174,11 +175,13 @@ void save_quantized_dir(const InferWeights& w, const std::string& dir) {
   fs::create_directories(dir);
   const ParamLayout lay = make_param_layout(w.config);
   std::vector<std::pair<std::string, Entry>> items;
+  std::deque<std::vector<uint8_t>> file_bytes;  // stable addresses for the entries
   for_each_tensor(
       w, lay,
       [&](const std::string& name, const QuantMatrix& m) {
-        items.push_back({name + ".q", Entry{q_dtype(m.format()), q_shape(m.format(), m.rows(), m.cols(), m.group_size()), m.data(),
-                                            static_cast<size_t>(m.rows() * m.row_bytes())}});
+        const std::vector<uint8_t>& q = file_bytes.emplace_back(m.file_bytes());
+        items.push_back({name + ".q", Entry{q_dtype(m.format()), q_shape(m.format(), m.rows(), m.cols(), m.group_size()), q.data(),
+                                            q.size()}});
         if (!m.scales().empty())
           items.push_back({name + ".scales", Entry{"F32", scales_shape(m.format(), m.rows(), m.cols(), m.group_size()), m.scales().data(),
                                                    m.scales().size() * sizeof(float)}});

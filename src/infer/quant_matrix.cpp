@@ -111,7 +111,7 @@ QuantMatrix QuantMatrix::quantize(const float* w, int64_t rows, int64_t cols,
         m.scales_[static_cast<size_t>(r)] = scale;
         for (int64_t c = 0; c < cols; ++c) {
           const float q = std::clamp(std::nearbyint(src[c] * inv), -127.0f, 127.0f);
-          dst[c] = static_cast<uint8_t>(static_cast<int8_t>(q));
+          dst[c] = static_cast<uint8_t>(static_cast<int>(q) + 128);
         }
         break;
       }
@@ -164,7 +164,16 @@ QuantMatrix QuantMatrix::from_parts(WeightFormat format, int64_t rows, int64_t c
             want_scales, " scales, got ", scales.size());
   m.storage_ = std::move(data);
   m.scales_ = std::move(scales);
+  if (format == WeightFormat::Q8)
+    for (uint8_t& b : m.storage_) b ^= 0x80;  // int8 -> offset binary
   return m;
+}
+
+std::vector<uint8_t> QuantMatrix::file_bytes() const {
+  std::vector<uint8_t> bytes(data(), data() + rows_ * row_bytes_);
+  if (format_ == WeightFormat::Q8)
+    for (uint8_t& b : bytes) b ^= 0x80;  // offset binary -> int8
+  return bytes;
 }
 
 size_t QuantMatrix::stream_bytes() const {
@@ -189,7 +198,7 @@ void QuantMatrix::dequantize_rows(int64_t r0, int64_t r1, float* out) const {
         break;
       case WeightFormat::Q8: {
         const float s = scales_[static_cast<size_t>(r)];
-        for (int64_t c = 0; c < cols_; ++c) dst[c] = s * static_cast<float>(static_cast<int8_t>(src[c]));
+        for (int64_t c = 0; c < cols_; ++c) dst[c] = s * static_cast<float>(static_cast<int>(src[c]) - 128);
         break;
       }
       case WeightFormat::Q4: {

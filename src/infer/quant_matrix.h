@@ -7,7 +7,11 @@
 // Layouts (row-major, one row per output channel, rows independent):
 //   F32  float[cols]
 //   BF16 uint16[cols] (the top half of the float)
-//   Q8   int8[cols], scales[rows]: w = scale[r] * q, q in [-127, 127]
+//   Q8   uint8[cols], scales[rows]: w = scale[r] * (u - 128), u - 128 in
+//        [-127, 127]. In memory the integers are offset binary: vpdpbusd
+//        multiplies unsigned by signed bytes, so biased weights go straight
+//        in and the bias leaves as 128 * sum(x), once per input chunk shared
+//        by all rows. Files keep plain int8 (file_bytes / from_parts convert).
 //   Q4   uint8[padded/2], scales[rows, groups]: w = scale[r,g] * (nibble - 8),
 //        nibble in [1, 15]; padded = groups * group_size (the last group is
 //        padded with nibble 8 = 0.0, so any width works, e.g. FFN 3413).
@@ -74,7 +78,7 @@ class QuantMatrix {
   // by Q4 only (a multiple of 32).
   static QuantMatrix quantize(const float* w, int64_t rows, int64_t cols, WeightFormat format,
                               int64_t group_size = 32);
-  // Adopts stored data (from a file); sizes are checked.
+  // Adopts stored data in the file layout (Q8: int8); sizes are checked.
   static QuantMatrix from_parts(WeightFormat format, int64_t rows, int64_t cols,
                                 int64_t group_size, std::vector<uint8_t> data,
                                 std::vector<float> scales);
@@ -87,6 +91,8 @@ class QuantMatrix {
   int64_t row_bytes() const { return row_bytes_; }    // stored bytes of one row
   const uint8_t* data() const { return storage_.empty() ? external_ : storage_.data(); }
   const std::vector<float>& scales() const { return scales_; }
+  // The integers in the file layout from_parts takes (Q8: int8, not offset).
+  std::vector<uint8_t> file_bytes() const;
   // Bytes one full pass over the matrix reads (data + scales): the decode cost.
   size_t stream_bytes() const;
 

@@ -66,20 +66,22 @@ float dot_bf16(const uint16_t* w, const float* x, int64_t n) {
   return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
 }
 
-inline __m512 widen_i8(__m128i q) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)); }
+// Offset-binary bytes u = q + 128 to float q.
+inline __m512 widen_q8(__m128i u) {
+  return _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_cvtepu8_epi32(u), _mm512_set1_epi32(128)));
+}
 
-[[maybe_unused]] float dot_q8(const int8_t* w, const float* x, int64_t n) {
+[[maybe_unused]] float dot_q8(const uint8_t* w, const float* x, int64_t n) {
   __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
   int64_t i = 0;
   for (; i + 32 <= n; i += 32) {
     const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i));
-    a0 = _mm512_fmadd_ps(widen_i8(_mm256_castsi256_si128(q)), _mm512_loadu_ps(x + i), a0);
-    a1 = _mm512_fmadd_ps(widen_i8(_mm256_extracti128_si256(q, 1)), _mm512_loadu_ps(x + i + 16), a1);
+    a0 = _mm512_fmadd_ps(widen_q8(_mm256_castsi256_si128(q)), _mm512_loadu_ps(x + i), a0);
+    a1 = _mm512_fmadd_ps(widen_q8(_mm256_extracti128_si256(q, 1)), _mm512_loadu_ps(x + i + 16), a1);
   }
   for (; i < n; i += 16) {
     const __mmask16 m = tail_mask(n - i);
-    a0 = _mm512_fmadd_ps(widen_i8(_mm_maskz_loadu_epi8(m, w + i)), _mm512_maskz_loadu_ps(m, x + i),
-                         a0);
+    a0 = _mm512_fmadd_ps(widen_q8(_mm_maskz_loadu_epi8(m, w + i)), _mm512_maskz_loadu_ps(m, x + i), a0);
   }
   return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
 }
@@ -123,10 +125,10 @@ float dot_bf16(const uint16_t* w, const float* x, int64_t n) {
   return s;
 }
 
-[[maybe_unused]] float dot_q8(const int8_t* w, const float* x, int64_t n) {
+[[maybe_unused]] float dot_q8(const uint8_t* w, const float* x, int64_t n) {
   float s = 0.0f;
 #pragma omp simd reduction(+ : s)
-  for (int64_t i = 0; i < n; ++i) s += static_cast<float>(w[i]) * x[i];
+  for (int64_t i = 0; i < n; ++i) s += static_cast<float>(static_cast<int>(w[i]) - 128) * x[i];
   return s;
 }
 
@@ -179,6 +181,14 @@ void quantize_blocks(const float* x, int64_t n, int64_t block, std::vector<int8_
   }
 }
 
+// Rows are short (1-3 KB), so R interleaved row streams restart every few
+// dozen lines, too often for the hardware prefetcher to keep up; asking for
+// the same line of the next R-row block keeps enough misses in flight. A
+// prefetch past the matrix is harmless.
+inline void prefetch_ahead(const uint8_t* p, int64_t distance) {
+  _mm_prefetch(reinterpret_cast<const char*>(p + distance), _MM_HINT_T0);
+}
+
 inline __mmask64 byte_mask(int64_t left) {
   return left >= 64 ? ~__mmask64{0} : ((__mmask64{1} << left) - 1);
 }
@@ -188,20 +198,32 @@ void q8_vnni_rows(const uint8_t* w, int64_t stride, const float* scales, const i
                   const float* lane_scale, int64_t cols, float* y) {
   __m512 acc[R];
   for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
-  const __m512i zero = _mm512_setzero_si512();
+  const __m512i bias = _mm512_set1_epi8(static_cast<char>(0x80));
   for (int64_t c = 0; c < cols; c += 64) {
     const __mmask64 m = byte_mask(cols - c);
     const __m512i xv = _mm512_loadu_si512(xq + c);
     const __m512 ls = _mm512_loadu_ps(lane_scale + c / 4);
+    // sum (u - 128) x = sum u x - 128 sum x: every row starts from -128 sum x.
+    // (Masked-off weight bytes load as 0, and x is 0 past cols.)
+    const __m512i start = _mm512_sub_epi32(_mm512_setzero_si512(),
+                                           _mm512_dpbusd_epi32(_mm512_setzero_si512(), bias, xv));
     for (int r = 0; r < R; ++r) {
-      const __m512i wv = _mm512_maskz_loadu_epi8(m, w + r * stride + c);
-      // u8 x s8 only: multiply |w| by x carrying w's sign.
-      const __m512i sx = _mm512_mask_sub_epi8(xv, _mm512_movepi8_mask(wv), zero, xv);
-      const __m512i dot = _mm512_dpbusd_epi32(zero, _mm512_abs_epi8(wv), sx);
+      prefetch_ahead(w + r * stride + c, R * stride);
+      const __m512i dot = _mm512_dpbusd_epi32(start, _mm512_maskz_loadu_epi8(m, w + r * stride + c), xv);
       acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), ls, acc[r]);
     }
   }
   for (int r = 0; r < R; ++r) y[r] = scales[r] * _mm512_reduce_add_ps(acc[r]);
+}
+
+// Each byte's high nibble moved down: one GF(2) affine op (bit i of the
+// result = bit i + 4 of the byte) where GFNI exists, else shift and mask.
+inline __m512i high_nibbles(__m512i b, [[maybe_unused]] __m512i low) {
+#ifdef __GFNI__
+  return _mm512_gf2p8affine_epi64_epi8(b, _mm512_set1_epi64(0x1020408000000000LL), 0);
+#else
+  return _mm512_and_si512(_mm512_srli_epi16(b, 4), low);
+#endif
 }
 
 // G in {32, 64, 128}: a 64-byte chunk starts on a group boundary, so lane l
@@ -225,9 +247,10 @@ void q4_vnni_rows(const uint8_t* w, int64_t stride, const float* ws, int64_t gro
     const int64_t gl = std::min<int64_t>(16, groups - g0);
     const __mmask16 gm = static_cast<__mmask16>((1u << gl) - 1u);
     for (int r = 0; r < R; ++r) {
+      prefetch_ahead(w + r * stride + c, R * stride);
       const __m512i b = _mm512_maskz_loadu_epi8(m, w + r * stride + c);
       const __m512i lo = _mm512_and_si512(b, low);
-      const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(b, 4), low);
+      const __m512i hi = high_nibbles(b, low);
       __m512i dot = _mm512_dpbusd_epi32(zero, lo, xl);
       dot = _mm512_dpbusd_epi32(dot, hi, xh);
       const __m512 wsv = _mm512_permutexvar_ps(idx, _mm512_maskz_loadu_ps(gm, ws + r * groups + g0));
@@ -322,7 +345,7 @@ void QuantMatrix::matvec_rows(const MatvecInput& in, int64_t r0, int64_t r1, flo
       for (; r < r1; ++r) q8_vnni_rows<1>(base + r * stride, stride, s + r, xq, ls, cols, y + r);
 #else
       for (int64_t r = r0; r < r1; ++r)
-        y[r] = s[r] * dot_q8(reinterpret_cast<const int8_t*>(base + r * stride), x, cols);
+        y[r] = s[r] * dot_q8(base + r * stride, x, cols);
 #endif
       return;
     }

@@ -122,6 +122,28 @@ TEST(MatvecRows, InputKnowsItsShape) {
   EXPECT_FALSE(in.matches(narrow));
 }
 
+// INT8 rows live in memory as offset binary (for vpdpbusd); files hold int8.
+TEST(Quantize, Int8FileBytesAreSignedAndRoundTrip) {
+  const std::vector<float> w = {1.0f, -1.0f, 0.5f, 0.0f, -0.25f, 0.75f};
+  const QuantMatrix m = QuantMatrix::quantize(w.data(), 2, 3, WeightFormat::Q8);
+  const std::vector<uint8_t> file = m.file_bytes();
+  const std::vector<int8_t> expect = {127, -127, 64, 0, -42, 127};  // scales 1/127 and 0.75/127
+  ASSERT_EQ(file.size(), expect.size());
+  for (size_t i = 0; i < file.size(); ++i) EXPECT_EQ(static_cast<int8_t>(file[i]), expect[i]) << i;
+  const QuantMatrix back = QuantMatrix::from_parts(WeightFormat::Q8, 2, 3, 0, file, m.scales());
+  std::vector<float> a(6), b(6);
+  m.dequantize_rows(0, 2, a.data());
+  back.dequantize_rows(0, 2, b.data());
+  EXPECT_EQ(a, b);
+  EXPECT_FLOAT_EQ(a[1], -1.0f);
+  const std::vector<float> x = {0.5f, -2.0f, 3.0f};
+  std::vector<float> ya(2), yb(2);
+  m.matvec(x.data(), ya.data());
+  back.matvec(x.data(), yb.data());
+  EXPECT_EQ(ya, yb);
+  EXPECT_NEAR(ya[0], 0.5f + 2.0f + 1.5f, 0.05f);
+}
+
 TEST(Quantize, PaddingDecodesToZeroAndScalesAreSymmetric) {
   const std::vector<float> w = {1.0f, -0.5f, 0.25f};
   const QuantMatrix m = QuantMatrix::quantize(w.data(), 1, 3, WeightFormat::Q4, 32);
