@@ -156,6 +156,38 @@ TEST_F(CudaOps, MatmulBf16RoundsOperandsAndAccumulatesInFp32) {
   }
 }
 
+// Gradient accumulation (beta = 1) in BF16 with an odd K (zero-padded to a
+// multiple of 8 in the BF16 copies) and an odd output width, all transposes:
+// C0 plus the product of the BF16-rounded operands, summed in double here
+// (the CPU backend's BF16 path needs oneDNN, which GPU machines may lack).
+TEST_F(CudaOps, MatmulBf16AccumulatesWithOddInnerDimension) {
+  const int64_t m = 40, n = 3413 % 101, k = 3413 % 89;  // n = 80 + 13, k = 31
+  for (bool ta : {false, true}) {
+    for (bool tb : {false, true}) {
+      const Vec a = random_floats(m * k, 8), b = random_floats(k * n, 9), c0 = random_floats(m * n, 10);
+      auto a_at = [&](int64_t i, int64_t l) { return ta ? a[l * m + i] : a[i * k + l]; };
+      auto b_at = [&](int64_t l, int64_t j) { return tb ? b[j * k + l] : b[l * n + j]; };
+      Vec want(c0);
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) {
+          double s = c0[i * n + j];
+          for (int64_t l = 0; l < k; ++l)
+            s += static_cast<double>(bf16_to_float(float_to_bf16(a_at(i, l)))) *
+                 bf16_to_float(float_to_bf16(b_at(l, j)));
+          want[i * n + j] = static_cast<float>(s);
+        }
+      gpu_->set_matmul_precision(MatmulPrecision::BF16);
+      const Tensor at = ta ? on(*gpu_, a, {k, m}) : on(*gpu_, a, {m, k});
+      const Tensor bt = tb ? on(*gpu_, b, {n, k}) : on(*gpu_, b, {k, n});
+      const Tensor c = on(*gpu_, c0, {m, n});
+      gpu_->matmul(c, at, ta, bt, tb, 1.0f, 1.0f);
+      gpu_->set_matmul_precision(MatmulPrecision::FP32);
+      expect_close(host(*gpu_, c), want, 1e-5,
+                   "bf16 accumulate trans_a=" + std::to_string(ta) + " trans_b=" + std::to_string(tb));
+    }
+  }
+}
+
 TEST_F(CudaOps, ElementwiseAddScaleFillSumSquares) {
   const int64_t n = 100003;
   const Vec x = random_floats(n, 6), y = random_floats(n, 7);
@@ -302,8 +334,16 @@ TEST_F(CudaOps, AttentionForwardAndBackward) {
     };
     const auto g = run(*gpu_), want = run(cpu_);
     const char* names[] = {"out", "lse", "dq", "dk", "dv"};
-    for (size_t i = 0; i < g.size(); ++i)
+    for (size_t i = 0; i < g.size(); ++i) {
+      // One query sees one key with probability 1: dS = P (dP - delta) is zero
+      // exactly, so dq and dk are rounding noise on both sides, where a
+      // relative error means nothing. Check that they are that small.
+      if (c.t == 1 && (i == 2 || i == 3)) {
+        for (float x : g[i]) ASSERT_LT(std::abs(x), 1e-5f) << what << " " << names[i];
+        continue;
+      }
       expect_close(g[i], want[i], 1e-4, what + " " + names[i]);
+    }
   }
 }
 

@@ -111,11 +111,16 @@ TEST_P(CudaModel, Bf16TrainingStepStaysCloseToFp32) {
 }
 
 // Many AdamW steps on a fixed batch (the loss falls steeply): the curves stay
-// together, FP32 on both sides.
+// together, FP32 on both sides. The learning rates keep the trajectory stable:
+// at 3e-3, small's loss oscillates between 1.2 and 3.4 late in the run, and two
+// CPU runs whose weights differ by 1e-7 relative already part by 30 % (measured
+// on 2026-11-26), so no backend could pass; at 5e-4 that gap stays under 2e-5
+// while the loss still falls 10.4 -> 0.21.
 TEST_P(CudaModel, LossCurveTracksCpu) {
   const ModelConfig c = preset_config(GetParam());
   const bool small = std::string(GetParam()) == "small";
   const int64_t b = 2, t = 32, steps = small ? 100 : 60;
+  const double lr = small ? 5e-4 : 3e-3;
   Model ref(c, cpu_), dev(c, *gpu_);
   ref.init_random(17);
   dev.set_params_host(ref.params_host());
@@ -125,13 +130,13 @@ TEST_P(CudaModel, LossCurveTracksCpu) {
     const Batch batch = random_batch(c, b * t, 100 + static_cast<uint64_t>(step % 4), false);
     ref.zero_grads();
     dev.zero_grads();
-    const double lr = ref.forward_backward(batch.ids.data(), batch.targets.data(), b, t, 1.0 / (b * t)).mean();
-    const double lg = dev.forward_backward(batch.ids.data(), batch.targets.data(), b, t, 1.0 / (b * t)).mean();
-    opt_ref.step(3e-3);
-    opt_dev.step(3e-3);
-    worst = std::max(worst, std::abs(lg - lr) / lr);
-    if (step == 0) first = lr;
-    last = lr;
+    const double l_cpu = ref.forward_backward(batch.ids.data(), batch.targets.data(), b, t, 1.0 / (b * t)).mean();
+    const double l_gpu = dev.forward_backward(batch.ids.data(), batch.targets.data(), b, t, 1.0 / (b * t)).mean();
+    opt_ref.step(lr);
+    opt_dev.step(lr);
+    worst = std::max(worst, std::abs(l_gpu - l_cpu) / l_cpu);
+    if (step == 0) first = l_cpu;
+    last = l_cpu;
   }
   EXPECT_LT(last, first - 0.3) << "the CPU run did not learn; the comparison would be empty";
   // Rounding differences grow along a trajectory; 1 % bounds the drift of a

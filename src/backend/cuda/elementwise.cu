@@ -59,12 +59,13 @@ __global__ void swiglu_backward_kernel(float* dgate, float* dup, const float* do
   }
 }
 
-__global__ void to_bf16_kernel(__nv_bfloat16* dst, int64_t dst_ld, const float* src,
-                               int64_t src_ld, int64_t rows, int64_t cols) {
-  const int64_t total = rows * dst_ld;
+__global__ void to_bf16_kernel(__nv_bfloat16* dst, int64_t dst_ld, int64_t dst_rows,
+                               const float* src, int64_t src_ld, int64_t rows, int64_t cols) {
+  const int64_t total = dst_rows * dst_ld;
   for (int64_t i = global_thread(); i < total; i += grid_stride()) {
     const int64_t r = i / dst_ld, c = i % dst_ld;
-    dst[i] = c < cols ? __float2bfloat16_rn(src[r * src_ld + c]) : __float2bfloat16_rn(0.0f);
+    dst[i] = r < rows && c < cols ? __float2bfloat16_rn(src[r * src_ld + c])
+                                  : __float2bfloat16_rn(0.0f);
   }
 }
 
@@ -101,10 +102,11 @@ void swiglu_backward(float* dgate, float* dup, const float* dout, const float* g
   launch_elementwise(n, stream, swiglu_backward_kernel, dgate, dup, dout, gate, up, n);
 }
 
-void to_bf16(uint16_t* dst, int64_t dst_ld, const float* src, int64_t src_ld, int64_t rows,
-             int64_t cols, cudaStream_t stream) {
-  launch_elementwise(rows * dst_ld, stream, to_bf16_kernel,
-                     reinterpret_cast<__nv_bfloat16*>(dst), dst_ld, src, src_ld, rows, cols);
+void to_bf16(uint16_t* dst, int64_t dst_ld, int64_t dst_rows, const float* src, int64_t src_ld,
+             int64_t rows, int64_t cols, cudaStream_t stream) {
+  launch_elementwise(dst_rows * dst_ld, stream, to_bf16_kernel,
+                     reinterpret_cast<__nv_bfloat16*>(dst), dst_ld, dst_rows, src, src_ld, rows,
+                     cols);
 }
 
 }  // namespace hessgpt::cuda

@@ -24,10 +24,11 @@ void swiglu_forward(float* out, const float* gate, const float* up, int64_t n,
                     cudaStream_t stream);
 void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate,
                      const float* up, int64_t n, cudaStream_t stream);
-// dst[r, c] (leading dim dst_ld) = bf16(src[r, c]) (leading dim src_ld), round
-// to nearest even; padding columns [cols, dst_ld) are set to zero.
-void to_bf16(uint16_t* dst, int64_t dst_ld, const float* src, int64_t src_ld, int64_t rows,
-             int64_t cols, cudaStream_t stream);
+// dst[r, c] (leading dim dst_ld, dst_rows >= rows rows) = bf16(src[r, c])
+// (leading dim src_ld), round to nearest even; padding columns [cols, dst_ld)
+// and padding rows [rows, dst_rows) are set to zero.
+void to_bf16(uint16_t* dst, int64_t dst_ld, int64_t dst_rows, const float* src, int64_t src_ld,
+             int64_t rows, int64_t cols, cudaStream_t stream);
 
 // ---- embedding.cu -----------------------------------------------------------
 // out[n, c] = table[ids[n]]; an id outside [0, v) copies nothing and records

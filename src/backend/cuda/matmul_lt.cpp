@@ -2,6 +2,9 @@
 
 #include <cublasLt.h>
 
+#include <cstdlib>
+#include <string_view>
+
 #include "backend/cuda/cublaslt_api.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
@@ -43,6 +46,8 @@ struct LtMatmul::Plan {
 
 LtMatmul::LtMatmul() : handle_(std::make_unique<Handle>()) {
   HG_CUBLAS_CHECK(cublaslt().create(&handle_->lt));
+  const char* pad = std::getenv("HESSGPT_CUBLASLT_PAD");
+  pad_ = !(pad && std::string_view(pad) == "0");
 }
 
 LtMatmul::~LtMatmul() {
@@ -50,20 +55,20 @@ LtMatmul::~LtMatmul() {
   // Errors are ignored here: a destructor must not throw, and a failing
   // device has reported itself at the last checked call already.
   if (workspace_) cudaFree(workspace_);
-  for (void* p : bf16_)
+  for (void* p : scratch_)
     if (p) cudaFree(p);
   if (handle_->lt) cublaslt_if_loaded()->destroy(handle_->lt);
 }
 
 void* LtMatmul::scratch(int slot, size_t bytes) {
-  if (bf16_bytes_[slot] < bytes) {
-    if (bf16_[slot]) HG_CUDA_CHECK(cudaFree(bf16_[slot]));
-    bf16_[slot] = nullptr;
-    bf16_bytes_[slot] = 0;
-    HG_CUDA_CHECK(cudaMalloc(&bf16_[slot], bytes));
-    bf16_bytes_[slot] = bytes;
+  if (scratch_bytes_[slot] < bytes) {
+    if (scratch_[slot]) HG_CUDA_CHECK(cudaFree(scratch_[slot]));
+    scratch_[slot] = nullptr;
+    scratch_bytes_[slot] = 0;
+    HG_CUDA_CHECK(cudaMalloc(&scratch_[slot], bytes));
+    scratch_bytes_[slot] = bytes;
   }
-  return bf16_[slot];
+  return scratch_[slot];
 }
 
 const LtMatmul::Plan& LtMatmul::plan(const Key& key) {
@@ -138,21 +143,27 @@ void LtMatmul::run(bool bf16, bool trans_a, bool trans_b, int64_t m, int64_t n, 
   const void* first = b;
   const void* second = a;
   if (bf16) {
+    // K rounded up with zeros (columns where K is the stored row length, rows
+    // where it is the row count): the products are unchanged, and an odd K
+    // such as the FFN width 3413 no longer rules out the fast kernels.
+    const int64_t kp = pad_ ? round_up(k, kBf16LdAlign) : k;
+    const int64_t a_rows16 = trans_a ? kp : a_rows, b_rows16 = trans_b ? b_rows : kp;
     const int64_t lda16 = bf16_leading_dim(lda), ldb16 = bf16_leading_dim(ldb);
-    auto* a16 = static_cast<uint16_t*>(scratch(0, sizeof(uint16_t) * static_cast<size_t>(a_rows * lda16)));
-    auto* b16 = static_cast<uint16_t*>(scratch(1, sizeof(uint16_t) * static_cast<size_t>(b_rows * ldb16)));
-    to_bf16(a16, lda16, a, lda, a_rows, lda, stream);
-    to_bf16(b16, ldb16, b, ldb, b_rows, ldb, stream);
+    auto* a16 = static_cast<uint16_t*>(scratch(0, sizeof(uint16_t) * static_cast<size_t>(a_rows16 * lda16)));
+    auto* b16 = static_cast<uint16_t*>(scratch(1, sizeof(uint16_t) * static_cast<size_t>(b_rows16 * ldb16)));
+    to_bf16(a16, lda16, a_rows16, a, lda, a_rows, lda, stream);
+    to_bf16(b16, ldb16, b_rows16, b, ldb, b_rows, ldb, stream);
     first = b16;
     second = a16;
     lda = lda16;
     ldb = ldb16;
+    k = kp;
   }
   const CublasLtApi& lt = cublaslt();
   const Plan& p = plan(Key{bf16, trans_a, trans_b, m, n, k, lda, ldb, ldc, alignment_of(second),
                            alignment_of(first), alignment_of(c)});
   HG_CUBLAS_CHECK(lt.matmul(handle_->lt, p.op, &alpha, first, p.first, second, p.second, &beta,
-                                 c, p.out, c, p.out, &p.algo, workspace_, workspace_bytes_, stream));
+                            c, p.out, c, p.out, &p.algo, workspace_, workspace_bytes_, stream));
 }
 
 }  // namespace hessgpt::cuda
