@@ -7,6 +7,8 @@
 
 #include <omp.h>
 
+#include "core/huge_page_allocator.h"
+
 #if defined(__AVX512F__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12 and its own reduce intrinsic
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -17,7 +19,8 @@ namespace hessgpt::infer {
 
 double measure_read_bandwidth(size_t bytes, int reps) {
   const size_t n = bytes / sizeof(float);
-  std::vector<float> buf(n);
+  // Huge pages, as the decode weights have them (core/huge_page_allocator.h).
+  std::vector<float, HugePageAllocator<float>> buf(n);
   // First touch from the threads that will read it (NUMA placement), non-zero
   // so the pages are really there.
 #pragma omp parallel for schedule(static)

@@ -162,7 +162,7 @@ QuantMatrix QuantMatrix::from_parts(WeightFormat format, int64_t rows, int64_t c
   if (scales.size() != want_scales)
     HG_FAIL("quantised matrix [", rows, ", ", cols, "] ", weight_format_name(format), ": expected ",
             want_scales, " scales, got ", scales.size());
-  m.storage_ = std::move(data);
+  m.storage_.assign(data.begin(), data.end());
   m.scales_ = std::move(scales);
   if (format == WeightFormat::Q8)
     for (uint8_t& b : m.storage_) b ^= 0x80;  // int8 -> offset binary

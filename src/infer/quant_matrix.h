@@ -30,6 +30,8 @@
 #include <string>
 #include <vector>
 
+#include "core/huge_page_allocator.h"
+
 namespace hessgpt::infer {
 
 enum class WeightFormat { F32, BF16, Q8, Q4 };
@@ -109,7 +111,7 @@ class QuantMatrix {
  private:
   WeightFormat format_ = WeightFormat::F32;
   int64_t rows_ = 0, cols_ = 0, group_ = 0, row_bytes_ = 0;
-  std::vector<uint8_t> storage_;
+  std::vector<uint8_t, HugePageAllocator<uint8_t>> storage_;  // streamed every token
   const uint8_t* external_ = nullptr;
   std::vector<float> scales_;
 };

@@ -6,7 +6,7 @@
 // layer; this one has 4 barriers:
 //
 //   own heads: q/k/v rows, QK-Norm, RoPE, K/V into the cache, attention
-//   -- barrier --  o_proj rows (shared work list)
+//   -- barrier --  o_proj rows (each thread its share)
 //   -- barrier --  gate/up rows, SwiGLU of the same rows
 //   -- barrier --  down_proj rows
 //   -- barrier --  (next layer)
@@ -17,10 +17,14 @@
 // instead of waiting for one thread to do it. Attention is split by KV head
 // group, so a thread only needs the q/k/v rows it computed itself.
 //
-// Rows of the shared matrices are handed out in blocks from a counter
-// (dynamic schedule): a preempted thread's rows go to the other one instead
-// of stalling the barrier. Every value is computed the same way whichever
-// thread computes it, so results are bit-identical for any thread count.
+// Each thread streams one contiguous run of each shared matrix's rows (a
+// static split): the hardware prefetchers ramp up once per run. On this
+// 2-core machine that decoded 20-30 % faster than handing out 32-512 KB
+// blocks from a counter or OpenMP's guided schedule (model1 INT4 ~72 against
+// ~60 and ~55 tokens/s), at the price that a preempted thread now stalls the
+// barrier instead of giving its rows away. Every value is computed the same
+// way whichever thread computes it, so results are bit-identical for any
+// thread count.
 #include <omp.h>
 
 #include <algorithm>
@@ -37,19 +41,17 @@ Tensor host(const float* p, std::initializer_list<int64_t> dims) {
   return Tensor(const_cast<float*>(p), DType::F32, Device::CPU, dims);
 }
 
-// Rows per work block: about 32 KB of weights, a multiple of the 4-row kernel.
-int64_t block_rows(const QuantMatrix& w) {
-  const int64_t rows = std::max<int64_t>(4, (int64_t{32} << 10) / std::max<int64_t>(1, w.row_bytes()));
-  return (rows + 3) / 4 * 4;
-}
-
-// fn(r0, r1) over blocks of `step` rows of [0, rows), shared out among the
-// team; ends with the loop's barrier. Called by every thread.
+// fn(r0, r1) over this thread's share of the rows [0, rows): one contiguous
+// run of whole 4-row kernel blocks per thread, then a barrier. Called by every
+// thread.
 template <typename Fn>
-void team_rows(int64_t rows, int64_t step, Fn&& fn) {
-  const int64_t blocks = (rows + step - 1) / step;
-#pragma omp for schedule(dynamic, 1)
-  for (int64_t b = 0; b < blocks; ++b) fn(b * step, std::min(rows, b * step + step));
+void team_rows(int64_t rows, Fn&& fn) {
+  const int64_t nth = omp_get_num_threads(), tid = omp_get_thread_num();
+  const int64_t units = (rows + 3) / 4;
+  const int64_t r0 = std::min(rows, 4 * (units * tid / nth));
+  const int64_t r1 = std::min(rows, 4 * (units * (tid + 1) / nth));
+  if (r1 > r0) fn(r0, r1);
+#pragma omp barrier
 }
 
 // One query row against cache rows 0..n-1 of one KV head (row stride
@@ -149,27 +151,27 @@ void DecoderSession::decode_one(int32_t id) {
       }
 #pragma omp barrier
       me.in.prepare(att_.data(), L.o_proj);
-      team_rows(d, block_rows(L.o_proj), [&](int64_t r0, int64_t r1) {
+      team_rows(d, [&](int64_t r0, int64_t r1) {
         L.o_proj.matvec_rows(me.in, r0, r1, tmp_.data());
       });
       be_.add_inplace(x, host(tmp_.data(), {1, d}));
       be_.rmsnorm_forward(ln, rstd, x, host(L.post_norm.data(), {d}), eps);
       me.in.prepare(me.ln.data(), L.gate_proj);
-      team_rows(f, block_rows(L.gate_proj), [&](int64_t r0, int64_t r1) {
+      team_rows(f, [&](int64_t r0, int64_t r1) {
         L.gate_proj.matvec_rows(me.in, r0, r1, gate_.data());
         L.up_proj.matvec_rows(me.in, r0, r1, up_.data());
         be_.swiglu_forward(host(act_.data() + r0, {1, r1 - r0}), host(gate_.data() + r0, {1, r1 - r0}),
                            host(up_.data() + r0, {1, r1 - r0}));
       });
       me.in.prepare(act_.data(), L.down_proj);
-      team_rows(d, block_rows(L.down_proj), [&](int64_t r0, int64_t r1) {
+      team_rows(d, [&](int64_t r0, int64_t r1) {
         L.down_proj.matvec_rows(me.in, r0, r1, tmp_.data());
       });
     }
     be_.add_inplace(x, host(tmp_.data(), {1, d}));
     be_.rmsnorm_forward(ln, rstd, x, host(w_.final_norm.data(), {d}), eps);
     me.in.prepare(me.ln.data(), w_.embed);
-    team_rows(v, block_rows(w_.embed), [&](int64_t r0, int64_t r1) {
+    team_rows(v, [&](int64_t r0, int64_t r1) {
       w_.embed.matvec_rows(me.in, r0, r1, logits_.data());
     });
   }

@@ -2,6 +2,8 @@
 // double kernel.
 #include "backend/cpu/cpu_backend.h"
 
+#include <sys/mman.h>
+
 #include <cblas.h>
 #include <omp.h>
 
@@ -9,6 +11,7 @@
 #include <cstring>
 
 #include "backend/cpu/kernels.h"
+#include "core/huge_page_allocator.h"
 
 namespace hessgpt {
 namespace {
@@ -57,7 +60,17 @@ void CpuBackend::set_threads(int threads) {
 }
 
 void* CpuBackend::allocate(size_t bytes) {
-  // 64-byte alignment for AVX-512 loads; round the size up as aligned_alloc requires.
+  // 64-byte alignment for AVX-512 loads; round the size up as aligned_alloc
+  // requires. Buffers of 2 MiB and more (weights, the activation arena) are
+  // huge-page aligned and advised, before their first touch (see
+  // core/huge_page_allocator.h).
+  if (bytes >= kHugePageBytes) {
+    const size_t rounded = (bytes + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
+    void* p = std::aligned_alloc(kHugePageBytes, rounded);
+    if (!p) HG_FAIL("out of host memory allocating ", bytes, " bytes");
+    ::madvise(p, rounded, MADV_HUGEPAGE);
+    return p;
+  }
   const size_t rounded = (bytes + 63) / 64 * 64;
   void* p = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
   if (!p) HG_FAIL("out of host memory allocating ", bytes, " bytes");
