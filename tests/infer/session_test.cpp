@@ -77,8 +77,9 @@ TEST(DecoderSession, YarnPositionsBeyondTheOriginalContext) {
 }
 
 // The one-region decode path (own attention per KV group, shared inputs,
-// dynamic row blocks) against the per-op path, and against itself at other
-// thread counts, for every format; the FFN width (177) pads the last INT4
+// rows split per thread; at 3 threads the 2 KV groups do not split evenly,
+// so q/k/v rows are shared out on their own) against the per-op path, and
+// against itself at other thread counts, for every format; the FFN width (177) pads the last INT4
 // group and gives gate/up row counts that are not a multiple of the 4-row
 // kernel. Across thread counts: bit for bit. Against the per-op path: only the
 // attention's summation order differs (one pass here, key tiles there), which
