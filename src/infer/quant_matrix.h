@@ -58,6 +58,7 @@ class MatvecInput {
   std::vector<int8_t> q_, lo_, hi_;       // VNNI: int8 x (INT8), or the two nibble runs (INT4)
   std::vector<float> lane_scale_;         // VNNI: the x scale of each 4-byte dpbusd lane
   std::vector<float> offset_;             // VNNI INT4: 8 * scale * sum(q) per group
+  std::vector<float> lane_offset_;        // VNNI INT4: offset_ shared out over each group's lanes
   std::vector<float> padded_, group_sum_; // portable INT4: x padded to whole groups, sums
 };
 

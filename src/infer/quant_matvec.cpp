@@ -231,7 +231,7 @@ inline __m512i high_nibbles(__m512i b, [[maybe_unused]] __m512i low) {
 template <int R>
 void q4_vnni_rows(const uint8_t* w, int64_t stride, const float* ws, int64_t groups, int64_t g,
                   const int8_t* xlo, const int8_t* xhi, const float* lane_scale,
-                  const float* offset, float* y) {
+                  const float* lane_offset, float* y) {
   const int64_t half = g / 2, bytes = groups * half, groups_per_chunk = 64 / half;
   alignas(64) int32_t idx_arr[16];
   for (int l = 0; l < 16; ++l) idx_arr[l] = static_cast<int32_t>(4 * l / half);
@@ -244,6 +244,9 @@ void q4_vnni_rows(const uint8_t* w, int64_t stride, const float* ws, int64_t gro
     const __mmask64 m = byte_mask(bytes - c);
     const __m512i xl = _mm512_loadu_si512(xlo + c), xh = _mm512_loadu_si512(xhi + c);
     const __m512 ls = _mm512_loadu_ps(lane_scale + c / 4);
+    // The nibbles carry +8: each lane takes its share of the group's
+    // 8 * xs[g] * sum(xq in g), so that the row needs no second pass.
+    const __m512 lo_off = _mm512_loadu_ps(lane_offset + c / 4);
     const int64_t gl = std::min<int64_t>(16, groups - g0);
     const __mmask16 gm = static_cast<__mmask16>((1u << gl) - 1u);
     for (int r = 0; r < R; ++r) {
@@ -254,12 +257,10 @@ void q4_vnni_rows(const uint8_t* w, int64_t stride, const float* ws, int64_t gro
       __m512i dot = _mm512_dpbusd_epi32(zero, lo, xl);
       dot = _mm512_dpbusd_epi32(dot, hi, xh);
       const __m512 wsv = _mm512_permutexvar_ps(idx, _mm512_maskz_loadu_ps(gm, ws + r * groups + g0));
-      acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(wsv, ls), acc[r]);
+      acc[r] = _mm512_fmadd_ps(wsv, _mm512_fmsub_ps(_mm512_cvtepi32_ps(dot), ls, lo_off), acc[r]);
     }
   }
-  // The nibbles carry +8: subtract sum_g ws[g] * 8 * xs[g] * sum(xq in g).
-  for (int r = 0; r < R; ++r)
-    y[r] = _mm512_reduce_add_ps(acc[r]) - dot_f32(ws + r * groups, offset, groups);
+  for (int r = 0; r < R; ++r) y[r] = _mm512_reduce_add_ps(acc[r]);
 }
 #endif
 }  // namespace
@@ -303,8 +304,12 @@ void MatvecInput::prepare(const float* x, const QuantMatrix& w) {
     }
     const int64_t lanes = (bytes + 63) / 64 * 16;
     lane_scale_.assign(static_cast<size_t>(lanes), 0.0f);
-    for (int64_t l = 0; l < lanes && 4 * l / half < groups; ++l)
+    lane_offset_.assign(static_cast<size_t>(lanes), 0.0f);
+    const float lanes_per_group = static_cast<float>(half / 4);
+    for (int64_t l = 0; l < lanes && 4 * l / half < groups; ++l) {
       lane_scale_[static_cast<size_t>(l)] = scales[static_cast<size_t>(4 * l / half)];
+      lane_offset_[static_cast<size_t>(l)] = offset_[static_cast<size_t>(4 * l / half)] / lanes_per_group;
+    }
     return;
   }
 #endif
@@ -355,7 +360,7 @@ void QuantMatrix::matvec_rows(const MatvecInput& in, int64_t r0, int64_t r1, flo
 #ifdef HG_INFER_VNNI
       if (g == 32 || g == 64 || g == 128) {
         const int8_t *lo = in.lo_.data(), *hi = in.hi_.data();
-        const float *ls = in.lane_scale_.data(), *off = in.offset_.data();
+        const float *ls = in.lane_scale_.data(), *off = in.lane_offset_.data();
         int64_t r = r0;
         for (; r + 4 <= r1; r += 4)
           q4_vnni_rows<4>(base + r * stride, stride, s + r * groups, groups, g, lo, hi, ls, off, y + r);
