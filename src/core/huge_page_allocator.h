@@ -16,6 +16,16 @@ namespace hessgpt {
 
 inline constexpr size_t kHugePageBytes = size_t{2} << 20;
 
+// bytes (>= 1) rounded up to whole huge pages, 2 MiB-aligned and advised;
+// nullptr when out of memory. Release with std::free.
+inline void* huge_page_alloc(size_t bytes) {
+  const size_t rounded = (bytes + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
+  void* p = std::aligned_alloc(kHugePageBytes, rounded);
+  // Advice only: where THP is off the buffer is still valid, on 4 KiB pages.
+  if (p) ::madvise(p, rounded, MADV_HUGEPAGE);
+  return p;
+}
+
 template <typename T>
 struct HugePageAllocator {
   using value_type = T;
@@ -25,16 +35,11 @@ struct HugePageAllocator {
   HugePageAllocator(const HugePageAllocator<U>&) noexcept {}
 
   static bool huge(size_t n) { return n * sizeof(T) >= kHugePageBytes; }
-  static size_t rounded(size_t n) {
-    return (n * sizeof(T) + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
-  }
 
   T* allocate(size_t n) {
     if (!huge(n)) return static_cast<T*>(::operator new(n * sizeof(T)));
-    void* p = std::aligned_alloc(kHugePageBytes, rounded(n));
+    void* p = huge_page_alloc(n * sizeof(T));
     if (!p) throw std::bad_alloc();
-    // Advice only: where THP is off the buffer is still valid, on 4 KiB pages.
-    ::madvise(p, rounded(n), MADV_HUGEPAGE);
     return static_cast<T*>(p);
   }
   void deallocate(T* p, size_t n) noexcept {

@@ -41,19 +41,20 @@ Tensor host(const float* p, std::initializer_list<int64_t> dims) {
   return Tensor(const_cast<float*>(p), DType::F32, Device::CPU, dims);
 }
 
-// fn(r0, r1) over this thread's share of the rows [0, rows): one contiguous
-// run of whole 4-row kernel blocks per thread, then a barrier. Called by every
-// thread.
 struct RowRange {
   int64_t r0, r1;
 };
 
+// This thread's share of the rows [0, rows): one contiguous run of whole
+// 4-row kernel blocks per thread.
 RowRange thread_share(int64_t rows) {
   const int64_t nth = omp_get_num_threads(), tid = omp_get_thread_num();
   const int64_t units = (rows + 3) / 4;
   return {std::min(rows, 4 * (units * tid / nth)), std::min(rows, 4 * (units * (tid + 1) / nth))};
 }
 
+// fn(r0, r1) over this thread's share of the rows, then a barrier. Called by
+// every thread.
 template <typename Fn>
 void team_rows(int64_t rows, Fn&& fn) {
   const RowRange r = thread_share(rows);
@@ -123,7 +124,12 @@ void DecoderSession::decode_one(int32_t id) {
     std::memcpy(me.x.data(), x_.data(), static_cast<size_t>(d) * sizeof(float));
     // This thread's KV head groups.
     const int64_t g0 = kv * tid / nth, g1 = kv * (tid + 1) / nth;
+    // Its q/k/v rows: those of its groups, or, where the groups do not split
+    // evenly (model1: 5 over 2 threads, 3/5 of the rows on one), an even share
+    // of each matrix, at the cost of one more barrier before the attention.
     const bool even_groups = kv % nth == 0;
+    const RowRange rq = even_groups ? RowRange{g0 * group * hd, g1 * group * hd} : thread_share(h * hd);
+    const RowRange rk = even_groups ? RowRange{g0 * hd, g1 * hd} : thread_share(kvd);
     for (int64_t l = 0; l < n_layers; ++l) {
       const InferLayer& L = w_.layers[static_cast<size_t>(l)];
       float* kc = k_cache(l);
@@ -131,14 +137,10 @@ void DecoderSession::decode_one(int32_t id) {
       if (l > 0) be_.add_inplace(x, host(tmp_.data(), {1, d}));  // the previous MLP output
       be_.rmsnorm_forward(ln, rstd, x, host(L.input_norm.data(), {d}), eps);
       me.in.prepare(me.ln.data(), L.q_proj);
+      L.q_proj.matvec_rows(me.in, rq.r0, rq.r1, q_.data());
+      L.k_proj.matvec_rows(me.in, rk.r0, rk.r1, k_.data());
+      L.v_proj.matvec_rows(me.in, rk.r0, rk.r1, vc + pos * kvd);
       if (!even_groups) {
-        // KV groups do not split evenly (model1: 5 over 2 threads, 3/5 of the
-        // q/k/v rows on one): share the rows out evenly instead, at the cost
-        // of one more barrier, before each thread goes on with its groups.
-        const RowRange rq = thread_share(h * hd), rk = thread_share(kvd);
-        L.q_proj.matvec_rows(me.in, rq.r0, rq.r1, q_.data());
-        L.k_proj.matvec_rows(me.in, rk.r0, rk.r1, k_.data());
-        L.v_proj.matvec_rows(me.in, rk.r0, rk.r1, vc + pos * kvd);
 #pragma omp barrier
       }
       if (g1 > g0) {
@@ -147,11 +149,6 @@ void DecoderSession::decode_one(int32_t id) {
         float* qn = qn_.data() + g0 * group * hd;
         float* k = k_.data() + g0 * hd;
         float* kpos = kc + pos * kvd + g0 * hd;  // this token's K row of the cache
-        if (even_groups) {
-          L.q_proj.matvec_rows(me.in, g0 * group * hd, g1 * group * hd, q_.data());
-          L.k_proj.matvec_rows(me.in, g0 * hd, g1 * hd, k_.data());
-          L.v_proj.matvec_rows(me.in, g0 * hd, g1 * hd, vc + pos * kvd);
-        }
         if (c.qk_norm) {
           be_.rmsnorm_forward(host(qn, {nq, hd}), host(me.rstd.data(), {nq}), host(q, {nq, hd}),
                               host(L.q_norm.data(), {hd}), eps);

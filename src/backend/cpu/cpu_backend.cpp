@@ -2,8 +2,6 @@
 // double kernel.
 #include "backend/cpu/cpu_backend.h"
 
-#include <sys/mman.h>
-
 #include <cblas.h>
 #include <omp.h>
 
@@ -64,15 +62,9 @@ void* CpuBackend::allocate(size_t bytes) {
   // requires. Buffers of 2 MiB and more (weights, the activation arena) are
   // huge-page aligned and advised, before their first touch (see
   // core/huge_page_allocator.h).
-  if (bytes >= kHugePageBytes) {
-    const size_t rounded = (bytes + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
-    void* p = std::aligned_alloc(kHugePageBytes, rounded);
-    if (!p) HG_FAIL("out of host memory allocating ", bytes, " bytes");
-    ::madvise(p, rounded, MADV_HUGEPAGE);
-    return p;
-  }
   const size_t rounded = (bytes + 63) / 64 * 64;
-  void* p = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
+  void* p = bytes >= kHugePageBytes ? huge_page_alloc(bytes)
+                                    : std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
   if (!p) HG_FAIL("out of host memory allocating ", bytes, " bytes");
   return p;
 }
