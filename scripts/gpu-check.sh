@@ -164,7 +164,7 @@ gtest_row() {  # name, binary, filter, skips allowed (1) or a failure (0)
 
 if [[ $bench_only == 0 ]]; then
 gtest_row "test: launch config, registry" "$BUILD/tests/test_backend" 'CudaLaunchConfig.*:CudaBackendRegistry.*' 1
-gtest_row "test: CUDA ops vs CPU" "$BUILD/tests/test_backend" 'CudaOps.*' 0
+gtest_row "test: CUDA ops vs CPU" "$BUILD/tests/test_backend" 'CudaOps.*:CudaAttention.*' 0
 gtest_row "test: model steps vs CPU" "$BUILD/tests/test_model" 'Presets/CudaModel.*' 0
 
 # A tool's verdict apart from the tests': --error-exitcode 9 marks what the
@@ -184,11 +184,11 @@ sanitizer_row() {  # name, log, rc, detail when clean
 if command -v compute-sanitizer >/dev/null; then
   log="$OUT/sanitizer.log"
   timeout -k 5 "$TEST_TIMEOUT" compute-sanitizer --tool memcheck --error-exitcode 9 "$BUILD/tests/test_backend" \
-      --gtest_filter='CudaOps.*' --gtest_color=no >"$log" 2>&1
+      --gtest_filter='CudaOps.*:CudaAttention.*' --gtest_color=no >"$log" 2>&1
   sanitizer_row "compute-sanitizer memcheck" "$log" $? "CudaOps.*"
   log="$OUT/racecheck.log"
   timeout -k 5 "$TEST_TIMEOUT" compute-sanitizer --tool racecheck --error-exitcode 9 "$BUILD/tests/test_backend" \
-      --gtest_filter='CudaOps.Attention*:CudaOps.RmsNorm*:CudaOps.SoftcapAndFused*' --gtest_color=no >"$log" 2>&1
+      --gtest_filter='CudaOps.Attention*:CudaAttention.*:CudaOps.RmsNorm*:CudaOps.SoftcapAndFused*' --gtest_color=no >"$log" 2>&1
   sanitizer_row "compute-sanitizer racecheck" "$log" $? "attention, rmsnorm, cross-entropy"
 else
   row "compute-sanitizer" skip "not installed"

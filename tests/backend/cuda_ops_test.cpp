@@ -302,67 +302,106 @@ struct AttnCase {
   int64_t b, t, h, kv, d;
 };
 
-TEST_F(CudaOps, AttentionForwardAndBackward) {
-  // Head dims of the presets (16, 64), odd widths padded inside the kernel
-  // (40, 100), the widest (128); T not a multiple of the 32-row tiles.
-  for (const AttnCase& c : {AttnCase{2, 33, 4, 2, 16}, AttnCase{1, 100, 4, 1, 64},
-                            AttnCase{2, 45, 6, 3, 40}, AttnCase{1, 70, 2, 2, 128},
-                            AttnCase{1, 1, 4, 2, 64}, AttnCase{1, 64, 4, 4, 100}}) {
-    const std::string what = "attention b=" + std::to_string(c.b) + " t=" + std::to_string(c.t) +
-                             " h=" + std::to_string(c.h) + " kv=" + std::to_string(c.kv) +
-                             " d=" + std::to_string(c.d);
+// Head dims of the presets (16, 64), odd widths padded inside the kernels
+// (40, 100), the widest (128); T not a multiple of the 32- or 64-row tiles.
+const AttnCase kAttnCases[] = {{2, 33, 4, 2, 16}, {1, 100, 4, 1, 64}, {2, 45, 6, 3, 40},
+                               {1, 70, 2, 2, 128}, {1, 1, 4, 2, 64},  {1, 64, 4, 4, 100},
+                               {2, 130, 4, 2, 64}};
+
+// out, lse, dq, dk, dv of one attention forward and backward on `be`.
+class CudaAttention : public CudaOps {
+ protected:
+  std::vector<Vec> run_attention(Backend& be, const AttnCase& c) {
     const Vec q = random_floats(c.b * c.t * c.h * c.d, 21, 1.5);
     const Vec k = random_floats(c.b * c.t * c.kv * c.d, 22, 1.5);
     const Vec v = random_floats(c.b * c.t * c.kv * c.d, 23);
     const Vec dout = random_floats(q.size(), 24);
     const double scale = 1.0 / std::sqrt(static_cast<double>(c.d));
-    auto run = [&](Backend& be) {
-      const Tensor tq = on(be, q, {c.b, c.t, c.h, c.d});
-      const Tensor tk = on(be, k, {c.b, c.t, c.kv, c.d});
-      const Tensor tv = on(be, v, {c.b, c.t, c.kv, c.d});
-      const Tensor out = on(be, poison(q.size()), {c.b, c.t, c.h, c.d});
-      const Tensor lse = on(be, poison(c.b * c.h * c.t), {c.b, c.h, c.t});
-      be.attention_forward(out, lse, tq, tk, tv, scale, 0);
-      const Tensor dq = on(be, poison(q.size()), {c.b, c.t, c.h, c.d});
-      const Tensor dk = on(be, poison(k.size()), {c.b, c.t, c.kv, c.d});
-      const Tensor dv = on(be, poison(v.size()), {c.b, c.t, c.kv, c.d});
-      be.attention_backward(dq, dk, dv, on(be, dout, {c.b, c.t, c.h, c.d}), tq, tk, tv, out, lse,
-                            scale);
-      std::vector<Vec> r;
-      for (const Tensor* x : {&out, &lse, &dq, &dk, &dv}) r.push_back(host(be, *x));
-      return r;
-    };
-    const auto g = run(*gpu_), want = run(cpu_);
+    const Tensor tq = on(be, q, {c.b, c.t, c.h, c.d});
+    const Tensor tk = on(be, k, {c.b, c.t, c.kv, c.d});
+    const Tensor tv = on(be, v, {c.b, c.t, c.kv, c.d});
+    const Tensor out = on(be, poison(q.size()), {c.b, c.t, c.h, c.d});
+    const Tensor lse = on(be, poison(c.b * c.h * c.t), {c.b, c.h, c.t});
+    be.attention_forward(out, lse, tq, tk, tv, scale, 0);
+    const Tensor dq = on(be, poison(q.size()), {c.b, c.t, c.h, c.d});
+    const Tensor dk = on(be, poison(k.size()), {c.b, c.t, c.kv, c.d});
+    const Tensor dv = on(be, poison(v.size()), {c.b, c.t, c.kv, c.d});
+    be.attention_backward(dq, dk, dv, on(be, dout, {c.b, c.t, c.h, c.d}), tq, tk, tv, out, lse,
+                          scale);
+    std::vector<Vec> r;
+    for (const Tensor* x : {&out, &lse, &dq, &dk, &dv}) r.push_back(host(be, *x));
+    return r;
+  }
+
+  // tol: relative error of out, dq, dk, dv; lse_tol of lse. zero_bound: one
+  // query sees one key with probability 1, so dS = P (dP - delta) is zero in
+  // exact arithmetic and dq, dk are rounding noise on both sides, where a
+  // relative error means nothing: they are checked to be that small instead.
+  void check_attention(const AttnCase& c, double tol, double lse_tol, float zero_bound) {
+    const std::string what = "attention b=" + std::to_string(c.b) + " t=" + std::to_string(c.t) +
+                             " h=" + std::to_string(c.h) + " kv=" + std::to_string(c.kv) +
+                             " d=" + std::to_string(c.d);
+    const auto g = run_attention(*gpu_, c), want = run_attention(cpu_, c);
     const char* names[] = {"out", "lse", "dq", "dk", "dv"};
     for (size_t i = 0; i < g.size(); ++i) {
-      // One query sees one key with probability 1: dS = P (dP - delta) is zero
-      // exactly, so dq and dk are rounding noise on both sides, where a
-      // relative error means nothing. Check that they are that small.
       if (c.t == 1 && (i == 2 || i == 3)) {
-        for (float x : g[i]) ASSERT_LT(std::abs(x), 1e-5f) << what << " " << names[i];
+        for (float x : g[i]) ASSERT_LT(std::abs(x), zero_bound) << what << " " << names[i];
         continue;
       }
-      expect_close(g[i], want[i], 1e-4, what + " " + names[i]);
+      expect_close(g[i], want[i], i == 1 ? lse_tol : tol, what + " " + names[i]);
     }
   }
+};
+
+TEST_F(CudaAttention, ForwardAndBackward) {
+  for (const AttnCase& c : kAttnCases) check_attention(c, 1e-4, 1e-4, 1e-5f);
 }
 
-// Decoding shape: fewer queries than keys, starting at q_pos0.
+// Under BF16 precision attention runs on the tensor cores (attention_mma.cu).
+// Tolerances: q, k, v, dout, P and dS are rounded to BF16 (2^-9 relative) as
+// operands; an FP64 model of exactly those roundings (torch, 2026-11-26) puts
+// the relative error against exact attention at 0.26-0.27 % for out,
+// 0.37-0.44 % for dq/dk, 0.25-0.28 % for dv and 1-3e-4 for lse on these
+// cases. The bounds leave a 3-5x margin; a wrong fragment or mask gives O(1).
+TEST_F(CudaAttention, TensorCoresUnderBf16) {
+  gpu_->set_matmul_precision(MatmulPrecision::BF16);
+  for (const AttnCase& c : kAttnCases) check_attention(c, 1.5e-2, 2e-3, 5e-2f);
+}
+
+// The BF16 results really come from another kernel: they differ from the
+// FP32 kernel's by about the BF16 rounding, not by FP32 noise.
+TEST_F(CudaAttention, Bf16PrecisionSelectsTheTensorCoreKernels) {
+  if (gpu_->name() == "cpu") GTEST_SKIP() << "the CPU stand-in has one attention kernel";
+  const AttnCase c{1, 100, 4, 1, 64};
+  const auto fp32 = run_attention(*gpu_, c);
+  gpu_->set_matmul_precision(MatmulPrecision::BF16);
+  const auto bf16 = run_attention(*gpu_, c);
+  EXPECT_GT(rel_error(bf16[0], fp32[0]), 5e-4);
+}
+
+// Decoding shape: fewer queries than keys, starting at q_pos0; both kernels
+// (BF16 tolerances as in TensorCoresUnderBf16).
 TEST_F(CudaOps, AttentionForwardWithQueryOffset) {
   const int64_t b = 2, tk = 77, h = 4, kv = 2, d = 64;
-  for (int64_t tq : {int64_t{1}, int64_t{5}, int64_t{40}}) {
-    const int64_t pos0 = tk - tq;
-    const Vec q = random_floats(b * tq * h * d, 25), k = random_floats(b * tk * kv * d, 26);
-    const Vec v = random_floats(b * tk * kv * d, 27);
-    auto run = [&](Backend& be) {
-      const Tensor out = on(be, poison(q.size()), {b, tq, h, d});
-      const Tensor lse = on(be, poison(b * h * tq), {b, h, tq});
-      be.attention_forward(out, lse, on(be, q, {b, tq, h, d}), on(be, k, {b, tk, kv, d}),
-                           on(be, v, {b, tk, kv, d}), 0.125, pos0);
-      return Outputs{{"out", host(be, out)}, {"lse", host(be, lse)}};
-    };
-    expect_outputs_close(run(*gpu_), run(cpu_), 1e-4,
-                         "attention with q_pos0, tq=" + std::to_string(tq));
+  for (const bool bf16 : {false, true}) {
+    gpu_->set_matmul_precision(bf16 ? MatmulPrecision::BF16 : MatmulPrecision::FP32);
+    for (int64_t tq : {int64_t{1}, int64_t{5}, int64_t{40}, int64_t{70}}) {
+      const int64_t pos0 = tk - tq;
+      const Vec q = random_floats(b * tq * h * d, 25), k = random_floats(b * tk * kv * d, 26);
+      const Vec v = random_floats(b * tk * kv * d, 27);
+      auto run = [&](Backend& be) {
+        const Tensor out = on(be, poison(q.size()), {b, tq, h, d});
+        const Tensor lse = on(be, poison(b * h * tq), {b, h, tq});
+        be.attention_forward(out, lse, on(be, q, {b, tq, h, d}), on(be, k, {b, tk, kv, d}),
+                             on(be, v, {b, tk, kv, d}), 0.125, pos0);
+        return std::make_pair(host(be, out), host(be, lse));
+      };
+      const auto g = run(*gpu_), want = run(cpu_);
+      const std::string what = std::string(bf16 ? "bf16" : "fp32") +
+                               " attention with q_pos0, tq=" + std::to_string(tq);
+      expect_close(g.first, want.first, bf16 ? 1.5e-2 : 1e-4, what + " out");
+      expect_close(g.second, want.second, bf16 ? 2e-3 : 1e-4, what + " lse");
+    }
   }
 }
 

@@ -15,8 +15,7 @@
 // Head dims are padded (with zeros in shared memory) up to a compiled width W
 // of 32, 64 or 128. Tensor-core (BF16 MMA) versions are the next step; these
 // are the reference the faster ones will be tested against.
-#include <mutex>
-
+#include "backend/cuda/attention_common.cuh"
 #include "backend/cuda/device_util.cuh"
 #include "backend/cuda/kernels.h"
 #include "core/error.h"
@@ -47,18 +46,7 @@ __device__ __forceinline__ float dot4(const float* a, const float* b) {
   return s;
 }
 
-struct Shape {
-  int64_t b, tq, tk, h, kv, d;
-  __device__ int64_t q_row(int64_t bi, int64_t i, int64_t head) const {
-    return ((bi * tq + i) * h + head) * d;
-  }
-  __device__ int64_t k_row(int64_t bi, int64_t j, int64_t g) const {
-    return ((bi * tk + j) * kv + g) * d;
-  }
-  __device__ int64_t lse_at(int64_t bi, int64_t head, int64_t i) const {
-    return (bi * h + head) * tq + i;
-  }
-};
+using Shape = AttnShape;
 
 // Rows [row0, row0 + 32) of a [*, rows, heads, d] tensor (head fixed) into
 // dst[32][stride], zero beyond `rows` and beyond d.
@@ -388,15 +376,6 @@ __global__ void __launch_bounds__(kBlockThreads)
   }
 }
 
-// Kernels above 48 KiB of dynamic shared memory must opt in, once per kernel.
-template <typename Kernel>
-void allow_smem(Kernel kernel, size_t bytes, std::once_flag& once) {
-  std::call_once(once, [&] {
-    HG_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                       static_cast<int>(bytes)));
-  });
-}
-
 template <int W>
 void forward_at_width(float* out, float* lse, const float* q, const float* k, const float* v,
                       const Shape& s, float scale, int64_t q_pos0, cudaStream_t stream) {
@@ -429,6 +408,16 @@ void backward_at_width(float* dq, float* dk, float* dv, const float* delta, cons
 
 }  // namespace
 
+void attention_delta(float* delta, const float* dout, const float* out, const AttnShape& s,
+                     cudaStream_t stream) {
+  const int64_t rows = s.b * s.tq * s.h;
+  if (rows <= 0) return;
+  const int64_t blocks = std::min<int64_t>(ceil_div(rows, kThreads / 32), kMaxElementwiseBlocks);
+  attention_delta_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(delta, dout,
+                                                                                 out, s);
+  HG_CUDA_CHECK_LAUNCH();
+}
+
 void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v,
                        int64_t b, int64_t tq, int64_t tk, int64_t h, int64_t kv, int64_t d,
                        float scale, int64_t q_pos0, cudaStream_t stream) {
@@ -449,11 +438,7 @@ void attention_backward(float* dq, float* dk, float* dv, float* delta, const flo
                         float scale, cudaStream_t stream) {
   if (b <= 0 || t <= 0) return;
   const Shape s{b, t, t, h, kv, d};
-  const int64_t rows = b * t * h;
-  const int64_t delta_blocks = std::min<int64_t>(ceil_div(rows, kThreads / 32), kMaxElementwiseBlocks);
-  attention_delta_kernel<<<static_cast<unsigned>(delta_blocks), kThreads, 0, stream>>>(
-      delta, dout, out, s);
-  HG_CUDA_CHECK_LAUNCH();
+  attention_delta(delta, dout, out, s, stream);
   switch (attention_width(d)) {
     case 32: return backward_at_width<32>(dq, dk, dv, delta, dout, q, k, v, lse, s, scale, stream);
     case 64: return backward_at_width<64>(dq, dk, dv, delta, dout, q, k, v, lse, s, scale, stream);

@@ -6,7 +6,9 @@
 
 #include <array>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
+#include <string_view>
 #include <vector>
 
 #include "backend/cuda/cuda_check.h"
@@ -368,6 +370,17 @@ void check_head_dim(int64_t d) {
 }
 }  // namespace
 
+// Attention's two products follow the matrix-product precision: BF16 puts them
+// on the tensor cores. HESSGPT_ATTENTION=fp32 keeps the FP32 kernels under BF16
+// (A/B timings, and a way out should the tensor-core path misbehave).
+bool CudaBackend::attention_on_tensor_cores() const {
+  static const bool forced_fp32 = [] {
+    const char* e = std::getenv("HESSGPT_ATTENTION");
+    return e && std::string_view(e) == "fp32";
+  }();
+  return matmul_precision_ == MatmulPrecision::BF16 && !forced_fp32;
+}
+
 void CudaBackend::attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q,
                                     const Tensor& k, const Tensor& v, double scale,
                                     int64_t q_pos0) {
@@ -385,8 +398,10 @@ void CudaBackend::attention_forward(const Tensor& out, const Tensor& lse, const 
   check_same(out, q, "attention out");
   HG_CHECK(lse.numel() == b * h * tq, "attention lse shape");
   check_head_dim(d);
-  cuda::attention_forward(f32(out), f32(lse), f32(q), f32(k), f32(v), b, tq, tk, h, kv, d,
-                          static_cast<float>(scale), q_pos0, s_->stream);
+  const auto launch = attention_on_tensor_cores() ? cuda::attention_mma_forward
+                                                 : cuda::attention_forward;
+  launch(f32(out), f32(lse), f32(q), f32(k), f32(v), b, tq, tk, h, kv, d,
+         static_cast<float>(scale), q_pos0, s_->stream);
 }
 
 void CudaBackend::attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv,
@@ -408,9 +423,10 @@ void CudaBackend::attention_backward(const Tensor& dq, const Tensor& dk, const T
   check_head_dim(d);
   auto* delta = static_cast<float*>(
       s_->get(kAttnDelta, sizeof(float) * static_cast<size_t>(std::max<int64_t>(b * h * t, 1))));
-  cuda::attention_backward(f32(dq), f32(dk), f32(dv), delta, f32(dout), f32(q), f32(k), f32(v),
-                           f32(out), f32(lse), b, t, h, kv, d, static_cast<float>(scale),
-                           s_->stream);
+  const auto launch = attention_on_tensor_cores() ? cuda::attention_mma_backward
+                                                 : cuda::attention_backward;
+  launch(f32(dq), f32(dk), f32(dv), delta, f32(dout), f32(q), f32(k), f32(v), f32(out), f32(lse),
+         b, t, h, kv, d, static_cast<float>(scale), s_->stream);
 }
 
 // ---- SwiGLU ---------------------------------------------------------------------

@@ -56,6 +56,8 @@ class CudaBackend final : public Backend {
   void rope_backward(const Tensor& dx, const Tensor& cos, const Tensor& sin,
                      int64_t pos0) override;
 
+  // True when attention runs on the tensor cores (BF16 precision; see the .cpp).
+  bool attention_on_tensor_cores() const;
   void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k,
                          const Tensor& v, double scale, int64_t q_pos0) override;
   void attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv,

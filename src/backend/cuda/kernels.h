@@ -1,6 +1,6 @@
 // Host-side launchers of the CUDA kernels, FP32 throughout (the backend keeps
 // activations, weights, gradients and AdamW state in F32; only matrix-product
-// operands are rounded to BF16, in matmul_lt.cpp). Each launcher enqueues on
+// operands are rounded to BF16, in matmul_lt.cpp and attention_mma.cu). Each launcher enqueues on
 // `stream` and returns at once; shapes were checked by CudaBackend.
 // The semantics are those of the CPU kernels (backend/cpu/kernels.h), which
 // the CUDA tests compare against: parameter gradients +=, activation
@@ -62,6 +62,17 @@ void attention_backward(float* dq, float* dk, float* dv, float* delta, const flo
                         const float* q, const float* k, const float* v, const float* out,
                         const float* lse, int64_t b, int64_t t, int64_t h, int64_t kv, int64_t d,
                         float scale, cudaStream_t stream);
+
+// ---- attention_mma.cu: the same two, on the tensor cores (BF16 operands, FP32
+// accumulation and softmax), for BF16 precision --------------------------------
+void attention_mma_forward(float* out, float* lse, const float* q, const float* k,
+                           const float* v, int64_t b, int64_t tq, int64_t tk, int64_t h,
+                           int64_t kv, int64_t d, float scale, int64_t q_pos0,
+                           cudaStream_t stream);
+void attention_mma_backward(float* dq, float* dk, float* dv, float* delta, const float* dout,
+                            const float* q, const float* k, const float* v, const float* out,
+                            const float* lse, int64_t b, int64_t t, int64_t h, int64_t kv,
+                            int64_t d, float scale, cudaStream_t stream);
 
 // ---- cross_entropy.cu -------------------------------------------------------
 void softcap(float* logits, int64_t rows, int64_t v, float cap, cudaStream_t stream);

@@ -179,6 +179,40 @@ HG_HD inline AttnTask attention_task(int64_t block, int64_t heads, int64_t tiles
   return t;
 }
 
+// ---- attention on the tensor cores (attention_mma.cu) -----------------------------
+// BF16 mma.sync m16n8k16 tiles with FP32 accumulation: each warp owns 16 rows
+// (queries in forward and dQ, keys in dK/dV) of a block's 64. Operands sit in
+// shared memory as BF16 rows padded by 8 elements (16 bytes), which spreads a
+// fragment load's 8 row reads over distinct banks. The inner tile (keys per
+// forward/dQ step, queries per dK/dV step) is 64 at head widths up to 64 and 32
+// at 128, which keeps the score, dP and the two accumulators in registers.
+constexpr int kMmaWarps = 4;
+constexpr int kMmaRows = 16 * kMmaWarps;
+constexpr int kMmaPad = 8;
+
+HG_HD constexpr int attention_mma_inner(int w) { return w <= 64 ? 64 : 32; }
+HG_HD constexpr int64_t attention_mma_tiles(int64_t t) { return ceil_div(t, kMmaRows); }
+
+// Shared memory (bytes, 2 per BF16 element) of each kernel at width w.
+HG_HD constexpr size_t attention_mma_forward_smem(int w) {
+  return 2 * static_cast<size_t>(kMmaRows * (w + kMmaPad)          // q
+                                 + kMmaRows * (w + kMmaPad)        // k
+                                 + w * (kMmaRows + kMmaPad));      // v, transposed
+}
+HG_HD constexpr size_t attention_mma_dkdv_smem(int w) {
+  const int bq = attention_mma_inner(w);
+  return 2 * static_cast<size_t>(2 * kMmaRows * (w + kMmaPad)      // k, v
+                                 + 2 * bq * (w + kMmaPad)          // q, dout
+                                 + 2 * w * (bq + kMmaPad))         // q, dout transposed
+         + sizeof(float) * 2 * static_cast<size_t>(bq);            // lse, delta
+}
+HG_HD constexpr size_t attention_mma_dq_smem(int w) {
+  const int bk = attention_mma_inner(w);
+  return 2 * static_cast<size_t>(2 * kMmaRows * (w + kMmaPad)      // q, dout
+                                 + 2 * bk * (w + kMmaPad)          // k, v
+                                 + w * (bk + kMmaPad));            // k, transposed
+}
+
 // ---- matrix products: row-major requests on a column-major library ----------------
 // C[M,N] = op(A) op(B) in row-major storage is C^T = op(B)^T op(A)^T in the
 // column-major view of the same memory, where a row-major X[r, c] reads as the
