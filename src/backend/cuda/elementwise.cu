@@ -69,6 +69,17 @@ __global__ void to_bf16_kernel(__nv_bfloat16* dst, int64_t dst_ld, int64_t dst_r
   }
 }
 
+__global__ void merge_columns_kernel(float* dst, int64_t dst_ld, const float* src,
+                                     int64_t src_ld, int64_t rows, int64_t cols, float beta) {
+  const int64_t total = rows * cols;
+  for (int64_t i = global_thread(); i < total; i += grid_stride()) {
+    const int64_t r = i / cols, c = i % cols;
+    float* d = dst + r * dst_ld + c;
+    const float x = src[r * src_ld + c];
+    *d = beta == 0.0f ? x : x + beta * *d;
+  }
+}
+
 }  // namespace
 
 void add_inplace(float* y, const float* x, int64_t n, cudaStream_t stream) {
@@ -100,6 +111,12 @@ void swiglu_forward(float* out, const float* gate, const float* up, int64_t n,
 void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate,
                      const float* up, int64_t n, cudaStream_t stream) {
   launch_elementwise(n, stream, swiglu_backward_kernel, dgate, dup, dout, gate, up, n);
+}
+
+void merge_columns(float* dst, int64_t dst_ld, const float* src, int64_t src_ld, int64_t rows,
+                   int64_t cols, float beta, cudaStream_t stream) {
+  launch_elementwise(rows * cols, stream, merge_columns_kernel, dst, dst_ld, src, src_ld, rows,
+                     cols, beta);
 }
 
 void to_bf16(uint16_t* dst, int64_t dst_ld, int64_t dst_rows, const float* src, int64_t src_ld,

@@ -30,6 +30,11 @@ void swiglu_backward(float* dgate, float* dup, const float* dout, const float* g
 void to_bf16(uint16_t* dst, int64_t dst_ld, int64_t dst_rows, const float* src, int64_t src_ld,
              int64_t rows, int64_t cols, cudaStream_t stream);
 
+// dst[r, c] = src[r, c] + beta dst[r, c] for r < rows, c < cols (leading dims
+// dst_ld, src_ld); dst is not read when beta == 0.
+void merge_columns(float* dst, int64_t dst_ld, const float* src, int64_t src_ld, int64_t rows,
+                   int64_t cols, float beta, cudaStream_t stream);
+
 // ---- embedding.cu -----------------------------------------------------------
 // out[n, c] = table[ids[n]]; an id outside [0, v) copies nothing and records
 // the smallest such position in *bad (which the caller set to UINT32_MAX).

@@ -5,8 +5,9 @@
 // to 16 bytes) and accumulate in FP32 into the FP32 output, the semantics of
 // the CPU backend's BF16 products. An odd K is padded with zeros to a multiple
 // of 8 in those copies: on an H200 the FFN's down projection (K = 3413) went
-// from 82 to 397 TFLOP/s. HESSGPT_CUBLASLT_PAD=0 turns that off (for A/B
-// timing). Descriptors and the heuristic's algorithm are cached per shape.
+// from 82 to 397 TFLOP/s. An odd N is padded the same way, the product staged
+// in an aligned buffer and merged into C. HESSGPT_CUBLASLT_PAD=0 turns both
+// off (for A/B timing). Descriptors and the heuristic's algorithm are cached per shape.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -45,8 +46,8 @@ class LtMatmul {
   void* workspace_ = nullptr;
   size_t workspace_bytes_ = 0;
   bool pad_ = true;
-  void* scratch_[2] = {nullptr, nullptr};  // BF16 copies of A and B
-  size_t scratch_bytes_[2] = {0, 0};
+  void* scratch_[3] = {nullptr, nullptr, nullptr};  // BF16 copies of A and B, staged output
+  size_t scratch_bytes_[3] = {0, 0, 0};
 };
 
 }  // namespace hessgpt::cuda
