@@ -4,6 +4,8 @@
 #include <iostream>
 #include <thread>
 
+#include "infer/open_session.h"
+
 namespace hessgpt::cli {
 
 void add_compute_options(CLI::App* cmd, ComputeOptions& options) {
@@ -29,6 +31,13 @@ std::unique_ptr<Backend> make_backend(const ComputeOptions& options, bool cuda_r
   backend->set_matmul_precision(options.precision == "bf16" ? MatmulPrecision::BF16
                                                             : MatmulPrecision::FP32);
   return backend;
+}
+
+std::unique_ptr<Backend> make_decode_backend(const ComputeOptions& options,
+                                             const std::vector<std::string>& dirs, int bits) {
+  ComputeOptions o = options;
+  o.device = infer::decode_device(options.device, dirs, bits);
+  return make_backend(o);
 }
 
 void print_json(const nlohmann::json& j) {

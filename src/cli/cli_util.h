@@ -3,6 +3,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -20,9 +21,14 @@ struct ComputeOptions {
 };
 void add_compute_options(CLI::App* cmd, ComputeOptions& options);
 int resolve_threads(int requested);
-// cuda_ready: false for commands whose engine runs on the CPU only so far
-// (KV-cache decoding): without --device they pick the CPU even where a GPU is.
+// cuda_ready: false for commands whose engine runs on the CPU only
+// (quantisation): without --device they pick the CPU even where a GPU is.
 std::unique_ptr<Backend> make_backend(const ComputeOptions& options, bool cuda_ready = true);
+// The backend that decodes checkpoints `dirs` at --bits (infer::decode_device):
+// the best available, but the CPU for quantised weights when --device is not
+// given; --device cuda with quantised weights is an error naming the problem.
+std::unique_ptr<Backend> make_decode_backend(const ComputeOptions& options,
+                                             const std::vector<std::string>& dirs, int bits);
 
 // The one JSON object of --json, on stdout.
 void print_json(const nlohmann::json& j);

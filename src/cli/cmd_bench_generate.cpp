@@ -1,7 +1,8 @@
 // hessgpt bench generate: prefill and decode tokens/s of KV-cache generation
-// at a weight precision, on random weights for a preset or on a checkpoint,
-// with the memory-bandwidth bound (weight bytes per token / measured read
-// bandwidth) beside the decode figure.
+// at a weight precision, on random weights for a preset or on a checkpoint.
+// On the CPU the memory-bandwidth bound (weight bytes per token / measured
+// read bandwidth) stands beside the decode figure; on the GPU (FP32 weights,
+// DeviceSession) the weight bytes per token and the GB/s they imply.
 #include <cstdio>
 
 #include "cli/parent_command.h"
@@ -10,6 +11,8 @@
 #include "core/rng.h"
 #include "infer/generate.h"
 #include "infer/membw.h"
+#include "infer/open_session.h"
+#include "infer/session.h"
 
 namespace hessgpt::cli {
 namespace {
@@ -31,18 +34,21 @@ struct BenchGenerateOptions {
 void run_bench_generate(const BenchGenerateOptions& o) {
   if (o.model.empty() == o.checkpoint.empty()) HG_FAIL("give exactly one of --model and --checkpoint");
   if (o.prompt_len <= 0 || o.gen <= 0) HG_FAIL("--prompt-len and --gen must be positive");
-  auto backend = make_backend(o.compute, /*cuda_ready=*/false);
+  std::vector<std::string> dirs;
+  if (!o.checkpoint.empty()) dirs.push_back(o.checkpoint);
+  auto backend = make_decode_backend(o.compute, dirs, o.bits);
+  const bool on_cpu = backend->device() == Device::CPU;
+  if (o.per_op_decode && !on_cpu)
+    HG_FAIL("--per-op-decode picks a CPU decode path; --device ", backend->name(),
+            " decodes through the backend's ops");
   const int threads = resolve_threads(o.compute.threads);
-  infer::InferWeights w;
-  if (!o.checkpoint.empty()) {
-    w = infer::load_infer_weights(o.checkpoint, *backend, o.bits, o.group_size);
-  } else {
-    const ModelConfig config = resolve_model_config(o.model);
-    auto model = std::make_unique<Model>(config, *backend);
-    model->init_random(o.seed);
-    w = infer::weights_from_model(std::move(model), infer::weight_format_from_bits(o.bits), o.group_size);
-  }
-  const ModelConfig& c = w.config;
+  const int64_t capacity = o.prompt_len + o.gen + 1;
+  const std::unique_ptr<infer::Session> session =
+      o.checkpoint.empty()
+          ? infer::open_random_session(resolve_model_config(o.model), o.seed, *backend, o.bits,
+                                       o.group_size, capacity)
+          : infer::open_session(o.checkpoint, *backend, o.bits, o.group_size, capacity);
+  const ModelConfig& c = session->config();
   if (o.prompt_len + o.gen > c.max_position_embeddings)
     HG_FAIL("--prompt-len + --gen (", o.prompt_len + o.gen, ") exceed the context (",
             c.max_position_embeddings, ")");
@@ -53,31 +59,36 @@ void run_bench_generate(const BenchGenerateOptions& o) {
   g.max_new = o.gen + 1;  // gen decode steps after the prefill
   g.sampling.temperature = 0.0;
   g.stop_ids = {};
-  infer::DecoderSession session(w, *backend, o.prompt_len + o.gen + 1);
-  session.set_fused_decode(!o.per_op_decode);
+  if (auto* cpu = dynamic_cast<infer::DecoderSession*>(session.get()))
+    cpu->set_fused_decode(!o.per_op_decode);
   {
-    // Warm-up: page in the weights and the thread team.
+    // Warm-up: page in the weights and the thread team (CPU); kernels,
+    // product plans and the logits block (GPU).
     const std::vector<int32_t> two(prompt.begin(), prompt.begin() + std::min<int64_t>(2, o.prompt_len));
-    session.feed(two);
-    session.feed(std::span<const int32_t>(prompt.data(), 1));
-    session.reset();
+    session->feed(two);
+    session->feed(std::span<const int32_t>(prompt.data(), 1));
+    session->reset();
   }
-  const infer::GenerateResult r = infer::generate(session, prompt, g);
-  const double bytes_per_token = static_cast<double>(w.decode_stream_bytes());
+  const infer::GenerateResult r = infer::generate(*session, prompt, g);
+  const infer::SessionInfo info = session->info();
+  const double bytes_per_token = static_cast<double>(info.weight_bytes_per_token);
+  const bool measure_bandwidth = o.measure_bandwidth && on_cpu;  // the probe reads host memory
   nlohmann::json j = {{"model", o.model.empty() ? o.checkpoint : o.model},
-                      {"device", backend->name()},
+                      {"device", info.device},
                       {"threads", threads},
-                      {"bits", infer::weight_format_bits(w.format)},
-                      {"weights", infer::weight_format_name(w.format)},
+                      {"bits", infer::weight_format_bits(info.format)},
+                      {"weights", infer::weight_format_name(info.format)},
                       {"prompt_len", o.prompt_len},
                       {"gen", r.decode_steps},
                       {"prefill_tokens_per_s", r.prefill_tokens_per_s()},
                       {"decode_tokens_per_s", r.decode_tokens_per_s()},
-                      {"decode_path", o.per_op_decode ? "per-op" : "one-region"},
+                      {"decode_path", !on_cpu            ? "backend-ops"
+                                      : o.per_op_decode ? "per-op"
+                                                        : "one-region"},
                       {"weight_bytes_per_token", bytes_per_token},
                       {"decode_weight_gb_per_s", bytes_per_token * r.decode_tokens_per_s() / 1e9}};
-  if (o.bits == 4) j["group_size"] = w.group_size;
-  if (o.measure_bandwidth) {
+  if (info.format == infer::WeightFormat::Q4) j["group_size"] = info.group_size;
+  if (measure_bandwidth) {
     const double bw = infer::measure_read_bandwidth();
     j["memory_read_gb_per_s"] = bw / 1e9;
     j["decode_bound_tokens_per_s"] = bw / bytes_per_token;
@@ -86,11 +97,13 @@ void run_bench_generate(const BenchGenerateOptions& o) {
   if (o.json) {
     print_json(j);
   } else {
-    std::printf("%s %s, %d threads: prefill %.1f tokens/s (%lld), decode %.2f tokens/s (%lld), %.1f MB/token",
-                j["model"].get<std::string>().c_str(), infer::weight_format_name(w.format), threads,
-                r.prefill_tokens_per_s(), static_cast<long long>(o.prompt_len), r.decode_tokens_per_s(),
-                static_cast<long long>(r.decode_steps), bytes_per_token / 1e6);
-    if (o.measure_bandwidth)
+    const std::string where = on_cpu ? std::to_string(threads) + " threads" : info.device;
+    std::printf("%s %s, %s: prefill %.1f tokens/s (%lld), decode %.2f tokens/s (%lld), %.1f MB/token",
+                j["model"].get<std::string>().c_str(), infer::weight_format_name(info.format),
+                where.c_str(), r.prefill_tokens_per_s(), static_cast<long long>(o.prompt_len),
+                r.decode_tokens_per_s(), static_cast<long long>(r.decode_steps), bytes_per_token / 1e6);
+    if (!on_cpu) std::printf(" (%.1f GB/s of weights)", j["decode_weight_gb_per_s"].get<double>());
+    if (measure_bandwidth)
       std::printf(", bound %.2f tokens/s at %.1f GB/s", j["decode_bound_tokens_per_s"].get<double>(),
                   j["memory_read_gb_per_s"].get<double>());
     std::printf("\n");
@@ -103,12 +116,14 @@ void setup(CLI::App& app) {
   auto* model = cmd->add_option("--model", o->model, "Preset or config.json (random weights)");
   auto* ck = cmd->add_option("--checkpoint", o->checkpoint, "Model directory");
   model->excludes(ck);
-  cmd->add_option("--bits", o->bits, "Weights: 32, 16 (bf16), 8 (int8), 4 (int4)")->capture_default_str();
+  cmd->add_option("--bits", o->bits, "Weights: 32, 16 (bf16), 8 (int8), 4 (int4); the GPU decodes 32")
+      ->capture_default_str();
   cmd->add_option("--group-size", o->group_size, "INT4 group size")->capture_default_str();
   cmd->add_option("--prompt-len", o->prompt_len, "Prompt tokens (one prefill pass)")->capture_default_str();
   cmd->add_option("--gen", o->gen, "Decode steps")->capture_default_str();
   cmd->add_option("--seed", o->seed, "Seed for weights and prompt")->capture_default_str();
-  cmd->add_flag("!--no-bandwidth", o->measure_bandwidth, "Skip the memory-bandwidth probe");
+  cmd->add_flag("!--no-bandwidth", o->measure_bandwidth,
+                "Skip the memory-bandwidth probe (CPU; never run for --device cuda)");
   cmd->add_flag("--per-op-decode", o->per_op_decode,
                 "Decode through the batched path's per-op calls (A/B against the one-region path)");
   cmd->add_flag("--json", o->json, "One JSON object on stdout");

@@ -27,7 +27,7 @@ struct ChatOptions {
 };
 
 void run_chat(const ChatOptions& o) {
-  auto backend = make_backend(o.compute, /*cuda_ready=*/false);
+  auto backend = make_decode_backend(o.compute, {o.model1, o.model2}, o.bits);
   auto tokenizer = o.tokenizer.empty() ? Tokenizer::load_default() : Tokenizer::load(o.tokenizer);
   route::AssistantOptions ao;
   ao.model1_dir = o.model1;

@@ -9,6 +9,7 @@
 #include "cli/command_registry.h"
 #include "cli/parent_command.h"
 #include "data/loader.h"
+#include "infer/open_session.h"
 #include "infer/perplexity.h"
 
 namespace hessgpt::cli {
@@ -28,36 +29,38 @@ struct PerplexityOptions {
 
 void run_eval_perplexity(const PerplexityOptions& o) {
   if (o.seq <= 0 || o.windows <= 0) HG_FAIL("--seq and --windows must be positive");
-  auto backend = make_backend(o.compute, /*cuda_ready=*/false);
-  const infer::InferWeights w = infer::load_infer_weights(o.checkpoint, *backend, o.bits, o.group_size);
+  auto backend = make_decode_backend(o.compute, {o.checkpoint}, o.bits);
+  const std::unique_ptr<infer::Session> session =
+      infer::open_session(o.checkpoint, *backend, o.bits, o.group_size, o.seq);
+  const infer::SessionInfo info = session->info();
   const data::Dataset ds = data::Dataset::open(o.data);
   data::BatchLoader loader(ds, o.chunk, data::Split::kVal, 1, o.seq, data::Order::kSequential, 0,
-                           static_cast<int32_t>(w.config.vocab_size));
+                           static_cast<int32_t>(session->config().vocab_size));
   const int64_t windows = std::min(o.windows, loader.examples_per_epoch());
   std::vector<int32_t> inputs(static_cast<size_t>(windows * o.seq)), targets(inputs.size());
   for (int64_t i = 0; i < windows; ++i)
     loader.next(std::span<int32_t>(inputs.data() + i * o.seq, static_cast<size_t>(o.seq)),
                 std::span<int32_t>(targets.data() + i * o.seq, static_cast<size_t>(o.seq)));
-  infer::DecoderSession session(w, *backend, o.seq);
   const auto t0 = std::chrono::steady_clock::now();
-  const infer::PerplexityResult r = infer::evaluate_perplexity(session, inputs, targets, o.seq);
+  const infer::PerplexityResult r = infer::evaluate_perplexity(*session, inputs, targets, o.seq);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   nlohmann::json j = {{"checkpoint", o.checkpoint},
                       {"data", o.data},
-                      {"bits", infer::weight_format_bits(w.format)},
-                      {"weights", infer::weight_format_name(w.format)},
+                      {"bits", infer::weight_format_bits(info.format)},
+                      {"weights", infer::weight_format_name(info.format)},
+                      {"device", info.device},
                       {"windows", windows},
                       {"seq", o.seq},
                       {"tokens", r.tokens},
                       {"mean_nll", r.mean_nll()},
                       {"perplexity", r.perplexity()},
                       {"seconds", seconds}};
-  if (w.format == infer::WeightFormat::Q4) j["group_size"] = w.group_size;
+  if (info.format == infer::WeightFormat::Q4) j["group_size"] = info.group_size;
   if (o.json) {
     print_json(j);
   } else {
     std::printf("%s (%s) on %lld validation tokens of %s: %.4f nats/token, perplexity %.2f (%.1f s)\n",
-                o.checkpoint.c_str(), infer::weight_format_name(w.format),
+                o.checkpoint.c_str(), infer::weight_format_name(info.format),
                 static_cast<long long>(r.tokens), o.data.c_str(), r.mean_nll(), r.perplexity(), seconds);
   }
 }

@@ -21,7 +21,7 @@ struct EvalRoutingOptions {
 };
 
 void run(const EvalRoutingOptions& o) {
-  auto backend = make_backend(o.compute, /*cuda_ready=*/false);
+  auto backend = make_decode_backend(o.compute, {o.model1, o.model2}, o.bits);
   auto tokenizer = o.tokenizer.empty() ? Tokenizer::load_default() : Tokenizer::load(o.tokenizer);
   const auto items = route::load_routing_eval(o.data);
   route::Assistant assistant(*tokenizer, *backend,

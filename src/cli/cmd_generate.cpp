@@ -6,6 +6,7 @@
 #include "cli/cli_util.h"
 #include "cli/command_registry.h"
 #include "infer/generate.h"
+#include "infer/open_session.h"
 #include "infer/text_stream.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
@@ -51,11 +52,12 @@ void run_generate(const GenerateCliOptions& o) {
   if (o.max_new < 0) HG_FAIL("--max-new must be >= 0");
   if (o.prompt.empty() && !o.chat) HG_FAIL("--prompt is empty");
   auto tokenizer = o.tokenizer.empty() ? Tokenizer::load_default() : Tokenizer::load(o.tokenizer);
-  auto backend = make_backend(o.compute, /*cuda_ready=*/false);
-  const infer::InferWeights weights =
-      infer::load_infer_weights(o.checkpoint, *backend, o.bits, o.group_size);
-  if (weights.config.vocab_size < tokenizer->vocab_size())
-    HG_FAIL("the model's vocabulary (", weights.config.vocab_size, ") is smaller than the tokenizer's (",
+  auto backend = make_decode_backend(o.compute, {o.checkpoint}, o.bits);
+  const std::unique_ptr<infer::Session> session =
+      infer::open_session(o.checkpoint, *backend, o.bits, o.group_size);
+  const infer::SessionInfo info = session->info();
+  if (session->config().vocab_size < tokenizer->vocab_size())
+    HG_FAIL("the model's vocabulary (", session->config().vocab_size, ") is smaller than the tokenizer's (",
             tokenizer->vocab_size(), "): it cannot read text");
 
   std::vector<int32_t> prompt_ids;
@@ -76,7 +78,6 @@ void run_generate(const GenerateCliOptions& o) {
     const std::vector<int32_t> extra = parse_id_list(o.stop_ids, "--stop-ids");
     g.stop_ids.insert(g.stop_ids.end(), extra.begin(), extra.end());
   }
-  infer::DecoderSession session(weights, *backend);
   infer::TextStream stream(*tokenizer);
   const auto on_token = [&](int32_t id) {
     const std::string piece = stream.push(id);
@@ -85,7 +86,7 @@ void run_generate(const GenerateCliOptions& o) {
       std::fflush(stdout);
     }
   };
-  const infer::GenerateResult r = infer::generate(session, prompt_ids, g, on_token);
+  const infer::GenerateResult r = infer::generate(*session, prompt_ids, g, on_token);
   const std::string rest = stream.flush();
   if (o.json) {
     const nlohmann::json j = {{"prompt_ids", prompt_ids},
@@ -94,7 +95,8 @@ void run_generate(const GenerateCliOptions& o) {
                               {"finish_reason", r.finish_reason},
                               {"prompt_tokens", r.prompt_tokens},
                               {"generated_tokens", r.ids.size()},
-                              {"weights", infer::weight_format_name(weights.format)},
+                              {"weights", infer::weight_format_name(info.format)},
+                              {"device", info.device},
                               {"prefill_tokens_per_s", r.prefill_tokens_per_s()},
                               {"decode_tokens_per_s", r.decode_tokens_per_s()}};
     print_json(j);
@@ -117,7 +119,7 @@ void setup(CLI::App& app) {
   cmd->add_option("--repetition-penalty", o->sampling.repetition_penalty, "1 = off")->capture_default_str();
   cmd->add_option("--seed", o->sampling.seed, "Sampling seed")->capture_default_str();
   cmd->add_option("--stop-ids", o->stop_ids, "Extra comma-separated stop ids (<|end|> and </s> always stop)");
-  cmd->add_option("--bits", o->bits, "Quantise an FP32 checkpoint on load: 32, 16 (bf16), 8, 4");
+  cmd->add_option("--bits", o->bits, "Quantise an FP32 checkpoint on load: 32, 16 (bf16), 8, 4 (CPU only)");
   cmd->add_option("--group-size", o->group_size, "INT4 group size (32 or 64)")->capture_default_str();
   cmd->add_option("--tokenizer", o->tokenizer, "SentencePiece model (default: the built-in Mistral one)");
   cmd->add_flag("--chat", o->chat, "Wrap the prompt in the chat template as a user turn");

@@ -15,7 +15,7 @@ double GenerateResult::decode_tokens_per_s() const {
   return decode_seconds > 0.0 ? static_cast<double>(decode_steps) / decode_seconds : 0.0;
 }
 
-GenerateResult generate(DecoderSession& session, std::span<const int32_t> prompt,
+GenerateResult generate(Session& session, std::span<const int32_t> prompt,
                         const GenerateOptions& options,
                         const std::function<void(int32_t)>& on_token) {
   using Clock = std::chrono::steady_clock;

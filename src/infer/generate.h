@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "infer/sampler.h"
-#include "infer/session.h"
+#include "infer/session_interface.h"
 
 namespace hessgpt::infer {
 
@@ -34,7 +34,7 @@ struct GenerateResult {
 
 // The session must be empty (position 0). on_token, when given, sees every
 // generated id as soon as it is chosen (not the stop id).
-GenerateResult generate(DecoderSession& session, std::span<const int32_t> prompt,
+GenerateResult generate(Session& session, std::span<const int32_t> prompt,
                         const GenerateOptions& options,
                         const std::function<void(int32_t)>& on_token = {});
 

@@ -80,7 +80,8 @@ InferWeights load_infer_weights(const std::string& dir, Backend& backend, int bi
     return w;
   }
   if (backend.device() != Device::CPU)
-    HG_FAIL("generation runs on the CPU backend for now (got --device ", backend.name(), ")");
+    HG_FAIL("inference weights load on the CPU backend (got ", backend.name(),
+            "); open_session decodes FP32 checkpoints on other backends");
   const WeightFormat format = weight_format_from_bits(bits == -1 ? 32 : bits);
   return weights_from_model(load_model_dir(dir, backend), format, group_size);
 }

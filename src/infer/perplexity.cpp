@@ -7,7 +7,7 @@
 
 namespace hessgpt::infer {
 
-PerplexityResult evaluate_perplexity(DecoderSession& session, std::span<const int32_t> inputs,
+PerplexityResult evaluate_perplexity(Session& session, std::span<const int32_t> inputs,
                                      std::span<const int32_t> targets, int64_t window) {
   HG_CHECK(window > 0, "perplexity window must be positive");
   HG_CHECK(inputs.size() == targets.size(), "perplexity: ", inputs.size(), " inputs but ",

@@ -1,5 +1,5 @@
 // Mean next-token cross-entropy of a model in any weight format (FP32, BF16,
-// INT8, INT4) over windows of token ids, through the decoder session's
+// INT8, INT4) over windows of token ids, through a decoder session's
 // batched prefill: what quantisation costs, measured on the same windows.
 #pragma once
 
@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <span>
 
-#include "infer/session.h"
+#include "infer/session_interface.h"
 
 namespace hessgpt::infer {
 
@@ -22,7 +22,7 @@ struct PerplexityResult {
 // window is scored from an empty cache (the session's capacity must hold
 // it). Targets < 0 are not scored. Logits are the soft-capped ones, as in
 // training's loss.
-PerplexityResult evaluate_perplexity(DecoderSession& session, std::span<const int32_t> inputs,
+PerplexityResult evaluate_perplexity(Session& session, std::span<const int32_t> inputs,
                                      std::span<const int32_t> targets, int64_t window);
 
 }  // namespace hessgpt::infer

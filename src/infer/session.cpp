@@ -18,6 +18,29 @@ Tensor host(const float* p, std::initializer_list<int64_t> dims) {
 
 }  // namespace
 
+void check_feed(const ModelConfig& c, int64_t position, int64_t capacity,
+                std::span<const int32_t> ids) {
+  const int64_t t = static_cast<int64_t>(ids.size());
+  if (t == 0) HG_FAIL("feed: no tokens");
+  if (position + t > capacity)
+    HG_FAIL("context full: ", position, " cached + ", t, " new tokens exceed the ", capacity,
+            " positions of the context");
+  for (int64_t i = 0; i < t; ++i)
+    if (ids[static_cast<size_t>(i)] < 0 || ids[static_cast<size_t>(i)] >= c.vocab_size)
+      HG_FAIL("token id ", ids[static_cast<size_t>(i)], " at position ", position + i,
+              " is outside the vocabulary [0, ", c.vocab_size, ")");
+}
+
+DecoderSession::DecoderSession(std::unique_ptr<const InferWeights> weights, Backend& backend,
+                               int64_t capacity)
+    : DecoderSession(*weights, backend, capacity) {
+  owned_ = std::move(weights);  // moving the pointer keeps w_'s referent where it is
+}
+
+SessionInfo DecoderSession::info() const {
+  return {be_.name(), w_.format, w_.group_size, w_.decode_stream_bytes()};
+}
+
 DecoderSession::DecoderSession(const InferWeights& weights, Backend& backend, int64_t capacity)
     : w_(weights), be_(backend) {
   const ModelConfig& c = w_.config;
@@ -110,14 +133,7 @@ void DecoderSession::attend(int64_t l, int64_t t) {
 std::span<const float> DecoderSession::feed(std::span<const int32_t> ids, float* all_logits) {
   const ModelConfig& c = w_.config;
   const int64_t t = static_cast<int64_t>(ids.size());
-  if (t == 0) HG_FAIL("feed: no tokens");
-  if (pos_ + t > capacity_)
-    HG_FAIL("context full: ", pos_, " cached + ", t, " new tokens exceed the ", capacity_,
-            " positions of the context");
-  for (int64_t i = 0; i < t; ++i)
-    if (ids[static_cast<size_t>(i)] < 0 || ids[static_cast<size_t>(i)] >= c.vocab_size)
-      HG_FAIL("token id ", ids[static_cast<size_t>(i)], " at position ", pos_ + i,
-              " is outside the vocabulary [0, ", c.vocab_size, ")");
+  check_feed(c, pos_, capacity_, ids);
   ensure_scratch(t);
   if (t == 1 && fused_decode_) {
     decode_one(ids[0]);

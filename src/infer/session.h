@@ -14,34 +14,39 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
 
 #include "backend/backend.h"
 #include "infer/infer_weights.h"
+#include "infer/session_interface.h"
 
 namespace hessgpt::infer {
 
-class DecoderSession {
+class DecoderSession final : public Session {
  public:
   // capacity: positions the cache holds (0: the config's max_position_embeddings).
   // The backend must be the CPU backend; weights must outlive the session.
   DecoderSession(const InferWeights& weights, Backend& backend, int64_t capacity = 0);
+  // The same, owning its weights.
+  DecoderSession(std::unique_ptr<const InferWeights> weights, Backend& backend,
+                 int64_t capacity = 0);
 
-  const ModelConfig& config() const { return w_.config; }
-  int64_t position() const { return pos_; }  // tokens in the cache
-  int64_t capacity() const { return capacity_; }
-  size_t kv_cache_bytes() const { return kv_.size() * sizeof(float); }
-  void reset() { pos_ = 0; }
+  const ModelConfig& config() const override { return w_.config; }
+  int64_t position() const override { return pos_; }
+  int64_t capacity() const override { return capacity_; }
+  size_t kv_cache_bytes() const override { return kv_.size() * sizeof(float); }
+  SessionInfo info() const override;
+  void reset() override { pos_ = 0; }
   // Single tokens through the one-region decode path (default) or through the
   // batched path's per-op calls; the two agree bit for bit (tested), the
   // switch is for that test and for A/B timings.
   void set_fused_decode(bool on) { fused_decode_ = on; }
 
-  // Runs ids at positions position() .. position() + n - 1 and returns the
-  // soft-capped logits of the last one (V floats, valid until the next call).
-  // all_logits, when given, receives the logits of every new token [n, V].
-  std::span<const float> feed(std::span<const int32_t> ids, float* all_logits = nullptr);
+  // See Session::feed.
+  std::span<const float> feed(std::span<const int32_t> ids,
+                              float* all_logits = nullptr) override;
 
  private:
   void ensure_scratch(int64_t t);
@@ -54,6 +59,7 @@ class DecoderSession {
   float* k_cache(int64_t layer) { return kv_.data() + (2 * layer) * layer_stride_; }
   float* v_cache(int64_t layer) { return kv_.data() + (2 * layer + 1) * layer_stride_; }
 
+  std::unique_ptr<const InferWeights> owned_;  // null when the caller keeps the weights
   const InferWeights& w_;
   Backend& be_;
   int64_t capacity_ = 0;

@@ -1,5 +1,6 @@
 #include "route/assistant.h"
 
+#include "infer/open_session.h"
 #include "tokenizer/chat_template.h"
 
 namespace hessgpt::route {
@@ -11,10 +12,8 @@ infer::SamplingOptions without_routes(infer::SamplingOptions sampling) {
 }
 
 Assistant::Assistant(const Tokenizer& tokenizer, Backend& backend, const AssistantOptions& o)
-    : w1_(infer::load_infer_weights(o.model1_dir, backend, o.bits)),
-      w2_(infer::load_infer_weights(o.model2_dir, backend, o.bits)) {
-  s1_ = std::make_unique<infer::DecoderSession>(w1_, backend);
-  s2_ = std::make_unique<infer::DecoderSession>(w2_, backend);
+    : s1_(infer::open_session(o.model1_dir, backend, o.bits)),
+      s2_(infer::open_session(o.model2_dir, backend, o.bits)) {
   g1_ = std::make_unique<SessionGenerator>(*s1_, o.sampling);
   g1_alone_ = std::make_unique<SessionGenerator>(*s1_, without_routes(o.sampling));
   g2_ = std::make_unique<SessionGenerator>(*s2_, o.sampling);

@@ -10,9 +10,8 @@
 #include <string>
 
 #include "backend/backend.h"
-#include "infer/infer_weights.h"
 #include "infer/sampler.h"
-#include "infer/session.h"
+#include "infer/session_interface.h"
 #include "route/router.h"
 #include "route/sandbox.h"
 #include "route/session_generator.h"
@@ -30,7 +29,9 @@ struct AssistantOptions {
 
 class Assistant {
  public:
-  // tokenizer and backend must outlive the assistant.
+  // tokenizer and backend must outlive the assistant. The sessions are those
+  // of infer::open_session: DecoderSession on the CPU backend (any weight
+  // format), DeviceSession elsewhere (FP32).
   Assistant(const Tokenizer& tokenizer, Backend& backend, const AssistantOptions& options);
   Assistant(const Assistant&) = delete;
   Assistant& operator=(const Assistant&) = delete;
@@ -39,8 +40,7 @@ class Assistant {
   Router& alone() { return *alone_; }
 
  private:
-  infer::InferWeights w1_, w2_;
-  std::unique_ptr<infer::DecoderSession> s1_, s2_;
+  std::unique_ptr<infer::Session> s1_, s2_;
   std::unique_ptr<SessionGenerator> g1_, g1_alone_, g2_;
   std::unique_ptr<SandboxRunner> runner_;
   std::unique_ptr<Router> router_, alone_;

@@ -4,7 +4,7 @@
 
 namespace hessgpt::route {
 
-SessionGenerator::SessionGenerator(infer::DecoderSession& session,
+SessionGenerator::SessionGenerator(infer::Session& session,
                                    const infer::SamplingOptions& sampling)
     : session_(session), sampling_(sampling), sampler_(sampling) {}
 

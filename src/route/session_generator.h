@@ -7,21 +7,21 @@
 #include <vector>
 
 #include "infer/sampler.h"
-#include "infer/session.h"
+#include "infer/session_interface.h"
 #include "route/router.h"
 
 namespace hessgpt::route {
 
 class SessionGenerator final : public TokenGenerator {
  public:
-  SessionGenerator(infer::DecoderSession& session, const infer::SamplingOptions& sampling);
+  SessionGenerator(infer::Session& session, const infer::SamplingOptions& sampling);
 
   void reset() override;
   void append(std::span<const int32_t> ids) override;
   int32_t next() override;
 
  private:
-  infer::DecoderSession& session_;
+  infer::Session& session_;
   infer::SamplingOptions sampling_;
   infer::Sampler sampler_;
   std::vector<int32_t> pending_;

@@ -101,6 +101,27 @@ TEST_F(GenerateCli, BadInputIsAClearError) {
   EXPECT_NE(r.out.find("vocabulary"), std::string::npos) << r.out;
 }
 
+// The GPU decodes FP32 only; the check runs before any backend is made, so it
+// reads the same on machines without CUDA.
+TEST_F(GenerateCli, QuantisedWeightsOnCudaAreAClearError) {
+  auto r = run_command(bin() + " generate --checkpoint " + ck() + " --prompt hi --device cuda --bits 8");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.out.find("--device cuda decodes FP32 checkpoints; --bits 8 is a CPU format: use --device cpu"),
+            std::string::npos) << r.out;
+  const std::string q = *dir_ / "q8-cuda";
+  ASSERT_EQ(run_command(bin() + " quantize " + ck() + " --bits 8 --out " + q).exit_code, 0);
+  r = run_command(bin() + " generate --checkpoint " + q + " --prompt hi --device cuda");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.out.find("holds quantised weights"), std::string::npos) << r.out;
+  r = run_command(bin() + " bench generate --model tiny --bits 4 --device cuda --json");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.out.find("--bits 4 is a CPU format"), std::string::npos) << r.out;
+  // Without --device, quantised weights pick the CPU (even where a GPU is).
+  const nlohmann::json j = run_json("generate --checkpoint " + q + " --prompt hi --max-new 2 --threads 1 --json");
+  EXPECT_EQ(j["device"], "cpu");
+  EXPECT_EQ(j["weights"], "int8");
+}
+
 TEST(BenchGenerateCli, ReportsThroughputAndTheBound) {
   for (int bits : {32, 16, 8, 4}) {
     const nlohmann::json j = run_json("bench generate --model tiny --bits " + std::to_string(bits) +
@@ -108,6 +129,8 @@ TEST(BenchGenerateCli, ReportsThroughputAndTheBound) {
     EXPECT_GT(j["prefill_tokens_per_s"].get<double>(), 0.0);
     EXPECT_GT(j["decode_tokens_per_s"].get<double>(), 0.0);
     EXPECT_EQ(j["bits"], bits);
+    EXPECT_TRUE(j.contains("device"));
+    EXPECT_GT(j["weight_bytes_per_token"].get<double>(), 0.0);
   }
   // bench train still answers next to it.
   const auto r = run_command(bin() + " bench train --help");

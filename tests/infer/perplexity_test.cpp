@@ -6,6 +6,7 @@
 
 #include "backend/backend.h"
 #include "infer/perplexity.h"
+#include "infer/session.h"
 #include "infer_test_util.h"
 
 namespace hessgpt::infer {

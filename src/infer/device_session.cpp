@@ -1,0 +1,197 @@
+// The cached forward pass on any backend (see device_session.h): the block of
+// model_forward.cpp for one sequence, with K/V written into the cache, in the
+// order of DecoderSession::feed's batched path.
+#include "infer/device_session.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+#include "model/rope_tables.h"
+
+namespace hessgpt::infer {
+namespace {
+
+// Offsets of a scratch buffer carved into tensors, each 256-byte aligned.
+struct Carver {
+  size_t bytes = 0;
+  size_t take(size_t n) {
+    const size_t at = bytes;
+    bytes += (n + 255) / 256 * 256;
+    return at;
+  }
+};
+
+}  // namespace
+
+DeviceSession::DeviceSession(std::unique_ptr<const Model> model, int64_t capacity)
+    : DeviceSession(*model, capacity) {
+  owned_ = std::move(model);  // moving the pointer keeps m_'s referent where it is
+}
+
+DeviceSession::DeviceSession(const Model& model, int64_t capacity)
+    : m_(model), be_(model.backend()) {
+  const ModelConfig& c = m_.config();
+  if (m_.dtype() != DType::F32)
+    HG_FAIL("DeviceSession decodes FP32 models (got ", dtype_name(m_.dtype()), ")");
+  if (m_.has_lora()) HG_FAIL("DeviceSession decodes merged weights: merge the LoRA adapters first");
+  capacity_ = capacity > 0 ? capacity : c.max_position_embeddings;
+  const int64_t kvd = c.num_key_value_heads * c.head_dim, half = c.head_dim / 2;
+  layer_stride_ = capacity_ * kvd;
+  kv_ = Buffer(&be_, static_cast<size_t>(2 * c.num_hidden_layers * layer_stride_) * sizeof(float));
+  // Angles in double, rounded once to float, exactly as Model::ensure_rope.
+  const RopeTables tables = make_rope_tables(c, capacity_);
+  const size_t table_bytes = (static_cast<size_t>(capacity_ * half) * sizeof(float) + 255) / 256 * 256;
+  rope_ = Buffer(&be_, 2 * table_bytes);
+  rope_cos_ = rope_.tensor(DType::F32, {capacity_, half}, 0);
+  rope_sin_ = rope_.tensor(DType::F32, {capacity_, half}, table_bytes);
+  const std::vector<float> cos(tables.cos.begin(), tables.cos.end());
+  const std::vector<float> sin(tables.sin.begin(), tables.sin.end());
+  be_.copy_from_host(rope_cos_, cos.data());
+  be_.copy_from_host(rope_sin_, sin.data());
+  logits_.resize(static_cast<size_t>(c.vocab_size));
+}
+
+SessionInfo DeviceSession::info() const {
+  const ParamLayout& lay = m_.layout();
+  size_t bytes = static_cast<size_t>(lay.params[static_cast<size_t>(lay.embed)].numel);
+  for (const LayerParamIndex& p : lay.layers)
+    for (int i : {p.q_proj, p.k_proj, p.v_proj, p.o_proj, p.gate_proj, p.up_proj, p.down_proj})
+      bytes += static_cast<size_t>(lay.params[static_cast<size_t>(i)].numel);
+  return {be_.name(), WeightFormat::F32, 0, bytes * sizeof(float)};
+}
+
+Tensor DeviceSession::dev(float* p, std::initializer_list<int64_t> dims) const {
+  return Tensor(p, DType::F32, be_.device(), dims);
+}
+
+float* DeviceSession::k_cache(int64_t layer) const {
+  return static_cast<float*>(kv_.data()) + (2 * layer) * layer_stride_;
+}
+
+float* DeviceSession::v_cache(int64_t layer) const {
+  return static_cast<float*>(kv_.data()) + (2 * layer + 1) * layer_stride_;
+}
+
+void DeviceSession::ensure_scratch(int64_t t) {
+  if (t <= scratch_rows_) return;
+  const ModelConfig& c = m_.config();
+  const int64_t d = c.hidden_size, h = c.num_attention_heads, qd = h * c.head_dim;
+  const int64_t kvd = c.num_key_value_heads * c.head_dim, f = c.intermediate_size;
+  const auto floats = [t](int64_t per_row) { return static_cast<size_t>(t * per_row) * sizeof(float); };
+  Carver cv;
+  const size_t o_ids = cv.take(static_cast<size_t>(t) * sizeof(int32_t));
+  const size_t o_x = cv.take(floats(d)), o_ln = cv.take(floats(d)), o_tmp = cv.take(floats(d));
+  const size_t o_q = cv.take(floats(qd)), o_qn = cv.take(floats(qd)), o_att = cv.take(floats(qd));
+  const size_t o_k = cv.take(floats(kvd)), o_lse = cv.take(floats(h)), o_rstd = cv.take(floats(h));
+  const size_t o_gate = cv.take(floats(f)), o_up = cv.take(floats(f)), o_act = cv.take(floats(f));
+  scratch_ = Buffer();  // free the old block first
+  scratch_ = Buffer(&be_, cv.bytes);
+  ids_ = scratch_.tensor(DType::I32, {t}, o_ids);
+  x_ = scratch_.tensor(DType::F32, {t, d}, o_x);
+  ln_ = scratch_.tensor(DType::F32, {t, d}, o_ln);
+  tmp_ = scratch_.tensor(DType::F32, {t, d}, o_tmp);
+  q_ = scratch_.tensor(DType::F32, {t, qd}, o_q);
+  qn_ = scratch_.tensor(DType::F32, {t, qd}, o_qn);
+  att_ = scratch_.tensor(DType::F32, {t, qd}, o_att);
+  k_ = scratch_.tensor(DType::F32, {t, kvd}, o_k);
+  lse_ = scratch_.tensor(DType::F32, {t * h}, o_lse);
+  rstd_ = scratch_.tensor(DType::F32, {t * h}, o_rstd);
+  gate_ = scratch_.tensor(DType::F32, {t, f}, o_gate);
+  up_ = scratch_.tensor(DType::F32, {t, f}, o_up);
+  act_ = scratch_.tensor(DType::F32, {t, f}, o_act);
+  scratch_rows_ = t;
+}
+
+void DeviceSession::linear(const Tensor& y, const Tensor& x, int index) {
+  be_.matmul(y, x, false, m_.param(index), true, 1.0f, 0.0f);
+}
+
+void DeviceSession::attend(int64_t l, int64_t t) {
+  const ModelConfig& c = m_.config();
+  const int64_t h = c.num_attention_heads, kv = c.num_key_value_heads, hd = c.head_dim;
+  const int64_t pos0 = pos_, end = pos_ + t;
+  const double eps = c.rms_norm_eps;
+  const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
+  const LayerParamIndex& p = m_.layout().layers[static_cast<size_t>(l)];
+  float* kc = k_cache(l) + pos0 * kv * hd;  // this step's rows of the cache
+  const Tensor q = q_.slice(0, t), qn = qn_.slice(0, t);
+  if (c.qk_norm) {
+    be_.rmsnorm_forward(qn.view({t * h, hd}), rstd_.slice(0, t * h), q.view({t * h, hd}),
+                        m_.param(p.q_norm), eps);
+    be_.rmsnorm_forward(dev(kc, {t * kv, hd}), rstd_.slice(0, t * kv),
+                        k_.slice(0, t).view({t * kv, hd}), m_.param(p.k_norm), eps);
+  } else {
+    be_.copy(qn, q);
+    be_.copy(dev(kc, {t, kv * hd}), k_.slice(0, t));
+  }
+  const Tensor qn4 = qn.view({1, t, h, hd});
+  be_.rope_forward(qn4, rope_cos_, rope_sin_, pos0);
+  be_.rope_forward(dev(kc, {1, t, kv, hd}), rope_cos_, rope_sin_, pos0);
+  be_.attention_forward(att_.slice(0, t).view({1, t, h, hd}), lse_.slice(0, t * h).view({1, h, t}),
+                        qn4, dev(k_cache(l), {1, end, kv, hd}), dev(v_cache(l), {1, end, kv, hd}),
+                        scale, pos0);
+}
+
+std::span<const float> DeviceSession::feed(std::span<const int32_t> ids, float* all_logits) {
+  const ModelConfig& c = m_.config();
+  const ParamLayout& lay = m_.layout();
+  const int64_t t = static_cast<int64_t>(ids.size());
+  check_feed(c, pos_, capacity_, ids);
+  ensure_scratch(t);
+  const int64_t kv = c.num_key_value_heads, hd = c.head_dim, v = c.vocab_size;
+  const int64_t pos0 = pos_, end = pos_ + t;
+  const double eps = c.rms_norm_eps;
+
+  const Tensor ids_t = ids_.slice(0, t);
+  be_.copy_from_host(ids_t, ids.data());
+  const Tensor x = x_.slice(0, t), ln = ln_.slice(0, t), tmp = tmp_.slice(0, t);
+  const Tensor rstd = rstd_.slice(0, t);
+  be_.embedding_forward(x, ids_t, m_.param(lay.embed));
+
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    const LayerParamIndex& p = lay.layers[static_cast<size_t>(l)];
+    const Tensor vc = dev(v_cache(l) + pos0 * kv * hd, {t, kv * hd});  // this step's rows
+    // Attention sub-block; K and V land in the cache.
+    be_.rmsnorm_forward(ln, rstd, x, m_.param(p.input_norm), eps);
+    linear(q_.slice(0, t), ln, p.q_proj);
+    linear(k_.slice(0, t), ln, p.k_proj);
+    linear(vc, ln, p.v_proj);
+    attend(l, t);
+    linear(tmp, att_.slice(0, t), p.o_proj);
+    be_.add_inplace(x, tmp);
+    // MLP sub-block.
+    be_.rmsnorm_forward(ln, rstd, x, m_.param(p.post_norm), eps);
+    linear(gate_.slice(0, t), ln, p.gate_proj);
+    linear(up_.slice(0, t), ln, p.up_proj);
+    be_.swiglu_forward(act_.slice(0, t), gate_.slice(0, t), up_.slice(0, t));
+    linear(tmp, act_.slice(0, t), p.down_proj);
+    be_.add_inplace(x, tmp);
+  }
+  pos_ = end;
+
+  // Head: only the rows whose logits are wanted, at most a chunk of rows per pass.
+  const Tensor fnorm = m_.param(lay.final_norm), embed = m_.param(lay.embed);
+  const int64_t r_begin = all_logits ? 0 : t - 1;
+  const int64_t chunk = std::clamp<int64_t>(head_chunk_floats_ / v, 1, t - r_begin);
+  if (chunk > head_rows_) {
+    head_ = Buffer();
+    head_ = Buffer(&be_, static_cast<size_t>(chunk * v) * sizeof(float));
+    logits_dev_ = head_.tensor(DType::F32, {chunk, v});
+    head_rows_ = chunk;
+  }
+  be_.rmsnorm_forward(ln.slice(r_begin, t), rstd.slice(r_begin, t), x.slice(r_begin, t), fnorm, eps);
+  for (int64_t r0 = r_begin; r0 < t; r0 += chunk) {
+    const int64_t r1 = std::min(t, r0 + chunk);
+    const Tensor logits = logits_dev_.slice(0, r1 - r0);
+    be_.matmul(logits, ln.slice(r0, r1), false, embed, true, 1.0f, 0.0f);
+    be_.softcap_forward(logits, c.logit_softcap);
+    if (all_logits) be_.copy_to_host(all_logits + r0 * v, logits);
+    else be_.copy_to_host(logits_.data(), logits);
+  }
+  if (all_logits)
+    std::copy(all_logits + (t - 1) * v, all_logits + t * v, logits_.begin());
+  return {logits_.data(), logits_.size()};
+}
+
+}  // namespace hessgpt::infer

@@ -1,0 +1,79 @@
+// The KV-cache session written once against the Backend interface, so that
+// it decodes wherever a Model lives (the CUDA GPU; the CPU backend for its
+// tests). The same cached forward pass as DecoderSession::feed's batched
+// path (session.cpp), op for op: prefill of t tokens in one pass, decode one
+// token at a time through the same code with t = 1.
+//
+// Weights: the FP32 parameters of a Model on the session's backend (its
+// param() views, no copies). Backend memory: the KV cache (per layer K and V
+// [capacity, KV, D]), RoPE tables [capacity, D/2] uploaded once, scratch for
+// up to the largest t fed so far, and a logits block for the head. Per feed
+// the host sends the ids and receives one logits row (or, with all_logits,
+// the head's rows in chunks of 32 MB).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "backend/backend.h"
+#include "infer/session_interface.h"
+#include "model/model.h"
+
+namespace hessgpt::infer {
+
+class DeviceSession final : public Session {
+ public:
+  // capacity: positions the cache holds (0: the config's max_position_embeddings).
+  // The model must be FP32 and outlive the session; it runs on model.backend().
+  explicit DeviceSession(const Model& model, int64_t capacity = 0);
+  // The same, owning the model.
+  explicit DeviceSession(std::unique_ptr<const Model> model, int64_t capacity = 0);
+
+  const ModelConfig& config() const override { return m_.config(); }
+  int64_t position() const override { return pos_; }
+  int64_t capacity() const override { return capacity_; }
+  size_t kv_cache_bytes() const override { return kv_.bytes(); }
+  SessionInfo info() const override;
+  void reset() override { pos_ = 0; }
+  std::span<const float> feed(std::span<const int32_t> ids,
+                              float* all_logits = nullptr) override;
+
+  // Logits floats per head pass (rows * V, at least one row) when all rows
+  // are wanted: 32 MB by default; tests set it small to cross chunk edges.
+  void set_head_chunk_floats(int64_t floats) { head_chunk_floats_ = floats; }
+
+ private:
+  void ensure_scratch(int64_t t);
+  // q_, k_ (projections) -> QK-Norm/RoPE -> K into the cache -> att_, for t
+  // tokens from position pos_ of layer l (V already in the cache).
+  void attend(int64_t layer, int64_t t);
+  // y[t, out] = x[t, in] W^T for parameter `index`.
+  void linear(const Tensor& y, const Tensor& x, int index);
+  // A backend tensor at `p` (device memory).
+  Tensor dev(float* p, std::initializer_list<int64_t> dims) const;
+  float* k_cache(int64_t layer) const;
+  float* v_cache(int64_t layer) const;
+
+  std::unique_ptr<const Model> owned_;  // null when the caller keeps the model
+  const Model& m_;
+  Backend& be_;
+  int64_t capacity_ = 0;
+  int64_t pos_ = 0;
+  int64_t layer_stride_ = 0;  // capacity * KV * head_dim floats
+  Buffer kv_;                 // [2L, capacity, KV, D]: K of layer l at 2l, V at 2l + 1
+  Buffer rope_;               // cos then sin, [capacity, D/2] each
+  Tensor rope_cos_, rope_sin_;
+  // Scratch for up to scratch_rows_ tokens, one buffer carved into tensors.
+  int64_t scratch_rows_ = 0;
+  Buffer scratch_;
+  Tensor ids_, x_, ln_, tmp_, q_, qn_, att_, k_, lse_, rstd_, gate_, up_, act_;
+  int64_t head_chunk_floats_ = int64_t{8} << 20;
+  int64_t head_rows_ = 0;  // rows of the logits block
+  Buffer head_;
+  Tensor logits_dev_;
+  std::vector<float> logits_;  // the last token's, on the host
+};
+
+}  // namespace hessgpt::infer

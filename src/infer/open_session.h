@@ -1,0 +1,38 @@
+// Opening a decoder session for the command line: which device decodes, and
+// which Session runs there.
+//   CPU backend   -> InferWeights (FP32 views, BF16, INT8, INT4) + DecoderSession;
+//   other (CUDA)  -> the FP32 Model on that backend + DeviceSession.
+// Quantised weights (a quantised checkpoint, or --bits 16/8/4) are CPU
+// formats: the GPU decodes FP32 only.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "core/model_config.h"
+#include "infer/session_interface.h"
+
+namespace hessgpt::infer {
+
+// The --device that decodes checkpoints `dirs` at `bits` (-1: as stored),
+// given the requested one ("" = best available): "" becomes "cpu" when the
+// weights are quantised; "cuda" with quantised weights is an Error naming the
+// problem (before any backend is made, so it reads the same on every machine).
+// Anything else comes back unchanged.
+std::string decode_device(const std::string& requested, const std::vector<std::string>& dirs,
+                          int bits);
+
+// A session over checkpoint `dir` (FP32 or quantised) on `backend`, which
+// must outlive it. capacity: positions (0: the model's context).
+std::unique_ptr<Session> open_session(const std::string& dir, Backend& backend, int bits = -1,
+                                      int64_t group_size = 32, int64_t capacity = 0);
+
+// A session over random weights (Model::init_random(seed)) at `bits` (32, 16, 8, 4).
+std::unique_ptr<Session> open_random_session(const ModelConfig& config, uint64_t seed,
+                                             Backend& backend, int bits, int64_t group_size = 32,
+                                             int64_t capacity = 0);
+
+}  // namespace hessgpt::infer

@@ -1,0 +1,350 @@
+// DeviceSession (the KV-cache session written against the Backend interface)
+// against the CPU DecoderSession on the same weights: on the CPU backend
+// (DeviceSession suite) and on the GPU (CudaDecode suite: CUDA when present,
+// the CPU stand-in with HESSGPT_CUDA_TESTS_ON_CPU=1, skipped otherwise).
+// Also the session factory's device choice and its errors.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <string>
+
+#include "common/gpu_test_backend.h"
+#include "common/test_util.h"
+#include "core/error.h"
+#include "infer/device_session.h"
+#include "infer/generate.h"
+#include "infer/open_session.h"
+#include "infer/perplexity.h"
+#include "infer/quant_file.h"
+#include "infer/session.h"
+#include "infer_test_util.h"
+#include "io/model_dir.h"
+
+namespace hessgpt::infer {
+namespace {
+
+using testing::random_ids;
+using testing::random_model;
+using testing::tiny_config;
+
+// max |a - b| / max(1, max |b|) over one position's logits.
+double rel_err(const float* a, const float* b, int64_t n) {
+  double diff = 0.0, scale = 1.0;
+  for (int64_t i = 0; i < n; ++i) {
+    diff = std::max(diff, static_cast<double>(std::fabs(a[i] - b[i])));
+    scale = std::max(scale, static_cast<double>(std::fabs(b[i])));
+  }
+  return diff / scale;
+}
+
+// The CPU reference and a DeviceSession over the same random weights.
+struct SessionPair {
+  std::unique_ptr<Backend> cpu;  // the reference's backend (outlives it)
+  std::unique_ptr<DecoderSession> ref;
+  std::unique_ptr<DeviceSession> dev;
+};
+
+SessionPair make_pair(const ModelConfig& c, Backend& dev_backend, uint64_t seed,
+                      int64_t capacity = 0) {
+  SessionPair p;
+  p.cpu = make_backend("cpu", 2);
+  auto cpu_model = random_model(c, *p.cpu, seed);
+  auto dev_model = std::make_unique<Model>(c, dev_backend);
+  dev_model->set_params_host(cpu_model->params_host());
+  p.dev = std::make_unique<DeviceSession>(std::unique_ptr<const Model>(std::move(dev_model)), capacity);
+  p.ref = std::make_unique<DecoderSession>(
+      std::make_unique<const InferWeights>(weights_from_model(std::move(cpu_model), WeightFormat::F32)),
+      *p.cpu, capacity);
+  return p;
+}
+
+// Prefill `prefill` ids (every row's logits), then decode the rest one by one;
+// every position's logits must match the reference's. Returns the worst error.
+double expect_same_logits(Session& ref, Session& got, const std::vector<int32_t>& ids,
+                          int64_t prefill, double tol) {
+  const int64_t v = ref.config().vocab_size, n = static_cast<int64_t>(ids.size());
+  const int64_t start = got.position();
+  std::vector<float> want(static_cast<size_t>(prefill * v)), have(want.size());
+  const std::span<const int32_t> head(ids.data(), static_cast<size_t>(prefill));
+  const std::vector<float> want_last = [&] {
+    const std::span<const float> l = ref.feed(head, want.data());
+    return std::vector<float>(l.begin(), l.end());
+  }();
+  const std::span<const float> have_last = got.feed(head, have.data());
+  double worst = 0.0;
+  for (int64_t t = 0; t < prefill; ++t) {
+    const double e = rel_err(have.data() + t * v, want.data() + t * v, v);
+    worst = std::max(worst, e);
+    EXPECT_LT(e, tol) << "prefill position " << t;
+  }
+  EXPECT_EQ(rel_err(have_last.data(), have.data() + (prefill - 1) * v, v), 0.0)
+      << "the returned logits are the last row's";
+  EXPECT_LT(rel_err(have_last.data(), want_last.data(), v), tol) << "returned prefill logits";
+  for (int64_t t = prefill; t < n; ++t) {
+    const std::span<const int32_t> one(&ids[static_cast<size_t>(t)], 1);
+    const std::span<const float> l = ref.feed(one);
+    const std::vector<float> w(l.begin(), l.end());
+    const std::span<const float> h = got.feed(one);
+    const double e = rel_err(h.data(), w.data(), v);
+    worst = std::max(worst, e);
+    EXPECT_LT(e, tol) << "decode position " << t;
+  }
+  EXPECT_EQ(got.position(), start + n);
+  EXPECT_EQ(ref.position(), start + n);
+  return worst;
+}
+
+// Runs expect_same_logits on a fresh pair and prints the worst error.
+void compare_on(Backend& be, const ModelConfig& c, int64_t n, int64_t prefill, double tol,
+                const char* what) {
+  SessionPair p = make_pair(c, be, 7);
+  const double worst = expect_same_logits(*p.ref, *p.dev, random_ids(n, c.vocab_size, 11), prefill, tol);
+  std::printf("%s on %s: worst relative logit difference %.2e over %lld positions\n", what,
+              be.name().c_str(), worst, static_cast<long long>(n));
+}
+
+ModelConfig no_qk_norm_config() {
+  ModelConfig c = tiny_config(64);
+  c.qk_norm = false;
+  c.intermediate_size = 177;
+  return c;
+}
+
+ModelConfig yarn_config() {
+  ModelConfig c = tiny_config(160);
+  c.rope_scaling = YarnConfig{4.0, 40, 32.0, 1.0};
+  c.validate();
+  return c;
+}
+
+std::string error_of(Session& s, std::span<const int32_t> ids) {
+  try {
+    s.feed(ids);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// Empty feeds, bad ids and a full context give the reference's messages and
+// leave the cache as it was.
+void expect_same_errors(Backend& be) {
+  const ModelConfig c = tiny_config(16);
+  SessionPair p = make_pair(c, be, 5);
+  const std::vector<int32_t> bad = {1, 512}, too_long = random_ids(17, c.vocab_size, 1);
+  const std::vector<int32_t> negative = {3, -2, 4};
+  for (const std::vector<int32_t>* ids : {&bad, &too_long, &negative}) {
+    const std::string want = error_of(*p.ref, *ids);
+    EXPECT_FALSE(want.empty());
+    EXPECT_EQ(error_of(*p.dev, *ids), want);
+  }
+  EXPECT_EQ(error_of(*p.dev, {}), error_of(*p.ref, {}));
+  EXPECT_NE(error_of(*p.dev, bad).find("token id 512 at position 1 is outside the vocabulary"),
+            std::string::npos);
+  const std::vector<int32_t> ten = random_ids(10, c.vocab_size, 2), seven = random_ids(7, c.vocab_size, 3);
+  EXPECT_EQ(p.dev->position(), 0);
+  p.ref->feed(ten);
+  p.dev->feed(ten);
+  const std::string full = error_of(*p.dev, seven);
+  EXPECT_EQ(full, error_of(*p.ref, seven));
+  EXPECT_NE(full.find("context full: 10 cached + 7 new tokens exceed the 16 positions"),
+            std::string::npos) << full;
+  EXPECT_EQ(p.dev->position(), 10);
+  // Still usable: the last six positions decode like the reference.
+  expect_same_logits(*p.ref, *p.dev, random_ids(6, c.vocab_size, 4), 2, 1e-4);
+  EXPECT_EQ(p.dev->position(), 16);
+}
+
+// ---- DeviceSession on the CPU backend ----------------------------------------
+
+TEST(DeviceSession, PrefillAndDecodeMatchTheDecoderSession) {
+  auto be = make_backend("cpu", 2);
+  compare_on(*be, tiny_config(64), 40, 9, 1e-5, "prefill 9 + decode 31");
+}
+
+TEST(DeviceSession, DecodeFromTheFirstToken) {
+  auto be = make_backend("cpu", 2);
+  compare_on(*be, tiny_config(64), 16, 1, 1e-5, "decode from position 0");
+}
+
+TEST(DeviceSession, WithoutQkNormAndWithAnOddFfnWidth) {
+  auto be = make_backend("cpu", 2);
+  compare_on(*be, no_qk_norm_config(), 30, 7, 1e-5, "no QK-Norm, FFN 177");
+}
+
+TEST(DeviceSession, YarnPositionsBeyondTheOriginalContext) {
+  auto be = make_backend("cpu", 2);
+  compare_on(*be, yarn_config(), 150, 60, 1e-5, "YaRN, 150 positions");
+}
+
+TEST(DeviceSession, ChunkedPrefillAndChunkedHeadMatchOnePass) {
+  const ModelConfig c = tiny_config(64);
+  auto be = make_backend("cpu", 2);
+  const int64_t v = c.vocab_size;
+  const std::vector<int32_t> ids = random_ids(8, c.vocab_size, 3);
+  SessionPair p = make_pair(c, *be, 5);
+  std::vector<float> one(static_cast<size_t>(8 * v)), chunks(one.size());
+  p.dev->feed(ids, one.data());
+  // A fresh session over the same weights, fed 3 + 5 with a 2-row head.
+  auto model = std::make_unique<Model>(c, *be);
+  model->set_params_host(random_model(c, *be, 5)->params_host());
+  DeviceSession s(*model, 32);
+  s.set_head_chunk_floats(2 * v);
+  s.feed(std::span<const int32_t>(ids.data(), 3), chunks.data());
+  const std::span<const float> last = s.feed(std::span<const int32_t>(ids.data() + 3, 5), chunks.data() + 3 * v);
+  for (int64_t t = 0; t < 8; ++t)
+    EXPECT_LT(rel_err(chunks.data() + t * v, one.data() + t * v, v), 1e-5) << "position " << t;
+  EXPECT_EQ(rel_err(last.data(), chunks.data() + 7 * v, v), 0.0);
+  EXPECT_EQ(s.capacity(), 32);
+  EXPECT_EQ(s.kv_cache_bytes(), static_cast<size_t>(2 * c.num_hidden_layers * 32 *
+                                                    c.num_key_value_heads * c.head_dim) * sizeof(float));
+  // reset() starts over: the same ids give the same logits.
+  s.reset();
+  EXPECT_EQ(s.position(), 0);
+  const std::span<const float> again = s.feed(ids);
+  EXPECT_LT(rel_err(again.data(), one.data() + 7 * v, v), 1e-5);
+}
+
+TEST(DeviceSession, ErrorsAreTheDecoderSessions) {
+  auto be = make_backend("cpu", 1);
+  expect_same_errors(*be);
+}
+
+TEST(DeviceSession, PerplexityAndGreedyGenerationMatch) {
+  const ModelConfig c = tiny_config(64);
+  auto be = make_backend("cpu", 2);
+  SessionPair p = make_pair(c, *be, 9, 24);
+  const std::vector<int32_t> ids = random_ids(3 * 24, c.vocab_size, 7);
+  std::vector<int32_t> targets = random_ids(3 * 24, c.vocab_size, 8);
+  targets[5] = -1;
+  const PerplexityResult want = evaluate_perplexity(*p.ref, ids, targets, 24);
+  const PerplexityResult got = evaluate_perplexity(*p.dev, ids, targets, 24);
+  EXPECT_EQ(got.tokens, want.tokens);
+  EXPECT_NEAR(got.mean_nll(), want.mean_nll(), 1e-6 * want.mean_nll());
+  GenerateOptions o;
+  o.max_new = 18;
+  o.sampling.temperature = 0.0;
+  o.stop_ids = {};
+  p.ref->reset();
+  p.dev->reset();
+  const std::vector<int32_t> prompt = random_ids(5, c.vocab_size, 2);
+  const GenerateResult a = generate(*p.ref, prompt, o), b = generate(*p.dev, prompt, o);
+  EXPECT_EQ(a.ids, b.ids);
+  EXPECT_EQ(b.finish_reason, a.finish_reason);
+}
+
+TEST(DeviceSession, RefusesWhatItCannotDecode) {
+  const ModelConfig c = tiny_config(16);
+  auto be = make_backend("cpu", 1);
+  Model f64(c, *be, DType::F64);
+  EXPECT_THROW({ DeviceSession s(f64); }, Error);
+}
+
+// ---- the factory --------------------------------------------------------------
+
+std::string error_text(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(OpenSession, QuantisedWeightsDecodeOnTheCpuAndCudaSaysSo) {
+  testing::TempDir dir;
+  const ModelConfig c = tiny_config(32);
+  auto be = make_backend("cpu", 1);
+  save_model_dir(*random_model(c, *be, 3), dir / "fp32");
+  save_quantized_dir(weights_from_model(random_model(c, *be, 3), WeightFormat::Q8), dir / "int8");
+  // No --device: the best available, except for quantised weights.
+  EXPECT_EQ(decode_device("", {dir / "fp32"}, -1), "");
+  EXPECT_EQ(decode_device("", {dir / "fp32"}, 32), "");
+  EXPECT_EQ(decode_device("", {dir / "fp32"}, 8), "cpu");
+  EXPECT_EQ(decode_device("", {dir / "fp32", dir / "int8"}, -1), "cpu");
+  EXPECT_EQ(decode_device("cpu", {dir / "int8"}, -1), "cpu");
+  EXPECT_EQ(decode_device("cuda", {dir / "fp32"}, 32), "cuda");
+  const std::string bits = error_text([&] { decode_device("cuda", {dir / "fp32"}, 8); });
+  EXPECT_NE(bits.find("--device cuda decodes FP32 checkpoints; --bits 8 is a CPU format: use --device cpu"),
+            std::string::npos) << bits;
+  const std::string quantised = error_text([&] { decode_device("cuda", {dir / "int8"}, -1); });
+  EXPECT_NE(quantised.find("holds quantised weights"), std::string::npos) << quantised;
+  EXPECT_NE(quantised.find("use --device cpu"), std::string::npos) << quantised;
+  EXPECT_NE(error_text([&] { decode_device("cuda", {}, 5); }).find("unsupported weight bits 5"),
+            std::string::npos);
+  // On the CPU backend: the DecoderSession, in any format.
+  for (int b : {-1, 32, 16, 8, 4}) {
+    const std::unique_ptr<Session> s = open_session(dir / "fp32", *be, b, 32, 20);
+    EXPECT_NE(dynamic_cast<DecoderSession*>(s.get()), nullptr);
+    EXPECT_EQ(s->capacity(), 20);
+    EXPECT_EQ(s->info().device, "cpu");
+    EXPECT_EQ(s->info().format, weight_format_from_bits(b == -1 ? 32 : b));
+    EXPECT_EQ(s->feed(std::vector<int32_t>{1, 2, 3}).size(), static_cast<size_t>(c.vocab_size));
+  }
+  EXPECT_EQ(open_session(dir / "int8", *be)->info().format, WeightFormat::Q8);
+  const std::unique_ptr<Session> r = open_random_session(c, 1, *be, 4, 32, 10);
+  EXPECT_EQ(r->info().format, WeightFormat::Q4);
+  EXPECT_EQ(r->info().group_size, 32);
+}
+
+// ---- the GPU -----------------------------------------------------------------
+// FP32 on the device differs from the CPU in summation order only (cuBLASLt
+// without TF32, the flash attention's key tiles): 1e-4 of the largest logit.
+
+#define GPU_BACKEND_OR_SKIP(be)                                                   \
+  auto be = testing::gpu_test_backend();                                          \
+  if (!be) GTEST_SKIP() << "no CUDA device (HESSGPT_CUDA_TESTS_ON_CPU=1 runs this on the CPU)"
+
+TEST(CudaDecode, PrefillAndDecodeMatchTheCpuDecoder) {
+  GPU_BACKEND_OR_SKIP(be);
+  compare_on(*be, tiny_config(64), 40, 9, 1e-4, "prefill 9 + decode 31");
+  compare_on(*be, tiny_config(64), 12, 1, 1e-4, "decode from position 0");
+}
+
+TEST(CudaDecode, WithoutQkNormAndWithYarn) {
+  GPU_BACKEND_OR_SKIP(be);
+  compare_on(*be, no_qk_norm_config(), 30, 7, 1e-4, "no QK-Norm, FFN 177");
+  compare_on(*be, yarn_config(), 150, 60, 1e-4, "YaRN, 150 positions");
+}
+
+TEST(CudaDecode, SmallPresetWithTheRealVocabulary) {
+  GPU_BACKEND_OR_SKIP(be);
+  ModelConfig c = preset_config("small");
+  c.max_position_embeddings = 64;
+  compare_on(*be, c, 24, 16, 1e-4, "small, prefill 16 + decode 8");
+}
+
+TEST(CudaDecode, ChunkedHeadPerplexityAndGreedyGeneration) {
+  GPU_BACKEND_OR_SKIP(be);
+  const ModelConfig c = tiny_config(64);
+  SessionPair p = make_pair(c, *be, 9, 32);
+  p.dev->set_head_chunk_floats(5 * c.vocab_size);  // 32 rows in 7 passes
+  const std::vector<int32_t> ids = random_ids(3 * 32, c.vocab_size, 7);
+  const std::vector<int32_t> targets = random_ids(3 * 32, c.vocab_size, 8);
+  const PerplexityResult want = evaluate_perplexity(*p.ref, ids, targets, 32);
+  const PerplexityResult got = evaluate_perplexity(*p.dev, ids, targets, 32);
+  EXPECT_EQ(got.tokens, want.tokens);
+  EXPECT_NEAR(got.mean_nll(), want.mean_nll(), 1e-5 * want.mean_nll());
+  GenerateOptions o;
+  o.max_new = 20;
+  o.sampling.temperature = 0.0;
+  o.stop_ids = {};
+  p.ref->reset();
+  p.dev->reset();
+  const std::vector<int32_t> prompt = random_ids(6, c.vocab_size, 2);
+  const GenerateResult a = generate(*p.ref, prompt, o), b = generate(*p.dev, prompt, o);
+  EXPECT_EQ(a.ids.size(), 20u);
+  EXPECT_EQ(b.ids, a.ids);
+  EXPECT_EQ(b.decode_steps, 19);
+}
+
+TEST(CudaDecode, ErrorsAreTheCpuDecodersAndLeaveTheCacheAlone) {
+  GPU_BACKEND_OR_SKIP(be);
+  expect_same_errors(*be);
+}
+
+}  // namespace
+}  // namespace hessgpt::infer
