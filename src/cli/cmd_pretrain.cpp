@@ -1,6 +1,7 @@
 // hessgpt pretrain: train a model from scratch on prepared chunks.
 #include <algorithm>
 #include <fstream>
+#include <type_traits>
 #include <variant>
 #include <vector>
 
@@ -21,7 +22,7 @@ struct PretrainOptions {
 // Every setting once: its flag, where it goes, and its help. A --config JSON
 // file uses the flag names without "--" and with '_' for '-' as keys.
 using Field = std::variant<std::string PretrainConfig::*, int64_t PretrainConfig::*, double PretrainConfig::*,
-                           int PretrainConfig::*, uint64_t PretrainConfig::*>;
+                           int PretrainConfig::*, uint64_t PretrainConfig::*, bool PretrainConfig::*>;
 struct Setting {
   const char* flag;
   Field field;
@@ -49,7 +50,10 @@ const std::vector<Setting>& settings() {
       {"--save-every", &C::save_every, "Checkpoint every N steps (0: only at the end)"},
       {"--keep", &C::keep_last, "Checkpoints to keep"},
       {"--log-every", &C::log_every, "Print progress every N steps"},
-      {"--seed", &C::seed, "Seed (initialisation and data order)"}};
+      {"--seed", &C::seed, "Seed (initialisation and data order)"},
+      {"--recompute", &C::recompute,
+       "Selective activation recomputation: ~39 % less activation memory, a few more "
+       "element-wise passes"}};
   return k;
 }
 
@@ -95,7 +99,14 @@ void setup(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("pretrain", "Pretrain a model on prepared chunks");
   cmd->add_option("--config", o->config_file, "JSON file of settings (flag names as keys); flags override");
   for (const Setting& s : settings())
-    std::visit([&](auto field) { cmd->add_option(s.flag, c.*field, s.help)->capture_default_str(); }, s.field);
+    std::visit(
+        [&](auto field) {
+          if constexpr (std::is_same_v<std::remove_reference_t<decltype(c.*field)>, bool>)
+            cmd->add_flag(s.flag, c.*field, s.help);
+          else
+            cmd->add_option(s.flag, c.*field, s.help)->capture_default_str();
+        },
+        s.field);
   cmd->add_option("--stop-after", c.stop_after, "Stop after this step as if interrupted (testing resume)");
   cmd->add_flag("--resume", c.resume, "Resume from the newest checkpoint (also automatic)");
   cmd->add_flag("--json", o->json, "Print a JSON summary on stdout at the end");

@@ -26,6 +26,8 @@ class Carver {
   }
   Tensor take(std::initializer_list<int64_t> dims) { return take(dims, dtype_); }
   size_t offset() const { return offset_; }
+  // Tensors taken after rewinding overlay those taken since `offset`.
+  void rewind(size_t offset) { offset_ = offset; }
 
  private:
   const Buffer* buffer_;
@@ -34,7 +36,7 @@ class Carver {
 };
 
 Activations carve(const ModelConfig& c, Carver& cv, int64_t b, int64_t t, bool training,
-                  const LoraShape& lora) {
+                  const LoraShape& lora, bool recompute) {
   const int64_t n = b * t, d = c.hidden_size, h = c.num_attention_heads,
                 kv = c.num_key_value_heads, hd = c.head_dim, ffn = c.intermediate_size;
   Activations a;
@@ -43,26 +45,39 @@ Activations carve(const ModelConfig& c, Carver& cv, int64_t b, int64_t t, bool t
   a.head_chunk = head_chunk_rows(n, c.vocab_size);
   a.ids = cv.take({n}, DType::I32);
   a.targets = cv.take({n}, DType::I32);
+  a.shared = recompute || !training;
+  LayerActivations shared;
+  if (a.shared) {
+    shared.ln1 = cv.take({n, d});
+    shared.q = cv.take({b, t, h, hd});
+    shared.k = cv.take({b, t, kv, hd});
+    shared.ln2 = cv.take({n, d});
+    shared.act = cv.take({n, ffn});
+  }
+  // Each layer's own copy, or the shared one.
+  const auto own = [&](const Tensor& common, std::initializer_list<int64_t> dims) {
+    return a.shared ? common : cv.take(dims);
+  };
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     LayerActivations la;
     la.input = cv.take({n, d});
-    la.ln1 = cv.take({n, d});
+    la.ln1 = own(shared.ln1, {n, d});
     la.rstd1 = cv.take({n});
     la.q_raw = cv.take({n, h * hd});
     la.k_raw = cv.take({n, kv * hd});
-    la.q = cv.take({b, t, h, hd});
-    la.k = cv.take({b, t, kv, hd});
+    la.q = own(shared.q, {b, t, h, hd});
+    la.k = own(shared.k, {b, t, kv, hd});
     la.v = cv.take({b, t, kv, hd});
     la.rstd_q = cv.take({n * h});
     la.rstd_k = cv.take({n * kv});
     la.att = cv.take({b, t, h, hd});
     la.lse = cv.take({b, h, t});
     la.mid = cv.take({n, d});
-    la.ln2 = cv.take({n, d});
+    la.ln2 = own(shared.ln2, {n, d});
     la.rstd2 = cv.take({n});
     la.gate = cv.take({n, ffn});
     la.up = cv.take({n, ffn});
-    la.act = cv.take({n, ffn});
+    la.act = own(shared.act, {n, ffn});
     for (int k = 0; k < kLoraTargets; ++k)
       if (lora.rank > 0 && lora.mask[static_cast<size_t>(k)]) la.lora_u[static_cast<size_t>(k)] = cv.take({n, lora.rank});
     a.layers.push_back(la);
@@ -79,15 +94,21 @@ Activations carve(const ModelConfig& c, Carver& cv, int64_t b, int64_t t, bool t
     a.head_dhidden = cv.take({n, d});
     a.dres = cv.take({n, d});
     a.dln = cv.take({n, d});
+    // A block's backward is done with the MLP's scratch before the
+    // attention's is first written: the two share memory.
+    const size_t scratch = cv.offset();
+    a.dgate = cv.take({n, ffn});
+    a.dup = cv.take({n, ffn});
+    a.dact = cv.take({n, ffn});
+    const size_t mlp_end = cv.offset();
+    cv.rewind(scratch);
     a.dq = cv.take({b, t, h, hd});
     a.dq_raw = cv.take({n, h * hd});
     a.datt = cv.take({b, t, h, hd});
     a.dk = cv.take({b, t, kv, hd});
     a.dk_raw = cv.take({n, kv * hd});
     a.dv = cv.take({b, t, kv, hd});
-    a.dgate = cv.take({n, ffn});
-    a.dup = cv.take({n, ffn});
-    a.dact = cv.take({n, ffn});
+    cv.rewind(std::max(mlp_end, cv.offset()));
     if (lora.rank > 0) a.lora_du = cv.take({n, lora.rank});
   }
   return a;
@@ -96,16 +117,17 @@ Activations carve(const ModelConfig& c, Carver& cv, int64_t b, int64_t t, bool t
 }  // namespace
 
 size_t activation_bytes(const ModelConfig& config, int64_t batch, int64_t seq, DType dtype,
-                        bool training, const LoraShape& lora) {
+                        bool training, const LoraShape& lora, bool recompute) {
   Carver cv(nullptr, dtype);
-  carve(config, cv, batch, seq, training, lora);
+  carve(config, cv, batch, seq, training, lora, recompute);
   return cv.offset();
 }
 
 Activations layout_activations(const ModelConfig& config, const Buffer& buffer, int64_t batch,
-                               int64_t seq, DType dtype, bool training, const LoraShape& lora) {
+                               int64_t seq, DType dtype, bool training, const LoraShape& lora,
+                               bool recompute) {
   Carver cv(&buffer, dtype);
-  return carve(config, cv, batch, seq, training, lora);
+  return carve(config, cv, batch, seq, training, lora, recompute);
 }
 
 }  // namespace hessgpt

@@ -1,6 +1,15 @@
 // The activation arena of one training or evaluation pass: everything the
 // forward pass keeps for backward, plus backward scratch, sized from
 // (batch, sequence) and the config. One allocation; tensors are views.
+//
+// Selective recomputation (`recompute`): the tensors that one cheap,
+// memory-bound op rebuilds from another kept tensor (ln1, q, k, ln2, act: the
+// two norms, QK-Norm + RoPE and SwiGLU) get one copy shared by every layer
+// instead of one per layer; backward rebuilds each layer's before using it.
+// That is 39 % of model1's activation memory for a few element-wise passes,
+// and the gradients are bit for bit the same (the same kernels on the same
+// inputs). Evaluation never needs more than the current layer's, so it always
+// shares them.
 #pragma once
 
 #include <array>
@@ -14,23 +23,23 @@ namespace hessgpt {
 
 struct LayerActivations {
   Tensor input;        // [N, C] residual stream entering the block
-  Tensor ln1;          // [N, C]
+  Tensor ln1;          // [N, C]            (shared under recomputation)
   Tensor rstd1;        // [N]
   Tensor q_raw;        // [N, H*D] before QK-Norm
   Tensor k_raw;        // [N, KV*D]
-  Tensor q;            // [B, T, H, D] after QK-Norm and RoPE
-  Tensor k;            // [B, T, KV, D]
+  Tensor q;            // [B, T, H, D] after QK-Norm and RoPE (shared)
+  Tensor k;            // [B, T, KV, D]     (shared)
   Tensor v;            // [B, T, KV, D]
   Tensor rstd_q;       // [N*H]
   Tensor rstd_k;       // [N*KV]
   Tensor att;          // [B, T, H, D]
   Tensor lse;          // [B, H, T]
   Tensor mid;          // [N, C] residual after attention
-  Tensor ln2;          // [N, C]
+  Tensor ln2;          // [N, C]            (shared)
   Tensor rstd2;        // [N]
   Tensor gate;         // [N, FFN]
   Tensor up;           // [N, FFN]
-  Tensor act;          // [N, FFN] silu(gate) * up
+  Tensor act;          // [N, FFN] silu(gate) * up (shared)
   std::array<Tensor, kLoraTargets> lora_u;  // [N, r] = x A^T per adapted target
 };
 
@@ -42,6 +51,7 @@ struct LoraShape {
 
 struct Activations {
   int64_t batch = 0, seq = 0, head_chunk = 0;
+  bool shared = false;  // ln1, q, k, ln2, act are one copy for all layers
   Tensor ids, targets;  // [N] I32
   std::vector<LayerActivations> layers;
   Tensor output;        // [N, C] residual after the last block
@@ -53,7 +63,8 @@ struct Activations {
   // the gradient of those rows before it is scattered back into dln.
   Tensor head_rows, head_targets;    // [N] I32
   Tensor head_hidden, head_dhidden;  // [N, C]
-  // Backward scratch.
+  // Backward scratch (the attention's overlays the MLP's: one block's MLP
+  // backward is over before its attention backward starts).
   Tensor dres, dln;                  // [N, C]
   Tensor dq, dq_raw, datt;           // [N, H*D]
   Tensor dk, dk_raw, dv;             // [N, KV*D]
@@ -66,10 +77,11 @@ int64_t head_chunk_rows(int64_t rows, int64_t vocab);
 
 // Bytes the arena needs (training keeps backward scratch; inference does not).
 size_t activation_bytes(const ModelConfig& config, int64_t batch, int64_t seq, DType dtype,
-                        bool training, const LoraShape& lora = {});
+                        bool training, const LoraShape& lora = {}, bool recompute = false);
 
 // Carves the arena out of buffer (which must hold activation_bytes()).
 Activations layout_activations(const ModelConfig& config, const Buffer& buffer, int64_t batch,
-                               int64_t seq, DType dtype, bool training, const LoraShape& lora = {});
+                               int64_t seq, DType dtype, bool training, const LoraShape& lora = {},
+                               bool recompute = false);
 
 }  // namespace hessgpt

@@ -19,12 +19,14 @@ struct TrainingMemory {
   size_t total() const { return weights + gradients + optimizer + activations; }
 };
 
+// recompute: selective activation recomputation (Model::set_recompute).
 TrainingMemory estimate_training_memory(const ModelConfig& config, int64_t batch, int64_t seq,
-                                        DType dtype = DType::F32);
+                                        DType dtype = DType::F32, bool recompute = false);
 
 // LoRA fine-tuning: the frozen base has no gradients or optimizer state; the
 // adapters have both, and the arena keeps each adapter's x A^T.
 TrainingMemory estimate_lora_training_memory(const ModelConfig& config, const LoraConfig& lora,
-                                             int64_t batch, int64_t seq, DType dtype = DType::F32);
+                                             int64_t batch, int64_t seq, DType dtype = DType::F32,
+                                             bool recompute = false);
 
 }  // namespace hessgpt

@@ -106,20 +106,22 @@ void Model::ensure_rope(int64_t positions) {
 void Model::prepare(const int32_t* ids, const int32_t* targets, int64_t batch, int64_t seq,
                     bool training) {
   HG_CHECK(batch > 0 && seq > 0, "empty batch");
+  // Evaluation runs in any layout; training needs a training one whose
+  // sharing matches the recomputation setting.
   const bool same_layout = arena_.data() && acts_.batch == batch && acts_.seq == seq &&
-                           (arena_training_ || !training);
+                           (!training || (arena_training_ && acts_.shared == recompute_));
   if (!same_layout) {
     // Fine-tuning pads each batch to its own length, so the shape changes
     // nearly every step. The arena only grows: re-carving the old buffer
     // spares a fresh allocation (and the kernel zeroing its pages) per step.
     LoraShape lora;
     if (has_lora()) lora = {lora_rank_, lora_config_.target_mask()};
-    const size_t bytes = activation_bytes(config_, batch, seq, dtype_, training, lora);
+    const size_t bytes = activation_bytes(config_, batch, seq, dtype_, training, lora, recompute_);
     if (!arena_.data() || bytes > arena_.bytes()) {
       arena_ = Buffer();  // free first: the old arena may be large
       arena_ = Buffer(&backend_, bytes);
     }
-    acts_ = layout_activations(config_, arena_, batch, seq, dtype_, training, lora);
+    acts_ = layout_activations(config_, arena_, batch, seq, dtype_, training, lora, recompute_);
     arena_training_ = training;
   }
   ensure_rope(seq);

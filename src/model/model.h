@@ -85,6 +85,12 @@ class Model {
   // True when backward computes base-weight gradients (no LoRA, or --full).
   bool trains_base() const { return !has_lora(); }
 
+  // Selective activation recomputation (activations.h): less memory for a
+  // few element-wise passes in backward, identical gradients. Takes effect at
+  // the next pass.
+  void set_recompute(bool on) { recompute_ = on; }
+  bool recompute() const { return recompute_; }
+
   // The arena currently allocated, in bytes.
   size_t activation_arena_bytes() const { return arena_.bytes(); }
 
@@ -93,6 +99,9 @@ class Model {
                bool training);
   void ensure_rope(int64_t positions);
   void forward_blocks();
+  // QK-Norm and RoPE of layer l: q_raw, k_raw -> q, k (forward, and backward
+  // under recomputation).
+  void attention_inputs(int64_t l);
   LossSum head_forward(bool training, double loss_scale, float* logits_out);
   void backward_blocks();
   // y (=, or += with accumulate) x W^T for a target, plus its adapter when present.
@@ -121,6 +130,7 @@ class Model {
   Buffer arena_;
   Activations acts_;
   bool arena_training_ = false;
+  bool recompute_ = false;
   Buffer rope_buffer_;
   Tensor rope_cos_, rope_sin_;
   int64_t rope_positions_ = 0;

@@ -22,6 +22,12 @@ void Model::backward_blocks() {
   for (int64_t l = c.num_hidden_layers - 1; l >= 0; --l) {
     const LayerParamIndex& p = layout_.layers[static_cast<size_t>(l)];
     LayerActivations& la = a.layers[static_cast<size_t>(l)];
+    if (a.shared) {
+      // Rebuild what this layer's forward left in the shared tensors
+      // (activations.h): ln2 and act now, q, k and ln1 before their use.
+      be.rmsnorm_forward(la.ln2, la.rstd2, la.mid, param(p.post_norm), c.rms_norm_eps);
+      be.swiglu_forward(la.act, la.gate, la.up);
+    }
     // MLP: out = mid + act Wdown^T
     project_backward(l, LoraTarget::Down, p.down_proj, a.dact, a.dres, la.act, 0.0f);
     be.swiglu_backward(a.dgate, a.dup, a.dact, la.gate, la.up);
@@ -32,6 +38,7 @@ void Model::backward_blocks() {
     // Attention: mid = input + att Wo^T
     project_backward(l, LoraTarget::O, p.o_proj, a.datt.view({n, h * hd}), a.dres,
                      la.att.view({n, h * hd}), 0.0f);
+    if (a.shared) attention_inputs(l);
     be.attention_backward(a.dq, a.dk, a.dv, a.datt, la.q, la.k, la.v, la.att, la.lse, scale);
     be.rope_backward(a.dq, rope_cos_, rope_sin_, 0);
     be.rope_backward(a.dk, rope_cos_, rope_sin_, 0);
@@ -44,6 +51,7 @@ void Model::backward_blocks() {
       be.copy(a.dq_raw, a.dq.view({n, h * hd}));
       be.copy(a.dk_raw, a.dk.view({n, kv * hd}));
     }
+    if (a.shared) be.rmsnorm_forward(la.ln1, la.rstd1, la.input, param(p.input_norm), c.rms_norm_eps);
     project_backward(l, LoraTarget::Q, p.q_proj, a.dln, a.dq_raw, la.ln1, 0.0f);
     project_backward(l, LoraTarget::K, p.k_proj, a.dln, a.dk_raw, la.ln1, 1.0f);
     project_backward(l, LoraTarget::V, p.v_proj, a.dln, a.dv.view({n, kv * hd}), la.ln1, 1.0f);

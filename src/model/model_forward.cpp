@@ -8,6 +8,26 @@
 
 namespace hessgpt {
 
+void Model::attention_inputs(int64_t l) {
+  Backend& be = backend_;
+  const ModelConfig& c = config_;
+  const LayerParamIndex& p = layout_.layers[static_cast<size_t>(l)];
+  LayerActivations& la = acts_.layers[static_cast<size_t>(l)];
+  const int64_t n = acts_.batch * acts_.seq;
+  const int64_t h = c.num_attention_heads, kv = c.num_key_value_heads, hd = c.head_dim;
+  if (c.qk_norm) {
+    be.rmsnorm_forward(la.q.view({n * h, hd}), la.rstd_q, la.q_raw.view({n * h, hd}),
+                       param(p.q_norm), c.rms_norm_eps);
+    be.rmsnorm_forward(la.k.view({n * kv, hd}), la.rstd_k, la.k_raw.view({n * kv, hd}),
+                       param(p.k_norm), c.rms_norm_eps);
+  } else {
+    be.copy(la.q.view({n, h * hd}), la.q_raw);
+    be.copy(la.k.view({n, kv * hd}), la.k_raw);
+  }
+  be.rope_forward(la.q, rope_cos_, rope_sin_, 0);
+  be.rope_forward(la.k, rope_cos_, rope_sin_, 0);
+}
+
 void Model::forward_blocks() {
   Backend& be = backend_;
   const ModelConfig& c = config_;
@@ -27,17 +47,7 @@ void Model::forward_blocks() {
     project(l, LoraTarget::Q, p.q_proj, la.q_raw, la.ln1, false);
     project(l, LoraTarget::K, p.k_proj, la.k_raw, la.ln1, false);
     project(l, LoraTarget::V, p.v_proj, la.v.view({n, kv * hd}), la.ln1, false);
-    if (c.qk_norm) {
-      be.rmsnorm_forward(la.q.view({n * h, hd}), la.rstd_q, la.q_raw.view({n * h, hd}),
-                         param(p.q_norm), c.rms_norm_eps);
-      be.rmsnorm_forward(la.k.view({n * kv, hd}), la.rstd_k, la.k_raw.view({n * kv, hd}),
-                         param(p.k_norm), c.rms_norm_eps);
-    } else {
-      be.copy(la.q.view({n, h * hd}), la.q_raw);
-      be.copy(la.k.view({n, kv * hd}), la.k_raw);
-    }
-    be.rope_forward(la.q, rope_cos_, rope_sin_, 0);
-    be.rope_forward(la.k, rope_cos_, rope_sin_, 0);
+    attention_inputs(l);
     be.attention_forward(la.att, la.lse, la.q, la.k, la.v, scale, 0);
     be.copy(la.mid, la.input);
     project(l, LoraTarget::O, p.o_proj, la.mid, la.att.view({n, h * hd}), true);

@@ -34,6 +34,7 @@ struct PretrainConfig {
   int keep_last = 3;
   int64_t log_every = 1;
   uint64_t seed = 1234;
+  bool recompute = false;       // selective activation recomputation (Model::set_recompute)
   int max_bad_steps = 5;        // consecutive non-finite steps before giving up
   int64_t stop_after = 0;       // stop (as if killed) after this step; for tests
   bool resume = false;          // informational: resuming is automatic

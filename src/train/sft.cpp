@@ -125,6 +125,7 @@ SftResult run_sft(const SftConfig& cfg, Backend& backend) {
   if (train.empty()) HG_FAIL("no usable training conversations in '", cfg.data_path, "'");
 
   Model model(mc, backend);
+  model.set_recompute(cfg.recompute);
   load_model_weights(model, (fs::path(cfg.base_dir) / "model.safetensors").string());
   if (!cfg.full) {
     LoraConfig lc;

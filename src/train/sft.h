@@ -42,6 +42,7 @@ struct SftConfig {
   int64_t eval_every = 100, eval_batches = 20, save_every = 100, log_every = 1;
   int keep_last = 3;
   uint64_t seed = 1234;
+  bool recompute = false;      // selective activation recomputation (Model::set_recompute)
   int64_t stop_after = 0;      // stop as if interrupted (tests)
 
   void validate() const;

@@ -21,7 +21,9 @@ struct TrainBenchResult {
 // Training FLOPs per token: 6 x (non-embedding params + tied head) + causal attention.
 double training_flops_per_token(const ModelConfig& config, int64_t seq);
 
+// recompute: selective activation recomputation (Model::set_recompute).
 TrainBenchResult run_train_bench(const ModelConfig& config, Backend& backend, int64_t batch,
-                                 int64_t seq, int64_t steps, int64_t warmup, uint64_t seed);
+                                 int64_t seq, int64_t steps, int64_t warmup, uint64_t seed,
+                                 bool recompute = false);
 
 }  // namespace hessgpt

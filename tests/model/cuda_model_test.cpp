@@ -176,6 +176,31 @@ TEST_P(CudaModel, LoraStepWithDropoutMatchesCpu) {
   EXPECT_LT(rel_error(dev.lora_grads_host(), ref.lora_grads_host()), 1e-4);
 }
 
+// Selective recomputation on the GPU, in BF16 (tensor-core attention): the
+// rebuilt tensors come from the same kernels on the same inputs, so the step
+// is the one that keeps every activation (bit for bit on the CPU; here to
+// 1e-6, should a library pick its reduction order per call); a layer that
+// read another layer's tensors would be off by O(1).
+TEST_P(CudaModel, RecomputeGivesTheSameBf16Step) {
+  const ModelConfig c = preset_config(GetParam());
+  const int64_t b = 2, t = 80;
+  gpu_->set_matmul_precision(MatmulPrecision::BF16);
+  const Batch batch = random_batch(c, b * t, 19, true);
+  std::vector<float> grads[2];
+  double loss[2];
+  for (int redo = 0; redo < 2; ++redo) {
+    Model m(c, *gpu_);
+    m.init_random(21);
+    m.set_recompute(redo == 1);
+    m.zero_grads();
+    loss[redo] = m.forward_backward(batch.ids.data(), batch.targets.data(), b, t, 1.0 / (b * t)).sum;
+    grads[redo] = m.grads_host();
+  }
+  EXPECT_NEAR(loss[1], loss[0], 1e-6 * std::abs(loss[0]));
+  ASSERT_EQ(grads[0].size(), grads[1].size());
+  EXPECT_LT(rel_error(grads[1], grads[0]), 1e-6);
+}
+
 INSTANTIATE_TEST_SUITE_P(Presets, CudaModel, ::testing::Values("tiny", "small"));
 
 }  // namespace
