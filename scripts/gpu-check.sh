@@ -24,7 +24,13 @@
 # on the device tool, the logs are packed into $OUT/gpu-check.tgz: one file
 # travels back), PREFIX (default /tmp/hessgpt-prefix), BUILD (default
 # build-gpu), HESSGPT_CMAKE_ARGS (extra CMake arguments), TEST_TIMEOUT and
-# BENCH_TIMEOUT (seconds per test binary / per benchmark, defaults 150 / 180).
+# BENCH_TIMEOUT (seconds per test binary / per benchmark, defaults 150 / 180),
+# BENCH_PRECISIONS (default "fp32 bf16"), BENCH_FLAGS (extra `bench train`
+# flags, e.g. --recompute), SKIP_TORCH=1 (no PyTorch baseline), ATTN_AB=1 (a
+# BF16 row with the FP32 attention kernels, HESSGPT_ATTENTION=fp32), PAD_AB=1
+# (one without cuBLASLt's K/N padding), RECOMPUTE_AB=1 (one without BENCH_FLAGS),
+# DECODE_MODELS (GPU decoding benchmarks, default "model1 model2"; "" for none),
+# SKIP_SANITIZER=1.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -129,7 +135,7 @@ fi
 [[ $configure_only == 1 ]] && exit 0
 
 start=$(date +%s)
-if cmake --build "$BUILD" -j "$(nproc)" --target hessgpt test_backend test_model \
+if cmake --build "$BUILD" -j "$(nproc)" --target hessgpt test_backend test_model test_infer \
     >"$OUT/build.log" 2>&1; then
   row "build" ok "$(( $(date +%s) - start )) s"
 else
@@ -166,6 +172,7 @@ if [[ $bench_only == 0 ]]; then
 gtest_row "test: launch config, registry" "$BUILD/tests/test_backend" 'CudaLaunchConfig.*:CudaBackendRegistry.*' 1
 gtest_row "test: CUDA ops vs CPU" "$BUILD/tests/test_backend" 'CudaOps.*:CudaAttention.*' 0
 gtest_row "test: model steps vs CPU" "$BUILD/tests/test_model" 'Presets/CudaModel.*' 0
+gtest_row "test: GPU decoding vs CPU" "$BUILD/tests/test_infer" 'CudaDecode.*' 0
 
 # A tool's verdict apart from the tests': --error-exitcode 9 marks what the
 # sanitizer found; any other non-zero status is a failing test (its own row
@@ -181,7 +188,9 @@ sanitizer_row() {  # name, log, rc, detail when clean
     *) row "$name" info "${summary:-no summary}; a test failed under it (exit $rc), see the test rows" ;;
   esac
 }
-if command -v compute-sanitizer >/dev/null; then
+if [[ ${SKIP_SANITIZER:-0} == 1 ]]; then
+  row "compute-sanitizer" skip "SKIP_SANITIZER=1"
+elif command -v compute-sanitizer >/dev/null; then
   log="$OUT/sanitizer.log"
   timeout -k 5 "$TEST_TIMEOUT" compute-sanitizer --tool memcheck --error-exitcode 9 "$BUILD/tests/test_backend" \
       --gtest_filter='CudaOps.*:CudaAttention.*' --gtest_color=no >"$log" 2>&1
@@ -211,18 +220,29 @@ peak_mem_run() {  # outfile, command...
 }
 json_field() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); v=d.get(sys.argv[2]); print('' if v is None else (f'{v:.4g}' if isinstance(v,float) else v))" "$1" "$2" 2>/dev/null; }
 
+bench_row() {  # model batch seq steps precision label flags [env assignments...]
+  local model=$1 batch=$2 seq=$3 steps=$4 precision=$5 label=$6 flags=$7; shift 7
+  local out="$OUT/bench-$model-$label.json"
+  if peak_mem_run "$out" env "$@" "$HG" bench train --device cuda --precision "$precision" --model "$model" \
+      --batch "$batch" --seq "$seq" --steps "$steps" $flags --json; then
+    row "hessgpt $model $label ${batch}x$seq" ok \
+      "$(json_field "$out" tokens_per_s) tok/s, MFU $(json_field "$out" mfu), peak ${PEAK_MIB:-?} MiB"
+  else
+    row "hessgpt $model $label ${batch}x$seq" FAIL "$(tail -1 "$out.err")"
+  fi
+}
+
 bench_pair() {  # model batch seq steps
   local model=$1 batch=$2 seq=$3 steps=$4
-  for precision in fp32 bf16; do
-    local out="$OUT/bench-$model-$precision.json"
-    if peak_mem_run "$out" "$HG" bench train --device cuda --precision "$precision" --model "$model" \
-        --batch "$batch" --seq "$seq" --steps "$steps" --json; then
-      row "hessgpt $model $precision ${batch}x$seq" ok \
-        "$(json_field "$out" tokens_per_s) tok/s, MFU $(json_field "$out" mfu), peak ${PEAK_MIB:-?} MiB"
-    else
-      row "hessgpt $model $precision ${batch}x$seq" FAIL "$(tail -1 "$out.err")"
-    fi
+  for precision in ${BENCH_PRECISIONS:-fp32 bf16}; do
+    bench_row "$model" "$batch" "$seq" "$steps" "$precision" "$precision" "${BENCH_FLAGS:-}"
   done
+  [[ ${ATTN_AB:-0} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-fp32-attention \
+      "${BENCH_FLAGS:-}" HESSGPT_ATTENTION=fp32
+  [[ ${PAD_AB:-0} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-no-padding \
+      "${BENCH_FLAGS:-}" HESSGPT_CUBLASLT_PAD=0
+  [[ ${RECOMPUTE_AB:-0} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-keep-all ""
+  [[ ${SKIP_TORCH:-0} == 1 ]] && return 0
   local tout="$OUT/torch-$model.json"
   if peak_mem_run "$tout" python3 bench/torch_train_step.py --device cuda --precision bf16 --compile \
       --head plain --model "$model" --batch "$batch" --seq "$seq" --steps "$steps" --warmup 3 --json; then
@@ -257,6 +277,18 @@ PY
   fi
 }
 
+# KV-cache decoding on the GPU: FP32 weights, greedy, 128 prompt + 128 new tokens.
+decode_row() {  # model
+  local out="$OUT/decode-$1.json"
+  if timeout -k 5 "$BENCH_TIMEOUT" "$HG" bench generate --device cuda --model "$1" --prompt-len 128 \
+      --gen 128 --json >"$out" 2>"$out.err"; then
+    row "decode $1 fp32 (128+128)" ok "$(json_field "$out" decode_tokens_per_s) tok/s decode, \
+$(json_field "$out" prefill_tokens_per_s) tok/s prefill, $(json_field "$out" decode_weight_gb_per_s) GB/s of weights"
+  else
+    row "decode $1 fp32" FAIL "$(tail -1 "$out.err")"
+  fi
+}
+
 [[ $tests_only == 1 ]] && exit $failed
 # The issue's figures first (model1, then model2), so that a lease cut short
 # still has them; small last, as a quick cross-check of a smaller shape.
@@ -264,6 +296,7 @@ PY
 models=${BENCH_MODELS:-model1 model2 small}
 [[ $quick == 1 ]] && models=small
 [[ " $models " == *" model1 "* ]] && ops_rows model1 32 1024
+for m in ${DECODE_MODELS-model1 model2}; do decode_row "$m"; done
 for m in $models; do
   case $m in
     small|tiny) bench_pair "$m" 16 1024 10 ;;
