@@ -362,10 +362,13 @@ TEST_F(CudaAttention, ForwardAndBackward) {
 // operands; an FP64 model of exactly those roundings (torch, 2026-11-26) puts
 // the relative error against exact attention at 0.26-0.27 % for out,
 // 0.37-0.44 % for dq/dk, 0.25-0.28 % for dv and 1-3e-4 for lse on these
-// cases. The bounds leave a 3-5x margin; a wrong fragment or mask gives O(1).
+// cases. One query and one key is the exception for lse: it is then the one
+// scaled score itself, a dot product of rounded operands (2.6e-3 on an H200),
+// not an average over many keys. The bounds leave a 3-5x margin; a wrong
+// fragment or mask gives O(1).
 TEST_F(CudaAttention, TensorCoresUnderBf16) {
   gpu_->set_matmul_precision(MatmulPrecision::BF16);
-  for (const AttnCase& c : kAttnCases) check_attention(c, 1.5e-2, 2e-3, 5e-2f);
+  for (const AttnCase& c : kAttnCases) check_attention(c, 1.5e-2, c.t == 1 ? 1e-2 : 2e-3, 5e-2f);
 }
 
 // The BF16 results really come from another kernel: they differ from the

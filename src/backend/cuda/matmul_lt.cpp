@@ -157,7 +157,10 @@ void LtMatmul::run(bool bf16, bool trans_a, bool trans_b, int64_t m, int64_t n, 
     // such as the FFN width 3413 no longer rules out the fast kernels.
     const int64_t kp = pad_ ? round_up(k, kBf16LdAlign) : k;
     const int64_t a_rows16 = trans_a ? kp : a_rows, b_rows16 = trans_b ? std::max(b_rows, np) : kp;
-    const int64_t lda16 = bf16_leading_dim(lda), ldb16 = bf16_leading_dim(std::max(ldb, np));
+    // B's stored rows are N long unless it is transposed (then they are K long
+    // and the padding of N is in its row count).
+    const int64_t lda16 = bf16_leading_dim(lda);
+    const int64_t ldb16 = bf16_leading_dim(trans_b ? ldb : std::max(ldb, np));
     auto* a16 = static_cast<uint16_t*>(scratch(0, sizeof(uint16_t) * static_cast<size_t>(a_rows16 * lda16)));
     auto* b16 = static_cast<uint16_t*>(scratch(1, sizeof(uint16_t) * static_cast<size_t>(b_rows16 * ldb16)));
     to_bf16(a16, lda16, a_rows16, a, lda, a_rows, lda, stream);
