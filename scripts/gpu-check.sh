@@ -30,7 +30,8 @@
 # BF16 row with the FP32 attention kernels, HESSGPT_ATTENTION=fp32), PAD_AB=1
 # (one without cuBLASLt's K/N padding), RECOMPUTE_AB=1 (one without BENCH_FLAGS),
 # DECODE_MODELS (GPU decoding benchmarks, default "model1 model2"; "" for none),
-# SKIP_SANITIZER=1.
+# ATTN_WARPS_AB=1 (ops and a BF16 row with 8-warp attention blocks),
+# SKIP_SANITIZER=1, SANITIZER_FILTER (the tests run under compute-sanitizer).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -173,6 +174,10 @@ gtest_row "test: launch config, registry" "$BUILD/tests/test_backend" 'CudaLaunc
 gtest_row "test: CUDA ops vs CPU" "$BUILD/tests/test_backend" 'CudaOps.*:CudaAttention.*' 0
 gtest_row "test: model steps vs CPU" "$BUILD/tests/test_model" 'Presets/CudaModel.*' 0
 gtest_row "test: GPU decoding vs CPU" "$BUILD/tests/test_infer" 'CudaDecode.*' 0
+# The tensor-core attention at its other block size (HESSGPT_ATTN_WARPS).
+export HESSGPT_ATTN_WARPS=8
+gtest_row "test: attention, 8-warp blocks" "$BUILD/tests/test_backend" 'CudaAttention.*:CudaOps.Attention*' 0
+unset HESSGPT_ATTN_WARPS
 
 # A tool's verdict apart from the tests': --error-exitcode 9 marks what the
 # sanitizer found; any other non-zero status is a failing test (its own row
@@ -193,12 +198,13 @@ if [[ ${SKIP_SANITIZER:-0} == 1 ]]; then
 elif command -v compute-sanitizer >/dev/null; then
   log="$OUT/sanitizer.log"
   timeout -k 5 "$TEST_TIMEOUT" compute-sanitizer --tool memcheck --error-exitcode 9 "$BUILD/tests/test_backend" \
-      --gtest_filter='CudaOps.*:CudaAttention.*' --gtest_color=no >"$log" 2>&1
-  sanitizer_row "compute-sanitizer memcheck" "$log" $? "CudaOps.*"
+      --gtest_filter="${SANITIZER_FILTER:-CudaOps.*:CudaAttention.*}" --gtest_color=no >"$log" 2>&1
+  sanitizer_row "compute-sanitizer memcheck" "$log" $? "${SANITIZER_FILTER:-CudaOps.*:CudaAttention.*}"
   log="$OUT/racecheck.log"
   timeout -k 5 "$TEST_TIMEOUT" compute-sanitizer --tool racecheck --error-exitcode 9 "$BUILD/tests/test_backend" \
-      --gtest_filter='CudaOps.Attention*:CudaAttention.*:CudaOps.RmsNorm*:CudaOps.SoftcapAndFused*' --gtest_color=no >"$log" 2>&1
-  sanitizer_row "compute-sanitizer racecheck" "$log" $? "attention, rmsnorm, cross-entropy"
+      --gtest_filter="${SANITIZER_FILTER:-CudaOps.Attention*:CudaAttention.*:CudaOps.RmsNorm*:CudaOps.SoftcapAndFused*}" \
+      --gtest_color=no >"$log" 2>&1
+  sanitizer_row "compute-sanitizer racecheck" "$log" $? "${SANITIZER_FILTER:-attention, rmsnorm, cross-entropy}"
 else
   row "compute-sanitizer" skip "not installed"
 fi
@@ -241,6 +247,8 @@ bench_pair() {  # model batch seq steps
       "${BENCH_FLAGS:-}" HESSGPT_ATTENTION=fp32
   [[ ${PAD_AB:-0} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-no-padding \
       "${BENCH_FLAGS:-}" HESSGPT_CUBLASLT_PAD=0
+  [[ ${ATTN_WARPS_AB:-0} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-attention-8-warps \
+      "${BENCH_FLAGS:-}" HESSGPT_ATTN_WARPS=8
   [[ ${RECOMPUTE_AB:-0} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-keep-all ""
   [[ ${SKIP_TORCH:-0} == 1 ]] && return 0
   local tout="$OUT/torch-$model.json"
@@ -259,9 +267,9 @@ PY
 }
 
 # Where a step's time goes: each op alone at model1's (or small's) shapes, BF16 products.
-ops_rows() {  # model batch seq
-  local out="$OUT/ops-$1.json"
-  if timeout -k 5 "$BENCH_TIMEOUT" "$HG" bench ops --device cuda --precision bf16 --model "$1" --batch "$2" --seq "$3" --json \
+ops_rows() {  # model batch seq [label env assignments...]
+  local out="$OUT/ops-$1${4:+-$4}.json"
+  if timeout -k 5 "$BENCH_TIMEOUT" env "${@:5}" "$HG" bench ops --device cuda --precision bf16 --model "$1" --batch "$2" --seq "$3" --json \
       >"$out" 2>"$out.err"; then
     python3 - "$out" >"$out.rows" <<'PY'
 import json, sys
@@ -271,7 +279,7 @@ for op in d["ops"]:
     print(f"{op['op']}|{op['ms']:.3f} ms, {rate}, {op['shape']}")
 PY
     while IFS='|' read -r name detail; do row "  $name" info "$detail"; done <"$out.rows"
-    row "ops $1 ${2}x$3 (bf16 products)" ok "see $out"
+    row "ops $1 ${2}x$3 (bf16 products${4:+, $4})" ok "see $out"
   else
     row "ops $1 ${2}x$3" FAIL "$(tail -1 "$out.err")"
   fi
@@ -296,6 +304,7 @@ $(json_field "$out" prefill_tokens_per_s) tok/s prefill, $(json_field "$out" dec
 models=${BENCH_MODELS:-model1 model2 small}
 [[ $quick == 1 ]] && models=small
 [[ " $models " == *" model1 "* ]] && ops_rows model1 32 1024
+[[ " $models " == *" model1 "* && ${ATTN_WARPS_AB:-0} == 1 ]] && ops_rows model1 32 1024 attention-8-warps HESSGPT_ATTN_WARPS=8
 for m in ${DECODE_MODELS-model1 model2}; do decode_row "$m"; done
 for m in $models; do
   case $m in

@@ -102,13 +102,17 @@ TEST(CudaLaunchConfig, AttentionWidthsAndSharedMemory) {
   for (int w : {32, 64, 128}) {
     EXPECT_LE(attention_forward_smem(w), size_t{227} * 1024) << w;
     EXPECT_LE(attention_backward_smem(w), size_t{227} * 1024) << w;
-    EXPECT_LE(attention_mma_forward_smem(w), size_t{227} * 1024) << w;
-    EXPECT_LE(attention_mma_dkdv_smem(w), size_t{227} * 1024) << w;
-    EXPECT_LE(attention_mma_dq_smem(w), size_t{227} * 1024) << w;
+    for (int warps : {4, 8}) {
+      const int rows = 16 * warps;
+      EXPECT_LE(attention_mma_forward_smem(w, rows), size_t{227} * 1024) << w;
+      EXPECT_LE(attention_mma_dkdv_smem(w, rows), size_t{227} * 1024) << w;
+      EXPECT_LE(attention_mma_dq_smem(w, rows), size_t{227} * 1024) << w;
+      // dK/dV's query tiles start on its key tile's first row.
+      EXPECT_EQ(rows % attention_mma_inner(w), 0) << w;
+    }
     // k-steps of 16 over the head width and the inner tile, n-tiles of 8.
     EXPECT_EQ(w % 16, 0) << w;
     EXPECT_EQ(attention_mma_inner(w) % 16, 0) << w;
-    EXPECT_EQ(kMmaRows % attention_mma_inner(w), 0) << w;
   }
   EXPECT_LE(attention_forward_smem(64), kDefaultSmemBytes);
   EXPECT_EQ(attention_tiles(1), 1);

@@ -22,6 +22,9 @@
 // leave the registers.
 #include <cuda_bf16.h>
 
+#include <cstdlib>
+#include <string_view>
+
 #include "backend/cuda/attention_common.cuh"
 #include "backend/cuda/device_util.cuh"
 #include "backend/cuda/kernels.h"
@@ -31,7 +34,6 @@ namespace hessgpt::cuda {
 namespace {
 
 using bf16 = __nv_bfloat16;
-constexpr int kThreadsMma = 32 * kMmaWarps;
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
 
@@ -91,11 +93,37 @@ __device__ __forceinline__ void zero(float (&c)[N][4]) {
 
 // Rows [row0, row0 + ROWS) of a [B, T, heads, d] FP32 tensor (batch and head
 // fixed) as BF16, into dst[r][stride] and/or its transpose dst_t[e][stride_t]
-// (either may be null); zero beyond `rows` and in columns [d, W).
+// (either may be null); zero beyond `rows` and in columns [d, W). Four
+// columns per thread and 16-byte reads when d % 4 == 0 (every preset), two
+// otherwise; consecutive threads read consecutive columns either way.
 template <int ROWS, int W>
 __device__ void load_tile(bf16* dst, int stride, bf16* dst_t, int stride_t, const float* src,
                           int64_t row0, int64_t rows, int64_t heads, int64_t head, int64_t d,
                           int64_t batch_row0) {
+  if (d % 4 == 0) {
+    constexpr int kQuads = W / 4;
+    for (int idx = threadIdx.x; idx < ROWS * kQuads; idx += blockDim.x) {
+      const int r = idx / kQuads, e = 4 * (idx % kQuads);
+      const int64_t row = row0 + r;
+      float4 x = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+      if (row < rows && e < d)
+        x = *reinterpret_cast<const float4*>(src + ((batch_row0 + row) * heads + head) * d + e);
+      const __nv_bfloat162 lo = __floats2bfloat162_rn(x.x, x.y), hi = __floats2bfloat162_rn(x.z, x.w);
+      if (dst) {
+        uint2 both;
+        both.x = *reinterpret_cast<const uint32_t*>(&lo);
+        both.y = *reinterpret_cast<const uint32_t*>(&hi);
+        *reinterpret_cast<uint2*>(dst + r * stride + e) = both;
+      }
+      if (dst_t) {
+        dst_t[e * stride_t + r] = lo.x;
+        dst_t[(e + 1) * stride_t + r] = lo.y;
+        dst_t[(e + 2) * stride_t + r] = hi.x;
+        dst_t[(e + 3) * stride_t + r] = hi.y;
+      }
+    }
+    return;
+  }
   constexpr int kPairs = W / 2;
   for (int idx = threadIdx.x; idx < ROWS * kPairs; idx += blockDim.x) {
     const int r = idx / kPairs, e = 2 * (idx % kPairs);
@@ -131,24 +159,24 @@ __device__ __forceinline__ float quad_sum(float x) {
   return x + __shfl_xor_sync(kFullMask, x, 2);
 }
 
-// ---- forward: one block per (batch, head, 64 queries), 16 per warp ------------------
-template <int W>
-__global__ void __launch_bounds__(kThreadsMma)
+// ---- forward: one block per (batch, head, 16 x WARPS queries), 16 per warp ----------
+template <int W, int WARPS>
+__global__ void __launch_bounds__(32 * WARPS)
     mma_forward_kernel(float* out, float* lse, const float* q, const float* k, const float* v,
                        AttnShape s, float scale, int64_t q_pos0) {
-  constexpr int BK = 64, QS = W + kMmaPad, VS = BK + kMmaPad;
+  constexpr int ROWS = 16 * WARPS, BK = kMmaForwardKeys, QS = W + kMmaPad, VS = BK + kMmaPad;
   constexpr int kSteps = W / 16, kKeyTiles = BK / 8, kDimTiles = W / 8;
   extern __shared__ float4 mma_smem[];
-  bf16* q_s = reinterpret_cast<bf16*>(mma_smem);  // [64][QS]
-  bf16* k_s = q_s + kMmaRows * QS;                // [BK][QS]
+  bf16* q_s = reinterpret_cast<bf16*>(mma_smem);  // [ROWS][QS]
+  bf16* k_s = q_s + ROWS * QS;                    // [BK][QS]
   bf16* vt_s = k_s + BK * QS;                     // [W][VS]
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const AttnTask task = attention_task(blockIdx.x, s.h, attention_mma_tiles(s.tq));
+  const AttnTask task = attention_task(blockIdx.x, s.h, attention_mma_tiles(s.tq, ROWS));
   const int64_t bi = task.batch, head = task.head, grp = head / (s.h / s.kv);
-  const int64_t i0 = task.tile * kMmaRows;
+  const int64_t i0 = task.tile * ROWS;
   const float scale2 = scale * kLog2e;  // scores in log2 units: exp2f is one instruction
 
-  load_tile<kMmaRows, W>(q_s, QS, nullptr, 0, q, i0, s.tq, s.h, head, s.d, bi * s.tq);
+  load_tile<ROWS, W>(q_s, QS, nullptr, 0, q, i0, s.tq, s.h, head, s.d, bi * s.tq);
   __syncthreads();
   uint32_t qf[kSteps][4];
 #pragma unroll
@@ -160,7 +188,7 @@ __global__ void __launch_bounds__(kThreadsMma)
   float o[kDimTiles][4];
   zero(o);
   float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.0f, 0.0f};
-  const int64_t last_query = min(s.tq - 1, i0 + kMmaRows - 1);
+  const int64_t last_query = min(s.tq - 1, i0 + ROWS - 1);
   const int64_t last_key = min(s.tk - 1, q_pos0 + last_query);
   for (int64_t j0 = 0; j0 <= last_key; j0 += BK) {
     __syncthreads();  // the previous tile is no longer read
@@ -242,36 +270,37 @@ __global__ void __launch_bounds__(kThreadsMma)
   }
 }
 
-// ---- dK, dV: one block per (batch, KV head, 64 keys), 16 keys per warp -------------
+// ---- dK, dV: one block per (batch, KV head, 16 x WARPS keys), 16 keys per warp -----
 // It owns those rows for every query head of its group (no atomics), and walks
 // the query tiles from its own diagonal on, computing the transposed scores
 // S^T = K Q^T so that each warp's rows are keys.
-template <int W>
-__global__ void __launch_bounds__(kThreadsMma)
+template <int W, int WARPS>
+__global__ void __launch_bounds__(32 * WARPS)
     mma_dkdv_kernel(float* dk, float* dv, const float* dout, const float* q, const float* k,
                     const float* v, const float* lse, const float* delta, AttnShape s,
                     float scale) {
-  constexpr int BQ = attention_mma_inner(W), QS = W + kMmaPad, TS = BQ + kMmaPad;
+  constexpr int ROWS = 16 * WARPS, BQ = attention_mma_inner(W), QS = W + kMmaPad,
+                TS = BQ + kMmaPad;
   constexpr int kSteps = W / 16, kQueryTiles = BQ / 8, kDimTiles = W / 8;
   extern __shared__ float4 mma_smem[];
-  bf16* k_s = reinterpret_cast<bf16*>(mma_smem);  // [64][QS]
-  bf16* v_s = k_s + kMmaRows * QS;                // [64][QS]
-  bf16* q_s = v_s + kMmaRows * QS;                // [BQ][QS]
+  bf16* k_s = reinterpret_cast<bf16*>(mma_smem);  // [ROWS][QS]
+  bf16* v_s = k_s + ROWS * QS;                    // [ROWS][QS]
+  bf16* q_s = v_s + ROWS * QS;                    // [BQ][QS]
   bf16* do_s = q_s + BQ * QS;                     // [BQ][QS]
   bf16* qt_s = do_s + BQ * QS;                    // [W][TS]
   bf16* dot_s = qt_s + W * TS;                    // [W][TS]
   float* lse_s = reinterpret_cast<float*>(dot_s + W * TS);  // [BQ], log2 units
   float* delta_s = lse_s + BQ;                              // [BQ]
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int64_t tiles = attention_mma_tiles(s.tk);
+  const int64_t tiles = attention_mma_tiles(s.tk, ROWS);
   const AttnTask task = attention_task(blockIdx.x, s.kv, tiles);
   // Early key tiles meet the most queries: hand them out first.
-  const int64_t bi = task.batch, grp = task.head, j0 = (tiles - 1 - task.tile) * kMmaRows;
+  const int64_t bi = task.batch, grp = task.head, j0 = (tiles - 1 - task.tile) * ROWS;
   const int64_t group = s.h / s.kv;
   const float scale2 = scale * kLog2e;
 
-  load_tile<kMmaRows, W>(k_s, QS, nullptr, 0, k, j0, s.tk, s.kv, grp, s.d, bi * s.tk);
-  load_tile<kMmaRows, W>(v_s, QS, nullptr, 0, v, j0, s.tk, s.kv, grp, s.d, bi * s.tk);
+  load_tile<ROWS, W>(k_s, QS, nullptr, 0, k, j0, s.tk, s.kv, grp, s.d, bi * s.tk);
+  load_tile<ROWS, W>(v_s, QS, nullptr, 0, v, j0, s.tk, s.kv, grp, s.d, bi * s.tk);
   int64_t key[2];
   key[0] = j0 + warp * 16 + (lane >> 2);
   key[1] = key[0] + 8;
@@ -355,27 +384,28 @@ __global__ void __launch_bounds__(kThreadsMma)
   }
 }
 
-// ---- dQ: one block per (batch, head, 64 queries), 16 per warp ----------------------
-template <int W>
-__global__ void __launch_bounds__(kThreadsMma)
+// ---- dQ: one block per (batch, head, 16 x WARPS queries), 16 per warp --------------
+template <int W, int WARPS>
+__global__ void __launch_bounds__(32 * WARPS)
     mma_dq_kernel(float* dq, const float* dout, const float* q, const float* k, const float* v,
                   const float* lse, const float* delta, AttnShape s, float scale) {
-  constexpr int BK = attention_mma_inner(W), QS = W + kMmaPad, TS = BK + kMmaPad;
+  constexpr int ROWS = 16 * WARPS, BK = attention_mma_inner(W), QS = W + kMmaPad,
+                TS = BK + kMmaPad;
   constexpr int kSteps = W / 16, kKeyTiles = BK / 8, kDimTiles = W / 8;
   extern __shared__ float4 mma_smem[];
-  bf16* q_s = reinterpret_cast<bf16*>(mma_smem);  // [64][QS]
-  bf16* do_s = q_s + kMmaRows * QS;               // [64][QS]
-  bf16* k_s = do_s + kMmaRows * QS;               // [BK][QS]
+  bf16* q_s = reinterpret_cast<bf16*>(mma_smem);  // [ROWS][QS]
+  bf16* do_s = q_s + ROWS * QS;                   // [ROWS][QS]
+  bf16* k_s = do_s + ROWS * QS;                   // [BK][QS]
   bf16* v_s = k_s + BK * QS;                      // [BK][QS]
   bf16* kt_s = v_s + BK * QS;                     // [W][TS]
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const AttnTask task = attention_task(blockIdx.x, s.h, attention_mma_tiles(s.tq));
+  const AttnTask task = attention_task(blockIdx.x, s.h, attention_mma_tiles(s.tq, ROWS));
   const int64_t bi = task.batch, head = task.head, grp = head / (s.h / s.kv);
-  const int64_t i0 = task.tile * kMmaRows;
+  const int64_t i0 = task.tile * ROWS;
   const float scale2 = scale * kLog2e;
 
-  load_tile<kMmaRows, W>(q_s, QS, nullptr, 0, q, i0, s.tq, s.h, head, s.d, bi * s.tq);
-  load_tile<kMmaRows, W>(do_s, QS, nullptr, 0, dout, i0, s.tq, s.h, head, s.d, bi * s.tq);
+  load_tile<ROWS, W>(q_s, QS, nullptr, 0, q, i0, s.tq, s.h, head, s.d, bi * s.tq);
+  load_tile<ROWS, W>(do_s, QS, nullptr, 0, dout, i0, s.tq, s.h, head, s.d, bi * s.tq);
   int64_t row[2];
   row[0] = i0 + warp * 16 + (lane >> 2);
   row[1] = row[0] + 8;
@@ -388,7 +418,7 @@ __global__ void __launch_bounds__(kThreadsMma)
   float dq_acc[kDimTiles][4];
   zero(dq_acc);
 
-  const int64_t last_key = min(s.tq - 1, i0 + kMmaRows - 1);
+  const int64_t last_key = min(s.tq - 1, i0 + ROWS - 1);
   for (int64_t j0 = 0; j0 <= last_key; j0 += BK) {
     __syncthreads();
     load_tile<BK, W>(k_s, QS, kt_s, TS, k, j0, s.tk, s.kv, grp, s.d, bi * s.tk);
@@ -447,34 +477,49 @@ __global__ void __launch_bounds__(kThreadsMma)
   }
 }
 
-template <int W>
+template <int W, int WARPS>
 void forward_at_width(float* out, float* lse, const float* q, const float* k, const float* v,
                       const AttnShape& s, float scale, int64_t q_pos0, cudaStream_t stream) {
   static std::once_flag once;
-  const size_t smem = attention_mma_forward_smem(W);
-  allow_smem(mma_forward_kernel<W>, smem, once);
-  const int64_t blocks = s.b * s.h * attention_mma_tiles(s.tq);
-  mma_forward_kernel<W><<<static_cast<unsigned>(blocks), kThreadsMma, smem, stream>>>(
+  constexpr int kRows = 16 * WARPS;
+  const size_t smem = attention_mma_forward_smem(W, kRows);
+  allow_smem(mma_forward_kernel<W, WARPS>, smem, once);
+  const int64_t blocks = s.b * s.h * attention_mma_tiles(s.tq, kRows);
+  mma_forward_kernel<W, WARPS><<<static_cast<unsigned>(blocks), 32 * WARPS, smem, stream>>>(
       out, lse, q, k, v, s, scale, q_pos0);
   HG_CUDA_CHECK_LAUNCH();
 }
 
-template <int W>
+template <int W, int WARPS>
 void backward_at_width(float* dq, float* dk, float* dv, const float* delta, const float* dout,
                        const float* q, const float* k, const float* v, const float* lse,
                        const AttnShape& s, float scale, cudaStream_t stream) {
   static std::once_flag once_dkdv, once_dq;
-  const size_t smem_dkdv = attention_mma_dkdv_smem(W), smem_dq = attention_mma_dq_smem(W);
-  allow_smem(mma_dkdv_kernel<W>, smem_dkdv, once_dkdv);
-  allow_smem(mma_dq_kernel<W>, smem_dq, once_dq);
-  const int64_t kv_blocks = s.b * s.kv * attention_mma_tiles(s.tk);
-  mma_dkdv_kernel<W><<<static_cast<unsigned>(kv_blocks), kThreadsMma, smem_dkdv, stream>>>(
+  constexpr int kRows = 16 * WARPS;
+  const size_t smem_dkdv = attention_mma_dkdv_smem(W, kRows), smem_dq = attention_mma_dq_smem(W, kRows);
+  allow_smem(mma_dkdv_kernel<W, WARPS>, smem_dkdv, once_dkdv);
+  allow_smem(mma_dq_kernel<W, WARPS>, smem_dq, once_dq);
+  const int64_t kv_blocks = s.b * s.kv * attention_mma_tiles(s.tk, kRows);
+  mma_dkdv_kernel<W, WARPS><<<static_cast<unsigned>(kv_blocks), 32 * WARPS, smem_dkdv, stream>>>(
       dk, dv, dout, q, k, v, lse, delta, s, scale);
   HG_CUDA_CHECK_LAUNCH();
-  const int64_t q_blocks = s.b * s.h * attention_mma_tiles(s.tq);
-  mma_dq_kernel<W><<<static_cast<unsigned>(q_blocks), kThreadsMma, smem_dq, stream>>>(
+  const int64_t q_blocks = s.b * s.h * attention_mma_tiles(s.tq, kRows);
+  mma_dq_kernel<W, WARPS><<<static_cast<unsigned>(q_blocks), 32 * WARPS, smem_dq, stream>>>(
       dq, dout, q, k, v, lse, delta, s, scale);
   HG_CUDA_CHECK_LAUNCH();
+}
+
+// Warps per block: kMmaWarps, or HESSGPT_ATTN_WARPS (4 or 8) for A/B timings.
+int warps_per_block() {
+  static const int warps = [] {
+    const char* e = std::getenv("HESSGPT_ATTN_WARPS");
+    if (!e) return kMmaWarps;
+    const std::string_view v(e);
+    if (v == "4") return 4;
+    if (v == "8") return 8;
+    HG_FAIL("HESSGPT_ATTN_WARPS must be 4 or 8 (got '", v, "')");
+  }();
+  return warps;
 }
 
 [[noreturn]] void unsupported(int64_t d) {
@@ -490,10 +535,17 @@ void attention_mma_forward(float* out, float* lse, const float* q, const float* 
                            cudaStream_t stream) {
   if (b <= 0 || tq <= 0) return;
   const AttnShape s{b, tq, tk, h, kv, d};
+  const bool eight = warps_per_block() == 8;
   switch (attention_width(d)) {
-    case 32: return forward_at_width<32>(out, lse, q, k, v, s, scale, q_pos0, stream);
-    case 64: return forward_at_width<64>(out, lse, q, k, v, s, scale, q_pos0, stream);
-    case 128: return forward_at_width<128>(out, lse, q, k, v, s, scale, q_pos0, stream);
+    case 32:
+      return eight ? forward_at_width<32, 8>(out, lse, q, k, v, s, scale, q_pos0, stream)
+                   : forward_at_width<32, 4>(out, lse, q, k, v, s, scale, q_pos0, stream);
+    case 64:
+      return eight ? forward_at_width<64, 8>(out, lse, q, k, v, s, scale, q_pos0, stream)
+                   : forward_at_width<64, 4>(out, lse, q, k, v, s, scale, q_pos0, stream);
+    case 128:
+      return eight ? forward_at_width<128, 8>(out, lse, q, k, v, s, scale, q_pos0, stream)
+                   : forward_at_width<128, 4>(out, lse, q, k, v, s, scale, q_pos0, stream);
     default: unsupported(d);
   }
 }
@@ -505,10 +557,17 @@ void attention_mma_backward(float* dq, float* dk, float* dv, float* delta, const
   if (b <= 0 || t <= 0) return;
   const AttnShape s{b, t, t, h, kv, d};
   attention_delta(delta, dout, out, s, stream);
+  const bool eight = warps_per_block() == 8;
   switch (attention_width(d)) {
-    case 32: return backward_at_width<32>(dq, dk, dv, delta, dout, q, k, v, lse, s, scale, stream);
-    case 64: return backward_at_width<64>(dq, dk, dv, delta, dout, q, k, v, lse, s, scale, stream);
-    case 128: return backward_at_width<128>(dq, dk, dv, delta, dout, q, k, v, lse, s, scale, stream);
+    case 32:
+      return eight ? backward_at_width<32, 8>(dq, dk, dv, delta, dout, q, k, v, lse, s, scale, stream)
+                   : backward_at_width<32, 4>(dq, dk, dv, delta, dout, q, k, v, lse, s, scale, stream);
+    case 64:
+      return eight ? backward_at_width<64, 8>(dq, dk, dv, delta, dout, q, k, v, lse, s, scale, stream)
+                   : backward_at_width<64, 4>(dq, dk, dv, delta, dout, q, k, v, lse, s, scale, stream);
+    case 128:
+      return eight ? backward_at_width<128, 8>(dq, dk, dv, delta, dout, q, k, v, lse, s, scale, stream)
+                   : backward_at_width<128, 4>(dq, dk, dv, delta, dout, q, k, v, lse, s, scale, stream);
     default: unsupported(d);
   }
 }

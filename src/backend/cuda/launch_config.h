@@ -181,34 +181,39 @@ HG_HD inline AttnTask attention_task(int64_t block, int64_t heads, int64_t tiles
 
 // ---- attention on the tensor cores (attention_mma.cu) -----------------------------
 // BF16 mma.sync m16n8k16 tiles with FP32 accumulation: each warp owns 16 rows
-// (queries in forward and dQ, keys in dK/dV) of a block's 64. Operands sit in
-// shared memory as BF16 rows padded by 8 elements (16 bytes), which spreads a
-// fragment load's 8 row reads over distinct banks. The inner tile (keys per
-// forward/dQ step, queries per dK/dV step) is 64 at head widths up to 64 and 32
-// at 128, which keeps the score, dP and the two accumulators in registers.
+// (queries in forward and dQ, keys in dK/dV) of a block's 16 x warps. More
+// warps per block means fewer reloads of the other side's tiles (each block
+// streams them once), fewer means more blocks per SM: kMmaWarps is the
+// default, HESSGPT_ATTN_WARPS=4|8 picks at run time (A/B timings). Operands
+// sit in shared memory as BF16 rows padded by 8 elements (16 bytes), which
+// spreads a fragment load's 8 row reads over distinct banks. The inner tile
+// (keys per dQ step, queries per dK/dV step) is 64 at head widths up to 64 and
+// 32 at 128, which keeps the score, dP and the two accumulators in registers;
+// forward steps over 64 keys.
 constexpr int kMmaWarps = 4;
-constexpr int kMmaRows = 16 * kMmaWarps;
 constexpr int kMmaPad = 8;
+constexpr int kMmaForwardKeys = 64;
 
 HG_HD constexpr int attention_mma_inner(int w) { return w <= 64 ? 64 : 32; }
-HG_HD constexpr int64_t attention_mma_tiles(int64_t t) { return ceil_div(t, kMmaRows); }
+HG_HD constexpr int64_t attention_mma_tiles(int64_t t, int rows) { return ceil_div(t, rows); }
 
-// Shared memory (bytes, 2 per BF16 element) of each kernel at width w.
-HG_HD constexpr size_t attention_mma_forward_smem(int w) {
-  return 2 * static_cast<size_t>(kMmaRows * (w + kMmaPad)          // q
-                                 + kMmaRows * (w + kMmaPad)        // k
-                                 + w * (kMmaRows + kMmaPad));      // v, transposed
+// Shared memory (bytes, 2 per BF16 element) of each kernel at width w with
+// `rows` = 16 x warps rows per block.
+HG_HD constexpr size_t attention_mma_forward_smem(int w, int rows) {
+  return 2 * static_cast<size_t>(rows * (w + kMmaPad)                          // q
+                                 + kMmaForwardKeys * (w + kMmaPad)             // k
+                                 + w * (kMmaForwardKeys + kMmaPad));           // v, transposed
 }
-HG_HD constexpr size_t attention_mma_dkdv_smem(int w) {
+HG_HD constexpr size_t attention_mma_dkdv_smem(int w, int rows) {
   const int bq = attention_mma_inner(w);
-  return 2 * static_cast<size_t>(2 * kMmaRows * (w + kMmaPad)      // k, v
+  return 2 * static_cast<size_t>(2 * rows * (w + kMmaPad)          // k, v
                                  + 2 * bq * (w + kMmaPad)          // q, dout
                                  + 2 * w * (bq + kMmaPad))         // q, dout transposed
          + sizeof(float) * 2 * static_cast<size_t>(bq);            // lse, delta
 }
-HG_HD constexpr size_t attention_mma_dq_smem(int w) {
+HG_HD constexpr size_t attention_mma_dq_smem(int w, int rows) {
   const int bk = attention_mma_inner(w);
-  return 2 * static_cast<size_t>(2 * kMmaRows * (w + kMmaPad)      // q, dout
+  return 2 * static_cast<size_t>(2 * rows * (w + kMmaPad)          // q, dout
                                  + 2 * bk * (w + kMmaPad)          // k, v
                                  + w * (bk + kMmaPad));            // k, transposed
 }
