@@ -215,3 +215,38 @@ TEST(CudaLaunchConfig, EmbeddingRunsGroupPositionsByIdInOrder) {
 
 }  // namespace
 }  // namespace hessgpt::cuda
+
+namespace hessgpt::cuda {
+namespace {
+
+// The packed copies: padded to whole tiles, 256-byte aligned (cp.async reads
+// 16-byte pieces), disjoint, and only those the pass reads.
+TEST(CudaLaunchConfig, AttentionPackLayout) {
+  const int64_t b = 3, t = 1000, h = 20, kv = 5, d = 40;
+  for (bool backward : {false, true}) {
+    const AttnPackLayout p = attention_pack_layout(b, t, t + 30, h, kv, d, backward);
+    EXPECT_EQ(p.w, 64);
+    EXPECT_EQ(p.tqp, 1024);
+    EXPECT_EQ(p.tkp, 1024 + 128);
+    std::vector<std::pair<size_t, size_t>> spans;  // offset, bytes
+    const size_t q_bytes = 2 * static_cast<size_t>(b * h * p.tqp * p.w);
+    const size_t k_bytes = 2 * static_cast<size_t>(b * kv * p.tkp * p.w);
+    for (auto [offset, bytes] : {std::pair{p.q, q_bytes}, {p.qt, q_bytes}, {p.k, k_bytes},
+                                 {p.kt, k_bytes}, {p.v, k_bytes}, {p.vt, k_bytes},
+                                 {p.dout, q_bytes}, {p.doutt, q_bytes}}) {
+      if (offset == kAbsent) continue;
+      EXPECT_EQ(offset % 256, 0u);
+      EXPECT_LE(offset + bytes, p.bytes);
+      spans.emplace_back(offset, bytes);
+    }
+    EXPECT_EQ(spans.size(), backward ? 7u : 3u);
+    std::sort(spans.begin(), spans.end());
+    for (size_t i = 1; i < spans.size(); ++i)
+      EXPECT_LE(spans[i - 1].first + spans[i - 1].second, spans[i].first);
+    EXPECT_EQ(p.vt == kAbsent, backward);
+    EXPECT_EQ(p.qt == kAbsent, !backward);
+  }
+}
+
+}  // namespace
+}  // namespace hessgpt::cuda

@@ -4,22 +4,25 @@
 // FP32 precision and is the reference these kernels are tested against; the
 // backend picks these under BF16 matrix-product precision.
 //
-// Tiles are read from the FP32 tensors and rounded to BF16 on their way into
-// shared memory, so no BF16 copy of q/k/v/dout is ever stored. Scores, the
-// online softmax, lse and every accumulator stay FP32; P and dS are rounded to
-// BF16 only as operands of the next product (as in FlashAttention-2).
+// A pack pass first rounds q, k, v (and dout) to BF16 copies laid out per
+// (batch, head) as [Tp, W] row blocks and, where a product needs the other
+// orientation, [W, Tp] transposes (AttnPackLayout in launch_config.h), so that
+// every tile the kernels read is a run of 16-byte rows: cp.async copies the
+// next tile into the second half of a double buffer while the warps multiply
+// the current one. Scores, the online softmax, lse and every accumulator stay
+// FP32; P and dS are rounded to BF16 only as operands of the next product (as
+// in FlashAttention-2).
 //
 // Fragments (PTX ISA, mma.m16n8k16, g = lane / 4, c = lane % 4):
 //   A 16x16 (row-major): regs {(g, 2c), (g+8, 2c), (g, 2c+8), (g+8, 2c+8)}, each
 //     register the element pair (col, col + 1);
 //   B 16x8 ("col"): regs {(k 2c, n g), (k 2c+8, n g)}, pairs (k, k + 1);
 //   C 16x8 (FP32): {(g, 2c), (g, 2c+1), (g+8, 2c), (g+8, 2c+1)}.
-// Every B operand is read from a shared-memory array stored [n][k] (k
-// contiguous), so pairs are single 32-bit reads; products whose B is stored
-// the other way round get a transposed copy of the tile (v in forward, q and
-// dout in dK/dV, k in dQ). The C fragments of two adjacent n-tiles are exactly
-// the A fragment of the next product (P or dS times a tile), so scores never
-// leave the registers.
+// Every B operand is read from a shared-memory tile stored [n][k] (k
+// contiguous), so pairs are single 32-bit reads; that is why v (forward), q
+// and dout (dK/dV) and k (dQ) are also packed transposed. The C fragments of
+// two adjacent n-tiles are exactly the A fragment of the next product (P or
+// dS times a tile), so scores never leave the registers.
 #include <cuda_bf16.h>
 
 #include <cstdlib>
@@ -36,6 +39,8 @@ namespace {
 using bf16 = __nv_bfloat16;
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
+
+// ---- fragments ------------------------------------------------------------------------
 
 __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
   const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
@@ -91,60 +96,8 @@ __device__ __forceinline__ void zero(float (&c)[N][4]) {
   for (int n = 0; n < N; ++n) c[n][0] = c[n][1] = c[n][2] = c[n][3] = 0.0f;
 }
 
-// Rows [row0, row0 + ROWS) of a [B, T, heads, d] FP32 tensor (batch and head
-// fixed) as BF16, into dst[r][stride] and/or its transpose dst_t[e][stride_t]
-// (either may be null); zero beyond `rows` and in columns [d, W). Four
-// columns per thread and 16-byte reads when d % 4 == 0 (every preset), two
-// otherwise; consecutive threads read consecutive columns either way.
-template <int ROWS, int W>
-__device__ void load_tile(bf16* dst, int stride, bf16* dst_t, int stride_t, const float* src,
-                          int64_t row0, int64_t rows, int64_t heads, int64_t head, int64_t d,
-                          int64_t batch_row0) {
-  if (d % 4 == 0) {
-    constexpr int kQuads = W / 4;
-    for (int idx = threadIdx.x; idx < ROWS * kQuads; idx += blockDim.x) {
-      const int r = idx / kQuads, e = 4 * (idx % kQuads);
-      const int64_t row = row0 + r;
-      float4 x = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-      if (row < rows && e < d)
-        x = *reinterpret_cast<const float4*>(src + ((batch_row0 + row) * heads + head) * d + e);
-      const __nv_bfloat162 lo = __floats2bfloat162_rn(x.x, x.y), hi = __floats2bfloat162_rn(x.z, x.w);
-      if (dst) {
-        uint2 both;
-        both.x = *reinterpret_cast<const uint32_t*>(&lo);
-        both.y = *reinterpret_cast<const uint32_t*>(&hi);
-        *reinterpret_cast<uint2*>(dst + r * stride + e) = both;
-      }
-      if (dst_t) {
-        dst_t[e * stride_t + r] = lo.x;
-        dst_t[(e + 1) * stride_t + r] = lo.y;
-        dst_t[(e + 2) * stride_t + r] = hi.x;
-        dst_t[(e + 3) * stride_t + r] = hi.y;
-      }
-    }
-    return;
-  }
-  constexpr int kPairs = W / 2;
-  for (int idx = threadIdx.x; idx < ROWS * kPairs; idx += blockDim.x) {
-    const int r = idx / kPairs, e = 2 * (idx % kPairs);
-    const int64_t row = row0 + r;
-    float x0 = 0.0f, x1 = 0.0f;
-    if (row < rows) {
-      const float* p = src + ((batch_row0 + row) * heads + head) * d + e;
-      if (e < d) x0 = p[0];
-      if (e + 1 < d) x1 = p[1];
-    }
-    const __nv_bfloat162 v = __floats2bfloat162_rn(x0, x1);
-    if (dst) *reinterpret_cast<__nv_bfloat162*>(dst + r * stride + e) = v;
-    if (dst_t) {
-      dst_t[e * stride_t + r] = v.x;
-      dst_t[(e + 1) * stride_t + r] = v.y;
-    }
-  }
-}
-
-// Rows g and g + 8 of a warp's C fragments; element e of a C fragment is in
-// row e / 2 of that pair and column 2c + e % 2 of its n-tile.
+// Column (within its n-tile group) of element e of C fragment n_tile; the
+// element is in row e / 2 of the lane's pair (g, g + 8).
 __device__ __forceinline__ int frag_col(int n_tile, int e) {
   return n_tile * 8 + 2 * (threadIdx.x & 3) + (e & 1);
 }
@@ -159,42 +112,124 @@ __device__ __forceinline__ float quad_sum(float x) {
   return x + __shfl_xor_sync(kFullMask, x, 2);
 }
 
+// ---- asynchronous tile copies ----------------------------------------------------------
+
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
+  const auto s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+// Waits until at most N of this thread's committed groups are still in flight.
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+// An [R][C] block of BF16 (global rows src_stride apart) into dst[R][dst_stride]
+// in 16-byte pieces, spread over the block's threads.
+template <int R, int C>
+__device__ __forceinline__ void copy_block(bf16* dst, int dst_stride, const bf16* src,
+                                           int64_t src_stride) {
+  constexpr int kPieces = C / 8;
+  for (int idx = threadIdx.x; idx < R * kPieces; idx += blockDim.x) {
+    const int r = idx / kPieces, c = 8 * (idx % kPieces);
+    cp_async16(dst + r * dst_stride + c, src + r * src_stride + c);
+  }
+}
+
+// ---- pack: FP32 [B, T, heads, d] -> BF16 [B, heads, Tp, W] and/or [B, heads, W, Tp] ---
+constexpr int kPackTile = 32;
+
+__global__ void pack_kernel(bf16* rows_out, bf16* cols_out, const float* x, int64_t t_len,
+                            int64_t tp, int64_t heads, int64_t d, int w) {
+  __shared__ float tile[kPackTile][kPackTile + 1];
+  const int64_t t_tiles = tp / kPackTile, e_tiles = w / kPackTile;
+  const int64_t e0 = (blockIdx.x % e_tiles) * kPackTile;
+  const int64_t t0 = (blockIdx.x / e_tiles % t_tiles) * kPackTile;
+  const int64_t bh = blockIdx.x / (e_tiles * t_tiles);
+  const int64_t bi = bh / heads, head = bh % heads;
+  const int tx = threadIdx.x, ty = threadIdx.y;
+  for (int r = ty; r < kPackTile; r += blockDim.y) {
+    const int64_t t = t0 + r, e = e0 + tx;
+    const float val = t < t_len && e < d ? x[((bi * t_len + t) * heads + head) * d + e] : 0.0f;
+    tile[r][tx] = val;
+    if (rows_out) rows_out[(bh * tp + t) * w + e] = __float2bfloat16_rn(val);
+  }
+  if (!cols_out) return;
+  __syncthreads();
+  for (int r = ty; r < kPackTile; r += blockDim.y)
+    cols_out[(bh * w + e0 + r) * tp + t0 + tx] = __float2bfloat16_rn(tile[tx][r]);
+}
+
+void pack(bf16* rows_out, bf16* cols_out, const float* x, int64_t b, int64_t t_len, int64_t tp,
+          int64_t heads, int64_t d, int w, cudaStream_t stream) {
+  const int64_t blocks = b * heads * (tp / kPackTile) * (w / kPackTile);
+  if (blocks == 0) return;
+  pack_kernel<<<static_cast<unsigned>(blocks), dim3(kPackTile, 8), 0, stream>>>(
+      rows_out, cols_out, x, t_len, tp, heads, d, w);
+  HG_CUDA_CHECK_LAUNCH();
+}
+
+// The packed copies of one pass, as typed pointers into the scratch block.
+struct Packed {
+  const bf16 *q = nullptr, *qt = nullptr, *k = nullptr, *kt = nullptr, *v = nullptr,
+             *vt = nullptr, *dout = nullptr, *doutt = nullptr;
+  int64_t tqp = 0, tkp = 0;
+};
+
+bf16* at(void* scratch, size_t offset) {
+  return offset == kAbsent ? nullptr
+                           : reinterpret_cast<bf16*>(static_cast<char*>(scratch) + offset);
+}
+
 // ---- forward: one block per (batch, head, 16 x WARPS queries), 16 per warp ----------
 template <int W, int WARPS>
 __global__ void __launch_bounds__(32 * WARPS)
-    mma_forward_kernel(float* out, float* lse, const float* q, const float* k, const float* v,
-                       AttnShape s, float scale, int64_t q_pos0) {
+    mma_forward_kernel(float* out, float* lse, Packed pk, AttnShape s, float scale,
+                       int64_t q_pos0) {
   constexpr int ROWS = 16 * WARPS, BK = kMmaForwardKeys, QS = W + kMmaPad, VS = BK + kMmaPad;
   constexpr int kSteps = W / 16, kKeyTiles = BK / 8, kDimTiles = W / 8;
   extern __shared__ float4 mma_smem[];
   bf16* q_s = reinterpret_cast<bf16*>(mma_smem);  // [ROWS][QS]
-  bf16* k_s = q_s + ROWS * QS;                    // [BK][QS]
-  bf16* vt_s = k_s + BK * QS;                     // [W][VS]
+  bf16* k_s = q_s + ROWS * QS;                    // 2 x [BK][QS]
+  bf16* vt_s = k_s + 2 * BK * QS;                 // 2 x [W][VS]
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const AttnTask task = attention_task(blockIdx.x, s.h, attention_mma_tiles(s.tq, ROWS));
   const int64_t bi = task.batch, head = task.head, grp = head / (s.h / s.kv);
   const int64_t i0 = task.tile * ROWS;
   const float scale2 = scale * kLog2e;  // scores in log2 units: exp2f is one instruction
+  const bf16* k_rows = pk.k + (bi * s.kv + grp) * pk.tkp * W;
+  const bf16* v_cols = pk.vt + (bi * s.kv + grp) * W * pk.tkp;
+  const auto issue = [&](int64_t j0, int buf) {
+    copy_block<BK, W>(k_s + buf * BK * QS, QS, k_rows + j0 * W, W);
+    copy_block<W, BK>(vt_s + buf * W * VS, VS, v_cols + j0, pk.tkp);
+  };
 
-  load_tile<ROWS, W>(q_s, QS, nullptr, 0, q, i0, s.tq, s.h, head, s.d, bi * s.tq);
-  __syncthreads();
-  uint32_t qf[kSteps][4];
-#pragma unroll
-  for (int ks = 0; ks < kSteps; ++ks) load_a(qf[ks], q_s, QS, warp * 16, ks * 16);
+  const int64_t last_query = min(s.tq - 1, i0 + ROWS - 1);
+  const int64_t tiles = min(s.tk - 1, q_pos0 + last_query) / BK + 1;
+  copy_block<ROWS, W>(q_s, QS, pk.q + ((bi * s.h + head) * pk.tqp + i0) * W, W);
+  issue(0, 0);
+  cp_async_commit();
 
   int64_t row[2];
   row[0] = i0 + warp * 16 + (lane >> 2);
   row[1] = row[0] + 8;
+  uint32_t qf[kSteps][4];
   float o[kDimTiles][4];
   zero(o);
   float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.0f, 0.0f};
-  const int64_t last_query = min(s.tq - 1, i0 + ROWS - 1);
-  const int64_t last_key = min(s.tk - 1, q_pos0 + last_query);
-  for (int64_t j0 = 0; j0 <= last_key; j0 += BK) {
-    __syncthreads();  // the previous tile is no longer read
-    load_tile<BK, W>(k_s, QS, nullptr, 0, k, j0, s.tk, s.kv, grp, s.d, bi * s.tk);
-    load_tile<BK, W>(nullptr, 0, vt_s, VS, v, j0, s.tk, s.kv, grp, s.d, bi * s.tk);
+  for (int64_t t = 0; t < tiles; ++t) {
+    if (t + 1 < tiles) issue((t + 1) * BK, static_cast<int>((t + 1) & 1));
+    cp_async_commit();
+    cp_async_wait<1>();  // everything but the tile just issued has landed
     __syncthreads();
+    if (t == 0) {
+#pragma unroll
+      for (int ks = 0; ks < kSteps; ++ks) load_a(qf[ks], q_s, QS, warp * 16, ks * 16);
+    }
+    const bf16* kb = k_s + (t & 1) * BK * QS;
+    const bf16* vb = vt_s + (t & 1) * W * VS;
+    const int64_t j0 = t * BK;
     float sc[kKeyTiles][4];
     zero(sc);
 #pragma unroll
@@ -202,7 +237,7 @@ __global__ void __launch_bounds__(32 * WARPS)
 #pragma unroll
       for (int nt = 0; nt < kKeyTiles; ++nt) {
         uint32_t b0, b1;
-        load_b(b0, b1, k_s, QS, nt * 8, ks * 16);
+        load_b(b0, b1, kb, QS, nt * 8, ks * 16);
         mma(sc[nt], qf[ks], b0, b1);
       }
     float mx[2] = {-INFINITY, -INFINITY};
@@ -248,10 +283,11 @@ __global__ void __launch_bounds__(32 * WARPS)
 #pragma unroll
       for (int dt = 0; dt < kDimTiles; ++dt) {
         uint32_t b0, b1;
-        load_b(b0, b1, vt_s, VS, dt * 8, kk * 16);
+        load_b(b0, b1, vb, VS, dt * 8, kk * 16);
         mma(o[dt], pa, b0, b1);
       }
     }
+    __syncthreads();  // this buffer is refilled by the next iteration's issue
   }
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
@@ -276,21 +312,17 @@ __global__ void __launch_bounds__(32 * WARPS)
 // S^T = K Q^T so that each warp's rows are keys.
 template <int W, int WARPS>
 __global__ void __launch_bounds__(32 * WARPS)
-    mma_dkdv_kernel(float* dk, float* dv, const float* dout, const float* q, const float* k,
-                    const float* v, const float* lse, const float* delta, AttnShape s,
-                    float scale) {
+    mma_dkdv_kernel(float* dk, float* dv, const float* lse, const float* delta, Packed pk,
+                    AttnShape s, float scale) {
   constexpr int ROWS = 16 * WARPS, BQ = attention_mma_inner(W), QS = W + kMmaPad,
                 TS = BQ + kMmaPad;
   constexpr int kSteps = W / 16, kQueryTiles = BQ / 8, kDimTiles = W / 8;
+  constexpr int kStage = 2 * BQ * QS + 2 * W * TS;  // bf16 elements of one query stage
   extern __shared__ float4 mma_smem[];
   bf16* k_s = reinterpret_cast<bf16*>(mma_smem);  // [ROWS][QS]
   bf16* v_s = k_s + ROWS * QS;                    // [ROWS][QS]
-  bf16* q_s = v_s + ROWS * QS;                    // [BQ][QS]
-  bf16* do_s = q_s + BQ * QS;                     // [BQ][QS]
-  bf16* qt_s = do_s + BQ * QS;                    // [W][TS]
-  bf16* dot_s = qt_s + W * TS;                    // [W][TS]
-  float* lse_s = reinterpret_cast<float*>(dot_s + W * TS);  // [BQ], log2 units
-  float* delta_s = lse_s + BQ;                              // [BQ]
+  bf16* stages = v_s + ROWS * QS;                 // 2 x {q, dout [BQ][QS]; q^T, dout^T [W][TS]}
+  float* stats = reinterpret_cast<float*>(stages + 2 * kStage);  // 2 x {lse (log2), delta} [BQ]
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int64_t tiles = attention_mma_tiles(s.tk, ROWS);
   const AttnTask task = attention_task(blockIdx.x, s.kv, tiles);
@@ -298,9 +330,29 @@ __global__ void __launch_bounds__(32 * WARPS)
   const int64_t bi = task.batch, grp = task.head, j0 = (tiles - 1 - task.tile) * ROWS;
   const int64_t group = s.h / s.kv;
   const float scale2 = scale * kLog2e;
+  // Steps: (head of the group, query tile from the diagonal on), heads outer.
+  const int64_t per_head = ceil_div(s.tq - j0, BQ), steps = group * per_head;
+  const auto issue = [&](int64_t step, int buf) {
+    const int64_t head = grp * group + step / per_head, i0 = j0 + (step % per_head) * BQ;
+    bf16* st = stages + buf * kStage;
+    const int64_t bh = bi * s.h + head;
+    copy_block<BQ, W>(st, QS, pk.q + (bh * pk.tqp + i0) * W, W);
+    copy_block<BQ, W>(st + BQ * QS, QS, pk.dout + (bh * pk.tqp + i0) * W, W);
+    copy_block<W, BQ>(st + 2 * BQ * QS, TS, pk.qt + bh * W * pk.tqp + i0, pk.tqp);
+    copy_block<W, BQ>(st + 2 * BQ * QS + W * TS, TS, pk.doutt + bh * W * pk.tqp + i0, pk.tqp);
+    float* stat = stats + buf * 2 * BQ;
+    for (int r = threadIdx.x; r < BQ; r += blockDim.x) {
+      const int64_t i = i0 + r;
+      stat[r] = i < s.tq ? lse[s.lse_at(bi, head, i)] * kLog2e : 0.0f;
+      stat[BQ + r] = i < s.tq ? delta[s.lse_at(bi, head, i)] : 0.0f;
+    }
+  };
 
-  load_tile<ROWS, W>(k_s, QS, nullptr, 0, k, j0, s.tk, s.kv, grp, s.d, bi * s.tk);
-  load_tile<ROWS, W>(v_s, QS, nullptr, 0, v, j0, s.tk, s.kv, grp, s.d, bi * s.tk);
+  const int64_t kv_row = (bi * s.kv + grp) * pk.tkp + j0;
+  copy_block<ROWS, W>(k_s, QS, pk.k + kv_row * W, W);
+  copy_block<ROWS, W>(v_s, QS, pk.v + kv_row * W, W);
+  if (steps > 0) issue(0, 0);
+  cp_async_commit();
   int64_t key[2];
   key[0] = j0 + warp * 16 + (lane >> 2);
   key[1] = key[0] + 8;
@@ -308,61 +360,63 @@ __global__ void __launch_bounds__(32 * WARPS)
   zero(dk_acc);
   zero(dv_acc);
 
-  for (int64_t head = grp * group; head < (grp + 1) * group; ++head) {
-    for (int64_t i0 = j0; i0 < s.tq; i0 += BQ) {
-      __syncthreads();  // the previous query tile is no longer read
-      load_tile<BQ, W>(q_s, QS, qt_s, TS, q, i0, s.tq, s.h, head, s.d, bi * s.tq);
-      load_tile<BQ, W>(do_s, QS, dot_s, TS, dout, i0, s.tq, s.h, head, s.d, bi * s.tq);
-      for (int r = threadIdx.x; r < BQ; r += blockDim.x) {
-        const int64_t i = i0 + r;
-        lse_s[r] = i < s.tq ? lse[s.lse_at(bi, head, i)] * kLog2e : 0.0f;
-        delta_s[r] = i < s.tq ? delta[s.lse_at(bi, head, i)] : 0.0f;
-      }
-      __syncthreads();
-      float st[kQueryTiles][4], dpt[kQueryTiles][4];
-      zero(st);
-      zero(dpt);
+  for (int64_t step = 0; step < steps; ++step) {
+    if (step + 1 < steps) issue(step + 1, static_cast<int>((step + 1) & 1));
+    cp_async_commit();
+    cp_async_wait<1>();
+    __syncthreads();
+    const int buf = static_cast<int>(step & 1);
+    const bf16* q_s = stages + buf * kStage;
+    const bf16* do_s = q_s + BQ * QS;
+    const bf16* qt_s = q_s + 2 * BQ * QS;
+    const bf16* dot_s = qt_s + W * TS;
+    const float* lse_s = stats + buf * 2 * BQ;
+    const float* delta_s = lse_s + BQ;
+    const int64_t i0 = j0 + (step % per_head) * BQ;
+    float st[kQueryTiles][4], dpt[kQueryTiles][4];
+    zero(st);
+    zero(dpt);
 #pragma unroll
-      for (int ks = 0; ks < kSteps; ++ks) {
-        uint32_t ka[4], va[4];
-        load_a(ka, k_s, QS, warp * 16, ks * 16);
-        load_a(va, v_s, QS, warp * 16, ks * 16);
+    for (int ks = 0; ks < kSteps; ++ks) {
+      uint32_t ka[4], va[4];
+      load_a(ka, k_s, QS, warp * 16, ks * 16);
+      load_a(va, v_s, QS, warp * 16, ks * 16);
 #pragma unroll
-        for (int nq = 0; nq < kQueryTiles; ++nq) {
-          uint32_t b0, b1;
-          load_b(b0, b1, q_s, QS, nq * 8, ks * 16);
-          mma(st[nq], ka, b0, b1);
-          load_b(b0, b1, do_s, QS, nq * 8, ks * 16);
-          mma(dpt[nq], va, b0, b1);
-        }
-      }
-      // P^T and dS^T = P^T (dP^T - delta); masked entries are 0.
-#pragma unroll
-      for (int nq = 0; nq < kQueryTiles; ++nq)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int c = frag_col(nq, e);
-          const int64_t i = i0 + c;
-          const bool valid = i < s.tq && key[e >> 1] <= i;
-          const float p = valid ? exp2f(st[nq][e] * scale2 - lse_s[c]) : 0.0f;
-          st[nq][e] = p;
-          dpt[nq][e] = p * (dpt[nq][e] - delta_s[c]);
-        }
-#pragma unroll
-      for (int kq = 0; kq < BQ / 16; ++kq) {
-        uint32_t pa[4], dsa[4];
-        c_to_a(pa, st, kq);
-        c_to_a(dsa, dpt, kq);
-#pragma unroll
-        for (int dt = 0; dt < kDimTiles; ++dt) {
-          uint32_t b0, b1;
-          load_b(b0, b1, dot_s, TS, dt * 8, kq * 16);
-          mma(dv_acc[dt], pa, b0, b1);
-          load_b(b0, b1, qt_s, TS, dt * 8, kq * 16);
-          mma(dk_acc[dt], dsa, b0, b1);
-        }
+      for (int nq = 0; nq < kQueryTiles; ++nq) {
+        uint32_t b0, b1;
+        load_b(b0, b1, q_s, QS, nq * 8, ks * 16);
+        mma(st[nq], ka, b0, b1);
+        load_b(b0, b1, do_s, QS, nq * 8, ks * 16);
+        mma(dpt[nq], va, b0, b1);
       }
     }
+    // P^T and dS^T = P^T (dP^T - delta); masked entries are 0.
+#pragma unroll
+    for (int nq = 0; nq < kQueryTiles; ++nq)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int c = frag_col(nq, e);
+        const int64_t i = i0 + c;
+        const bool valid = i < s.tq && key[e >> 1] <= i;
+        const float p = valid ? exp2f(st[nq][e] * scale2 - lse_s[c]) : 0.0f;
+        st[nq][e] = p;
+        dpt[nq][e] = p * (dpt[nq][e] - delta_s[c]);
+      }
+#pragma unroll
+    for (int kq = 0; kq < BQ / 16; ++kq) {
+      uint32_t pa[4], dsa[4];
+      c_to_a(pa, st, kq);
+      c_to_a(dsa, dpt, kq);
+#pragma unroll
+      for (int dt = 0; dt < kDimTiles; ++dt) {
+        uint32_t b0, b1;
+        load_b(b0, b1, dot_s, TS, dt * 8, kq * 16);
+        mma(dv_acc[dt], pa, b0, b1);
+        load_b(b0, b1, qt_s, TS, dt * 8, kq * 16);
+        mma(dk_acc[dt], dsa, b0, b1);
+      }
+    }
+    __syncthreads();  // this stage is refilled by the next iteration's issue
   }
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
@@ -387,25 +441,35 @@ __global__ void __launch_bounds__(32 * WARPS)
 // ---- dQ: one block per (batch, head, 16 x WARPS queries), 16 per warp --------------
 template <int W, int WARPS>
 __global__ void __launch_bounds__(32 * WARPS)
-    mma_dq_kernel(float* dq, const float* dout, const float* q, const float* k, const float* v,
-                  const float* lse, const float* delta, AttnShape s, float scale) {
+    mma_dq_kernel(float* dq, const float* lse, const float* delta, Packed pk, AttnShape s,
+                  float scale) {
   constexpr int ROWS = 16 * WARPS, BK = attention_mma_inner(W), QS = W + kMmaPad,
                 TS = BK + kMmaPad;
   constexpr int kSteps = W / 16, kKeyTiles = BK / 8, kDimTiles = W / 8;
+  constexpr int kStage = 2 * BK * QS + W * TS;  // bf16 elements of one key stage
   extern __shared__ float4 mma_smem[];
   bf16* q_s = reinterpret_cast<bf16*>(mma_smem);  // [ROWS][QS]
   bf16* do_s = q_s + ROWS * QS;                   // [ROWS][QS]
-  bf16* k_s = do_s + ROWS * QS;                   // [BK][QS]
-  bf16* v_s = k_s + BK * QS;                      // [BK][QS]
-  bf16* kt_s = v_s + BK * QS;                     // [W][TS]
+  bf16* stages = do_s + ROWS * QS;                // 2 x {k, v [BK][QS]; k^T [W][TS]}
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const AttnTask task = attention_task(blockIdx.x, s.h, attention_mma_tiles(s.tq, ROWS));
   const int64_t bi = task.batch, head = task.head, grp = head / (s.h / s.kv);
   const int64_t i0 = task.tile * ROWS;
   const float scale2 = scale * kLog2e;
+  const int64_t kv_bh = bi * s.kv + grp;
+  const auto issue = [&](int64_t j0, int buf) {
+    bf16* st = stages + buf * kStage;
+    copy_block<BK, W>(st, QS, pk.k + (kv_bh * pk.tkp + j0) * W, W);
+    copy_block<BK, W>(st + BK * QS, QS, pk.v + (kv_bh * pk.tkp + j0) * W, W);
+    copy_block<W, BK>(st + 2 * BK * QS, TS, pk.kt + kv_bh * W * pk.tkp + j0, pk.tkp);
+  };
 
-  load_tile<ROWS, W>(q_s, QS, nullptr, 0, q, i0, s.tq, s.h, head, s.d, bi * s.tq);
-  load_tile<ROWS, W>(do_s, QS, nullptr, 0, dout, i0, s.tq, s.h, head, s.d, bi * s.tq);
+  const int64_t q_row0 = (bi * s.h + head) * pk.tqp + i0;
+  copy_block<ROWS, W>(q_s, QS, pk.q + q_row0 * W, W);
+  copy_block<ROWS, W>(do_s, QS, pk.dout + q_row0 * W, W);
+  const int64_t tiles = min(s.tq - 1, i0 + ROWS - 1) / BK + 1;
+  issue(0, 0);
+  cp_async_commit();
   int64_t row[2];
   row[0] = i0 + warp * 16 + (lane >> 2);
   row[1] = row[0] + 8;
@@ -418,12 +482,15 @@ __global__ void __launch_bounds__(32 * WARPS)
   float dq_acc[kDimTiles][4];
   zero(dq_acc);
 
-  const int64_t last_key = min(s.tq - 1, i0 + ROWS - 1);
-  for (int64_t j0 = 0; j0 <= last_key; j0 += BK) {
+  for (int64_t t = 0; t < tiles; ++t) {
+    if (t + 1 < tiles) issue((t + 1) * BK, static_cast<int>((t + 1) & 1));
+    cp_async_commit();
+    cp_async_wait<1>();
     __syncthreads();
-    load_tile<BK, W>(k_s, QS, kt_s, TS, k, j0, s.tk, s.kv, grp, s.d, bi * s.tk);
-    load_tile<BK, W>(v_s, QS, nullptr, 0, v, j0, s.tk, s.kv, grp, s.d, bi * s.tk);
-    __syncthreads();
+    const bf16* k_s = stages + (t & 1) * kStage;
+    const bf16* v_s = k_s + BK * QS;
+    const bf16* kt_s = k_s + 2 * BK * QS;
+    const int64_t j0 = t * BK;
     float sc[kKeyTiles][4], dp[kKeyTiles][4];
     zero(sc);
     zero(dp);
@@ -462,6 +529,7 @@ __global__ void __launch_bounds__(32 * WARPS)
         mma(dq_acc[dt], dsa, b0, b1);
       }
     }
+    __syncthreads();  // this stage is refilled by the next iteration's issue
   }
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
@@ -477,23 +545,24 @@ __global__ void __launch_bounds__(32 * WARPS)
   }
 }
 
+// ---- launchers -------------------------------------------------------------------------
+
 template <int W, int WARPS>
-void forward_at_width(float* out, float* lse, const float* q, const float* k, const float* v,
-                      const AttnShape& s, float scale, int64_t q_pos0, cudaStream_t stream) {
+void forward_at(float* out, float* lse, const Packed& pk, const AttnShape& s, float scale,
+                int64_t q_pos0, cudaStream_t stream) {
   static std::once_flag once;
   constexpr int kRows = 16 * WARPS;
   const size_t smem = attention_mma_forward_smem(W, kRows);
   allow_smem(mma_forward_kernel<W, WARPS>, smem, once);
   const int64_t blocks = s.b * s.h * attention_mma_tiles(s.tq, kRows);
   mma_forward_kernel<W, WARPS><<<static_cast<unsigned>(blocks), 32 * WARPS, smem, stream>>>(
-      out, lse, q, k, v, s, scale, q_pos0);
+      out, lse, pk, s, scale, q_pos0);
   HG_CUDA_CHECK_LAUNCH();
 }
 
 template <int W, int WARPS>
-void backward_at_width(float* dq, float* dk, float* dv, const float* delta, const float* dout,
-                       const float* q, const float* k, const float* v, const float* lse,
-                       const AttnShape& s, float scale, cudaStream_t stream) {
+void backward_at(float* dq, float* dk, float* dv, const float* delta, const float* lse,
+                 const Packed& pk, const AttnShape& s, float scale, cudaStream_t stream) {
   static std::once_flag once_dkdv, once_dq;
   constexpr int kRows = 16 * WARPS;
   const size_t smem_dkdv = attention_mma_dkdv_smem(W, kRows), smem_dq = attention_mma_dq_smem(W, kRows);
@@ -501,11 +570,11 @@ void backward_at_width(float* dq, float* dk, float* dv, const float* delta, cons
   allow_smem(mma_dq_kernel<W, WARPS>, smem_dq, once_dq);
   const int64_t kv_blocks = s.b * s.kv * attention_mma_tiles(s.tk, kRows);
   mma_dkdv_kernel<W, WARPS><<<static_cast<unsigned>(kv_blocks), 32 * WARPS, smem_dkdv, stream>>>(
-      dk, dv, dout, q, k, v, lse, delta, s, scale);
+      dk, dv, lse, delta, pk, s, scale);
   HG_CUDA_CHECK_LAUNCH();
   const int64_t q_blocks = s.b * s.h * attention_mma_tiles(s.tq, kRows);
   mma_dq_kernel<W, WARPS><<<static_cast<unsigned>(q_blocks), 32 * WARPS, smem_dq, stream>>>(
-      dq, dout, q, k, v, lse, delta, s, scale);
+      dq, lse, delta, pk, s, scale);
   HG_CUDA_CHECK_LAUNCH();
 }
 
@@ -522,54 +591,77 @@ int warps_per_block() {
   return warps;
 }
 
-[[noreturn]] void unsupported(int64_t d) {
-  HG_FAIL("attention: head dim ", d, " is not supported by the CUDA kernels (at most ",
-          kAttnMaxHeadDim, ")");
+// f.template operator()<W, WARPS>() for the width serving d and the block size in use.
+template <typename F>
+void dispatch(int64_t d, F&& f) {
+  const bool eight = warps_per_block() == 8;
+  switch (attention_width(d)) {
+    case 32: return eight ? f.template operator()<32, 8>() : f.template operator()<32, 4>();
+    case 64: return eight ? f.template operator()<64, 8>() : f.template operator()<64, 4>();
+    case 128: return eight ? f.template operator()<128, 8>() : f.template operator()<128, 4>();
+    default:
+      HG_FAIL("attention: head dim ", d, " is not supported by the CUDA kernels (at most ",
+              kAttnMaxHeadDim, ")");
+  }
 }
 
 }  // namespace
 
+size_t attention_mma_scratch_bytes(int64_t b, int64_t tq, int64_t tk, int64_t h, int64_t kv,
+                                   int64_t d, bool backward) {
+  return attention_pack_layout(b, tq, tk, h, kv, d, backward).bytes;
+}
+
 void attention_mma_forward(float* out, float* lse, const float* q, const float* k,
                            const float* v, int64_t b, int64_t tq, int64_t tk, int64_t h,
-                           int64_t kv, int64_t d, float scale, int64_t q_pos0,
+                           int64_t kv, int64_t d, float scale, int64_t q_pos0, void* scratch,
                            cudaStream_t stream) {
   if (b <= 0 || tq <= 0) return;
   const AttnShape s{b, tq, tk, h, kv, d};
-  const bool eight = warps_per_block() == 8;
-  switch (attention_width(d)) {
-    case 32:
-      return eight ? forward_at_width<32, 8>(out, lse, q, k, v, s, scale, q_pos0, stream)
-                   : forward_at_width<32, 4>(out, lse, q, k, v, s, scale, q_pos0, stream);
-    case 64:
-      return eight ? forward_at_width<64, 8>(out, lse, q, k, v, s, scale, q_pos0, stream)
-                   : forward_at_width<64, 4>(out, lse, q, k, v, s, scale, q_pos0, stream);
-    case 128:
-      return eight ? forward_at_width<128, 8>(out, lse, q, k, v, s, scale, q_pos0, stream)
-                   : forward_at_width<128, 4>(out, lse, q, k, v, s, scale, q_pos0, stream);
-    default: unsupported(d);
-  }
+  const AttnPackLayout lay = attention_pack_layout(b, tq, tk, h, kv, d, false);
+  bf16 *qp = at(scratch, lay.q), *kp = at(scratch, lay.k), *vt = at(scratch, lay.vt);
+  pack(qp, nullptr, q, b, tq, lay.tqp, h, d, lay.w, stream);
+  pack(kp, nullptr, k, b, tk, lay.tkp, kv, d, lay.w, stream);
+  pack(nullptr, vt, v, b, tk, lay.tkp, kv, d, lay.w, stream);
+  Packed pk;
+  pk.q = qp;
+  pk.k = kp;
+  pk.vt = vt;
+  pk.tqp = lay.tqp;
+  pk.tkp = lay.tkp;
+  dispatch(d, [&]<int W, int WARPS>() {
+    forward_at<W, WARPS>(out, lse, pk, s, scale, q_pos0, stream);
+  });
 }
 
 void attention_mma_backward(float* dq, float* dk, float* dv, float* delta, const float* dout,
                             const float* q, const float* k, const float* v, const float* out,
                             const float* lse, int64_t b, int64_t t, int64_t h, int64_t kv,
-                            int64_t d, float scale, cudaStream_t stream) {
+                            int64_t d, float scale, void* scratch, cudaStream_t stream) {
   if (b <= 0 || t <= 0) return;
   const AttnShape s{b, t, t, h, kv, d};
   attention_delta(delta, dout, out, s, stream);
-  const bool eight = warps_per_block() == 8;
-  switch (attention_width(d)) {
-    case 32:
-      return eight ? backward_at_width<32, 8>(dq, dk, dv, delta, dout, q, k, v, lse, s, scale, stream)
-                   : backward_at_width<32, 4>(dq, dk, dv, delta, dout, q, k, v, lse, s, scale, stream);
-    case 64:
-      return eight ? backward_at_width<64, 8>(dq, dk, dv, delta, dout, q, k, v, lse, s, scale, stream)
-                   : backward_at_width<64, 4>(dq, dk, dv, delta, dout, q, k, v, lse, s, scale, stream);
-    case 128:
-      return eight ? backward_at_width<128, 8>(dq, dk, dv, delta, dout, q, k, v, lse, s, scale, stream)
-                   : backward_at_width<128, 4>(dq, dk, dv, delta, dout, q, k, v, lse, s, scale, stream);
-    default: unsupported(d);
-  }
+  const AttnPackLayout lay = attention_pack_layout(b, t, t, h, kv, d, true);
+  bf16 *qp = at(scratch, lay.q), *qt = at(scratch, lay.qt), *kp = at(scratch, lay.k),
+       *kt = at(scratch, lay.kt), *vp = at(scratch, lay.v), *dop = at(scratch, lay.dout),
+       *dot = at(scratch, lay.doutt);
+  pack(qp, qt, q, b, t, lay.tqp, h, d, lay.w, stream);
+  pack(kp, kt, k, b, t, lay.tkp, kv, d, lay.w, stream);
+  pack(vp, nullptr, v, b, t, lay.tkp, kv, d, lay.w, stream);
+  pack(dop, dot, dout, b, t, lay.tqp, h, d, lay.w, stream);
+  Packed pk;
+  pk.q = qp;
+  pk.qt = qt;
+  pk.k = kp;
+  pk.kt = kt;
+  pk.v = vp;
+  pk.dout = dop;
+  pk.doutt = dot;
+  pk.tqp = lay.tqp;
+  pk.tkp = lay.tkp;
+  dispatch(d, [&]<int W, int WARPS>() {
+    backward_at<W, WARPS>(dq, dk, dv, delta, lse, pk, s, scale, stream);
+  });
 }
 
 }  // namespace hessgpt::cuda

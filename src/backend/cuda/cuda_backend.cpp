@@ -57,7 +57,9 @@ int cuda_device_count() {
 // Scratch buffers that grow on demand; one per use so that no two live uses
 // of one op share memory. All work is on one stream, so a buffer is free for
 // the next op as soon as the previous op is enqueued.
-enum ScratchSlot { kReducePartials, kDwPartials, kAttnDelta, kEmbeddingRuns, kFlags, kSlots };
+enum ScratchSlot {
+  kReducePartials, kDwPartials, kAttnDelta, kAttnPack, kEmbeddingRuns, kFlags, kSlots
+};
 
 struct CudaBackend::State {
   int device = 0;
@@ -381,6 +383,15 @@ bool CudaBackend::attention_on_tensor_cores() const {
   return matmul_precision_ == MatmulPrecision::BF16 && !forced_fp32;
 }
 
+// HESSGPT_ATTN_IMPL=direct: the first tensor-core kernels (attention_mma_direct.cu).
+static bool direct_attention() {
+  static const bool direct = [] {
+    const char* e = std::getenv("HESSGPT_ATTN_IMPL");
+    return e && std::string_view(e) == "direct";
+  }();
+  return direct;
+}
+
 void CudaBackend::attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q,
                                     const Tensor& k, const Tensor& v, double scale,
                                     int64_t q_pos0) {
@@ -398,10 +409,17 @@ void CudaBackend::attention_forward(const Tensor& out, const Tensor& lse, const 
   check_same(out, q, "attention out");
   HG_CHECK(lse.numel() == b * h * tq, "attention lse shape");
   check_head_dim(d);
-  const auto launch = attention_on_tensor_cores() ? cuda::attention_mma_forward
-                                                 : cuda::attention_forward;
-  launch(f32(out), f32(lse), f32(q), f32(k), f32(v), b, tq, tk, h, kv, d,
-         static_cast<float>(scale), q_pos0, s_->stream);
+  if (attention_on_tensor_cores() && direct_attention()) {
+    cuda::attention_mma_direct_forward(f32(out), f32(lse), f32(q), f32(k), f32(v), b, tq, tk, h,
+                                       kv, d, static_cast<float>(scale), q_pos0, s_->stream);
+  } else if (attention_on_tensor_cores()) {
+    void* pack = s_->get(kAttnPack, cuda::attention_mma_scratch_bytes(b, tq, tk, h, kv, d, false));
+    cuda::attention_mma_forward(f32(out), f32(lse), f32(q), f32(k), f32(v), b, tq, tk, h, kv, d,
+                                static_cast<float>(scale), q_pos0, pack, s_->stream);
+  } else {
+    cuda::attention_forward(f32(out), f32(lse), f32(q), f32(k), f32(v), b, tq, tk, h, kv, d,
+                            static_cast<float>(scale), q_pos0, s_->stream);
+  }
 }
 
 void CudaBackend::attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv,
@@ -423,10 +441,20 @@ void CudaBackend::attention_backward(const Tensor& dq, const Tensor& dk, const T
   check_head_dim(d);
   auto* delta = static_cast<float*>(
       s_->get(kAttnDelta, sizeof(float) * static_cast<size_t>(std::max<int64_t>(b * h * t, 1))));
-  const auto launch = attention_on_tensor_cores() ? cuda::attention_mma_backward
-                                                 : cuda::attention_backward;
-  launch(f32(dq), f32(dk), f32(dv), delta, f32(dout), f32(q), f32(k), f32(v), f32(out), f32(lse),
-         b, t, h, kv, d, static_cast<float>(scale), s_->stream);
+  if (attention_on_tensor_cores() && direct_attention()) {
+    cuda::attention_mma_direct_backward(f32(dq), f32(dk), f32(dv), delta, f32(dout), f32(q),
+                                        f32(k), f32(v), f32(out), f32(lse), b, t, h, kv, d,
+                                        static_cast<float>(scale), s_->stream);
+  } else if (attention_on_tensor_cores()) {
+    void* pack = s_->get(kAttnPack, cuda::attention_mma_scratch_bytes(b, t, t, h, kv, d, true));
+    cuda::attention_mma_backward(f32(dq), f32(dk), f32(dv), delta, f32(dout), f32(q), f32(k),
+                                 f32(v), f32(out), f32(lse), b, t, h, kv, d,
+                                 static_cast<float>(scale), pack, s_->stream);
+  } else {
+    cuda::attention_backward(f32(dq), f32(dk), f32(dv), delta, f32(dout), f32(q), f32(k), f32(v),
+                             f32(out), f32(lse), b, t, h, kv, d, static_cast<float>(scale),
+                             s_->stream);
+  }
 }
 
 // ---- SwiGLU ---------------------------------------------------------------------

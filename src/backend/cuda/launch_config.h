@@ -198,24 +198,71 @@ HG_HD constexpr int attention_mma_inner(int w) { return w <= 64 ? 64 : 32; }
 HG_HD constexpr int64_t attention_mma_tiles(int64_t t, int rows) { return ceil_div(t, rows); }
 
 // Shared memory (bytes, 2 per BF16 element) of each kernel at width w with
-// `rows` = 16 x warps rows per block.
+// `rows` = 16 x warps rows per block; the tiles streamed in a loop are double
+// buffered (cp.async fills one while the warps read the other).
 HG_HD constexpr size_t attention_mma_forward_smem(int w, int rows) {
-  return 2 * static_cast<size_t>(rows * (w + kMmaPad)                          // q
-                                 + kMmaForwardKeys * (w + kMmaPad)             // k
-                                 + w * (kMmaForwardKeys + kMmaPad));           // v, transposed
+  return 2 * static_cast<size_t>(rows * (w + kMmaPad)                            // q
+                                 + 2 * (kMmaForwardKeys * (w + kMmaPad)          // k
+                                        + w * (kMmaForwardKeys + kMmaPad)));     // v^T
 }
 HG_HD constexpr size_t attention_mma_dkdv_smem(int w, int rows) {
   const int bq = attention_mma_inner(w);
-  return 2 * static_cast<size_t>(2 * rows * (w + kMmaPad)          // k, v
-                                 + 2 * bq * (w + kMmaPad)          // q, dout
-                                 + 2 * w * (bq + kMmaPad))         // q, dout transposed
-         + sizeof(float) * 2 * static_cast<size_t>(bq);            // lse, delta
+  return 2 * static_cast<size_t>(2 * rows * (w + kMmaPad)                // k, v
+                                 + 2 * (2 * bq * (w + kMmaPad)           // q, dout
+                                        + 2 * w * (bq + kMmaPad)))       // q^T, dout^T
+         + sizeof(float) * 2 * 2 * static_cast<size_t>(bq);              // lse, delta
 }
 HG_HD constexpr size_t attention_mma_dq_smem(int w, int rows) {
   const int bk = attention_mma_inner(w);
-  return 2 * static_cast<size_t>(2 * rows * (w + kMmaPad)          // q, dout
-                                 + 2 * bk * (w + kMmaPad)          // k, v
-                                 + w * (bk + kMmaPad));            // k, transposed
+  return 2 * static_cast<size_t>(2 * rows * (w + kMmaPad)                // q, dout
+                                 + 2 * (2 * bk * (w + kMmaPad)           // k, v
+                                        + w * (bk + kMmaPad)));          // k^T
+}
+
+// Packed BF16 copies the tensor-core kernels read: per (batch, head) a
+// [Tp, W] block of rows and, for the products that need the other
+// orientation, its [W, Tp] transpose; T is padded with zeros to a multiple of
+// kMmaPackRows (the largest tile), d to the width W. Every tile is then a
+// plain run of 16-byte rows that cp.async copies without bounds checks.
+// Offsets are in bytes into one scratch block; kAbsent marks a copy the pass
+// does not use. Forward reads q, k and v^T; backward q, q^T, k, k^T, v, dout
+// and dout^T.
+constexpr int64_t kMmaPackRows = 128;
+constexpr size_t kAbsent = ~size_t{0};
+
+struct AttnPackLayout {
+  int w = 0;
+  int64_t tqp = 0, tkp = 0;
+  size_t q = kAbsent, qt = kAbsent, k = kAbsent, kt = kAbsent, v = kAbsent, vt = kAbsent,
+         dout = kAbsent, doutt = kAbsent;
+  size_t bytes = 0;
+};
+
+inline AttnPackLayout attention_pack_layout(int64_t b, int64_t tq, int64_t tk, int64_t h,
+                                            int64_t kv, int64_t d, bool backward) {
+  AttnPackLayout p;
+  p.w = attention_width(d);
+  p.tqp = round_up(tq, kMmaPackRows);
+  p.tkp = round_up(tk, kMmaPackRows);
+  const size_t q_bytes = 2 * static_cast<size_t>(b * h * p.tqp * p.w);
+  const size_t k_bytes = 2 * static_cast<size_t>(b * kv * p.tkp * p.w);
+  const auto take = [&](size_t bytes) {
+    const size_t at = p.bytes;
+    p.bytes += (bytes + 255) / 256 * 256;
+    return at;
+  };
+  p.q = take(q_bytes);
+  p.k = take(k_bytes);
+  if (backward) {
+    p.qt = take(q_bytes);
+    p.kt = take(k_bytes);
+    p.v = take(k_bytes);
+    p.dout = take(q_bytes);
+    p.doutt = take(q_bytes);
+  } else {
+    p.vt = take(k_bytes);
+  }
+  return p;
 }
 
 // ---- matrix products: row-major requests on a column-major library ----------------
