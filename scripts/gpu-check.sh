@@ -31,10 +31,10 @@
 # (one without cuBLASLt's K/N padding), RECOMPUTE_AB=1 (one without BENCH_FLAGS),
 # DECODE_MODELS (GPU decoding benchmarks, default "model1 model2"; "" for none),
 # ATTN_WARPS_AB=1 (ops and a BF16 row with 8-warp attention blocks),
-# ATTN_IMPL_AB=1 (the same with the direct kernels, HESSGPT_ATTN_IMPL=direct),
 # AB_MODELS (the models that get the A/B rows; default all), TORCH_MODELS
 # (the models that get the PyTorch baseline; default all),
-# SKIP_SANITIZER=1, SANITIZER_FILTER (the tests run under compute-sanitizer).
+# SKIP_SANITIZER=1, SANITIZER_FILTER (the tests run under compute-sanitizer),
+# BUILD_TARGETS (default: hessgpt and the GPU test binaries).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -139,7 +139,7 @@ fi
 [[ $configure_only == 1 ]] && exit 0
 
 start=$(date +%s)
-if cmake --build "$BUILD" -j "$(nproc)" --target hessgpt test_backend test_model test_infer \
+if cmake --build "$BUILD" -j "$(nproc)" --target ${BUILD_TARGETS:-hessgpt test_backend test_model test_infer} \
     >"$OUT/build.log" 2>&1; then
   row "build" ok "$(( $(date +%s) - start )) s"
 else
@@ -181,9 +181,6 @@ gtest_row "test: GPU decoding vs CPU" "$BUILD/tests/test_infer" 'CudaDecode.*' 0
 export HESSGPT_ATTN_WARPS=8
 gtest_row "test: attention, 8-warp blocks" "$BUILD/tests/test_backend" 'CudaAttention.*:CudaOps.Attention*' 0
 unset HESSGPT_ATTN_WARPS
-export HESSGPT_ATTN_IMPL=direct
-gtest_row "test: attention, direct kernels" "$BUILD/tests/test_backend" 'CudaAttention.*:CudaOps.Attention*' 0
-unset HESSGPT_ATTN_IMPL
 
 # A tool's verdict apart from the tests': --error-exitcode 9 marks what the
 # sanitizer found; any other non-zero status is a failing test (its own row
@@ -250,8 +247,6 @@ bench_pair() {  # model batch seq steps
     bench_row "$model" "$batch" "$seq" "$steps" "$precision" "$precision" "${BENCH_FLAGS:-}"
   done
   if [[ " ${AB_MODELS:-$model} " == *" $model "* ]]; then
-  [[ ${ATTN_IMPL_AB:-0} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-direct-attention \
-      "${BENCH_FLAGS:-}" HESSGPT_ATTN_IMPL=direct
   [[ ${ATTN_AB:-0} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-fp32-attention \
       "${BENCH_FLAGS:-}" HESSGPT_ATTENTION=fp32
   [[ ${PAD_AB:-0} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-no-padding \
@@ -316,7 +311,6 @@ models=${BENCH_MODELS:-model1 model2 small}
 [[ $quick == 1 ]] && models=small
 [[ " $models " == *" model1 "* ]] && ops_rows model1 32 1024
 [[ " $models " == *" model1 "* && ${ATTN_WARPS_AB:-0} == 1 ]] && ops_rows model1 32 1024 attention-8-warps HESSGPT_ATTN_WARPS=8
-[[ " $models " == *" model1 "* && ${ATTN_IMPL_AB:-0} == 1 ]] && ops_rows model1 32 1024 direct-attention HESSGPT_ATTN_IMPL=direct
 for m in ${DECODE_MODELS-model1 model2}; do decode_row "$m"; done
 for m in $models; do
   case $m in

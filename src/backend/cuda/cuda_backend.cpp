@@ -383,15 +383,6 @@ bool CudaBackend::attention_on_tensor_cores() const {
   return matmul_precision_ == MatmulPrecision::BF16 && !forced_fp32;
 }
 
-// HESSGPT_ATTN_IMPL=direct: the first tensor-core kernels (attention_mma_direct.cu).
-static bool direct_attention() {
-  static const bool direct = [] {
-    const char* e = std::getenv("HESSGPT_ATTN_IMPL");
-    return e && std::string_view(e) == "direct";
-  }();
-  return direct;
-}
-
 void CudaBackend::attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q,
                                     const Tensor& k, const Tensor& v, double scale,
                                     int64_t q_pos0) {
@@ -409,10 +400,7 @@ void CudaBackend::attention_forward(const Tensor& out, const Tensor& lse, const 
   check_same(out, q, "attention out");
   HG_CHECK(lse.numel() == b * h * tq, "attention lse shape");
   check_head_dim(d);
-  if (attention_on_tensor_cores() && direct_attention()) {
-    cuda::attention_mma_direct_forward(f32(out), f32(lse), f32(q), f32(k), f32(v), b, tq, tk, h,
-                                       kv, d, static_cast<float>(scale), q_pos0, s_->stream);
-  } else if (attention_on_tensor_cores()) {
+  if (attention_on_tensor_cores()) {
     void* pack = s_->get(kAttnPack, cuda::attention_mma_scratch_bytes(b, tq, tk, h, kv, d, false));
     cuda::attention_mma_forward(f32(out), f32(lse), f32(q), f32(k), f32(v), b, tq, tk, h, kv, d,
                                 static_cast<float>(scale), q_pos0, pack, s_->stream);
@@ -441,11 +429,7 @@ void CudaBackend::attention_backward(const Tensor& dq, const Tensor& dk, const T
   check_head_dim(d);
   auto* delta = static_cast<float*>(
       s_->get(kAttnDelta, sizeof(float) * static_cast<size_t>(std::max<int64_t>(b * h * t, 1))));
-  if (attention_on_tensor_cores() && direct_attention()) {
-    cuda::attention_mma_direct_backward(f32(dq), f32(dk), f32(dv), delta, f32(dout), f32(q),
-                                        f32(k), f32(v), f32(out), f32(lse), b, t, h, kv, d,
-                                        static_cast<float>(scale), s_->stream);
-  } else if (attention_on_tensor_cores()) {
+  if (attention_on_tensor_cores()) {
     void* pack = s_->get(kAttnPack, cuda::attention_mma_scratch_bytes(b, t, t, h, kv, d, true));
     cuda::attention_mma_backward(f32(dq), f32(dk), f32(dv), delta, f32(dout), f32(q), f32(k),
                                  f32(v), f32(out), f32(lse), b, t, h, kv, d,

@@ -83,18 +83,6 @@ void attention_mma_backward(float* dq, float* dk, float* dv, float* delta, const
                             const float* lse, int64_t b, int64_t t, int64_t h, int64_t kv,
                             int64_t d, float scale, void* scratch, cudaStream_t stream);
 
-// attention_mma_direct.cu: the first tensor-core kernels (no pack pass), kept
-// for A/B while the packed ones are new (HESSGPT_ATTN_IMPL=direct).
-void attention_mma_direct_forward(float* out, float* lse, const float* q, const float* k,
-                                  const float* v, int64_t b, int64_t tq, int64_t tk, int64_t h,
-                                  int64_t kv, int64_t d, float scale, int64_t q_pos0,
-                                  cudaStream_t stream);
-void attention_mma_direct_backward(float* dq, float* dk, float* dv, float* delta,
-                                   const float* dout, const float* q, const float* k,
-                                   const float* v, const float* out, const float* lse, int64_t b,
-                                   int64_t t, int64_t h, int64_t kv, int64_t d, float scale,
-                                   cudaStream_t stream);
-
 // ---- cross_entropy.cu -------------------------------------------------------
 void softcap(float* logits, int64_t rows, int64_t v, float cap, cudaStream_t stream);
 // As cpu::softcap_cross_entropy; a target outside [0, v) other than -100
