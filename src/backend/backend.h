@@ -50,7 +50,8 @@ class Backend {
 
   // ---- dense algebra ------------------------------------------------------
   // c[M,N] = alpha * op(a) op(b) + beta * c, op = transpose when the flag is set.
-  // a, b, c are 2-D readings (rows(), cols()) of their tensors.
+  // a, b, c are 2-D readings (rows(), cols()) of their tensors. c may be BF16
+  // (storage only) with F32 a, b and beta = 0: the F32 product, rounded.
   virtual void matmul(const Tensor& c, const Tensor& a, bool trans_a, const Tensor& b,
                       bool trans_b, float alpha, float beta) = 0;
 
@@ -95,7 +96,8 @@ class Backend {
                                   const Tensor& v, const Tensor& out, const Tensor& lse,
                                   double scale) = 0;
 
-  // ---- SwiGLU: out = silu(gate) * up --------------------------------------
+  // ---- SwiGLU: out = silu(gate) * up; gate and up may both be BF16 (read as
+  // float; everything else F32) -------------------------------------------
   virtual void swiglu_forward(const Tensor& out, const Tensor& gate, const Tensor& up) = 0;
   virtual void swiglu_backward(const Tensor& dgate, const Tensor& dup, const Tensor& dout,
                                const Tensor& gate, const Tensor& up) = 0;

@@ -53,7 +53,10 @@ const std::vector<Setting>& settings() {
       {"--seed", &C::seed, "Seed (initialisation and data order)"},
       {"--recompute", &C::recompute,
        "Selective activation recomputation: ~39 % less activation memory, a few more "
-       "element-wise passes"}};
+       "element-wise passes"},
+      {"--bf16-ffn", &C::bf16_ffn,
+       "Keep the FFN's gate/up activations in BF16 (for --precision bf16 runs): ~27 % less "
+       "activation memory"}};
   return k;
 }
 

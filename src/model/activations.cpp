@@ -26,6 +26,7 @@ class Carver {
   }
   Tensor take(std::initializer_list<int64_t> dims) { return take(dims, dtype_); }
   size_t offset() const { return offset_; }
+  DType dtype() const { return dtype_; }
   // Tensors taken after rewinding overlay those taken since `offset`.
   void rewind(size_t offset) { offset_ = offset; }
 
@@ -35,8 +36,10 @@ class Carver {
   size_t offset_ = 0;
 };
 
-Activations carve(const ModelConfig& c, Carver& cv, int64_t b, int64_t t, bool training,
-                  const LoraShape& lora, bool recompute) {
+Activations carve(const ModelConfig& c, Carver& cv, int64_t b, int64_t t,
+                  const ArenaOptions& o) {
+  const bool training = o.training;
+  const LoraShape& lora = o.lora;
   const int64_t n = b * t, d = c.hidden_size, h = c.num_attention_heads,
                 kv = c.num_key_value_heads, hd = c.head_dim, ffn = c.intermediate_size;
   Activations a;
@@ -45,7 +48,8 @@ Activations carve(const ModelConfig& c, Carver& cv, int64_t b, int64_t t, bool t
   a.head_chunk = head_chunk_rows(n, c.vocab_size);
   a.ids = cv.take({n}, DType::I32);
   a.targets = cv.take({n}, DType::I32);
-  a.shared = recompute || !training;
+  a.shared = o.recompute || !training;
+  a.bf16_ffn = o.bf16_ffn;
   LayerActivations shared;
   if (a.shared) {
     shared.ln1 = cv.take({n, d});
@@ -75,8 +79,8 @@ Activations carve(const ModelConfig& c, Carver& cv, int64_t b, int64_t t, bool t
     la.mid = cv.take({n, d});
     la.ln2 = own(shared.ln2, {n, d});
     la.rstd2 = cv.take({n});
-    la.gate = cv.take({n, ffn});
-    la.up = cv.take({n, ffn});
+    la.gate = cv.take({n, ffn}, o.bf16_ffn ? DType::BF16 : cv.dtype());  // see ArenaOptions
+    la.up = cv.take({n, ffn}, o.bf16_ffn ? DType::BF16 : cv.dtype());
     la.act = own(shared.act, {n, ffn});
     for (int k = 0; k < kLoraTargets; ++k)
       if (lora.rank > 0 && lora.mask[static_cast<size_t>(k)]) la.lora_u[static_cast<size_t>(k)] = cv.take({n, lora.rank});
@@ -117,17 +121,16 @@ Activations carve(const ModelConfig& c, Carver& cv, int64_t b, int64_t t, bool t
 }  // namespace
 
 size_t activation_bytes(const ModelConfig& config, int64_t batch, int64_t seq, DType dtype,
-                        bool training, const LoraShape& lora, bool recompute) {
+                        const ArenaOptions& options) {
   Carver cv(nullptr, dtype);
-  carve(config, cv, batch, seq, training, lora, recompute);
+  carve(config, cv, batch, seq, options);
   return cv.offset();
 }
 
 Activations layout_activations(const ModelConfig& config, const Buffer& buffer, int64_t batch,
-                               int64_t seq, DType dtype, bool training, const LoraShape& lora,
-                               bool recompute) {
+                               int64_t seq, DType dtype, const ArenaOptions& options) {
   Carver cv(&buffer, dtype);
-  return carve(config, cv, batch, seq, training, lora, recompute);
+  return carve(config, cv, batch, seq, options);
 }
 
 }  // namespace hessgpt

@@ -52,6 +52,7 @@ struct LoraShape {
 struct Activations {
   int64_t batch = 0, seq = 0, head_chunk = 0;
   bool shared = false;  // ln1, q, k, ln2, act are one copy for all layers
+  bool bf16_ffn = false;  // gate, up are BF16
   Tensor ids, targets;  // [N] I32
   std::vector<LayerActivations> layers;
   Tensor output;        // [N, C] residual after the last block
@@ -72,16 +73,26 @@ struct Activations {
   Tensor lora_du;                    // [N, r]
 };
 
+// What the arena holds besides the config and the batch shape.
+struct ArenaOptions {
+  bool training = true;    // backward scratch too
+  LoraShape lora;          // the adapters' intermediates
+  bool recompute = false;  // selective recomputation (above)
+  // gate and up, the two widest tensors a layer keeps (2 x FFN per token),
+  // stored in BF16: they only feed SwiGLU, which reads them as float. Not with
+  // LoRA adapters on gate or up (their products accumulate into the output).
+  bool bf16_ffn = false;
+};
+
 // Rows of the logits processed at once: bounds head memory to ~256 MiB at V = 32k.
 int64_t head_chunk_rows(int64_t rows, int64_t vocab);
 
 // Bytes the arena needs (training keeps backward scratch; inference does not).
 size_t activation_bytes(const ModelConfig& config, int64_t batch, int64_t seq, DType dtype,
-                        bool training, const LoraShape& lora = {}, bool recompute = false);
+                        const ArenaOptions& options);
 
 // Carves the arena out of buffer (which must hold activation_bytes()).
 Activations layout_activations(const ModelConfig& config, const Buffer& buffer, int64_t batch,
-                               int64_t seq, DType dtype, bool training, const LoraShape& lora = {},
-                               bool recompute = false);
+                               int64_t seq, DType dtype, const ArenaOptions& options);
 
 }  // namespace hessgpt

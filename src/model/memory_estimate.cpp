@@ -5,26 +5,35 @@
 namespace hessgpt {
 
 TrainingMemory estimate_training_memory(const ModelConfig& config, int64_t batch, int64_t seq,
-                                        DType dtype, bool recompute) {
+                                        DType dtype, bool recompute, bool bf16_ffn) {
   TrainingMemory m;
   const size_t params = static_cast<size_t>(config.parameter_count());
   m.weights = params * dtype_size(dtype);
   m.gradients = params * dtype_size(dtype);
   m.optimizer = 2 * params * dtype_size(dtype);
-  m.activations = activation_bytes(config, batch, seq, dtype, true, {}, recompute);
+  ArenaOptions o;
+  o.recompute = recompute;
+  o.bf16_ffn = bf16_ffn;
+  m.activations = activation_bytes(config, batch, seq, dtype, o);
   return m;
 }
 
 TrainingMemory estimate_lora_training_memory(const ModelConfig& config, const LoraConfig& lora,
                                              int64_t batch, int64_t seq, DType dtype,
-                                             bool recompute) {
+                                             bool recompute, bool bf16_ffn) {
   TrainingMemory m;
   const size_t adapters = static_cast<size_t>(make_lora_layout(config, lora).params.total);
   m.weights = (static_cast<size_t>(config.parameter_count()) + adapters) * dtype_size(dtype);
   m.gradients = adapters * dtype_size(dtype);
   m.optimizer = 2 * adapters * dtype_size(dtype);
-  m.activations = activation_bytes(config, batch, seq, dtype, true,
-                                   {lora.rank, lora.target_mask()}, recompute);
+  ArenaOptions o;
+  o.lora = {lora.rank, lora.target_mask()};
+  o.recompute = recompute;
+  // Adapters on gate or up accumulate into those outputs: they stay F32.
+  const auto mask = lora.target_mask();
+  o.bf16_ffn = bf16_ffn && !mask[static_cast<size_t>(LoraTarget::Gate)] &&
+               !mask[static_cast<size_t>(LoraTarget::Up)];
+  m.activations = activation_bytes(config, batch, seq, dtype, o);
   return m;
 }
 

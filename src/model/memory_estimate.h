@@ -7,6 +7,7 @@
 
 #include "core/model_config.h"
 #include "core/tensor.h"
+#include "model/activations.h"
 #include "model/lora.h"
 
 namespace hessgpt {
@@ -19,14 +20,15 @@ struct TrainingMemory {
   size_t total() const { return weights + gradients + optimizer + activations; }
 };
 
-// recompute: selective activation recomputation (Model::set_recompute).
+// recompute and bf16_ffn: Model::set_recompute and Model::set_bf16_ffn.
 TrainingMemory estimate_training_memory(const ModelConfig& config, int64_t batch, int64_t seq,
-                                        DType dtype = DType::F32, bool recompute = false);
+                                        DType dtype = DType::F32, bool recompute = false,
+                                        bool bf16_ffn = false);
 
 // LoRA fine-tuning: the frozen base has no gradients or optimizer state; the
 // adapters have both, and the arena keeps each adapter's x A^T.
 TrainingMemory estimate_lora_training_memory(const ModelConfig& config, const LoraConfig& lora,
                                              int64_t batch, int64_t seq, DType dtype = DType::F32,
-                                             bool recompute = false);
+                                             bool recompute = false, bool bf16_ffn = false);
 
 }  // namespace hessgpt

@@ -103,25 +103,36 @@ void Model::ensure_rope(int64_t positions) {
   rope_positions_ = positions;
 }
 
+bool Model::bf16_ffn() const {
+  if (!bf16_ffn_ || dtype_ != DType::F32 || !backend_.supports(DType::BF16)) return false;
+  if (!has_lora()) return true;
+  const auto mask = lora_config_.target_mask();
+  return !mask[static_cast<size_t>(LoraTarget::Gate)] && !mask[static_cast<size_t>(LoraTarget::Up)];
+}
+
 void Model::prepare(const int32_t* ids, const int32_t* targets, int64_t batch, int64_t seq,
                     bool training) {
   HG_CHECK(batch > 0 && seq > 0, "empty batch");
-  // Evaluation runs in any layout; training needs a training one whose
-  // sharing matches the recomputation setting.
+  ArenaOptions want;
+  want.training = training;
+  if (has_lora()) want.lora = {lora_rank_, lora_config_.target_mask()};
+  want.recompute = recompute_;
+  want.bf16_ffn = bf16_ffn();
+  // Evaluation runs in any layout of its shape (it only needs BF16 gate/up
+  // storage to match); training needs a training one whose sharing matches.
   const bool same_layout = arena_.data() && acts_.batch == batch && acts_.seq == seq &&
+                           acts_.bf16_ffn == want.bf16_ffn &&
                            (!training || (arena_training_ && acts_.shared == recompute_));
   if (!same_layout) {
     // Fine-tuning pads each batch to its own length, so the shape changes
     // nearly every step. The arena only grows: re-carving the old buffer
     // spares a fresh allocation (and the kernel zeroing its pages) per step.
-    LoraShape lora;
-    if (has_lora()) lora = {lora_rank_, lora_config_.target_mask()};
-    const size_t bytes = activation_bytes(config_, batch, seq, dtype_, training, lora, recompute_);
+    const size_t bytes = activation_bytes(config_, batch, seq, dtype_, want);
     if (!arena_.data() || bytes > arena_.bytes()) {
       arena_ = Buffer();  // free first: the old arena may be large
       arena_ = Buffer(&backend_, bytes);
     }
-    acts_ = layout_activations(config_, arena_, batch, seq, dtype_, training, lora, recompute_);
+    acts_ = layout_activations(config_, arena_, batch, seq, dtype_, want);
     arena_training_ = training;
   }
   ensure_rope(seq);

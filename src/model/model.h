@@ -90,6 +90,11 @@ class Model {
   // the next pass.
   void set_recompute(bool on) { recompute_ = on; }
   bool recompute() const { return recompute_; }
+  // gate/up activations stored in BF16 (ArenaOptions::bf16_ffn): half the
+  // memory of the two widest tensors; SwiGLU reads them as float. Off where
+  // LoRA adapts gate or up. Takes effect at the next pass.
+  void set_bf16_ffn(bool on) { bf16_ffn_ = on; }
+  bool bf16_ffn() const;
 
   // The arena currently allocated, in bytes.
   size_t activation_arena_bytes() const { return arena_.bytes(); }
@@ -131,6 +136,7 @@ class Model {
   Activations acts_;
   bool arena_training_ = false;
   bool recompute_ = false;
+  bool bf16_ffn_ = false;
   Buffer rope_buffer_;
   Tensor rope_cos_, rope_sin_;
   int64_t rope_positions_ = 0;

@@ -104,7 +104,7 @@ class PretrainRun {
 
 void PretrainRun::check_memory(const ModelConfig& mc) const {
   const TrainingMemory mem =
-      estimate_training_memory(mc, cfg_.batch, cfg_.seq, DType::F32, cfg_.recompute);
+      estimate_training_memory(mc, cfg_.batch, cfg_.seq, DType::F32, cfg_.recompute, cfg_.bf16_ffn);
   const double gib = 1024.0 * 1024.0 * 1024.0;
   const size_t avail = available_memory_bytes();
   log_info("memory needed: ", mem.total() / gib, " GiB (weights ", mem.weights / gib,
@@ -189,6 +189,7 @@ PretrainResult PretrainRun::run() {
 
   model_ = std::make_unique<Model>(mc, backend_);
   model_->set_recompute(cfg_.recompute);
+  model_->set_bf16_ffn(cfg_.bf16_ffn);
   model_->init_random(cfg_.seed);
   AdamWConfig oc{cfg_.beta1, cfg_.beta2, cfg_.eps, cfg_.weight_decay, cfg_.clip_norm};
   opt_ = std::make_unique<AdamW>(*model_, oc);

@@ -35,6 +35,7 @@ struct PretrainConfig {
   int64_t log_every = 1;
   uint64_t seed = 1234;
   bool recompute = false;       // selective activation recomputation (Model::set_recompute)
+  bool bf16_ffn = false;        // gate/up activations in BF16 (Model::set_bf16_ffn)
   int max_bad_steps = 5;        // consecutive non-finite steps before giving up
   int64_t stop_after = 0;       // stop (as if killed) after this step; for tests
   bool resume = false;          // informational: resuming is automatic

@@ -126,6 +126,7 @@ SftResult run_sft(const SftConfig& cfg, Backend& backend) {
 
   Model model(mc, backend);
   model.set_recompute(cfg.recompute);
+  model.set_bf16_ffn(cfg.bf16_ffn);
   load_model_weights(model, (fs::path(cfg.base_dir) / "model.safetensors").string());
   if (!cfg.full) {
     LoraConfig lc;

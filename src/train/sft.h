@@ -43,6 +43,7 @@ struct SftConfig {
   int keep_last = 3;
   uint64_t seed = 1234;
   bool recompute = false;      // selective activation recomputation (Model::set_recompute)
+  bool bf16_ffn = false;       // gate/up activations in BF16 (Model::set_bf16_ffn)
   int64_t stop_after = 0;      // stop as if interrupted (tests)
 
   void validate() const;

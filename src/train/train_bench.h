@@ -21,9 +21,9 @@ struct TrainBenchResult {
 // Training FLOPs per token: 6 x (non-embedding params + tied head) + causal attention.
 double training_flops_per_token(const ModelConfig& config, int64_t seq);
 
-// recompute: selective activation recomputation (Model::set_recompute).
+// recompute, bf16_ffn: Model::set_recompute, Model::set_bf16_ffn.
 TrainBenchResult run_train_bench(const ModelConfig& config, Backend& backend, int64_t batch,
                                  int64_t seq, int64_t steps, int64_t warmup, uint64_t seed,
-                                 bool recompute = false);
+                                 bool recompute = false, bool bf16_ffn = false);
 
 }  // namespace hessgpt

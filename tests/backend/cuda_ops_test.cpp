@@ -431,6 +431,48 @@ TEST_F(CudaOps, SwiGluForwardAndBackward) {
   expect_outputs_close(run(*gpu_), run(cpu_), 1e-6, "swiglu");
 }
 
+// BF16 as storage (backend.h): SwiGLU reading BF16 gate/up, and a matmul
+// writing a BF16 output, against the CPU backend's same ops. The matmul's F32
+// products differ by summation order (~1e-6), which can move a rounding by one
+// BF16 step (2^-8) on rare elements: 1e-3 in L2 still catches any real error.
+TEST_F(CudaOps, Bf16StorageSwigluAndMatmulOutput) {
+  const int64_t n = 4097;
+  std::vector<uint16_t> g16(n), u16(n);
+  const Vec gate = random_floats(n, 28, 3.0), up = random_floats(n, 29), dout = random_floats(n, 30);
+  for (int64_t i = 0; i < n; ++i) {
+    g16[i] = float_to_bf16(gate[i]);
+    u16[i] = float_to_bf16(up[i]);
+  }
+  auto on16 = [&](Backend& be, const std::vector<uint16_t>& v, std::initializer_list<int64_t> dims) {
+    buffers_.emplace_back(&be, v.size() * sizeof(uint16_t));
+    Tensor t = buffers_.back().tensor(DType::BF16, dims);
+    be.copy_from_host(t, v.data());
+    return t;
+  };
+  auto swiglu = [&](Backend& be) {
+    const Tensor g = on16(be, g16, {n}), u = on16(be, u16, {n});
+    const Tensor out = on(be, poison(n), {n});
+    be.swiglu_forward(out, g, u);
+    const Tensor dg = on(be, poison(n), {n}), du = on(be, poison(n), {n});
+    be.swiglu_backward(dg, du, on(be, dout, {n}), g, u);
+    return Outputs{{"out", host(be, out)}, {"dgate", host(be, dg)}, {"dup", host(be, du)}};
+  };
+  expect_outputs_close(swiglu(*gpu_), swiglu(cpu_), 1e-6, "swiglu with bf16 gate/up");
+
+  const int64_t m = 33, cols = 3413 % 97, k = 171;  // an odd width: the staged path
+  const Vec a = random_floats(m * k, 4), b = random_floats(cols * k, 5);
+  auto product = [&](Backend& be) {
+    const Tensor c = on16(be, std::vector<uint16_t>(m * cols, 0xffff), {m, cols});
+    be.matmul(c, on(be, a, {m, k}), false, on(be, b, {cols, k}), true, 1.0f, 0.0f);
+    std::vector<uint16_t> r(m * cols);
+    be.copy_to_host(r.data(), c);
+    Vec f(r.size());
+    for (size_t i = 0; i < r.size(); ++i) f[i] = bf16_to_float(r[i]);
+    return f;
+  };
+  expect_close(product(*gpu_), product(cpu_), 1e-3, "matmul with a bf16 output");
+}
+
 TEST_F(CudaOps, SoftcapAndFusedCrossEntropy) {
   const int64_t r = 9, v = 32008 % 1001;  // odd vocabulary width
   std::vector<int32_t> targets = {3, -100, static_cast<int32_t>(v - 1), 0, 5, -100, 17, 200, 1};

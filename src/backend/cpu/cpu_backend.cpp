@@ -46,9 +46,10 @@ bool CpuBackend::supports_matmul_precision(MatmulPrecision p) const {
   return p == MatmulPrecision::FP32 || cpu::Bf16Matmul::compiled();
 }
 
+// BF16 is a storage type here: matmul outputs and SwiGLU inputs (backend.h).
 bool CpuBackend::supports(DType dtype) const {
   return dtype == DType::F32 || dtype == DType::F64 || dtype == DType::I32 ||
-         dtype == DType::U16;
+         dtype == DType::U16 || dtype == DType::BF16;
 }
 
 void CpuBackend::set_threads(int threads) {
@@ -103,6 +104,16 @@ void CpuBackend::matmul(const Tensor& c, const Tensor& a, bool trans_a, const Te
   check_cpu(c, "matmul C");
   check_cpu(a, "matmul A");
   check_cpu(b, "matmul B");
+  if (c.dtype == DType::BF16) {
+    // The F32 product into scratch, then rounded (backend.h).
+    HG_CHECK(a.dtype == DType::F32 && b.dtype == DType::F32, "a BF16 matmul output needs F32 operands");
+    HG_CHECK(beta == 0.0f, "a BF16 matmul output cannot accumulate (beta must be 0)");
+    bf16_out_.resize(static_cast<size_t>(c.numel()));
+    const Tensor staged(bf16_out_.data(), DType::F32, Device::CPU, {c.rows(), c.cols()});
+    matmul(staged, a, trans_a, b, trans_b, alpha, 0.0f);
+    cpu::to_bf16(c.as<uint16_t>(), bf16_out_.data(), c.numel());
+    return;
+  }
   HG_CHECK(a.dtype == c.dtype && b.dtype == c.dtype, "matmul dtype mismatch");
   const int64_t m = trans_a ? a.cols() : a.rows();
   const int64_t k = trans_a ? a.rows() : a.cols();
@@ -256,8 +267,13 @@ void CpuBackend::attention_backward(const Tensor& dq, const Tensor& dk, const Te
 }
 
 void CpuBackend::swiglu_forward(const Tensor& out, const Tensor& gate, const Tensor& up) {
-  check_same(out, gate, "swiglu");
   check_same(up, gate, "swiglu");
+  if (gate.dtype == DType::BF16) {
+    HG_CHECK(out.dtype == DType::F32 && out.numel() == gate.numel(), "swiglu: BF16 gate/up need an F32 output of their size");
+    cpu::swiglu_forward_bf16(out.as<float>(), gate.as<uint16_t>(), up.as<uint16_t>(), out.numel());
+    return;
+  }
+  check_same(out, gate, "swiglu");
   dispatch_float(out.dtype, [&](auto tag) {
     using T = decltype(tag);
     cpu::swiglu_forward<T>(out.as<T>(), gate.as<T>(), up.as<T>(), out.numel());
@@ -266,6 +282,15 @@ void CpuBackend::swiglu_forward(const Tensor& out, const Tensor& gate, const Ten
 
 void CpuBackend::swiglu_backward(const Tensor& dgate, const Tensor& dup, const Tensor& dout,
                                  const Tensor& gate, const Tensor& up) {
+  if (gate.dtype == DType::BF16) {
+    check_same(up, gate, "swiglu_backward");
+    for (const Tensor* t : {&dgate, &dup, &dout})
+      HG_CHECK(t->dtype == DType::F32 && t->numel() == gate.numel(),
+               "swiglu_backward: BF16 gate/up need F32 gradients of their size");
+    cpu::swiglu_backward_bf16(dgate.as<float>(), dup.as<float>(), dout.as<float>(),
+                              gate.as<uint16_t>(), up.as<uint16_t>(), gate.numel());
+    return;
+  }
   check_same(dgate, gate, "swiglu_backward");
   check_same(dup, up, "swiglu_backward");
   dispatch_float(gate.dtype, [&](auto tag) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <vector>
 
 #include "backend/backend.h"
 #include "backend/cpu/matmul_bf16.h"
@@ -66,6 +67,7 @@ class CpuBackend final : public Backend {
  private:
   int threads_ = 1;
   std::unique_ptr<cpu::Bf16Matmul> bf16_;  // created on first BF16 product
+  std::vector<float> bf16_out_;            // F32 product staged for a BF16 output
 };
 
 }  // namespace hessgpt

@@ -2,6 +2,7 @@
 #include <cmath>
 
 #include "backend/cpu/kernels.h"
+#include "core/bf16.h"
 #include "backend/cpu/parallel.h"
 #include "backend/cpu/vec_math.h"
 
@@ -54,6 +55,25 @@ void swiglu_backward(T* dgate, T* dup, const T* dout, const T* gate, const T* up
     const T silu = g * sig;
     dup[i] = dout[i] * silu;
     dgate[i] = dout[i] * up[i] * sig * (T(1) + g * (T(1) - sig));
+  }
+}
+
+void swiglu_forward_bf16(float* out, const uint16_t* gate, const uint16_t* up, int64_t n) {
+#pragma omp parallel for simd schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = bf16_to_float(gate[i]);
+    out[i] = g / (1.0f + vexp(-g)) * bf16_to_float(up[i]);
+  }
+}
+
+void swiglu_backward_bf16(float* dgate, float* dup, const float* dout, const uint16_t* gate,
+                          const uint16_t* up, int64_t n) {
+#pragma omp parallel for simd schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = bf16_to_float(gate[i]), u = bf16_to_float(up[i]);
+    const float sig = 1.0f / (1.0f + vexp(-g));
+    dup[i] = dout[i] * g * sig;
+    dgate[i] = dout[i] * u * sig * (1.0f + g * (1.0f - sig));
   }
 }
 

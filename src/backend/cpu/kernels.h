@@ -23,6 +23,10 @@ template <typename T> void fill(T* x, T value, int64_t n);
 template <typename T> void swiglu_forward(T* out, const T* gate, const T* up, int64_t n);
 template <typename T>
 void swiglu_backward(T* dgate, T* dup, const T* dout, const T* gate, const T* up, int64_t n);
+// BF16 gate/up (storage), float out and gradients.
+void swiglu_forward_bf16(float* out, const uint16_t* gate, const uint16_t* up, int64_t n);
+void swiglu_backward_bf16(float* dgate, float* dup, const float* dout, const uint16_t* gate,
+                          const uint16_t* up, int64_t n);
 
 // ---- embedding.cpp: out[N,C] = table[ids]; dtable[V,C] += scatter(dout) ---
 // Ids are checked against V; an out-of-range id throws Error.

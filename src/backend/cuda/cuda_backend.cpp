@@ -58,7 +58,7 @@ int cuda_device_count() {
 // of one op share memory. All work is on one stream, so a buffer is free for
 // the next op as soon as the previous op is enqueued.
 enum ScratchSlot {
-  kReducePartials, kDwPartials, kAttnDelta, kAttnPack, kEmbeddingRuns, kFlags, kSlots
+  kReducePartials, kDwPartials, kAttnDelta, kAttnPack, kBf16Out, kEmbeddingRuns, kFlags, kSlots
 };
 
 struct CudaBackend::State {
@@ -200,6 +200,18 @@ void CudaBackend::synchronize() { HG_CUDA_CHECK(cudaStreamSynchronize(s_->stream
 
 void CudaBackend::matmul(const Tensor& c, const Tensor& a, bool trans_a, const Tensor& b,
                          bool trans_b, float alpha, float beta) {
+  if (c.dtype == DType::BF16) {
+    // The F32 product into scratch, then rounded (backend.h): the same two
+    // steps as an F32 output plus to_bf16, so nothing new on the GPU.
+    HG_CHECK(c.device == Device::CUDA && c.data, "matmul C is not a CUDA tensor");
+    HG_CHECK(beta == 0.0f, "a BF16 matmul output cannot accumulate (beta must be 0)");
+    auto* staged = static_cast<float*>(s_->get(kBf16Out, sizeof(float) * static_cast<size_t>(c.numel())));
+    matmul(Tensor(staged, DType::F32, Device::CUDA, {c.rows(), c.cols()}), a, trans_a, b, trans_b,
+           alpha, 0.0f);
+    cuda::to_bf16(static_cast<uint16_t*>(c.data), c.cols(), c.rows(), staged, c.cols(), c.rows(),
+                  c.cols(), s_->stream);
+    return;
+  }
   check_f32(c, "matmul C");
   check_f32(a, "matmul A");
   check_f32(b, "matmul B");
@@ -444,6 +456,14 @@ void CudaBackend::attention_backward(const Tensor& dq, const Tensor& dk, const T
 // ---- SwiGLU ---------------------------------------------------------------------
 
 void CudaBackend::swiglu_forward(const Tensor& out, const Tensor& gate, const Tensor& up) {
+  if (gate.dtype == DType::BF16) {
+    check_f32(out, "swiglu out");
+    check_same(up, gate, "swiglu");
+    HG_CHECK(gate.device == Device::CUDA && out.numel() == gate.numel(), "swiglu shapes");
+    cuda::swiglu_forward_bf16(f32(out), static_cast<const uint16_t*>(gate.data),
+                              static_cast<const uint16_t*>(up.data), out.numel(), s_->stream);
+    return;
+  }
   check_f32(out, "swiglu out");
   check_f32(gate, "swiglu gate");
   check_f32(up, "swiglu up");
@@ -454,6 +474,17 @@ void CudaBackend::swiglu_forward(const Tensor& out, const Tensor& gate, const Te
 
 void CudaBackend::swiglu_backward(const Tensor& dgate, const Tensor& dup, const Tensor& dout,
                                   const Tensor& gate, const Tensor& up) {
+  if (gate.dtype == DType::BF16) {
+    for (const Tensor* t : {&dgate, &dup, &dout}) check_f32(*t, "swiglu_backward operand");
+    check_same(up, gate, "swiglu_backward");
+    HG_CHECK(gate.device == Device::CUDA && dgate.numel() == gate.numel() &&
+                 dup.numel() == gate.numel() && dout.numel() == gate.numel(),
+             "swiglu_backward shapes");
+    cuda::swiglu_backward_bf16(f32(dgate), f32(dup), f32(dout),
+                               static_cast<const uint16_t*>(gate.data),
+                               static_cast<const uint16_t*>(up.data), gate.numel(), s_->stream);
+    return;
+  }
   for (const Tensor* t : {&dgate, &dup, &dout, &gate, &up}) check_f32(*t, "swiglu_backward operand");
   check_same(dgate, gate, "swiglu_backward");
   check_same(dup, up, "swiglu_backward");

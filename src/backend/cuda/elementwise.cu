@@ -39,21 +39,27 @@ __global__ void sum_partials(double* result, const double* partials, int64_t par
   if (threadIdx.x == 0) *result = s;
 }
 
-// silu(g) = g * sigmoid(g); d silu/dg = sigmoid(g) * (1 + g * (1 - sigmoid(g)))
-__global__ void swiglu_forward_kernel(float* out, const float* gate, const float* up, int64_t n) {
+__device__ __forceinline__ float as_float(float x) { return x; }
+__device__ __forceinline__ float as_float(__nv_bfloat16 x) { return __bfloat162float(x); }
+
+// silu(g) = g * sigmoid(g); d silu/dg = sigmoid(g) * (1 + g * (1 - sigmoid(g))).
+// gate/up are F32 or BF16 (storage); the arithmetic is F32.
+template <typename In>
+__global__ void swiglu_forward_kernel(float* out, const In* gate, const In* up, int64_t n) {
   for (int64_t i = global_thread(); i < n; i += grid_stride()) {
-    const float g = gate[i];
-    out[i] = g / (1.0f + expf(-g)) * up[i];
+    const float g = as_float(gate[i]);
+    out[i] = g / (1.0f + expf(-g)) * as_float(up[i]);
   }
 }
 
+template <typename In>
 __global__ void swiglu_backward_kernel(float* dgate, float* dup, const float* dout,
-                                       const float* gate, const float* up, int64_t n) {
+                                       const In* gate, const In* up, int64_t n) {
   for (int64_t i = global_thread(); i < n; i += grid_stride()) {
-    const float g = gate[i];
+    const float g = as_float(gate[i]);
     const float sig = 1.0f / (1.0f + expf(-g));
     const float d = dout[i];
-    const float u = up[i];  // read before writing: dup may alias up's storage
+    const float u = as_float(up[i]);  // read before writing: dup may alias up's storage
     dup[i] = d * g * sig;
     dgate[i] = d * u * sig * (1.0f + g * (1.0f - sig));
   }
@@ -105,12 +111,26 @@ void sum_squares(double* result, double* partials, const float* x, int64_t n,
 
 void swiglu_forward(float* out, const float* gate, const float* up, int64_t n,
                     cudaStream_t stream) {
-  launch_elementwise(n, stream, swiglu_forward_kernel, out, gate, up, n);
+  launch_elementwise(n, stream, swiglu_forward_kernel<float>, out, gate, up, n);
+}
+
+void swiglu_forward_bf16(float* out, const uint16_t* gate, const uint16_t* up, int64_t n,
+                         cudaStream_t stream) {
+  launch_elementwise(n, stream, swiglu_forward_kernel<__nv_bfloat16>, out,
+                     reinterpret_cast<const __nv_bfloat16*>(gate),
+                     reinterpret_cast<const __nv_bfloat16*>(up), n);
 }
 
 void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate,
                      const float* up, int64_t n, cudaStream_t stream) {
-  launch_elementwise(n, stream, swiglu_backward_kernel, dgate, dup, dout, gate, up, n);
+  launch_elementwise(n, stream, swiglu_backward_kernel<float>, dgate, dup, dout, gate, up, n);
+}
+
+void swiglu_backward_bf16(float* dgate, float* dup, const float* dout, const uint16_t* gate,
+                          const uint16_t* up, int64_t n, cudaStream_t stream) {
+  launch_elementwise(n, stream, swiglu_backward_kernel<__nv_bfloat16>, dgate, dup, dout,
+                     reinterpret_cast<const __nv_bfloat16*>(gate),
+                     reinterpret_cast<const __nv_bfloat16*>(up), n);
 }
 
 void merge_columns(float* dst, int64_t dst_ld, const float* src, int64_t src_ld, int64_t rows,

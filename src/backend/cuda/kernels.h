@@ -25,6 +25,11 @@ void swiglu_forward(float* out, const float* gate, const float* up, int64_t n,
                     cudaStream_t stream);
 void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate,
                      const float* up, int64_t n, cudaStream_t stream);
+// The same with BF16 gate/up (storage).
+void swiglu_forward_bf16(float* out, const uint16_t* gate, const uint16_t* up, int64_t n,
+                         cudaStream_t stream);
+void swiglu_backward_bf16(float* dgate, float* dup, const float* dout, const uint16_t* gate,
+                          const uint16_t* up, int64_t n, cudaStream_t stream);
 // dst[r, c] (leading dim dst_ld, dst_rows >= rows rows) = bf16(src[r, c])
 // (leading dim src_ld), round to nearest even; padding columns [cols, dst_ld)
 // and padding rows [rows, dst_rows) are set to zero.
