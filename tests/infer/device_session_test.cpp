@@ -27,18 +27,9 @@ namespace hessgpt::infer {
 namespace {
 
 using testing::random_ids;
+using testing::rel_err;
 using testing::random_model;
 using testing::tiny_config;
-
-// max |a - b| / max(1, max |b|) over one position's logits.
-double rel_err(const float* a, const float* b, int64_t n) {
-  double diff = 0.0, scale = 1.0;
-  for (int64_t i = 0; i < n; ++i) {
-    diff = std::max(diff, static_cast<double>(std::fabs(a[i] - b[i])));
-    scale = std::max(scale, static_cast<double>(std::fabs(b[i])));
-  }
-  return diff / scale;
-}
 
 // The CPU reference and a DeviceSession over the same random weights.
 struct SessionPair {
@@ -46,6 +37,22 @@ struct SessionPair {
   std::unique_ptr<DecoderSession> ref;
   std::unique_ptr<DeviceSession> dev;
 };
+
+// Greedy generation of max_new tokens from the same prompt on both sessions,
+// reset first (no stop ids).
+std::pair<GenerateResult, GenerateResult> greedy_pair(SessionPair& p,
+                                                      const std::vector<int32_t>& prompt,
+                                                      int64_t max_new) {
+  GenerateOptions o;
+  o.max_new = max_new;
+  o.sampling.temperature = 0.0;
+  o.stop_ids = {};
+  p.ref->reset();
+  p.dev->reset();
+  GenerateResult a = generate(*p.ref, prompt, o);
+  GenerateResult b = generate(*p.dev, prompt, o);
+  return {std::move(a), std::move(b)};
+}
 
 SessionPair make_pair(const ModelConfig& c, Backend& dev_backend, uint64_t seed,
                       int64_t capacity = 0) {
@@ -224,14 +231,7 @@ TEST(DeviceSession, PerplexityAndGreedyGenerationMatch) {
   const PerplexityResult got = evaluate_perplexity(*p.dev, ids, targets, 24);
   EXPECT_EQ(got.tokens, want.tokens);
   EXPECT_NEAR(got.mean_nll(), want.mean_nll(), 1e-6 * want.mean_nll());
-  GenerateOptions o;
-  o.max_new = 18;
-  o.sampling.temperature = 0.0;
-  o.stop_ids = {};
-  p.ref->reset();
-  p.dev->reset();
-  const std::vector<int32_t> prompt = random_ids(5, c.vocab_size, 2);
-  const GenerateResult a = generate(*p.ref, prompt, o), b = generate(*p.dev, prompt, o);
+  const auto [a, b] = greedy_pair(p, random_ids(5, c.vocab_size, 2), 18);
   EXPECT_EQ(a.ids, b.ids);
   EXPECT_EQ(b.finish_reason, a.finish_reason);
 }
@@ -328,14 +328,7 @@ TEST(CudaDecode, ChunkedHeadPerplexityAndGreedyGeneration) {
   const PerplexityResult got = evaluate_perplexity(*p.dev, ids, targets, 32);
   EXPECT_EQ(got.tokens, want.tokens);
   EXPECT_NEAR(got.mean_nll(), want.mean_nll(), 1e-5 * want.mean_nll());
-  GenerateOptions o;
-  o.max_new = 20;
-  o.sampling.temperature = 0.0;
-  o.stop_ids = {};
-  p.ref->reset();
-  p.dev->reset();
-  const std::vector<int32_t> prompt = random_ids(6, c.vocab_size, 2);
-  const GenerateResult a = generate(*p.ref, prompt, o), b = generate(*p.dev, prompt, o);
+  const auto [a, b] = greedy_pair(p, random_ids(6, c.vocab_size, 2), 20);
   EXPECT_EQ(a.ids.size(), 20u);
   EXPECT_EQ(b.ids, a.ids);
   EXPECT_EQ(b.decode_steps, 19);

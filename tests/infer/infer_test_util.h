@@ -2,6 +2,8 @@
 // large enough that attention is far from uniform (N(0, 0.02) is nearly flat).
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <memory>
 #include <vector>
 
@@ -31,6 +33,16 @@ inline std::unique_ptr<Model> random_model(const ModelConfig& c, Backend& be, ui
     }
   m->set_params_host(p);
   return m;
+}
+
+// max |a - b| / max(1, max |b|) over one position's logits.
+inline double rel_err(const float* a, const float* b, int64_t n) {
+  double diff = 0.0, scale = 1.0;
+  for (int64_t i = 0; i < n; ++i) {
+    diff = std::max(diff, static_cast<double>(std::fabs(a[i] - b[i])));
+    scale = std::max(scale, static_cast<double>(std::fabs(b[i])));
+  }
+  return diff / scale;
 }
 
 inline std::vector<int32_t> random_ids(int64_t n, int64_t vocab, uint64_t seed) {

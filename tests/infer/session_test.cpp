@@ -19,18 +19,9 @@ namespace {
 
 using testing::full_logits;
 using testing::random_ids;
+using testing::rel_err;
 using testing::random_model;
 using testing::tiny_config;
-
-// max |a - b| / max(1, max |b|) over one position's logits.
-double rel_err(const float* a, const float* b, int64_t n) {
-  double diff = 0.0, scale = 1.0;
-  for (int64_t i = 0; i < n; ++i) {
-    diff = std::max(diff, static_cast<double>(std::fabs(a[i] - b[i])));
-    scale = std::max(scale, static_cast<double>(std::fabs(b[i])));
-  }
-  return diff / scale;
-}
 
 // Prefill `prefill` tokens, then decode the rest one by one; every position's
 // logits must match the full forward pass.
