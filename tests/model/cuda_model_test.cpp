@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstdio>
+#include <functional>
 #include <string>
 
 #include "backend/backend.h"
@@ -56,25 +57,36 @@ class CudaModel : public ::testing::TestWithParam<const char*> {
   std::unique_ptr<Backend> gpu_;
 };
 
+// One training step of the same weights and batch on the CPU and the GPU,
+// `configure` applied to both models first: loss and gradients within
+// loss_tol / grad_tol (relative).
+void expect_step_matches(const ModelConfig& c, Backend& cpu, Backend& gpu, bool with_ignored,
+                         uint64_t seed, double loss_tol, double grad_tol,
+                         const std::function<void(Model&)>& configure = {}) {
+  const int64_t b = 2, t = 48;
+  Model ref(c, cpu), dev(c, gpu);
+  ref.init_random(seed);
+  dev.set_params_host(ref.params_host());
+  if (configure) {
+    configure(ref);
+    configure(dev);
+  }
+  const Batch batch = random_batch(c, b * t, seed + 1, with_ignored);
+  ref.zero_grads();
+  dev.zero_grads();
+  const LossSum lr = ref.forward_backward(batch.ids.data(), batch.targets.data(), b, t, 1.0 / (b * t));
+  const LossSum lg = dev.forward_backward(batch.ids.data(), batch.targets.data(), b, t, 1.0 / (b * t));
+  EXPECT_EQ(lr.count, lg.count);
+  EXPECT_NEAR(lg.mean(), lr.mean(), loss_tol * lr.mean());
+  EXPECT_LT(rel_error(dev.grads_host(), ref.grads_host()), grad_tol);
+}
+
 // FP32 everywhere: the two backends differ only in summation order, so the
 // loss agrees to ~1e-6 relative and the gradient vector to ~1e-4 (long sums
 // over tokens in the weight gradients, attention's online softmax).
 TEST_P(CudaModel, TrainingStepMatchesCpu) {
-  const ModelConfig c = preset_config(GetParam());
-  const int64_t b = 2, t = 48;
-  for (bool with_ignored : {false, true}) {
-    Model ref(c, cpu_), dev(c, *gpu_);
-    ref.init_random(11);
-    dev.set_params_host(ref.params_host());
-    const Batch batch = random_batch(c, b * t, 12, with_ignored);
-    ref.zero_grads();
-    dev.zero_grads();
-    const LossSum lr = ref.forward_backward(batch.ids.data(), batch.targets.data(), b, t, 1.0 / (b * t));
-    const LossSum lg = dev.forward_backward(batch.ids.data(), batch.targets.data(), b, t, 1.0 / (b * t));
-    EXPECT_EQ(lr.count, lg.count);
-    EXPECT_NEAR(lg.sum / lg.count, lr.sum / lr.count, 1e-5 * (lr.sum / lr.count));
-    EXPECT_LT(rel_error(dev.grads_host(), ref.grads_host()), 1e-4) << GetParam();
-  }
+  for (bool with_ignored : {false, true})
+    expect_step_matches(preset_config(GetParam()), cpu_, *gpu_, with_ignored, 11, 1e-5, 1e-4);
 }
 
 // BF16 gate/up storage on both backends (FP32 products): the same roundings,
@@ -82,21 +94,10 @@ TEST_P(CudaModel, TrainingStepMatchesCpu) {
 // BF16 rounding boundary (rare, one BF16 step each), so the gradients agree to
 // ~1e-3 rather than 1e-4.
 TEST_P(CudaModel, Bf16FfnStorageMatchesCpu) {
-  const ModelConfig c = preset_config(GetParam());
-  const int64_t b = 2, t = 48;
-  Model ref(c, cpu_), dev(c, *gpu_);
-  ref.init_random(23);
-  dev.set_params_host(ref.params_host());
-  ref.set_bf16_ffn(true);
-  dev.set_bf16_ffn(true);
-  ASSERT_TRUE(dev.bf16_ffn());
-  const Batch batch = random_batch(c, b * t, 24, true);
-  ref.zero_grads();
-  dev.zero_grads();
-  const LossSum lr = ref.forward_backward(batch.ids.data(), batch.targets.data(), b, t, 1.0 / (b * t));
-  const LossSum lg = dev.forward_backward(batch.ids.data(), batch.targets.data(), b, t, 1.0 / (b * t));
-  EXPECT_NEAR(lg.mean(), lr.mean(), 1e-5 * lr.mean());
-  EXPECT_LT(rel_error(dev.grads_host(), ref.grads_host()), 2e-3) << GetParam();
+  expect_step_matches(preset_config(GetParam()), cpu_, *gpu_, true, 23, 1e-5, 2e-3, [](Model& m) {
+    m.set_bf16_ffn(true);
+    ASSERT_TRUE(m.bf16_ffn());
+  });
 }
 
 TEST_P(CudaModel, EvaluateLogitsMatchCpu) {
