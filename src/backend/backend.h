@@ -47,6 +47,9 @@ class Backend {
   virtual void copy(const Tensor& dst, const Tensor& src) = 0;  // same dtype, same numel
   virtual void fill(const Tensor& x, double value) = 0;
   virtual void synchronize() {}
+  // Bytes this backend could still allocate now (host: MemAvailable; GPU:
+  // free device memory), 0 when unknown. For checks before a large run.
+  virtual size_t free_memory_bytes() const { return 0; }
 
   // ---- dense algebra ------------------------------------------------------
   // c[M,N] = alpha * op(a) op(b) + beta * c, op = transpose when the flag is set.

@@ -1,5 +1,7 @@
 #include "model/memory_estimate.h"
 
+#include <cstdio>
+
 #include "model/activations.h"
 
 namespace hessgpt {
@@ -16,6 +18,22 @@ TrainingMemory estimate_training_memory(const ModelConfig& config, int64_t batch
   o.bf16_ffn = bf16_ffn;
   m.activations = activation_bytes(config, batch, seq, dtype, o);
   return m;
+}
+
+std::string memory_advice(const ModelConfig& config, int64_t batch, int64_t seq, bool recompute,
+                          bool bf16_ffn) {
+  const auto gib = [](size_t bytes) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.1f GiB", static_cast<double>(bytes) / (1024.0 * 1024.0 * 1024.0));
+    return std::string(text);
+  };
+  std::string advice;
+  if (!recompute)
+    advice += "--recompute needs " + gib(estimate_training_memory(config, batch, seq, DType::F32, true, bf16_ffn).total()) + "; ";
+  if (!bf16_ffn)
+    advice += std::string(recompute ? "--bf16-ffn" : "--recompute --bf16-ffn") + " needs " +
+              gib(estimate_training_memory(config, batch, seq, DType::F32, true, true).total()) + "; ";
+  return advice + "or lower --batch (raise --accum to keep the tokens per step) or --seq";
 }
 
 TrainingMemory estimate_lora_training_memory(const ModelConfig& config, const LoraConfig& lora,

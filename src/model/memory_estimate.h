@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "core/model_config.h"
 #include "core/tensor.h"
@@ -24,6 +25,11 @@ struct TrainingMemory {
 TrainingMemory estimate_training_memory(const ModelConfig& config, int64_t batch, int64_t seq,
                                         DType dtype = DType::F32, bool recompute = false,
                                         bool bf16_ffn = false);
+
+// What would make a training step smaller, with the estimate of each: the
+// memory options not in use yet (--recompute, --bf16-ffn), then the batch.
+std::string memory_advice(const ModelConfig& config, int64_t batch, int64_t seq, bool recompute,
+                          bool bf16_ffn);
 
 // LoRA fine-tuning: the frozen base has no gradients or optimizer state; the
 // adapters have both, and the arena keeps each adapter's x A^T.

@@ -51,16 +51,6 @@ nlohmann::json PretrainConfig::identity() const {
           {"seed", seed}};
 }
 
-size_t available_memory_bytes() {
-  std::ifstream in("/proc/meminfo");
-  std::string key;
-  size_t kb = 0;
-  std::string unit;
-  while (in >> key >> kb >> unit)
-    if (key == "MemAvailable:") return kb * 1024;
-  return 0;
-}
-
 namespace {
 
 // Where training stands in the chunk epochs; saved in checkpoints.
@@ -106,14 +96,15 @@ void PretrainRun::check_memory(const ModelConfig& mc) const {
   const TrainingMemory mem =
       estimate_training_memory(mc, cfg_.batch, cfg_.seq, DType::F32, cfg_.recompute, cfg_.bf16_ffn);
   const double gib = 1024.0 * 1024.0 * 1024.0;
-  const size_t avail = available_memory_bytes();
+  const size_t avail = backend_.free_memory_bytes();
   log_info("memory needed: ", mem.total() / gib, " GiB (weights ", mem.weights / gib,
            ", gradients ", mem.gradients / gib, ", AdamW ", mem.optimizer / gib,
            ", activations ", mem.activations / gib, " for micro-batch ", cfg_.batch, " x ",
-           cfg_.seq, "); available: ", avail / gib, " GiB");
-  if (backend_.device() == Device::CPU && avail > 0 && mem.total() > avail)
-    HG_FAIL("this run needs ", mem.total() / gib, " GiB but only ", avail / gib,
-            " GiB are available; lower --batch (raise --accum to keep the tokens per step) or --seq");
+           cfg_.seq, "); free on ", backend_.name(), ": ", avail / gib, " GiB");
+  if (avail > 0 && mem.total() > avail)
+    HG_FAIL("this run needs ", mem.total() / gib, " GiB but only ", avail / gib, " GiB are free on ",
+            backend_.name(), "; ",
+            memory_advice(mc, cfg_.batch, cfg_.seq, cfg_.recompute, cfg_.bf16_ffn));
 }
 
 void PretrainRun::open_loader() {

@@ -58,7 +58,4 @@ struct PretrainResult {
 // a run that cannot fit in memory, or repeated non-finite steps.
 PretrainResult run_pretrain(const PretrainConfig& config, Backend& backend);
 
-// The memory the run needs and the memory this machine has available (bytes).
-size_t available_memory_bytes();
-
 }  // namespace hessgpt

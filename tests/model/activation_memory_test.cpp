@@ -146,5 +146,20 @@ TEST(Recompute, ArenaShrinksByThePerLayerCopies) {
             activation_bytes(c, b, t, DType::F32, redo_some));
 }
 
+// The advice of a run that does not fit names the options not in use, each
+// with its estimate, smallest last, then the batch.
+TEST(MemoryAdvice, NamesTheUnusedOptionsWithTheirEstimates) {
+  const ModelConfig c = preset_config("model1");
+  const std::string none = memory_advice(c, 32, 1024, false, false);
+  EXPECT_NE(none.find("--recompute needs 43.5 GiB"), std::string::npos) << none;
+  EXPECT_NE(none.find("--recompute --bf16-ffn needs 34.4 GiB"), std::string::npos) << none;
+  EXPECT_NE(none.find("lower --batch"), std::string::npos);
+  const std::string some = memory_advice(c, 32, 1024, true, false);
+  EXPECT_EQ(some.find("--recompute needs"), std::string::npos) << some;
+  EXPECT_NE(some.find("--bf16-ffn needs 34.4 GiB"), std::string::npos) << some;
+  EXPECT_EQ(memory_advice(c, 32, 1024, true, true),
+            "or lower --batch (raise --accum to keep the tokens per step) or --seq");
+}
+
 }  // namespace
 }  // namespace hessgpt

@@ -68,5 +68,20 @@ TEST(PretrainConfig, BadFilesNameTheProblem) {
   EXPECT_NE(missing.out.find("cannot open --config"), std::string::npos) << missing.out;
 }
 
+// A run larger than the free memory stops before allocating anything, with
+// the estimate and the ways to shrink it (memory_advice).
+TEST(PretrainConfig, TooLargeARunNamesTheWaysToShrinkIt) {
+  TempDir dir;
+  pretrain_test::prepare_tiny_run(dir);
+  if (HasFatalFailure()) return;
+  const auto r = run_command(hessgpt::testing::hessgpt_binary() + " pretrain --model model1 --data " +
+                             dir / "data" + " --batch 100000 --seq 64 --steps 1 --device cpu --out " +
+                             dir / "big --threads 1");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.out.find("GiB are free on cpu"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("--recompute needs"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("lower --batch"), std::string::npos) << r.out;
+}
+
 }  // namespace
 }  // namespace hessgpt

@@ -7,6 +7,8 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <string>
 
 #include "backend/cpu/kernels.h"
 #include "core/huge_page_allocator.h"
@@ -56,6 +58,15 @@ void CpuBackend::set_threads(int threads) {
   threads_ = threads > 0 ? threads : 1;
   omp_set_num_threads(threads_);
   openblas_set_num_threads(threads_);
+}
+
+size_t CpuBackend::free_memory_bytes() const {
+  std::ifstream in("/proc/meminfo");
+  std::string key, unit;
+  size_t kb = 0;
+  while (in >> key >> kb >> unit)
+    if (key == "MemAvailable:") return kb * 1024;
+  return 0;
 }
 
 void* CpuBackend::allocate(size_t bytes) {

@@ -22,6 +22,7 @@ class CpuBackend final : public Backend {
   int threads() const { return threads_; }
   bool supports_matmul_precision(MatmulPrecision p) const override;
 
+  size_t free_memory_bytes() const override;
   void* allocate(size_t bytes) override;
   void release(void* ptr) override;
   void copy_from_host(const Tensor& dst, const void* src) override;

@@ -140,6 +140,11 @@ std::string CudaBackend::device_description() const {
 
 // ---- memory -------------------------------------------------------------------
 
+size_t CudaBackend::free_memory_bytes() const {
+  size_t free = 0, total = 0;
+  return cudaMemGetInfo(&free, &total) == cudaSuccess ? free : 0;
+}
+
 void* CudaBackend::allocate(size_t bytes) {
   void* p = nullptr;
   // A zero-byte request still gets a distinct, valid pointer.

@@ -30,6 +30,7 @@ class CudaBackend final : public Backend {
   // The GPU's name and compute capability, e.g. "NVIDIA H100 80GB HBM3 (sm_90)".
   std::string device_description() const;
 
+  size_t free_memory_bytes() const override;
   void* allocate(size_t bytes) override;
   void release(void* ptr) override;
   void copy_from_host(const Tensor& dst, const void* src) override;
