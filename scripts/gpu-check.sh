@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The CUDA backend's check on a GPU machine: build, every GPU test (each op
-# against the CPU backend, whole training steps of tiny and small, 100 steps of
-# small against the CPU loss curve), compute-sanitizer over the op tests, then
-# training throughput of hessgpt on the GPU (FP32 and BF16 products) beside the
-# same step in PyTorch (torch.compile + SDPA, BF16 autocast), and one summary
-# table at the end.
+# against the CPU backend, tensor-core attention at both block sizes, whole
+# training steps of tiny and small, 100 steps of small against the CPU loss
+# curve, GPU decoding against the CPU decoder), compute-sanitizer over the op
+# tests, `bench ops` at model1's shapes, GPU decoding tokens/s, then training
+# throughput of hessgpt on the GPU (BF16 products, selective recomputation)
+# beside the same step in PyTorch (torch.compile + SDPA, BF16 autocast), and
+# one summary table at the end. The defaults fit one 10-minute device call.
 #
 # The device machine has CUDA, CMake, ninja and PyTorch but none of our Debian
 # packages and no network: first run scripts/gpu-debs.sh on a Debian machine
@@ -16,25 +18,22 @@
 #   --tests-only      build, tests and compute-sanitizer; no benchmarks
 #   --bench-only      benchmarks only (a second call on a warm machine keeps the
 #                     build folder, so only the benchmarks cost time)
-#   --quick           no model1/model2 benchmarks (BENCH_MODELS, default
-#                     "model1 model2 small", picks the benchmarked presets)
-# With the device tool's 10-minute limit per command, run --tests-only, then
-# --bench-only in a second call.
-# Environment: LOGS (logs and JSON, default /tmp/gpu-check), OUT (when set, as
-# on the device tool, the logs are packed into $OUT/gpu-check.tgz: one file
-# travels back), PREFIX (default /tmp/hessgpt-prefix), BUILD (default
-# build-gpu), HESSGPT_CMAKE_ARGS (extra CMake arguments), TEST_TIMEOUT and
-# BENCH_TIMEOUT (seconds per test binary / per benchmark, defaults 150 / 180),
-# BENCH_PRECISIONS (default "fp32 bf16"), BENCH_FLAGS (extra `bench train`
-# flags, e.g. --recompute), SKIP_TORCH=1 (no PyTorch baseline), ATTN_AB=1 (a
-# BF16 row with the FP32 attention kernels, HESSGPT_ATTENTION=fp32), PAD_AB=1
-# (one without cuBLASLt's K/N padding), RECOMPUTE_AB=1 (one without BENCH_FLAGS),
-# DECODE_MODELS (GPU decoding benchmarks, default "model1 model2"; "" for none),
-# ATTN_WARPS_AB=1 (ops and a BF16 row with 8-warp attention blocks),
-# AB_MODELS (the models that get the A/B rows; default all), TORCH_MODELS
-# (the models that get the PyTorch baseline; default all),
-# SKIP_SANITIZER=1, SANITIZER_FILTER (the tests run under compute-sanitizer),
-# BUILD_TARGETS (default: hessgpt and the GPU test binaries).
+#   --quick           the small preset only
+# Environment (defaults in brackets):
+#   LOGS [/tmp/gpu-check] logs and JSON; OUT (set by the device tool) packs them
+#     into $OUT/gpu-check.tgz, one file to bring back; PREFIX [/tmp/hessgpt-prefix];
+#     BUILD [build-gpu]; HESSGPT_CMAKE_ARGS; BUILD_TARGETS [hessgpt and the GPU
+#     test binaries]; TEST_TIMEOUT / BENCH_TIMEOUT [150 / 200] seconds per test
+#     binary / benchmark.
+#   BENCH_MODELS ["model1 model2"]; BENCH_PRECISIONS [bf16] (fp32 too if wanted);
+#     BENCH_FLAGS [--recompute] extra `bench train` flags; TORCH_MODELS [all]
+#     models with a PyTorch baseline, SKIP_TORCH=1 for none; DECODE_MODELS
+#     ["model1 model2"], "" for none.
+#   A/B rows, on AB_MODELS [model1]: BF16_FFN_AB [1] adds --bf16-ffn; ATTN_AB=1
+#     the FP32 attention kernels (HESSGPT_ATTENTION=fp32); ATTN_WARPS_AB=1 8-warp
+#     attention blocks (with a second `bench ops`); PAD_AB=1 no cuBLASLt K/N
+#     padding; RECOMPUTE_AB=1 without BENCH_FLAGS.
+#   SKIP_SANITIZER=1; SANITIZER_FILTER [the op and attention tests].
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -59,7 +58,7 @@ BUILD=${BUILD:-build-gpu}
 # Each test binary and each benchmark is cut off after these many seconds, so
 # that one hang costs one row of the table, not the device machine's lease.
 TEST_TIMEOUT=${TEST_TIMEOUT:-150}
-BENCH_TIMEOUT=${BENCH_TIMEOUT:-180}
+BENCH_TIMEOUT=${BENCH_TIMEOUT:-200}
 mkdir -p "$OUT"
 LOG="$OUT/gpu-check.log"
 : >"$LOG"
@@ -243,16 +242,18 @@ bench_row() {  # model batch seq steps precision label flags [env assignments...
 
 bench_pair() {  # model batch seq steps
   local model=$1 batch=$2 seq=$3 steps=$4
-  for precision in ${BENCH_PRECISIONS:-fp32 bf16}; do
-    bench_row "$model" "$batch" "$seq" "$steps" "$precision" "$precision" "${BENCH_FLAGS:-}"
+  for precision in ${BENCH_PRECISIONS:-bf16}; do
+    bench_row "$model" "$batch" "$seq" "$steps" "$precision" "$precision" "${BENCH_FLAGS---recompute}"
   done
-  if [[ " ${AB_MODELS:-$model} " == *" $model "* ]]; then
+  if [[ " ${AB_MODELS:-model1} " == *" $model "* ]]; then
+  [[ ${BF16_FFN_AB:-1} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-ffn-storage \
+      "${BENCH_FLAGS---recompute} --bf16-ffn"
   [[ ${ATTN_AB:-0} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-fp32-attention \
-      "${BENCH_FLAGS:-}" HESSGPT_ATTENTION=fp32
+      "${BENCH_FLAGS---recompute}" HESSGPT_ATTENTION=fp32
   [[ ${PAD_AB:-0} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-no-padding \
-      "${BENCH_FLAGS:-}" HESSGPT_CUBLASLT_PAD=0
+      "${BENCH_FLAGS---recompute}" HESSGPT_CUBLASLT_PAD=0
   [[ ${ATTN_WARPS_AB:-0} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-attention-8-warps \
-      "${BENCH_FLAGS:-}" HESSGPT_ATTN_WARPS=8
+      "${BENCH_FLAGS---recompute}" HESSGPT_ATTN_WARPS=8
   [[ ${RECOMPUTE_AB:-0} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-keep-all ""
   fi
   [[ ${SKIP_TORCH:-0} == 1 ]] && return 0
@@ -307,7 +308,7 @@ $(json_field "$out" prefill_tokens_per_s) tok/s prefill, $(json_field "$out" dec
 # The issue's figures first (model1, then model2), so that a lease cut short
 # still has them; small last, as a quick cross-check of a smaller shape.
 # BENCH_MODELS picks others (e.g. the ones a cut-short run did not reach).
-models=${BENCH_MODELS:-model1 model2 small}
+models=${BENCH_MODELS:-model1 model2}
 [[ $quick == 1 ]] && models=small
 [[ " $models " == *" model1 "* ]] && ops_rows model1 32 1024
 [[ " $models " == *" model1 "* && ${ATTN_WARPS_AB:-0} == 1 ]] && ops_rows model1 32 1024 attention-8-warps HESSGPT_ATTN_WARPS=8
