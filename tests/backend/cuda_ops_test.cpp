@@ -471,6 +471,16 @@ TEST_F(CudaOps, Bf16StorageSwigluAndMatmulOutput) {
     return f;
   };
   expect_close(product(*gpu_), product(cpu_), 1e-3, "matmul with a bf16 output");
+  // Under BF16 products the odd width is padded and staged: the BF16 output
+  // must be exactly the F32 output of the same product, rounded.
+  if (!gpu_->supports_matmul_precision(MatmulPrecision::BF16)) return;
+  gpu_->set_matmul_precision(MatmulPrecision::BF16);
+  const Tensor c32 = on(*gpu_, poison(m * cols), {m, cols});
+  gpu_->matmul(c32, on(*gpu_, a, {m, k}), false, on(*gpu_, b, {cols, k}), true, 1.0f, 0.0f);
+  const Vec f32 = host(*gpu_, c32), f16 = product(*gpu_);
+  gpu_->set_matmul_precision(MatmulPrecision::FP32);
+  for (size_t i = 0; i < f32.size(); ++i)
+    ASSERT_EQ(f16[i], bf16_to_float(float_to_bf16(f32[i]))) << "bf16 products, element " << i;
 }
 
 TEST_F(CudaOps, SoftcapAndFusedCrossEntropy) {

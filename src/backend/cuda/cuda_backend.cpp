@@ -58,7 +58,7 @@ int cuda_device_count() {
 // of one op share memory. All work is on one stream, so a buffer is free for
 // the next op as soon as the previous op is enqueued.
 enum ScratchSlot {
-  kReducePartials, kDwPartials, kAttnDelta, kAttnPack, kBf16Out, kEmbeddingRuns, kFlags, kSlots
+  kReducePartials, kDwPartials, kAttnDelta, kAttnPack, kEmbeddingRuns, kFlags, kSlots
 };
 
 struct CudaBackend::State {
@@ -205,19 +205,14 @@ void CudaBackend::synchronize() { HG_CUDA_CHECK(cudaStreamSynchronize(s_->stream
 
 void CudaBackend::matmul(const Tensor& c, const Tensor& a, bool trans_a, const Tensor& b,
                          bool trans_b, float alpha, float beta) {
-  if (c.dtype == DType::BF16) {
-    // The F32 product into scratch, then rounded (backend.h): the same two
-    // steps as an F32 output plus to_bf16, so nothing new on the GPU.
+  // A BF16 c is storage (backend.h): the F32 product, rounded once.
+  const bool out_bf16 = c.dtype == DType::BF16;
+  if (out_bf16) {
     HG_CHECK(c.device == Device::CUDA && c.data, "matmul C is not a CUDA tensor");
     HG_CHECK(beta == 0.0f, "a BF16 matmul output cannot accumulate (beta must be 0)");
-    auto* staged = static_cast<float*>(s_->get(kBf16Out, sizeof(float) * static_cast<size_t>(c.numel())));
-    matmul(Tensor(staged, DType::F32, Device::CUDA, {c.rows(), c.cols()}), a, trans_a, b, trans_b,
-           alpha, 0.0f);
-    cuda::to_bf16(static_cast<uint16_t*>(c.data), c.cols(), c.rows(), staged, c.cols(), c.rows(),
-                  c.cols(), s_->stream);
-    return;
+  } else {
+    check_f32(c, "matmul C");
   }
-  check_f32(c, "matmul C");
   check_f32(a, "matmul A");
   check_f32(b, "matmul B");
   const int64_t m = trans_a ? a.cols() : a.rows();
@@ -230,7 +225,8 @@ void CudaBackend::matmul(const Tensor& c, const Tensor& a, bool trans_a, const T
            ", ", n, "]");
   if (m == 0 || n == 0) return;
   if (k == 0) {  // an empty sum: C = beta C
-    if (beta == 0.0f) fill(c, 0.0);
+    if (out_bf16) HG_CUDA_CHECK(cudaMemsetAsync(c.data, 0, c.bytes(), s_->stream));
+    else if (beta == 0.0f) fill(c, 0.0);
     else if (beta != 1.0f) scale_inplace(c, beta);
     return;
   }
@@ -238,7 +234,8 @@ void CudaBackend::matmul(const Tensor& c, const Tensor& a, bool trans_a, const T
   const bool bf16 = matmul_precision_ == MatmulPrecision::BF16 && alpha == 1.0f &&
                     (beta == 0.0f || beta == 1.0f);
   s_->lt->run(bf16, trans_a, trans_b, m, n, k, f32(a), a.cols(), a.rows(), f32(b), b.cols(),
-              b.rows(), alpha, beta, f32(c), c.cols(), s_->stream);
+              b.rows(), alpha, beta, out_bf16 ? nullptr : f32(c), c.cols(), s_->stream,
+              out_bf16 ? static_cast<uint16_t*>(c.data) : nullptr);
 }
 
 void CudaBackend::add_inplace(const Tensor& y, const Tensor& x) {

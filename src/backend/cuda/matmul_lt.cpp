@@ -136,7 +136,7 @@ const LtMatmul::Plan& LtMatmul::plan(const Key& key) {
 void LtMatmul::run(bool bf16, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
                    const float* a, int64_t lda, int64_t a_rows, const float* b, int64_t ldb,
                    int64_t b_rows, float alpha, float beta, float* c, int64_t ldc,
-                   cudaStream_t stream) {
+                   cudaStream_t stream, uint16_t* c_bf16) {
   if (!workspace_) {
     HG_CUDA_CHECK(cudaMalloc(&workspace_, kWorkspaceBytes));
     workspace_bytes_ = kWorkspaceBytes;
@@ -147,10 +147,12 @@ void LtMatmul::run(bool bf16, bool trans_a, bool trans_b, int64_t m, int64_t n, 
   // kernels even with an aligned output (tried on an H200: 77-90 TFLOP/s), so
   // under BF16 the product is computed 8-aligned into a staging buffer, B's
   // extra rows or columns being zeros, and merged into c: c = staged + beta c.
-  const bool stage_out = bf16 && pad_ && n % kBf16LdAlign != 0;
-  const int64_t np = stage_out ? round_up(n, kBf16LdAlign) : n;
-  float* out = c;
-  int64_t ld_out = ldc;
+  // A BF16 output (c_bf16, beta 0) is staged too and rounded from there.
+  const bool pad_n = bf16 && pad_ && n % kBf16LdAlign != 0;
+  const bool stage_out = pad_n || c_bf16;
+  const int64_t np = pad_n ? round_up(n, kBf16LdAlign) : n;
+  float* out = stage_out ? static_cast<float*>(scratch(2, sizeof(float) * static_cast<size_t>(m * np))) : c;
+  const int64_t ld_out = stage_out ? np : ldc;
   if (bf16) {
     // K rounded up with zeros (columns where K is the stored row length, rows
     // where it is the row count): the products are unchanged, and an odd K
@@ -170,10 +172,6 @@ void LtMatmul::run(bool bf16, bool trans_a, bool trans_b, int64_t m, int64_t n, 
     lda = lda16;
     ldb = ldb16;
     k = kp;
-    if (stage_out) {
-      out = static_cast<float*>(scratch(2, sizeof(float) * static_cast<size_t>(m * np)));
-      ld_out = np;
-    }
   }
   const float beta_run = stage_out ? 0.0f : beta;
   const CublasLtApi& lt = cublaslt();
@@ -182,7 +180,8 @@ void LtMatmul::run(bool bf16, bool trans_a, bool trans_b, int64_t m, int64_t n, 
   HG_CUBLAS_CHECK(lt.matmul(handle_->lt, p.op, &alpha, first, p.first, second, p.second,
                             &beta_run, out, p.out, out, p.out, &p.algo, workspace_,
                             workspace_bytes_, stream));
-  if (stage_out) merge_columns(c, ldc, out, ld_out, m, n, beta, stream);
+  if (c_bf16) to_bf16(c_bf16, n, m, out, ld_out, m, n, stream);
+  else if (stage_out) merge_columns(c, ldc, out, ld_out, m, n, beta, stream);
 }
 
 }  // namespace hessgpt::cuda

@@ -27,10 +27,11 @@ class LtMatmul {
   LtMatmul& operator=(const LtMatmul&) = delete;
 
   // Row-major C[m, n] = alpha op(A) op(B) + beta C; lda/ldb/ldc are the row
-  // lengths of the stored a, b, c. k > 0, m > 0, n > 0.
+  // lengths of the stored a, b, c. k > 0, m > 0, n > 0. With c_bf16 the
+  // result goes there instead, rounded to BF16 ([m, n], beta must be 0; c unused).
   void run(bool bf16, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a,
            int64_t lda, int64_t a_rows, const float* b, int64_t ldb, int64_t b_rows, float alpha,
-           float beta, float* c, int64_t ldc, cudaStream_t stream);
+           float beta, float* c, int64_t ldc, cudaStream_t stream, uint16_t* c_bf16 = nullptr);
 
  private:
   struct Plan;
