@@ -45,6 +45,14 @@ class Bench {
     be_.fill(t, value);
     return t;
   }
+  // BF16 storage holding small values (a product's output in the benchmark's
+  // own first run overwrites it anyway).
+  Tensor bf16(std::initializer_list<int64_t> d) {
+    Tensor t = alloc(DType::BF16, d);
+    const std::vector<uint16_t> v(static_cast<size_t>(t.numel()), 0x3c00);  // 2^-7
+    be_.copy_from_host(t, v.data());
+    return t;
+  }
   Tensor ids(int64_t n, int64_t below) {
     Tensor t = alloc(DType::I32, {n});
     std::vector<int32_t> v(static_cast<size_t>(n));
@@ -106,6 +114,13 @@ std::vector<OpTiming> run_ops_bench(const ModelConfig& c, Backend& be, int64_t b
   product("matmul qkv", n, d, qkv);
   product("matmul o", n, c.q_dim(), d);
   product("matmul gate/up", n, d, ffn);
+  if (be.supports(DType::BF16)) {
+    // --bf16-ffn: the same product written as BF16 (the F32 result rounded once).
+    const Tensor x = b.random({n, d}), w = b.random({ffn, d}, 0.02f), y = b.bf16({n, ffn});
+    b.time("matmul gate/up (bf16 out)", dims({n, d}) + " x " + dims({ffn, d}) + "^T",
+           2.0 * n * d * ffn, f4 * (n * d + ffn * d) + 2.0 * n * ffn,
+           [&, x, w, y] { be.matmul(y, x, false, w, true, 1.0f, 0.0f); });
+  }
   product("matmul down", n, ffn, d);
   const int64_t chunk = head_chunk_rows(n, v);
   product("matmul head chunk", chunk, d, v);
@@ -153,6 +168,13 @@ std::vector<OpTiming> run_ops_bench(const ModelConfig& c, Backend& be, int64_t b
            [&, g, u, o] { be.swiglu_forward(o, g, u); });
     b.time("swiglu bwd", dims({n, ffn}), 0, f4 * 5 * n * ffn,
            [&, g, u, dout, dg, du] { be.swiglu_backward(dg, du, dout, g, u); });
+    if (be.supports(DType::BF16)) {
+      const Tensor g16 = b.bf16({n, ffn}), u16 = b.bf16({n, ffn});
+      b.time("swiglu fwd (bf16 gate/up)", dims({n, ffn}), 0, (2.0 * 2 + f4) * n * ffn,
+             [&, g16, u16, o] { be.swiglu_forward(o, g16, u16); });
+      b.time("swiglu bwd (bf16 gate/up)", dims({n, ffn}), 0, (2.0 * 2 + f4 * 3) * n * ffn,
+             [&, g16, u16, dout, dg, du] { be.swiglu_backward(dg, du, dout, g16, u16); });
+    }
   }
   {
     const Tensor logits = b.random({chunk, v}, 3.0f), losses = b.random({chunk});
