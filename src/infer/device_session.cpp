@@ -6,24 +6,11 @@
 #include <algorithm>
 #include <cmath>
 
+#include "backend/buffer_carver.h"
 #include "core/error.h"
 #include "model/rope_tables.h"
 
 namespace hessgpt::infer {
-namespace {
-
-// Offsets of a scratch buffer carved into tensors, each 256-byte aligned.
-struct Carver {
-  size_t bytes = 0;
-  size_t take(size_t n) {
-    const size_t at = bytes;
-    bytes += (n + 255) / 256 * 256;
-    return at;
-  }
-};
-
-}  // namespace
-
 DeviceSession::DeviceSession(std::unique_ptr<const Model> model, int64_t capacity)
     : DeviceSession(*model, capacity) {
   owned_ = std::move(model);  // moving the pointer keeps m_'s referent where it is
@@ -36,19 +23,11 @@ DeviceSession::DeviceSession(const Model& model, int64_t capacity)
     HG_FAIL("DeviceSession decodes FP32 models (got ", dtype_name(m_.dtype()), ")");
   if (m_.has_lora()) HG_FAIL("DeviceSession decodes merged weights: merge the LoRA adapters first");
   capacity_ = capacity > 0 ? capacity : c.max_position_embeddings;
-  const int64_t kvd = c.num_key_value_heads * c.head_dim, half = c.head_dim / 2;
+  const int64_t kvd = c.num_key_value_heads * c.head_dim;
   layer_stride_ = capacity_ * kvd;
   kv_ = Buffer(&be_, static_cast<size_t>(2 * c.num_hidden_layers * layer_stride_) * sizeof(float));
-  // Angles in double, rounded once to float, exactly as Model::ensure_rope.
-  const RopeTables tables = make_rope_tables(c, capacity_);
-  const size_t table_bytes = (static_cast<size_t>(capacity_ * half) * sizeof(float) + 255) / 256 * 256;
-  rope_ = Buffer(&be_, 2 * table_bytes);
-  rope_cos_ = rope_.tensor(DType::F32, {capacity_, half}, 0);
-  rope_sin_ = rope_.tensor(DType::F32, {capacity_, half}, table_bytes);
-  const std::vector<float> cos(tables.cos.begin(), tables.cos.end());
-  const std::vector<float> sin(tables.sin.begin(), tables.sin.end());
-  be_.copy_from_host(rope_cos_, cos.data());
-  be_.copy_from_host(rope_sin_, sin.data());
+  // The same tables as Model::ensure_rope.
+  rope_ = upload_rope_tables(be_, c, capacity_, DType::F32);
   logits_.resize(static_cast<size_t>(c.vocab_size));
 }
 
@@ -78,28 +57,22 @@ void DeviceSession::ensure_scratch(int64_t t) {
   const ModelConfig& c = m_.config();
   const int64_t d = c.hidden_size, h = c.num_attention_heads, qd = h * c.head_dim;
   const int64_t kvd = c.num_key_value_heads * c.head_dim, f = c.intermediate_size;
-  const auto floats = [t](int64_t per_row) { return static_cast<size_t>(t * per_row) * sizeof(float); };
-  Carver cv;
-  const size_t o_ids = cv.take(static_cast<size_t>(t) * sizeof(int32_t));
-  const size_t o_x = cv.take(floats(d)), o_ln = cv.take(floats(d)), o_tmp = cv.take(floats(d));
-  const size_t o_q = cv.take(floats(qd)), o_qn = cv.take(floats(qd)), o_att = cv.take(floats(qd));
-  const size_t o_k = cv.take(floats(kvd)), o_lse = cv.take(floats(h)), o_rstd = cv.take(floats(h));
-  const size_t o_gate = cv.take(floats(f)), o_up = cv.take(floats(f)), o_act = cv.take(floats(f));
   scratch_ = Buffer();  // free the old block first
-  scratch_ = Buffer(&be_, cv.bytes);
-  ids_ = scratch_.tensor(DType::I32, {t}, o_ids);
-  x_ = scratch_.tensor(DType::F32, {t, d}, o_x);
-  ln_ = scratch_.tensor(DType::F32, {t, d}, o_ln);
-  tmp_ = scratch_.tensor(DType::F32, {t, d}, o_tmp);
-  q_ = scratch_.tensor(DType::F32, {t, qd}, o_q);
-  qn_ = scratch_.tensor(DType::F32, {t, qd}, o_qn);
-  att_ = scratch_.tensor(DType::F32, {t, qd}, o_att);
-  k_ = scratch_.tensor(DType::F32, {t, kvd}, o_k);
-  lse_ = scratch_.tensor(DType::F32, {t * h}, o_lse);
-  rstd_ = scratch_.tensor(DType::F32, {t * h}, o_rstd);
-  gate_ = scratch_.tensor(DType::F32, {t, f}, o_gate);
-  up_ = scratch_.tensor(DType::F32, {t, f}, o_up);
-  act_ = scratch_.tensor(DType::F32, {t, f}, o_act);
+  scratch_ = carve_buffer(be_, DType::F32, [&](BufferCarver& cv) {
+    ids_ = cv.take({t}, DType::I32);
+    x_ = cv.take({t, d});
+    ln_ = cv.take({t, d});
+    tmp_ = cv.take({t, d});
+    q_ = cv.take({t, qd});
+    qn_ = cv.take({t, qd});
+    att_ = cv.take({t, qd});
+    k_ = cv.take({t, kvd});
+    lse_ = cv.take({t * h});
+    rstd_ = cv.take({t * h});
+    gate_ = cv.take({t, f});
+    up_ = cv.take({t, f});
+    act_ = cv.take({t, f});
+  });
   scratch_rows_ = t;
 }
 
@@ -126,8 +99,8 @@ void DeviceSession::attend(int64_t l, int64_t t) {
     be_.copy(dev(kc, {t, kv * hd}), k_.slice(0, t));
   }
   const Tensor qn4 = qn.view({1, t, h, hd});
-  be_.rope_forward(qn4, rope_cos_, rope_sin_, pos0);
-  be_.rope_forward(dev(kc, {1, t, kv, hd}), rope_cos_, rope_sin_, pos0);
+  be_.rope_forward(qn4, rope_.cos, rope_.sin, pos0);
+  be_.rope_forward(dev(kc, {1, t, kv, hd}), rope_.cos, rope_.sin, pos0);
   be_.attention_forward(att_.slice(0, t).view({1, t, h, hd}), lse_.slice(0, t * h).view({1, h, t}),
                         qn4, dev(k_cache(l), {1, end, kv, hd}), dev(v_cache(l), {1, end, kv, hd}),
                         scale, pos0);

@@ -63,8 +63,7 @@ class DeviceSession final : public Session {
   int64_t pos_ = 0;
   int64_t layer_stride_ = 0;  // capacity * KV * head_dim floats
   Buffer kv_;                 // [2L, capacity, KV, D]: K of layer l at 2l, V at 2l + 1
-  Buffer rope_;               // cos then sin, [capacity, D/2] each
-  Tensor rope_cos_, rope_sin_;
+  BackendRopeTables rope_;    // [capacity, D/2] each
   // Scratch for up to scratch_rows_ tokens, one buffer carved into tensors.
   int64_t scratch_rows_ = 0;
   Buffer scratch_;

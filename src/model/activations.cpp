@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "backend/buffer_carver.h"
+
 namespace hessgpt {
 
 int64_t head_chunk_rows(int64_t rows, int64_t vocab) {
@@ -11,32 +13,7 @@ int64_t head_chunk_rows(int64_t rows, int64_t vocab) {
 
 namespace {
 
-// Walks the arena in a fixed order; with a null buffer it only measures.
-class Carver {
- public:
-  Carver(const Buffer* buffer, DType dtype) : buffer_(buffer), dtype_(dtype) {}
-  Tensor take(std::initializer_list<int64_t> dims, DType dtype) {
-    int64_t n = 1;
-    for (int64_t d : dims) n *= d;
-    const size_t bytes = (static_cast<size_t>(n) * dtype_size(dtype) + 63) / 64 * 64;
-    Tensor t;
-    if (buffer_) t = buffer_->tensor(dtype, dims, offset_);
-    offset_ += bytes;
-    return t;
-  }
-  Tensor take(std::initializer_list<int64_t> dims) { return take(dims, dtype_); }
-  size_t offset() const { return offset_; }
-  DType dtype() const { return dtype_; }
-  // Tensors taken after rewinding overlay those taken since `offset`.
-  void rewind(size_t offset) { offset_ = offset; }
-
- private:
-  const Buffer* buffer_;
-  DType dtype_;
-  size_t offset_ = 0;
-};
-
-Activations carve(const ModelConfig& c, Carver& cv, int64_t b, int64_t t,
+Activations carve(const ModelConfig& c, BufferCarver& cv, int64_t b, int64_t t,
                   const ArenaOptions& o) {
   const bool training = o.training;
   const LoraShape& lora = o.lora;
@@ -122,14 +99,14 @@ Activations carve(const ModelConfig& c, Carver& cv, int64_t b, int64_t t,
 
 size_t activation_bytes(const ModelConfig& config, int64_t batch, int64_t seq, DType dtype,
                         const ArenaOptions& options) {
-  Carver cv(nullptr, dtype);
+  BufferCarver cv(nullptr, dtype);
   carve(config, cv, batch, seq, options);
   return cv.offset();
 }
 
 Activations layout_activations(const ModelConfig& config, const Buffer& buffer, int64_t batch,
                                int64_t seq, DType dtype, const ArenaOptions& options) {
-  Carver cv(&buffer, dtype);
+  BufferCarver cv(&buffer, dtype);
   return carve(config, cv, batch, seq, options);
 }
 

@@ -30,6 +30,12 @@ struct LoraConfig {
   // Throws Error naming a bad rank, dropout or an unknown target.
   void validate() const;
   std::array<bool, kLoraTargets> target_mask() const;
+  // Adapters on gate or up add into those products' outputs, which then
+  // cannot be stored in BF16 (Model::set_bf16_ffn).
+  bool adapts_gate_or_up() const {
+    const auto mask = target_mask();
+    return mask[static_cast<size_t>(LoraTarget::Gate)] || mask[static_cast<size_t>(LoraTarget::Up)];
+  }
 };
 
 // Per layer and target: indices of A and B in the LoRA layout (-1 when not adapted).

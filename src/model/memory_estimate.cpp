@@ -47,10 +47,7 @@ TrainingMemory estimate_lora_training_memory(const ModelConfig& config, const Lo
   ArenaOptions o;
   o.lora = {lora.rank, lora.target_mask()};
   o.recompute = recompute;
-  // Adapters on gate or up accumulate into those outputs: they stay F32.
-  const auto mask = lora.target_mask();
-  o.bf16_ffn = bf16_ffn && !mask[static_cast<size_t>(LoraTarget::Gate)] &&
-               !mask[static_cast<size_t>(LoraTarget::Up)];
+  o.bf16_ffn = bf16_ffn && !lora.adapts_gate_or_up();
   m.activations = activation_bytes(config, batch, seq, dtype, o);
   return m;
 }

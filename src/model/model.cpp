@@ -84,30 +84,13 @@ std::vector<float> Model::grads_host() const { return download_floats(backend_, 
 void Model::ensure_rope(int64_t positions) {
   positions = std::max(positions, config_.max_position_embeddings);
   if (positions <= rope_positions_) return;
-  const RopeTables tables = make_rope_tables(config_, positions);
-  const int64_t half = tables.half;
-  const size_t table_bytes = (static_cast<size_t>(positions * half) * dtype_size(dtype_) + 63) / 64 * 64;
-  rope_buffer_ = Buffer(&backend_, 2 * table_bytes);
-  rope_cos_ = rope_buffer_.tensor(dtype_, {positions, half}, 0);
-  rope_sin_ = rope_buffer_.tensor(dtype_, {positions, half}, table_bytes);
-  if (dtype_ == DType::F64) {
-    backend_.copy_from_host(rope_cos_, tables.cos.data());
-    backend_.copy_from_host(rope_sin_, tables.sin.data());
-  } else {
-    // Round the double-precision values once to the working precision.
-    const std::vector<float> c(tables.cos.begin(), tables.cos.end());
-    const std::vector<float> s(tables.sin.begin(), tables.sin.end());
-    backend_.copy_from_host(rope_cos_, c.data());
-    backend_.copy_from_host(rope_sin_, s.data());
-  }
+  rope_ = upload_rope_tables(backend_, config_, positions, dtype_);
   rope_positions_ = positions;
 }
 
 bool Model::bf16_ffn() const {
   if (!bf16_ffn_ || dtype_ != DType::F32 || !backend_.supports(DType::BF16)) return false;
-  if (!has_lora()) return true;
-  const auto mask = lora_config_.target_mask();
-  return !mask[static_cast<size_t>(LoraTarget::Gate)] && !mask[static_cast<size_t>(LoraTarget::Up)];
+  return !has_lora() || !lora_config_.adapts_gate_or_up();
 }
 
 void Model::prepare(const int32_t* ids, const int32_t* targets, int64_t batch, int64_t seq,

@@ -14,6 +14,7 @@
 #include "model/lora.h"
 #include "model/lora_dropout.h"
 #include "model/param_layout.h"
+#include "model/rope_tables.h"
 
 namespace hessgpt {
 
@@ -137,8 +138,7 @@ class Model {
   bool arena_training_ = false;
   bool recompute_ = false;
   bool bf16_ffn_ = false;
-  Buffer rope_buffer_;
-  Tensor rope_cos_, rope_sin_;
+  BackendRopeTables rope_;
   int64_t rope_positions_ = 0;
   LoraConfig lora_config_;
   int64_t lora_rank_ = 0;

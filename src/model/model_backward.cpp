@@ -40,8 +40,8 @@ void Model::backward_blocks() {
                      la.att.view({n, h * hd}), 0.0f);
     if (a.shared) attention_inputs(l);
     be.attention_backward(a.dq, a.dk, a.dv, a.datt, la.q, la.k, la.v, la.att, la.lse, scale);
-    be.rope_backward(a.dq, rope_cos_, rope_sin_, 0);
-    be.rope_backward(a.dk, rope_cos_, rope_sin_, 0);
+    be.rope_backward(a.dq, rope_.cos, rope_.sin, 0);
+    be.rope_backward(a.dk, rope_.cos, rope_.sin, 0);
     if (c.qk_norm) {
       be.rmsnorm_backward(a.dq_raw.view({n * h, hd}), norm_grad(p.q_norm), a.dq.view({n * h, hd}),
                           la.q_raw.view({n * h, hd}), param(p.q_norm), la.rstd_q, false);

@@ -24,8 +24,8 @@ void Model::attention_inputs(int64_t l) {
     be.copy(la.q.view({n, h * hd}), la.q_raw);
     be.copy(la.k.view({n, kv * hd}), la.k_raw);
   }
-  be.rope_forward(la.q, rope_cos_, rope_sin_, 0);
-  be.rope_forward(la.k, rope_cos_, rope_sin_, 0);
+  be.rope_forward(la.q, rope_.cos, rope_.sin, 0);
+  be.rope_forward(la.k, rope_.cos, rope_.sin, 0);
 }
 
 void Model::forward_blocks() {

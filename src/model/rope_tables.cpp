@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "backend/buffer_carver.h"
+
 namespace hessgpt {
 namespace {
 
@@ -61,6 +63,26 @@ RopeTables make_rope_tables(const ModelConfig& c, int64_t positions) {
       t.sin[p * t.half + i] = std::sin(angle) * m;
     }
   return t;
+}
+
+BackendRopeTables upload_rope_tables(Backend& backend, const ModelConfig& config,
+                                     int64_t positions, DType dtype) {
+  const RopeTables tables = make_rope_tables(config, positions);
+  BackendRopeTables r;
+  r.buffer = carve_buffer(backend, dtype, [&](BufferCarver& cv) {
+    r.cos = cv.take({positions, tables.half});
+    r.sin = cv.take({positions, tables.half});
+  });
+  if (dtype == DType::F64) {
+    backend.copy_from_host(r.cos, tables.cos.data());
+    backend.copy_from_host(r.sin, tables.sin.data());
+  } else {
+    const std::vector<float> c(tables.cos.begin(), tables.cos.end());
+    const std::vector<float> s(tables.sin.begin(), tables.sin.end());
+    backend.copy_from_host(r.cos, c.data());
+    backend.copy_from_host(r.sin, s.data());
+  }
+  return r;
 }
 
 }  // namespace hessgpt

@@ -281,7 +281,7 @@ void CpuBackend::swiglu_forward(const Tensor& out, const Tensor& gate, const Ten
   check_same(up, gate, "swiglu");
   if (gate.dtype == DType::BF16) {
     HG_CHECK(out.dtype == DType::F32 && out.numel() == gate.numel(), "swiglu: BF16 gate/up need an F32 output of their size");
-    cpu::swiglu_forward_bf16(out.as<float>(), gate.as<uint16_t>(), up.as<uint16_t>(), out.numel());
+    cpu::swiglu_forward<float>(out.as<float>(), gate.as<uint16_t>(), up.as<uint16_t>(), out.numel());
     return;
   }
   check_same(out, gate, "swiglu");
@@ -298,8 +298,8 @@ void CpuBackend::swiglu_backward(const Tensor& dgate, const Tensor& dup, const T
     for (const Tensor* t : {&dgate, &dup, &dout})
       HG_CHECK(t->dtype == DType::F32 && t->numel() == gate.numel(),
                "swiglu_backward: BF16 gate/up need F32 gradients of their size");
-    cpu::swiglu_backward_bf16(dgate.as<float>(), dup.as<float>(), dout.as<float>(),
-                              gate.as<uint16_t>(), up.as<uint16_t>(), gate.numel());
+    cpu::swiglu_backward<float>(dgate.as<float>(), dup.as<float>(), dout.as<float>(),
+                                gate.as<uint16_t>(), up.as<uint16_t>(), gate.numel());
     return;
   }
   check_same(dgate, gate, "swiglu_backward");

@@ -36,44 +36,30 @@ void fill(T* x, T value, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] = value;
 }
 
-// silu(g) = g * sigmoid(g); d silu/dg = sigmoid(g) * (1 + g * (1 - sigmoid(g)))
+// gate/up as stored: T itself, or BF16 bits (read as float).
 template <typename T>
-void swiglu_forward(T* out, const T* gate, const T* up, int64_t n) {
+inline T widen(T x) { return x; }
+inline float widen(uint16_t bf16) { return bf16_to_float(bf16); }
+
+// silu(g) = g * sigmoid(g); d silu/dg = sigmoid(g) * (1 + g * (1 - sigmoid(g)))
+template <typename T, typename In>
+void swiglu_forward(T* out, const In* gate, const In* up, int64_t n) {
 #pragma omp parallel for simd schedule(static)
   for (int64_t i = 0; i < n; ++i) {
-    const T g = gate[i];
-    out[i] = g / (T(1) + vexp(-g)) * up[i];
+    const T g = widen(gate[i]);
+    out[i] = g / (T(1) + vexp(-g)) * widen(up[i]);
   }
 }
 
-template <typename T>
-void swiglu_backward(T* dgate, T* dup, const T* dout, const T* gate, const T* up, int64_t n) {
+template <typename T, typename In>
+void swiglu_backward(T* dgate, T* dup, const T* dout, const In* gate, const In* up, int64_t n) {
 #pragma omp parallel for simd schedule(static)
   for (int64_t i = 0; i < n; ++i) {
-    const T g = gate[i];
+    const T g = widen(gate[i]);
     const T sig = T(1) / (T(1) + vexp(-g));
     const T silu = g * sig;
     dup[i] = dout[i] * silu;
-    dgate[i] = dout[i] * up[i] * sig * (T(1) + g * (T(1) - sig));
-  }
-}
-
-void swiglu_forward_bf16(float* out, const uint16_t* gate, const uint16_t* up, int64_t n) {
-#pragma omp parallel for simd schedule(static)
-  for (int64_t i = 0; i < n; ++i) {
-    const float g = bf16_to_float(gate[i]);
-    out[i] = g / (1.0f + vexp(-g)) * bf16_to_float(up[i]);
-  }
-}
-
-void swiglu_backward_bf16(float* dgate, float* dup, const float* dout, const uint16_t* gate,
-                          const uint16_t* up, int64_t n) {
-#pragma omp parallel for simd schedule(static)
-  for (int64_t i = 0; i < n; ++i) {
-    const float g = bf16_to_float(gate[i]), u = bf16_to_float(up[i]);
-    const float sig = 1.0f / (1.0f + vexp(-g));
-    dup[i] = dout[i] * g * sig;
-    dgate[i] = dout[i] * u * sig * (1.0f + g * (1.0f - sig));
+    dgate[i] = dout[i] * widen(up[i]) * sig * (T(1) + g * (T(1) - sig));
   }
 }
 
@@ -82,10 +68,13 @@ void swiglu_backward_bf16(float* dgate, float* dup, const float* dout, const uin
   template void scale_inplace<T>(T*, T, int64_t);                                      \
   template double sum_squares<T>(const T*, int64_t);                                   \
   template void fill<T>(T*, T, int64_t);                                               \
-  template void swiglu_forward<T>(T*, const T*, const T*, int64_t);                    \
-  template void swiglu_backward<T>(T*, T*, const T*, const T*, const T*, int64_t);
+  template void swiglu_forward<T, T>(T*, const T*, const T*, int64_t);                 \
+  template void swiglu_backward<T, T>(T*, T*, const T*, const T*, const T*, int64_t);
 HG_INSTANTIATE(float)
 HG_INSTANTIATE(double)
 #undef HG_INSTANTIATE
+template void swiglu_forward<float, uint16_t>(float*, const uint16_t*, const uint16_t*, int64_t);
+template void swiglu_backward<float, uint16_t>(float*, float*, const float*, const uint16_t*,
+                                               const uint16_t*, int64_t);
 
 }  // namespace hessgpt::cpu

@@ -19,14 +19,11 @@ template <typename T> void add_inplace(T* y, const T* x, int64_t n);
 template <typename T> void scale_inplace(T* x, T s, int64_t n);
 template <typename T> double sum_squares(const T* x, int64_t n);
 template <typename T> void fill(T* x, T value, int64_t n);
-// out = silu(gate) * up
-template <typename T> void swiglu_forward(T* out, const T* gate, const T* up, int64_t n);
-template <typename T>
-void swiglu_backward(T* dgate, T* dup, const T* dout, const T* gate, const T* up, int64_t n);
-// BF16 gate/up (storage), float out and gradients.
-void swiglu_forward_bf16(float* out, const uint16_t* gate, const uint16_t* up, int64_t n);
-void swiglu_backward_bf16(float* dgate, float* dup, const float* dout, const uint16_t* gate,
-                          const uint16_t* up, int64_t n);
+// out = silu(gate) * up; gate/up are T, or (In = uint16_t, T = float) BF16 storage.
+template <typename T, typename In = T>
+void swiglu_forward(T* out, const In* gate, const In* up, int64_t n);
+template <typename T, typename In = T>
+void swiglu_backward(T* dgate, T* dup, const T* dout, const In* gate, const In* up, int64_t n);
 
 // ---- embedding.cpp: out[N,C] = table[ids]; dtable[V,C] += scatter(dout) ---
 // Ids are checked against V; an out-of-range id throws Error.

@@ -96,6 +96,45 @@ __device__ __forceinline__ void zero(float (&c)[N][4]) {
   for (int n = 0; n < N; ++n) c[n][0] = c[n][1] = c[n][2] = c[n][3] = 0.0f;
 }
 
+// c1 = A1 B1^T and c2 = A2 B2^T for the warp's 16 rows r0.. of the A tiles
+// against N n-tiles of 8 rows of the B tiles, over 16 x STEPS columns; all four
+// tiles are row-major [rows][stride]. Both of backward's score products:
+// (S, dP) for dQ, their transposes for dK/dV.
+template <int STEPS, int N>
+__device__ __forceinline__ void two_products(float (&c1)[N][4], float (&c2)[N][4], const bf16* a1,
+                                             const bf16* a2, const bf16* b1, const bf16* b2,
+                                             int stride, int r0) {
+  zero(c1);
+  zero(c2);
+#pragma unroll
+  for (int ks = 0; ks < STEPS; ++ks) {
+    uint32_t x1[4], x2[4];
+    load_a(x1, a1, stride, r0, ks * 16);
+    load_a(x2, a2, stride, r0, ks * 16);
+#pragma unroll
+    for (int n = 0; n < N; ++n) {
+      uint32_t lo, hi;
+      load_b(lo, hi, b1, stride, n * 8, ks * 16);
+      mma(c1[n], x1, lo, hi);
+      load_b(lo, hi, b2, stride, n * 8, ks * 16);
+      mma(c2[n], x2, lo, hi);
+    }
+  }
+}
+
+// Row r (0: g, 1: g + 8) of the warp's C fragments times `factor` into
+// dst[0, d): the lane's two columns of each of the N n-tiles.
+template <int N>
+__device__ __forceinline__ void store_row(float* dst, const float (&c)[N][4], int r, float factor,
+                                          int64_t d) {
+#pragma unroll
+  for (int n = 0; n < N; ++n) {
+    const int e = n * 8 + 2 * (threadIdx.x & 3);
+    if (e < d) dst[e] = factor * c[n][2 * r];
+    if (e + 1 < d) dst[e + 1] = factor * c[n][2 * r + 1];
+  }
+}
+
 // Column (within its n-tile group) of element e of C fragment n_tile; the
 // element is in row e / 2 of the lane's pair (g, g + 8).
 __device__ __forceinline__ int frag_col(int n_tile, int e) {
@@ -294,14 +333,7 @@ __global__ void __launch_bounds__(32 * WARPS)
     const float l = quad_sum(l_run[r]);
     const int64_t i = row[r];
     if (i >= s.tq) continue;
-    const float inv = 1.0f / l;
-    float* dst = out + s.q_row(bi, i, head);
-#pragma unroll
-    for (int dt = 0; dt < kDimTiles; ++dt) {
-      const int e = frag_col(dt, 0);
-      if (e < s.d) dst[e] = o[dt][2 * r] * inv;
-      if (e + 1 < s.d) dst[e + 1] = o[dt][2 * r + 1] * inv;
-    }
+    store_row(out + s.q_row(bi, i, head), o, r, 1.0f / l, s.d);
     if ((lane & 3) == 0) lse[s.lse_at(bi, head, i)] = (m_run[r] + log2f(l)) * kLn2;
   }
 }
@@ -374,22 +406,7 @@ __global__ void __launch_bounds__(32 * WARPS)
     const float* delta_s = lse_s + BQ;
     const int64_t i0 = j0 + (step % per_head) * BQ;
     float st[kQueryTiles][4], dpt[kQueryTiles][4];
-    zero(st);
-    zero(dpt);
-#pragma unroll
-    for (int ks = 0; ks < kSteps; ++ks) {
-      uint32_t ka[4], va[4];
-      load_a(ka, k_s, QS, warp * 16, ks * 16);
-      load_a(va, v_s, QS, warp * 16, ks * 16);
-#pragma unroll
-      for (int nq = 0; nq < kQueryTiles; ++nq) {
-        uint32_t b0, b1;
-        load_b(b0, b1, q_s, QS, nq * 8, ks * 16);
-        mma(st[nq], ka, b0, b1);
-        load_b(b0, b1, do_s, QS, nq * 8, ks * 16);
-        mma(dpt[nq], va, b0, b1);
-      }
-    }
+    two_products<kSteps>(st, dpt, k_s, v_s, q_s, do_s, QS, warp * 16);
     // P^T and dS^T = P^T (dP^T - delta); masked entries are 0.
 #pragma unroll
     for (int nq = 0; nq < kQueryTiles; ++nq)
@@ -423,18 +440,8 @@ __global__ void __launch_bounds__(32 * WARPS)
     const int64_t j = key[r];
     if (j >= s.tk) continue;
     const int64_t base = s.k_row(bi, j, grp);
-#pragma unroll
-    for (int dt = 0; dt < kDimTiles; ++dt) {
-      const int e = frag_col(dt, 0);
-      if (e < s.d) {
-        dk[base + e] = scale * dk_acc[dt][2 * r];
-        dv[base + e] = dv_acc[dt][2 * r];
-      }
-      if (e + 1 < s.d) {
-        dk[base + e + 1] = scale * dk_acc[dt][2 * r + 1];
-        dv[base + e + 1] = dv_acc[dt][2 * r + 1];
-      }
-    }
+    store_row(dk + base, dk_acc, r, scale, s.d);
+    store_row(dv + base, dv_acc, r, 1.0f, s.d);
   }
 }
 
@@ -492,22 +499,7 @@ __global__ void __launch_bounds__(32 * WARPS)
     const bf16* kt_s = k_s + 2 * BK * QS;
     const int64_t j0 = t * BK;
     float sc[kKeyTiles][4], dp[kKeyTiles][4];
-    zero(sc);
-    zero(dp);
-#pragma unroll
-    for (int ks = 0; ks < kSteps; ++ks) {
-      uint32_t qa[4], da[4];
-      load_a(qa, q_s, QS, warp * 16, ks * 16);
-      load_a(da, do_s, QS, warp * 16, ks * 16);
-#pragma unroll
-      for (int nt = 0; nt < kKeyTiles; ++nt) {
-        uint32_t b0, b1;
-        load_b(b0, b1, k_s, QS, nt * 8, ks * 16);
-        mma(sc[nt], qa, b0, b1);
-        load_b(b0, b1, v_s, QS, nt * 8, ks * 16);
-        mma(dp[nt], da, b0, b1);
-      }
-    }
+    two_products<kSteps>(sc, dp, q_s, do_s, k_s, v_s, QS, warp * 16);
 #pragma unroll
     for (int nt = 0; nt < kKeyTiles; ++nt)
 #pragma unroll
@@ -535,13 +527,7 @@ __global__ void __launch_bounds__(32 * WARPS)
   for (int r = 0; r < 2; ++r) {
     const int64_t i = row[r];
     if (i >= s.tq) continue;
-    float* dst = dq + s.q_row(bi, i, head);
-#pragma unroll
-    for (int dt = 0; dt < kDimTiles; ++dt) {
-      const int e = frag_col(dt, 0);
-      if (e < s.d) dst[e] = scale * dq_acc[dt][2 * r];
-      if (e + 1 < s.d) dst[e + 1] = scale * dq_acc[dt][2 * r + 1];
-    }
+    store_row(dq + s.q_row(bi, i, head), dq_acc, r, scale, s.d);
   }
 }
 
