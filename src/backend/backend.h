@@ -21,6 +21,12 @@ namespace hessgpt {
 // BF16 with FP32 accumulation (weights, gradients and other ops stay FP32).
 enum class MatmulPrecision { FP32, BF16 };
 
+// BF16 storage. Where an op below says a tensor "may be BF16" next to F32
+// ones, BF16 is only how it is stored: an input is read as float (exact), an
+// output is the F32 result rounded to nearest even, once. Under BF16 products
+// a BF16-stored operand gives the same product as its F32 original, so a model
+// may keep the products' inputs in BF16 at half the memory and traffic.
+
 struct AdamWParams {
   double lr = 4e-4;
   double beta1 = 0.9;
@@ -53,8 +59,8 @@ class Backend {
 
   // ---- dense algebra ------------------------------------------------------
   // c[M,N] = alpha * op(a) op(b) + beta * c, op = transpose when the flag is set.
-  // a, b, c are 2-D readings (rows(), cols()) of their tensors. c may be BF16
-  // (storage only) with F32 a, b and beta = 0: the F32 product, rounded.
+  // a, b, c are 2-D readings (rows(), cols()) of their tensors. a and b may be
+  // BF16 (storage) with an F32 or BF16 c; c may be BF16 with beta = 0.
   virtual void matmul(const Tensor& c, const Tensor& a, bool trans_a, const Tensor& b,
                       bool trans_b, float alpha, float beta) = 0;
 
@@ -71,6 +77,7 @@ class Backend {
 
   // ---- RMSNorm over the last dim: out[R,D] = x / rms(x) * w; caches rstd[R].
   // Used for the block norms (D = C) and QK-Norm (R = N*heads, D = head dim).
+  // out may be BF16 (storage) for an F32 x.
   virtual void rmsnorm_forward(const Tensor& out, const Tensor& rstd, const Tensor& x,
                                const Tensor& w, double eps) = 0;
   // dx (= or += when accumulate_dx), dw +=.
@@ -89,7 +96,8 @@ class Backend {
   // ---- causal GQA attention, flash-style (memory linear in T) --------------
   // q[B,Tq,H,D], k/v[B,Tk,KV,D], out[B,Tq,H,D], lse[B,H,Tq] (log-sum-exp of the
   // scaled scores, cached for backward). Query t sits at absolute position
-  // q_pos0 + t and sees keys 0 .. q_pos0 + t.
+  // q_pos0 + t and sees keys 0 .. q_pos0 + t. out may be BF16 (storage) for F32
+  // q, k, v; backward then reads it as stored.
   virtual void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q,
                                  const Tensor& k, const Tensor& v, double scale,
                                  int64_t q_pos0) = 0;
@@ -99,8 +107,8 @@ class Backend {
                                   const Tensor& v, const Tensor& out, const Tensor& lse,
                                   double scale) = 0;
 
-  // ---- SwiGLU: out = silu(gate) * up; gate and up may both be BF16 (read as
-  // float; everything else F32) -------------------------------------------
+  // ---- SwiGLU: out = silu(gate) * up; gate and up may both be BF16, and out
+  // may be BF16 (storage; gradients stay F32) ---------------------------------
   virtual void swiglu_forward(const Tensor& out, const Tensor& gate, const Tensor& up) = 0;
   virtual void swiglu_backward(const Tensor& dgate, const Tensor& dup, const Tensor& dout,
                                const Tensor& gate, const Tensor& up) = 0;

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "backend/backend.h"
+#include "model/activations.h"
 
 namespace hessgpt::cli {
 
@@ -21,6 +22,8 @@ struct ComputeOptions {
 };
 void add_compute_options(CLI::App* cmd, ComputeOptions& options);
 int resolve_threads(int requested);
+// --recompute, --bf16-ffn, --bf16-activations (MemoryOptions).
+void add_memory_options(CLI::App* cmd, MemoryOptions& options);
 // cuda_ready: false for commands whose engine runs on the CPU only
 // (quantisation): without --device they pick the CPU even where a GPU is.
 std::unique_ptr<Backend> make_backend(const ComputeOptions& options, bool cuda_ready = true);

@@ -19,8 +19,7 @@ struct BenchTrainOptions {
   int64_t steps = 5;
   int64_t warmup = 1;
   uint64_t seed = 1;
-  bool recompute = false;
-  bool bf16_ffn = false;
+  MemoryOptions memory;
   bool json = false;
   ComputeOptions compute;
 };
@@ -34,14 +33,14 @@ void run_bench_train(const BenchTrainOptions& o) {
   auto backend = make_backend(o.compute);
   const int threads = resolve_threads(o.compute.threads);
   const TrainBenchResult r =
-      run_train_bench(config, *backend, o.batch, o.seq, o.steps, o.warmup, o.seed, o.recompute,
-                      o.bf16_ffn);
+      run_train_bench(config, *backend, o.batch, o.seq, o.steps, o.warmup, o.seed, o.memory);
   nlohmann::json j = {{"model", o.model},           {"device", backend->name()},
                       {"threads", threads},         {"batch", o.batch},
                       {"seq", o.seq},               {"steps", r.steps},
                       {"precision", o.compute.precision},
-                      {"recompute", o.recompute},
-                      {"bf16_ffn", o.bf16_ffn},
+                      {"recompute", o.memory.recompute},
+                      {"bf16_ffn", o.memory.bf16_ffn || o.memory.bf16_activations},
+                      {"bf16_activations", o.memory.bf16_activations},
                       {"tokens_per_s", r.tokens_per_s},
                       {"seconds_per_step", r.seconds_per_step},
                       {"gflops_per_s", r.gflops_per_s},
@@ -72,8 +71,7 @@ void setup(CLI::App& app) {
   train->add_option("--steps", o->steps, "Timed steps")->capture_default_str();
   train->add_option("--warmup", o->warmup, "Untimed warm-up steps")->capture_default_str();
   train->add_option("--seed", o->seed, "Seed")->capture_default_str();
-  train->add_flag("--recompute", o->recompute, "Selective activation recomputation (less memory)");
-  train->add_flag("--bf16-ffn", o->bf16_ffn, "Keep the FFN's gate/up activations in BF16 (less memory)");
+  add_memory_options(train, o->memory);
   train->add_flag("--json", o->json, "One JSON object on stdout");
   add_compute_options(train, o->compute);
   train->callback([o] { run_bench_train(*o); });

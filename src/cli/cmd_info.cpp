@@ -16,8 +16,7 @@ struct InfoOptions {
   int64_t lora_rank = 0;
   int64_t batch = 32;
   int64_t seq = 1024;
-  bool recompute = false;
-  bool bf16_ffn = false;
+  MemoryOptions memory;
   bool backends = false;
   bool json = false;
 };
@@ -56,7 +55,7 @@ void run_info(const InfoOptions& o) {
   if (o.model.empty()) HG_FAIL("info needs --model PRESET|CONFIG.json (or --backends)");
   if (o.batch <= 0 || o.seq <= 0) HG_FAIL("--batch and --seq must be positive");
   const ModelConfig c = resolve_model_config(o.model);
-  const TrainingMemory mem = estimate_training_memory(c, o.batch, o.seq, DType::F32, o.recompute, o.bf16_ffn);
+  const TrainingMemory mem = estimate_training_memory(c, o.batch, o.seq, DType::F32, o.memory);
   nlohmann::json j;
   j["parameters"] = c.parameter_count();
   j["non_embedding_parameters"] = c.non_embedding_parameter_count();
@@ -68,7 +67,7 @@ void run_info(const InfoOptions& o) {
     lora.rank = o.lora_rank;
     j["lora_parameters"] = lora_parameter_count(c, o.lora_rank);
     j["lora_training_memory"] =
-        memory_json(estimate_lora_training_memory(c, lora, o.batch, o.seq, DType::F32, o.recompute, o.bf16_ffn), o.batch, o.seq);
+        memory_json(estimate_lora_training_memory(c, lora, o.batch, o.seq, DType::F32, o.memory), o.batch, o.seq);
   }
   if (o.json) {
     print_json(j);
@@ -80,14 +79,17 @@ void run_info(const InfoOptions& o) {
   if (o.lora_rank > 0) {
     LoraConfig lora;
     lora.rank = o.lora_rank;
-    const TrainingMemory lm = estimate_lora_training_memory(c, lora, o.batch, o.seq, DType::F32, o.recompute, o.bf16_ffn);
+    const TrainingMemory lm = estimate_lora_training_memory(c, lora, o.batch, o.seq, DType::F32, o.memory);
     std::printf("LoRA parameters (r=%lld):  %lld (training step needs %.2f GiB)\n",
                 static_cast<long long>(o.lora_rank),
                 static_cast<long long>(lora_parameter_count(c, o.lora_rank)), gib(lm.total()));
   }
+  const MemoryOptions m = effective_memory_options(o.memory, DType::F32, nullptr);
   std::printf("training step memory (FP32, micro-batch %lld x %lld tokens%s%s):\n",
               static_cast<long long>(o.batch), static_cast<long long>(o.seq),
-              o.recompute ? ", selective recomputation" : "", o.bf16_ffn ? ", BF16 gate/up" : "");
+              m.recompute ? ", selective recomputation" : "",
+              m.bf16_activations ? ", BF16 product inputs and gate/up"
+                                 : (m.bf16_ffn ? ", BF16 gate/up" : ""));
   std::printf("  weights      %8.2f GiB\n  gradients    %8.2f GiB\n  AdamW state  %8.2f GiB\n"
               "  activations  %8.2f GiB\n  total        %8.2f GiB\n",
               gib(mem.weights), gib(mem.gradients), gib(mem.optimizer), gib(mem.activations),
@@ -101,8 +103,7 @@ void setup(CLI::App& app) {
   cmd->add_option("--lora-rank", o->lora_rank, "Also count LoRA parameters at this rank")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--batch", o->batch, "Micro-batch for the memory estimate")->capture_default_str();
-  cmd->add_flag("--recompute", o->recompute, "Estimate with selective activation recomputation");
-  cmd->add_flag("--bf16-ffn", o->bf16_ffn, "Estimate with the FFN's gate/up activations in BF16");
+  add_memory_options(cmd, o->memory);
   cmd->add_option("--seq", o->seq, "Sequence length for the memory estimate")->capture_default_str();
   cmd->add_flag("--backends", o->backends, "List compiled and available backends");
   cmd->add_flag("--json", o->json, "One JSON object on stdout");

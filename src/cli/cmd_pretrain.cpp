@@ -55,8 +55,10 @@ const std::vector<Setting>& settings() {
        "Selective activation recomputation: ~39 % less activation memory, a few more "
        "element-wise passes"},
       {"--bf16-ffn", &C::bf16_ffn,
-       "Keep the FFN's gate/up activations in BF16 (for --precision bf16 runs): ~27 % less "
-       "activation memory"}};
+       "Keep the FFN's gate/up activations in BF16: ~27 % less activation memory"},
+      {"--bf16-activations", &C::bf16_activations,
+       "With --precision bf16: also keep the products' inputs (norms, attention and SwiGLU "
+       "outputs) in BF16: less memory and traffic, the same products"}};
   return k;
 }
 

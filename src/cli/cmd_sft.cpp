@@ -23,11 +23,7 @@ void setup(CLI::App& app) {
   cmd->add_option("--eval-fraction", c.eval_fraction, "Share of --data held out when no --eval-data")->capture_default_str();
   cmd->add_option("--tokenizer", c.tokenizer_path, "SentencePiece model (default: the built-in Mistral tokenizer)");
   cmd->add_flag("--full", c.full, "Full fine-tuning instead of LoRA");
-  cmd->add_flag("--recompute", c.recompute,
-                "Selective activation recomputation: less activation memory, a few more "
-                "element-wise passes");
-  cmd->add_flag("--bf16-ffn", c.bf16_ffn,
-                "Keep the FFN's gate/up activations in BF16 (not where LoRA adapts gate or up)");
+  add_memory_options(cmd, c.memory);
   cmd->add_option("--lora-rank", c.lora_rank, "LoRA rank")->capture_default_str();
   cmd->add_option("--lora-alpha", c.lora_alpha, "LoRA alpha (default 2 x rank)");
   cmd->add_option("--lora-dropout", c.lora_dropout, "LoRA dropout on the adapters' inputs while training, in [0, 1)")->capture_default_str();

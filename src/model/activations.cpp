@@ -11,6 +11,16 @@ int64_t head_chunk_rows(int64_t rows, int64_t vocab) {
   return std::max<int64_t>(1, std::min(rows, budget_elements / vocab));
 }
 
+MemoryOptions effective_memory_options(const MemoryOptions& wanted, DType dtype,
+                                       const LoraConfig* lora) {
+  MemoryOptions m = wanted;
+  const bool f32 = dtype == DType::F32;
+  m.bf16_ffn = f32 && (wanted.bf16_ffn || wanted.bf16_activations) &&
+               !(lora && lora->adapts_gate_or_up());
+  m.bf16_activations = f32 && wanted.bf16_activations && !(lora && lora->dropout > 0);
+  return m;
+}
+
 namespace {
 
 Activations carve(const ModelConfig& c, BufferCarver& cv, int64_t b, int64_t t,
@@ -25,40 +35,43 @@ Activations carve(const ModelConfig& c, BufferCarver& cv, int64_t b, int64_t t,
   a.head_chunk = head_chunk_rows(n, c.vocab_size);
   a.ids = cv.take({n}, DType::I32);
   a.targets = cv.take({n}, DType::I32);
-  a.shared = o.recompute || !training;
-  a.bf16_ffn = o.bf16_ffn;
+  a.shared = o.memory.recompute || !training;
+  a.bf16_ffn = o.memory.bf16_ffn;
+  a.bf16_activations = o.memory.bf16_activations;
+  // The storage of gate/up and of the products' inputs (MemoryOptions).
+  const DType ffn_type = a.bf16_ffn ? DType::BF16 : cv.dtype();
+  const DType input_type = a.bf16_activations ? DType::BF16 : cv.dtype();
   LayerActivations shared;
   if (a.shared) {
-    shared.ln1 = cv.take({n, d});
+    shared.ln1 = cv.take({n, d}, input_type);
     shared.q = cv.take({b, t, h, hd});
     shared.k = cv.take({b, t, kv, hd});
-    shared.ln2 = cv.take({n, d});
-    shared.act = cv.take({n, ffn});
+    shared.ln2 = cv.take({n, d}, input_type);
+    shared.act = cv.take({n, ffn}, input_type);
   }
   // Each layer's own copy, or the shared one.
-  const auto own = [&](const Tensor& common, std::initializer_list<int64_t> dims) {
-    return a.shared ? common : cv.take(dims);
-  };
+  const auto own = [&](const Tensor& common, std::initializer_list<int64_t> dims,
+                       DType type) { return a.shared ? common : cv.take(dims, type); };
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     LayerActivations la;
     la.input = cv.take({n, d});
-    la.ln1 = own(shared.ln1, {n, d});
+    la.ln1 = own(shared.ln1, {n, d}, input_type);
     la.rstd1 = cv.take({n});
     la.q_raw = cv.take({n, h * hd});
     la.k_raw = cv.take({n, kv * hd});
-    la.q = own(shared.q, {b, t, h, hd});
-    la.k = own(shared.k, {b, t, kv, hd});
+    la.q = own(shared.q, {b, t, h, hd}, cv.dtype());
+    la.k = own(shared.k, {b, t, kv, hd}, cv.dtype());
     la.v = cv.take({b, t, kv, hd});
     la.rstd_q = cv.take({n * h});
     la.rstd_k = cv.take({n * kv});
-    la.att = cv.take({b, t, h, hd});
+    la.att = cv.take({b, t, h, hd}, input_type);
     la.lse = cv.take({b, h, t});
     la.mid = cv.take({n, d});
-    la.ln2 = own(shared.ln2, {n, d});
+    la.ln2 = own(shared.ln2, {n, d}, input_type);
     la.rstd2 = cv.take({n});
-    la.gate = cv.take({n, ffn}, o.bf16_ffn ? DType::BF16 : cv.dtype());  // see ArenaOptions
-    la.up = cv.take({n, ffn}, o.bf16_ffn ? DType::BF16 : cv.dtype());
-    la.act = own(shared.act, {n, ffn});
+    la.gate = cv.take({n, ffn}, ffn_type);
+    la.up = cv.take({n, ffn}, ffn_type);
+    la.act = own(shared.act, {n, ffn}, input_type);
     for (int k = 0; k < kLoraTargets; ++k)
       if (lora.rank > 0 && lora.mask[static_cast<size_t>(k)]) la.lora_u[static_cast<size_t>(k)] = cv.take({n, lora.rank});
     a.layers.push_back(la);

@@ -10,6 +10,11 @@
 // and the gradients are bit for bit the same (the same kernels on the same
 // inputs). Evaluation never needs more than the current layer's, so it always
 // shares them.
+//
+// BF16 storage (MemoryOptions): gate/up, and the products' inputs ln1, att,
+// ln2, act, may be kept in BF16. Under BF16 products the products read the
+// same values either way, so only what else reads them moves (SwiGLU reads
+// gate/up, attention's backward reads att).
 #pragma once
 
 #include <array>
@@ -53,6 +58,7 @@ struct Activations {
   int64_t batch = 0, seq = 0, head_chunk = 0;
   bool shared = false;  // ln1, q, k, ln2, act are one copy for all layers
   bool bf16_ffn = false;  // gate, up are BF16
+  bool bf16_activations = false;  // ln1, att, ln2, act are BF16
   Tensor ids, targets;  // [N] I32
   std::vector<LayerActivations> layers;
   Tensor output;        // [N, C] residual after the last block
@@ -73,15 +79,31 @@ struct Activations {
   Tensor lora_du;                    // [N, r]
 };
 
+// How a training pass keeps what backward needs: the memory options of
+// pretrain, sft, bench train and info.
+struct MemoryOptions {
+  bool recompute = false;  // --recompute: selective recomputation (above)
+  // --bf16-ffn: gate and up, the two widest tensors a layer keeps (2 x FFN
+  // per token), in BF16; they only feed SwiGLU, which reads them as float.
+  // Not with LoRA adapters on gate or up (their products accumulate into it).
+  bool bf16_ffn = false;
+  // --bf16-activations: also ln1, att, ln2 and act, the products' inputs, in
+  // BF16 (meant for BF16 products, which round them anyway): no F32 -> BF16
+  // operand copies and half the traffic of the ops that write them. Implies
+  // bf16_ffn where allowed; not with LoRA dropout (it reads x as F32).
+  bool bf16_activations = false;
+};
+
+// What the options come to for a model of this dtype (BF16 storage is for F32
+// models) with these adapters (lora may be null: none).
+MemoryOptions effective_memory_options(const MemoryOptions& wanted, DType dtype,
+                                       const LoraConfig* lora);
+
 // What the arena holds besides the config and the batch shape.
 struct ArenaOptions {
-  bool training = true;    // backward scratch too
-  LoraShape lora;          // the adapters' intermediates
-  bool recompute = false;  // selective recomputation (above)
-  // gate and up, the two widest tensors a layer keeps (2 x FFN per token),
-  // stored in BF16: they only feed SwiGLU, which reads them as float. Not with
-  // LoRA adapters on gate or up (their products accumulate into the output).
-  bool bf16_ffn = false;
+  bool training = true;  // backward scratch too
+  LoraShape lora;        // the adapters' intermediates
+  MemoryOptions memory;  // effective ones (effective_memory_options)
 };
 
 // Rows of the logits processed at once: bounds head memory to ~256 MiB at V = 32k.

@@ -7,38 +7,52 @@
 namespace hessgpt {
 
 TrainingMemory estimate_training_memory(const ModelConfig& config, int64_t batch, int64_t seq,
-                                        DType dtype, bool recompute, bool bf16_ffn) {
+                                        DType dtype, const MemoryOptions& memory) {
   TrainingMemory m;
   const size_t params = static_cast<size_t>(config.parameter_count());
   m.weights = params * dtype_size(dtype);
   m.gradients = params * dtype_size(dtype);
   m.optimizer = 2 * params * dtype_size(dtype);
   ArenaOptions o;
-  o.recompute = recompute;
-  o.bf16_ffn = bf16_ffn;
+  o.memory = effective_memory_options(memory, dtype, nullptr);
   m.activations = activation_bytes(config, batch, seq, dtype, o);
   return m;
 }
 
-std::string memory_advice(const ModelConfig& config, int64_t batch, int64_t seq, bool recompute,
-                          bool bf16_ffn) {
+std::string memory_advice(const ModelConfig& config, int64_t batch, int64_t seq,
+                          const MemoryOptions& memory, bool bf16_products) {
   const auto gib = [](size_t bytes) {
     char text[32];
     std::snprintf(text, sizeof text, "%.1f GiB", static_cast<double>(bytes) / (1024.0 * 1024.0 * 1024.0));
     return std::string(text);
   };
+  const auto needs = [&](const MemoryOptions& o) {
+    return gib(estimate_training_memory(config, batch, seq, DType::F32, o).total());
+  };
   std::string advice;
-  if (!recompute)
-    advice += "--recompute needs " + gib(estimate_training_memory(config, batch, seq, DType::F32, true, bf16_ffn).total()) + "; ";
-  if (!bf16_ffn)
-    advice += std::string(recompute ? "--bf16-ffn" : "--recompute --bf16-ffn") + " needs " +
-              gib(estimate_training_memory(config, batch, seq, DType::F32, true, true).total()) + "; ";
+  MemoryOptions more = memory;
+  more.recompute = true;
+  if (!memory.recompute) advice += "--recompute needs " + needs(more) + "; ";
+  const std::string prefix = memory.recompute ? "" : "--recompute ";
+  if (bf16_products && !memory.bf16_activations) {
+    more.bf16_activations = true;
+    advice += prefix + "--bf16-activations needs " + needs(more) + "; ";
+  } else if (!bf16_products && !memory.bf16_ffn && !memory.bf16_activations) {
+    more.bf16_ffn = true;
+    advice += prefix + "--bf16-ffn needs " + needs(more) + "; ";
+  }
   return advice + "or lower --batch (raise --accum to keep the tokens per step) or --seq";
+}
+
+void check_memory_options(const MemoryOptions& memory, const Backend& backend) {
+  if (memory.bf16_activations && backend.matmul_precision() != MatmulPrecision::BF16)
+    HG_FAIL("--bf16-activations needs --precision bf16: it keeps in BF16 the inputs that BF16 "
+            "products round anyway (with FP32 products, --bf16-ffn saves memory without that)");
 }
 
 TrainingMemory estimate_lora_training_memory(const ModelConfig& config, const LoraConfig& lora,
                                              int64_t batch, int64_t seq, DType dtype,
-                                             bool recompute, bool bf16_ffn) {
+                                             const MemoryOptions& memory) {
   TrainingMemory m;
   const size_t adapters = static_cast<size_t>(make_lora_layout(config, lora).params.total);
   m.weights = (static_cast<size_t>(config.parameter_count()) + adapters) * dtype_size(dtype);
@@ -46,8 +60,7 @@ TrainingMemory estimate_lora_training_memory(const ModelConfig& config, const Lo
   m.optimizer = 2 * adapters * dtype_size(dtype);
   ArenaOptions o;
   o.lora = {lora.rank, lora.target_mask()};
-  o.recompute = recompute;
-  o.bf16_ffn = bf16_ffn && !lora.adapts_gate_or_up();
+  o.memory = effective_memory_options(memory, dtype, &lora);
   m.activations = activation_bytes(config, batch, seq, dtype, o);
   return m;
 }

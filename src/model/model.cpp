@@ -88,9 +88,9 @@ void Model::ensure_rope(int64_t positions) {
   rope_positions_ = positions;
 }
 
-bool Model::bf16_ffn() const {
-  if (!bf16_ffn_ || dtype_ != DType::F32 || !backend_.supports(DType::BF16)) return false;
-  return !has_lora() || !lora_config_.adapts_gate_or_up();
+MemoryOptions Model::memory_options() const {
+  const DType storage = backend_.supports(DType::BF16) ? dtype_ : DType::F64;  // F64: no BF16
+  return effective_memory_options(memory_, storage, has_lora() ? &lora_config_ : nullptr);
 }
 
 void Model::prepare(const int32_t* ids, const int32_t* targets, int64_t batch, int64_t seq,
@@ -99,13 +99,13 @@ void Model::prepare(const int32_t* ids, const int32_t* targets, int64_t batch, i
   ArenaOptions want;
   want.training = training;
   if (has_lora()) want.lora = {lora_rank_, lora_config_.target_mask()};
-  want.recompute = recompute_;
-  want.bf16_ffn = bf16_ffn();
-  // Evaluation runs in any layout of its shape (it only needs BF16 gate/up
+  want.memory = memory_options();
+  // Evaluation runs in any layout of its shape (it only needs the BF16
   // storage to match); training needs a training one whose sharing matches.
   const bool same_layout = arena_.data() && acts_.batch == batch && acts_.seq == seq &&
-                           acts_.bf16_ffn == want.bf16_ffn &&
-                           (!training || (arena_training_ && acts_.shared == recompute_));
+                           acts_.bf16_ffn == want.memory.bf16_ffn &&
+                           acts_.bf16_activations == want.memory.bf16_activations &&
+                           (!training || (arena_training_ && acts_.shared == want.memory.recompute));
   if (!same_layout) {
     // Fine-tuning pads each batch to its own length, so the shape changes
     // nearly every step. The arena only grows: re-carving the old buffer

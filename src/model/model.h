@@ -86,16 +86,12 @@ class Model {
   // True when backward computes base-weight gradients (no LoRA, or --full).
   bool trains_base() const { return !has_lora(); }
 
-  // Selective activation recomputation (activations.h): less memory for a
-  // few element-wise passes in backward, identical gradients. Takes effect at
-  // the next pass.
-  void set_recompute(bool on) { recompute_ = on; }
-  bool recompute() const { return recompute_; }
-  // gate/up activations stored in BF16 (ArenaOptions::bf16_ffn): half the
-  // memory of the two widest tensors; SwiGLU reads them as float. Off where
-  // LoRA adapts gate or up. Takes effect at the next pass.
-  void set_bf16_ffn(bool on) { bf16_ffn_ = on; }
-  bool bf16_ffn() const;
+  // How passes keep activations (MemoryOptions in activations.h: selective
+  // recomputation, BF16 storage). Takes effect at the next pass.
+  void set_memory_options(const MemoryOptions& wanted) { memory_ = wanted; }
+  // What is in force: BF16 storage only for F32 models, and not where the
+  // adapters rule it out (effective_memory_options).
+  MemoryOptions memory_options() const;
 
   // The arena currently allocated, in bytes.
   size_t activation_arena_bytes() const { return arena_.bytes(); }
@@ -136,8 +132,7 @@ class Model {
   Buffer arena_;
   Activations acts_;
   bool arena_training_ = false;
-  bool recompute_ = false;
-  bool bf16_ffn_ = false;
+  MemoryOptions memory_;
   BackendRopeTables rope_;
   int64_t rope_positions_ = 0;
   LoraConfig lora_config_;

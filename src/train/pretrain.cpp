@@ -94,7 +94,7 @@ class PretrainRun {
 
 void PretrainRun::check_memory(const ModelConfig& mc) const {
   const TrainingMemory mem =
-      estimate_training_memory(mc, cfg_.batch, cfg_.seq, DType::F32, cfg_.recompute, cfg_.bf16_ffn);
+      estimate_training_memory(mc, cfg_.batch, cfg_.seq, DType::F32, cfg_.memory());
   const double gib = 1024.0 * 1024.0 * 1024.0;
   const size_t avail = backend_.free_memory_bytes();
   log_info("memory needed: ", mem.total() / gib, " GiB (weights ", mem.weights / gib,
@@ -104,7 +104,8 @@ void PretrainRun::check_memory(const ModelConfig& mc) const {
   if (avail > 0 && mem.total() > avail)
     HG_FAIL("this run needs ", mem.total() / gib, " GiB but only ", avail / gib, " GiB are free on ",
             backend_.name(), "; ",
-            memory_advice(mc, cfg_.batch, cfg_.seq, cfg_.recompute, cfg_.bf16_ffn));
+            memory_advice(mc, cfg_.batch, cfg_.seq, cfg_.memory(),
+                          backend_.matmul_precision() == MatmulPrecision::BF16));
 }
 
 void PretrainRun::open_loader() {
@@ -178,9 +179,9 @@ PretrainResult PretrainRun::run() {
   WsdSchedule sched{cfg_.lr, total, cfg_.warmup_fraction, cfg_.decay_fraction, cfg_.lr_floor_fraction};
   sched.validate();
 
+  check_memory_options(cfg_.memory(), backend_);
   model_ = std::make_unique<Model>(mc, backend_);
-  model_->set_recompute(cfg_.recompute);
-  model_->set_bf16_ffn(cfg_.bf16_ffn);
+  model_->set_memory_options(cfg_.memory());
   model_->init_random(cfg_.seed);
   AdamWConfig oc{cfg_.beta1, cfg_.beta2, cfg_.eps, cfg_.weight_decay, cfg_.clip_norm};
   opt_ = std::make_unique<AdamW>(*model_, oc);

@@ -10,6 +10,7 @@
 
 #include "backend/backend.h"
 #include "core/model_config.h"
+#include "model/activations.h"
 
 namespace hessgpt {
 
@@ -34,12 +35,14 @@ struct PretrainConfig {
   int keep_last = 3;
   int64_t log_every = 1;
   uint64_t seed = 1234;
-  bool recompute = false;       // selective activation recomputation (Model::set_recompute)
-  bool bf16_ffn = false;        // gate/up activations in BF16 (Model::set_bf16_ffn)
+  bool recompute = false;         // MemoryOptions (model/activations.h)
+  bool bf16_ffn = false;
+  bool bf16_activations = false;
   int max_bad_steps = 5;        // consecutive non-finite steps before giving up
   int64_t stop_after = 0;       // stop (as if killed) after this step; for tests
   bool resume = false;          // informational: resuming is automatic
 
+  MemoryOptions memory() const { return {recompute, bf16_ffn, bf16_activations}; }
   void validate() const;
   // The fields that must match for a resume to continue the same run.
   nlohmann::json identity() const;

@@ -8,6 +8,7 @@
 #include "core/log.h"
 #include "io/adapter_dir.h"
 #include "io/model_dir.h"
+#include "model/memory_estimate.h"
 #include "model/model.h"
 #include "train/chat_dataset.h"
 #include "train/checkpoint.h"
@@ -125,8 +126,8 @@ SftResult run_sft(const SftConfig& cfg, Backend& backend) {
   if (train.empty()) HG_FAIL("no usable training conversations in '", cfg.data_path, "'");
 
   Model model(mc, backend);
-  model.set_recompute(cfg.recompute);
-  model.set_bf16_ffn(cfg.bf16_ffn);
+  check_memory_options(cfg.memory, backend);
+  model.set_memory_options(cfg.memory);
   load_model_weights(model, (fs::path(cfg.base_dir) / "model.safetensors").string());
   if (!cfg.full) {
     LoraConfig lc;

@@ -12,6 +12,7 @@
 
 #include "backend/backend.h"
 #include "core/model_config.h"
+#include "model/activations.h"
 
 namespace hessgpt {
 
@@ -42,8 +43,7 @@ struct SftConfig {
   int64_t eval_every = 100, eval_batches = 20, save_every = 100, log_every = 1;
   int keep_last = 3;
   uint64_t seed = 1234;
-  bool recompute = false;      // selective activation recomputation (Model::set_recompute)
-  bool bf16_ffn = false;       // gate/up activations in BF16 (Model::set_bf16_ffn)
+  MemoryOptions memory;        // recomputation, BF16 storage (model/activations.h)
   int64_t stop_after = 0;      // stop as if interrupted (tests)
 
   void validate() const;

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "core/rng.h"
+#include "model/memory_estimate.h"
 #include "model/model.h"
 #include "train/optimizer.h"
 
@@ -20,10 +21,10 @@ double training_flops_per_token(const ModelConfig& c, int64_t seq) {
 
 TrainBenchResult run_train_bench(const ModelConfig& config, Backend& backend, int64_t batch,
                                  int64_t seq, int64_t steps, int64_t warmup, uint64_t seed,
-                                 bool recompute, bool bf16_ffn) {
+                                 const MemoryOptions& memory) {
+  check_memory_options(memory, backend);
   Model model(config, backend);
-  model.set_recompute(recompute);
-  model.set_bf16_ffn(bf16_ffn);
+  model.set_memory_options(memory);
   model.init_random(seed);
   AdamW optimizer(model, AdamWConfig{});
   Rng rng(seed + 1);

@@ -6,6 +6,7 @@
 
 #include "backend/backend.h"
 #include "core/model_config.h"
+#include "model/activations.h"
 
 namespace hessgpt {
 
@@ -21,9 +22,9 @@ struct TrainBenchResult {
 // Training FLOPs per token: 6 x (non-embedding params + tied head) + causal attention.
 double training_flops_per_token(const ModelConfig& config, int64_t seq);
 
-// recompute, bf16_ffn: Model::set_recompute, Model::set_bf16_ffn.
+// memory: Model::set_memory_options.
 TrainBenchResult run_train_bench(const ModelConfig& config, Backend& backend, int64_t batch,
                                  int64_t seq, int64_t steps, int64_t warmup, uint64_t seed,
-                                 bool recompute = false, bool bf16_ffn = false);
+                                 const MemoryOptions& memory = {});
 
 }  // namespace hessgpt

@@ -1,7 +1,8 @@
-// BF16 as a storage type (backend.h): a matmul may write a BF16 output (the
-// F32 product, rounded once) and SwiGLU may read BF16 gate/up. The CPU
-// kernels do exactly the F32 arithmetic on the rounded values, so they are
-// compared bit for bit with the F32 path on pre-rounded inputs.
+// BF16 as a storage type (backend.h): matmul operands and outputs, the
+// outputs of RMSNorm, attention and SwiGLU, SwiGLU's inputs, attention's
+// backward reading its BF16 output. The CPU kernels do exactly the F32
+// arithmetic on the rounded values, so they are compared bit for bit with the
+// F32 path on pre-rounded inputs (an output: the F32 result, rounded once).
 #include <gtest/gtest.h>
 
 #include <vector>
@@ -44,12 +45,92 @@ TEST(Bf16Storage, MatmulOutputIsTheRoundedF32Product) {
   be.matmul(host(c32, {m, n}), host(a, {m, k}), false, host(b, {n, k}), true, 0.5f, 0.0f);
   be.matmul(host16(c16, {m, n}), host(a, {m, k}), false, host(b, {n, k}), true, 0.5f, 0.0f);
   EXPECT_EQ(c16, rounded(c32));
-  // No accumulation into a BF16 output, and F32 operands only.
+  // No accumulation into a BF16 output.
   EXPECT_THROW(be.matmul(host16(c16, {m, n}), host(a, {m, k}), false, host(b, {n, k}), true, 1.0f, 1.0f),
                Error);
-  std::vector<uint16_t> a16 = rounded(a);
-  EXPECT_THROW(be.matmul(host16(c16, {m, n}), host16(a16, {m, k}), false, host(b, {n, k}), true, 1.0f, 0.0f),
-               Error);
+}
+
+// A BF16 operand is read as float: the product equals the F32 product of the
+// widened values, under FP32 and BF16 products, with every transpose, into an
+// F32 (accumulating) or a BF16 output.
+TEST(Bf16Storage, MatmulReadsBf16Operands) {
+  CpuBackend be(2);
+  std::vector<MatmulPrecision> precisions{MatmulPrecision::FP32};
+  if (be.supports_matmul_precision(MatmulPrecision::BF16)) precisions.push_back(MatmulPrecision::BF16);
+  const int64_t m = 13, n = 21, k = 35;
+  std::vector<uint16_t> a16 = rounded(random_floats(m * k, 6)), b16 = rounded(random_floats(n * k, 7));
+  std::vector<float> a = widened(a16), b = widened(b16);
+  const std::vector<float> c0 = random_floats(m * n, 8);
+  for (MatmulPrecision p : precisions) {
+    be.set_matmul_precision(p);
+    for (int which = 1; which <= 3; ++which) {  // a, b or both in BF16
+      for (int t = 0; t < 4; ++t) {
+        const bool ta = t & 1, tb = t & 2;
+        const Tensor ta32 = ta ? host(a, {k, m}) : host(a, {m, k});
+        const Tensor tb32 = tb ? host(b, {n, k}) : host(b, {k, n});
+        const Tensor ta16 = ta ? host16(a16, {k, m}) : host16(a16, {m, k});
+        const Tensor tb16 = tb ? host16(b16, {n, k}) : host16(b16, {k, n});
+        std::vector<float> want = c0, got = c0;
+        be.matmul(host(want, {m, n}), ta32, ta, tb32, tb, 1.0f, 1.0f);
+        be.matmul(host(got, {m, n}), which & 1 ? ta16 : ta32, ta, which & 2 ? tb16 : tb32, tb, 1.0f, 1.0f);
+        EXPECT_EQ(got, want) << "precision " << static_cast<int>(p) << " operands " << which << " transposes " << t;
+        std::vector<uint16_t> out16(static_cast<size_t>(m * n));
+        be.matmul(host16(out16, {m, n}), which & 1 ? ta16 : ta32, ta, which & 2 ? tb16 : tb32, tb, 1.0f, 0.0f);
+        std::vector<float> plain(static_cast<size_t>(m * n));
+        be.matmul(host(plain, {m, n}), ta32, ta, tb32, tb, 1.0f, 0.0f);
+        EXPECT_EQ(out16, rounded(plain));
+      }
+    }
+  }
+}
+
+// RMSNorm, attention and SwiGLU with BF16 outputs: the F32 results, rounded
+// once; their other outputs (rstd, lse) untouched. Attention's backward reads
+// a BF16 output as its widened values.
+TEST(Bf16Storage, NormAttentionAndSwigluWriteBf16) {
+  CpuBackend be(2);
+  const int64_t rows = 7, d = 40;
+  auto x = random_floats(rows * d, 9, 2.0), w = random_floats(d, 10);
+  std::vector<float> out32(rows * d), rstd32(rows), rstd16(rows);
+  std::vector<uint16_t> out16(rows * d);
+  be.rmsnorm_forward(host(out32, {rows, d}), host(rstd32, {rows}), host(x, {rows, d}), host(w, {d}), 1e-6);
+  be.rmsnorm_forward(host16(out16, {rows, d}), host(rstd16, {rows}), host(x, {rows, d}), host(w, {d}), 1e-6);
+  EXPECT_EQ(out16, rounded(out32));
+  EXPECT_EQ(rstd16, rstd32);
+
+  const int64_t n = 517;
+  auto gate = random_floats(n, 11, 3.0), up = random_floats(n, 12);
+  std::vector<float> act32(n);
+  std::vector<uint16_t> act16(n);
+  be.swiglu_forward(host(act32, {n}), host(gate, {n}), host(up, {n}));
+  be.swiglu_forward(host16(act16, {n}), host(gate, {n}), host(up, {n}));
+  EXPECT_EQ(act16, rounded(act32));
+  std::vector<uint16_t> g16 = rounded(gate), u16 = rounded(up);
+  std::vector<float> g = widened(g16), u = widened(u16);
+  be.swiglu_forward(host(act32, {n}), host(g, {n}), host(u, {n}));
+  be.swiglu_forward(host16(act16, {n}), host16(g16, {n}), host16(u16, {n}));
+  EXPECT_EQ(act16, rounded(act32));
+
+  const int64_t b = 2, t = 9, h = 4, kv = 2, hd = 8;
+  auto q = random_floats(b * t * h * hd, 13), k = random_floats(b * t * kv * hd, 14),
+       v = random_floats(b * t * kv * hd, 15), dout = random_floats(b * t * h * hd, 16);
+  std::vector<float> att32(q.size()), lse32(b * h * t), lse16(b * h * t);
+  std::vector<uint16_t> att16(q.size());
+  const auto q4 = [&](std::vector<float>& x4) { return host(x4, {b, t, h, hd}); };
+  const auto kv4 = [&](std::vector<float>& x4) { return host(x4, {b, t, kv, hd}); };
+  be.attention_forward(q4(att32), host(lse32, {b, h, t}), q4(q), kv4(k), kv4(v), 0.35, 0);
+  be.attention_forward(host16(att16, {b, t, h, hd}), host(lse16, {b, h, t}), q4(q), kv4(k), kv4(v), 0.35, 0);
+  EXPECT_EQ(att16, rounded(att32));
+  EXPECT_EQ(lse16, lse32);
+  std::vector<float> att_wide = widened(att16);
+  std::vector<float> dq32(q.size()), dk32(k.size()), dv32(v.size()), dq16(q.size()), dk16(k.size()), dv16(v.size());
+  be.attention_backward(q4(dq32), kv4(dk32), kv4(dv32), q4(dout), q4(q), kv4(k), kv4(v), q4(att_wide),
+                        host(lse32, {b, h, t}), 0.35);
+  be.attention_backward(q4(dq16), kv4(dk16), kv4(dv16), q4(dout), q4(q), kv4(k), kv4(v),
+                        host16(att16, {b, t, h, hd}), host(lse32, {b, h, t}), 0.35);
+  EXPECT_EQ(dq16, dq32);
+  EXPECT_EQ(dk16, dk32);
+  EXPECT_EQ(dv16, dv32);
 }
 
 TEST(Bf16Storage, SwigluReadsBf16GateAndUp) {

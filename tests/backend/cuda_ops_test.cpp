@@ -91,6 +91,32 @@ class CudaOps : public ::testing::Test {
     be.copy_to_host(v.data(), t);
     return v;
   }
+  // A BF16 (storage) tensor holding the bits `v`.
+  Tensor on16(Backend& be, const std::vector<uint16_t>& v, std::initializer_list<int64_t> dims) {
+    buffers_.emplace_back(&be, v.size() * sizeof(uint16_t));
+    Tensor t = buffers_.back().tensor(DType::BF16, dims);
+    be.copy_from_host(t, v.data());
+    return t;
+  }
+  std::vector<uint16_t> bits_of(Backend& be, const Tensor& t) {
+    std::vector<uint16_t> v(static_cast<size_t>(t.numel()));
+    be.copy_to_host(v.data(), t);
+    return v;
+  }
+  // got: BF16 bits; want: F32 values. Each element is want rounded, or one
+  // BF16 step from it (another summation order crossing a rounding boundary),
+  // and nearly all are exact.
+  void expect_within_one_bf16_step(const std::vector<uint16_t>& got, const Vec& want,
+                                   const std::string& what) {
+    ASSERT_EQ(got.size(), want.size()) << what;
+    size_t off = 0;
+    for (size_t i = 0; i < got.size(); ++i) {
+      const int diff = static_cast<int>(got[i]) - static_cast<int>(float_to_bf16(want[i]));
+      ASSERT_LE(std::abs(diff), 1) << what << ", element " << i;
+      off += diff != 0;
+    }
+    EXPECT_LE(off, got.size() / 50) << what << ": " << off << " elements one BF16 step off";
+  }
   // Fresh poison, so that an element the kernel never writes shows up.
   Vec poison(size_t n) { return Vec(n, std::numeric_limits<float>::quiet_NaN()); }
 
@@ -443,12 +469,6 @@ TEST_F(CudaOps, Bf16StorageSwigluAndMatmulOutput) {
     g16[i] = float_to_bf16(gate[i]);
     u16[i] = float_to_bf16(up[i]);
   }
-  auto on16 = [&](Backend& be, const std::vector<uint16_t>& v, std::initializer_list<int64_t> dims) {
-    buffers_.emplace_back(&be, v.size() * sizeof(uint16_t));
-    Tensor t = buffers_.back().tensor(DType::BF16, dims);
-    be.copy_from_host(t, v.data());
-    return t;
-  };
   auto swiglu = [&](Backend& be) {
     const Tensor g = on16(be, g16, {n}), u = on16(be, u16, {n});
     const Tensor out = on(be, poison(n), {n});
@@ -471,16 +491,125 @@ TEST_F(CudaOps, Bf16StorageSwigluAndMatmulOutput) {
     return f;
   };
   expect_close(product(*gpu_), product(cpu_), 1e-3, "matmul with a bf16 output");
-  // Under BF16 products the odd width is padded and staged: the BF16 output
-  // must be exactly the F32 output of the same product, rounded.
+  // Under BF16 products cuBLASLt writes the BF16 output itself (staged and
+  // compacted for this odd width): the F32 output of the same product,
+  // rounded, up to one BF16 step where its kernel sums in another order.
   if (!gpu_->supports_matmul_precision(MatmulPrecision::BF16)) return;
   gpu_->set_matmul_precision(MatmulPrecision::BF16);
-  const Tensor c32 = on(*gpu_, poison(m * cols), {m, cols});
-  gpu_->matmul(c32, on(*gpu_, a, {m, k}), false, on(*gpu_, b, {cols, k}), true, 1.0f, 0.0f);
-  const Vec f32 = host(*gpu_, c32), f16 = product(*gpu_);
+  for (const int64_t width : {cols, int64_t{96}}) {  // staged, and written in place
+    const Vec bw = random_floats(width * k, 5);
+    const Tensor c32 = on(*gpu_, poison(m * width), {m, width});
+    gpu_->matmul(c32, on(*gpu_, a, {m, k}), false, on(*gpu_, bw, {width, k}), true, 1.0f, 0.0f);
+    const Tensor c16 = on16(*gpu_, std::vector<uint16_t>(m * width, 0xffff), {m, width});
+    gpu_->matmul(c16, on(*gpu_, a, {m, k}), false, on(*gpu_, bw, {width, k}), true, 1.0f, 0.0f);
+    expect_within_one_bf16_step(bits_of(*gpu_, c16), host(*gpu_, c32), "bf16 output, width " + std::to_string(width));
+  }
   gpu_->set_matmul_precision(MatmulPrecision::FP32);
-  for (size_t i = 0; i < f32.size(); ++i)
-    ASSERT_EQ(f16[i], bf16_to_float(float_to_bf16(f32[i]))) << "bf16 products, element " << i;
+}
+
+// BF16 storage of op outputs and matmul operands (backend.h), as the model's
+// --bf16-activations uses them. RMSNorm, SwiGLU and attention with a BF16
+// output are the F32 kernels with a rounding store: on the same backend they
+// must give exactly the rounded F32 output, and attention's backward reading
+// that BF16 output exactly what it gives for its widened values. Products
+// reading a BF16 operand (in place when its layout serves, else copied) must
+// match the products of the widened values.
+TEST_F(CudaOps, Bf16StorageOfOutputsAndOperands) {
+  const auto rounded = [](const Vec& x) {
+    std::vector<uint16_t> r(x.size());
+    for (size_t i = 0; i < x.size(); ++i) r[i] = float_to_bf16(x[i]);
+    return r;
+  };
+  const auto widened = [](const std::vector<uint16_t>& x) {
+    Vec r(x.size());
+    for (size_t i = 0; i < x.size(); ++i) r[i] = bf16_to_float(x[i]);
+    return r;
+  };
+  for (const int64_t d : {int64_t{37}, int64_t{1280}}) {
+    const int64_t r = 150;
+    const Vec x = random_floats(r * d, 40, 2.0), w = random_floats(d, 41);
+    const Tensor tx = on(*gpu_, x, {r, d}), tw = on(*gpu_, w, {d});
+    const Tensor o32 = on(*gpu_, poison(r * d), {r, d}), rstd32 = on(*gpu_, poison(r), {r});
+    const Tensor o16 = on16(*gpu_, std::vector<uint16_t>(r * d, 0xffff), {r, d});
+    const Tensor rstd16 = on(*gpu_, poison(r), {r});
+    gpu_->rmsnorm_forward(o32, rstd32, tx, tw, 1e-6);
+    gpu_->rmsnorm_forward(o16, rstd16, tx, tw, 1e-6);
+    EXPECT_EQ(bits_of(*gpu_, o16), rounded(host(*gpu_, o32))) << "rmsnorm d=" << d;
+    EXPECT_EQ(host(*gpu_, rstd16), host(*gpu_, rstd32)) << "rmsnorm d=" << d;
+  }
+  {
+    const int64_t n = 4097;
+    const Vec gate = random_floats(n, 42, 3.0), up = random_floats(n, 43);
+    const Tensor g = on(*gpu_, gate, {n}), u = on(*gpu_, up, {n});
+    const Tensor g16 = on16(*gpu_, rounded(gate), {n}), u16 = on16(*gpu_, rounded(up), {n});
+    for (const bool inputs16 : {false, true}) {
+      const Tensor o32 = on(*gpu_, poison(n), {n});
+      const Tensor o16 = on16(*gpu_, std::vector<uint16_t>(n, 0xffff), {n});
+      gpu_->swiglu_forward(o32, inputs16 ? g16 : g, inputs16 ? u16 : u);
+      gpu_->swiglu_forward(o16, inputs16 ? g16 : g, inputs16 ? u16 : u);
+      EXPECT_EQ(bits_of(*gpu_, o16), rounded(host(*gpu_, o32))) << "swiglu, bf16 gate/up " << inputs16;
+    }
+  }
+  for (const MatmulPrecision p : {MatmulPrecision::FP32, MatmulPrecision::BF16}) {
+    gpu_->set_matmul_precision(p);
+    const std::string mode = p == MatmulPrecision::BF16 ? "tensor-core" : "fp32";
+    for (const AttnCase& c : {AttnCase{2, 45, 6, 3, 40}, AttnCase{1, 130, 4, 2, 64}}) {
+      const Vec q = random_floats(c.b * c.t * c.h * c.d, 44, 1.5);
+      const Vec k = random_floats(c.b * c.t * c.kv * c.d, 45, 1.5);
+      const Vec v = random_floats(c.b * c.t * c.kv * c.d, 46), dout = random_floats(q.size(), 47);
+      const double scale = 1.0 / std::sqrt(static_cast<double>(c.d));
+      const Tensor tq = on(*gpu_, q, {c.b, c.t, c.h, c.d}), tk = on(*gpu_, k, {c.b, c.t, c.kv, c.d});
+      const Tensor tv = on(*gpu_, v, {c.b, c.t, c.kv, c.d}), tdo = on(*gpu_, dout, {c.b, c.t, c.h, c.d});
+      const Tensor o32 = on(*gpu_, poison(q.size()), {c.b, c.t, c.h, c.d});
+      const Tensor o16 = on16(*gpu_, std::vector<uint16_t>(q.size(), 0xffff), {c.b, c.t, c.h, c.d});
+      const Tensor lse32 = on(*gpu_, poison(c.b * c.h * c.t), {c.b, c.h, c.t});
+      const Tensor lse16 = on(*gpu_, poison(c.b * c.h * c.t), {c.b, c.h, c.t});
+      gpu_->attention_forward(o32, lse32, tq, tk, tv, scale, 0);
+      gpu_->attention_forward(o16, lse16, tq, tk, tv, scale, 0);
+      const std::vector<uint16_t> out16 = bits_of(*gpu_, o16);
+      ASSERT_EQ(out16, rounded(host(*gpu_, o32))) << mode << " attention t=" << c.t;
+      EXPECT_EQ(host(*gpu_, lse16), host(*gpu_, lse32)) << mode << " attention t=" << c.t;
+      std::vector<Vec> grads[2];
+      for (int stored = 0; stored < 2; ++stored) {
+        const Tensor out = stored ? o16 : on(*gpu_, widened(out16), {c.b, c.t, c.h, c.d});
+        const Tensor dq = on(*gpu_, poison(q.size()), {c.b, c.t, c.h, c.d});
+        const Tensor dk = on(*gpu_, poison(k.size()), {c.b, c.t, c.kv, c.d});
+        const Tensor dv = on(*gpu_, poison(v.size()), {c.b, c.t, c.kv, c.d});
+        gpu_->attention_backward(dq, dk, dv, tdo, tq, tk, tv, out, lse32, scale);
+        grads[stored] = {host(*gpu_, dq), host(*gpu_, dk), host(*gpu_, dv)};
+      }
+      EXPECT_EQ(grads[1], grads[0]) << mode << " attention backward reading a bf16 out, t=" << c.t;
+    }
+  }
+  // Products: 8-aligned shapes read BF16 operands in place, odd ones copy them.
+  struct Shape { int64_t m, n, k; };
+  for (const Shape sh : {Shape{64, 96, 128}, Shape{33, 41, 171}}) {
+    for (const MatmulPrecision p : {MatmulPrecision::FP32, MatmulPrecision::BF16}) {
+      gpu_->set_matmul_precision(p);
+      for (int t = 0; t < 4; ++t) {
+        const bool ta = t & 1, tb = t & 2;
+        const std::vector<uint16_t> a16 = rounded(random_floats(sh.m * sh.k, 48));
+        const std::vector<uint16_t> b16 = rounded(random_floats(sh.n * sh.k, 49));
+        const Vec a = widened(a16), b = widened(b16), c0 = random_floats(sh.m * sh.n, 50);
+        const Tensor a32t = ta ? on(*gpu_, a, {sh.k, sh.m}) : on(*gpu_, a, {sh.m, sh.k});
+        const Tensor b32t = tb ? on(*gpu_, b, {sh.n, sh.k}) : on(*gpu_, b, {sh.k, sh.n});
+        const Tensor a16t = ta ? on16(*gpu_, a16, {sh.k, sh.m}) : on16(*gpu_, a16, {sh.m, sh.k});
+        const Tensor b16t = tb ? on16(*gpu_, b16, {sh.n, sh.k}) : on16(*gpu_, b16, {sh.k, sh.n});
+        const Tensor want = on(*gpu_, c0, {sh.m, sh.n});
+        gpu_->matmul(want, a32t, ta, b32t, tb, 1.0f, 1.0f);
+        const Vec expected = host(*gpu_, want);
+        for (int which = 1; which <= 3; ++which) {
+          const Tensor got = on(*gpu_, c0, {sh.m, sh.n});
+          gpu_->matmul(got, which & 1 ? a16t : a32t, ta, which & 2 ? b16t : b32t, tb, 1.0f, 1.0f);
+          expect_close(host(*gpu_, got), expected, 1e-6,
+                       "bf16 operands " + std::to_string(which) + " m=" + std::to_string(sh.m) +
+                           " transposes " + std::to_string(t) +
+                           (p == MatmulPrecision::BF16 ? " (bf16 products)" : " (fp32 products)"));
+        }
+      }
+    }
+  }
+  gpu_->set_matmul_precision(MatmulPrecision::FP32);
 }
 
 TEST_F(CudaOps, SoftcapAndFusedCrossEntropy) {

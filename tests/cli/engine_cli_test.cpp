@@ -44,6 +44,24 @@ TEST(EngineCli, InfoParameterCounts) {
   EXPECT_NE(b["compiled"].dump().find("cpu"), std::string::npos);
 }
 
+// The memory options as flags: each one shrinks the estimate, and
+// --bf16-activations refuses FP32 products, naming the flag it needs.
+TEST(EngineCli, MemoryOptionsShrinkTheEstimate) {
+  const auto bytes = [](const std::string& flags) {
+    return run_json("info --model model1 --json " + flags)["training_memory"]["total_bytes"].get<int64_t>();
+  };
+  const int64_t plain = bytes(""), redo = bytes("--recompute"), ffn = bytes("--recompute --bf16-ffn"),
+                inputs = bytes("--recompute --bf16-activations");
+  EXPECT_LT(redo, plain);
+  EXPECT_LT(ffn, redo);
+  EXPECT_LT(inputs, ffn);
+  expect_error("bench train --model tiny --steps 1 --device cpu --bf16-activations",
+               "--bf16-activations needs --precision bf16");
+  const auto r = run_command(bin() + " info --model model1 --recompute --bf16-activations");
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("selective recomputation, BF16 product inputs and gate/up"), std::string::npos) << r.out;
+}
+
 TEST(EngineCli, InitThenScoreWithLogitsDump) {
   TempDir dir;
   ASSERT_EQ(run_command(bin() + " init --model tiny --seed 3 --out " + dir / "ck").exit_code, 0);

@@ -4,6 +4,8 @@
 // must be bit for bit those of the run that keeps everything, and the arena
 // must shrink by exactly the per-layer copies it no longer holds. BF16 gate/up
 // storage: a rounding of two activations, so the step stays close (not equal).
+// BF16 storage of the products' inputs under BF16 products: the products read
+// the same values, so the forward pass is bit for bit the same.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -27,10 +29,11 @@ struct Passes {
 
 // Two training passes with an evaluation between them (which may re-carve
 // the arena in its own layout), gradients accumulated over both.
-Passes train_twice(const ModelConfig& c, bool recompute, bool lora, bool bf16_ffn = false) {
+Passes train_twice(const ModelConfig& c, bool recompute, bool lora, MemoryOptions memory = {},
+                   bool bf16_products = false) {
   CpuBackend be(2);
+  if (bf16_products) be.set_matmul_precision(MatmulPrecision::BF16);
   Model m(c, be);
-  m.set_bf16_ffn(bf16_ffn);
   if (lora) {
     LoraConfig lc;
     lc.rank = 4;
@@ -38,7 +41,8 @@ Passes train_twice(const ModelConfig& c, bool recompute, bool lora, bool bf16_ff
     m.enable_lora(lc, 3);
   }
   lora_test::randomise(m, 11, 0.2);
-  m.set_recompute(recompute);
+  memory.recompute = recompute;
+  m.set_memory_options(memory);
   const int64_t b = 2, t = 24;
   Passes r;
   if (lora) m.zero_lora_grads();
@@ -52,8 +56,10 @@ Passes train_twice(const ModelConfig& c, bool recompute, bool lora, bool bf16_ff
   return r;
 }
 
-void expect_identical(const ModelConfig& c, bool lora, bool bf16_ffn = false) {
-  const Passes keep = train_twice(c, false, lora, bf16_ffn), redo = train_twice(c, true, lora, bf16_ffn);
+void expect_identical(const ModelConfig& c, bool lora, const MemoryOptions& memory = {},
+                      bool bf16_products = false) {
+  const Passes keep = train_twice(c, false, lora, memory, bf16_products),
+               redo = train_twice(c, true, lora, memory, bf16_products);
   ASSERT_EQ(keep.losses, redo.losses);
   ASSERT_EQ(keep.grads.size(), redo.grads.size());
   for (size_t i = 0; i < keep.grads.size(); ++i)
@@ -73,7 +79,26 @@ TEST(Recompute, LoraGradientsWithDropoutAreBitIdentical) {
   expect_identical(preset_config("tiny"), true);
 }
 
-TEST(Recompute, BitIdenticalWithBf16GateAndUp) { expect_identical(preset_config("tiny"), false, true); }
+MemoryOptions bf16_ffn() {
+  MemoryOptions m;
+  m.bf16_ffn = true;
+  return m;
+}
+MemoryOptions bf16_activations() {
+  MemoryOptions m;
+  m.bf16_activations = true;
+  return m;
+}
+bool cpu_has_bf16_products() {
+  return CpuBackend(1).supports_matmul_precision(MatmulPrecision::BF16);
+}
+
+TEST(Recompute, BitIdenticalWithBf16GateAndUp) { expect_identical(preset_config("tiny"), false, bf16_ffn()); }
+
+TEST(Recompute, BitIdenticalWithBf16Activations) {
+  if (!cpu_has_bf16_products()) GTEST_SKIP() << "no BF16 products in this build (oneDNN)";
+  expect_identical(preset_config("tiny"), false, bf16_activations(), true);
+}
 
 double rel_error(const std::vector<float>& got, const std::vector<float>& want) {
   double diff = 0, norm = 0;
@@ -90,7 +115,7 @@ double rel_error(const std::vector<float>& got, const std::vector<float>& want) 
 // differ at all, or the option did nothing.
 TEST(Bf16Ffn, StepStaysCloseToF32Storage) {
   const ModelConfig c = preset_config("tiny");
-  const Passes f32 = train_twice(c, false, false, false), bf16 = train_twice(c, false, false, true);
+  const Passes f32 = train_twice(c, false, false), bf16 = train_twice(c, false, false, bf16_ffn());
   for (size_t i = 0; i < f32.losses.size(); ++i)
     EXPECT_NEAR(bf16.losses[i], f32.losses[i], 1e-3 * std::abs(f32.losses[i])) << i;
   const double err = rel_error(bf16.grads, f32.grads);
@@ -100,21 +125,61 @@ TEST(Bf16Ffn, StepStaysCloseToF32Storage) {
               bf16.losses[0], f32.losses[0], err);
 }
 
-// LoRA adapters on gate or up accumulate into those outputs, so they keep F32.
+// Under BF16 products the products read ln1, att, ln2 and act rounded either
+// way: the losses of both training passes and of the evaluations are bit for
+// bit those of BF16 gate/up alone. Only attention's backward reads att
+// otherwise (its row term dout . out), so the gradients move, a little.
+TEST(Bf16Activations, SameLossAsF32InputsUnderBf16Products) {
+  if (!cpu_has_bf16_products()) GTEST_SKIP() << "no BF16 products in this build (oneDNN)";
+  const ModelConfig c = preset_config("tiny");
+  const Passes f32 = train_twice(c, false, false, bf16_ffn(), true),
+               bf16 = train_twice(c, false, false, bf16_activations(), true);
+  EXPECT_EQ(bf16.losses, f32.losses);
+  const double err = rel_error(bf16.grads, f32.grads);
+  EXPECT_LT(err, 1e-2);
+  EXPECT_GT(err, 0.0);
+  std::printf("[ tiny ] bf16 activations: loss %.6f (same), gradient relative error %.2e\n",
+              bf16.losses[0], err);
+}
+
+// LoRA adapters on gate or up accumulate into those outputs, so they keep
+// F32; LoRA dropout reads its inputs as F32, so the products' inputs do too.
 TEST(Bf16Ffn, OffWhereLoraAdaptsGateOrUp) {
   CpuBackend be(2);
   for (const bool on_ffn : {false, true}) {
-    Model m(preset_config("tiny"), be);
-    LoraConfig lc;
-    lc.rank = 2;
-    lc.targets = on_ffn ? std::vector<std::string>{"q", "up"} : std::vector<std::string>{"q", "v"};
-    m.enable_lora(lc, 1);
-    m.set_bf16_ffn(true);
-    EXPECT_EQ(m.bf16_ffn(), !on_ffn);
+    for (const double dropout : {0.0, 0.1}) {
+      Model m(preset_config("tiny"), be);
+      LoraConfig lc;
+      lc.rank = 2;
+      lc.dropout = dropout;
+      lc.targets = on_ffn ? std::vector<std::string>{"q", "up"} : std::vector<std::string>{"q", "v"};
+      m.enable_lora(lc, 1);
+      m.set_memory_options(bf16_ffn());
+      EXPECT_EQ(m.memory_options().bf16_ffn, !on_ffn);
+      m.set_memory_options(bf16_activations());
+      EXPECT_EQ(m.memory_options().bf16_ffn, !on_ffn);  // implied where allowed
+      EXPECT_EQ(m.memory_options().bf16_activations, dropout == 0.0);
+    }
   }
   Model f64(preset_config("tiny"), be, DType::F64);
-  f64.set_bf16_ffn(true);
-  EXPECT_FALSE(f64.bf16_ffn());  // BF16 storage is for F32 models
+  f64.set_memory_options(bf16_activations());
+  EXPECT_FALSE(f64.memory_options().bf16_ffn);  // BF16 storage is for F32 models
+  EXPECT_FALSE(f64.memory_options().bf16_activations);
+}
+
+TEST(Bf16Activations, NeedBf16Products) {
+  CpuBackend be(1);
+  try {
+    check_memory_options(bf16_activations(), be);
+    FAIL() << "accepted under FP32 products";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--bf16-activations needs --precision bf16"), std::string::npos)
+        << e.what();
+  }
+  check_memory_options(bf16_ffn(), be);
+  if (!be.supports_matmul_precision(MatmulPrecision::BF16)) return;
+  be.set_matmul_precision(MatmulPrecision::BF16);
+  check_memory_options(bf16_activations(), be);
 }
 
 // The arena drops L - 1 copies of ln1, q, k, ln2 and act (each rounded up to
@@ -127,19 +192,27 @@ TEST(Recompute, ArenaShrinksByThePerLayerCopies) {
                            bytes(n * c.num_key_value_heads * c.head_dim) +
                            bytes(n * c.intermediate_size);
   ArenaOptions keep_all, redo_some;
-  redo_some.recompute = true;
+  redo_some.memory.recompute = true;
   const size_t keep = activation_bytes(c, b, t, DType::F32, keep_all);
   const size_t redo = activation_bytes(c, b, t, DType::F32, redo_some);
   EXPECT_EQ(keep - redo, static_cast<size_t>(c.num_hidden_layers - 1) * per_layer);
-  const TrainingMemory m = estimate_training_memory(c, b, t, DType::F32, true);
+  MemoryOptions recompute;
+  recompute.recompute = true;
+  const TrainingMemory m = estimate_training_memory(c, b, t, DType::F32, recompute);
   EXPECT_EQ(m.activations, redo);
   // BF16 gate/up: two [N, FFN] tensors per layer at half the bytes.
   ArenaOptions half = redo_some;
-  half.bf16_ffn = true;
+  half.memory.bf16_ffn = true;
   const auto bytes16 = [](int64_t elements) { return (static_cast<size_t>(elements) * 2 + 63) / 64 * 64; };
-  EXPECT_EQ(redo - activation_bytes(c, b, t, DType::F32, half),
-            static_cast<size_t>(c.num_hidden_layers) * 2 *
-                (bytes(n * c.intermediate_size) - bytes16(n * c.intermediate_size)));
+  const auto saved = [&](int64_t elements) { return bytes(elements) - bytes16(elements); };
+  const size_t ffn_bytes = activation_bytes(c, b, t, DType::F32, half);
+  EXPECT_EQ(redo - ffn_bytes, static_cast<size_t>(c.num_hidden_layers) * 2 * saved(n * c.intermediate_size));
+  // The products' inputs too: each layer's att, and the shared ln1, ln2, act.
+  ArenaOptions inputs = half;
+  inputs.memory.bf16_activations = true;
+  EXPECT_EQ(ffn_bytes - activation_bytes(c, b, t, DType::F32, inputs),
+            static_cast<size_t>(c.num_hidden_layers) * saved(n * c.q_dim()) +
+                2 * saved(n * c.hidden_size) + saved(n * c.intermediate_size));
   // Evaluation shares them too, whatever the setting.
   keep_all.training = redo_some.training = false;
   EXPECT_EQ(activation_bytes(c, b, t, DType::F32, keep_all),
@@ -148,17 +221,28 @@ TEST(Recompute, ArenaShrinksByThePerLayerCopies) {
 
 // The advice of a run that does not fit names the options not in use, each
 // with its estimate, smallest last, then the batch.
+// Under FP32 products the BF16 option is --bf16-ffn; under BF16 products it
+// is --bf16-activations (which implies it).
 TEST(MemoryAdvice, NamesTheUnusedOptionsWithTheirEstimates) {
   const ModelConfig c = preset_config("model1");
-  const std::string none = memory_advice(c, 32, 1024, false, false);
+  MemoryOptions m;
+  const std::string none = memory_advice(c, 32, 1024, m, false);
   EXPECT_NE(none.find("--recompute needs 43.5 GiB"), std::string::npos) << none;
   EXPECT_NE(none.find("--recompute --bf16-ffn needs 34.4 GiB"), std::string::npos) << none;
   EXPECT_NE(none.find("lower --batch"), std::string::npos);
-  const std::string some = memory_advice(c, 32, 1024, true, false);
+  const std::string none16 = memory_advice(c, 32, 1024, m, true);
+  EXPECT_NE(none16.find("--recompute --bf16-activations needs 32.3 GiB"), std::string::npos) << none16;
+  EXPECT_EQ(none16.find("--bf16-ffn"), std::string::npos) << none16;
+  m.recompute = true;
+  const std::string some = memory_advice(c, 32, 1024, m, false);
   EXPECT_EQ(some.find("--recompute needs"), std::string::npos) << some;
   EXPECT_NE(some.find("--bf16-ffn needs 34.4 GiB"), std::string::npos) << some;
-  EXPECT_EQ(memory_advice(c, 32, 1024, true, true),
-            "or lower --batch (raise --accum to keep the tokens per step) or --seq");
+  m.bf16_ffn = true;
+  const std::string done = "or lower --batch (raise --accum to keep the tokens per step) or --seq";
+  EXPECT_EQ(memory_advice(c, 32, 1024, m, false), done);
+  EXPECT_NE(memory_advice(c, 32, 1024, m, true).find("--bf16-activations needs 32.3 GiB"), std::string::npos);
+  m.bf16_activations = true;
+  EXPECT_EQ(memory_advice(c, 32, 1024, m, true), done);
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "backend/cpu/kernels.h"
+#include "core/bf16.h"
 #include "core/huge_page_allocator.h"
 
 namespace hessgpt {
@@ -48,7 +49,8 @@ bool CpuBackend::supports_matmul_precision(MatmulPrecision p) const {
   return p == MatmulPrecision::FP32 || cpu::Bf16Matmul::compiled();
 }
 
-// BF16 is a storage type here: matmul outputs and SwiGLU inputs (backend.h).
+// BF16 is a storage type here (backend.h): matmul operands and outputs, the
+// outputs of RMSNorm, attention and SwiGLU, SwiGLU's inputs.
 bool CpuBackend::supports(DType dtype) const {
   return dtype == DType::F32 || dtype == DType::F64 || dtype == DType::I32 ||
          dtype == DType::U16 || dtype == DType::BF16;
@@ -110,19 +112,44 @@ void CpuBackend::fill(const Tensor& x, double value) {
   });
 }
 
+Tensor CpuBackend::staged_f32(const Tensor& like) {
+  staged_.resize(static_cast<size_t>(like.numel()));
+  Tensor t = like;
+  t.data = staged_.data();
+  t.dtype = DType::F32;
+  return t;
+}
+
+Tensor CpuBackend::widened(std::vector<float>& buffer, const Tensor& bf16) {
+  buffer.resize(static_cast<size_t>(bf16.numel()));
+  const uint16_t* src = bf16.as<uint16_t>();
+  for (int64_t i = 0; i < bf16.numel(); ++i) buffer[static_cast<size_t>(i)] = bf16_to_float(src[i]);
+  Tensor t = bf16;
+  t.data = buffer.data();
+  t.dtype = DType::F32;
+  return t;
+}
+
 void CpuBackend::matmul(const Tensor& c, const Tensor& a, bool trans_a, const Tensor& b,
                         bool trans_b, float alpha, float beta) {
   check_cpu(c, "matmul C");
   check_cpu(a, "matmul A");
   check_cpu(b, "matmul B");
+  // BF16 operands are read as float (exact), then follow the F32 rules.
+  if (a.dtype == DType::BF16 || b.dtype == DType::BF16) {
+    HG_CHECK(c.dtype != DType::F64, "BF16 matmul operands need an F32 or BF16 output");
+    const Tensor a32 = a.dtype == DType::BF16 ? widened(wide_a_, a) : a;
+    const Tensor b32 = b.dtype == DType::BF16 ? widened(wide_b_, b) : b;
+    matmul(c, a32, trans_a, b32, trans_b, alpha, beta);
+    return;
+  }
   if (c.dtype == DType::BF16) {
     // The F32 product into scratch, then rounded (backend.h).
     HG_CHECK(a.dtype == DType::F32 && b.dtype == DType::F32, "a BF16 matmul output needs F32 operands");
     HG_CHECK(beta == 0.0f, "a BF16 matmul output cannot accumulate (beta must be 0)");
-    bf16_out_.resize(static_cast<size_t>(c.numel()));
-    const Tensor staged(bf16_out_.data(), DType::F32, Device::CPU, {c.rows(), c.cols()});
+    const Tensor staged = staged_f32(c).view({c.rows(), c.cols()});
     matmul(staged, a, trans_a, b, trans_b, alpha, 0.0f);
-    cpu::to_bf16(c.as<uint16_t>(), bf16_out_.data(), c.numel());
+    cpu::to_bf16(c.as<uint16_t>(), staged_.data(), c.numel());
     return;
   }
   HG_CHECK(a.dtype == c.dtype && b.dtype == c.dtype, "matmul dtype mismatch");
@@ -194,6 +221,14 @@ void CpuBackend::embedding_backward(const Tensor& dtable, const Tensor& ids, con
 
 void CpuBackend::rmsnorm_forward(const Tensor& out, const Tensor& rstd, const Tensor& x,
                                  const Tensor& w, double eps) {
+  check_cpu(out, "rmsnorm out");
+  if (out.dtype == DType::BF16 && x.dtype == DType::F32) {
+    HG_CHECK(out.numel() == x.numel(), "rmsnorm: size mismatch ", out.shape_string(), " vs ",
+             x.shape_string());
+    rmsnorm_forward(staged_f32(out), rstd, x, w, eps);
+    cpu::to_bf16(out.as<uint16_t>(), staged_.data(), out.numel());
+    return;
+  }
   check_same(out, x, "rmsnorm");
   HG_CHECK(w.numel() == x.cols() && rstd.numel() == x.rows(), "rmsnorm shapes");
   dispatch_float(x.dtype, [&](auto tag) {
@@ -251,6 +286,13 @@ void CpuBackend::attention_forward(const Tensor& out, const Tensor& lse, const T
   const int64_t tk = k.dim(1), kv = k.dim(2);
   HG_CHECK(k.dim(0) == b && k.dim(3) == d && h % kv == 0, "attention shapes");
   HG_CHECK(q_pos0 + tq <= tk, "attention: queries reach past the keys");
+  check_cpu(out, "attention out");
+  if (out.dtype == DType::BF16 && q.dtype == DType::F32) {
+    HG_CHECK(out.numel() == q.numel(), "attention out: size mismatch");
+    attention_forward(staged_f32(out), lse, q, k, v, scale, q_pos0);
+    cpu::to_bf16(out.as<uint16_t>(), staged_.data(), out.numel());
+    return;
+  }
   check_same(out, q, "attention out");
   HG_CHECK(lse.numel() == b * h * tq, "attention lse shape");
   dispatch_float(q.dtype, [&](auto tag) {
@@ -266,6 +308,13 @@ void CpuBackend::attention_backward(const Tensor& dq, const Tensor& dk, const Te
                                     double scale) {
   const int64_t b = q.dim(0), t = q.dim(1), h = q.dim(2), d = q.dim(3), kv = k.dim(2);
   HG_CHECK(k.dim(1) == t, "attention backward needs Tq == Tk");
+  check_cpu(out, "attention out");
+  if (out.dtype == DType::BF16 && q.dtype == DType::F32) {
+    HG_CHECK(out.numel() == q.numel(), "attention out: size mismatch");
+    attention_backward(dq, dk, dv, dout, q, k, v, widened(wide_a_, out), lse, scale);
+    return;
+  }
+  check_same(out, q, "attention out");
   check_same(dq, q, "attention dq");
   check_same(dk, k, "attention dk");
   check_same(dv, v, "attention dv");
@@ -279,6 +328,14 @@ void CpuBackend::attention_backward(const Tensor& dq, const Tensor& dk, const Te
 
 void CpuBackend::swiglu_forward(const Tensor& out, const Tensor& gate, const Tensor& up) {
   check_same(up, gate, "swiglu");
+  check_cpu(out, "swiglu out");
+  if (out.dtype == DType::BF16) {
+    HG_CHECK(gate.dtype != DType::F64 && out.numel() == gate.numel(),
+             "swiglu: a BF16 output needs F32 or BF16 gate/up of its size");
+    swiglu_forward(staged_f32(out), gate, up);
+    cpu::to_bf16(out.as<uint16_t>(), staged_.data(), out.numel());
+    return;
+  }
   if (gate.dtype == DType::BF16) {
     HG_CHECK(out.dtype == DType::F32 && out.numel() == gate.numel(), "swiglu: BF16 gate/up need an F32 output of their size");
     cpu::swiglu_forward<float>(out.as<float>(), gate.as<uint16_t>(), up.as<uint16_t>(), out.numel());

@@ -66,9 +66,15 @@ class CpuBackend final : public Backend {
                   const AdamWParams& hp) override;
 
  private:
+  // BF16 storage (backend.h): an op with a BF16 output computes into F32
+  // scratch and rounds once; a BF16 input is read through a widened F32 copy.
+  Tensor staged_f32(const Tensor& like);
+  Tensor widened(std::vector<float>& buffer, const Tensor& bf16);
+
   int threads_ = 1;
   std::unique_ptr<cpu::Bf16Matmul> bf16_;  // created on first BF16 product
-  std::vector<float> bf16_out_;            // F32 product staged for a BF16 output
+  std::vector<float> staged_;              // F32 result of an op with a BF16 output
+  std::vector<float> wide_a_, wide_b_;     // widened BF16 inputs
 };
 
 }  // namespace hessgpt

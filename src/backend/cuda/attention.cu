@@ -154,14 +154,15 @@ __global__ void __launch_bounds__(kBlockThreads)
 }
 
 // delta[b, h, i] = dout_i . out_i, one warp per row of [B, T, H, D].
-__global__ void attention_delta_kernel(float* delta, const float* dout, const float* out,
+template <typename Out>
+__global__ void attention_delta_kernel(float* delta, const float* dout, const Out* out,
                                        Shape s) {
   const int lane = threadIdx.x & 31;
   const int64_t rows = s.b * s.tq * s.h;
   const int64_t warps = static_cast<int64_t>(gridDim.x) * (blockDim.x >> 5);
   for (int64_t r = global_thread() >> 5; r < rows; r += warps) {
     float acc = 0.0f;
-    for (int64_t e = lane; e < s.d; e += 32) acc += dout[r * s.d + e] * out[r * s.d + e];
+    for (int64_t e = lane; e < s.d; e += 32) acc += dout[r * s.d + e] * as_float(out[r * s.d + e]);
     acc = warp_sum(acc);
     const int64_t head = r % s.h, i = (r / s.h) % s.tq, bi = r / (s.h * s.tq);
     if (lane == 0) delta[s.lse_at(bi, head, i)] = acc;
@@ -408,15 +409,19 @@ void backward_at_width(float* dq, float* dk, float* dv, const float* delta, cons
 
 }  // namespace
 
-void attention_delta(float* delta, const float* dout, const float* out, const AttnShape& s,
+template <typename Out>
+void attention_delta(float* delta, const float* dout, const Out* out, const AttnShape& s,
                      cudaStream_t stream) {
   const int64_t rows = s.b * s.tq * s.h;
   if (rows <= 0) return;
   const int64_t blocks = std::min<int64_t>(ceil_div(rows, kThreads / 32), kMaxElementwiseBlocks);
-  attention_delta_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(delta, dout,
-                                                                                 out, s);
+  attention_delta_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(
+      delta, dout, device_ptr(out), s);
   HG_CUDA_CHECK_LAUNCH();
 }
+template void attention_delta(float*, const float*, const float*, const AttnShape&, cudaStream_t);
+template void attention_delta(float*, const float*, const uint16_t*, const AttnShape&,
+                              cudaStream_t);
 
 void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v,
                        int64_t b, int64_t tq, int64_t tk, int64_t h, int64_t kv, int64_t d,
@@ -432,8 +437,9 @@ void attention_forward(float* out, float* lse, const float* q, const float* k, c
   }
 }
 
+template <typename Out>
 void attention_backward(float* dq, float* dk, float* dv, float* delta, const float* dout,
-                        const float* q, const float* k, const float* v, const float* out,
+                        const float* q, const float* k, const float* v, const Out* out,
                         const float* lse, int64_t b, int64_t t, int64_t h, int64_t kv, int64_t d,
                         float scale, cudaStream_t stream) {
   if (b <= 0 || t <= 0) return;
@@ -447,5 +453,13 @@ void attention_backward(float* dq, float* dk, float* dv, float* delta, const flo
                      kAttnMaxHeadDim, ")");
   }
 }
+
+template void attention_backward(float*, float*, float*, float*, const float*, const float*,
+                                 const float*, const float*, const float*, const float*, int64_t,
+                                 int64_t, int64_t, int64_t, int64_t, float, cudaStream_t);
+template void attention_backward(float*, float*, float*, float*, const float*, const float*,
+                                 const float*, const float*, const uint16_t*, const float*,
+                                 int64_t, int64_t, int64_t, int64_t, int64_t, float,
+                                 cudaStream_t);
 
 }  // namespace hessgpt::cuda

@@ -34,8 +34,10 @@ void allow_smem(Kernel kernel, size_t bytes, std::once_flag& once) {
   });
 }
 
-// delta[b, h, i] = dout_i . out_i (FP32), the row term of every attention backward.
-void attention_delta(float* delta, const float* dout, const float* out, const AttnShape& s,
+// delta[b, h, i] = dout_i . out_i (FP32), the row term of every attention
+// backward; out is F32 or BF16 storage (uint16_t).
+template <typename Out>
+void attention_delta(float* delta, const float* dout, const Out* out, const AttnShape& s,
                      cudaStream_t stream);
 
 }  // namespace hessgpt::cuda

@@ -124,14 +124,15 @@ __device__ __forceinline__ void two_products(float (&c1)[N][4], float (&c2)[N][4
 
 // Row r (0: g, 1: g + 8) of the warp's C fragments times `factor` into
 // dst[0, d): the lane's two columns of each of the N n-tiles.
-template <int N>
-__device__ __forceinline__ void store_row(float* dst, const float (&c)[N][4], int r, float factor,
+// dst is F32 or BF16 (storage).
+template <int N, typename Out>
+__device__ __forceinline__ void store_row(Out* dst, const float (&c)[N][4], int r, float factor,
                                           int64_t d) {
 #pragma unroll
   for (int n = 0; n < N; ++n) {
     const int e = n * 8 + 2 * (threadIdx.x & 3);
-    if (e < d) dst[e] = factor * c[n][2 * r];
-    if (e + 1 < d) dst[e + 1] = factor * c[n][2 * r + 1];
+    if (e < d) store_float(dst + e, factor * c[n][2 * r]);
+    if (e + 1 < d) store_float(dst + e + 1, factor * c[n][2 * r + 1]);
   }
 }
 
@@ -222,9 +223,9 @@ bf16* at(void* scratch, size_t offset) {
 }
 
 // ---- forward: one block per (batch, head, 16 x WARPS queries), 16 per warp ----------
-template <int W, int WARPS>
+template <int W, int WARPS, typename Out>
 __global__ void __launch_bounds__(32 * WARPS)
-    mma_forward_kernel(float* out, float* lse, Packed pk, AttnShape s, float scale,
+    mma_forward_kernel(Out* out, float* lse, Packed pk, AttnShape s, float scale,
                        int64_t q_pos0) {
   constexpr int ROWS = 16 * WARPS, BK = kMmaForwardKeys, QS = W + kMmaPad, VS = BK + kMmaPad;
   constexpr int kSteps = W / 16, kKeyTiles = BK / 8, kDimTiles = W / 8;
@@ -533,15 +534,15 @@ __global__ void __launch_bounds__(32 * WARPS)
 
 // ---- launchers -------------------------------------------------------------------------
 
-template <int W, int WARPS>
-void forward_at(float* out, float* lse, const Packed& pk, const AttnShape& s, float scale,
+template <int W, int WARPS, typename Out>
+void forward_at(Out* out, float* lse, const Packed& pk, const AttnShape& s, float scale,
                 int64_t q_pos0, cudaStream_t stream) {
   static std::once_flag once;
   constexpr int kRows = 16 * WARPS;
   const size_t smem = attention_mma_forward_smem(W, kRows);
-  allow_smem(mma_forward_kernel<W, WARPS>, smem, once);
+  allow_smem(mma_forward_kernel<W, WARPS, Out>, smem, once);
   const int64_t blocks = s.b * s.h * attention_mma_tiles(s.tq, kRows);
-  mma_forward_kernel<W, WARPS><<<static_cast<unsigned>(blocks), 32 * WARPS, smem, stream>>>(
+  mma_forward_kernel<W, WARPS, Out><<<static_cast<unsigned>(blocks), 32 * WARPS, smem, stream>>>(
       out, lse, pk, s, scale, q_pos0);
   HG_CUDA_CHECK_LAUNCH();
 }
@@ -598,7 +599,8 @@ size_t attention_mma_scratch_bytes(int64_t b, int64_t tq, int64_t tk, int64_t h,
   return attention_pack_layout(b, tq, tk, h, kv, d, backward).bytes;
 }
 
-void attention_mma_forward(float* out, float* lse, const float* q, const float* k,
+template <typename Out>
+void attention_mma_forward(Out* out, float* lse, const float* q, const float* k,
                            const float* v, int64_t b, int64_t tq, int64_t tk, int64_t h,
                            int64_t kv, int64_t d, float scale, int64_t q_pos0, void* scratch,
                            cudaStream_t stream) {
@@ -616,12 +618,19 @@ void attention_mma_forward(float* out, float* lse, const float* q, const float* 
   pk.tqp = lay.tqp;
   pk.tkp = lay.tkp;
   dispatch(d, [&]<int W, int WARPS>() {
-    forward_at<W, WARPS>(out, lse, pk, s, scale, q_pos0, stream);
+    forward_at<W, WARPS>(device_ptr(out), lse, pk, s, scale, q_pos0, stream);
   });
 }
+template void attention_mma_forward(float*, float*, const float*, const float*, const float*,
+                                    int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, float,
+                                    int64_t, void*, cudaStream_t);
+template void attention_mma_forward(uint16_t*, float*, const float*, const float*, const float*,
+                                    int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, float,
+                                    int64_t, void*, cudaStream_t);
 
+template <typename Out>
 void attention_mma_backward(float* dq, float* dk, float* dv, float* delta, const float* dout,
-                            const float* q, const float* k, const float* v, const float* out,
+                            const float* q, const float* k, const float* v, const Out* out,
                             const float* lse, int64_t b, int64_t t, int64_t h, int64_t kv,
                             int64_t d, float scale, void* scratch, cudaStream_t stream) {
   if (b <= 0 || t <= 0) return;
@@ -649,5 +658,14 @@ void attention_mma_backward(float* dq, float* dk, float* dv, float* delta, const
     backward_at<W, WARPS>(dq, dk, dv, delta, lse, pk, s, scale, stream);
   });
 }
+
+template void attention_mma_backward(float*, float*, float*, float*, const float*, const float*,
+                                     const float*, const float*, const float*, const float*,
+                                     int64_t, int64_t, int64_t, int64_t, int64_t, float, void*,
+                                     cudaStream_t);
+template void attention_mma_backward(float*, float*, float*, float*, const float*, const float*,
+                                     const float*, const float*, const uint16_t*, const float*,
+                                     int64_t, int64_t, int64_t, int64_t, int64_t, float, void*,
+                                     cudaStream_t);
 
 }  // namespace hessgpt::cuda

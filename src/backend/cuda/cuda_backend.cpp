@@ -39,6 +39,20 @@ void check_same(const Tensor& a, const Tensor& b, const char* what) {
 }
 
 float* f32(const Tensor& t) { return t.as<float>(); }
+uint16_t* bits(const Tensor& t) { return t.as<uint16_t>(); }
+
+// F32, or BF16 storage where the op allows it (backend.h).
+void check_f32_or_bf16(const Tensor& t, const char* what) {
+  HG_CHECK(t.device == Device::CUDA && t.data != nullptr, what, " is not a CUDA tensor");
+  if (t.dtype != DType::F32 && t.dtype != DType::BF16)
+    HG_FAIL("the CUDA backend stores ", what, " in F32 or BF16, not ", dtype_name(t.dtype));
+}
+
+// The same element count, whatever the (F32 or BF16) storage.
+void check_size(const Tensor& a, const Tensor& b, const char* what) {
+  HG_CHECK(a.numel() == b.numel(), what, ": size mismatch ", a.shape_string(), " vs ",
+           b.shape_string());
+}
 
 constexpr uint32_t kNoBadIndex = std::numeric_limits<uint32_t>::max();
 
@@ -58,7 +72,7 @@ int cuda_device_count() {
 // of one op share memory. All work is on one stream, so a buffer is free for
 // the next op as soon as the previous op is enqueued.
 enum ScratchSlot {
-  kReducePartials, kDwPartials, kAttnDelta, kAttnPack, kEmbeddingRuns, kFlags, kSlots
+  kReducePartials, kDwPartials, kAttnDelta, kAttnPack, kAttnOut, kEmbeddingRuns, kFlags, kSlots
 };
 
 struct CudaBackend::State {
@@ -213,8 +227,8 @@ void CudaBackend::matmul(const Tensor& c, const Tensor& a, bool trans_a, const T
   } else {
     check_f32(c, "matmul C");
   }
-  check_f32(a, "matmul A");
-  check_f32(b, "matmul B");
+  check_f32_or_bf16(a, "matmul A");
+  check_f32_or_bf16(b, "matmul B");
   const int64_t m = trans_a ? a.cols() : a.rows();
   const int64_t k = trans_a ? a.rows() : a.cols();
   const int64_t kb = trans_b ? b.cols() : b.rows();
@@ -233,9 +247,11 @@ void CudaBackend::matmul(const Tensor& c, const Tensor& a, bool trans_a, const T
   // The CPU backend's rule: BF16 operands for plain products and accumulations.
   const bool bf16 = matmul_precision_ == MatmulPrecision::BF16 && alpha == 1.0f &&
                     (beta == 0.0f || beta == 1.0f);
-  s_->lt->run(bf16, trans_a, trans_b, m, n, k, f32(a), a.cols(), a.rows(), f32(b), b.cols(),
-              b.rows(), alpha, beta, out_bf16 ? nullptr : f32(c), c.cols(), s_->stream,
-              out_bf16 ? static_cast<uint16_t*>(c.data) : nullptr);
+  const auto operand = [](const Tensor& t) {
+    return cuda::LtOperand{t.data, t.dtype == DType::BF16, t.cols(), t.rows()};
+  };
+  s_->lt->run(bf16, trans_a, trans_b, m, n, k, operand(a), operand(b), alpha, beta,
+              out_bf16 ? nullptr : f32(c), c.cols(), s_->stream, out_bf16 ? bits(c) : nullptr);
 }
 
 void CudaBackend::add_inplace(const Tensor& y, const Tensor& x) {
@@ -316,13 +332,16 @@ void CudaBackend::embedding_backward(const Tensor& dtable, const Tensor& ids, co
 
 void CudaBackend::rmsnorm_forward(const Tensor& out, const Tensor& rstd, const Tensor& x,
                                   const Tensor& w, double eps) {
-  check_f32(out, "rmsnorm out");
+  check_f32_or_bf16(out, "rmsnorm out");
   check_f32(rstd, "rmsnorm rstd");
   check_f32(x, "rmsnorm x");
   check_f32(w, "rmsnorm w");
-  check_same(out, x, "rmsnorm");
+  check_size(out, x, "rmsnorm");
   HG_CHECK(w.numel() == x.cols() && rstd.numel() == x.rows(), "rmsnorm shapes");
-  cuda::rmsnorm_forward(f32(out), f32(rstd), f32(x), f32(w), x.rows(), x.cols(), eps, s_->stream);
+  if (out.dtype == DType::BF16)
+    cuda::rmsnorm_forward(bits(out), f32(rstd), f32(x), f32(w), x.rows(), x.cols(), eps, s_->stream);
+  else
+    cuda::rmsnorm_forward(f32(out), f32(rstd), f32(x), f32(w), x.rows(), x.cols(), eps, s_->stream);
 }
 
 void CudaBackend::rmsnorm_backward(const Tensor& dx, const Tensor& dw, const Tensor& dout,
@@ -400,7 +419,7 @@ bool CudaBackend::attention_on_tensor_cores() const {
 void CudaBackend::attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q,
                                     const Tensor& k, const Tensor& v, double scale,
                                     int64_t q_pos0) {
-  check_f32(out, "attention out");
+  check_f32_or_bf16(out, "attention out");
   check_f32(lse, "attention lse");
   check_f32(q, "attention q");
   check_f32(k, "attention k");
@@ -411,25 +430,34 @@ void CudaBackend::attention_forward(const Tensor& out, const Tensor& lse, const 
   HG_CHECK(k.dim(0) == b && k.dim(3) == d && kv > 0 && h % kv == 0, "attention shapes");
   check_same(k, v, "attention v");
   HG_CHECK(q_pos0 >= 0 && q_pos0 + tq <= tk, "attention: queries reach past the keys");
-  check_same(out, q, "attention out");
+  check_size(out, q, "attention out");
   HG_CHECK(lse.numel() == b * h * tq, "attention lse shape");
   check_head_dim(d);
+  const bool out_bf16 = out.dtype == DType::BF16;
   if (attention_on_tensor_cores()) {
     void* pack = s_->get(kAttnPack, cuda::attention_mma_scratch_bytes(b, tq, tk, h, kv, d, false));
-    cuda::attention_mma_forward(f32(out), f32(lse), f32(q), f32(k), f32(v), b, tq, tk, h, kv, d,
-                                static_cast<float>(scale), q_pos0, pack, s_->stream);
-  } else {
-    cuda::attention_forward(f32(out), f32(lse), f32(q), f32(k), f32(v), b, tq, tk, h, kv, d,
-                            static_cast<float>(scale), q_pos0, s_->stream);
+    const auto run = [&](auto* o) {
+      cuda::attention_mma_forward(o, f32(lse), f32(q), f32(k), f32(v), b, tq, tk, h, kv, d,
+                                  static_cast<float>(scale), q_pos0, pack, s_->stream);
+    };
+    if (out_bf16) run(bits(out));
+    else run(f32(out));
+    return;
   }
+  // The FP32 kernels write F32: a BF16 output is staged and rounded.
+  float* o = out_bf16 ? static_cast<float*>(s_->get(kAttnOut, out.numel() * sizeof(float))) : f32(out);
+  cuda::attention_forward(o, f32(lse), f32(q), f32(k), f32(v), b, tq, tk, h, kv, d,
+                          static_cast<float>(scale), q_pos0, s_->stream);
+  if (out_bf16) cuda::to_bf16(bits(out), d, out.numel() / d, static_cast<const float*>(o), d, out.numel() / d, d, s_->stream);
 }
 
 void CudaBackend::attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv,
                                      const Tensor& dout, const Tensor& q, const Tensor& k,
                                      const Tensor& v, const Tensor& out, const Tensor& lse,
                                      double scale) {
-  for (const Tensor* t : {&dq, &dk, &dv, &dout, &q, &k, &v, &out, &lse})
+  for (const Tensor* t : {&dq, &dk, &dv, &dout, &q, &k, &v, &lse})
     check_f32(*t, "attention_backward operand");
+  check_f32_or_bf16(out, "attention_backward out");
   HG_CHECK(q.ndim == 4 && k.ndim == 4 && v.ndim == 4, "attention expects [B, T, heads, D]");
   const int64_t b = q.dim(0), t = q.dim(1), h = q.dim(2), d = q.dim(3), kv = k.dim(2);
   HG_CHECK(k.dim(1) == t, "attention backward needs Tq == Tk");
@@ -438,61 +466,60 @@ void CudaBackend::attention_backward(const Tensor& dq, const Tensor& dk, const T
   check_same(dk, k, "attention dk");
   check_same(dv, v, "attention dv");
   check_same(dout, q, "attention dout");
-  check_same(out, q, "attention out");
+  check_size(out, q, "attention out");
   HG_CHECK(lse.numel() == b * h * t, "attention lse shape");
   check_head_dim(d);
   auto* delta = static_cast<float*>(
       s_->get(kAttnDelta, sizeof(float) * static_cast<size_t>(std::max<int64_t>(b * h * t, 1))));
-  if (attention_on_tensor_cores()) {
-    void* pack = s_->get(kAttnPack, cuda::attention_mma_scratch_bytes(b, t, t, h, kv, d, true));
-    cuda::attention_mma_backward(f32(dq), f32(dk), f32(dv), delta, f32(dout), f32(q), f32(k),
-                                 f32(v), f32(out), f32(lse), b, t, h, kv, d,
-                                 static_cast<float>(scale), pack, s_->stream);
-  } else {
-    cuda::attention_backward(f32(dq), f32(dk), f32(dv), delta, f32(dout), f32(q), f32(k), f32(v),
-                             f32(out), f32(lse), b, t, h, kv, d, static_cast<float>(scale),
-                             s_->stream);
-  }
+  const auto run = [&](const auto* o) {
+    if (attention_on_tensor_cores()) {
+      void* pack = s_->get(kAttnPack, cuda::attention_mma_scratch_bytes(b, t, t, h, kv, d, true));
+      cuda::attention_mma_backward(f32(dq), f32(dk), f32(dv), delta, f32(dout), f32(q), f32(k),
+                                   f32(v), o, f32(lse), b, t, h, kv, d, static_cast<float>(scale),
+                                   pack, s_->stream);
+    } else {
+      cuda::attention_backward(f32(dq), f32(dk), f32(dv), delta, f32(dout), f32(q), f32(k),
+                               f32(v), o, f32(lse), b, t, h, kv, d, static_cast<float>(scale),
+                               s_->stream);
+    }
+  };
+  if (out.dtype == DType::BF16) run(static_cast<const uint16_t*>(bits(out)));
+  else run(static_cast<const float*>(f32(out)));
 }
 
 // ---- SwiGLU ---------------------------------------------------------------------
 
 void CudaBackend::swiglu_forward(const Tensor& out, const Tensor& gate, const Tensor& up) {
-  if (gate.dtype == DType::BF16) {
-    check_f32(out, "swiglu out");
-    check_same(up, gate, "swiglu");
-    HG_CHECK(gate.device == Device::CUDA && out.numel() == gate.numel(), "swiglu shapes");
-    cuda::swiglu_forward_bf16(f32(out), static_cast<const uint16_t*>(gate.data),
-                              static_cast<const uint16_t*>(up.data), out.numel(), s_->stream);
-    return;
-  }
-  check_f32(out, "swiglu out");
-  check_f32(gate, "swiglu gate");
-  check_f32(up, "swiglu up");
-  check_same(out, gate, "swiglu");
+  check_f32_or_bf16(out, "swiglu out");
+  check_f32_or_bf16(gate, "swiglu gate");
   check_same(up, gate, "swiglu");
-  cuda::swiglu_forward(f32(out), f32(gate), f32(up), out.numel(), s_->stream);
+  check_size(out, gate, "swiglu");
+  HG_CHECK(up.device == Device::CUDA, "swiglu up is not a CUDA tensor");
+  const auto run = [&](auto* o) {
+    if (gate.dtype == DType::BF16)
+      cuda::swiglu_forward(o, static_cast<const uint16_t*>(bits(gate)),
+                           static_cast<const uint16_t*>(bits(up)), out.numel(), s_->stream);
+    else
+      cuda::swiglu_forward(o, static_cast<const float*>(f32(gate)),
+                           static_cast<const float*>(f32(up)), out.numel(), s_->stream);
+  };
+  if (out.dtype == DType::BF16) run(bits(out));
+  else run(f32(out));
 }
 
 void CudaBackend::swiglu_backward(const Tensor& dgate, const Tensor& dup, const Tensor& dout,
                                   const Tensor& gate, const Tensor& up) {
-  if (gate.dtype == DType::BF16) {
-    for (const Tensor* t : {&dgate, &dup, &dout}) check_f32(*t, "swiglu_backward operand");
-    check_same(up, gate, "swiglu_backward");
-    HG_CHECK(gate.device == Device::CUDA && dgate.numel() == gate.numel() &&
-                 dup.numel() == gate.numel() && dout.numel() == gate.numel(),
-             "swiglu_backward shapes");
-    cuda::swiglu_backward_bf16(f32(dgate), f32(dup), f32(dout),
-                               static_cast<const uint16_t*>(gate.data),
-                               static_cast<const uint16_t*>(up.data), gate.numel(), s_->stream);
-    return;
-  }
-  for (const Tensor* t : {&dgate, &dup, &dout, &gate, &up}) check_f32(*t, "swiglu_backward operand");
-  check_same(dgate, gate, "swiglu_backward");
-  check_same(dup, up, "swiglu_backward");
-  check_same(dout, gate, "swiglu_backward");
-  cuda::swiglu_backward(f32(dgate), f32(dup), f32(dout), f32(gate), f32(up), gate.numel(),
-                        s_->stream);
+  for (const Tensor* t : {&dgate, &dup, &dout}) check_f32(*t, "swiglu_backward gradient");
+  check_f32_or_bf16(gate, "swiglu_backward gate");
+  check_same(up, gate, "swiglu_backward");
+  HG_CHECK(up.device == Device::CUDA, "swiglu_backward up is not a CUDA tensor");
+  for (const Tensor* t : {&dgate, &dup, &dout}) check_size(*t, gate, "swiglu_backward");
+  if (gate.dtype == DType::BF16)
+    cuda::swiglu_backward(f32(dgate), f32(dup), f32(dout), static_cast<const uint16_t*>(bits(gate)),
+                          static_cast<const uint16_t*>(bits(up)), gate.numel(), s_->stream);
+  else
+    cuda::swiglu_backward(f32(dgate), f32(dup), f32(dout), static_cast<const float*>(f32(gate)),
+                          static_cast<const float*>(f32(up)), gate.numel(), s_->stream);
 }
 
 // ---- soft-cap and cross-entropy -----------------------------------------------------

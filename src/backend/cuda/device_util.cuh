@@ -2,6 +2,7 @@
 // shuffle trees, so results do not depend on scheduling) and the launch check.
 #pragma once
 
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -56,5 +57,31 @@ __device__ __forceinline__ int64_t global_thread() {
 __device__ __forceinline__ int64_t grid_stride() {
   return static_cast<int64_t>(gridDim.x) * blockDim.x;
 }
+
+// BF16 storage: host code passes its bits as uint16_t, kernels see __nv_bfloat16
+// and compute in float (rounding to nearest even on the way out).
+template <typename T>
+struct DeviceStorage {
+  using type = T;
+};
+template <>
+struct DeviceStorage<uint16_t> {
+  using type = __nv_bfloat16;
+};
+template <typename T>
+using device_t = typename DeviceStorage<T>::type;
+template <typename T>
+device_t<T>* device_ptr(T* p) {
+  return reinterpret_cast<device_t<T>*>(p);
+}
+template <typename T>
+const device_t<T>* device_ptr(const T* p) {
+  return reinterpret_cast<const device_t<T>*>(p);
+}
+
+__device__ __forceinline__ float as_float(float x) { return x; }
+__device__ __forceinline__ float as_float(__nv_bfloat16 x) { return __bfloat162float(x); }
+__device__ __forceinline__ void store_float(float* p, float v) { *p = v; }
+__device__ __forceinline__ void store_float(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
 
 }  // namespace hessgpt::cuda

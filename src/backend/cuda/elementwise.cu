@@ -39,16 +39,13 @@ __global__ void sum_partials(double* result, const double* partials, int64_t par
   if (threadIdx.x == 0) *result = s;
 }
 
-__device__ __forceinline__ float as_float(float x) { return x; }
-__device__ __forceinline__ float as_float(__nv_bfloat16 x) { return __bfloat162float(x); }
-
 // silu(g) = g * sigmoid(g); d silu/dg = sigmoid(g) * (1 + g * (1 - sigmoid(g))).
-// gate/up are F32 or BF16 (storage); the arithmetic is F32.
-template <typename In>
-__global__ void swiglu_forward_kernel(float* out, const In* gate, const In* up, int64_t n) {
+// gate/up and out are F32 or BF16 (storage); the arithmetic is F32.
+template <typename Out, typename In>
+__global__ void swiglu_forward_kernel(Out* out, const In* gate, const In* up, int64_t n) {
   for (int64_t i = global_thread(); i < n; i += grid_stride()) {
     const float g = as_float(gate[i]);
-    out[i] = g / (1.0f + expf(-g)) * as_float(up[i]);
+    store_float(out + i, g / (1.0f + expf(-g)) * as_float(up[i]));
   }
 }
 
@@ -65,14 +62,18 @@ __global__ void swiglu_backward_kernel(float* dgate, float* dup, const float* do
   }
 }
 
+template <typename In>
 __global__ void to_bf16_kernel(__nv_bfloat16* dst, int64_t dst_ld, int64_t dst_rows,
-                               const float* src, int64_t src_ld, int64_t rows, int64_t cols) {
+                               const In* src, int64_t src_ld, int64_t rows, int64_t cols) {
   const int64_t total = dst_rows * dst_ld;
   for (int64_t i = global_thread(); i < total; i += grid_stride()) {
     const int64_t r = i / dst_ld, c = i % dst_ld;
-    dst[i] = r < rows && c < cols ? __float2bfloat16_rn(src[r * src_ld + c])
-                                  : __float2bfloat16_rn(0.0f);
+    store_float(dst + i, r < rows && c < cols ? as_float(src[r * src_ld + c]) : 0.0f);
   }
+}
+
+__global__ void widen_kernel(float* dst, const __nv_bfloat16* src, int64_t n) {
+  for (int64_t i = global_thread(); i < n; i += grid_stride()) dst[i] = __bfloat162float(src[i]);
 }
 
 __global__ void merge_columns_kernel(float* dst, int64_t dst_ld, const float* src,
@@ -109,29 +110,26 @@ void sum_squares(double* result, double* partials, const float* x, int64_t n,
   HG_CUDA_CHECK_LAUNCH();
 }
 
-void swiglu_forward(float* out, const float* gate, const float* up, int64_t n,
-                    cudaStream_t stream) {
-  launch_elementwise(n, stream, swiglu_forward_kernel<float>, out, gate, up, n);
+template <typename Out, typename In>
+void swiglu_forward(Out* out, const In* gate, const In* up, int64_t n, cudaStream_t stream) {
+  launch_elementwise(n, stream, swiglu_forward_kernel<device_t<Out>, device_t<In>>,
+                     device_ptr(out), device_ptr(gate), device_ptr(up), n);
 }
+template void swiglu_forward(float*, const float*, const float*, int64_t, cudaStream_t);
+template void swiglu_forward(float*, const uint16_t*, const uint16_t*, int64_t, cudaStream_t);
+template void swiglu_forward(uint16_t*, const float*, const float*, int64_t, cudaStream_t);
+template void swiglu_forward(uint16_t*, const uint16_t*, const uint16_t*, int64_t, cudaStream_t);
 
-void swiglu_forward_bf16(float* out, const uint16_t* gate, const uint16_t* up, int64_t n,
-                         cudaStream_t stream) {
-  launch_elementwise(n, stream, swiglu_forward_kernel<__nv_bfloat16>, out,
-                     reinterpret_cast<const __nv_bfloat16*>(gate),
-                     reinterpret_cast<const __nv_bfloat16*>(up), n);
+template <typename In>
+void swiglu_backward(float* dgate, float* dup, const float* dout, const In* gate, const In* up,
+                     int64_t n, cudaStream_t stream) {
+  launch_elementwise(n, stream, swiglu_backward_kernel<device_t<In>>, dgate, dup, dout,
+                     device_ptr(gate), device_ptr(up), n);
 }
-
-void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate,
-                     const float* up, int64_t n, cudaStream_t stream) {
-  launch_elementwise(n, stream, swiglu_backward_kernel<float>, dgate, dup, dout, gate, up, n);
-}
-
-void swiglu_backward_bf16(float* dgate, float* dup, const float* dout, const uint16_t* gate,
-                          const uint16_t* up, int64_t n, cudaStream_t stream) {
-  launch_elementwise(n, stream, swiglu_backward_kernel<__nv_bfloat16>, dgate, dup, dout,
-                     reinterpret_cast<const __nv_bfloat16*>(gate),
-                     reinterpret_cast<const __nv_bfloat16*>(up), n);
-}
+template void swiglu_backward(float*, float*, const float*, const float*, const float*, int64_t,
+                              cudaStream_t);
+template void swiglu_backward(float*, float*, const float*, const uint16_t*, const uint16_t*,
+                              int64_t, cudaStream_t);
 
 void merge_columns(float* dst, int64_t dst_ld, const float* src, int64_t src_ld, int64_t rows,
                    int64_t cols, float beta, cudaStream_t stream) {
@@ -139,11 +137,19 @@ void merge_columns(float* dst, int64_t dst_ld, const float* src, int64_t src_ld,
                      cols, beta);
 }
 
-void to_bf16(uint16_t* dst, int64_t dst_ld, int64_t dst_rows, const float* src, int64_t src_ld,
+template <typename In>
+void to_bf16(uint16_t* dst, int64_t dst_ld, int64_t dst_rows, const In* src, int64_t src_ld,
              int64_t rows, int64_t cols, cudaStream_t stream) {
-  launch_elementwise(dst_rows * dst_ld, stream, to_bf16_kernel,
-                     reinterpret_cast<__nv_bfloat16*>(dst), dst_ld, dst_rows, src, src_ld, rows,
-                     cols);
+  launch_elementwise(dst_rows * dst_ld, stream, to_bf16_kernel<device_t<In>>, device_ptr(dst),
+                     dst_ld, dst_rows, device_ptr(src), src_ld, rows, cols);
+}
+template void to_bf16(uint16_t*, int64_t, int64_t, const float*, int64_t, int64_t, int64_t,
+                      cudaStream_t);
+template void to_bf16(uint16_t*, int64_t, int64_t, const uint16_t*, int64_t, int64_t, int64_t,
+                      cudaStream_t);
+
+void widen_bf16(float* dst, const uint16_t* src, int64_t n, cudaStream_t stream) {
+  launch_elementwise(n, stream, widen_kernel, dst, device_ptr(src), n);
 }
 
 }  // namespace hessgpt::cuda

@@ -1,7 +1,9 @@
-// Host-side launchers of the CUDA kernels, FP32 throughout (the backend keeps
-// activations, weights, gradients and AdamW state in F32; only matrix-product
-// operands are rounded to BF16, in matmul_lt.cpp and attention_mma.cu). Each launcher enqueues on
-// `stream` and returns at once; shapes were checked by CudaBackend.
+// Host-side launchers of the CUDA kernels. Arithmetic is FP32 throughout;
+// weights, gradients and AdamW state are F32, and activations are F32 or,
+// where a launcher takes uint16_t, BF16 storage (backend.h; the bits of a
+// __nv_bfloat16). Matrix-product operands are rounded to BF16 in
+// matmul_lt.cpp and attention_mma.cu. Each launcher enqueues on `stream` and
+// returns at once; shapes were checked by CudaBackend.
 // The semantics are those of the CPU kernels (backend/cpu/kernels.h), which
 // the CUDA tests compare against: parameter gradients +=, activation
 // gradients = unless stated.
@@ -21,20 +23,20 @@ void fill(float* x, float value, int64_t n, cudaStream_t stream);
 // *result = sum(x^2) in double; partials holds reduction_blocks(n) doubles.
 void sum_squares(double* result, double* partials, const float* x, int64_t n,
                  cudaStream_t stream);
-void swiglu_forward(float* out, const float* gate, const float* up, int64_t n,
-                    cudaStream_t stream);
-void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate,
-                     const float* up, int64_t n, cudaStream_t stream);
-// The same with BF16 gate/up (storage).
-void swiglu_forward_bf16(float* out, const uint16_t* gate, const uint16_t* up, int64_t n,
-                         cudaStream_t stream);
-void swiglu_backward_bf16(float* dgate, float* dup, const float* dout, const uint16_t* gate,
-                          const uint16_t* up, int64_t n, cudaStream_t stream);
+// Out, In: float or uint16_t (BF16), any combination.
+template <typename Out, typename In>
+void swiglu_forward(Out* out, const In* gate, const In* up, int64_t n, cudaStream_t stream);
+template <typename In>
+void swiglu_backward(float* dgate, float* dup, const float* dout, const In* gate, const In* up,
+                     int64_t n, cudaStream_t stream);
 // dst[r, c] (leading dim dst_ld, dst_rows >= rows rows) = bf16(src[r, c])
-// (leading dim src_ld), round to nearest even; padding columns [cols, dst_ld)
-// and padding rows [rows, dst_rows) are set to zero.
-void to_bf16(uint16_t* dst, int64_t dst_ld, int64_t dst_rows, const float* src, int64_t src_ld,
+// (leading dim src_ld), round to nearest even (a copy for a BF16 source);
+// padding columns [cols, dst_ld) and padding rows [rows, dst_rows) are zero.
+template <typename In>
+void to_bf16(uint16_t* dst, int64_t dst_ld, int64_t dst_rows, const In* src, int64_t src_ld,
              int64_t rows, int64_t cols, cudaStream_t stream);
+// dst[i] = float(src[i]), exact.
+void widen_bf16(float* dst, const uint16_t* src, int64_t n, cudaStream_t stream);
 
 // dst[r, c] = src[r, c] + beta dst[r, c] for r < rows, c < cols (leading dims
 // dst_ld, src_ld); dst is not read when beta == 0.
@@ -53,7 +55,9 @@ void embedding_backward(float* dtable, const int32_t* order, const int32_t* offs
                         cudaStream_t stream);
 
 // ---- rmsnorm.cu -------------------------------------------------------------
-void rmsnorm_forward(float* out, float* rstd, const float* x, const float* w, int64_t rows,
+// Out: float or uint16_t (BF16).
+template <typename Out>
+void rmsnorm_forward(Out* out, float* rstd, const float* x, const float* w, int64_t rows,
                      int64_t d, double eps, cudaStream_t stream);
 // dx (= or +=), dw +=; dw_partials holds rmsnorm_dw_partitions(rows) * d floats.
 void rmsnorm_backward(float* dx, float* dw, float* dw_partials, const float* dout,
@@ -68,23 +72,28 @@ void rope(float* x, const float* cos, const float* sin, int64_t b, int64_t t, in
 void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v,
                        int64_t b, int64_t tq, int64_t tk, int64_t h, int64_t kv, int64_t d,
                        float scale, int64_t q_pos0, cudaStream_t stream);
-// delta holds b * h * t floats of scratch; dq, dk, dv are overwritten.
+// delta holds b * h * t floats of scratch; dq, dk, dv are overwritten. out
+// (the forward's output) is float or uint16_t (BF16 storage).
+template <typename Out>
 void attention_backward(float* dq, float* dk, float* dv, float* delta, const float* dout,
-                        const float* q, const float* k, const float* v, const float* out,
+                        const float* q, const float* k, const float* v, const Out* out,
                         const float* lse, int64_t b, int64_t t, int64_t h, int64_t kv, int64_t d,
                         float scale, cudaStream_t stream);
 
 // ---- attention_mma.cu: the same two, on the tensor cores (BF16 operands, FP32
 // accumulation and softmax), for BF16 precision. scratch holds
-// attention_mma_scratch_bytes() for the BF16 copies the kernels read.
+// attention_mma_scratch_bytes() for the BF16 copies the kernels read. out is
+// float or uint16_t (BF16 storage), in the forward as in the backward.
 size_t attention_mma_scratch_bytes(int64_t b, int64_t tq, int64_t tk, int64_t h, int64_t kv,
                                    int64_t d, bool backward);
-void attention_mma_forward(float* out, float* lse, const float* q, const float* k,
+template <typename Out>
+void attention_mma_forward(Out* out, float* lse, const float* q, const float* k,
                            const float* v, int64_t b, int64_t tq, int64_t tk, int64_t h,
                            int64_t kv, int64_t d, float scale, int64_t q_pos0, void* scratch,
                            cudaStream_t stream);
+template <typename Out>
 void attention_mma_backward(float* dq, float* dk, float* dv, float* delta, const float* dout,
-                            const float* q, const float* k, const float* v, const float* out,
+                            const float* q, const float* k, const float* v, const Out* out,
                             const float* lse, int64_t b, int64_t t, int64_t h, int64_t kv,
                             int64_t d, float scale, void* scratch, cudaStream_t stream);
 

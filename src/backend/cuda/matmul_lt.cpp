@@ -75,7 +75,8 @@ void* LtMatmul::scratch(int slot, size_t bytes) {
 const LtMatmul::Plan& LtMatmul::plan(const Key& key) {
   auto it = plans_.find(key);
   if (it != plans_.end()) return *it->second;
-  const auto [bf16, trans_a, trans_b, m, n, k, lda, ldb, ldc, align_a, align_b, align_c] = key;
+  const auto [bf16, out_bf16, trans_a, trans_b, m, n, k, lda, ldb, ldc, align_a, align_b,
+              align_c] = key;
   const CublasLtApi& lt = cublaslt();
   auto p = std::make_unique<Plan>();
   p->shape = plan_row_major_gemm(trans_a, trans_b, m, n, k, lda, ldb, ldc);
@@ -93,7 +94,8 @@ const LtMatmul::Plan& LtMatmul::plan(const Key& key) {
   HG_CUBLAS_CHECK(lt.matrix_layout_create(&p->second, in_type,
                                              static_cast<uint64_t>(g.second_rows),
                                              static_cast<uint64_t>(g.second_cols), g.ld_second));
-  HG_CUBLAS_CHECK(lt.matrix_layout_create(&p->out, CUDA_R_32F, static_cast<uint64_t>(g.m),
+  const cudaDataType_t out_type = out_bf16 ? CUDA_R_16BF : CUDA_R_32F;
+  HG_CUBLAS_CHECK(lt.matrix_layout_create(&p->out, out_type, static_cast<uint64_t>(g.m),
                                              static_cast<uint64_t>(g.n), g.ld_c));
 
   cublasLtMatmulPreference_t pref = nullptr;
@@ -133,55 +135,79 @@ const LtMatmul::Plan& LtMatmul::plan(const Key& key) {
   return *plans_.emplace(key, std::move(p)).first->second;
 }
 
+const void* LtMatmul::prepare(int slot, const LtOperand& x, bool bf16_math, int64_t rows,
+                             int64_t ld, cudaStream_t stream) {
+  if (!bf16_math) {
+    if (!x.bf16) return x.data;
+    auto* wide = static_cast<float*>(scratch(slot, sizeof(float) * static_cast<size_t>(x.rows * x.ld)));
+    widen_bf16(wide, static_cast<const uint16_t*>(x.data), x.rows * x.ld, stream);
+    return wide;
+  }
+  if (x.bf16 && ld == x.ld && rows == x.rows && alignment_of(x.data) == 16) return x.data;
+  auto* copy = static_cast<uint16_t*>(scratch(slot, sizeof(uint16_t) * static_cast<size_t>(rows * ld)));
+  if (x.bf16)
+    to_bf16(copy, ld, rows, static_cast<const uint16_t*>(x.data), x.ld, x.rows, x.ld, stream);
+  else
+    to_bf16(copy, ld, rows, static_cast<const float*>(x.data), x.ld, x.rows, x.ld, stream);
+  return copy;
+}
+
 void LtMatmul::run(bool bf16, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
-                   const float* a, int64_t lda, int64_t a_rows, const float* b, int64_t ldb,
-                   int64_t b_rows, float alpha, float beta, float* c, int64_t ldc,
-                   cudaStream_t stream, uint16_t* c_bf16) {
+                   const LtOperand& a, const LtOperand& b, float alpha, float beta, float* c,
+                   int64_t ldc, cudaStream_t stream, uint16_t* c_bf16) {
   if (!workspace_) {
     HG_CUDA_CHECK(cudaMalloc(&workspace_, kWorkspaceBytes));
     workspace_bytes_ = kWorkspaceBytes;
   }
-  const void* first = b;
-  const void* second = a;
   // An output width that is not a multiple of 8 (the FFN's 3413) picks slow
   // kernels even with an aligned output (tried on an H200: 77-90 TFLOP/s), so
   // under BF16 the product is computed 8-aligned into a staging buffer, B's
   // extra rows or columns being zeros, and merged into c: c = staged + beta c.
-  // A BF16 output (c_bf16, beta 0) is staged too and rounded from there.
+  // A BF16 output (c_bf16, beta 0) is written by cuBLASLt as BF16, into c
+  // itself when its rows are 16-byte aligned, else staged and compacted.
   const bool pad_n = bf16 && pad_ && n % kBf16LdAlign != 0;
-  const bool stage_out = pad_n || c_bf16;
   const int64_t np = pad_n ? round_up(n, kBf16LdAlign) : n;
-  float* out = stage_out ? static_cast<float*>(scratch(2, sizeof(float) * static_cast<size_t>(m * np))) : c;
-  const int64_t ld_out = stage_out ? np : ldc;
+  const bool out_bf16 = c_bf16 != nullptr && bf16;
+  const bool stage_out =
+      pad_n || (c_bf16 && !out_bf16) || (out_bf16 && (n % kBf16LdAlign != 0 || alignment_of(c_bf16) != 16));
+  const size_t out_bytes = out_bf16 ? sizeof(uint16_t) : sizeof(float);
+  void* out = stage_out ? scratch(2, out_bytes * static_cast<size_t>(m * np))
+                        : (out_bf16 ? static_cast<void*>(c_bf16) : static_cast<void*>(c));
+  const int64_t ld_out = stage_out ? np : (out_bf16 ? n : ldc);
+  int64_t lda = a.ld, ldb = b.ld;
+  const void* first = nullptr;
+  const void* second = nullptr;
   if (bf16) {
     // K rounded up with zeros (columns where K is the stored row length, rows
     // where it is the row count): the products are unchanged, and an odd K
     // such as the FFN width 3413 no longer rules out the fast kernels.
     const int64_t kp = pad_ ? round_up(k, kBf16LdAlign) : k;
-    const int64_t a_rows16 = trans_a ? kp : a_rows, b_rows16 = trans_b ? std::max(b_rows, np) : kp;
+    const int64_t a_rows16 = trans_a ? kp : a.rows, b_rows16 = trans_b ? std::max(b.rows, np) : kp;
     // B's stored rows are N long unless it is transposed (then they are K long
     // and the padding of N is in its row count).
-    const int64_t lda16 = bf16_leading_dim(lda);
-    const int64_t ldb16 = bf16_leading_dim(trans_b ? ldb : std::max(ldb, np));
-    auto* a16 = static_cast<uint16_t*>(scratch(0, sizeof(uint16_t) * static_cast<size_t>(a_rows16 * lda16)));
-    auto* b16 = static_cast<uint16_t*>(scratch(1, sizeof(uint16_t) * static_cast<size_t>(b_rows16 * ldb16)));
-    to_bf16(a16, lda16, a_rows16, a, lda, a_rows, lda, stream);
-    to_bf16(b16, ldb16, b_rows16, b, ldb, b_rows, ldb, stream);
-    first = b16;
-    second = a16;
-    lda = lda16;
-    ldb = ldb16;
+    lda = bf16_leading_dim(a.ld);
+    ldb = bf16_leading_dim(trans_b ? b.ld : std::max(b.ld, np));
+    second = prepare(0, a, true, a_rows16, lda, stream);
+    first = prepare(1, b, true, b_rows16, ldb, stream);
     k = kp;
+  } else {
+    second = prepare(0, a, false, a.rows, a.ld, stream);
+    first = prepare(1, b, false, b.rows, b.ld, stream);
   }
-  const float beta_run = stage_out ? 0.0f : beta;
+  const float beta_run = stage_out || out_bf16 ? 0.0f : beta;
   const CublasLtApi& lt = cublaslt();
-  const Plan& p = plan(Key{bf16, trans_a, trans_b, m, np, k, lda, ldb, ld_out, alignment_of(second),
-                           alignment_of(first), alignment_of(out)});
+  const Plan& p = plan(Key{bf16, out_bf16, trans_a, trans_b, m, np, k, lda, ldb, ld_out,
+                           alignment_of(second), alignment_of(first), alignment_of(out)});
   HG_CUBLAS_CHECK(lt.matmul(handle_->lt, p.op, &alpha, first, p.first, second, p.second,
                             &beta_run, out, p.out, out, p.out, &p.algo, workspace_,
                             workspace_bytes_, stream));
-  if (c_bf16) to_bf16(c_bf16, n, m, out, ld_out, m, n, stream);
-  else if (stage_out) merge_columns(c, ldc, out, ld_out, m, n, beta, stream);
+  if (!stage_out) return;
+  if (out_bf16)
+    to_bf16(c_bf16, n, m, static_cast<const uint16_t*>(out), ld_out, m, n, stream);
+  else if (c_bf16)
+    to_bf16(c_bf16, n, m, static_cast<const float*>(out), ld_out, m, n, stream);
+  else
+    merge_columns(c, ldc, static_cast<const float*>(out), ld_out, m, n, beta, stream);
 }
 
 }  // namespace hessgpt::cuda

@@ -3,7 +3,8 @@
 // launch_config.h). FP32 requests use CUBLAS_COMPUTE_32F (true FP32, no TF32);
 // BF16 requests round both operands to BF16 copies (leading dimension padded
 // to 16 bytes) and accumulate in FP32 into the FP32 output, the semantics of
-// the CPU backend's BF16 products. An odd K is padded with zeros to a multiple
+// the CPU backend's BF16 products. An operand stored in BF16 whose layout
+// already serves (16-byte rows and start, no padding due) is read in place. An odd K is padded with zeros to a multiple
 // of 8 in those copies: on an H200 the FFN's down projection (K = 3413) went
 // from 82 to 397 TFLOP/s. An odd N is padded the same way, the product staged
 // in an aligned buffer and merged into C. HESSGPT_CUBLASLT_PAD=0 turns both
@@ -19,6 +20,14 @@
 
 namespace hessgpt::cuda {
 
+// One stored operand: row-major with row length ld and `rows` rows, F32 or
+// (bf16) BF16 storage.
+struct LtOperand {
+  const void* data = nullptr;
+  bool bf16 = false;
+  int64_t ld = 0, rows = 0;
+};
+
 class LtMatmul {
  public:
   LtMatmul();
@@ -26,20 +35,26 @@ class LtMatmul {
   LtMatmul(const LtMatmul&) = delete;
   LtMatmul& operator=(const LtMatmul&) = delete;
 
-  // Row-major C[m, n] = alpha op(A) op(B) + beta C; lda/ldb/ldc are the row
-  // lengths of the stored a, b, c. k > 0, m > 0, n > 0. With c_bf16 the
+  // Row-major C[m, n] = alpha op(A) op(B) + beta C; ldc is the row length of
+  // c. k > 0, m > 0, n > 0. bf16_math: BF16 operands (copies where needed),
+  // FP32 accumulation; otherwise FP32 (BF16 operands widened). With c_bf16 the
   // result goes there instead, rounded to BF16 ([m, n], beta must be 0; c unused).
-  void run(bool bf16, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a,
-           int64_t lda, int64_t a_rows, const float* b, int64_t ldb, int64_t b_rows, float alpha,
-           float beta, float* c, int64_t ldc, cudaStream_t stream, uint16_t* c_bf16 = nullptr);
+  void run(bool bf16_math, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+           const LtOperand& a, const LtOperand& b, float alpha, float beta, float* c,
+           int64_t ldc, cudaStream_t stream, uint16_t* c_bf16 = nullptr);
 
  private:
   struct Plan;
-  // bf16, trans_a, trans_b, m, n, k, lda, ldb, ldc, pointer alignments (a, b, c).
-  using Key = std::tuple<bool, bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
-                         int, int, int>;
+  // bf16 operands, BF16 output, trans_a, trans_b, m, n, k, lda, ldb, ldc,
+  // pointer alignments (a, b, c).
+  using Key = std::tuple<bool, bool, bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t,
+                         int64_t, int, int, int>;
   const Plan& plan(const Key& key);
   void* scratch(int slot, size_t bytes);
+  // The operand as the product reads it: itself when its layout serves, else
+  // a copy into scratch `slot` (BF16 with rows x ld, zero padded; or widened).
+  const void* prepare(int slot, const LtOperand& x, bool bf16_math, int64_t rows, int64_t ld,
+                      cudaStream_t stream);
 
   struct Handle;
   std::unique_ptr<Handle> handle_;
@@ -47,7 +62,7 @@ class LtMatmul {
   void* workspace_ = nullptr;
   size_t workspace_bytes_ = 0;
   bool pad_ = true;
-  void* scratch_[3] = {nullptr, nullptr, nullptr};  // BF16 copies of A and B, staged output
+  void* scratch_[3] = {nullptr, nullptr, nullptr};  // copies of A and B, staged output
   size_t scratch_bytes_[3] = {0, 0, 0};
 };
 

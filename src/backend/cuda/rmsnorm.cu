@@ -9,7 +9,8 @@
 namespace hessgpt::cuda {
 namespace {
 
-__global__ void rmsnorm_forward_kernel(float* out, float* rstd, const float* x, const float* w,
+template <typename Out>
+__global__ void rmsnorm_forward_kernel(Out* out, float* rstd, const float* x, const float* w,
                                        int64_t rows, int64_t d, double eps) {
   const int lane = threadIdx.x & 31;
   const int64_t r = static_cast<int64_t>(blockIdx.x) * kNormWarps + (threadIdx.x >> 5);
@@ -20,8 +21,8 @@ __global__ void rmsnorm_forward_kernel(float* out, float* rstd, const float* x, 
   ss = warp_sum(ss);
   const float s = static_cast<float>(1.0 / sqrt(ss / static_cast<double>(d) + eps));
   if (lane == 0) rstd[r] = s;
-  float* o = out + r * d;
-  for (int64_t i = lane; i < d; i += 32) o[i] = xr[i] * s * w[i];
+  Out* o = out + r * d;
+  for (int64_t i = lane; i < d; i += 32) store_float(o + i, xr[i] * s * w[i]);
 }
 
 // Pass 1: block p = partition p; warp w takes rows begin + w, begin + w + warps, ...
@@ -72,14 +73,19 @@ __global__ void rmsnorm_dw_kernel(float* dw, const float* dw_partials, int64_t p
 
 }  // namespace
 
-void rmsnorm_forward(float* out, float* rstd, const float* x, const float* w, int64_t rows,
+template <typename Out>
+void rmsnorm_forward(Out* out, float* rstd, const float* x, const float* w, int64_t rows,
                      int64_t d, double eps, cudaStream_t stream) {
   const int64_t blocks = rmsnorm_blocks(rows);
   if (blocks == 0 || d <= 0) return;
   rmsnorm_forward_kernel<<<static_cast<unsigned>(blocks), kNormWarps * 32, 0, stream>>>(
-      out, rstd, x, w, rows, d, eps);
+      device_ptr(out), rstd, x, w, rows, d, eps);
   HG_CUDA_CHECK_LAUNCH();
 }
+template void rmsnorm_forward(float*, float*, const float*, const float*, int64_t, int64_t, double,
+                              cudaStream_t);
+template void rmsnorm_forward(uint16_t*, float*, const float*, const float*, int64_t, int64_t,
+                              double, cudaStream_t);
 
 void rmsnorm_backward(float* dx, float* dw, float* dw_partials, const float* dout,
                       const float* x, const float* w, const float* rstd, int64_t rows, int64_t d,
