@@ -29,7 +29,8 @@
 #     BENCH_FLAGS [--recompute] extra `bench train` flags; TORCH_MODELS [all]
 #     models with a PyTorch baseline, SKIP_TORCH=1 for none; DECODE_MODELS
 #     ["model1 model2"], "" for none.
-#   A/B rows, on AB_MODELS [model1]: BF16_FFN_AB [1] adds --bf16-ffn; ATTN_AB=1
+#   A/B rows, on AB_MODELS [model1]: BF16_ACTS_AB [1] adds --bf16-activations
+#     (BF16 gate/up and product inputs); BF16_FFN_AB=1 adds --bf16-ffn; ATTN_AB=1
 #     the FP32 attention kernels (HESSGPT_ATTENTION=fp32); ATTN_WARPS_AB=1 8-warp
 #     attention blocks (with a second `bench ops`); PAD_AB=1 no cuBLASLt K/N
 #     padding; RECOMPUTE_AB=1 without BENCH_FLAGS.
@@ -246,7 +247,9 @@ bench_pair() {  # model batch seq steps
     bench_row "$model" "$batch" "$seq" "$steps" "$precision" "$precision" "${BENCH_FLAGS---recompute}"
   done
   if [[ " ${AB_MODELS:-model1} " == *" $model "* ]]; then
-  [[ ${BF16_FFN_AB:-1} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-ffn-storage \
+  [[ ${BF16_ACTS_AB:-1} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-activations \
+      "${BENCH_FLAGS---recompute} --bf16-activations"
+  [[ ${BF16_FFN_AB:-0} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-ffn-storage \
       "${BENCH_FLAGS---recompute} --bf16-ffn"
   [[ ${ATTN_AB:-0} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-fp32-attention \
       "${BENCH_FLAGS---recompute}" HESSGPT_ATTENTION=fp32

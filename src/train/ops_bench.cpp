@@ -124,6 +124,18 @@ std::vector<OpTiming> run_ops_bench(const ModelConfig& c, Backend& be, int64_t b
   product("matmul down", n, ffn, d);
   const int64_t chunk = head_chunk_rows(n, v);
   product("matmul head chunk", chunk, d, v);
+  if (be.supports(DType::BF16)) {
+    // --bf16-activations: the input already BF16 (read in place where its
+    // rows are 16-byte multiples, as att's; act's odd width is still copied).
+    auto product16 = [&](const std::string& name, int64_t m, int64_t k, int64_t cols) {
+      const Tensor x = b.bf16({m, k}), w = b.random({cols, k}, 0.02f), y = b.constant({m, cols}, 1.0);
+      b.time(name, dims({m, k}) + " x " + dims({cols, k}) + "^T", 2.0 * m * k * cols,
+             2.0 * m * k + f4 * (cols * k + m * cols),
+             [&, x, w, y] { be.matmul(y, x, false, w, true, 1.0f, 0.0f); });
+    };
+    product16("matmul o (bf16 att)", n, c.q_dim(), d);
+    product16("matmul down (bf16 act)", n, ffn, d);
+  }
 
   {
     const Tensor x = b.random({n, d}), w = b.random({d}), out = b.random({n, d}), rstd = b.random({n});
@@ -136,6 +148,14 @@ std::vector<OpTiming> run_ops_bench(const ModelConfig& c, Backend& be, int64_t b
     const Tensor rq = b.random({n * h});
     b.time("qk-norm fwd (q)", dims({n * h, hd}), 0, f4 * 2 * n * h * hd,
            [&, q, wq, qo, rq] { be.rmsnorm_forward(qo, rq, q, wq, c.rms_norm_eps); });
+    const Tensor dq = b.random({n * h, hd}), dqr = b.random({n * h, hd}), dwq = b.random({hd});
+    b.time("qk-norm bwd (q)", dims({n * h, hd}), 0, f4 * 3 * n * h * hd,
+           [&, q, wq, rq, dq, dqr, dwq] { be.rmsnorm_backward(dqr, dwq, dq, q, wq, rq, false); });
+    if (be.supports(DType::BF16)) {
+      const Tensor out16 = b.bf16({n, d});
+      b.time("rmsnorm fwd (bf16 out)", dims({n, d}), 0, (f4 + 2.0) * n * d,
+             [&, x, w, out16, rstd] { be.rmsnorm_forward(out16, rstd, x, w, c.rms_norm_eps); });
+    }
   }
   {
     const Tensor x = b.random({batch, seq, h, hd});
@@ -155,6 +175,11 @@ std::vector<OpTiming> run_ops_bench(const ModelConfig& c, Backend& be, int64_t b
     const std::string shape = "q " + dims({batch, seq, h, hd}) + ", kv " + std::to_string(kv);
     b.time("attention fwd", shape, fwd, f4 * (2 * n * h * hd + 2 * n * kv * hd),
            [&, q, k, val, out, lse] { be.attention_forward(out, lse, q, k, val, scale, 0); });
+    if (be.supports(DType::BF16)) {
+      const Tensor out16 = b.bf16({batch, seq, h, hd});
+      b.time("attention fwd (bf16 out)", shape, fwd, (f4 + 2.0) * n * h * hd + f4 * 2 * n * kv * hd,
+             [&, q, k, val, out16, lse] { be.attention_forward(out16, lse, q, k, val, scale, 0); });
+    }
     // Backward: recomputed scores plus four products (dV, dP, dS K, dS^T Q): 2.5x forward.
     b.time("attention bwd", shape, 2.5 * fwd, f4 * (4 * n * h * hd + 4 * n * kv * hd),
            [&, q, k, val, out, lse, dout, dq, dk, dv] {
@@ -174,6 +199,9 @@ std::vector<OpTiming> run_ops_bench(const ModelConfig& c, Backend& be, int64_t b
              [&, g16, u16, o] { be.swiglu_forward(o, g16, u16); });
       b.time("swiglu bwd (bf16 gate/up)", dims({n, ffn}), 0, (2.0 * 2 + f4 * 3) * n * ffn,
              [&, g16, u16, dout, dg, du] { be.swiglu_backward(dg, du, dout, g16, u16); });
+      const Tensor o16 = b.bf16({n, ffn});
+      b.time("swiglu fwd (bf16 in and out)", dims({n, ffn}), 0, 2.0 * 3 * n * ffn,
+             [&, g16, u16, o16] { be.swiglu_forward(o16, g16, u16); });
     }
   }
   {

@@ -73,6 +73,25 @@ TEST(CudaLaunchConfig, RmsNormPartitionsTileTheRows) {
   EXPECT_EQ(rmsnorm_blocks(9), 2);
 }
 
+// The weight gradient's second pass: its slices tile every partition count
+// (fewer partitions than slices leave some empty), its blocks every column.
+TEST(CudaLaunchConfig, RmsNormDwSlicesTileThePartitions) {
+  for (int64_t parts : {int64_t{1}, int64_t{5}, int64_t{16}, int64_t{17}, kMaxDwPartitions}) {
+    int64_t next = 0;
+    for (int s = 0; s < kDwSlices; ++s) {
+      const RowRange r = partition_rows(parts, kDwSlices, s);
+      EXPECT_EQ(r.begin, next) << parts << " partitions, slice " << s;
+      EXPECT_LE(r.begin, r.end);
+      next = r.end;
+    }
+    EXPECT_EQ(next, parts);
+  }
+  EXPECT_EQ(rmsnorm_dw_blocks(1280), 40);
+  EXPECT_EQ(rmsnorm_dw_blocks(64), 2);
+  EXPECT_EQ(rmsnorm_dw_blocks(37), 2);
+  EXPECT_LE(kDwColumns * kDwSlices, 1024);  // threads per block
+}
+
 TEST(CudaLaunchConfig, RmsNormBackwardSharedMemoryFits) {
   for (int64_t d : {int64_t{16}, int64_t{64}, int64_t{256}, int64_t{1280}, int64_t{1536},
                     int64_t{4096}}) {

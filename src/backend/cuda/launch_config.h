@@ -82,6 +82,14 @@ HG_HD inline RowRange partition_rows(int64_t rows, int64_t parts, int64_t p) {
   return {b, e};
 }
 
+// The second pass: a block per kDwColumns columns; its kDwSlices thread rows
+// each add a contiguous slice of the partitions in order, then the slices are
+// added in order (a fixed tree: the same bits every run). One thread per
+// column walking all 512 partitions left ~40 warps on the GPU for model1's
+// d = 1280 (2 for QK-Norm's 64), each with 512 loads in a row.
+constexpr int kDwColumns = 32, kDwSlices = 16;
+inline int64_t rmsnorm_dw_blocks(int64_t d) { return ceil_div(d, kDwColumns); }
+
 // Warps per block of the backward's first pass: each keeps a [d] dw row in
 // shared memory, within the 48 KiB every GPU grants without opting in.
 constexpr size_t kDefaultSmemBytes = 48 * 1024;

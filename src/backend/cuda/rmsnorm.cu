@@ -62,13 +62,22 @@ __global__ void rmsnorm_backward_kernel(float* dx, float* dw_partials, const flo
   }
 }
 
-// Pass 2: each column adds the partitions in order.
+// Pass 2 (launch_config.h): slice `threadIdx.x / kDwColumns` of the
+// partitions for column `blockIdx.x * kDwColumns + threadIdx.x % kDwColumns`.
 __global__ void rmsnorm_dw_kernel(float* dw, const float* dw_partials, int64_t parts, int64_t d) {
-  for (int64_t i = global_thread(); i < d; i += grid_stride()) {
-    float sum = 0.0f;
-    for (int64_t p = 0; p < parts; ++p) sum += dw_partials[p * d + i];
-    dw[i] += sum;
-  }
+  __shared__ float slice_sums[kDwSlices][kDwColumns + 1];
+  const int column = threadIdx.x % kDwColumns, slice = threadIdx.x / kDwColumns;
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * kDwColumns + column;
+  const RowRange range = partition_rows(parts, kDwSlices, slice);
+  float sum = 0.0f;
+  if (i < d)
+    for (int64_t p = range.begin; p < range.end; ++p) sum += dw_partials[p * d + i];
+  slice_sums[slice][column] = sum;
+  __syncthreads();
+  if (slice != 0 || i >= d) return;
+  float total = 0.0f;
+  for (int k = 0; k < kDwSlices; ++k) total += slice_sums[k][column];
+  dw[i] += total;
 }
 
 }  // namespace
@@ -98,8 +107,9 @@ void rmsnorm_backward(float* dx, float* dw, float* dw_partials, const float* dou
   rmsnorm_backward_kernel<<<static_cast<unsigned>(parts), warps * 32, smem, stream>>>(
       dx, dw_partials, dout, x, w, rstd, rows, d, parts, accumulate_dx);
   HG_CUDA_CHECK_LAUNCH();
-  launch_elementwise(d, stream, rmsnorm_dw_kernel, dw, static_cast<const float*>(dw_partials),
-                     parts, d);
+  rmsnorm_dw_kernel<<<static_cast<unsigned>(rmsnorm_dw_blocks(d)), kDwColumns * kDwSlices, 0,
+                      stream>>>(dw, dw_partials, parts, d);
+  HG_CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace hessgpt::cuda
