@@ -80,7 +80,8 @@ class Backend {
   // out may be BF16 (storage) for an F32 x.
   virtual void rmsnorm_forward(const Tensor& out, const Tensor& rstd, const Tensor& x,
                                const Tensor& w, double eps) = 0;
-  // dx (= or += when accumulate_dx), dw +=.
+  // dx (= or += when accumulate_dx), dw +=. dx may be BF16 (storage) when it
+  // does not accumulate.
   virtual void rmsnorm_backward(const Tensor& dx, const Tensor& dw, const Tensor& dout,
                                 const Tensor& x, const Tensor& w, const Tensor& rstd,
                                 bool accumulate_dx) = 0;
@@ -110,6 +111,7 @@ class Backend {
   // ---- SwiGLU: out = silu(gate) * up; gate and up may both be BF16, and out
   // may be BF16 (storage; gradients stay F32) ---------------------------------
   virtual void swiglu_forward(const Tensor& out, const Tensor& gate, const Tensor& up) = 0;
+  // dgate and dup may be BF16 (storage; both or neither).
   virtual void swiglu_backward(const Tensor& dgate, const Tensor& dup, const Tensor& dout,
                                const Tensor& gate, const Tensor& up) = 0;
 

@@ -90,17 +90,22 @@ Activations carve(const ModelConfig& c, BufferCarver& cv, int64_t b, int64_t t,
     a.dln = cv.take({n, d});
     // A block's backward is done with the MLP's scratch before the
     // attention's is first written: the two share memory.
+    // Gradients that only feed products (dgate, dup; dq_raw, dk_raw out of
+    // QK-Norm's backward) follow the products' inputs into BF16, unless
+    // adapters read them too (their products scale, so do not round alike).
+    const DType grad_type = a.bf16_activations && lora.rank == 0 ? DType::BF16 : cv.dtype();
+    const DType raw_grad_type = c.qk_norm ? grad_type : cv.dtype();
     const size_t scratch = cv.offset();
-    a.dgate = cv.take({n, ffn});
-    a.dup = cv.take({n, ffn});
+    a.dgate = cv.take({n, ffn}, grad_type);
+    a.dup = cv.take({n, ffn}, grad_type);
     a.dact = cv.take({n, ffn});
     const size_t mlp_end = cv.offset();
     cv.rewind(scratch);
     a.dq = cv.take({b, t, h, hd});
-    a.dq_raw = cv.take({n, h * hd});
+    a.dq_raw = cv.take({n, h * hd}, raw_grad_type);
     a.datt = cv.take({b, t, h, hd});
     a.dk = cv.take({b, t, kv, hd});
-    a.dk_raw = cv.take({n, kv * hd});
+    a.dk_raw = cv.take({n, kv * hd}, raw_grad_type);
     a.dv = cv.take({b, t, kv, hd});
     cv.rewind(std::max(mlp_end, cv.offset()));
     if (lora.rank > 0) a.lora_du = cv.take({n, lora.rank});

@@ -89,8 +89,9 @@ struct MemoryOptions {
   bool bf16_ffn = false;
   // --bf16-activations: also ln1, att, ln2 and act, the products' inputs, in
   // BF16 (meant for BF16 products, which round them anyway): no F32 -> BF16
-  // operand copies and half the traffic of the ops that write them. Implies
-  // bf16_ffn where allowed; not with LoRA dropout (it reads x as F32).
+  // operand copies and half the traffic of the ops that write them; without
+  // adapters the backward's product inputs dgate, dup, dq_raw, dk_raw too.
+  // Implies bf16_ffn where allowed; not with LoRA dropout (it reads x as F32).
   bool bf16_activations = false;
 };
 

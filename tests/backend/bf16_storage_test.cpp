@@ -97,6 +97,18 @@ TEST(Bf16Storage, NormAttentionAndSwigluWriteBf16) {
   be.rmsnorm_forward(host16(out16, {rows, d}), host(rstd16, {rows}), host(x, {rows, d}), host(w, {d}), 1e-6);
   EXPECT_EQ(out16, rounded(out32));
   EXPECT_EQ(rstd16, rstd32);
+  auto dout_n = random_floats(rows * d, 17);
+  std::vector<float> dx32(rows * d), dw32(d, 0.5f), dw16(d, 0.5f);
+  std::vector<uint16_t> dx16(rows * d);
+  be.rmsnorm_backward(host(dx32, {rows, d}), host(dw32, {d}), host(dout_n, {rows, d}), host(x, {rows, d}),
+                      host(w, {d}), host(rstd32, {rows}), false);
+  be.rmsnorm_backward(host16(dx16, {rows, d}), host(dw16, {d}), host(dout_n, {rows, d}), host(x, {rows, d}),
+                      host(w, {d}), host(rstd32, {rows}), false);
+  EXPECT_EQ(dx16, rounded(dx32));
+  EXPECT_EQ(dw16, dw32);
+  EXPECT_THROW(be.rmsnorm_backward(host16(dx16, {rows, d}), host(dw16, {d}), host(dout_n, {rows, d}),
+                                   host(x, {rows, d}), host(w, {d}), host(rstd32, {rows}), true),
+               Error);  // no accumulation into BF16
 
   const int64_t n = 517;
   auto gate = random_floats(n, 11, 3.0), up = random_floats(n, 12);
@@ -110,6 +122,13 @@ TEST(Bf16Storage, NormAttentionAndSwigluWriteBf16) {
   be.swiglu_forward(host(act32, {n}), host(g, {n}), host(u, {n}));
   be.swiglu_forward(host16(act16, {n}), host16(g16, {n}), host16(u16, {n}));
   EXPECT_EQ(act16, rounded(act32));
+  auto dact = random_floats(n, 18);
+  std::vector<float> dg32(n), du32(n);
+  std::vector<uint16_t> dg16(n), du16(n);
+  be.swiglu_backward(host(dg32, {n}), host(du32, {n}), host(dact, {n}), host16(g16, {n}), host16(u16, {n}));
+  be.swiglu_backward(host16(dg16, {n}), host16(du16, {n}), host(dact, {n}), host16(g16, {n}), host16(u16, {n}));
+  EXPECT_EQ(dg16, rounded(dg32));
+  EXPECT_EQ(du16, rounded(du32));
 
   const int64_t b = 2, t = 9, h = 4, kv = 2, hd = 8;
   auto q = random_floats(b * t * h * hd, 13), k = random_floats(b * t * kv * hd, 14),

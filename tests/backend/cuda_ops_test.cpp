@@ -536,6 +536,14 @@ TEST_F(CudaOps, Bf16StorageOfOutputsAndOperands) {
     gpu_->rmsnorm_forward(o16, rstd16, tx, tw, 1e-6);
     EXPECT_EQ(bits_of(*gpu_, o16), rounded(host(*gpu_, o32))) << "rmsnorm d=" << d;
     EXPECT_EQ(host(*gpu_, rstd16), host(*gpu_, rstd32)) << "rmsnorm d=" << d;
+    const Tensor dout = on(*gpu_, random_floats(r * d, 51), {r, d});
+    const Tensor dx32 = on(*gpu_, poison(r * d), {r, d}), dw32 = on(*gpu_, Vec(d, 0.5f), {d});
+    const Tensor dx16 = on16(*gpu_, std::vector<uint16_t>(r * d, 0xffff), {r, d});
+    const Tensor dw16 = on(*gpu_, Vec(d, 0.5f), {d});
+    gpu_->rmsnorm_backward(dx32, dw32, dout, tx, tw, rstd32, false);
+    gpu_->rmsnorm_backward(dx16, dw16, dout, tx, tw, rstd32, false);
+    EXPECT_EQ(bits_of(*gpu_, dx16), rounded(host(*gpu_, dx32))) << "rmsnorm backward d=" << d;
+    EXPECT_EQ(host(*gpu_, dw16), host(*gpu_, dw32)) << "rmsnorm backward d=" << d;
   }
   {
     const int64_t n = 4097;
@@ -548,6 +556,14 @@ TEST_F(CudaOps, Bf16StorageOfOutputsAndOperands) {
       gpu_->swiglu_forward(o32, inputs16 ? g16 : g, inputs16 ? u16 : u);
       gpu_->swiglu_forward(o16, inputs16 ? g16 : g, inputs16 ? u16 : u);
       EXPECT_EQ(bits_of(*gpu_, o16), rounded(host(*gpu_, o32))) << "swiglu, bf16 gate/up " << inputs16;
+      const Tensor dact = on(*gpu_, random_floats(n, 52), {n});
+      const Tensor dg32 = on(*gpu_, poison(n), {n}), du32 = on(*gpu_, poison(n), {n});
+      const Tensor dg16 = on16(*gpu_, std::vector<uint16_t>(n, 0xffff), {n});
+      const Tensor du16 = on16(*gpu_, std::vector<uint16_t>(n, 0xffff), {n});
+      gpu_->swiglu_backward(dg32, du32, dact, inputs16 ? g16 : g, inputs16 ? u16 : u);
+      gpu_->swiglu_backward(dg16, du16, dact, inputs16 ? g16 : g, inputs16 ? u16 : u);
+      EXPECT_EQ(bits_of(*gpu_, dg16), rounded(host(*gpu_, dg32))) << "swiglu backward " << inputs16;
+      EXPECT_EQ(bits_of(*gpu_, du16), rounded(host(*gpu_, du32))) << "swiglu backward " << inputs16;
     }
   }
   for (const MatmulPrecision p : {MatmulPrecision::FP32, MatmulPrecision::BF16}) {

@@ -241,6 +241,14 @@ void CpuBackend::rmsnorm_forward(const Tensor& out, const Tensor& rstd, const Te
 void CpuBackend::rmsnorm_backward(const Tensor& dx, const Tensor& dw, const Tensor& dout,
                                   const Tensor& x, const Tensor& w, const Tensor& rstd,
                                   bool accumulate_dx) {
+  check_cpu(dx, "rmsnorm dx");
+  if (dx.dtype == DType::BF16 && x.dtype == DType::F32) {
+    HG_CHECK(!accumulate_dx, "rmsnorm_backward cannot accumulate into a BF16 dx");
+    HG_CHECK(dx.numel() == x.numel(), "rmsnorm_backward: size mismatch");
+    rmsnorm_backward(staged_f32(dx), dw, dout, x, w, rstd, false);
+    cpu::to_bf16(dx.as<uint16_t>(), staged_.data(), dx.numel());
+    return;
+  }
   check_same(dx, x, "rmsnorm_backward");
   check_same(dout, x, "rmsnorm_backward");
   HG_CHECK(w.numel() == x.cols() && dw.numel() == w.numel() && rstd.numel() == x.rows(),
@@ -350,6 +358,22 @@ void CpuBackend::swiglu_forward(const Tensor& out, const Tensor& gate, const Ten
 
 void CpuBackend::swiglu_backward(const Tensor& dgate, const Tensor& dup, const Tensor& dout,
                                  const Tensor& gate, const Tensor& up) {
+  check_cpu(dgate, "swiglu_backward dgate");
+  check_cpu(dup, "swiglu_backward dup");
+  if (dgate.dtype == DType::BF16) {
+    // Both gradients into F32 scratch (one block, two halves), then rounded.
+    check_same(dup, dgate, "swiglu_backward");
+    HG_CHECK(dgate.numel() == gate.numel() && gate.dtype != DType::F64,
+             "swiglu_backward: BF16 gradients need F32 or BF16 gate/up of their size");
+    const int64_t n = dgate.numel();
+    staged_.resize(static_cast<size_t>(2 * n));
+    const Tensor dg(staged_.data(), DType::F32, Device::CPU, {n});
+    const Tensor du(staged_.data() + n, DType::F32, Device::CPU, {n});
+    swiglu_backward(dg, du, dout, gate, up);
+    cpu::to_bf16(dgate.as<uint16_t>(), staged_.data(), n);
+    cpu::to_bf16(dup.as<uint16_t>(), staged_.data() + n, n);
+    return;
+  }
   if (gate.dtype == DType::BF16) {
     check_same(up, gate, "swiglu_backward");
     for (const Tensor* t : {&dgate, &dup, &dout})

@@ -347,21 +347,26 @@ void CudaBackend::rmsnorm_forward(const Tensor& out, const Tensor& rstd, const T
 void CudaBackend::rmsnorm_backward(const Tensor& dx, const Tensor& dw, const Tensor& dout,
                                    const Tensor& x, const Tensor& w, const Tensor& rstd,
                                    bool accumulate_dx) {
-  check_f32(dx, "rmsnorm dx");
+  check_f32_or_bf16(dx, "rmsnorm dx");
+  HG_CHECK(dx.dtype == DType::F32 || !accumulate_dx, "rmsnorm_backward cannot accumulate into a BF16 dx");
   check_f32(dw, "rmsnorm dw");
   check_f32(dout, "rmsnorm dout");
   check_f32(x, "rmsnorm x");
   check_f32(w, "rmsnorm w");
   check_f32(rstd, "rmsnorm rstd");
-  check_same(dx, x, "rmsnorm_backward");
+  check_size(dx, x, "rmsnorm_backward");
   check_same(dout, x, "rmsnorm_backward");
   HG_CHECK(w.numel() == x.cols() && dw.numel() == w.numel() && rstd.numel() == x.rows(),
            "rmsnorm_backward shapes");
   const int64_t parts = cuda::rmsnorm_dw_partitions(x.rows());
   auto* partials = static_cast<float*>(
       s_->get(kDwPartials, sizeof(float) * static_cast<size_t>(parts * x.cols())));
-  cuda::rmsnorm_backward(f32(dx), f32(dw), partials, f32(dout), f32(x), f32(w), f32(rstd),
-                         x.rows(), x.cols(), accumulate_dx, s_->stream);
+  const auto run = [&](auto* out) {
+    cuda::rmsnorm_backward(out, f32(dw), partials, f32(dout), f32(x), f32(w), f32(rstd), x.rows(),
+                           x.cols(), accumulate_dx, s_->stream);
+  };
+  if (dx.dtype == DType::BF16) run(bits(dx));
+  else run(f32(dx));
 }
 
 // ---- RoPE -----------------------------------------------------------------------
@@ -509,17 +514,24 @@ void CudaBackend::swiglu_forward(const Tensor& out, const Tensor& gate, const Te
 
 void CudaBackend::swiglu_backward(const Tensor& dgate, const Tensor& dup, const Tensor& dout,
                                   const Tensor& gate, const Tensor& up) {
-  for (const Tensor* t : {&dgate, &dup, &dout}) check_f32(*t, "swiglu_backward gradient");
+  check_f32(dout, "swiglu_backward dout");
+  check_f32_or_bf16(dgate, "swiglu_backward dgate");
+  check_same(dup, dgate, "swiglu_backward dup");
+  HG_CHECK(dup.device == Device::CUDA, "swiglu_backward dup is not a CUDA tensor");
   check_f32_or_bf16(gate, "swiglu_backward gate");
   check_same(up, gate, "swiglu_backward");
   HG_CHECK(up.device == Device::CUDA, "swiglu_backward up is not a CUDA tensor");
   for (const Tensor* t : {&dgate, &dup, &dout}) check_size(*t, gate, "swiglu_backward");
-  if (gate.dtype == DType::BF16)
-    cuda::swiglu_backward(f32(dgate), f32(dup), f32(dout), static_cast<const uint16_t*>(bits(gate)),
-                          static_cast<const uint16_t*>(bits(up)), gate.numel(), s_->stream);
-  else
-    cuda::swiglu_backward(f32(dgate), f32(dup), f32(dout), static_cast<const float*>(f32(gate)),
-                          static_cast<const float*>(f32(up)), gate.numel(), s_->stream);
+  const auto run = [&](auto* dg, auto* du) {
+    if (gate.dtype == DType::BF16)
+      cuda::swiglu_backward(dg, du, f32(dout), static_cast<const uint16_t*>(bits(gate)),
+                            static_cast<const uint16_t*>(bits(up)), gate.numel(), s_->stream);
+    else
+      cuda::swiglu_backward(dg, du, f32(dout), static_cast<const float*>(f32(gate)),
+                            static_cast<const float*>(f32(up)), gate.numel(), s_->stream);
+  };
+  if (dgate.dtype == DType::BF16) run(bits(dgate), bits(dup));
+  else run(f32(dgate), f32(dup));
 }
 
 // ---- soft-cap and cross-entropy -----------------------------------------------------

@@ -26,8 +26,9 @@ void sum_squares(double* result, double* partials, const float* x, int64_t n,
 // Out, In: float or uint16_t (BF16), any combination.
 template <typename Out, typename In>
 void swiglu_forward(Out* out, const In* gate, const In* up, int64_t n, cudaStream_t stream);
-template <typename In>
-void swiglu_backward(float* dgate, float* dup, const float* dout, const In* gate, const In* up,
+// Grad: float or uint16_t (BF16 dgate/dup).
+template <typename Grad, typename In>
+void swiglu_backward(Grad* dgate, Grad* dup, const float* dout, const In* gate, const In* up,
                      int64_t n, cudaStream_t stream);
 // dst[r, c] (leading dim dst_ld, dst_rows >= rows rows) = bf16(src[r, c])
 // (leading dim src_ld), round to nearest even (a copy for a BF16 source);
@@ -59,8 +60,10 @@ void embedding_backward(float* dtable, const int32_t* order, const int32_t* offs
 template <typename Out>
 void rmsnorm_forward(Out* out, float* rstd, const float* x, const float* w, int64_t rows,
                      int64_t d, double eps, cudaStream_t stream);
-// dx (= or +=), dw +=; dw_partials holds rmsnorm_dw_partitions(rows) * d floats.
-void rmsnorm_backward(float* dx, float* dw, float* dw_partials, const float* dout,
+// dx (= or +=), dw +=; dw_partials holds rmsnorm_dw_partitions(rows) * d
+// floats. DX: float or uint16_t (BF16).
+template <typename DX>
+void rmsnorm_backward(DX* dx, float* dw, float* dw_partials, const float* dout,
                       const float* x, const float* w, const float* rstd, int64_t rows, int64_t d,
                       bool accumulate_dx, cudaStream_t stream);
 

@@ -26,7 +26,8 @@ __global__ void rmsnorm_forward_kernel(Out* out, float* rstd, const float* x, co
 }
 
 // Pass 1: block p = partition p; warp w takes rows begin + w, begin + w + warps, ...
-__global__ void rmsnorm_backward_kernel(float* dx, float* dw_partials, const float* dout,
+template <typename DX>
+__global__ void rmsnorm_backward_kernel(DX* dx, float* dw_partials, const float* dout,
                                         const float* x, const float* w, const float* rstd,
                                         int64_t rows, int64_t d, int64_t parts,
                                         bool accumulate_dx) {
@@ -44,12 +45,12 @@ __global__ void rmsnorm_backward_kernel(float* dx, float* dw_partials, const flo
       dot += static_cast<double>(gr[i]) * w[i] * xr[i] * s;
     dot = warp_sum(dot);
     const float mean_dot = static_cast<float>(dot / static_cast<double>(d));
-    float* dxr = dx + r * d;
+    DX* dxr = dx + r * d;
     for (int64_t i = lane; i < d; i += 32) {
       const float xhat = xr[i] * s;
       const float gi = gr[i];
       const float g = s * (gi * w[i] - xhat * mean_dot);
-      dxr[i] = accumulate_dx ? dxr[i] + g : g;
+      store_float(dxr + i, accumulate_dx ? as_float(dxr[i]) + g : g);
       dw_local[i] += gi * xhat;
     }
   }
@@ -96,7 +97,8 @@ template void rmsnorm_forward(float*, float*, const float*, const float*, int64_
 template void rmsnorm_forward(uint16_t*, float*, const float*, const float*, int64_t, int64_t,
                               double, cudaStream_t);
 
-void rmsnorm_backward(float* dx, float* dw, float* dw_partials, const float* dout,
+template <typename DX>
+void rmsnorm_backward(DX* dx, float* dw, float* dw_partials, const float* dout,
                       const float* x, const float* w, const float* rstd, int64_t rows, int64_t d,
                       bool accumulate_dx, cudaStream_t stream) {
   if (rows <= 0 || d <= 0) return;
@@ -105,11 +107,16 @@ void rmsnorm_backward(float* dx, float* dw, float* dw_partials, const float* dou
   const int64_t parts = rmsnorm_dw_partitions(rows);
   const size_t smem = sizeof(float) * static_cast<size_t>(warps) * static_cast<size_t>(d);
   rmsnorm_backward_kernel<<<static_cast<unsigned>(parts), warps * 32, smem, stream>>>(
-      dx, dw_partials, dout, x, w, rstd, rows, d, parts, accumulate_dx);
+      device_ptr(dx), dw_partials, dout, x, w, rstd, rows, d, parts, accumulate_dx);
   HG_CUDA_CHECK_LAUNCH();
   rmsnorm_dw_kernel<<<static_cast<unsigned>(rmsnorm_dw_blocks(d)), kDwColumns * kDwSlices, 0,
                       stream>>>(dw, dw_partials, parts, d);
   HG_CUDA_CHECK_LAUNCH();
 }
+
+template void rmsnorm_backward(float*, float*, float*, const float*, const float*, const float*,
+                               const float*, int64_t, int64_t, bool, cudaStream_t);
+template void rmsnorm_backward(uint16_t*, float*, float*, const float*, const float*, const float*,
+                               const float*, int64_t, int64_t, bool, cudaStream_t);
 
 }  // namespace hessgpt::cuda
