@@ -39,6 +39,26 @@ Tensor Buffer::tensor(DType dtype, std::initializer_list<int64_t> dims, size_t o
   return t;
 }
 
+MatmulShape matmul_shape(const Tensor& c, const Tensor& a, bool trans_a, const Tensor& b,
+                         bool trans_b) {
+  const int64_t ma = trans_a ? a.cols() : a.rows(), ka = trans_a ? a.rows() : a.cols();
+  const int64_t kb = trans_b ? b.cols() : b.rows(), nb = trans_b ? b.rows() : b.cols();
+  const auto fits = [](int64_t x, int64_t y) {
+    return x == y || (x < y ? padded_width(x) == y : padded_width(y) == x);
+  };
+  HG_CHECK(fits(ka, kb), "matmul inner dimensions differ: ", a.shape_string(),
+           trans_a ? "^T" : "", " x ", b.shape_string(), trans_b ? "^T" : "");
+  HG_CHECK(fits(c.rows(), ma) && fits(c.cols(), nb), "matmul output ", c.shape_string(),
+           " expected [", ma, ", ", nb, "]");
+  MatmulShape s;
+  s.rows = c.rows();
+  s.cols = c.cols();
+  s.m = std::min(s.rows, ma);
+  s.n = std::min(s.cols, nb);
+  s.k = std::min(ka, kb);
+  return s;
+}
+
 void Backend::set_matmul_precision(MatmulPrecision p) {
   if (!supports_matmul_precision(p))
     HG_FAIL("the ", name(), " backend of this build cannot multiply matrices in ",

@@ -27,6 +27,21 @@ enum class MatmulPrecision { FP32, BF16 };
 // a BF16-stored operand gives the same product as its F32 original, so a model
 // may keep the products' inputs in BF16 at half the memory and traffic.
 
+// A width rounded up to a multiple of 8: BF16 rows of it are 16-byte
+// aligned, which the tensor-core products need to read them in place.
+inline int64_t padded_width(int64_t width) { return (width + 7) / 8 * 8; }
+
+// The part of c = op(a) op(b) a product computes (Backend::matmul): m x n of
+// c's rows x cols, summing over k.
+struct MatmulShape {
+  int64_t m = 0, n = 0, k = 0;
+  int64_t rows = 0, cols = 0;
+};
+// Checks the shapes of a product (each dimension equal, or one side its
+// partner's padded_width) and returns the part computed. Throws Error.
+MatmulShape matmul_shape(const Tensor& c, const Tensor& a, bool trans_a, const Tensor& b,
+                         bool trans_b);
+
 struct AdamWParams {
   double lr = 4e-4;
   double beta1 = 0.9;
@@ -61,6 +76,12 @@ class Backend {
   // c[M,N] = alpha * op(a) op(b) + beta * c, op = transpose when the flag is set.
   // a, b, c are 2-D readings (rows(), cols()) of their tensors. a and b may be
   // BF16 (storage) with an F32 or BF16 c; c may be BF16 with beta = 0.
+  // Padded widths: a dimension may be its partner's padded_width (the FFN's
+  // activations under --bf16-activations are stored that wide, the padding
+  // zero). The product is then the one of the zero-padded operands: over the
+  // shorter K, and c's rows or columns beyond op(a)'s or op(b)'s become
+  // beta * c. An operand's padding in K must be finite: a backend may multiply
+  // it by the other's zeros rather than skip it.
   virtual void matmul(const Tensor& c, const Tensor& a, bool trans_a, const Tensor& b,
                       bool trans_b, float alpha, float beta) = 0;
 

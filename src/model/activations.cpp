@@ -28,7 +28,7 @@ Activations carve(const ModelConfig& c, BufferCarver& cv, int64_t b, int64_t t,
   const bool training = o.training;
   const LoraShape& lora = o.lora;
   const int64_t n = b * t, d = c.hidden_size, h = c.num_attention_heads,
-                kv = c.num_key_value_heads, hd = c.head_dim, ffn = c.intermediate_size;
+                kv = c.num_key_value_heads, hd = c.head_dim;
   Activations a;
   a.batch = b;
   a.seq = t;
@@ -41,6 +41,13 @@ Activations carve(const ModelConfig& c, BufferCarver& cv, int64_t b, int64_t t,
   // The storage of gate/up and of the products' inputs (MemoryOptions).
   const DType ffn_type = a.bf16_ffn ? DType::BF16 : cv.dtype();
   const DType input_type = a.bf16_activations ? DType::BF16 : cv.dtype();
+  // Under BF16 products without adapters the FFN's tensors are stored at a
+  // padded width (backend.h), their extra columns zero: BF16 rows of 16-byte
+  // multiples that the products read and write in place (model1's 3413 ->
+  // 3416). Adapters' own products keep the exact width.
+  const bool pad_ffn = a.bf16_activations && lora.rank == 0;
+  const int64_t ffn = pad_ffn ? padded_width(c.intermediate_size) : c.intermediate_size;
+  a.ffn_width = ffn;
   LayerActivations shared;
   if (a.shared) {
     shared.ln1 = cv.take({n, d}, input_type);

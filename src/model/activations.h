@@ -14,7 +14,9 @@
 // BF16 storage (MemoryOptions): gate/up, and the products' inputs ln1, att,
 // ln2, act, may be kept in BF16. Under BF16 products the products read the
 // same values either way, so only what else reads them moves (SwiGLU reads
-// gate/up, attention's backward reads att).
+// gate/up, attention's backward reads att). With the products' inputs in
+// BF16 the FFN's tensors are also stored at a padded width, zeros beyond FFN
+// (the products treat them as zero-padded; SwiGLU maps zeros to zeros).
 #pragma once
 
 #include <array>
@@ -42,7 +44,7 @@ struct LayerActivations {
   Tensor mid;          // [N, C] residual after attention
   Tensor ln2;          // [N, C]            (shared)
   Tensor rstd2;        // [N]
-  Tensor gate;         // [N, FFN]
+  Tensor gate;         // [N, FFN] (FFN: Activations::ffn_width)
   Tensor up;           // [N, FFN]
   Tensor act;          // [N, FFN] silu(gate) * up (shared)
   std::array<Tensor, kLoraTargets> lora_u;  // [N, r] = x A^T per adapted target
@@ -59,6 +61,7 @@ struct Activations {
   bool shared = false;  // ln1, q, k, ln2, act are one copy for all layers
   bool bf16_ffn = false;  // gate, up are BF16
   bool bf16_activations = false;  // ln1, att, ln2, act are BF16
+  int64_t ffn_width = 0;  // of gate, up, act and their gradients: FFN or padded_width(FFN)
   Tensor ids, targets;  // [N] I32
   std::vector<LayerActivations> layers;
   Tensor output;        // [N, C] residual after the last block

@@ -125,18 +125,22 @@ std::vector<OpTiming> run_ops_bench(const ModelConfig& c, Backend& be, int64_t b
   const int64_t chunk = head_chunk_rows(n, v);
   product("matmul head chunk", chunk, d, v);
   if (be.supports(DType::BF16)) {
-    // --bf16-activations: the input already BF16 (read in place where its
-    // rows are 16-byte multiples, as att's; act's odd width is still copied).
-    auto product16 = [&](const std::string& name, int64_t m, int64_t k, int64_t cols) {
-      const Tensor x = b.bf16({m, k}), w = b.random({cols, k}, 0.02f), y = b.constant({m, cols}, 1.0);
-      b.time(name, dims({m, k}) + " x " + dims({cols, k}) + "^T", 2.0 * m * k * cols,
-             2.0 * m * k + f4 * (cols * k + m * cols),
+    // --bf16-activations: BF16 inputs read in place, and the FFN's tensors at
+    // the padded width (backend.h) so that gate/up are written in place too.
+    const int64_t ffnp = padded_width(ffn);
+    auto product16 = [&](const std::string& name, int64_t m, int64_t k, int64_t kx, int64_t cols,
+                         int64_t cols_out, bool out16) {
+      const Tensor x = b.bf16({m, kx}), w = b.random({cols, k}, 0.02f);
+      const Tensor y = out16 ? b.bf16({m, cols_out}) : b.constant({m, cols_out}, 1.0);
+      b.time(name, dims({m, kx}) + " x " + dims({cols, k}) + "^T", 2.0 * m * k * cols,
+             2.0 * m * kx + f4 * cols * k + (out16 ? 2.0 : f4) * m * cols_out,
              [&, x, w, y] { be.matmul(y, x, false, w, true, 1.0f, 0.0f); });
     };
-    product16("matmul o (bf16 att)", n, c.q_dim(), d);
-    product16("matmul down (bf16 act)", n, ffn, d);
+    product16("matmul qkv (bf16 ln1)", n, d, d, qkv, qkv, false);
+    product16("matmul o (bf16 att)", n, c.q_dim(), c.q_dim(), d, d, false);
+    product16("matmul gate/up (bf16, padded)", n, d, d, ffn, ffnp, true);
+    product16("matmul down (bf16 act, padded)", n, ffn, ffnp, d, d, false);
   }
-
   {
     const Tensor x = b.random({n, d}), w = b.random({d}), out = b.random({n, d}), rstd = b.random({n});
     const Tensor dout = b.random({n, d}), dx = b.random({n, d}), dw = b.random({d});

@@ -25,6 +25,7 @@
 #include "common/test_util.h"
 #include "core/bf16.h"
 #include "core/model_config.h"
+#include "matmul_padded_cases.h"
 #include "model/rope_tables.h"
 
 namespace hessgpt {
@@ -622,6 +623,51 @@ TEST_F(CudaOps, Bf16StorageOfOutputsAndOperands) {
                            " transposes " + std::to_string(t) +
                            (p == MatmulPrecision::BF16 ? " (bf16 products)" : " (fp32 products)"));
         }
+      }
+    }
+  }
+  gpu_->set_matmul_precision(MatmulPrecision::FP32);
+}
+
+// Padded widths (backend.h, matmul_padded_test.cpp for the CPU against a
+// double reference): every padded_cases() shape on the GPU against the CPU,
+// F32 tensors under both precisions, and under BF16 products also BF16
+// operands (read in place where 8-aligned) and a BF16 output. Operands hold
+// BF16 values, so the CPU's FP32 product is the BF16 product's reference.
+TEST_F(CudaOps, MatmulPaddedWidthsMatchCpu) {
+  for (const testing::PaddedCase& p : testing::padded_cases()) {
+    Vec a = random_floats(p.ma * p.ka, 60), b = random_floats(p.kb * p.nb, 61);
+    for (float& x : a) x = bf16_to_float(float_to_bf16(x));
+    for (float& x : b) x = bf16_to_float(float_to_bf16(x));
+    std::vector<uint16_t> a16(a.size()), b16(b.size());
+    for (size_t i = 0; i < a.size(); ++i) a16[i] = float_to_bf16(a[i]);
+    for (size_t i = 0; i < b.size(); ++i) b16[i] = float_to_bf16(b[i]);
+    const Vec c0 = random_floats(p.rows * p.cols, 62);
+    const auto a_dims = [&] { return p.ta ? std::vector<int64_t>{p.ka, p.ma} : std::vector<int64_t>{p.ma, p.ka}; };
+    const auto b_dims = [&] { return p.tb ? std::vector<int64_t>{p.nb, p.kb} : std::vector<int64_t>{p.kb, p.nb}; };
+    auto run = [&](Backend& be, float beta, bool operands16) {
+      const auto ad = a_dims(), bd = b_dims();
+      const Tensor ta = operands16 ? on16(be, a16, {ad[0], ad[1]}) : on(be, a, {ad[0], ad[1]});
+      const Tensor tb = operands16 ? on16(be, b16, {bd[0], bd[1]}) : on(be, b, {bd[0], bd[1]});
+      const Tensor c = on(be, c0, {p.rows, p.cols});
+      be.matmul(c, ta, p.ta, tb, p.tb, 1.0f, beta);
+      return host(be, c);
+    };
+    for (const MatmulPrecision precision : {MatmulPrecision::FP32, MatmulPrecision::BF16}) {
+      gpu_->set_matmul_precision(precision);
+      const bool bf16 = precision == MatmulPrecision::BF16;
+      for (const float beta : {0.0f, 1.0f}) {
+        const Vec want = run(cpu_, beta, false);
+        const std::string what = p.name() + " beta " + std::to_string(beta) + (bf16 ? " bf16" : " fp32");
+        expect_close(run(*gpu_, beta, false), want, 1e-5, what);
+        if (!bf16) continue;
+        expect_close(run(*gpu_, beta, true), want, 1e-5, what + ", bf16 operands");
+        if (beta != 0.0f) continue;
+        const auto ad = a_dims(), bd = b_dims();
+        const Tensor c16 = on16(*gpu_, std::vector<uint16_t>(p.rows * p.cols, 0xffff), {p.rows, p.cols});
+        gpu_->matmul(c16, on16(*gpu_, a16, {ad[0], ad[1]}), p.ta, on16(*gpu_, b16, {bd[0], bd[1]}), p.tb,
+                     1.0f, 0.0f);
+        expect_within_one_bf16_step(bits_of(*gpu_, c16), want, what + ", bf16 output");
       }
     }
   }

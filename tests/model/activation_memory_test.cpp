@@ -96,9 +96,18 @@ bool cpu_has_bf16_products() {
 
 TEST(Recompute, BitIdenticalWithBf16GateAndUp) { expect_identical(preset_config("tiny"), false, bf16_ffn()); }
 
+// tiny with an FFN width that is not a multiple of 8, so that the FFN's
+// tensors are stored padded under --bf16-activations (173 -> 176).
+ModelConfig tiny_odd_ffn() {
+  ModelConfig c = preset_config("tiny");
+  c.intermediate_size = 173;
+  return c;
+}
+
 TEST(Recompute, BitIdenticalWithBf16Activations) {
   if (!cpu_has_bf16_products()) GTEST_SKIP() << "no BF16 products in this build (oneDNN)";
   expect_identical(preset_config("tiny"), false, bf16_activations(), true);
+  expect_identical(tiny_odd_ffn(), false, bf16_activations(), true);
 }
 
 double rel_error(const std::vector<float>& got, const std::vector<float>& want) {
@@ -132,15 +141,16 @@ TEST(Bf16Ffn, StepStaysCloseToF32Storage) {
 // otherwise (its row term dout . out), so the gradients move, a little.
 TEST(Bf16Activations, SameLossAsF32InputsUnderBf16Products) {
   if (!cpu_has_bf16_products()) GTEST_SKIP() << "no BF16 products in this build (oneDNN)";
-  const ModelConfig c = preset_config("tiny");
-  const Passes f32 = train_twice(c, false, false, bf16_ffn(), true),
-               bf16 = train_twice(c, false, false, bf16_activations(), true);
-  EXPECT_EQ(bf16.losses, f32.losses);
-  const double err = rel_error(bf16.grads, f32.grads);
-  EXPECT_LT(err, 1e-2);
-  EXPECT_GT(err, 0.0);
-  std::printf("[ tiny ] bf16 activations: loss %.6f (same), gradient relative error %.2e\n",
-              bf16.losses[0], err);
+  for (const ModelConfig& c : {preset_config("tiny"), tiny_odd_ffn()}) {
+    const Passes f32 = train_twice(c, false, false, bf16_ffn(), true),
+                 bf16 = train_twice(c, false, false, bf16_activations(), true);
+    EXPECT_EQ(bf16.losses, f32.losses) << "FFN " << c.intermediate_size;
+    const double err = rel_error(bf16.grads, f32.grads);
+    EXPECT_LT(err, 1e-2);
+    EXPECT_GT(err, 0.0);
+    std::printf("[ tiny, FFN %lld ] bf16 activations: loss %.6f (same), gradient relative error %.2e\n",
+                static_cast<long long>(c.intermediate_size), bf16.losses[0], err);
+  }
 }
 
 // LoRA adapters on gate or up accumulate into those outputs, so they keep
@@ -210,17 +220,22 @@ TEST(Recompute, ArenaShrinksByThePerLayerCopies) {
   EXPECT_EQ(redo - ffn_bytes, static_cast<size_t>(c.num_hidden_layers) * 2 * saved(n * c.intermediate_size));
   // The products' inputs too: each layer's att, the shared ln1, ln2, act, and
   // in the backward scratch dgate, dup, dq_raw, dk_raw (the MLP's and the
-  // attention's scratch overlay: the larger counts).
+  // attention's scratch overlay: the larger counts); the FFN's tensors now at
+  // the padded width (3416), which costs a little back.
   ArenaOptions inputs = half;
   inputs.memory.bf16_activations = true;
-  const int64_t kvd = c.num_key_value_heads * c.head_dim;
-  const size_t mlp32 = 3 * bytes(n * c.intermediate_size);
-  const size_t mlp16 = 2 * bytes16(n * c.intermediate_size) + bytes(n * c.intermediate_size);
-  const size_t attn32 = 3 * bytes(n * c.q_dim()) + 3 * bytes(n * kvd);
-  const size_t attn16 = 2 * bytes(n * c.q_dim()) + bytes16(n * c.q_dim()) + 2 * bytes(n * kvd) + bytes16(n * kvd);
-  EXPECT_EQ(ffn_bytes - activation_bytes(c, b, t, DType::F32, inputs),
-            static_cast<size_t>(c.num_hidden_layers) * saved(n * c.q_dim()) +
-                2 * saved(n * c.hidden_size) + saved(n * c.intermediate_size) +
+  const int64_t kvd = c.num_key_value_heads * c.head_dim, ffn = c.intermediate_size;
+  const int64_t ffnp = padded_width(ffn);
+  const auto i64 = [](size_t x) { return static_cast<int64_t>(x); };
+  const int64_t mlp32 = i64(3 * bytes(n * ffn));
+  const int64_t mlp16 = i64(2 * bytes16(n * ffnp) + bytes(n * ffnp));
+  const int64_t attn32 = i64(3 * bytes(n * c.q_dim()) + 3 * bytes(n * kvd));
+  const int64_t attn16 = i64(2 * bytes(n * c.q_dim()) + bytes16(n * c.q_dim()) + 2 * bytes(n * kvd) + bytes16(n * kvd));
+  const int64_t layers = c.num_hidden_layers;
+  EXPECT_EQ(i64(ffn_bytes) - i64(activation_bytes(c, b, t, DType::F32, inputs)),
+            layers * i64(saved(n * c.q_dim())) + 2 * i64(saved(n * c.hidden_size)) +
+                i64(bytes(n * ffn)) - i64(bytes16(n * ffnp)) +
+                layers * 2 * (i64(bytes16(n * ffn)) - i64(bytes16(n * ffnp))) +
                 std::max(mlp32, attn32) - std::max(mlp16, attn16));
   // Evaluation shares them too, whatever the setting.
   keep_all.training = redo_some.training = false;

@@ -153,24 +153,23 @@ void CpuBackend::matmul(const Tensor& c, const Tensor& a, bool trans_a, const Te
     return;
   }
   HG_CHECK(a.dtype == c.dtype && b.dtype == c.dtype, "matmul dtype mismatch");
-  const int64_t m = trans_a ? a.cols() : a.rows();
-  const int64_t k = trans_a ? a.rows() : a.cols();
-  const int64_t kb = trans_b ? b.cols() : b.rows();
-  const int64_t n = trans_b ? b.rows() : b.cols();
-  HG_CHECK(k == kb, "matmul inner dimensions differ: ", a.shape_string(), " x ",
-           b.shape_string());
-  HG_CHECK(c.rows() == m && c.cols() == n, "matmul output ", c.shape_string(), " expected [",
-           m, ", ", n, "]");
+  const MatmulShape s = matmul_shape(c, a, trans_a, b, trans_b);
+  dispatch_float(c.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    // c beyond the product (padded widths, backend.h): beta * c.
+    cpu::scale_margins<T>(c.as<T>(), s.rows, s.cols, s.m, s.n, static_cast<T>(beta));
+  });
+  if (s.m == 0 || s.n == 0) return;
   if (c.dtype == DType::F32 && matmul_precision_ == MatmulPrecision::BF16 && alpha == 1.0f &&
-      (beta == 0.0f || beta == 1.0f)) {
+      (beta == 0.0f || beta == 1.0f) && s.k > 0) {
     if (!bf16_) bf16_ = std::make_unique<cpu::Bf16Matmul>();
-    bf16_->run(trans_a, trans_b, m, n, k, a.as<float>(), a.cols(), b.as<float>(), b.cols(), beta,
-               c.as<float>(), c.cols());
+    bf16_->run(trans_a, trans_b, s.m, s.n, s.k, a.as<float>(), a.cols(), b.as<float>(), b.cols(),
+               beta, c.as<float>(), c.cols());
     return;
   }
   dispatch_float(c.dtype, [&](auto tag) {
     using T = decltype(tag);
-    cpu::gemm<T>(trans_a, trans_b, m, n, k, static_cast<T>(alpha), a.as<T>(), a.cols(),
+    cpu::gemm<T>(trans_a, trans_b, s.m, s.n, s.k, static_cast<T>(alpha), a.as<T>(), a.cols(),
                  b.as<T>(), b.cols(), static_cast<T>(beta), c.as<T>(), c.cols());
   });
 }

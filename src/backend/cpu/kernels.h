@@ -14,6 +14,10 @@ template <typename T>
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
           int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc);
 
+// c[rows, cols] *= beta outside its top-left m x n block (= 0 when beta is 0).
+template <typename T>
+void scale_margins(T* c, int64_t rows, int64_t cols, int64_t m, int64_t n, T beta);
+
 // ---- elementwise.cpp ------------------------------------------------------
 template <typename T> void add_inplace(T* y, const T* x, int64_t n);
 template <typename T> void scale_inplace(T* x, T s, int64_t n);

@@ -229,16 +229,9 @@ void CudaBackend::matmul(const Tensor& c, const Tensor& a, bool trans_a, const T
   }
   check_f32_or_bf16(a, "matmul A");
   check_f32_or_bf16(b, "matmul B");
-  const int64_t m = trans_a ? a.cols() : a.rows();
-  const int64_t k = trans_a ? a.rows() : a.cols();
-  const int64_t kb = trans_b ? b.cols() : b.rows();
-  const int64_t n = trans_b ? b.rows() : b.cols();
-  HG_CHECK(k == kb, "matmul inner dimensions differ: ", a.shape_string(), " x ",
-           b.shape_string());
-  HG_CHECK(c.rows() == m && c.cols() == n, "matmul output ", c.shape_string(), " expected [", m,
-           ", ", n, "]");
-  if (m == 0 || n == 0) return;
-  if (k == 0) {  // an empty sum: C = beta C
+  const MatmulShape s = matmul_shape(c, a, trans_a, b, trans_b);
+  if (s.rows == 0 || s.cols == 0) return;
+  if (s.m == 0 || s.n == 0 || s.k == 0) {  // an empty sum: C = beta C
     if (out_bf16) HG_CUDA_CHECK(cudaMemsetAsync(c.data, 0, c.bytes(), s_->stream));
     else if (beta == 0.0f) fill(c, 0.0);
     else if (beta != 1.0f) scale_inplace(c, beta);
@@ -247,10 +240,18 @@ void CudaBackend::matmul(const Tensor& c, const Tensor& a, bool trans_a, const T
   // The CPU backend's rule: BF16 operands for plain products and accumulations.
   const bool bf16 = matmul_precision_ == MatmulPrecision::BF16 && alpha == 1.0f &&
                     (beta == 0.0f || beta == 1.0f);
+  // Padded widths (backend.h): under BF16 products B's copy is padded with
+  // zeros to c's width anyway, so the product itself gives c's extra columns
+  // their beta * c; the rest of c beyond the product is scaled here.
+  const int64_t n = bf16 ? s.cols : s.n;
+  if (s.m < s.rows || n < s.cols) {
+    if (out_bf16) cuda::scale_margins(bits(c), s.rows, s.cols, s.m, n, 0.0f, s_->stream);
+    else cuda::scale_margins(f32(c), s.rows, s.cols, s.m, n, beta, s_->stream);
+  }
   const auto operand = [](const Tensor& t) {
     return cuda::LtOperand{t.data, t.dtype == DType::BF16, t.cols(), t.rows()};
   };
-  s_->lt->run(bf16, trans_a, trans_b, m, n, k, operand(a), operand(b), alpha, beta,
+  s_->lt->run(bf16, trans_a, trans_b, s.m, n, s.k, operand(a), operand(b), alpha, beta,
               out_bf16 ? nullptr : f32(c), c.cols(), s_->stream, out_bf16 ? bits(c) : nullptr);
 }
 

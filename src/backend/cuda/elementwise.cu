@@ -72,6 +72,19 @@ __global__ void to_bf16_kernel(__nv_bfloat16* dst, int64_t dst_ld, int64_t dst_r
   }
 }
 
+// The margin of c beyond its top-left m x n block: first the right part of
+// rows [0, m), then whole rows [m, rows).
+template <typename T>
+__global__ void scale_margins_kernel(T* c, int64_t rows, int64_t cols, int64_t m, int64_t n,
+                                     float beta) {
+  const int64_t right = m * (cols - n), total = right + (rows - m) * cols;
+  for (int64_t i = global_thread(); i < total; i += grid_stride()) {
+    const int64_t at = i < right ? (i / (cols - n)) * cols + n + i % (cols - n)
+                                 : m * cols + (i - right);
+    store_float(c + at, beta == 0.0f ? 0.0f : beta * as_float(c[at]));
+  }
+}
+
 __global__ void widen_kernel(float* dst, const __nv_bfloat16* src, int64_t n) {
   for (int64_t i = global_thread(); i < n; i += grid_stride()) dst[i] = __bfloat162float(src[i]);
 }
@@ -151,6 +164,15 @@ template void to_bf16(uint16_t*, int64_t, int64_t, const float*, int64_t, int64_
                       cudaStream_t);
 template void to_bf16(uint16_t*, int64_t, int64_t, const uint16_t*, int64_t, int64_t, int64_t,
                       cudaStream_t);
+
+template <typename T>
+void scale_margins(T* c, int64_t rows, int64_t cols, int64_t m, int64_t n, float beta,
+                   cudaStream_t stream) {
+  launch_elementwise(m * (cols - n) + (rows - m) * cols, stream, scale_margins_kernel<device_t<T>>,
+                     device_ptr(c), rows, cols, m, n, beta);
+}
+template void scale_margins(float*, int64_t, int64_t, int64_t, int64_t, float, cudaStream_t);
+template void scale_margins(uint16_t*, int64_t, int64_t, int64_t, int64_t, float, cudaStream_t);
 
 void widen_bf16(float* dst, const uint16_t* src, int64_t n, cudaStream_t stream) {
   launch_elementwise(n, stream, widen_kernel, dst, device_ptr(src), n);

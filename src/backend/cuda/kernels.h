@@ -39,6 +39,12 @@ void to_bf16(uint16_t* dst, int64_t dst_ld, int64_t dst_rows, const In* src, int
 // dst[i] = float(src[i]), exact.
 void widen_bf16(float* dst, const uint16_t* src, int64_t n, cudaStream_t stream);
 
+// c[rows, cols] *= beta outside its top-left m x n block (0 when beta is 0);
+// T: float or uint16_t (BF16).
+template <typename T>
+void scale_margins(T* c, int64_t rows, int64_t cols, int64_t m, int64_t n, float beta,
+                   cudaStream_t stream);
+
 // dst[r, c] = src[r, c] + beta dst[r, c] for r < rows, c < cols (leading dims
 // dst_ld, src_ld); dst is not read when beta == 0.
 void merge_columns(float* dst, int64_t dst_ld, const float* src, int64_t src_ld, int64_t rows,

@@ -169,11 +169,11 @@ void LtMatmul::run(bool bf16, bool trans_a, bool trans_b, int64_t m, int64_t n, 
   const int64_t np = pad_n ? round_up(n, kBf16LdAlign) : n;
   const bool out_bf16 = c_bf16 != nullptr && bf16;
   const bool stage_out =
-      pad_n || (c_bf16 && !out_bf16) || (out_bf16 && (n % kBf16LdAlign != 0 || alignment_of(c_bf16) != 16));
+      pad_n || (c_bf16 && !out_bf16) || (out_bf16 && (ldc != n || ldc % kBf16LdAlign != 0 || alignment_of(c_bf16) != 16));
   const size_t out_bytes = out_bf16 ? sizeof(uint16_t) : sizeof(float);
   void* out = stage_out ? scratch(2, out_bytes * static_cast<size_t>(m * np))
                         : (out_bf16 ? static_cast<void*>(c_bf16) : static_cast<void*>(c));
-  const int64_t ld_out = stage_out ? np : (out_bf16 ? n : ldc);
+  const int64_t ld_out = stage_out ? np : ldc;
   int64_t lda = a.ld, ldb = b.ld;
   const void* first = nullptr;
   const void* second = nullptr;
@@ -202,10 +202,11 @@ void LtMatmul::run(bool bf16, bool trans_a, bool trans_b, int64_t m, int64_t n, 
                             &beta_run, out, p.out, out, p.out, &p.algo, workspace_,
                             workspace_bytes_, stream));
   if (!stage_out) return;
+  // (to_bf16 zeroes c's columns [n, ldc): the margin of a padded width.)
   if (out_bf16)
-    to_bf16(c_bf16, n, m, static_cast<const uint16_t*>(out), ld_out, m, n, stream);
+    to_bf16(c_bf16, ldc, m, static_cast<const uint16_t*>(out), ld_out, m, n, stream);
   else if (c_bf16)
-    to_bf16(c_bf16, n, m, static_cast<const float*>(out), ld_out, m, n, stream);
+    to_bf16(c_bf16, ldc, m, static_cast<const float*>(out), ld_out, m, n, stream);
   else
     merge_columns(c, ldc, static_cast<const float*>(out), ld_out, m, n, beta, stream);
 }

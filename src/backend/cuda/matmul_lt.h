@@ -38,7 +38,8 @@ class LtMatmul {
   // Row-major C[m, n] = alpha op(A) op(B) + beta C; ldc is the row length of
   // c. k > 0, m > 0, n > 0. bf16_math: BF16 operands (copies where needed),
   // FP32 accumulation; otherwise FP32 (BF16 operands widened). With c_bf16 the
-  // result goes there instead, rounded to BF16 ([m, n], beta must be 0; c unused).
+  // result goes there instead, rounded to BF16 ([m, n], row length ldc, beta
+  // must be 0; c unused; its columns [n, ldc) are zeroed).
   void run(bool bf16_math, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
            const LtOperand& a, const LtOperand& b, float alpha, float beta, float* c,
            int64_t ldc, cudaStream_t stream, uint16_t* c_bf16 = nullptr);
