@@ -29,8 +29,9 @@
 #     BENCH_FLAGS [--recompute] extra `bench train` flags; TORCH_MODELS [all]
 #     models with a PyTorch baseline, SKIP_TORCH=1 for none; DECODE_MODELS
 #     ["model1 model2"], "" for none.
-#   A/B rows, on AB_MODELS [model1]: BF16_ACTS_AB [1] adds --bf16-activations
-#     (BF16 gate/up and product inputs); BF16_FFN_AB=1 adds --bf16-ffn; ATTN_AB=1
+#   BF16_ACTS_AB [1]: on every bench model, rows with --bf16-activations (BF16
+#     product inputs, padded FFN) after BENCH_FLAGS and alone (no recomputation).
+#   A/B rows, on AB_MODELS [model1]: BF16_FFN_AB=1 adds --bf16-ffn; ATTN_AB=1
 #     the FP32 attention kernels (HESSGPT_ATTENTION=fp32); ATTN_WARPS_AB=1 8-warp
 #     attention blocks (with a second `bench ops`); PAD_AB=1 no cuBLASLt K/N
 #     padding; RECOMPUTE_AB=1 without BENCH_FLAGS.
@@ -246,9 +247,12 @@ bench_pair() {  # model batch seq steps
   for precision in ${BENCH_PRECISIONS:-bf16}; do
     bench_row "$model" "$batch" "$seq" "$steps" "$precision" "$precision" "${BENCH_FLAGS---recompute}"
   done
-  if [[ " ${AB_MODELS:-model1} " == *" $model "* ]]; then
-  [[ ${BF16_ACTS_AB:-1} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-activations \
+  if [[ ${BF16_ACTS_AB:-1} == 1 ]]; then
+    bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-activations \
       "${BENCH_FLAGS---recompute} --bf16-activations"
+    bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-activations-keep-all "--bf16-activations"
+  fi
+  if [[ " ${AB_MODELS:-model1} " == *" $model "* ]]; then
   [[ ${BF16_FFN_AB:-0} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-ffn-storage \
       "${BENCH_FLAGS---recompute} --bf16-ffn"
   [[ ${ATTN_AB:-0} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-fp32-attention \
@@ -266,11 +270,16 @@ bench_pair() {  # model batch seq steps
       --head plain --model "$model" --batch "$batch" --seq "$seq" --steps "$steps" --warmup 3 --json; then
     row "pytorch $model bf16 compile" ok \
       "$(json_field "$tout" tokens_per_s) tok/s, peak $(( $(json_field "$tout" peak_memory_bytes) / 1048576 )) MiB allocated"
-    python3 - "$OUT/bench-$model-bf16.json" "$tout" <<'PY' >>"$LOG" 2>&1 && row "  ratio hessgpt bf16 / pytorch" info "$(tail -1 "$LOG")"
+    local ours
+    for ours in "$OUT"/bench-"$model"-bf16*.json; do
+      [[ -s $ours ]] || continue
+      local label=${ours#"$OUT"/bench-"$model"-}
+      python3 - "$ours" "$tout" <<'PY' >>"$LOG" 2>&1 && row "  ratio ${label%.json} / pytorch" info "$(tail -1 "$LOG")"
 import json, sys
 ours, theirs = (json.load(open(p)) for p in sys.argv[1:3])
 print(f"{ours['tokens_per_s'] / theirs['tokens_per_s']:.2f}x")
 PY
+    done
   else
     row "pytorch $model bf16 compile" FAIL "$(tail -1 "$tout.err")"
   fi
