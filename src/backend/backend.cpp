@@ -59,6 +59,30 @@ MatmulShape matmul_shape(const Tensor& c, const Tensor& a, bool trans_a, const T
   return s;
 }
 
+namespace {
+// The [rows, D] reading of a [B, T, heads, D] tensor.
+Tensor head_rows(const Tensor& t) {
+  HG_CHECK(t.ndim == 4, "QK-Norm + RoPE expects [B, T, heads, D], got ", t.shape_string());
+  return t.view({t.dim(0) * t.dim(1) * t.dim(2), t.dim(3)});
+}
+}  // namespace
+
+void Backend::qk_norm_rope_forward(const Tensor& out, const Tensor& rstd, const Tensor& x,
+                                   const Tensor& w, double eps, const Tensor& cos,
+                                   const Tensor& sin, int64_t pos0) {
+  HG_CHECK(out.ndim == 4 && out.numel() == x.numel(), "QK-Norm + RoPE: out ", out.shape_string(),
+           " for x ", x.shape_string());
+  rmsnorm_forward(head_rows(out), rstd, head_rows(x), w, eps);
+  rope_forward(out, cos, sin, pos0);
+}
+
+void Backend::qk_norm_rope_backward(const Tensor& dx, const Tensor& dw, const Tensor& dout,
+                                    const Tensor& x, const Tensor& w, const Tensor& rstd,
+                                    const Tensor& cos, const Tensor& sin, int64_t pos0) {
+  rope_backward(dout, cos, sin, pos0);
+  rmsnorm_backward(head_rows(dx), dw, head_rows(dout), head_rows(x), w, rstd, false);
+}
+
 void Backend::set_matmul_precision(MatmulPrecision p) {
   if (!supports_matmul_precision(p))
     HG_FAIL("the ", name(), " backend of this build cannot multiply matrices in ",

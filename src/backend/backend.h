@@ -115,6 +115,19 @@ class Backend {
   virtual void rope_backward(const Tensor& dx, const Tensor& cos, const Tensor& sin,
                              int64_t pos0) = 0;
 
+  // ---- QK-Norm then RoPE: x[B,T,heads,D] -> out, RMSNorm over D (rstd[B*T*heads]
+  // cached) and the rotation at pos0, as rmsnorm_forward then rope_forward do
+  // them. The default runs those two ops; a backend may fuse them (one pass
+  // over the tensor instead of three).
+  virtual void qk_norm_rope_forward(const Tensor& out, const Tensor& rstd, const Tensor& x,
+                                    const Tensor& w, double eps, const Tensor& cos,
+                                    const Tensor& sin, int64_t pos0);
+  // The backward of both: dx =, dw +=. dout may be overwritten (the default
+  // rotates it back in place first).
+  virtual void qk_norm_rope_backward(const Tensor& dx, const Tensor& dw, const Tensor& dout,
+                                     const Tensor& x, const Tensor& w, const Tensor& rstd,
+                                     const Tensor& cos, const Tensor& sin, int64_t pos0);
+
   // ---- causal GQA attention, flash-style (memory linear in T) --------------
   // q[B,Tq,H,D], k/v[B,Tk,KV,D], out[B,Tq,H,D], lse[B,H,Tq] (log-sum-exp of the
   // scaled scores, cached for backward). Query t sits at absolute position

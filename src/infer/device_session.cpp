@@ -89,18 +89,18 @@ void DeviceSession::attend(int64_t l, int64_t t) {
   const LayerParamIndex& p = m_.layout().layers[static_cast<size_t>(l)];
   float* kc = k_cache(l) + pos0 * kv * hd;  // this step's rows of the cache
   const Tensor q = q_.slice(0, t), qn = qn_.slice(0, t);
+  const Tensor qn4 = qn.view({1, t, h, hd}), kc4 = dev(kc, {1, t, kv, hd});
   if (c.qk_norm) {
-    be_.rmsnorm_forward(qn.view({t * h, hd}), rstd_.slice(0, t * h), q.view({t * h, hd}),
-                        m_.param(p.q_norm), eps);
-    be_.rmsnorm_forward(dev(kc, {t * kv, hd}), rstd_.slice(0, t * kv),
-                        k_.slice(0, t).view({t * kv, hd}), m_.param(p.k_norm), eps);
+    be_.qk_norm_rope_forward(qn4, rstd_.slice(0, t * h), q.view({1, t, h, hd}), m_.param(p.q_norm),
+                             eps, rope_.cos, rope_.sin, pos0);
+    be_.qk_norm_rope_forward(kc4, rstd_.slice(0, t * kv), k_.slice(0, t).view({1, t, kv, hd}),
+                             m_.param(p.k_norm), eps, rope_.cos, rope_.sin, pos0);
   } else {
     be_.copy(qn, q);
     be_.copy(dev(kc, {t, kv * hd}), k_.slice(0, t));
+    be_.rope_forward(qn4, rope_.cos, rope_.sin, pos0);
+    be_.rope_forward(kc4, rope_.cos, rope_.sin, pos0);
   }
-  const Tensor qn4 = qn.view({1, t, h, hd});
-  be_.rope_forward(qn4, rope_.cos, rope_.sin, pos0);
-  be_.rope_forward(dev(kc, {1, t, kv, hd}), rope_.cos, rope_.sin, pos0);
   be_.attention_forward(att_.slice(0, t).view({1, t, h, hd}), lse_.slice(0, t * h).view({1, h, t}),
                         qn4, dev(k_cache(l), {1, end, kv, hd}), dev(v_cache(l), {1, end, kv, hd}),
                         scale, pos0);

@@ -40,14 +40,17 @@ void Model::backward_blocks() {
                      la.att.view({n, h * hd}), 0.0f);
     if (a.shared) attention_inputs(l);
     be.attention_backward(a.dq, a.dk, a.dv, a.datt, la.q, la.k, la.v, la.att, la.lse, scale);
-    be.rope_backward(a.dq, rope_.cos, rope_.sin, 0);
-    be.rope_backward(a.dk, rope_.cos, rope_.sin, 0);
     if (c.qk_norm) {
-      be.rmsnorm_backward(a.dq_raw.view({n * h, hd}), norm_grad(p.q_norm), a.dq.view({n * h, hd}),
-                          la.q_raw.view({n * h, hd}), param(p.q_norm), la.rstd_q, false);
-      be.rmsnorm_backward(a.dk_raw.view({n * kv, hd}), norm_grad(p.k_norm), a.dk.view({n * kv, hd}),
-                          la.k_raw.view({n * kv, hd}), param(p.k_norm), la.rstd_k, false);
+      const int64_t b = a.batch, t = a.seq;
+      be.qk_norm_rope_backward(a.dq_raw.view({b, t, h, hd}), norm_grad(p.q_norm), a.dq,
+                               la.q_raw.view({b, t, h, hd}), param(p.q_norm), la.rstd_q,
+                               rope_.cos, rope_.sin, 0);
+      be.qk_norm_rope_backward(a.dk_raw.view({b, t, kv, hd}), norm_grad(p.k_norm), a.dk,
+                               la.k_raw.view({b, t, kv, hd}), param(p.k_norm), la.rstd_k,
+                               rope_.cos, rope_.sin, 0);
     } else {
+      be.rope_backward(a.dq, rope_.cos, rope_.sin, 0);
+      be.rope_backward(a.dk, rope_.cos, rope_.sin, 0);
       be.copy(a.dq_raw, a.dq.view({n, h * hd}));
       be.copy(a.dk_raw, a.dk.view({n, kv * hd}));
     }

@@ -13,17 +13,17 @@ void Model::attention_inputs(int64_t l) {
   const ModelConfig& c = config_;
   const LayerParamIndex& p = layout_.layers[static_cast<size_t>(l)];
   LayerActivations& la = acts_.layers[static_cast<size_t>(l)];
-  const int64_t n = acts_.batch * acts_.seq;
+  const int64_t b = acts_.batch, t = acts_.seq, n = b * t;
   const int64_t h = c.num_attention_heads, kv = c.num_key_value_heads, hd = c.head_dim;
   if (c.qk_norm) {
-    be.rmsnorm_forward(la.q.view({n * h, hd}), la.rstd_q, la.q_raw.view({n * h, hd}),
-                       param(p.q_norm), c.rms_norm_eps);
-    be.rmsnorm_forward(la.k.view({n * kv, hd}), la.rstd_k, la.k_raw.view({n * kv, hd}),
-                       param(p.k_norm), c.rms_norm_eps);
-  } else {
-    be.copy(la.q.view({n, h * hd}), la.q_raw);
-    be.copy(la.k.view({n, kv * hd}), la.k_raw);
+    be.qk_norm_rope_forward(la.q, la.rstd_q, la.q_raw.view({b, t, h, hd}), param(p.q_norm),
+                            c.rms_norm_eps, rope_.cos, rope_.sin, 0);
+    be.qk_norm_rope_forward(la.k, la.rstd_k, la.k_raw.view({b, t, kv, hd}), param(p.k_norm),
+                            c.rms_norm_eps, rope_.cos, rope_.sin, 0);
+    return;
   }
+  be.copy(la.q.view({n, h * hd}), la.q_raw);
+  be.copy(la.k.view({n, kv * hd}), la.k_raw);
   be.rope_forward(la.q, rope_.cos, rope_.sin, 0);
   be.rope_forward(la.k, rope_.cos, rope_.sin, 0);
 }

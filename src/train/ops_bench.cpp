@@ -166,6 +166,16 @@ std::vector<OpTiming> run_ops_bench(const ModelConfig& c, Backend& be, int64_t b
     const Tensor cs = b.random({seq, hd / 2}), sn = b.random({seq, hd / 2});
     b.time("rope fwd (q)", dims({batch, seq, h, hd}), 0, f4 * 2 * n * h * hd,
            [&, x, cs, sn] { be.rope_forward(x, cs, sn, 0); });
+    // What the model runs: QK-Norm and RoPE as one op (fused where the backend can).
+    const Tensor q = b.random({batch, seq, h, hd}), out = b.random({batch, seq, h, hd});
+    const Tensor wq = b.random({hd}), rq = b.random({n * h});
+    const Tensor dout = b.random({batch, seq, h, hd}), dq = b.random({batch, seq, h, hd}), dwq = b.random({hd});
+    b.time("qk-norm + rope fwd (q)", dims({batch, seq, h, hd}), 0, f4 * 2 * n * h * hd,
+           [&, q, out, wq, rq, cs, sn] { be.qk_norm_rope_forward(out, rq, q, wq, c.rms_norm_eps, cs, sn, 0); });
+    b.time("qk-norm + rope bwd (q)", dims({batch, seq, h, hd}), 0, f4 * 3 * n * h * hd,
+           [&, q, wq, rq, cs, sn, dout, dq, dwq] {
+             be.qk_norm_rope_backward(dq, dwq, dout, q, wq, rq, cs, sn, 0);
+           });
   }
   {
     const Tensor q = b.random({batch, seq, h, hd}), k = b.random({batch, seq, kv, hd});

@@ -325,6 +325,48 @@ TEST_F(CudaOps, RopeForwardAndBackwardWithYarn) {
   }
 }
 
+// QK-Norm and RoPE fused into the RMSNorm kernels on the GPU, against the
+// CPU backend's two ops (the Backend default): outputs, rstd, dx and dw, at a
+// start position, with YaRN tables, for head dims 16, 64 and 40 (pairs that
+// straddle lanes), and a BF16 dx (the model's dq_raw under --bf16-activations).
+TEST_F(CudaOps, QkNormRopeFusedMatchesTheTwoOps) {
+  for (const int64_t d : {int64_t{16}, int64_t{64}, int64_t{40}}) {
+    ModelConfig cfg = preset_config("small");
+    cfg.head_dim = d;
+    cfg.rope_scaling = YarnConfig{};
+    const int64_t b = 2, t = 23, heads = 5, positions = 64, pos0 = 9, rows = b * t * heads;
+    const RopeTables tables = make_rope_tables(cfg, positions);
+    const Vec cs(tables.cos.begin(), tables.cos.end()), sn(tables.sin.begin(), tables.sin.end());
+    const Vec x = random_floats(rows * d, 70, 2.0), w = random_floats(d, 71), dout = random_floats(rows * d, 72);
+    const Vec dw0 = random_floats(d, 73);
+    auto run = [&](Backend& be) {
+      const Tensor tx = on(be, x, {b, t, heads, d}), tw = on(be, w, {d});
+      const Tensor c = on(be, cs, {positions, d / 2}), s = on(be, sn, {positions, d / 2});
+      const Tensor out = on(be, poison(rows * d), {b, t, heads, d}), rstd = on(be, poison(rows), {rows});
+      be.qk_norm_rope_forward(out, rstd, tx, tw, 1e-6, c, s, pos0);
+      const Tensor dx = on(be, poison(rows * d), {b, t, heads, d}), dw = on(be, dw0, {d});
+      be.qk_norm_rope_backward(dx, dw, on(be, dout, {b, t, heads, d}), tx, tw, rstd, c, s, pos0);
+      return Outputs{{"out", host(be, out)}, {"rstd", host(be, rstd)}, {"dx", host(be, dx)}, {"dw", host(be, dw)}};
+    };
+    expect_outputs_close(run(*gpu_), run(cpu_), 2e-5, "qk-norm + rope d=" + std::to_string(d));
+    // A BF16 dx: the F32 dx of the same kernel, rounded.
+    const Tensor tx = on(*gpu_, x, {b, t, heads, d}), tw = on(*gpu_, w, {d});
+    const Tensor c = on(*gpu_, cs, {positions, d / 2}), s = on(*gpu_, sn, {positions, d / 2});
+    const Tensor out = on(*gpu_, poison(rows * d), {b, t, heads, d}), rstd = on(*gpu_, poison(rows), {rows});
+    gpu_->qk_norm_rope_forward(out, rstd, tx, tw, 1e-6, c, s, pos0);
+    const Tensor dx32 = on(*gpu_, poison(rows * d), {b, t, heads, d}), dw32 = on(*gpu_, dw0, {d});
+    const Tensor dx16 = on16(*gpu_, std::vector<uint16_t>(rows * d, 0xffff), {b, t, heads, d});
+    const Tensor dw16 = on(*gpu_, dw0, {d});
+    gpu_->qk_norm_rope_backward(dx32, dw32, on(*gpu_, dout, {b, t, heads, d}), tx, tw, rstd, c, s, pos0);
+    gpu_->qk_norm_rope_backward(dx16, dw16, on(*gpu_, dout, {b, t, heads, d}), tx, tw, rstd, c, s, pos0);
+    const Vec f32 = host(*gpu_, dx32);
+    std::vector<uint16_t> want(f32.size());
+    for (size_t i = 0; i < f32.size(); ++i) want[i] = float_to_bf16(f32[i]);
+    EXPECT_EQ(bits_of(*gpu_, dx16), want) << "bf16 dx, d=" << d;
+    EXPECT_EQ(host(*gpu_, dw16), host(*gpu_, dw32)) << "d=" << d;
+  }
+}
+
 struct AttnCase {
   int64_t b, t, h, kv, d;
 };

@@ -401,6 +401,58 @@ void CudaBackend::rope_backward(const Tensor& dx, const Tensor& cos, const Tenso
              s_->stream);
 }
 
+// ---- QK-Norm + RoPE: the RMSNorm kernels with the rotation fused in ----------------
+
+namespace {
+cuda::RopeRows rope_rows(const Tensor& x, const Tensor& cos, const Tensor& sin, int64_t pos0) {
+  cuda::RopeRows r;
+  r.cos = f32(cos);
+  r.sin = f32(sin);
+  r.t = x.dim(1);
+  r.heads = x.dim(2);
+  r.pos0 = pos0;
+  return r;
+}
+}  // namespace
+
+void CudaBackend::qk_norm_rope_forward(const Tensor& out, const Tensor& rstd, const Tensor& x,
+                                       const Tensor& w, double eps, const Tensor& cos,
+                                       const Tensor& sin, int64_t pos0) {
+  check_rope(out, cos, sin, pos0);
+  check_f32(rstd, "qk-norm rstd");
+  check_f32(x, "qk-norm x");
+  check_f32(w, "qk-norm w");
+  check_same(out, x, "qk-norm + rope");
+  HG_CHECK(x.ndim == 4 && w.numel() == x.dim(3) && rstd.numel() == x.rows(), "qk-norm shapes");
+  cuda::rmsnorm_forward(f32(out), f32(rstd), f32(x), f32(w), x.rows(), x.dim(3), eps, s_->stream,
+                        rope_rows(x, cos, sin, pos0));
+}
+
+void CudaBackend::qk_norm_rope_backward(const Tensor& dx, const Tensor& dw, const Tensor& dout,
+                                        const Tensor& x, const Tensor& w, const Tensor& rstd,
+                                        const Tensor& cos, const Tensor& sin, int64_t pos0) {
+  check_rope(dout, cos, sin, pos0);
+  check_f32_or_bf16(dx, "qk-norm dx");
+  check_f32(dw, "qk-norm dw");
+  check_f32(x, "qk-norm x");
+  check_f32(w, "qk-norm w");
+  check_f32(rstd, "qk-norm rstd");
+  check_same(dout, x, "qk-norm + rope backward");
+  check_size(dx, x, "qk-norm + rope backward");
+  HG_CHECK(x.ndim == 4 && w.numel() == x.dim(3) && dw.numel() == w.numel() &&
+               rstd.numel() == x.rows(),
+           "qk-norm backward shapes");
+  const int64_t parts = cuda::rmsnorm_dw_partitions(x.rows());
+  auto* partials = static_cast<float*>(
+      s_->get(kDwPartials, sizeof(float) * static_cast<size_t>(parts * x.dim(3))));
+  const auto run = [&](auto* out) {
+    cuda::rmsnorm_backward(out, f32(dw), partials, f32(dout), f32(x), f32(w), f32(rstd), x.rows(),
+                           x.dim(3), false, s_->stream, rope_rows(x, cos, sin, pos0));
+  };
+  if (dx.dtype == DType::BF16) run(bits(dx));
+  else run(f32(dx));
+}
+
 // ---- attention ------------------------------------------------------------------
 
 namespace {

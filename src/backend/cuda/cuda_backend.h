@@ -56,6 +56,12 @@ class CudaBackend final : public Backend {
   void rope_forward(const Tensor& x, const Tensor& cos, const Tensor& sin, int64_t pos0) override;
   void rope_backward(const Tensor& dx, const Tensor& cos, const Tensor& sin,
                      int64_t pos0) override;
+  void qk_norm_rope_forward(const Tensor& out, const Tensor& rstd, const Tensor& x,
+                            const Tensor& w, double eps, const Tensor& cos, const Tensor& sin,
+                            int64_t pos0) override;
+  void qk_norm_rope_backward(const Tensor& dx, const Tensor& dw, const Tensor& dout,
+                             const Tensor& x, const Tensor& w, const Tensor& rstd,
+                             const Tensor& cos, const Tensor& sin, int64_t pos0) override;
 
   // True when attention runs on the tensor cores (BF16 precision; see the .cpp).
   bool attention_on_tensor_cores() const;

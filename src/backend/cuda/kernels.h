@@ -62,16 +62,26 @@ void embedding_backward(float* dtable, const int32_t* order, const int32_t* offs
                         cudaStream_t stream);
 
 // ---- rmsnorm.cu -------------------------------------------------------------
-// Out: float or uint16_t (BF16).
+// RoPE fused into QK-Norm: the rows are those of a [B, T, heads, D] tensor, row r
+// at position pos0 + (r / heads) % t, cos/sin [P, D/2] as rope() reads them.
+// cos == nullptr: a plain RMSNorm.
+struct RopeRows {
+  const float* cos = nullptr;
+  const float* sin = nullptr;
+  int64_t t = 1, heads = 1, pos0 = 0;
+};
+// Out: float or uint16_t (BF16). With rope.cos the output is rotated (QK-Norm
+// then RoPE in one pass).
 template <typename Out>
 void rmsnorm_forward(Out* out, float* rstd, const float* x, const float* w, int64_t rows,
-                     int64_t d, double eps, cudaStream_t stream);
+                     int64_t d, double eps, cudaStream_t stream, const RopeRows& rope = {});
 // dx (= or +=), dw +=; dw_partials holds rmsnorm_dw_partitions(rows) * d
-// floats. DX: float or uint16_t (BF16).
+// floats. DX: float or uint16_t (BF16). With rope.cos, dout is the gradient of
+// the rotated output (it is rotated back on the way in; dout is not written).
 template <typename DX>
 void rmsnorm_backward(DX* dx, float* dw, float* dw_partials, const float* dout,
                       const float* x, const float* w, const float* rstd, int64_t rows, int64_t d,
-                      bool accumulate_dx, cudaStream_t stream);
+                      bool accumulate_dx, cudaStream_t stream, const RopeRows& rope = {});
 
 // ---- rope.cu: x[b, t, heads, d] in place; rows pos0 + t of cos/sin[P, d/2] --
 void rope(float* x, const float* cos, const float* sin, int64_t b, int64_t t, int64_t heads,
