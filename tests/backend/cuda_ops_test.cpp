@@ -372,10 +372,12 @@ struct AttnCase {
 };
 
 // Head dims of the presets (16, 64), odd widths padded inside the kernels
-// (40, 100), the widest (128); T not a multiple of the 32- or 64-row tiles.
+// (40, 100), the widest (128); T not a multiple of the 32- or 64-row tiles;
+// T = 300 puts whole tiles below the diagonal for 128-row blocks too (the
+// unmasked path of the tensor-core kernels).
 const AttnCase kAttnCases[] = {{2, 33, 4, 2, 16}, {1, 100, 4, 1, 64}, {2, 45, 6, 3, 40},
                                {1, 70, 2, 2, 128}, {1, 1, 4, 2, 64},  {1, 64, 4, 4, 100},
-                               {2, 130, 4, 2, 64}};
+                               {2, 130, 4, 2, 64}, {1, 300, 4, 2, 64}};
 
 // out, lse, dq, dk, dv of one attention forward and backward on `be`.
 class CudaAttention : public CudaOps {

@@ -47,10 +47,6 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
   return *reinterpret_cast<const uint32_t*>(&v);
 }
 
-__device__ __forceinline__ uint32_t pair_at(const bf16* p) {
-  return *reinterpret_cast<const uint32_t*>(p);
-}
-
 // c += a b for one 16x8x16 tile.
 __device__ __forceinline__ void mma(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
                                     uint32_t b1) {
@@ -61,24 +57,35 @@ __device__ __forceinline__ void mma(float (&c)[4], const uint32_t (&a)[4], uint3
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+// Fragments come out of shared memory through ldmatrix: one instruction hands
+// each lane its pair of every 8 x 8 matrix (row lane / 4, columns 2 (lane % 4)
+// and + 1: the mma fragment layout), where 32-bit loads took one per pair.
+// Lane l gives the row address of matrix l / 8; rows must be 16-byte aligned
+// (strides and column offsets are multiples of 8 elements everywhere here).
+__device__ __forceinline__ unsigned smem_address(const bf16* p) {
+  return static_cast<unsigned>(__cvta_generic_to_shared(p));
+}
+
 // A fragment: rows r0.., columns k0.. of a row-major [rows][stride] array.
+// Matrices: (rows r0, cols k0), (r0 + 8, k0), (r0, k0 + 8), (r0 + 8, k0 + 8).
 __device__ __forceinline__ void load_a(uint32_t (&a)[4], const bf16* s, int stride, int r0,
                                        int k0) {
   const int lane = threadIdx.x & 31;
-  const bf16* p = s + (r0 + (lane >> 2)) * stride + k0 + 2 * (lane & 3);
-  a[0] = pair_at(p);
-  a[1] = pair_at(p + 8 * stride);
-  a[2] = pair_at(p + 8);
-  a[3] = pair_at(p + 8 * stride + 8);
+  const bf16* p = s + (r0 + (lane & 7) + ((lane >> 3) & 1) * 8) * stride + k0 + (lane >> 4) * 8;
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(a[0]), "=r"(a[1]), "=r"(a[2]), "=r"(a[3])
+               : "r"(smem_address(p)));
 }
 
-// B fragment with B[k][n] = s[n0 + n][k0 + k].
+// B fragment with B[k][n] = s[n0 + n][k0 + k]. Matrices: (rows n0, cols k0),
+// (n0, k0 + 8); lanes 16.. give addresses too (ignored by .x2), kept in range.
 __device__ __forceinline__ void load_b(uint32_t& b0, uint32_t& b1, const bf16* s, int stride,
                                        int n0, int k0) {
   const int lane = threadIdx.x & 31;
-  const bf16* p = s + (n0 + (lane >> 2)) * stride + k0 + 2 * (lane & 3);
-  b0 = pair_at(p);
-  b1 = pair_at(p + 8);
+  const bf16* p = s + (n0 + (lane & 7)) * stride + k0 + ((lane >> 3) & 1) * 8;
+  asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0, %1}, [%2];\n"
+               : "=r"(b0), "=r"(b1)
+               : "r"(smem_address(p)));
 }
 
 // The A fragment of k-step kk from the C fragments of n-tiles 2kk and 2kk + 1.
@@ -280,16 +287,30 @@ __global__ void __launch_bounds__(32 * WARPS)
         load_b(b0, b1, kb, QS, nt * 8, ks * 16);
         mma(sc[nt], qf[ks], b0, b1);
       }
+    // Tiles wholly below the diagonal (every key visible to every query row
+    // of the block, all rows real) need no mask: most of them, and the mask's
+    // index arithmetic was most of the non-tensor-core work.
+    const bool full = j0 + BK - 1 <= q_pos0 + i0 && i0 + ROWS <= s.tq;
     float mx[2] = {-INFINITY, -INFINITY};
+    if (full) {
 #pragma unroll
-    for (int nt = 0; nt < kKeyTiles; ++nt)
+      for (int nt = 0; nt < kKeyTiles; ++nt)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int64_t i = row[e >> 1], j = j0 + frag_col(nt, e);
-        const bool valid = i < s.tq && j <= q_pos0 + i;
-        sc[nt][e] = valid ? sc[nt][e] * scale2 : -INFINITY;
-        mx[e >> 1] = fmaxf(mx[e >> 1], sc[nt][e]);
-      }
+        for (int e = 0; e < 4; ++e) {
+          sc[nt][e] *= scale2;
+          mx[e >> 1] = fmaxf(mx[e >> 1], sc[nt][e]);
+        }
+    } else {
+#pragma unroll
+      for (int nt = 0; nt < kKeyTiles; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int64_t i = row[e >> 1], j = j0 + frag_col(nt, e);
+          const bool valid = i < s.tq && j <= q_pos0 + i;
+          sc[nt][e] = valid ? sc[nt][e] * scale2 : -INFINITY;
+          mx[e >> 1] = fmaxf(mx[e >> 1], sc[nt][e]);
+        }
+    }
     float corr[2];
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
@@ -304,7 +325,8 @@ __global__ void __launch_bounds__(32 * WARPS)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const float x = sc[nt][e];
-        sc[nt][e] = x == -INFINITY ? 0.0f : exp2f(x - m_run[e >> 1]);
+        // A full tile has no -inf scores, and each row's max is finite.
+        sc[nt][e] = full || x != -INFINITY ? exp2f(x - m_run[e >> 1]) : 0.0f;
         psum[e >> 1] += sc[nt][e];
       }
 #pragma unroll
@@ -408,14 +430,16 @@ __global__ void __launch_bounds__(32 * WARPS)
     const int64_t i0 = j0 + (step % per_head) * BQ;
     float st[kQueryTiles][4], dpt[kQueryTiles][4];
     two_products<kSteps>(st, dpt, k_s, v_s, q_s, do_s, QS, warp * 16);
-    // P^T and dS^T = P^T (dP^T - delta); masked entries are 0.
+    // P^T and dS^T = P^T (dP^T - delta); masked entries are 0. A query tile
+    // wholly past the block's last key (and before T) needs no mask.
+    const bool full = i0 >= j0 + ROWS - 1 && i0 + BQ <= s.tq;
 #pragma unroll
     for (int nq = 0; nq < kQueryTiles; ++nq)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int c = frag_col(nq, e);
         const int64_t i = i0 + c;
-        const bool valid = i < s.tq && key[e >> 1] <= i;
+        const bool valid = full || (i < s.tq && key[e >> 1] <= i);
         const float p = valid ? exp2f(st[nq][e] * scale2 - lse_s[c]) : 0.0f;
         st[nq][e] = p;
         dpt[nq][e] = p * (dpt[nq][e] - delta_s[c]);
@@ -501,13 +525,15 @@ __global__ void __launch_bounds__(32 * WARPS)
     const int64_t j0 = t * BK;
     float sc[kKeyTiles][4], dp[kKeyTiles][4];
     two_products<kSteps>(sc, dp, q_s, do_s, k_s, v_s, QS, warp * 16);
+    // A key tile wholly before the block's first query (all rows real) needs no mask.
+    const bool full = j0 + BK - 1 <= i0 && i0 + ROWS <= s.tq;
 #pragma unroll
     for (int nt = 0; nt < kKeyTiles; ++nt)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int r = e >> 1;
         const int64_t j = j0 + frag_col(nt, e);
-        const bool valid = row[r] < s.tq && j <= row[r];
+        const bool valid = full || (row[r] < s.tq && j <= row[r]);
         const float p = valid ? exp2f(sc[nt][e] * scale2 - lse2[r]) : 0.0f;
         dp[nt][e] = p * (dp[nt][e] - dlt[r]);
       }
