@@ -57,6 +57,15 @@ __device__ __forceinline__ void mma(float (&c)[4], const uint32_t (&a)[4], uint3
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+// 2^x on the SFU, subnormal results flushed to zero: one instruction, where
+// exp2f's subnormal-safe form takes several. Softmax weights below 2^-126 of
+// the row's largest are zero either way at FP32/BF16 precision.
+__device__ __forceinline__ float exp2_ftz(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
 // Fragments come out of shared memory through ldmatrix: one instruction hands
 // each lane its pair of every 8 x 8 matrix (row lane / 4, columns 2 (lane % 4)
 // and + 1: the mma fragment layout), where 32-bit loads took one per pair.
@@ -244,7 +253,7 @@ __global__ void __launch_bounds__(32 * WARPS)
   const AttnTask task = attention_task(blockIdx.x, s.h, attention_mma_tiles(s.tq, ROWS));
   const int64_t bi = task.batch, head = task.head, grp = head / (s.h / s.kv);
   const int64_t i0 = task.tile * ROWS;
-  const float scale2 = scale * kLog2e;  // scores in log2 units: exp2f is one instruction
+  const float scale2 = scale * kLog2e;  // scores in log2 units: 2^x is one instruction
   const bf16* k_rows = pk.k + (bi * s.kv + grp) * pk.tkp * W;
   const bf16* v_cols = pk.vt + (bi * s.kv + grp) * W * pk.tkp;
   const auto issue = [&](int64_t j0, int buf) {
@@ -316,7 +325,7 @@ __global__ void __launch_bounds__(32 * WARPS)
     for (int r = 0; r < 2; ++r) {
       const float m_new = fmaxf(m_run[r], quad_max(mx[r]));
       // A row that has seen no key yet has nothing to rescale.
-      corr[r] = m_run[r] == -INFINITY ? 0.0f : exp2f(m_run[r] - m_new);
+      corr[r] = m_run[r] == -INFINITY ? 0.0f : exp2_ftz(m_run[r] - m_new);
       m_run[r] = m_new;
     }
     float psum[2] = {0.0f, 0.0f};
@@ -326,7 +335,7 @@ __global__ void __launch_bounds__(32 * WARPS)
       for (int e = 0; e < 4; ++e) {
         const float x = sc[nt][e];
         // A full tile has no -inf scores, and each row's max is finite.
-        sc[nt][e] = full || x != -INFINITY ? exp2f(x - m_run[e >> 1]) : 0.0f;
+        sc[nt][e] = full || x != -INFINITY ? exp2_ftz(x - m_run[e >> 1]) : 0.0f;
         psum[e >> 1] += sc[nt][e];
       }
 #pragma unroll
@@ -440,7 +449,7 @@ __global__ void __launch_bounds__(32 * WARPS)
         const int c = frag_col(nq, e);
         const int64_t i = i0 + c;
         const bool valid = full || (i < s.tq && key[e >> 1] <= i);
-        const float p = valid ? exp2f(st[nq][e] * scale2 - lse_s[c]) : 0.0f;
+        const float p = valid ? exp2_ftz(st[nq][e] * scale2 - lse_s[c]) : 0.0f;
         st[nq][e] = p;
         dpt[nq][e] = p * (dpt[nq][e] - delta_s[c]);
       }
@@ -534,7 +543,7 @@ __global__ void __launch_bounds__(32 * WARPS)
         const int r = e >> 1;
         const int64_t j = j0 + frag_col(nt, e);
         const bool valid = full || (row[r] < s.tq && j <= row[r]);
-        const float p = valid ? exp2f(sc[nt][e] * scale2 - lse2[r]) : 0.0f;
+        const float p = valid ? exp2_ftz(sc[nt][e] * scale2 - lse2[r]) : 0.0f;
         dp[nt][e] = p * (dp[nt][e] - dlt[r]);
       }
 #pragma unroll
