@@ -59,6 +59,14 @@ MatmulShape matmul_shape(const Tensor& c, const Tensor& a, bool trans_a, const T
   return s;
 }
 
+void Backend::matmul_add(const Tensor& c, const Tensor& a, bool trans_a, const Tensor& b,
+                         bool trans_b, const Tensor& d) {
+  HG_CHECK(d.dtype == c.dtype && d.numel() == c.numel(), "matmul_add: addend ", d.shape_string(),
+           " for an output ", c.shape_string());
+  if (d.data != c.data) copy(c, d);
+  matmul(c, a, trans_a, b, trans_b, 1.0f, 1.0f);
+}
+
 namespace {
 // The [rows, D] reading of a [B, T, heads, D] tensor.
 Tensor head_rows(const Tensor& t) {

@@ -85,6 +85,13 @@ class Backend {
   virtual void matmul(const Tensor& c, const Tensor& a, bool trans_a, const Tensor& b,
                       bool trans_b, float alpha, float beta) = 0;
 
+  // c = op(a) op(b) + d for an F32 c and d of c's shape (d may be c): a
+  // residual connection added by the product itself. The default copies d
+  // into c and accumulates; a backend may read d in the product's epilogue
+  // instead (one pass over c fewer).
+  virtual void matmul_add(const Tensor& c, const Tensor& a, bool trans_a, const Tensor& b,
+                          bool trans_b, const Tensor& d);
+
   // y += x (residual connections; gradient accumulation).
   virtual void add_inplace(const Tensor& y, const Tensor& x) = 0;
   // x *= s

@@ -106,9 +106,9 @@ class Model {
   void attention_inputs(int64_t l);
   LossSum head_forward(bool training, double loss_scale, float* logits_out);
   void backward_blocks();
-  // y (=, or += with accumulate) x W^T for a target, plus its adapter when present.
+  // y = x W^T (+ residual when given) for a target, plus its adapter when present.
   void project(int64_t layer, LoraTarget target, int weight, const Tensor& y, const Tensor& x,
-               bool accumulate);
+               const Tensor* residual = nullptr);
   // The matching backward: dW (base trained), adapter grads, and dx (= or +=).
   void project_backward(int64_t layer, LoraTarget target, int weight, const Tensor& dx,
                         const Tensor& dy, const Tensor& x, float dx_beta);

@@ -44,23 +44,21 @@ void Model::forward_blocks() {
     LayerActivations& la = a.layers[static_cast<size_t>(l)];
     // Attention sub-block.
     be.rmsnorm_forward(la.ln1, la.rstd1, la.input, param(p.input_norm), c.rms_norm_eps);
-    project(l, LoraTarget::Q, p.q_proj, la.q_raw, la.ln1, false);
-    project(l, LoraTarget::K, p.k_proj, la.k_raw, la.ln1, false);
-    project(l, LoraTarget::V, p.v_proj, la.v.view({n, kv * hd}), la.ln1, false);
+    project(l, LoraTarget::Q, p.q_proj, la.q_raw, la.ln1);
+    project(l, LoraTarget::K, p.k_proj, la.k_raw, la.ln1);
+    project(l, LoraTarget::V, p.v_proj, la.v.view({n, kv * hd}), la.ln1);
     attention_inputs(l);
     be.attention_forward(la.att, la.lse, la.q, la.k, la.v, scale, 0);
-    be.copy(la.mid, la.input);
-    project(l, LoraTarget::O, p.o_proj, la.mid, la.att.view({n, h * hd}), true);
+    project(l, LoraTarget::O, p.o_proj, la.mid, la.att.view({n, h * hd}), &la.input);
     // MLP sub-block.
     be.rmsnorm_forward(la.ln2, la.rstd2, la.mid, param(p.post_norm), c.rms_norm_eps);
-    project(l, LoraTarget::Gate, p.gate_proj, la.gate, la.ln2, false);
-    project(l, LoraTarget::Up, p.up_proj, la.up, la.ln2, false);
+    project(l, LoraTarget::Gate, p.gate_proj, la.gate, la.ln2);
+    project(l, LoraTarget::Up, p.up_proj, la.up, la.ln2);
     be.swiglu_forward(la.act, la.gate, la.up);
     const Tensor out = l + 1 < c.num_hidden_layers
                            ? a.layers[static_cast<size_t>(l + 1)].input
                            : a.output;
-    be.copy(out, la.mid);
-    project(l, LoraTarget::Down, p.down_proj, out, la.act, true);
+    project(l, LoraTarget::Down, p.down_proj, out, la.act, &la.mid);
   }
   be.rmsnorm_forward(a.lnf, a.rstdf, a.output, param(layout_.final_norm), c.rms_norm_eps);
 }

@@ -141,8 +141,9 @@ Tensor as_rows(const Tensor& t) { return t.view({t.rows(), t.cols()}); }
 }  // namespace
 
 void Model::project(int64_t layer, LoraTarget target, int weight, const Tensor& y,
-                    const Tensor& x, bool accumulate) {
-  backend_.matmul(y, x, false, param(weight), true, 1.0f, accumulate ? 1.0f : 0.0f);
+                    const Tensor& x, const Tensor* residual) {
+  if (residual) backend_.matmul_add(y, x, false, param(weight), true, *residual);
+  else backend_.matmul(y, x, false, param(weight), true, 1.0f, 0.0f);
   if (!has_lora()) return;
   const LoraLayerIndex& li = lora_layout_.layers[static_cast<size_t>(layer)];
   const int t = static_cast<int>(target);

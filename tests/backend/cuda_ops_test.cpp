@@ -718,6 +718,33 @@ TEST_F(CudaOps, MatmulPaddedWidthsMatchCpu) {
   gpu_->set_matmul_precision(MatmulPrecision::FP32);
 }
 
+// c = op(a) op(b) + d: cuBLASLt reads the residual d as its C (C != D) on
+// 8-aligned shapes; odd widths (staged outputs) and d == c take the default.
+// Against the CPU's copy-then-accumulate, with d left as it was.
+TEST_F(CudaOps, MatmulAddReadsTheResidual) {
+  for (const MatmulPrecision precision : {MatmulPrecision::FP32, MatmulPrecision::BF16}) {
+    gpu_->set_matmul_precision(precision);
+    for (const int64_t n : {int64_t{64}, int64_t{37}}) {
+      const int64_t m = 48, k = 80;
+      Vec a = random_floats(m * k, 80), b = random_floats(n * k, 81);
+      for (float& x : a) x = bf16_to_float(float_to_bf16(x));  // BF16 values: one reference
+      for (float& x : b) x = bf16_to_float(float_to_bf16(x));
+      const Vec d0 = random_floats(m * n, 82);
+      for (const bool in_place : {false, true}) {
+        auto run = [&](Backend& be) {
+          const Tensor c = on(be, in_place ? d0 : poison(m * n), {m, n}), d = on(be, d0, {m, n});
+          be.matmul_add(c, on(be, a, {m, k}), false, on(be, b, {n, k}), true, in_place ? c : d);
+          return Outputs{{"c", host(be, c)}, {"d", host(be, d)}};
+        };
+        expect_outputs_close(run(*gpu_), run(cpu_), 1e-5,
+                             "matmul_add n=" + std::to_string(n) + (in_place ? " in place" : "") +
+                                 (precision == MatmulPrecision::BF16 ? " bf16" : " fp32"));
+      }
+    }
+  }
+  gpu_->set_matmul_precision(MatmulPrecision::FP32);
+}
+
 TEST_F(CudaOps, SoftcapAndFusedCrossEntropy) {
   const int64_t r = 9, v = 32008 % 1001;  // odd vocabulary width
   std::vector<int32_t> targets = {3, -100, static_cast<int32_t>(v - 1), 0, 5, -100, 17, 200, 1};

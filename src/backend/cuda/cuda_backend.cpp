@@ -255,6 +255,30 @@ void CudaBackend::matmul(const Tensor& c, const Tensor& a, bool trans_a, const T
               out_bf16 ? nullptr : f32(c), c.cols(), s_->stream, out_bf16 ? bits(c) : nullptr);
 }
 
+// The residual read by cuBLASLt as C while D is c (C != D): no copy of d into c.
+// Shapes that need margins or a staged output take the default.
+void CudaBackend::matmul_add(const Tensor& c, const Tensor& a, bool trans_a, const Tensor& b,
+                             bool trans_b, const Tensor& d) {
+  check_f32(c, "matmul_add C");
+  check_f32(d, "matmul_add addend");
+  check_f32_or_bf16(a, "matmul A");
+  check_f32_or_bf16(b, "matmul B");
+  const MatmulShape s = matmul_shape(c, a, trans_a, b, trans_b);
+  HG_CHECK(d.numel() == c.numel(), "matmul_add: addend ", d.shape_string(), " for an output ",
+           c.shape_string());
+  const bool bf16 = matmul_precision_ == MatmulPrecision::BF16;
+  if (d.data == c.data || s.m != s.rows || s.n != s.cols || s.k == 0 ||
+      s_->lt->will_stage(bf16, s.n)) {
+    Backend::matmul_add(c, a, trans_a, b, trans_b, d);
+    return;
+  }
+  const auto operand = [](const Tensor& t) {
+    return cuda::LtOperand{t.data, t.dtype == DType::BF16, t.cols(), t.rows()};
+  };
+  s_->lt->run(bf16, trans_a, trans_b, s.m, s.n, s.k, operand(a), operand(b), 1.0f, 1.0f, f32(c),
+              c.cols(), s_->stream, nullptr, f32(d));
+}
+
 void CudaBackend::add_inplace(const Tensor& y, const Tensor& x) {
   check_f32(y, "add_inplace y");
   check_f32(x, "add_inplace x");

@@ -41,6 +41,8 @@ class CudaBackend final : public Backend {
 
   void matmul(const Tensor& c, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b,
               float alpha, float beta) override;
+  void matmul_add(const Tensor& c, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b,
+                  const Tensor& d) override;
   void add_inplace(const Tensor& y, const Tensor& x) override;
   void scale_inplace(const Tensor& x, double s) override;
   double sum_squares(const Tensor& x) override;

@@ -152,9 +152,13 @@ const void* LtMatmul::prepare(int slot, const LtOperand& x, bool bf16_math, int6
   return copy;
 }
 
+bool LtMatmul::will_stage(bool bf16_math, int64_t n) const {
+  return bf16_math && pad_ && n % kBf16LdAlign != 0;
+}
+
 void LtMatmul::run(bool bf16, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
                    const LtOperand& a, const LtOperand& b, float alpha, float beta, float* c,
-                   int64_t ldc, cudaStream_t stream, uint16_t* c_bf16) {
+                   int64_t ldc, cudaStream_t stream, uint16_t* c_bf16, const float* c_in) {
   if (!workspace_) {
     HG_CUDA_CHECK(cudaMalloc(&workspace_, kWorkspaceBytes));
     workspace_bytes_ = kWorkspaceBytes;
@@ -165,7 +169,8 @@ void LtMatmul::run(bool bf16, bool trans_a, bool trans_b, int64_t m, int64_t n, 
   // extra rows or columns being zeros, and merged into c: c = staged + beta c.
   // A BF16 output (c_bf16, beta 0) is written by cuBLASLt as BF16, into c
   // itself when its rows are 16-byte aligned, else staged and compacted.
-  const bool pad_n = bf16 && pad_ && n % kBf16LdAlign != 0;
+  const bool pad_n = will_stage(bf16, n);
+  HG_CHECK(!c_in || (!pad_n && !c_bf16 && beta == 1.0f), "a separate addend needs an unstaged F32 output");
   const int64_t np = pad_n ? round_up(n, kBf16LdAlign) : n;
   const bool out_bf16 = c_bf16 != nullptr && bf16;
   const bool stage_out =
@@ -198,8 +203,9 @@ void LtMatmul::run(bool bf16, bool trans_a, bool trans_b, int64_t m, int64_t n, 
   const CublasLtApi& lt = cublaslt();
   const Plan& p = plan(Key{bf16, out_bf16, trans_a, trans_b, m, np, k, lda, ldb, ld_out,
                            alignment_of(second), alignment_of(first), alignment_of(out)});
+  const void* addend = c_in ? static_cast<const void*>(c_in) : out;
   HG_CUBLAS_CHECK(lt.matmul(handle_->lt, p.op, &alpha, first, p.first, second, p.second,
-                            &beta_run, out, p.out, out, p.out, &p.algo, workspace_,
+                            &beta_run, addend, p.out, out, p.out, &p.algo, workspace_,
                             workspace_bytes_, stream));
   if (!stage_out) return;
   // (to_bf16 zeroes c's columns [n, ldc): the margin of a padded width.)

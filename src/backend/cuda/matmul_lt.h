@@ -40,9 +40,14 @@ class LtMatmul {
   // FP32 accumulation; otherwise FP32 (BF16 operands widened). With c_bf16 the
   // result goes there instead, rounded to BF16 ([m, n], row length ldc, beta
   // must be 0; c unused; its columns [n, ldc) are zeroed).
+  // With c_in (F32, row length ldc, beta 1; not with c_bf16 nor where the
+  // output is staged: will_stage), the product adds c_in instead of c: C != D.
   void run(bool bf16_math, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
            const LtOperand& a, const LtOperand& b, float alpha, float beta, float* c,
-           int64_t ldc, cudaStream_t stream, uint16_t* c_bf16 = nullptr);
+           int64_t ldc, cudaStream_t stream, uint16_t* c_bf16 = nullptr,
+           const float* c_in = nullptr);
+  // Whether run() computes an F32 output of width n through a staging buffer.
+  bool will_stage(bool bf16_math, int64_t n) const;
 
  private:
   struct Plan;
