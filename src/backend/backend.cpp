@@ -59,6 +59,16 @@ MatmulShape matmul_shape(const Tensor& c, const Tensor& a, bool trans_a, const T
   return s;
 }
 
+void Backend::softcap_cross_entropy_into(const Tensor& dlogits, const Tensor& logits,
+                                         const Tensor& losses, const Tensor& targets, double cap,
+                                         double dlogits_scale) {
+  HG_CHECK(dlogits.dtype == DType::BF16 && dlogits.numel() == logits.numel(),
+           "cross-entropy: dlogits must be BF16 of the logits' size, got ", dtype_name(dlogits.dtype),
+           " ", dlogits.shape_string());
+  softcap_cross_entropy(logits, losses, targets, cap, dlogits_scale);
+  convert(dlogits, logits);
+}
+
 void Backend::matmul_add(const Tensor& c, const Tensor& a, bool trans_a, const Tensor& b,
                          bool trans_b, const Tensor& d) {
   HG_CHECK(d.dtype == c.dtype && d.numel() == c.numel(), "matmul_add: addend ", d.shape_string(),

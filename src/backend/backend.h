@@ -66,6 +66,9 @@ class Backend {
   virtual void copy_from_host(const Tensor& dst, const void* src) = 0;
   virtual void copy_to_host(void* dst, const Tensor& src) = 0;
   virtual void copy(const Tensor& dst, const Tensor& src) = 0;  // same dtype, same numel
+  // dst = src converted: F32 -> BF16 rounds to nearest even, BF16 -> F32 is
+  // exact, equal dtypes copy. Same numel.
+  virtual void convert(const Tensor& dst, const Tensor& src) = 0;
   virtual void fill(const Tensor& x, double value) = 0;
   virtual void synchronize() {}
   // Bytes this backend could still allocate now (host: MemAvailable; GPU:
@@ -165,6 +168,12 @@ class Backend {
   virtual void softcap_cross_entropy(const Tensor& logits, const Tensor& losses,
                                      const Tensor& targets, double cap,
                                      double dlogits_scale) = 0;
+  // The same with the gradient (dlogits_scale != 0) written to dlogits, BF16
+  // storage [R, V], for products that round it anyway; the logits are left
+  // unspecified. The default runs the op above, then converts.
+  virtual void softcap_cross_entropy_into(const Tensor& dlogits, const Tensor& logits,
+                                          const Tensor& losses, const Tensor& targets,
+                                          double cap, double dlogits_scale);
 
   // ---- optimizer ------------------------------------------------------------
   // One AdamW step on a flat tensor; m, v are FP32 (or the param dtype).

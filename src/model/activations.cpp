@@ -91,6 +91,10 @@ Activations carve(const ModelConfig& c, BufferCarver& cv, int64_t b, int64_t t,
   a.head_rows = cv.take({n}, DType::I32);
   a.head_targets = cv.take({n}, DType::I32);
   a.head_hidden = cv.take({n, d});
+  if (a.bf16_activations) {
+    a.embed16 = cv.take({c.vocab_size, d}, DType::BF16);
+    if (training) a.dlogits16 = cv.take({a.head_chunk, c.vocab_size}, DType::BF16);
+  }
   if (training) {
     a.head_dhidden = cv.take({n, d});
     a.dres = cv.take({n, d});

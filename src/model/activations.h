@@ -73,6 +73,11 @@ struct Activations {
   // the gradient of those rows before it is scattered back into dln.
   Tensor head_rows, head_targets;    // [N] I32
   Tensor head_hidden, head_dhidden;  // [N, C]
+  // Under BF16 product inputs: the head's products read a BF16 copy of the
+  // embedding (made once per pass, not once per product) and the
+  // cross-entropy's gradient in BF16.
+  Tensor embed16;    // [V, C] BF16
+  Tensor dlogits16;  // [head_chunk, V] BF16 (training)
   // Backward scratch (the attention's overlays the MLP's: one block's MLP
   // backward is over before its attention backward starts).
   Tensor dres, dln;                  // [N, C]

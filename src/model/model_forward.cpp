@@ -67,7 +67,12 @@ LossSum Model::head_forward(bool training, double loss_scale, float* logits_out)
   Backend& be = backend_;
   Activations& a = acts_;
   const int64_t n = a.batch * a.seq, v = config_.vocab_size;
-  const Tensor embed = param(layout_.embed);
+  // The tied embedding as the products read it (activations.h: embed16).
+  Tensor embed = param(layout_.embed);
+  if (a.bf16_activations) {
+    be.convert(a.embed16, embed);
+    embed = a.embed16;
+  }
   std::vector<int32_t> targets_host(static_cast<size_t>(n));
   be.copy_to_host(targets_host.data(), a.targets);
 
@@ -114,14 +119,18 @@ LossSum Model::head_forward(bool training, double loss_scale, float* logits_out)
       }
       // Logits are capped already: score them uncapped (cap 0) to avoid capping twice.
       be.softcap_cross_entropy(logits, a.losses.slice(r0, r1), targets_all.slice(r0, r1), 0.0, 0.0);
+    } else if (training && a.bf16_activations) {
+      be.softcap_cross_entropy_into(a.dlogits16.slice(0, r1 - r0), logits, a.losses.slice(r0, r1),
+                                    targets_all.slice(r0, r1), config_.logit_softcap, loss_scale);
     } else {
       be.softcap_cross_entropy(logits, a.losses.slice(r0, r1), targets_all.slice(r0, r1),
                                config_.logit_softcap, training ? loss_scale : 0.0);
     }
     if (training) {
       // dlnf[rows] = dlogits E ; dE += dlogits^T lnf[rows] (when the base trains)
-      be.matmul(dhidden_all.slice(r0, r1), logits, false, embed, false, 1.0f, 0.0f);
-      if (trains_base()) be.matmul(grad(layout_.embed), logits, true, hidden, false, 1.0f, 1.0f);
+      const Tensor dlogits = a.bf16_activations ? a.dlogits16.slice(0, r1 - r0) : logits;
+      be.matmul(dhidden_all.slice(r0, r1), dlogits, false, embed, false, 1.0f, 0.0f);
+      if (trains_base()) be.matmul(grad(layout_.embed), dlogits, true, hidden, false, 1.0f, 1.0f);
     }
   }
   if (training && compact) {

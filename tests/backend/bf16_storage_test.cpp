@@ -173,5 +173,40 @@ TEST(Bf16Storage, SwigluReadsBf16GateAndUp) {
   EXPECT_THROW(be.swiglu_forward(host(wrong, {n - 1}), host16(g16, {n}), host16(u16, {n})), Error);
 }
 
+// convert: F32 -> BF16 rounds, BF16 -> F32 widens exactly, equal dtypes copy;
+// other pairs are errors naming them.
+TEST(Bf16Storage, ConvertRoundsAndWidens) {
+  CpuBackend be(2);
+  auto x = random_floats(77, 19, 5.0);
+  std::vector<uint16_t> x16(77);
+  be.convert(host16(x16, {7, 11}), host(x, {7, 11}));
+  EXPECT_EQ(x16, rounded(x));
+  std::vector<float> back(77);
+  be.convert(host(back, {77}), host16(x16, {77}));
+  EXPECT_EQ(back, widened(x16));
+  std::vector<double> d(77);
+  EXPECT_THROW(be.convert(Tensor(d.data(), DType::F64, Device::CPU, {77}), host16(x16, {77})), Error);
+  EXPECT_THROW(be.convert(host16(x16, {76}), host(x, {77})), Error);  // sizes differ
+}
+
+// The cross-entropy's gradient into a BF16 tensor: the in-place F32 gradient,
+// rounded; the losses the same.
+TEST(Bf16Storage, CrossEntropyGradientIntoBf16) {
+  CpuBackend be(2);
+  const int64_t r = 5, v = 97;
+  const auto z = random_floats(r * v, 20, 6.0);
+  std::vector<int32_t> targets = {3, -100, 96, 0, 50};
+  const Tensor t(targets.data(), DType::I32, Device::CPU, {r});
+  std::vector<float> in_place = z, work = z, l32(r), l16(r);
+  std::vector<uint16_t> g16(r * v, 0xffff);
+  be.softcap_cross_entropy(host(in_place, {r, v}), host(l32, {r}), t, 30.0, 0.25);
+  be.softcap_cross_entropy_into(host16(g16, {r, v}), host(work, {r, v}), host(l16, {r}), t, 30.0, 0.25);
+  EXPECT_EQ(g16, rounded(in_place));
+  EXPECT_EQ(l16, l32);
+  std::vector<float> wrong(r * v);
+  EXPECT_THROW(be.softcap_cross_entropy_into(host(wrong, {r, v}), host(work, {r, v}), host(l16, {r}), t, 30.0, 0.25),
+               Error);
+}
+
 }  // namespace
 }  // namespace hessgpt

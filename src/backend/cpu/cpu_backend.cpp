@@ -100,6 +100,24 @@ void CpuBackend::copy(const Tensor& dst, const Tensor& src) {
   std::memcpy(dst.data, src.data, dst.bytes());
 }
 
+void CpuBackend::convert(const Tensor& dst, const Tensor& src) {
+  check_cpu(dst, "convert destination");
+  check_cpu(src, "convert source");
+  HG_CHECK(dst.numel() == src.numel(), "convert: size mismatch ", dst.shape_string(), " vs ",
+           src.shape_string());
+  if (dst.dtype == src.dtype) {
+    copy(dst, src);
+  } else if (dst.dtype == DType::BF16 && src.dtype == DType::F32) {
+    cpu::to_bf16(dst.as<uint16_t>(), src.as<float>(), src.numel());
+  } else if (dst.dtype == DType::F32 && src.dtype == DType::BF16) {
+    const uint16_t* s = src.as<uint16_t>();
+    float* d = dst.as<float>();
+    for (int64_t i = 0; i < src.numel(); ++i) d[i] = bf16_to_float(s[i]);
+  } else {
+    HG_FAIL("convert: ", dtype_name(src.dtype), " to ", dtype_name(dst.dtype), " is not supported");
+  }
+}
+
 void CpuBackend::fill(const Tensor& x, double value) {
   check_cpu(x, "fill");
   if (value == 0.0) {

@@ -29,6 +29,7 @@ class CpuBackend final : public Backend {
   void copy_to_host(void* dst, const Tensor& src) override;
   void copy(const Tensor& dst, const Tensor& src) override;
   void fill(const Tensor& x, double value) override;
+  void convert(const Tensor& dst, const Tensor& src) override;
 
   void matmul(const Tensor& c, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b,
               float alpha, float beta) override;

@@ -1,8 +1,8 @@
 // Soft-capped logits and the fused cross-entropy. One block per row: a single
 // read of the logits gives the row's log-sum-exp through an online softmax
 // (running max and rescaled sum per thread, merged across the block); when a
-// gradient is wanted, a second sweep writes it over the logits. The
-// probability matrix never exists.
+// gradient is wanted, a second sweep writes it over the logits, or into a
+// separate (BF16) gradient. The probability matrix never exists.
 #include <cmath>
 
 #include "backend/cuda/device_util.cuh"
@@ -35,20 +35,24 @@ __global__ void softcap_kernel(float* logits, int64_t n, float cap, float inv_ca
     logits[i] = cap * tanhf(logits[i] * inv_cap);
 }
 
+// The gradient goes to grad (rows v apart): the logits themselves, or a BF16 tensor.
+template <typename Grad>
 __global__ void __launch_bounds__(kCrossEntropyThreads)
-    cross_entropy_kernel(float* logits, float* losses, const int32_t* targets, int64_t rows,
-                         int64_t v, float cap, float inv_cap, float dscale, uint32_t* bad) {
+    cross_entropy_kernel(float* logits, Grad* grad, float* losses, const int32_t* targets,
+                         int64_t rows, int64_t v, float cap, float inv_cap, float dscale,
+                         uint32_t* bad) {
   __shared__ float shared_m[32], shared_s[32];
   __shared__ float row_lse;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     float* z = logits + r * v;
+    Grad* gz = grad + r * v;
     const int32_t target = targets[r];
     if (target == kIgnoreIndex || target < 0 || target >= v) {
       if (target != kIgnoreIndex && threadIdx.x == 0) atomicMin(bad, static_cast<uint32_t>(r));
       if (threadIdx.x == 0) losses[r] = 0.0f;
       if (dscale != 0.0f)
-        for (int64_t i = threadIdx.x; i < v; i += blockDim.x) z[i] = 0.0f;
+        for (int64_t i = threadIdx.x; i < v; i += blockDim.x) store_float(gz + i, 0.0f);
       continue;
     }
     float m = -INFINITY, s = 0.0f;
@@ -96,7 +100,7 @@ __global__ void __launch_bounds__(kCrossEntropyThreads)
         const float t = x * inv_cap;  // tanh(z / cap); 0 when uncapped
         float g = dscale * expf(x - lse) * (1.0f - t * t);
         if (i == target) g -= dscale * (1.0f - t * t);  // the one-hot term
-        z[i] = g;
+        store_float(gz + i, g);
       }
     }
     __syncthreads();  // shared_m/s and row_lse are reused by the next row
@@ -110,15 +114,20 @@ void softcap(float* logits, int64_t rows, int64_t v, float cap, cudaStream_t str
   launch_elementwise(rows * v, stream, softcap_kernel, logits, rows * v, cap, 1.0f / cap);
 }
 
+template <typename Grad>
 void softcap_cross_entropy(float* logits, float* losses, const int32_t* targets, int64_t rows,
                            int64_t v, float cap, float dscale, uint32_t* bad,
-                           cudaStream_t stream) {
+                           cudaStream_t stream, Grad* grad) {
   if (rows <= 0) return;
   const float inv_cap = cap > 0.0f ? 1.0f / cap : 0.0f;
   const int64_t blocks = std::min<int64_t>(rows, 65535);
   cross_entropy_kernel<<<static_cast<unsigned>(blocks), kCrossEntropyThreads, 0, stream>>>(
-      logits, losses, targets, rows, v, cap, inv_cap, dscale, bad);
+      logits, device_ptr(grad), losses, targets, rows, v, cap, inv_cap, dscale, bad);
   HG_CUDA_CHECK_LAUNCH();
 }
+template void softcap_cross_entropy(float*, float*, const int32_t*, int64_t, int64_t, float, float,
+                                    uint32_t*, cudaStream_t, float*);
+template void softcap_cross_entropy(float*, float*, const int32_t*, int64_t, int64_t, float, float,
+                                    uint32_t*, cudaStream_t, uint16_t*);
 
 }  // namespace hessgpt::cuda

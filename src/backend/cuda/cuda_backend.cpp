@@ -279,6 +279,21 @@ void CudaBackend::matmul_add(const Tensor& c, const Tensor& a, bool trans_a, con
               c.cols(), s_->stream, nullptr, f32(d));
 }
 
+void CudaBackend::convert(const Tensor& dst, const Tensor& src) {
+  HG_CHECK(dst.device == Device::CUDA && src.device == Device::CUDA, "convert: not CUDA tensors");
+  check_size(dst, src, "convert");
+  if (dst.dtype == src.dtype) {
+    copy(dst, src);
+  } else if (dst.dtype == DType::BF16 && src.dtype == DType::F32) {
+    cuda::to_bf16(bits(dst), src.numel(), 1, static_cast<const float*>(f32(src)), src.numel(), 1,
+                  src.numel(), s_->stream);
+  } else if (dst.dtype == DType::F32 && src.dtype == DType::BF16) {
+    cuda::widen_bf16(f32(dst), bits(src), src.numel(), s_->stream);
+  } else {
+    HG_FAIL("convert: ", dtype_name(src.dtype), " to ", dtype_name(dst.dtype), " is not supported");
+  }
+}
+
 void CudaBackend::add_inplace(const Tensor& y, const Tensor& x) {
   check_f32(y, "add_inplace y");
   check_f32(x, "add_inplace x");
@@ -620,15 +635,34 @@ void CudaBackend::softcap_forward(const Tensor& logits, double cap) {
 
 void CudaBackend::softcap_cross_entropy(const Tensor& logits, const Tensor& losses,
                                         const Tensor& targets, double cap, double dlogits_scale) {
+  cross_entropy(logits, losses, targets, cap, dlogits_scale, nullptr);
+}
+
+void CudaBackend::softcap_cross_entropy_into(const Tensor& dlogits, const Tensor& logits,
+                                             const Tensor& losses, const Tensor& targets,
+                                             double cap, double dlogits_scale) {
+  HG_CHECK(dlogits.device == Device::CUDA && dlogits.dtype == DType::BF16 &&
+               dlogits.numel() == logits.numel(),
+           "cross-entropy: dlogits must be a CUDA BF16 tensor of the logits' size, got ",
+           dtype_name(dlogits.dtype), " ", dlogits.shape_string());
+  cross_entropy(logits, losses, targets, cap, dlogits_scale, &dlogits);
+}
+
+void CudaBackend::cross_entropy(const Tensor& logits, const Tensor& losses, const Tensor& targets,
+                                double cap, double dlogits_scale, const Tensor* dlogits16) {
   check_f32(logits, "cross-entropy logits");
   check_f32(losses, "cross-entropy losses");
   check_i32(targets, "targets");
   HG_CHECK(targets.numel() == logits.rows() && losses.numel() == logits.rows(),
            "cross-entropy shapes");
   uint32_t* flag = s_->reset_flag();
-  cuda::softcap_cross_entropy(f32(logits), f32(losses), targets.as<int32_t>(), logits.rows(),
-                              logits.cols(), static_cast<float>(cap),
-                              static_cast<float>(dlogits_scale), flag, s_->stream);
+  const auto run = [&](auto* grad) {
+    cuda::softcap_cross_entropy(f32(logits), f32(losses), targets.as<int32_t>(), logits.rows(),
+                                logits.cols(), static_cast<float>(cap),
+                                static_cast<float>(dlogits_scale), flag, s_->stream, grad);
+  };
+  if (dlogits16) run(bits(*dlogits16));
+  else run(f32(logits));
   const uint32_t bad = s_->read_flag();
   if (bad != kNoBadIndex)
     HG_FAIL("target id ", s_->read_i32(targets, bad), " at position ", bad,

@@ -44,6 +44,10 @@ class CudaBackend final : public Backend {
   void matmul_add(const Tensor& c, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b,
                   const Tensor& d) override;
   void add_inplace(const Tensor& y, const Tensor& x) override;
+  void convert(const Tensor& dst, const Tensor& src) override;
+  void softcap_cross_entropy_into(const Tensor& dlogits, const Tensor& logits,
+                                  const Tensor& losses, const Tensor& targets, double cap,
+                                  double dlogits_scale) override;
   void scale_inplace(const Tensor& x, double s) override;
   double sum_squares(const Tensor& x) override;
 
@@ -67,6 +71,9 @@ class CudaBackend final : public Backend {
 
   // True when attention runs on the tensor cores (BF16 precision; see the .cpp).
   bool attention_on_tensor_cores() const;
+  // softcap_cross_entropy, the gradient over the logits or into dlogits16.
+  void cross_entropy(const Tensor& logits, const Tensor& losses, const Tensor& targets, double cap,
+                     double dlogits_scale, const Tensor* dlogits16);
   void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k,
                          const Tensor& v, double scale, int64_t q_pos0) override;
   void attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv,

@@ -120,9 +120,12 @@ void attention_mma_backward(float* dq, float* dk, float* dv, float* delta, const
 void softcap(float* logits, int64_t rows, int64_t v, float cap, cudaStream_t stream);
 // As cpu::softcap_cross_entropy; a target outside [0, v) other than -100
 // records the smallest such row in *bad (set to UINT32_MAX by the caller).
+// The gradient goes to grad ([rows, v]; the logits themselves for F32 in place,
+// or uint16_t: BF16 storage).
+template <typename Grad>
 void softcap_cross_entropy(float* logits, float* losses, const int32_t* targets, int64_t rows,
                            int64_t v, float cap, float dscale, uint32_t* bad,
-                           cudaStream_t stream);
+                           cudaStream_t stream, Grad* grad);
 
 // ---- adamw.cu: constants precomputed on the host as the CPU kernel does -----
 struct AdamWConstants {
