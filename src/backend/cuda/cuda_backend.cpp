@@ -368,25 +368,26 @@ void CudaBackend::embedding_backward(const Tensor& dtable, const Tensor& ids, co
   HG_CUDA_CHECK(cudaStreamSynchronize(s_->stream));
 }
 
-// ---- RMSNorm --------------------------------------------------------------------
+// ---- RMSNorm (QK-Norm + RoPE below: the same kernels with the rotation fused in) ---
 
-void CudaBackend::rmsnorm_forward(const Tensor& out, const Tensor& rstd, const Tensor& x,
-                                  const Tensor& w, double eps) {
+void CudaBackend::norm_forward(const Tensor& out, const Tensor& rstd, const Tensor& x,
+                               const Tensor& w, double eps, const cuda::RopeRows& rope) {
   check_f32_or_bf16(out, "rmsnorm out");
   check_f32(rstd, "rmsnorm rstd");
   check_f32(x, "rmsnorm x");
   check_f32(w, "rmsnorm w");
   check_size(out, x, "rmsnorm");
   HG_CHECK(w.numel() == x.cols() && rstd.numel() == x.rows(), "rmsnorm shapes");
-  if (out.dtype == DType::BF16)
-    cuda::rmsnorm_forward(bits(out), f32(rstd), f32(x), f32(w), x.rows(), x.cols(), eps, s_->stream);
-  else
-    cuda::rmsnorm_forward(f32(out), f32(rstd), f32(x), f32(w), x.rows(), x.cols(), eps, s_->stream);
+  const auto run = [&](auto* o) {
+    cuda::rmsnorm_forward(o, f32(rstd), f32(x), f32(w), x.rows(), x.cols(), eps, s_->stream, rope);
+  };
+  if (out.dtype == DType::BF16) run(bits(out));
+  else run(f32(out));
 }
 
-void CudaBackend::rmsnorm_backward(const Tensor& dx, const Tensor& dw, const Tensor& dout,
-                                   const Tensor& x, const Tensor& w, const Tensor& rstd,
-                                   bool accumulate_dx) {
+void CudaBackend::norm_backward(const Tensor& dx, const Tensor& dw, const Tensor& dout,
+                                const Tensor& x, const Tensor& w, const Tensor& rstd,
+                                bool accumulate_dx, const cuda::RopeRows& rope) {
   check_f32_or_bf16(dx, "rmsnorm dx");
   HG_CHECK(dx.dtype == DType::F32 || !accumulate_dx, "rmsnorm_backward cannot accumulate into a BF16 dx");
   check_f32(dw, "rmsnorm dw");
@@ -403,10 +404,21 @@ void CudaBackend::rmsnorm_backward(const Tensor& dx, const Tensor& dw, const Ten
       s_->get(kDwPartials, sizeof(float) * static_cast<size_t>(parts * x.cols())));
   const auto run = [&](auto* out) {
     cuda::rmsnorm_backward(out, f32(dw), partials, f32(dout), f32(x), f32(w), f32(rstd), x.rows(),
-                           x.cols(), accumulate_dx, s_->stream);
+                           x.cols(), accumulate_dx, s_->stream, rope);
   };
   if (dx.dtype == DType::BF16) run(bits(dx));
   else run(f32(dx));
+}
+
+void CudaBackend::rmsnorm_forward(const Tensor& out, const Tensor& rstd, const Tensor& x,
+                                  const Tensor& w, double eps) {
+  norm_forward(out, rstd, x, w, eps, {});
+}
+
+void CudaBackend::rmsnorm_backward(const Tensor& dx, const Tensor& dw, const Tensor& dout,
+                                   const Tensor& x, const Tensor& w, const Tensor& rstd,
+                                   bool accumulate_dx) {
+  norm_backward(dx, dw, dout, x, w, rstd, accumulate_dx, {});
 }
 
 // ---- RoPE -----------------------------------------------------------------------
@@ -440,10 +452,11 @@ void CudaBackend::rope_backward(const Tensor& dx, const Tensor& cos, const Tenso
              s_->stream);
 }
 
-// ---- QK-Norm + RoPE: the RMSNorm kernels with the rotation fused in ----------------
+// ---- QK-Norm + RoPE ---------------------------------------------------------------
 
 namespace {
 cuda::RopeRows rope_rows(const Tensor& x, const Tensor& cos, const Tensor& sin, int64_t pos0) {
+  check_rope(x, cos, sin, pos0);
   cuda::RopeRows r;
   r.cos = f32(cos);
   r.sin = f32(sin);
@@ -457,39 +470,14 @@ cuda::RopeRows rope_rows(const Tensor& x, const Tensor& cos, const Tensor& sin, 
 void CudaBackend::qk_norm_rope_forward(const Tensor& out, const Tensor& rstd, const Tensor& x,
                                        const Tensor& w, double eps, const Tensor& cos,
                                        const Tensor& sin, int64_t pos0) {
-  check_rope(out, cos, sin, pos0);
-  check_f32(rstd, "qk-norm rstd");
-  check_f32(x, "qk-norm x");
-  check_f32(w, "qk-norm w");
   check_same(out, x, "qk-norm + rope");
-  HG_CHECK(x.ndim == 4 && w.numel() == x.dim(3) && rstd.numel() == x.rows(), "qk-norm shapes");
-  cuda::rmsnorm_forward(f32(out), f32(rstd), f32(x), f32(w), x.rows(), x.dim(3), eps, s_->stream,
-                        rope_rows(x, cos, sin, pos0));
+  norm_forward(out, rstd, x, w, eps, rope_rows(x, cos, sin, pos0));
 }
 
 void CudaBackend::qk_norm_rope_backward(const Tensor& dx, const Tensor& dw, const Tensor& dout,
                                         const Tensor& x, const Tensor& w, const Tensor& rstd,
                                         const Tensor& cos, const Tensor& sin, int64_t pos0) {
-  check_rope(dout, cos, sin, pos0);
-  check_f32_or_bf16(dx, "qk-norm dx");
-  check_f32(dw, "qk-norm dw");
-  check_f32(x, "qk-norm x");
-  check_f32(w, "qk-norm w");
-  check_f32(rstd, "qk-norm rstd");
-  check_same(dout, x, "qk-norm + rope backward");
-  check_size(dx, x, "qk-norm + rope backward");
-  HG_CHECK(x.ndim == 4 && w.numel() == x.dim(3) && dw.numel() == w.numel() &&
-               rstd.numel() == x.rows(),
-           "qk-norm backward shapes");
-  const int64_t parts = cuda::rmsnorm_dw_partitions(x.rows());
-  auto* partials = static_cast<float*>(
-      s_->get(kDwPartials, sizeof(float) * static_cast<size_t>(parts * x.dim(3))));
-  const auto run = [&](auto* out) {
-    cuda::rmsnorm_backward(out, f32(dw), partials, f32(dout), f32(x), f32(w), f32(rstd), x.rows(),
-                           x.dim(3), false, s_->stream, rope_rows(x, cos, sin, pos0));
-  };
-  if (dx.dtype == DType::BF16) run(bits(dx));
-  else run(f32(dx));
+  norm_backward(dx, dw, dout, x, w, rstd, false, rope_rows(x, cos, sin, pos0));
 }
 
 // ---- attention ------------------------------------------------------------------

@@ -1,10 +1,10 @@
-// The CUDA backend: F32 tensors in device memory (weights, gradients, AdamW
-// state and activations), matrix products through cuBLASLt in FP32 or with
-// BF16 operands and FP32 accumulation, and our kernels for every other op
-// (kernels.h), all on one stream in order. Host copies synchronise; other ops
-// return once enqueued, and errors inside kernels surface at the next
-// synchronising call. CUDA headers stay out of this header so that host-only
-// code can include it.
+// The CUDA backend: tensors in device memory (F32 weights, gradients and
+// AdamW state; F32 or BF16-storage activations), matrix products through
+// cuBLASLt in FP32 or with BF16 operands and FP32 accumulation, and our
+// kernels for every other op (kernels.h), all on one stream in order. Host
+// copies synchronise; other ops return once enqueued, and errors inside
+// kernels surface at the next synchronising call. CUDA headers stay out of
+// this header so that host-only code can include it.
 #pragma once
 
 #include <memory>
@@ -13,6 +13,9 @@
 #include "backend/backend.h"
 
 namespace hessgpt {
+namespace cuda {
+struct RopeRows;  // kernels.h
+}
 
 // Usable CUDA devices; 0 when the driver or the device is missing (never throws).
 int cuda_device_count();
@@ -71,6 +74,12 @@ class CudaBackend final : public Backend {
 
   // True when attention runs on the tensor cores (BF16 precision; see the .cpp).
   bool attention_on_tensor_cores() const;
+  // RMSNorm, with the rotation of QK-Norm + RoPE fused in when rope.cos is set.
+  void norm_forward(const Tensor& out, const Tensor& rstd, const Tensor& x, const Tensor& w,
+                    double eps, const cuda::RopeRows& rope);
+  void norm_backward(const Tensor& dx, const Tensor& dw, const Tensor& dout, const Tensor& x,
+                     const Tensor& w, const Tensor& rstd, bool accumulate_dx,
+                     const cuda::RopeRows& rope);
   // softcap_cross_entropy, the gradient over the logits or into dlogits16.
   void cross_entropy(const Tensor& logits, const Tensor& losses, const Tensor& targets, double cap,
                      double dlogits_scale, const Tensor* dlogits16);
