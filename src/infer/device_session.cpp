@@ -62,7 +62,6 @@ void DeviceSession::ensure_scratch(int64_t t) {
     ids_ = cv.take({t}, DType::I32);
     x_ = cv.take({t, d});
     ln_ = cv.take({t, d});
-    tmp_ = cv.take({t, d});
     q_ = cv.take({t, qd});
     qn_ = cv.take({t, qd});
     att_ = cv.take({t, qd});
@@ -118,7 +117,7 @@ std::span<const float> DeviceSession::feed(std::span<const int32_t> ids, float* 
 
   const Tensor ids_t = ids_.slice(0, t);
   be_.copy_from_host(ids_t, ids.data());
-  const Tensor x = x_.slice(0, t), ln = ln_.slice(0, t), tmp = tmp_.slice(0, t);
+  const Tensor x = x_.slice(0, t), ln = ln_.slice(0, t);
   const Tensor rstd = rstd_.slice(0, t);
   be_.embedding_forward(x, ids_t, m_.param(lay.embed));
 
@@ -131,15 +130,14 @@ std::span<const float> DeviceSession::feed(std::span<const int32_t> ids, float* 
     linear(k_.slice(0, t), ln, p.k_proj);
     linear(vc, ln, p.v_proj);
     attend(l, t);
-    linear(tmp, att_.slice(0, t), p.o_proj);
-    be_.add_inplace(x, tmp);
+    // The residual adds come out of the products (beta 1): one launch, not two.
+    be_.matmul(x, att_.slice(0, t), false, m_.param(p.o_proj), true, 1.0f, 1.0f);
     // MLP sub-block.
     be_.rmsnorm_forward(ln, rstd, x, m_.param(p.post_norm), eps);
     linear(gate_.slice(0, t), ln, p.gate_proj);
     linear(up_.slice(0, t), ln, p.up_proj);
     be_.swiglu_forward(act_.slice(0, t), gate_.slice(0, t), up_.slice(0, t));
-    linear(tmp, act_.slice(0, t), p.down_proj);
-    be_.add_inplace(x, tmp);
+    be_.matmul(x, act_.slice(0, t), false, m_.param(p.down_proj), true, 1.0f, 1.0f);
   }
   pos_ = end;
 

@@ -67,7 +67,7 @@ class DeviceSession final : public Session {
   // Scratch for up to scratch_rows_ tokens, one buffer carved into tensors.
   int64_t scratch_rows_ = 0;
   Buffer scratch_;
-  Tensor ids_, x_, ln_, tmp_, q_, qn_, att_, k_, lse_, rstd_, gate_, up_, act_;
+  Tensor ids_, x_, ln_, q_, qn_, att_, k_, lse_, rstd_, gate_, up_, act_;
   int64_t head_chunk_floats_ = int64_t{8} << 20;
   int64_t head_rows_ = 0;  // rows of the logits block
   Buffer head_;
