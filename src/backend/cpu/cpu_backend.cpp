@@ -153,8 +153,20 @@ void CpuBackend::matmul(const Tensor& c, const Tensor& a, bool trans_a, const Te
   check_cpu(c, "matmul C");
   check_cpu(a, "matmul A");
   check_cpu(b, "matmul B");
-  // BF16 operands are read as float (exact), then follow the F32 rules.
-  if (a.dtype == DType::BF16 || b.dtype == DType::BF16) {
+  // BF16 operands are read as float (exact), then follow the F32 rules; BF16
+  // products take their bits as they are (the rounding is the identity).
+  const bool bf16_operand = a.dtype == DType::BF16 || b.dtype == DType::BF16;
+  if (bf16_operand && c.dtype == DType::F32 && bf16_products(alpha, beta)) {
+    const MatmulShape s = matmul_shape(c, a, trans_a, b, trans_b);
+    const bool empty = s.m == 0 || s.n == 0 || s.k == 0;  // then c = beta c throughout
+    cpu::scale_margins<float>(c.as<float>(), s.rows, s.cols, empty ? 0 : s.m, empty ? 0 : s.n, beta);
+    if (empty) return;
+    if (!bf16_) bf16_ = std::make_unique<cpu::Bf16Matmul>();
+    bf16_->run(trans_a, trans_b, s.m, s.n, s.k, a.data, a.dtype == DType::BF16, a.cols(), b.data,
+               b.dtype == DType::BF16, b.cols(), beta, c.as<float>(), c.cols());
+    return;
+  }
+  if (bf16_operand) {
     HG_CHECK(c.dtype != DType::F64, "BF16 matmul operands need an F32 or BF16 output");
     const Tensor a32 = a.dtype == DType::BF16 ? widened(wide_a_, a) : a;
     const Tensor b32 = b.dtype == DType::BF16 ? widened(wide_b_, b) : b;
@@ -178,10 +190,9 @@ void CpuBackend::matmul(const Tensor& c, const Tensor& a, bool trans_a, const Te
     cpu::scale_margins<T>(c.as<T>(), s.rows, s.cols, s.m, s.n, static_cast<T>(beta));
   });
   if (s.m == 0 || s.n == 0) return;
-  if (c.dtype == DType::F32 && matmul_precision_ == MatmulPrecision::BF16 && alpha == 1.0f &&
-      (beta == 0.0f || beta == 1.0f) && s.k > 0) {
+  if (c.dtype == DType::F32 && bf16_products(alpha, beta) && s.k > 0) {
     if (!bf16_) bf16_ = std::make_unique<cpu::Bf16Matmul>();
-    bf16_->run(trans_a, trans_b, s.m, s.n, s.k, a.as<float>(), a.cols(), b.as<float>(), b.cols(),
+    bf16_->run(trans_a, trans_b, s.m, s.n, s.k, a.data, false, a.cols(), b.data, false, b.cols(),
                beta, c.as<float>(), c.cols());
     return;
   }

@@ -70,6 +70,12 @@ class CpuBackend final : public Backend {
   // BF16 storage (backend.h): an op with a BF16 output computes into F32
   // scratch and rounds once; a BF16 input is read through a widened F32 copy.
   Tensor staged_f32(const Tensor& like);
+  // Whether a product runs with BF16 operands: BF16 precision, plain (alpha 1,
+  // beta 0 or 1; others take FP32).
+  bool bf16_products(float alpha, float beta) const {
+    return matmul_precision_ == MatmulPrecision::BF16 && alpha == 1.0f &&
+           (beta == 0.0f || beta == 1.0f);
+  }
   Tensor widened(std::vector<float>& buffer, const Tensor& bf16);
 
   int threads_ = 1;

@@ -35,8 +35,9 @@ Bf16Matmul::~Bf16Matmul() = default;
 bool Bf16Matmul::compiled() { return true; }
 const char* Bf16Matmul::last_impl() const { return impl_->impl.c_str(); }
 
-void Bf16Matmul::run(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a,
-                     int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+void Bf16Matmul::run(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const void* a,
+                     bool a_bf16, int64_t lda, const void* b, bool b_bf16, int64_t ldb, float beta,
+                     float* c, int64_t ldc) {
   HG_CHECK(beta == 0.0f || beta == 1.0f, "BF16 matmul supports beta 0 or 1");
   using dt = dnnl::memory::data_type;
   // Operands keep their stored layout; strides express the transposes.
@@ -57,12 +58,15 @@ void Bf16Matmul::run(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const fl
     impl_->impl = pd.impl_info_str();
     it = impl_->cache.emplace(key, std::make_pair(dnnl::matmul(pd), pd)).first;
   }
-  impl_->a16.resize(static_cast<size_t>(a_rows * lda));
-  impl_->b16.resize(static_cast<size_t>(b_rows * ldb));
-  to_bf16(impl_->a16.data(), a, a_rows * lda);
-  to_bf16(impl_->b16.data(), b, b_rows * ldb);
-  dnnl::memory am(a_md, impl_->engine, impl_->a16.data());
-  dnnl::memory bm(b_md, impl_->engine, impl_->b16.data());
+  // The BF16 operand: the caller's bits, or the F32 values rounded into a copy.
+  const auto bf16_of = [](const void* x, bool is_bf16, int64_t count, std::vector<uint16_t>& copy) {
+    if (is_bf16) return const_cast<void*>(x);
+    copy.resize(static_cast<size_t>(count));
+    to_bf16(copy.data(), static_cast<const float*>(x), count);
+    return static_cast<void*>(copy.data());
+  };
+  dnnl::memory am(a_md, impl_->engine, bf16_of(a, a_bf16, a_rows * lda, impl_->a16));
+  dnnl::memory bm(b_md, impl_->engine, bf16_of(b, b_bf16, b_rows * ldb, impl_->b16));
   dnnl::memory cm(c_md, impl_->engine, c);
   it->second.first.execute(impl_->stream,
                            {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}});
@@ -76,8 +80,8 @@ Bf16Matmul::Bf16Matmul() = default;
 Bf16Matmul::~Bf16Matmul() = default;
 bool Bf16Matmul::compiled() { return false; }
 const char* Bf16Matmul::last_impl() const { return "none"; }
-void Bf16Matmul::run(bool, bool, int64_t, int64_t, int64_t, const float*, int64_t, const float*,
-                     int64_t, float, float*, int64_t) {
+void Bf16Matmul::run(bool, bool, int64_t, int64_t, int64_t, const void*, bool, int64_t,
+                     const void*, bool, int64_t, float, float*, int64_t) {
   HG_FAIL("BF16 matrix products need oneDNN (Debian libdnnl-dev) at build time");
 }
 

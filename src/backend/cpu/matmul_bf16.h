@@ -20,9 +20,12 @@ class Bf16Matmul {
   // The kernel oneDNN picked for the last new shape (e.g. "brg:avx512_core_amx_bf16").
   const char* last_impl() const;
 
-  // Row-major C[M,N] = op(A) op(B) + beta C, beta 0 or 1 (alpha is 1).
-  void run(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a,
-           int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+  // Row-major C[M,N] = op(A) op(B) + beta C, beta 0 or 1 (alpha is 1). An
+  // operand is F32 (rounded into a copy) or, with its *_bf16 flag, BF16 bits
+  // read as they are.
+  void run(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const void* a,
+           bool a_bf16, int64_t lda, const void* b, bool b_bf16, int64_t ldb, float beta,
+           float* c, int64_t ldc);
 
  private:
   struct Impl;
