@@ -31,6 +31,8 @@
 #     ["model1 model2"], "" for none.
 #   BF16_ACTS_AB [1]: on every bench model, rows with --bf16-activations (BF16
 #     product inputs, padded FFN) after BENCH_FLAGS and alone (no recomputation).
+#   PROFILE_MODELS [model1]: `bench train --profile` with --recompute --bf16-activations,
+#     the step's time per backend op (synchronised after each op), top rows in the table.
 #   A/B rows, on AB_MODELS [model1]: BF16_FFN_AB=1 adds --bf16-ffn; ATTN_AB=1
 #     the FP32 attention kernels (HESSGPT_ATTENTION=fp32); ATTN_WARPS_AB=1 8-warp
 #     attention blocks (with a second `bench ops`); PAD_AB=1 no cuBLASLt K/N
@@ -242,6 +244,28 @@ bench_row() {  # model batch seq steps precision label flags [env assignments...
   fi
 }
 
+# Where a step's time goes, op by op, inside the step itself (bench train --profile).
+profile_rows() {  # model batch seq
+  local out="$OUT/profile-$1.json"
+  if timeout -k 5 "$BENCH_TIMEOUT" "$HG" bench train --device cuda --precision bf16 --model "$1" \
+      --batch "$2" --seq "$3" --steps 3 --recompute --bf16-activations --profile --json \
+      >"$out" 2>"$out.err"; then
+    python3 - "$out" >"$out.rows" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+step_ms = 1000.0 * d["seconds_per_step"]
+for e in d["profile"][:int(__import__("os").environ.get("PROFILE_ROWS", "18"))]:
+    print(f"{e['op']}|{e['ms_per_step']:.2f} ms/step ({100 * e['ms_per_step'] / step_ms:.1f} %), "
+          f"{e['calls_per_step']:g} calls, {e['shape']}")
+PY
+    while IFS='|' read -r name detail; do row "  $name" info "$detail"; done <"$out.rows"
+    row "profile $1 ${2}x$3 (recompute, bf16 activations)" ok \
+      "$(json_field "$out" seconds_per_step) s/step profiled; see $out"
+  else
+    row "profile $1 ${2}x$3" FAIL "$(tail -1 "$out.err")"
+  fi
+}
+
 bench_pair() {  # model batch seq steps
   local model=$1 batch=$2 seq=$3 steps=$4
   for precision in ${BENCH_PRECISIONS:-bf16}; do
@@ -325,6 +349,7 @@ models=${BENCH_MODELS:-model1 model2}
 [[ " $models " == *" model1 "* ]] && ops_rows model1 32 1024
 [[ " $models " == *" model1 "* && ${ATTN_WARPS_AB:-0} == 1 ]] && ops_rows model1 32 1024 attention-8-warps HESSGPT_ATTN_WARPS=8
 for m in ${DECODE_MODELS-model1 model2}; do decode_row "$m"; done
+for m in ${PROFILE_MODELS-model1}; do [[ " $models " == *" $m "* ]] && profile_rows "$m" 32 1024; done
 for m in $models; do
   case $m in
     small|tiny) bench_pair "$m" 16 1024 10 ;;

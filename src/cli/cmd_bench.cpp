@@ -4,6 +4,7 @@
 #include "cli/parent_command.h"
 #include "cli/cli_util.h"
 #include "cli/command_registry.h"
+#include "backend/timed_backend.h"
 #include "core/log.h"
 #include "train/train_bench.h"
 
@@ -20,9 +21,20 @@ struct BenchTrainOptions {
   int64_t warmup = 1;
   uint64_t seed = 1;
   MemoryOptions memory;
+  bool profile = false;
   bool json = false;
   ComputeOptions compute;
 };
+
+// Where a step's time goes: op, calls and milliseconds per step, share of the step.
+void print_profile(const std::vector<TimedBackend::Entry>& entries, int64_t steps,
+                   double seconds_per_step) {
+  std::printf("%-26s %8s %10s %7s  %s\n", "op", "calls", "ms/step", "share", "shape");
+  const double per = 1.0 / static_cast<double>(steps);
+  for (const TimedBackend::Entry& e : entries)
+    std::printf("%-26s %8.1f %10.3f %6.1f%%  %s\n", e.op.c_str(), static_cast<double>(e.calls) * per,
+                e.ms * per, 100.0 * e.ms * per / (1000.0 * seconds_per_step), e.shape.c_str());
+}
 
 void run_bench_train(const BenchTrainOptions& o) {
   if (o.batch <= 0 || o.seq <= 0 || o.steps <= 0)
@@ -32,8 +44,19 @@ void run_bench_train(const BenchTrainOptions& o) {
     log_warn("--seq ", o.seq, " exceeds max_position_embeddings ", config.max_position_embeddings);
   auto backend = make_backend(o.compute);
   const int threads = resolve_threads(o.compute.threads);
+  // --profile: the same steps through a TimedBackend, its table taken over the
+  // timed steps only (not the warm-up, not the teardown).
+  std::unique_ptr<TimedBackend> timed;
+  if (o.profile) timed = std::make_unique<TimedBackend>(*backend);
+  Backend& run_on = timed ? static_cast<Backend&>(*timed) : *backend;
+  std::vector<TimedBackend::Entry> profile;
   const TrainBenchResult r =
-      run_train_bench(config, *backend, o.batch, o.seq, o.steps, o.warmup, o.seed, o.memory);
+      run_train_bench(config, run_on, o.batch, o.seq, o.steps, o.warmup, o.seed, o.memory,
+                      [&](bool start) {
+                        if (!timed) return;
+                        if (start) timed->reset();
+                        else profile = timed->entries();
+                      });
   nlohmann::json j = {{"model", o.model},           {"device", backend->name()},
                       {"threads", threads},         {"batch", o.batch},
                       {"seq", o.seq},               {"steps", r.steps},
@@ -46,6 +69,15 @@ void run_bench_train(const BenchTrainOptions& o) {
                       {"gflops_per_s", r.gflops_per_s},
                       {"flops_per_token", r.flops_per_token},
                       {"last_loss", r.last_loss}};
+  if (timed) {
+    nlohmann::json rows = nlohmann::json::array();
+    for (const TimedBackend::Entry& e : profile)
+      rows.push_back({{"op", e.op}, {"shape", e.shape},
+                      {"calls_per_step", static_cast<double>(e.calls) / static_cast<double>(r.steps)},
+                      {"ms_per_step", e.ms / static_cast<double>(r.steps)}});
+    j["profile"] = rows;
+    j["profiled"] = true;  // synchronised after every op: slower than a plain step
+  }
   if (backend->device() == Device::CUDA) {
     // Model FLOPs utilisation against an H100 SXM's dense BF16 peak (issue 9's
     // yardstick), whatever the precision of the run.
@@ -55,9 +87,11 @@ void run_bench_train(const BenchTrainOptions& o) {
   if (o.json) {
     print_json(j);
   } else {
-    std::printf("%s on %s, %d threads, batch %lld x %lld: %.0f tokens/s, %.3f s/step, %.1f GFLOP/s\n",
+    std::printf("%s on %s, %d threads, batch %lld x %lld: %.0f tokens/s, %.3f s/step, %.1f GFLOP/s%s\n",
                 o.model.c_str(), backend->name().c_str(), threads, static_cast<long long>(o.batch),
-                static_cast<long long>(o.seq), r.tokens_per_s, r.seconds_per_step, r.gflops_per_s);
+                static_cast<long long>(o.seq), r.tokens_per_s, r.seconds_per_step, r.gflops_per_s,
+                timed ? " (profiled: synchronised after every op)" : "");
+    if (timed) print_profile(profile, r.steps, r.seconds_per_step);
   }
 }
 
@@ -72,6 +106,9 @@ void setup(CLI::App& app) {
   train->add_option("--warmup", o->warmup, "Untimed warm-up steps")->capture_default_str();
   train->add_option("--seed", o->seed, "Seed")->capture_default_str();
   add_memory_options(train, o->memory);
+  train->add_flag("--profile", o->profile,
+                  "Time every backend op inside the steps (synchronised after each, so slower) "
+                  "and print where a step's time goes");
   train->add_flag("--json", o->json, "One JSON object on stdout");
   add_compute_options(train, o->compute);
   train->callback([o] { run_bench_train(*o); });

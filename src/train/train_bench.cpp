@@ -21,7 +21,8 @@ double training_flops_per_token(const ModelConfig& c, int64_t seq) {
 
 TrainBenchResult run_train_bench(const ModelConfig& config, Backend& backend, int64_t batch,
                                  int64_t seq, int64_t steps, int64_t warmup, uint64_t seed,
-                                 const MemoryOptions& memory) {
+                                 const MemoryOptions& memory,
+                                 const std::function<void(bool)>& on_timed) {
   check_memory_options(memory, backend);
   Model model(config, backend);
   model.set_memory_options(memory);
@@ -47,10 +48,12 @@ TrainBenchResult run_train_bench(const ModelConfig& config, Backend& backend, in
     return loss.mean();
   };
   for (int64_t i = 0; i < warmup; ++i) r.first_loss = one_step();
+  if (on_timed) on_timed(true);
   const auto start = std::chrono::steady_clock::now();
   for (int64_t i = 0; i < steps; ++i) r.last_loss = one_step();
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (on_timed) on_timed(false);
   r.steps = steps;
   r.seconds_per_step = seconds / static_cast<double>(steps);
   r.tokens_per_s = static_cast<double>(n) / r.seconds_per_step;

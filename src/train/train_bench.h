@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 
 #include "backend/backend.h"
 #include "core/model_config.h"
@@ -22,9 +23,11 @@ struct TrainBenchResult {
 // Training FLOPs per token: 6 x (non-embedding params + tied head) + causal attention.
 double training_flops_per_token(const ModelConfig& config, int64_t seq);
 
-// memory: Model::set_memory_options.
+// memory: Model::set_memory_options. on_timed(true) runs right before the
+// timed steps, on_timed(false) right after them (a profiler's window).
 TrainBenchResult run_train_bench(const ModelConfig& config, Backend& backend, int64_t batch,
                                  int64_t seq, int64_t steps, int64_t warmup, uint64_t seed,
-                                 const MemoryOptions& memory = {});
+                                 const MemoryOptions& memory = {},
+                                 const std::function<void(bool)>& on_timed = {});
 
 }  // namespace hessgpt

@@ -62,6 +62,20 @@ TEST(EngineCli, MemoryOptionsShrinkTheEstimate) {
   EXPECT_NE(r.out.find("selective recomputation, BF16 product inputs and gate/up"), std::string::npos) << r.out;
 }
 
+// bench train --profile: the step's time per backend op, as JSON rows.
+TEST(EngineCli, BenchTrainProfileListsTheOps) {
+  const auto j = run_json("bench train --model tiny --batch 1 --seq 16 --steps 2 --device cpu --profile --json");
+  EXPECT_TRUE(j["profiled"].get<bool>());
+  double attention_calls = 0, total_ms = 0;
+  for (const auto& row : j["profile"]) {
+    if (row["op"] == "attention_forward") attention_calls += row["calls_per_step"].get<double>();
+    total_ms += row["ms_per_step"].get<double>();
+  }
+  EXPECT_EQ(attention_calls, 2.0);  // one per layer of tiny
+  EXPECT_GT(total_ms, 0.0);
+  EXPECT_LE(total_ms, 1000.0 * j["seconds_per_step"].get<double>() * 1.05);
+}
+
 TEST(EngineCli, InitThenScoreWithLogitsDump) {
   TempDir dir;
   ASSERT_EQ(run_command(bin() + " init --model tiny --seed 3 --out " + dir / "ck").exit_code, 0);

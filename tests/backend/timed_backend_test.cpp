@@ -1,0 +1,88 @@
+// TimedBackend (bench train --profile) forwards every op unchanged and
+// counts each call once under its op and shapes.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "backend/cpu/cpu_backend.h"
+#include "backend/timed_backend.h"
+#include "core/rng.h"
+#include "model/model.h"
+
+namespace hessgpt {
+namespace {
+
+struct Step {
+  double loss = 0;
+  std::vector<float> grads;
+};
+
+Step one_step(Backend& be, const ModelConfig& c) {
+  Model m(c, be);
+  m.init_random(5);
+  MemoryOptions memory;
+  memory.recompute = true;
+  m.set_memory_options(memory);
+  const int64_t b = 2, t = 16, n = b * t;
+  Rng rng(6);
+  std::vector<int32_t> ids(n), targets(n);
+  for (int64_t i = 0; i < n; ++i) {
+    ids[i] = static_cast<int32_t>(rng.below(static_cast<uint64_t>(c.vocab_size)));
+    targets[i] = static_cast<int32_t>(rng.below(static_cast<uint64_t>(c.vocab_size)));
+  }
+  m.zero_grads();
+  Step s;
+  s.loss = m.forward_backward(ids.data(), targets.data(), b, t, 1.0 / n).sum;
+  s.grads = m.grads_host();
+  return s;
+}
+
+TEST(TimedBackend, ForwardsEveryOpUnchanged) {
+  const ModelConfig c = preset_config("tiny");
+  CpuBackend plain(2), inner(2);
+  TimedBackend timed(inner);
+  const Step a = one_step(plain, c), b = one_step(timed, c);
+  EXPECT_EQ(b.loss, a.loss);
+  EXPECT_EQ(b.grads, a.grads);
+}
+
+// One training step of tiny (2 layers, recomputation): one attention forward
+// and backward per layer, two fused QK-Norm + RoPE per layer forward and again
+// when backward rebuilds q and k, and the table sorted by time.
+TEST(TimedBackend, CountsEachCallUnderItsOp) {
+  const ModelConfig c = preset_config("tiny");
+  CpuBackend inner(2);
+  TimedBackend timed(inner);
+  one_step(timed, c);
+  std::map<std::string, int64_t> calls;
+  double previous = 1e300;
+  for (const TimedBackend::Entry& e : timed.entries()) {
+    calls[e.op] += e.calls;
+    EXPECT_LE(e.ms, previous) << "sorted by time, largest first";
+    EXPECT_GE(e.ms, 0.0);
+    previous = e.ms;
+  }
+  const int64_t layers = c.num_hidden_layers;
+  EXPECT_EQ(calls["attention_forward"], layers);
+  EXPECT_EQ(calls["attention_backward"], layers);
+  EXPECT_EQ(calls["qk_norm_rope_forward"], 2 * layers * 2);
+  EXPECT_EQ(calls["qk_norm_rope_backward"], 2 * layers);
+  EXPECT_EQ(calls["matmul_add"], 2 * layers);
+  timed.reset();
+  EXPECT_TRUE(timed.entries().empty());
+}
+
+TEST(TimedBackend, TakesAndSetsTheInnerPrecision) {
+  CpuBackend inner(1);
+  if (!inner.supports_matmul_precision(MatmulPrecision::BF16)) GTEST_SKIP() << "no BF16 products";
+  inner.set_matmul_precision(MatmulPrecision::BF16);
+  TimedBackend timed(inner);
+  EXPECT_EQ(timed.matmul_precision(), MatmulPrecision::BF16);
+  timed.set_matmul_precision(MatmulPrecision::FP32);
+  EXPECT_EQ(inner.matmul_precision(), MatmulPrecision::FP32);
+}
+
+}  // namespace
+}  // namespace hessgpt
