@@ -29,6 +29,17 @@ DeviceSession::DeviceSession(const Model& model, int64_t capacity)
   // The same tables as Model::ensure_rope.
   rope_ = upload_rope_tables(be_, c, capacity_, DType::F32);
   logits_.resize(static_cast<size_t>(c.vocab_size));
+  // Stacking needs each weight right after the one before it, in every layer.
+  const ParamLayout& lay = m_.layout();
+  const auto adjacent = [&](int a, int b) {
+    const ParamInfo& x = lay.params[static_cast<size_t>(a)];
+    return lay.params[static_cast<size_t>(b)].offset == x.offset + x.numel;
+  };
+  stacked_qkv_ = stacked_gate_up_ = true;
+  for (const LayerParamIndex& p : lay.layers) {
+    stacked_qkv_ = stacked_qkv_ && adjacent(p.q_proj, p.k_proj) && adjacent(p.k_proj, p.v_proj);
+    stacked_gate_up_ = stacked_gate_up_ && adjacent(p.gate_proj, p.up_proj);
+  }
 }
 
 SessionInfo DeviceSession::info() const {
@@ -71,6 +82,8 @@ void DeviceSession::ensure_scratch(int64_t t) {
     gate_ = cv.take({t, f});
     up_ = cv.take({t, f});
     act_ = cv.take({t, f});
+    qkv1_ = cv.take({1, qd + 2 * kvd});
+    gate_up1_ = cv.take({1, 2 * f});
   });
   scratch_rows_ = t;
 }
@@ -79,7 +92,12 @@ void DeviceSession::linear(const Tensor& y, const Tensor& x, int index) {
   be_.matmul(y, x, false, m_.param(index), true, 1.0f, 0.0f);
 }
 
-void DeviceSession::attend(int64_t l, int64_t t) {
+Tensor DeviceSession::stacked(int first, int64_t rows) const {
+  const Tensor w = m_.param(first);
+  return Tensor(w.data, w.dtype, w.device, {rows, w.cols()});
+}
+
+void DeviceSession::attend(int64_t l, int64_t t, const Tensor& q_proj, const Tensor& k_proj) {
   const ModelConfig& c = m_.config();
   const int64_t h = c.num_attention_heads, kv = c.num_key_value_heads, hd = c.head_dim;
   const int64_t pos0 = pos_, end = pos_ + t;
@@ -87,16 +105,16 @@ void DeviceSession::attend(int64_t l, int64_t t) {
   const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
   const LayerParamIndex& p = m_.layout().layers[static_cast<size_t>(l)];
   float* kc = k_cache(l) + pos0 * kv * hd;  // this step's rows of the cache
-  const Tensor q = q_.slice(0, t), qn = qn_.slice(0, t);
+  const Tensor q = q_proj, qn = qn_.slice(0, t);
   const Tensor qn4 = qn.view({1, t, h, hd}), kc4 = dev(kc, {1, t, kv, hd});
   if (c.qk_norm) {
     be_.qk_norm_rope_forward(qn4, rstd_.slice(0, t * h), q.view({1, t, h, hd}), m_.param(p.q_norm),
                              eps, rope_.cos, rope_.sin, pos0);
-    be_.qk_norm_rope_forward(kc4, rstd_.slice(0, t * kv), k_.slice(0, t).view({1, t, kv, hd}),
+    be_.qk_norm_rope_forward(kc4, rstd_.slice(0, t * kv), k_proj.view({1, t, kv, hd}),
                              m_.param(p.k_norm), eps, rope_.cos, rope_.sin, pos0);
   } else {
     be_.copy(qn, q);
-    be_.copy(dev(kc, {t, kv * hd}), k_.slice(0, t));
+    be_.copy(dev(kc, {t, kv * hd}), k_proj);
     be_.rope_forward(qn4, rope_.cos, rope_.sin, pos0);
     be_.rope_forward(kc4, rope_.cos, rope_.sin, pos0);
   }
@@ -112,6 +130,7 @@ std::span<const float> DeviceSession::feed(std::span<const int32_t> ids, float* 
   check_feed(c, pos_, capacity_, ids);
   ensure_scratch(t);
   const int64_t kv = c.num_key_value_heads, hd = c.head_dim, v = c.vocab_size;
+  const int64_t qd = c.num_attention_heads * hd, kvd = kv * hd, f = c.intermediate_size;
   const int64_t pos0 = pos_, end = pos_ + t;
   const double eps = c.rms_norm_eps;
 
@@ -126,17 +145,30 @@ std::span<const float> DeviceSession::feed(std::span<const int32_t> ids, float* 
     const Tensor vc = dev(v_cache(l) + pos0 * kv * hd, {t, kv * hd});  // this step's rows
     // Attention sub-block; K and V land in the cache.
     be_.rmsnorm_forward(ln, rstd, x, m_.param(p.input_norm), eps);
-    linear(q_.slice(0, t), ln, p.q_proj);
-    linear(k_.slice(0, t), ln, p.k_proj);
-    linear(vc, ln, p.v_proj);
-    attend(l, t);
+    if (t == 1 && stacked_qkv_) {
+      be_.matmul(qkv1_, ln, false, stacked(p.q_proj, qd + 2 * kvd), true, 1.0f, 0.0f);
+      const Tensor row = qkv1_.view({qd + 2 * kvd});
+      be_.copy(vc, row.slice(qd + kvd, qd + 2 * kvd).view({1, kvd}));
+      attend(l, t, row.slice(0, qd).view({1, qd}), row.slice(qd, qd + kvd).view({1, kvd}));
+    } else {
+      linear(q_.slice(0, t), ln, p.q_proj);
+      linear(k_.slice(0, t), ln, p.k_proj);
+      linear(vc, ln, p.v_proj);
+      attend(l, t, q_.slice(0, t), k_.slice(0, t));
+    }
     // The residual adds come out of the products (beta 1): one launch, not two.
     be_.matmul(x, att_.slice(0, t), false, m_.param(p.o_proj), true, 1.0f, 1.0f);
     // MLP sub-block.
     be_.rmsnorm_forward(ln, rstd, x, m_.param(p.post_norm), eps);
-    linear(gate_.slice(0, t), ln, p.gate_proj);
-    linear(up_.slice(0, t), ln, p.up_proj);
-    be_.swiglu_forward(act_.slice(0, t), gate_.slice(0, t), up_.slice(0, t));
+    if (t == 1 && stacked_gate_up_) {
+      be_.matmul(gate_up1_, ln, false, stacked(p.gate_proj, 2 * f), true, 1.0f, 0.0f);
+      const Tensor row = gate_up1_.view({2 * f});
+      be_.swiglu_forward(act_.slice(0, t), row.slice(0, f).view({1, f}), row.slice(f, 2 * f).view({1, f}));
+    } else {
+      linear(gate_.slice(0, t), ln, p.gate_proj);
+      linear(up_.slice(0, t), ln, p.up_proj);
+      be_.swiglu_forward(act_.slice(0, t), gate_.slice(0, t), up_.slice(0, t));
+    }
     be_.matmul(x, act_.slice(0, t), false, m_.param(p.down_proj), true, 1.0f, 1.0f);
   }
   pos_ = end;

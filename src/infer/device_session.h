@@ -46,11 +46,15 @@ class DeviceSession final : public Session {
 
  private:
   void ensure_scratch(int64_t t);
-  // q_, k_ (projections) -> QK-Norm/RoPE -> K into the cache -> att_, for t
-  // tokens from position pos_ of layer l (V already in the cache).
-  void attend(int64_t layer, int64_t t);
+  // q [t, H*D], k [t, KV*D] (projections) -> QK-Norm/RoPE -> K into the
+  // cache -> att_, for t tokens from position pos_ of layer l (V already in
+  // the cache).
+  void attend(int64_t layer, int64_t t, const Tensor& q, const Tensor& k);
   // y[t, out] = x[t, in] W^T for parameter `index`.
   void linear(const Tensor& y, const Tensor& x, int index);
+  // Parameters `first` and the ones after it, stacked: [rows, in] over the
+  // model's contiguous parameter buffer (q|k|v, gate|up).
+  Tensor stacked(int first, int64_t rows) const;
   // A backend tensor at `p` (device memory).
   Tensor dev(float* p, std::initializer_list<int64_t> dims) const;
   float* k_cache(int64_t layer) const;
@@ -68,6 +72,11 @@ class DeviceSession final : public Session {
   int64_t scratch_rows_ = 0;
   Buffer scratch_;
   Tensor ids_, x_, ln_, q_, qn_, att_, k_, lse_, rstd_, gate_, up_, act_;
+  // One token (decoding): q|k|v and gate|up each come out of one product over
+  // the stacked weights (fewer launches: decoding is launch-bound), when the
+  // layout keeps those weights adjacent.
+  bool stacked_qkv_ = false, stacked_gate_up_ = false;
+  Tensor qkv1_, gate_up1_;  // [1, H*D + 2 KV*D], [1, 2 FFN]
   int64_t head_chunk_floats_ = int64_t{8} << 20;
   int64_t head_rows_ = 0;  // rows of the logits block
   Buffer head_;
