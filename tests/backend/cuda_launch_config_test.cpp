@@ -54,20 +54,25 @@ TEST(CudaLaunchConfig, ReductionPartitionsDependOnSizeOnly) {
   EXPECT_EQ(reduction_blocks(int64_t{1} << 40), kMaxReduceBlocks);
 }
 
+// partition_rows(count, parts, p) for p < parts covers [0, count) in order.
+void expect_partitions_tile(int64_t count, int64_t parts) {
+  int64_t next = 0;
+  for (int64_t p = 0; p < parts; ++p) {
+    const RowRange r = partition_rows(count, parts, p);
+    EXPECT_EQ(r.begin, next) << count << " in " << parts << " parts, part " << p;
+    EXPECT_LE(r.begin, r.end);
+    next = r.end;
+  }
+  EXPECT_EQ(next, count);
+}
+
 TEST(CudaLaunchConfig, RmsNormPartitionsTileTheRows) {
   for (int64_t rows : {int64_t{1}, int64_t{7}, int64_t{64}, int64_t{65}, int64_t{1000},
                        int64_t{655360}}) {
     const int64_t parts = rmsnorm_dw_partitions(rows);
     ASSERT_GE(parts, 1);
     ASSERT_LE(parts, kMaxDwPartitions);
-    int64_t next = 0;
-    for (int64_t p = 0; p < parts; ++p) {
-      const RowRange r = partition_rows(rows, parts, p);
-      EXPECT_EQ(r.begin, next) << rows << " rows, partition " << p;
-      EXPECT_LE(r.begin, r.end);
-      next = r.end;
-    }
-    EXPECT_EQ(next, rows);
+    expect_partitions_tile(rows, parts);
   }
   EXPECT_EQ(rmsnorm_blocks(0), 0);
   EXPECT_EQ(rmsnorm_blocks(9), 2);
@@ -76,16 +81,8 @@ TEST(CudaLaunchConfig, RmsNormPartitionsTileTheRows) {
 // The weight gradient's second pass: its slices tile every partition count
 // (fewer partitions than slices leave some empty), its blocks every column.
 TEST(CudaLaunchConfig, RmsNormDwSlicesTileThePartitions) {
-  for (int64_t parts : {int64_t{1}, int64_t{5}, int64_t{16}, int64_t{17}, kMaxDwPartitions}) {
-    int64_t next = 0;
-    for (int s = 0; s < kDwSlices; ++s) {
-      const RowRange r = partition_rows(parts, kDwSlices, s);
-      EXPECT_EQ(r.begin, next) << parts << " partitions, slice " << s;
-      EXPECT_LE(r.begin, r.end);
-      next = r.end;
-    }
-    EXPECT_EQ(next, parts);
-  }
+  for (int64_t parts : {int64_t{1}, int64_t{5}, int64_t{16}, int64_t{17}, kMaxDwPartitions})
+    expect_partitions_tile(parts, kDwSlices);
   EXPECT_EQ(rmsnorm_dw_blocks(1280), 40);
   EXPECT_EQ(rmsnorm_dw_blocks(64), 2);
   EXPECT_EQ(rmsnorm_dw_blocks(37), 2);
