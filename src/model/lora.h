@@ -31,7 +31,7 @@ struct LoraConfig {
   void validate() const;
   std::array<bool, kLoraTargets> target_mask() const;
   // Adapters on gate or up add into those products' outputs, which then
-  // cannot be stored in BF16 (Model::set_bf16_ffn).
+  // cannot be stored in BF16 (MemoryOptions::bf16_ffn).
   bool adapts_gate_or_up() const {
     const auto mask = target_mask();
     return mask[static_cast<size_t>(LoraTarget::Gate)] || mask[static_cast<size_t>(LoraTarget::Up)];
