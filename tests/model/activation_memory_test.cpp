@@ -31,14 +31,14 @@ struct Passes {
 // Two training passes with an evaluation between them (which may re-carve
 // the arena in its own layout), gradients accumulated over both.
 Passes train_twice(const ModelConfig& c, bool recompute, bool lora, MemoryOptions memory = {},
-                   bool bf16_products = false) {
+                   bool bf16_products = false, double lora_dropout = 0.2) {
   CpuBackend be(2);
   if (bf16_products) be.set_matmul_precision(MatmulPrecision::BF16);
   Model m(c, be);
   if (lora) {
     LoraConfig lc;
     lc.rank = 4;
-    lc.dropout = 0.2;
+    lc.dropout = lora_dropout;
     m.enable_lora(lc, 3);
   }
   lora_test::randomise(m, 11, 0.2);
@@ -151,6 +151,21 @@ TEST(Bf16Activations, SameLossAsF32InputsUnderBf16Products) {
     std::printf("[ tiny, FFN %lld ] bf16 activations: loss %.6f (same), gradient relative error %.2e\n",
                 static_cast<long long>(c.intermediate_size), bf16.losses[0], err);
   }
+}
+
+// With adapters (no dropout) the products' inputs are BF16 too, at the exact
+// FFN width and with F32 gradients: the adapters' products read x rounded
+// anyway (their scaled products are FP32 but read u, not x), so again the
+// same losses, and adapter gradients a rounding of att away.
+TEST(Bf16Activations, LoraWithoutDropoutKeepsTheLoss) {
+  if (!cpu_has_bf16_products()) GTEST_SKIP() << "no BF16 products in this build (oneDNN)";
+  const ModelConfig c = tiny_odd_ffn();
+  const Passes f32 = train_twice(c, false, true, bf16_ffn(), true, 0.0),
+               bf16 = train_twice(c, false, true, bf16_activations(), true, 0.0);
+  EXPECT_EQ(bf16.losses, f32.losses);
+  const double err = rel_error(bf16.grads, f32.grads);
+  EXPECT_LT(err, 1e-2);
+  EXPECT_GT(err, 0.0);
 }
 
 // LoRA adapters on gate or up accumulate into those outputs, so they keep
