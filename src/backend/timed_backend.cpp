@@ -40,7 +40,8 @@ auto TimedBackend::timed(const char* op, const std::string& shape, Fn&& fn) -> d
     e.op = op;
     e.shape = shape;
     ++e.calls;
-    e.ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    const auto elapsed = std::chrono::steady_clock::now() - start;
+    e.ms += std::chrono::duration<double, std::milli>(elapsed).count();
   };
   if constexpr (std::is_void_v<decltype(fn())>) {
     fn();
@@ -55,12 +56,14 @@ auto TimedBackend::timed(const char* op, const std::string& shape, Fn&& fn) -> d
 std::vector<TimedBackend::Entry> TimedBackend::entries() const {
   std::vector<Entry> out;
   for (const auto& [key, e] : table_) out.push_back(e);
-  std::stable_sort(out.begin(), out.end(), [](const Entry& x, const Entry& y) { return x.ms > y.ms; });
+  std::stable_sort(out.begin(), out.end(),
+                   [](const Entry& x, const Entry& y) { return x.ms > y.ms; });
   return out;
 }
 
 void* TimedBackend::allocate(size_t bytes) {
-  return timed("allocate", std::to_string(bytes) + " bytes", [&] { return inner_.allocate(bytes); });
+  return timed("allocate", std::to_string(bytes) + " bytes",
+               [&] { return inner_.allocate(bytes); });
 }
 void TimedBackend::release(void* ptr) {
   timed("release", "", [&] { inner_.release(ptr); });

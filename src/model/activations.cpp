@@ -47,7 +47,6 @@ Activations carve(const ModelConfig& c, BufferCarver& cv, int64_t b, int64_t t,
   // 3416). Adapters' own products keep the exact width.
   const bool pad_ffn = a.bf16_activations && lora.rank == 0;
   const int64_t ffn = pad_ffn ? padded_width(c.intermediate_size) : c.intermediate_size;
-  a.ffn_width = ffn;
   LayerActivations shared;
   if (a.shared) {
     shared.ln1 = cv.take({n, d}, input_type);

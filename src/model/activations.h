@@ -44,7 +44,7 @@ struct LayerActivations {
   Tensor mid;          // [N, C] residual after attention
   Tensor ln2;          // [N, C]            (shared)
   Tensor rstd2;        // [N]
-  Tensor gate;         // [N, FFN] (FFN: Activations::ffn_width)
+  Tensor gate;         // [N, FFN], FFN padded under BF16 product inputs (above)
   Tensor up;           // [N, FFN]
   Tensor act;          // [N, FFN] silu(gate) * up (shared)
   std::array<Tensor, kLoraTargets> lora_u;  // [N, r] = x A^T per adapted target
@@ -61,7 +61,6 @@ struct Activations {
   bool shared = false;  // ln1, q, k, ln2, act are one copy for all layers
   bool bf16_ffn = false;  // gate, up are BF16
   bool bf16_activations = false;  // ln1, att, ln2, act are BF16
-  int64_t ffn_width = 0;  // of gate, up, act and their gradients: FFN or padded_width(FFN)
   Tensor ids, targets;  // [N] I32
   std::vector<LayerActivations> layers;
   Tensor output;        // [N, C] residual after the last block

@@ -89,8 +89,9 @@ void Model::ensure_rope(int64_t positions) {
 }
 
 MemoryOptions Model::memory_options() const {
-  const DType storage = backend_.supports(DType::BF16) ? dtype_ : DType::F64;  // F64: no BF16
-  return effective_memory_options(memory_, storage, has_lora() ? &lora_config_ : nullptr);
+  MemoryOptions m = effective_memory_options(memory_, dtype_, has_lora() ? &lora_config_ : nullptr);
+  if (!backend_.supports(DType::BF16)) m.bf16_ffn = m.bf16_activations = false;
+  return m;
 }
 
 void Model::prepare(const int32_t* ids, const int32_t* targets, int64_t batch, int64_t seq,

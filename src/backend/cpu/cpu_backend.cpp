@@ -110,9 +110,7 @@ void CpuBackend::convert(const Tensor& dst, const Tensor& src) {
   } else if (dst.dtype == DType::BF16 && src.dtype == DType::F32) {
     cpu::to_bf16(dst.as<uint16_t>(), src.as<float>(), src.numel());
   } else if (dst.dtype == DType::F32 && src.dtype == DType::BF16) {
-    const uint16_t* s = src.as<uint16_t>();
-    float* d = dst.as<float>();
-    for (int64_t i = 0; i < src.numel(); ++i) d[i] = bf16_to_float(s[i]);
+    cpu::from_bf16(dst.as<float>(), src.as<uint16_t>(), src.numel());
   } else {
     HG_FAIL("convert: ", dtype_name(src.dtype), " to ", dtype_name(dst.dtype), " is not supported");
   }
@@ -140,8 +138,7 @@ Tensor CpuBackend::staged_f32(const Tensor& like) {
 
 Tensor CpuBackend::widened(std::vector<float>& buffer, const Tensor& bf16) {
   buffer.resize(static_cast<size_t>(bf16.numel()));
-  const uint16_t* src = bf16.as<uint16_t>();
-  for (int64_t i = 0; i < bf16.numel(); ++i) buffer[static_cast<size_t>(i)] = bf16_to_float(src[i]);
+  cpu::from_bf16(buffer.data(), bf16.as<uint16_t>(), bf16.numel());
   Tensor t = bf16;
   t.data = buffer.data();
   t.dtype = DType::F32;
@@ -153,20 +150,11 @@ void CpuBackend::matmul(const Tensor& c, const Tensor& a, bool trans_a, const Te
   check_cpu(c, "matmul C");
   check_cpu(a, "matmul A");
   check_cpu(b, "matmul B");
-  // BF16 operands are read as float (exact), then follow the F32 rules; BF16
-  // products take their bits as they are (the rounding is the identity).
+  // BF16 operands: BF16 products take their bits as they are (the rounding
+  // is the identity); anything else reads them widened (exact) by F32 rules.
   const bool bf16_operand = a.dtype == DType::BF16 || b.dtype == DType::BF16;
-  if (bf16_operand && c.dtype == DType::F32 && bf16_products(alpha, beta)) {
-    const MatmulShape s = matmul_shape(c, a, trans_a, b, trans_b);
-    const bool empty = s.m == 0 || s.n == 0 || s.k == 0;  // then c = beta c throughout
-    cpu::scale_margins<float>(c.as<float>(), s.rows, s.cols, empty ? 0 : s.m, empty ? 0 : s.n, beta);
-    if (empty) return;
-    if (!bf16_) bf16_ = std::make_unique<cpu::Bf16Matmul>();
-    bf16_->run(trans_a, trans_b, s.m, s.n, s.k, a.data, a.dtype == DType::BF16, a.cols(), b.data,
-               b.dtype == DType::BF16, b.cols(), beta, c.as<float>(), c.cols());
-    return;
-  }
-  if (bf16_operand) {
+  const bool bf16_run = c.dtype == DType::F32 && bf16_products(alpha, beta);
+  if (bf16_operand && !bf16_run) {
     HG_CHECK(c.dtype != DType::F64, "BF16 matmul operands need an F32 or BF16 output");
     const Tensor a32 = a.dtype == DType::BF16 ? widened(wide_a_, a) : a;
     const Tensor b32 = b.dtype == DType::BF16 ? widened(wide_b_, b) : b;
@@ -175,25 +163,29 @@ void CpuBackend::matmul(const Tensor& c, const Tensor& a, bool trans_a, const Te
   }
   if (c.dtype == DType::BF16) {
     // The F32 product into scratch, then rounded (backend.h).
-    HG_CHECK(a.dtype == DType::F32 && b.dtype == DType::F32, "a BF16 matmul output needs F32 operands");
+    HG_CHECK(a.dtype == DType::F32 && b.dtype == DType::F32,
+             "a BF16 matmul output needs F32 operands");
     HG_CHECK(beta == 0.0f, "a BF16 matmul output cannot accumulate (beta must be 0)");
     const Tensor staged = staged_f32(c).view({c.rows(), c.cols()});
     matmul(staged, a, trans_a, b, trans_b, alpha, 0.0f);
     cpu::to_bf16(c.as<uint16_t>(), staged_.data(), c.numel());
     return;
   }
-  HG_CHECK(a.dtype == c.dtype && b.dtype == c.dtype, "matmul dtype mismatch");
+  for (const Tensor* t : {&a, &b})
+    HG_CHECK(t->dtype == c.dtype || (bf16_run && t->dtype == DType::BF16), "matmul dtype mismatch");
   const MatmulShape s = matmul_shape(c, a, trans_a, b, trans_b);
+  const bool empty = s.m == 0 || s.n == 0 || s.k == 0;  // then c = beta c throughout
   dispatch_float(c.dtype, [&](auto tag) {
     using T = decltype(tag);
     // c beyond the product (padded widths, backend.h): beta * c.
-    cpu::scale_margins<T>(c.as<T>(), s.rows, s.cols, s.m, s.n, static_cast<T>(beta));
+    cpu::scale_margins<T>(c.as<T>(), s.rows, s.cols, empty ? 0 : s.m, empty ? 0 : s.n,
+                          static_cast<T>(beta));
   });
-  if (s.m == 0 || s.n == 0) return;
-  if (c.dtype == DType::F32 && bf16_products(alpha, beta) && s.k > 0) {
+  if (empty) return;
+  if (bf16_run) {
     if (!bf16_) bf16_ = std::make_unique<cpu::Bf16Matmul>();
-    bf16_->run(trans_a, trans_b, s.m, s.n, s.k, a.data, false, a.cols(), b.data, false, b.cols(),
-               beta, c.as<float>(), c.cols());
+    bf16_->run(trans_a, trans_b, s.m, s.n, s.k, a.data, a.dtype == DType::BF16, a.cols(), b.data,
+               b.dtype == DType::BF16, b.cols(), beta, c.as<float>(), c.cols());
     return;
   }
   dispatch_float(c.dtype, [&](auto tag) {

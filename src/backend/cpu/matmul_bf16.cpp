@@ -19,6 +19,11 @@ void to_bf16(uint16_t* dst, const float* src, int64_t n) {
   for (int64_t i = 0; i < n; ++i) dst[i] = float_to_bf16(src[i]);
 }
 
+void from_bf16(float* dst, const uint16_t* src, int64_t n) {
+#pragma omp parallel for simd schedule(static)
+  for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_float(src[i]);
+}
+
 #ifdef HESSGPT_HAVE_DNNL
 
 struct Bf16Matmul::Impl {

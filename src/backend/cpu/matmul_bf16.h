@@ -34,5 +34,7 @@ class Bf16Matmul {
 
 // Round-to-nearest-even FP32 -> BF16 (NaN stays NaN).
 void to_bf16(uint16_t* dst, const float* src, int64_t n);
+// BF16 -> FP32, exact.
+void from_bf16(float* dst, const uint16_t* src, int64_t n);
 
 }  // namespace hessgpt::cpu

@@ -48,6 +48,11 @@ void check_f32_or_bf16(const Tensor& t, const char* what) {
     HG_FAIL("the CUDA backend stores ", what, " in F32 or BF16, not ", dtype_name(t.dtype));
 }
 
+// A tensor as cuBLASLt's operand: its storage, row length and row count.
+cuda::LtOperand lt_operand(const Tensor& t) {
+  return cuda::LtOperand{t.data, t.dtype == DType::BF16, t.cols(), t.rows()};
+}
+
 // The same element count, whatever the (F32 or BF16) storage.
 void check_size(const Tensor& a, const Tensor& b, const char* what) {
   HG_CHECK(a.numel() == b.numel(), what, ": size mismatch ", a.shape_string(), " vs ",
@@ -248,10 +253,7 @@ void CudaBackend::matmul(const Tensor& c, const Tensor& a, bool trans_a, const T
     if (out_bf16) cuda::scale_margins(bits(c), s.rows, s.cols, s.m, n, 0.0f, s_->stream);
     else cuda::scale_margins(f32(c), s.rows, s.cols, s.m, n, beta, s_->stream);
   }
-  const auto operand = [](const Tensor& t) {
-    return cuda::LtOperand{t.data, t.dtype == DType::BF16, t.cols(), t.rows()};
-  };
-  s_->lt->run(bf16, trans_a, trans_b, s.m, n, s.k, operand(a), operand(b), alpha, beta,
+  s_->lt->run(bf16, trans_a, trans_b, s.m, n, s.k, lt_operand(a), lt_operand(b), alpha, beta,
               out_bf16 ? nullptr : f32(c), c.cols(), s_->stream, out_bf16 ? bits(c) : nullptr);
 }
 
@@ -272,10 +274,8 @@ void CudaBackend::matmul_add(const Tensor& c, const Tensor& a, bool trans_a, con
     Backend::matmul_add(c, a, trans_a, b, trans_b, d);
     return;
   }
-  const auto operand = [](const Tensor& t) {
-    return cuda::LtOperand{t.data, t.dtype == DType::BF16, t.cols(), t.rows()};
-  };
-  s_->lt->run(bf16, trans_a, trans_b, s.m, s.n, s.k, operand(a), operand(b), 1.0f, 1.0f, f32(c),
+  s_->lt->run(bf16, trans_a, trans_b, s.m, s.n, s.k, lt_operand(a), lt_operand(b), 1.0f, 1.0f,
+              f32(c),
               c.cols(), s_->stream, nullptr, f32(d));
 }
 
@@ -389,7 +389,8 @@ void CudaBackend::norm_backward(const Tensor& dx, const Tensor& dw, const Tensor
                                 const Tensor& x, const Tensor& w, const Tensor& rstd,
                                 bool accumulate_dx, const cuda::RopeRows& rope) {
   check_f32_or_bf16(dx, "rmsnorm dx");
-  HG_CHECK(dx.dtype == DType::F32 || !accumulate_dx, "rmsnorm_backward cannot accumulate into a BF16 dx");
+  HG_CHECK(dx.dtype == DType::F32 || !accumulate_dx,
+           "rmsnorm_backward cannot accumulate into a BF16 dx");
   check_f32(dw, "rmsnorm dw");
   check_f32(dout, "rmsnorm dout");
   check_f32(x, "rmsnorm x");
@@ -530,10 +531,13 @@ void CudaBackend::attention_forward(const Tensor& out, const Tensor& lse, const 
     return;
   }
   // The FP32 kernels write F32: a BF16 output is staged and rounded.
-  float* o = out_bf16 ? static_cast<float*>(s_->get(kAttnOut, out.numel() * sizeof(float))) : f32(out);
+  float* o = out_bf16 ? static_cast<float*>(s_->get(kAttnOut, out.numel() * sizeof(float)))
+                      : f32(out);
   cuda::attention_forward(o, f32(lse), f32(q), f32(k), f32(v), b, tq, tk, h, kv, d,
                           static_cast<float>(scale), q_pos0, s_->stream);
-  if (out_bf16) cuda::to_bf16(bits(out), d, out.numel() / d, static_cast<const float*>(o), d, out.numel() / d, d, s_->stream);
+  const int64_t rows = out.numel() / d;
+  if (out_bf16)
+    cuda::to_bf16(bits(out), d, rows, static_cast<const float*>(o), d, rows, d, s_->stream);
 }
 
 void CudaBackend::attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv,

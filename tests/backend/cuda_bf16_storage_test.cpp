@@ -1,0 +1,263 @@
+// BF16 storage on the GPU (backend.h), against the CPU backend or against
+// the GPU's own F32 path rounded: matmul operands and outputs, padded widths,
+// the outputs of RMSNorm, SwiGLU and attention, the cross-entropy's BF16
+// gradient and convert. Skipped where no CUDA device is available.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "cuda_ops_fixture.h"
+#include "matmul_padded_cases.h"
+
+namespace hessgpt {
+namespace {
+
+using namespace cuda_test;
+
+// BF16 as storage (backend.h): SwiGLU reading BF16 gate/up, and a matmul
+// writing a BF16 output, against the CPU backend's same ops. The matmul's F32
+// products differ by summation order (~1e-6), which can move a rounding by one
+// BF16 step (2^-8) on rare elements: 1e-3 in L2 still catches any real error.
+TEST_F(CudaOps, Bf16StorageSwigluAndMatmulOutput) {
+  const int64_t n = 4097;
+  std::vector<uint16_t> g16(n), u16(n);
+  const Vec gate = random_floats(n, 28, 3.0), up = random_floats(n, 29), dout = random_floats(n, 30);
+  for (int64_t i = 0; i < n; ++i) {
+    g16[i] = float_to_bf16(gate[i]);
+    u16[i] = float_to_bf16(up[i]);
+  }
+  auto swiglu = [&](Backend& be) {
+    const Tensor g = on16(be, g16, {n}), u = on16(be, u16, {n});
+    const Tensor out = on(be, poison(n), {n});
+    be.swiglu_forward(out, g, u);
+    const Tensor dg = on(be, poison(n), {n}), du = on(be, poison(n), {n});
+    be.swiglu_backward(dg, du, on(be, dout, {n}), g, u);
+    return Outputs{{"out", host(be, out)}, {"dgate", host(be, dg)}, {"dup", host(be, du)}};
+  };
+  expect_outputs_close(swiglu(*gpu_), swiglu(cpu_), 1e-6, "swiglu with bf16 gate/up");
+
+  const int64_t m = 33, cols = 3413 % 97, k = 171;  // an odd width: the staged path
+  const Vec a = random_floats(m * k, 4), b = random_floats(cols * k, 5);
+  auto product = [&](Backend& be) {
+    const Tensor c = on16(be, std::vector<uint16_t>(m * cols, 0xffff), {m, cols});
+    be.matmul(c, on(be, a, {m, k}), false, on(be, b, {cols, k}), true, 1.0f, 0.0f);
+    std::vector<uint16_t> r(m * cols);
+    be.copy_to_host(r.data(), c);
+    Vec f(r.size());
+    for (size_t i = 0; i < r.size(); ++i) f[i] = bf16_to_float(r[i]);
+    return f;
+  };
+  expect_close(product(*gpu_), product(cpu_), 1e-3, "matmul with a bf16 output");
+  // Under BF16 products cuBLASLt writes the BF16 output itself (staged and
+  // compacted for this odd width): the F32 output of the same product,
+  // rounded, up to one BF16 step where its kernel sums in another order.
+  if (!gpu_->supports_matmul_precision(MatmulPrecision::BF16)) return;
+  gpu_->set_matmul_precision(MatmulPrecision::BF16);
+  for (const int64_t width : {cols, int64_t{96}}) {  // staged, and written in place
+    const Vec bw = random_floats(width * k, 5);
+    const Tensor c32 = on(*gpu_, poison(m * width), {m, width});
+    gpu_->matmul(c32, on(*gpu_, a, {m, k}), false, on(*gpu_, bw, {width, k}), true, 1.0f, 0.0f);
+    const Tensor c16 = on16(*gpu_, std::vector<uint16_t>(m * width, 0xffff), {m, width});
+    gpu_->matmul(c16, on(*gpu_, a, {m, k}), false, on(*gpu_, bw, {width, k}), true, 1.0f, 0.0f);
+    expect_within_one_bf16_step(bits_of(*gpu_, c16), host(*gpu_, c32), "bf16 output, width " + std::to_string(width));
+  }
+  gpu_->set_matmul_precision(MatmulPrecision::FP32);
+}
+
+// BF16 storage of op outputs and matmul operands (backend.h), as the model's
+// --bf16-activations uses them. RMSNorm, SwiGLU and attention with a BF16
+// output are the F32 kernels with a rounding store: on the same backend they
+// must give exactly the rounded F32 output, and attention's backward reading
+// that BF16 output exactly what it gives for its widened values. Products
+// reading a BF16 operand (in place when its layout serves, else copied) must
+// match the products of the widened values.
+TEST_F(CudaOps, Bf16StorageOfOutputsAndOperands) {
+  const auto rounded = [](const Vec& x) {
+    std::vector<uint16_t> r(x.size());
+    for (size_t i = 0; i < x.size(); ++i) r[i] = float_to_bf16(x[i]);
+    return r;
+  };
+  const auto widened = [](const std::vector<uint16_t>& x) {
+    Vec r(x.size());
+    for (size_t i = 0; i < x.size(); ++i) r[i] = bf16_to_float(x[i]);
+    return r;
+  };
+  for (const int64_t d : {int64_t{37}, int64_t{1280}}) {
+    const int64_t r = 150;
+    const Vec x = random_floats(r * d, 40, 2.0), w = random_floats(d, 41);
+    const Tensor tx = on(*gpu_, x, {r, d}), tw = on(*gpu_, w, {d});
+    const Tensor o32 = on(*gpu_, poison(r * d), {r, d}), rstd32 = on(*gpu_, poison(r), {r});
+    const Tensor o16 = on16(*gpu_, std::vector<uint16_t>(r * d, 0xffff), {r, d});
+    const Tensor rstd16 = on(*gpu_, poison(r), {r});
+    gpu_->rmsnorm_forward(o32, rstd32, tx, tw, 1e-6);
+    gpu_->rmsnorm_forward(o16, rstd16, tx, tw, 1e-6);
+    EXPECT_EQ(bits_of(*gpu_, o16), rounded(host(*gpu_, o32))) << "rmsnorm d=" << d;
+    EXPECT_EQ(host(*gpu_, rstd16), host(*gpu_, rstd32)) << "rmsnorm d=" << d;
+    const Tensor dout = on(*gpu_, random_floats(r * d, 51), {r, d});
+    const Tensor dx32 = on(*gpu_, poison(r * d), {r, d}), dw32 = on(*gpu_, Vec(d, 0.5f), {d});
+    const Tensor dx16 = on16(*gpu_, std::vector<uint16_t>(r * d, 0xffff), {r, d});
+    const Tensor dw16 = on(*gpu_, Vec(d, 0.5f), {d});
+    gpu_->rmsnorm_backward(dx32, dw32, dout, tx, tw, rstd32, false);
+    gpu_->rmsnorm_backward(dx16, dw16, dout, tx, tw, rstd32, false);
+    EXPECT_EQ(bits_of(*gpu_, dx16), rounded(host(*gpu_, dx32))) << "rmsnorm backward d=" << d;
+    EXPECT_EQ(host(*gpu_, dw16), host(*gpu_, dw32)) << "rmsnorm backward d=" << d;
+  }
+  {
+    const int64_t n = 4097;
+    const Vec gate = random_floats(n, 42, 3.0), up = random_floats(n, 43);
+    const Tensor g = on(*gpu_, gate, {n}), u = on(*gpu_, up, {n});
+    const Tensor g16 = on16(*gpu_, rounded(gate), {n}), u16 = on16(*gpu_, rounded(up), {n});
+    for (const bool inputs16 : {false, true}) {
+      const Tensor o32 = on(*gpu_, poison(n), {n});
+      const Tensor o16 = on16(*gpu_, std::vector<uint16_t>(n, 0xffff), {n});
+      gpu_->swiglu_forward(o32, inputs16 ? g16 : g, inputs16 ? u16 : u);
+      gpu_->swiglu_forward(o16, inputs16 ? g16 : g, inputs16 ? u16 : u);
+      EXPECT_EQ(bits_of(*gpu_, o16), rounded(host(*gpu_, o32))) << "swiglu, bf16 gate/up " << inputs16;
+      const Tensor dact = on(*gpu_, random_floats(n, 52), {n});
+      const Tensor dg32 = on(*gpu_, poison(n), {n}), du32 = on(*gpu_, poison(n), {n});
+      const Tensor dg16 = on16(*gpu_, std::vector<uint16_t>(n, 0xffff), {n});
+      const Tensor du16 = on16(*gpu_, std::vector<uint16_t>(n, 0xffff), {n});
+      gpu_->swiglu_backward(dg32, du32, dact, inputs16 ? g16 : g, inputs16 ? u16 : u);
+      gpu_->swiglu_backward(dg16, du16, dact, inputs16 ? g16 : g, inputs16 ? u16 : u);
+      EXPECT_EQ(bits_of(*gpu_, dg16), rounded(host(*gpu_, dg32))) << "swiglu backward " << inputs16;
+      EXPECT_EQ(bits_of(*gpu_, du16), rounded(host(*gpu_, du32))) << "swiglu backward " << inputs16;
+    }
+  }
+  for (const MatmulPrecision p : {MatmulPrecision::FP32, MatmulPrecision::BF16}) {
+    gpu_->set_matmul_precision(p);
+    const std::string mode = p == MatmulPrecision::BF16 ? "tensor-core" : "fp32";
+    for (const AttnCase& c : {AttnCase{2, 45, 6, 3, 40}, AttnCase{1, 130, 4, 2, 64}}) {
+      const Vec q = random_floats(c.b * c.t * c.h * c.d, 44, 1.5);
+      const Vec k = random_floats(c.b * c.t * c.kv * c.d, 45, 1.5);
+      const Vec v = random_floats(c.b * c.t * c.kv * c.d, 46), dout = random_floats(q.size(), 47);
+      const double scale = 1.0 / std::sqrt(static_cast<double>(c.d));
+      const Tensor tq = on(*gpu_, q, {c.b, c.t, c.h, c.d}), tk = on(*gpu_, k, {c.b, c.t, c.kv, c.d});
+      const Tensor tv = on(*gpu_, v, {c.b, c.t, c.kv, c.d}), tdo = on(*gpu_, dout, {c.b, c.t, c.h, c.d});
+      const Tensor o32 = on(*gpu_, poison(q.size()), {c.b, c.t, c.h, c.d});
+      const Tensor o16 = on16(*gpu_, std::vector<uint16_t>(q.size(), 0xffff), {c.b, c.t, c.h, c.d});
+      const Tensor lse32 = on(*gpu_, poison(c.b * c.h * c.t), {c.b, c.h, c.t});
+      const Tensor lse16 = on(*gpu_, poison(c.b * c.h * c.t), {c.b, c.h, c.t});
+      gpu_->attention_forward(o32, lse32, tq, tk, tv, scale, 0);
+      gpu_->attention_forward(o16, lse16, tq, tk, tv, scale, 0);
+      const std::vector<uint16_t> out16 = bits_of(*gpu_, o16);
+      ASSERT_EQ(out16, rounded(host(*gpu_, o32))) << mode << " attention t=" << c.t;
+      EXPECT_EQ(host(*gpu_, lse16), host(*gpu_, lse32)) << mode << " attention t=" << c.t;
+      std::vector<Vec> grads[2];
+      for (int stored = 0; stored < 2; ++stored) {
+        const Tensor out = stored ? o16 : on(*gpu_, widened(out16), {c.b, c.t, c.h, c.d});
+        const Tensor dq = on(*gpu_, poison(q.size()), {c.b, c.t, c.h, c.d});
+        const Tensor dk = on(*gpu_, poison(k.size()), {c.b, c.t, c.kv, c.d});
+        const Tensor dv = on(*gpu_, poison(v.size()), {c.b, c.t, c.kv, c.d});
+        gpu_->attention_backward(dq, dk, dv, tdo, tq, tk, tv, out, lse32, scale);
+        grads[stored] = {host(*gpu_, dq), host(*gpu_, dk), host(*gpu_, dv)};
+      }
+      EXPECT_EQ(grads[1], grads[0]) << mode << " attention backward reading a bf16 out, t=" << c.t;
+    }
+  }
+  // Products: 8-aligned shapes read BF16 operands in place, odd ones copy them.
+  struct Shape { int64_t m, n, k; };
+  for (const Shape sh : {Shape{64, 96, 128}, Shape{33, 41, 171}}) {
+    for (const MatmulPrecision p : {MatmulPrecision::FP32, MatmulPrecision::BF16}) {
+      gpu_->set_matmul_precision(p);
+      for (int t = 0; t < 4; ++t) {
+        const bool ta = t & 1, tb = t & 2;
+        const std::vector<uint16_t> a16 = rounded(random_floats(sh.m * sh.k, 48));
+        const std::vector<uint16_t> b16 = rounded(random_floats(sh.n * sh.k, 49));
+        const Vec a = widened(a16), b = widened(b16), c0 = random_floats(sh.m * sh.n, 50);
+        const Tensor a32t = ta ? on(*gpu_, a, {sh.k, sh.m}) : on(*gpu_, a, {sh.m, sh.k});
+        const Tensor b32t = tb ? on(*gpu_, b, {sh.n, sh.k}) : on(*gpu_, b, {sh.k, sh.n});
+        const Tensor a16t = ta ? on16(*gpu_, a16, {sh.k, sh.m}) : on16(*gpu_, a16, {sh.m, sh.k});
+        const Tensor b16t = tb ? on16(*gpu_, b16, {sh.n, sh.k}) : on16(*gpu_, b16, {sh.k, sh.n});
+        const Tensor want = on(*gpu_, c0, {sh.m, sh.n});
+        gpu_->matmul(want, a32t, ta, b32t, tb, 1.0f, 1.0f);
+        const Vec expected = host(*gpu_, want);
+        for (int which = 1; which <= 3; ++which) {
+          const Tensor got = on(*gpu_, c0, {sh.m, sh.n});
+          gpu_->matmul(got, which & 1 ? a16t : a32t, ta, which & 2 ? b16t : b32t, tb, 1.0f, 1.0f);
+          expect_close(host(*gpu_, got), expected, 1e-6,
+                       "bf16 operands " + std::to_string(which) + " m=" + std::to_string(sh.m) +
+                           " transposes " + std::to_string(t) +
+                           (p == MatmulPrecision::BF16 ? " (bf16 products)" : " (fp32 products)"));
+        }
+      }
+    }
+  }
+  gpu_->set_matmul_precision(MatmulPrecision::FP32);
+}
+
+// Padded widths (backend.h, matmul_padded_test.cpp for the CPU against a
+// double reference): every padded_cases() shape on the GPU against the CPU,
+// F32 tensors under both precisions, and under BF16 products also BF16
+// operands (read in place where 8-aligned) and a BF16 output. Operands hold
+// BF16 values, so the CPU's FP32 product is the BF16 product's reference.
+TEST_F(CudaOps, MatmulPaddedWidthsMatchCpu) {
+  for (const testing::PaddedCase& p : testing::padded_cases()) {
+    Vec a = random_floats(p.ma * p.ka, 60), b = random_floats(p.kb * p.nb, 61);
+    for (float& x : a) x = bf16_to_float(float_to_bf16(x));
+    for (float& x : b) x = bf16_to_float(float_to_bf16(x));
+    std::vector<uint16_t> a16(a.size()), b16(b.size());
+    for (size_t i = 0; i < a.size(); ++i) a16[i] = float_to_bf16(a[i]);
+    for (size_t i = 0; i < b.size(); ++i) b16[i] = float_to_bf16(b[i]);
+    const Vec c0 = random_floats(p.rows * p.cols, 62);
+    const auto a_dims = [&] { return p.ta ? std::vector<int64_t>{p.ka, p.ma} : std::vector<int64_t>{p.ma, p.ka}; };
+    const auto b_dims = [&] { return p.tb ? std::vector<int64_t>{p.nb, p.kb} : std::vector<int64_t>{p.kb, p.nb}; };
+    auto run = [&](Backend& be, float beta, bool operands16) {
+      const auto ad = a_dims(), bd = b_dims();
+      const Tensor ta = operands16 ? on16(be, a16, {ad[0], ad[1]}) : on(be, a, {ad[0], ad[1]});
+      const Tensor tb = operands16 ? on16(be, b16, {bd[0], bd[1]}) : on(be, b, {bd[0], bd[1]});
+      const Tensor c = on(be, c0, {p.rows, p.cols});
+      be.matmul(c, ta, p.ta, tb, p.tb, 1.0f, beta);
+      return host(be, c);
+    };
+    for (const MatmulPrecision precision : {MatmulPrecision::FP32, MatmulPrecision::BF16}) {
+      gpu_->set_matmul_precision(precision);
+      const bool bf16 = precision == MatmulPrecision::BF16;
+      for (const float beta : {0.0f, 1.0f}) {
+        const Vec want = run(cpu_, beta, false);
+        const std::string what = p.name() + " beta " + std::to_string(beta) + (bf16 ? " bf16" : " fp32");
+        expect_close(run(*gpu_, beta, false), want, 1e-5, what);
+        if (!bf16) continue;
+        expect_close(run(*gpu_, beta, true), want, 1e-5, what + ", bf16 operands");
+        if (beta != 0.0f) continue;
+        const auto ad = a_dims(), bd = b_dims();
+        const Tensor c16 = on16(*gpu_, std::vector<uint16_t>(p.rows * p.cols, 0xffff), {p.rows, p.cols});
+        gpu_->matmul(c16, on16(*gpu_, a16, {ad[0], ad[1]}), p.ta, on16(*gpu_, b16, {bd[0], bd[1]}), p.tb,
+                     1.0f, 0.0f);
+        expect_within_one_bf16_step(bits_of(*gpu_, c16), want, what + ", bf16 output");
+      }
+    }
+  }
+  gpu_->set_matmul_precision(MatmulPrecision::FP32);
+}
+
+// The gradient into BF16 (the head under --bf16-activations): the GPU's
+// losses against the CPU's, its BF16 gradient within one BF16 step of the CPU's
+// F32 gradient; and convert both ways.
+TEST_F(CudaOps, CrossEntropyIntoBf16AndConvert) {
+  const int64_t r = 9, v = 32008 % 1001;
+  std::vector<int32_t> targets = {3, -100, static_cast<int32_t>(v - 1), 0, 5, -100, 17, 200, 1};
+  const Vec z = random_floats(r * v, 90, 4.0);
+  const Tensor lc = on(cpu_, z, {r, v}), lossc = on(cpu_, poison(r), {r});
+  cpu_.softcap_cross_entropy(lc, lossc, ids_on(cpu_, targets), 30.0, 1.0 / 7.0);
+  const Tensor lg = on(*gpu_, z, {r, v}), lossg = on(*gpu_, poison(r), {r});
+  const Tensor g16 = on16(*gpu_, std::vector<uint16_t>(r * v, 0xffff), {r, v});
+  gpu_->softcap_cross_entropy_into(g16, lg, lossg, ids_on(*gpu_, targets), 30.0, 1.0 / 7.0);
+  expect_close(host(*gpu_, lossg), host(cpu_, lossc), 1e-5, "cross-entropy into bf16: losses");
+  expect_within_one_bf16_step(bits_of(*gpu_, g16), host(cpu_, lc), "cross-entropy into bf16: dlogits");
+
+  const Vec x = random_floats(1001, 91, 3.0);
+  const Tensor x16 = on16(*gpu_, std::vector<uint16_t>(1001, 0xffff), {7, 143});
+  gpu_->convert(x16, on(*gpu_, x, {7, 143}));
+  std::vector<uint16_t> want(x.size());
+  for (size_t i = 0; i < x.size(); ++i) want[i] = float_to_bf16(x[i]);
+  EXPECT_EQ(bits_of(*gpu_, x16), want);
+  const Tensor back = on(*gpu_, poison(1001), {1001});
+  gpu_->convert(back, x16.view({1001}));
+  const Vec wide = host(*gpu_, back);
+  for (size_t i = 0; i < x.size(); ++i) ASSERT_EQ(wide[i], bf16_to_float(want[i])) << i;
+}
+
+}  // namespace
+}  // namespace hessgpt

@@ -1,0 +1,124 @@
+// What the CUDA op tests share (cuda_ops_test.cpp, cuda_bf16_storage_test.cpp):
+// random inputs, relative-error checks, and the CudaOps fixture that puts
+// tensors on the GPU and on the CPU backend it is compared against. Outside
+// an anonymous namespace: one fixture type for every file of the suite.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <deque>
+#include <limits>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "backend/backend.h"
+#include "backend/cpu/cpu_backend.h"
+#include "common/gpu_test_backend.h"
+#include "common/test_util.h"
+#include "core/bf16.h"
+
+namespace hessgpt::cuda_test {
+
+using Vec = std::vector<float>;
+
+inline Vec random_floats(size_t n, uint64_t seed, double scale = 1.0) {
+  const std::vector<double> d = testing::random_vector(n, seed, scale);
+  return Vec(d.begin(), d.end());
+}
+
+// ||got - want|| / ||want|| (0 when both are zero).
+inline double rel_error(const Vec& got, const Vec& want) {
+  double diff = 0, norm = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    const double d = static_cast<double>(got[i]) - want[i];
+    diff += d * d;
+    norm += static_cast<double>(want[i]) * want[i];
+  }
+  if (norm == 0) return std::sqrt(diff);
+  return std::sqrt(diff / norm);
+}
+
+inline void expect_close(const Vec& got, const Vec& want, double tol, const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  for (size_t i = 0; i < got.size(); ++i)
+    ASSERT_TRUE(std::isfinite(got[i])) << what << ": non-finite value at " << i;
+  EXPECT_LT(rel_error(got, want), tol) << what;
+}
+
+// Each output compared on its own, so a small one (a weight gradient, a
+// second moment) is not hidden behind a large one.
+using Outputs = std::vector<std::pair<std::string, Vec>>;
+inline void expect_outputs_close(const Outputs& got, const Outputs& want, double tol,
+                          const std::string& what) {
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i)
+    expect_close(got[i].second, want[i].second, tol, what + " " + got[i].first);
+}
+
+class CudaOps : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    gpu_ = testing::gpu_test_backend();
+    if (!gpu_) GTEST_SKIP() << "no CUDA device";
+  }
+
+  // A tensor on the given backend holding `values` (F32).
+  Tensor on(Backend& be, const Vec& values, std::initializer_list<int64_t> dims) {
+    buffers_.emplace_back(&be, values.size() * sizeof(float));
+    Tensor t = buffers_.back().tensor(DType::F32, dims);
+    be.copy_from_host(t, values.data());
+    return t;
+  }
+  Tensor ids_on(Backend& be, const std::vector<int32_t>& ids) {
+    buffers_.emplace_back(&be, ids.size() * sizeof(int32_t));
+    Tensor t = buffers_.back().tensor(DType::I32, {static_cast<int64_t>(ids.size())});
+    be.copy_from_host(t, ids.data());
+    return t;
+  }
+  Vec host(Backend& be, const Tensor& t) {
+    Vec v(static_cast<size_t>(t.numel()));
+    be.copy_to_host(v.data(), t);
+    return v;
+  }
+  // A BF16 (storage) tensor holding the bits `v`.
+  Tensor on16(Backend& be, const std::vector<uint16_t>& v, std::initializer_list<int64_t> dims) {
+    buffers_.emplace_back(&be, v.size() * sizeof(uint16_t));
+    Tensor t = buffers_.back().tensor(DType::BF16, dims);
+    be.copy_from_host(t, v.data());
+    return t;
+  }
+  std::vector<uint16_t> bits_of(Backend& be, const Tensor& t) {
+    std::vector<uint16_t> v(static_cast<size_t>(t.numel()));
+    be.copy_to_host(v.data(), t);
+    return v;
+  }
+  // got: BF16 bits; want: F32 values. Each element is want rounded, or one
+  // BF16 step from it (another summation order crossing a rounding boundary),
+  // and nearly all are exact.
+  void expect_within_one_bf16_step(const std::vector<uint16_t>& got, const Vec& want,
+                                   const std::string& what) {
+    ASSERT_EQ(got.size(), want.size()) << what;
+    size_t off = 0;
+    for (size_t i = 0; i < got.size(); ++i) {
+      const int diff = static_cast<int>(got[i]) - static_cast<int>(float_to_bf16(want[i]));
+      ASSERT_LE(std::abs(diff), 1) << what << ", element " << i;
+      off += diff != 0;
+    }
+    EXPECT_LE(off, got.size() / 50) << what << ": " << off << " elements one BF16 step off";
+  }
+  // Fresh poison, so that an element the kernel never writes shows up.
+  Vec poison(size_t n) { return Vec(n, std::numeric_limits<float>::quiet_NaN()); }
+
+  CpuBackend cpu_{2};
+  std::unique_ptr<Backend> gpu_;
+  std::deque<Buffer> buffers_;
+};
+
+struct AttnCase {
+  int64_t b, t, h, kv, d;
+};
+
+}  // namespace hessgpt::cuda_test
