@@ -33,6 +33,8 @@
 #     product inputs, padded FFN) after BENCH_FLAGS and alone (no recomputation).
 #   PROFILE_MODELS [model1]: `bench train --profile` with --recompute --bf16-activations,
 #     the step's time per backend op (synchronised after each op), top rows in the table.
+#   ATTN_ROWS_AB [1]: the attention rows of `bench ops` again with the forward's
+#     16-row warps (HESSGPT_ATTN_ROWS=16; the default is 32 where they fit).
 #   A/B rows, on AB_MODELS [model1]: BF16_FFN_AB=1 adds --bf16-ffn; ATTN_AB=1
 #     the FP32 attention kernels (HESSGPT_ATTENTION=fp32); ATTN_WARPS_AB=1 8-warp
 #     attention blocks (with a second `bench ops`); PAD_AB=1 no cuBLASLt K/N
@@ -310,14 +312,17 @@ PY
 }
 
 # Where a step's time goes: each op alone at model1's (or small's) shapes, BF16 products.
+# A labelled run is an attention A/B: only its attention rows go in the table.
 ops_rows() {  # model batch seq [label env assignments...]
   local out="$OUT/ops-$1${4:+-$4}.json"
   if timeout -k 5 "$BENCH_TIMEOUT" env "${@:5}" "$HG" bench ops --device cuda --precision bf16 --model "$1" --batch "$2" --seq "$3" --json \
       >"$out" 2>"$out.err"; then
-    python3 - "$out" >"$out.rows" <<'PY'
-import json, sys
+    OPS_MATCH=${4:+attention} python3 - "$out" >"$out.rows" <<'PY'
+import json, os, sys
 d = json.load(open(sys.argv[1]))
 for op in d["ops"]:
+    if not op["op"].startswith(os.environ.get("OPS_MATCH", "")):
+        continue
     rate = f"{op['tflops_per_s']:.1f} TFLOP/s" if op["tflops_per_s"] > 0 else f"{op['gbytes_per_s']:.0f} GB/s"
     print(f"{op['op']}|{op['ms']:.3f} ms, {rate}, {op['shape']}")
 PY
@@ -347,6 +352,7 @@ $(json_field "$out" prefill_tokens_per_s) tok/s prefill, $(json_field "$out" dec
 models=${BENCH_MODELS:-model1 model2}
 [[ $quick == 1 ]] && models=small
 [[ " $models " == *" model1 "* ]] && ops_rows model1 32 1024
+[[ " $models " == *" model1 "* && ${ATTN_ROWS_AB:-1} == 1 ]] && ops_rows model1 32 1024 attention-16-rows HESSGPT_ATTN_ROWS=16
 [[ " $models " == *" model1 "* && ${ATTN_WARPS_AB:-0} == 1 ]] && ops_rows model1 32 1024 attention-8-warps HESSGPT_ATTN_WARPS=8
 for m in ${DECODE_MODELS-model1 model2}; do decode_row "$m"; done
 for m in ${PROFILE_MODELS-model1}; do [[ " $models " == *" $m "* ]] && profile_rows "$m" 32 1024; done

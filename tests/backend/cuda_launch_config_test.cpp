@@ -126,6 +126,14 @@ TEST(CudaLaunchConfig, AttentionWidthsAndSharedMemory) {
       // dK/dV's query tiles start on its key tile's first row.
       EXPECT_EQ(rows % attention_mma_inner(w), 0) << w;
     }
+    // The forward's 32-row warps: 4 warps only (a 128-row block, the packed
+    // copies' row padding), widths up to 64 (their registers).
+    const int tiles = attention_mma_forward_tiles(w, 4, 2);
+    EXPECT_EQ(tiles, w <= 64 ? 2 : 1) << w;
+    EXPECT_EQ(attention_mma_forward_tiles(w, 8, 2), 1) << w;
+    EXPECT_EQ(attention_mma_forward_tiles(w, 4, 1), 1) << w;
+    EXPECT_LE(16 * tiles * 4, kMmaPackRows) << w;
+    EXPECT_LE(attention_mma_forward_smem(w, 16 * tiles * 4), size_t{227} * 1024) << w;
     // k-steps of 16 over the head width and the inner tile, n-tiles of 8.
     EXPECT_EQ(w % 16, 0) << w;
     EXPECT_EQ(attention_mma_inner(w) % 16, 0) << w;

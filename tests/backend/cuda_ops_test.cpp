@@ -351,6 +351,62 @@ TEST_F(CudaAttention, Bf16PrecisionSelectsTheTensorCoreKernels) {
   EXPECT_GT(rel_error(bf16[0], fp32[0]), 5e-4);
 }
 
+// The forward's 32-row warps (two m16 tiles sharing every K and V fragment
+// they load) compute each row as 16-row warps do: the same products and the
+// same softmax steps in the same order. A block's early rows also step
+// through its late rows' key tiles, which are wholly masked for them and add
+// exact zeros (the rescale is 2^0). So the variants agree to rounding noise
+// at most, and the backward, fed the same out and lse, with them; a wrong
+// fragment, row or mask index gives O(1). Decoding's query offset as well.
+TEST_F(CudaAttention, ForwardRowsPerWarpVariantsAgree) {
+  if (gpu_->name() == "cpu") GTEST_SKIP() << "the CPU stand-in has one attention kernel";
+  gpu_->set_matmul_precision(MatmulPrecision::BF16);
+  const char* names[] = {"out", "lse", "dq", "dk", "dv"};
+  for (const AttnCase& c : kAttnCases) {
+    std::vector<Vec> by_rows[2];
+    for (int i = 0; i < 2; ++i) {
+      const testing::ScopedEnv rows("HESSGPT_ATTN_ROWS", i == 0 ? "16" : "32");
+      by_rows[i] = run_attention(*gpu_, c);
+    }
+    for (size_t i = 0; i < by_rows[0].size(); ++i)
+      expect_close(by_rows[1][i], by_rows[0][i], 1e-6,
+                   "32 vs 16 rows per warp, t=" + std::to_string(c.t) + " d=" +
+                       std::to_string(c.d) + " " + names[i]);
+  }
+  const int64_t b = 2, tq = 70, tk = 200, h = 4, kv = 2, d = 64;
+  const Vec q = random_floats(b * tq * h * d, 31), k = random_floats(b * tk * kv * d, 32);
+  const Vec v = random_floats(b * tk * kv * d, 33);
+  Vec out[2], lse[2];
+  for (int i = 0; i < 2; ++i) {
+    const testing::ScopedEnv rows("HESSGPT_ATTN_ROWS", i == 0 ? "16" : "32");
+    const Tensor o = on(*gpu_, poison(q.size()), {b, tq, h, d});
+    const Tensor l = on(*gpu_, poison(b * h * tq), {b, h, tq});
+    gpu_->attention_forward(o, l, on(*gpu_, q, {b, tq, h, d}), on(*gpu_, k, {b, tk, kv, d}),
+                            on(*gpu_, v, {b, tk, kv, d}), 0.125, tk - tq);
+    out[i] = host(*gpu_, o);
+    lse[i] = host(*gpu_, l);
+  }
+  expect_close(out[1], out[0], 1e-6, "32 vs 16 rows per warp with q_pos0: out");
+  expect_close(lse[1], lse[0], 1e-6, "32 vs 16 rows per warp with q_pos0: lse");
+}
+
+TEST_F(CudaOps, AttentionRejectsAnUnknownBlockShape) {
+  if (gpu_->name() == "cpu") GTEST_SKIP() << "the CPU kernels have no block shape";
+  gpu_->set_matmul_precision(MatmulPrecision::BF16);
+  const Vec x(1 * 4 * 1 * 64, 0.5f);
+  const Tensor q = on(*gpu_, x, {1, 4, 1, 64});
+  const Tensor lse = on(*gpu_, Vec(4), {1, 1, 4});
+  const Tensor out = on(*gpu_, x, {1, 4, 1, 64});
+  const testing::ScopedEnv rows("HESSGPT_ATTN_ROWS", "24");
+  try {
+    gpu_->attention_forward(out, lse, q, q, q, 0.1, 0);
+    FAIL() << "HESSGPT_ATTN_ROWS=24 was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("HESSGPT_ATTN_ROWS must be 16 or 32"), std::string::npos)
+        << e.what();
+  }
+}
+
 // Decoding shape: fewer queries than keys, starting at q_pos0; both kernels
 // (BF16 tolerances as in TensorCoresUnderBf16).
 TEST_F(CudaOps, AttentionForwardWithQueryOffset) {

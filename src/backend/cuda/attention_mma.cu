@@ -27,6 +27,7 @@
 
 #include <cstdlib>
 #include <string_view>
+#include <type_traits>
 
 #include "backend/cuda/attention_common.cuh"
 #include "backend/cuda/device_util.cuh"
@@ -112,21 +113,57 @@ __device__ __forceinline__ void zero(float (&c)[N][4]) {
   for (int n = 0; n < N; ++n) c[n][0] = c[n][1] = c[n][2] = c[n][3] = 0.0f;
 }
 
-// c1 = A1 B1^T and c2 = A2 B2^T for the warp's 16 rows r0.. of the A tiles
-// against N n-tiles of 8 rows of the B tiles, over 16 x STEPS columns; all four
-// tiles are row-major [rows][stride]. Both of backward's score products:
-// (S, dP) for dQ, their transposes for dK/dV.
-template <int STEPS, int N>
-__device__ __forceinline__ void two_products(float (&c1)[N][4], float (&c2)[N][4], const bf16* a1,
-                                             const bf16* a2, const bf16* b1, const bf16* b2,
-                                             int stride, int r0) {
+// Where a warp's A fragments come from: its 16 rows of a shared-memory tile,
+// loaded at every use, or the same fragments loaded once and held in
+// registers (for rows that stay the same over a kernel's whole loop).
+struct SmemRows {
+  const bf16* s;
+  int stride, r0;
+  __device__ __forceinline__ void get(uint32_t (&a)[4], int ks) const {
+    load_a(a, s, stride, r0, ks * 16);
+  }
+};
+template <int STEPS>
+struct HeldRows {
+  uint32_t f[STEPS][4];
+  __device__ __forceinline__ void load(const bf16* s, int stride, int r0) {
+#pragma unroll
+    for (int ks = 0; ks < STEPS; ++ks) load_a(f[ks], s, stride, r0, ks * 16);
+  }
+  __device__ __forceinline__ void get(uint32_t (&a)[4], int ks) const {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) a[i] = f[ks][i];
+  }
+};
+// HeldRows where the width leaves the registers for them (kMmaHoldRowsWidth).
+template <int W>
+using RowFragments = std::conditional_t<(W <= kMmaHoldRowsWidth), HeldRows<W / 16>, SmemRows>;
+
+// Makes `rows` the warp's 16 rows r0.. of the row-major tile s.
+template <int STEPS>
+__device__ __forceinline__ void point_at(HeldRows<STEPS>& rows, const bf16* s, int stride,
+                                         int r0) {
+  rows.load(s, stride, r0);
+}
+__device__ __forceinline__ void point_at(SmemRows& rows, const bf16* s, int stride, int r0) {
+  rows = SmemRows{s, stride, r0};
+}
+
+// c1 = A1 B1^T and c2 = A2 B2^T for the warp's 16 rows of A against N n-tiles
+// of 8 rows of the B tiles (row-major [rows][stride]), over 16 x STEPS
+// columns. Both of backward's score products: (S, dP) for dQ, their
+// transposes for dK/dV.
+template <int STEPS, int N, typename A>
+__device__ __forceinline__ void two_products(float (&c1)[N][4], float (&c2)[N][4], const A& a1,
+                                             const A& a2, const bf16* b1, const bf16* b2,
+                                             int stride) {
   zero(c1);
   zero(c2);
 #pragma unroll
   for (int ks = 0; ks < STEPS; ++ks) {
     uint32_t x1[4], x2[4];
-    load_a(x1, a1, stride, r0, ks * 16);
-    load_a(x2, a2, stride, r0, ks * 16);
+    a1.get(x1, ks);
+    a2.get(x2, ks);
 #pragma unroll
     for (int n = 0; n < N; ++n) {
       uint32_t lo, hi;
@@ -238,12 +275,74 @@ bf16* at(void* scratch, size_t offset) {
                            : reinterpret_cast<bf16*>(static_cast<char*>(scratch) + offset);
 }
 
-// ---- forward: one block per (batch, head, 16 x WARPS queries), 16 per warp ----------
-template <int W, int WARPS, typename Out>
+// ---- forward: one block per (batch, head, 16 x MT x WARPS queries) -------------------
+
+// One key tile of the online softmax for one m16 tile of a warp's queries:
+// sc holds its scores (raw products) on entry and P on exit; the running max,
+// sum and output rows are rescaled. rows: the tile's two query rows (g, g + 8).
+// full: every key of the tile is visible to every row (no mask needed).
+template <int KT, int DT>
+__device__ __forceinline__ void softmax_tile(float (&sc)[KT][4], float (&o)[DT][4],
+                                             float (&m_run)[2], float (&l_run)[2],
+                                             const int64_t (&rows)[2], bool full, int64_t j0,
+                                             int64_t q_pos0, int64_t tq, float scale2) {
+  float mx[2] = {-INFINITY, -INFINITY};
+  if (full) {
+#pragma unroll
+    for (int nt = 0; nt < KT; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        sc[nt][e] *= scale2;
+        mx[e >> 1] = fmaxf(mx[e >> 1], sc[nt][e]);
+      }
+  } else {
+#pragma unroll
+    for (int nt = 0; nt < KT; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int64_t i = rows[e >> 1], j = j0 + frag_col(nt, e);
+        const bool valid = i < tq && j <= q_pos0 + i;
+        sc[nt][e] = valid ? sc[nt][e] * scale2 : -INFINITY;
+        mx[e >> 1] = fmaxf(mx[e >> 1], sc[nt][e]);
+      }
+  }
+  float corr[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const float m_new = fmaxf(m_run[r], quad_max(mx[r]));
+    // A row that has seen no key yet has nothing to rescale.
+    corr[r] = m_run[r] == -INFINITY ? 0.0f : exp2_ftz(m_run[r] - m_new);
+    m_run[r] = m_new;
+  }
+  float psum[2] = {0.0f, 0.0f};
+#pragma unroll
+  for (int nt = 0; nt < KT; ++nt)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const float x = sc[nt][e];
+      // A full tile has no -inf scores, and each row's max is finite.
+      sc[nt][e] = full || x != -INFINITY ? exp2_ftz(x - m_run[e >> 1]) : 0.0f;
+      psum[e >> 1] += sc[nt][e];
+    }
+#pragma unroll
+  for (int r = 0; r < 2; ++r) l_run[r] = l_run[r] * corr[r] + psum[r];
+#pragma unroll
+  for (int dt = 0; dt < DT; ++dt) {
+    o[dt][0] *= corr[0];
+    o[dt][1] *= corr[0];
+    o[dt][2] *= corr[1];
+    o[dt][3] *= corr[1];
+  }
+}
+
+// Each warp owns MT m16 tiles (16 x MT consecutive queries): every K and V^T
+// fragment it loads feeds MT products.
+template <int W, int WARPS, int MT, typename Out>
 __global__ void __launch_bounds__(32 * WARPS)
     mma_forward_kernel(Out* out, float* lse, Packed pk, AttnShape s, float scale,
                        int64_t q_pos0) {
-  constexpr int ROWS = 16 * WARPS, BK = kMmaForwardKeys, QS = W + kMmaPad, VS = BK + kMmaPad;
+  constexpr int ROWS = 16 * MT * WARPS, BK = kMmaForwardKeys, QS = W + kMmaPad,
+                VS = BK + kMmaPad;
   constexpr int kSteps = W / 16, kKeyTiles = BK / 8, kDimTiles = W / 8;
   extern __shared__ float4 mma_smem[];
   bf16* q_s = reinterpret_cast<bf16*>(mma_smem);  // [ROWS][QS]
@@ -267,13 +366,18 @@ __global__ void __launch_bounds__(32 * WARPS)
   issue(0, 0);
   cp_async_commit();
 
-  int64_t row[2];
-  row[0] = i0 + warp * 16 + (lane >> 2);
-  row[1] = row[0] + 8;
-  uint32_t qf[kSteps][4];
-  float o[kDimTiles][4];
-  zero(o);
-  float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.0f, 0.0f};
+  int64_t row[MT][2];
+  uint32_t qf[MT][kSteps][4];
+  float o[MT][kDimTiles][4];
+  float m_run[MT][2], l_run[MT][2];
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt) {
+    row[mt][0] = i0 + (warp * MT + mt) * 16 + (lane >> 2);
+    row[mt][1] = row[mt][0] + 8;
+    zero(o[mt]);
+    m_run[mt][0] = m_run[mt][1] = -INFINITY;
+    l_run[mt][0] = l_run[mt][1] = 0.0f;
+  }
   for (int64_t t = 0; t < tiles; ++t) {
     if (t + 1 < tiles) issue((t + 1) * BK, static_cast<int>((t + 1) & 1));
     cp_async_commit();
@@ -281,93 +385,58 @@ __global__ void __launch_bounds__(32 * WARPS)
     __syncthreads();
     if (t == 0) {
 #pragma unroll
-      for (int ks = 0; ks < kSteps; ++ks) load_a(qf[ks], q_s, QS, warp * 16, ks * 16);
+      for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int ks = 0; ks < kSteps; ++ks)
+          load_a(qf[mt][ks], q_s, QS, (warp * MT + mt) * 16, ks * 16);
     }
     const bf16* kb = k_s + (t & 1) * BK * QS;
     const bf16* vb = vt_s + (t & 1) * W * VS;
     const int64_t j0 = t * BK;
-    float sc[kKeyTiles][4];
-    zero(sc);
+    float sc[MT][kKeyTiles][4];
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt) zero(sc[mt]);
 #pragma unroll
     for (int ks = 0; ks < kSteps; ++ks)
 #pragma unroll
       for (int nt = 0; nt < kKeyTiles; ++nt) {
         uint32_t b0, b1;
         load_b(b0, b1, kb, QS, nt * 8, ks * 16);
-        mma(sc[nt], qf[ks], b0, b1);
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) mma(sc[mt][nt], qf[mt][ks], b0, b1);
       }
     // Tiles wholly below the diagonal (every key visible to every query row
     // of the block, all rows real) need no mask: most of them, and the mask's
     // index arithmetic was most of the non-tensor-core work.
     const bool full = j0 + BK - 1 <= q_pos0 + i0 && i0 + ROWS <= s.tq;
-    float mx[2] = {-INFINITY, -INFINITY};
-    if (full) {
 #pragma unroll
-      for (int nt = 0; nt < kKeyTiles; ++nt)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          sc[nt][e] *= scale2;
-          mx[e >> 1] = fmaxf(mx[e >> 1], sc[nt][e]);
-        }
-    } else {
-#pragma unroll
-      for (int nt = 0; nt < kKeyTiles; ++nt)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int64_t i = row[e >> 1], j = j0 + frag_col(nt, e);
-          const bool valid = i < s.tq && j <= q_pos0 + i;
-          sc[nt][e] = valid ? sc[nt][e] * scale2 : -INFINITY;
-          mx[e >> 1] = fmaxf(mx[e >> 1], sc[nt][e]);
-        }
-    }
-    float corr[2];
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const float m_new = fmaxf(m_run[r], quad_max(mx[r]));
-      // A row that has seen no key yet has nothing to rescale.
-      corr[r] = m_run[r] == -INFINITY ? 0.0f : exp2_ftz(m_run[r] - m_new);
-      m_run[r] = m_new;
-    }
-    float psum[2] = {0.0f, 0.0f};
-#pragma unroll
-    for (int nt = 0; nt < kKeyTiles; ++nt)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const float x = sc[nt][e];
-        // A full tile has no -inf scores, and each row's max is finite.
-        sc[nt][e] = full || x != -INFINITY ? exp2_ftz(x - m_run[e >> 1]) : 0.0f;
-        psum[e >> 1] += sc[nt][e];
-      }
-#pragma unroll
-    for (int r = 0; r < 2; ++r) l_run[r] = l_run[r] * corr[r] + psum[r];
-#pragma unroll
-    for (int dt = 0; dt < kDimTiles; ++dt) {
-      o[dt][0] *= corr[0];
-      o[dt][1] *= corr[0];
-      o[dt][2] *= corr[1];
-      o[dt][3] *= corr[1];
-    }
+    for (int mt = 0; mt < MT; ++mt)
+      softmax_tile(sc[mt], o[mt], m_run[mt], l_run[mt], row[mt], full, j0, q_pos0, s.tq, scale2);
 #pragma unroll
     for (int kk = 0; kk < BK / 16; ++kk) {
-      uint32_t pa[4];
-      c_to_a(pa, sc, kk);
+      uint32_t pa[MT][4];
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt) c_to_a(pa[mt], sc[mt], kk);
 #pragma unroll
       for (int dt = 0; dt < kDimTiles; ++dt) {
         uint32_t b0, b1;
         load_b(b0, b1, vb, VS, dt * 8, kk * 16);
-        mma(o[dt], pa, b0, b1);
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) mma(o[mt][dt], pa[mt], b0, b1);
       }
     }
     __syncthreads();  // this buffer is refilled by the next iteration's issue
   }
 #pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    const float l = quad_sum(l_run[r]);
-    const int64_t i = row[r];
-    if (i >= s.tq) continue;
-    store_row(out + s.q_row(bi, i, head), o, r, 1.0f / l, s.d);
-    if ((lane & 3) == 0) lse[s.lse_at(bi, head, i)] = (m_run[r] + log2f(l)) * kLn2;
-  }
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const float l = quad_sum(l_run[mt][r]);
+      const int64_t i = row[mt][r];
+      if (i >= s.tq) continue;
+      store_row(out + s.q_row(bi, i, head), o[mt], r, 1.0f / l, s.d);
+      if ((lane & 3) == 0) lse[s.lse_at(bi, head, i)] = (m_run[mt][r] + log2f(l)) * kLn2;
+    }
 }
 
 // ---- dK, dV: one block per (batch, KV head, 16 x WARPS keys), 16 keys per warp -----
@@ -423,12 +492,17 @@ __global__ void __launch_bounds__(32 * WARPS)
   float dk_acc[kDimTiles][4], dv_acc[kDimTiles][4];
   zero(dk_acc);
   zero(dv_acc);
+  RowFragments<W> k_rows, v_rows;  // the warp's 16 keys, the A side of S^T and dP^T
 
   for (int64_t step = 0; step < steps; ++step) {
     if (step + 1 < steps) issue(step + 1, static_cast<int>((step + 1) & 1));
     cp_async_commit();
     cp_async_wait<1>();
     __syncthreads();
+    if (step == 0) {  // k_s and v_s landed with the first stage
+      point_at(k_rows, k_s, QS, warp * 16);
+      point_at(v_rows, v_s, QS, warp * 16);
+    }
     const int buf = static_cast<int>(step & 1);
     const bf16* q_s = stages + buf * kStage;
     const bf16* do_s = q_s + BQ * QS;
@@ -438,7 +512,7 @@ __global__ void __launch_bounds__(32 * WARPS)
     const float* delta_s = lse_s + BQ;
     const int64_t i0 = j0 + (step % per_head) * BQ;
     float st[kQueryTiles][4], dpt[kQueryTiles][4];
-    two_products<kSteps>(st, dpt, k_s, v_s, q_s, do_s, QS, warp * 16);
+    two_products<kSteps>(st, dpt, k_rows, v_rows, q_s, do_s, QS);
     // P^T and dS^T = P^T (dP^T - delta); masked entries are 0. A query tile
     // wholly past the block's last key (and before T) needs no mask.
     const bool full = i0 >= j0 + ROWS - 1 && i0 + BQ <= s.tq;
@@ -522,18 +596,23 @@ __global__ void __launch_bounds__(32 * WARPS)
   }
   float dq_acc[kDimTiles][4];
   zero(dq_acc);
+  RowFragments<W> q_rows, do_rows;  // the warp's 16 queries, the A side of S and dP
 
   for (int64_t t = 0; t < tiles; ++t) {
     if (t + 1 < tiles) issue((t + 1) * BK, static_cast<int>((t + 1) & 1));
     cp_async_commit();
     cp_async_wait<1>();
     __syncthreads();
+    if (t == 0) {  // q_s and do_s landed with the first stage
+      point_at(q_rows, q_s, QS, warp * 16);
+      point_at(do_rows, do_s, QS, warp * 16);
+    }
     const bf16* k_s = stages + (t & 1) * kStage;
     const bf16* v_s = k_s + BK * QS;
     const bf16* kt_s = k_s + 2 * BK * QS;
     const int64_t j0 = t * BK;
     float sc[kKeyTiles][4], dp[kKeyTiles][4];
-    two_products<kSteps>(sc, dp, q_s, do_s, k_s, v_s, QS, warp * 16);
+    two_products<kSteps>(sc, dp, q_rows, do_rows, k_s, v_s, QS);
     // A key tile wholly before the block's first query (all rows real) needs no mask.
     const bool full = j0 + BK - 1 <= i0 && i0 + ROWS <= s.tq;
 #pragma unroll
@@ -569,16 +648,18 @@ __global__ void __launch_bounds__(32 * WARPS)
 
 // ---- launchers -------------------------------------------------------------------------
 
-template <int W, int WARPS, typename Out>
+template <int W, int WARPS, int MT, typename Out>
 void forward_at(Out* out, float* lse, const Packed& pk, const AttnShape& s, float scale,
                 int64_t q_pos0, cudaStream_t stream) {
   static std::once_flag once;
-  constexpr int kRows = 16 * WARPS;
+  constexpr int kRows = 16 * MT * WARPS;
+  static_assert(kRows <= kMmaPackRows, "the packed copies are padded to kMmaPackRows rows");
   const size_t smem = attention_mma_forward_smem(W, kRows);
-  allow_smem(mma_forward_kernel<W, WARPS, Out>, smem, once);
+  allow_smem(mma_forward_kernel<W, WARPS, MT, Out>, smem, once);
   const int64_t blocks = s.b * s.h * attention_mma_tiles(s.tq, kRows);
-  mma_forward_kernel<W, WARPS, Out><<<static_cast<unsigned>(blocks), 32 * WARPS, smem, stream>>>(
-      out, lse, pk, s, scale, q_pos0);
+  mma_forward_kernel<W, WARPS, MT, Out>
+      <<<static_cast<unsigned>(blocks), 32 * WARPS, smem, stream>>>(out, lse, pk, s, scale,
+                                                                    q_pos0);
   HG_CUDA_CHECK_LAUNCH();
 }
 
@@ -600,27 +681,36 @@ void backward_at(float* dq, float* dk, float* dv, const float* delta, const floa
   HG_CUDA_CHECK_LAUNCH();
 }
 
-// Warps per block: kMmaWarps, or HESSGPT_ATTN_WARPS (4 or 8) for A/B timings.
-int warps_per_block() {
-  static const int warps = [] {
-    const char* e = std::getenv("HESSGPT_ATTN_WARPS");
-    if (!e) return kMmaWarps;
-    const std::string_view v(e);
-    if (v == "4") return 4;
-    if (v == "8") return 8;
-    HG_FAIL("HESSGPT_ATTN_WARPS must be 4 or 8 (got '", v, "')");
-  }();
-  return warps;
+// One of two values from the environment variable `name`, or `fallback` when
+// it is unset. Read at every call (a getenv next to a kernel launch), so that
+// a test can compare the variants inside one process.
+int env_choice(const char* name, int a, int b, int fallback) {
+  const char* e = std::getenv(name);
+  if (!e) return fallback;
+  const std::string_view v(e);
+  if (v == std::to_string(a)) return a;
+  if (v == std::to_string(b)) return b;
+  HG_FAIL(name, " must be ", a, " or ", b, " (got '", v, "')");
 }
 
-// f.template operator()<W, WARPS>() for the width serving d and the block size in use.
+// f.template operator()<W, WARPS, MT>() for the width serving d and the block
+// shape in use: warps per block kMmaWarps or HESSGPT_ATTN_WARPS (4 or 8), and
+// in the forward (forward_tiles) 32 rows per warp where they fit, or
+// HESSGPT_ATTN_ROWS (16 or 32) for A/B timings.
 template <typename F>
-void dispatch(int64_t d, F&& f) {
-  const bool eight = warps_per_block() == 8;
+void dispatch(int64_t d, bool forward_tiles, F&& f) {
+  const int warps = env_choice("HESSGPT_ATTN_WARPS", 4, 8, kMmaWarps);
+  const int wanted = forward_tiles ? env_choice("HESSGPT_ATTN_ROWS", 16, 32, 32) / 16 : 1;
+  const auto at_width = [&]<int W>() {
+    if (warps == 8) return f.template operator()<W, 8, 1>();
+    if constexpr (attention_mma_forward_tiles(W, 4, 2) == 2)
+      if (attention_mma_forward_tiles(W, 4, wanted) == 2) return f.template operator()<W, 4, 2>();
+    return f.template operator()<W, 4, 1>();
+  };
   switch (attention_width(d)) {
-    case 32: return eight ? f.template operator()<32, 8>() : f.template operator()<32, 4>();
-    case 64: return eight ? f.template operator()<64, 8>() : f.template operator()<64, 4>();
-    case 128: return eight ? f.template operator()<128, 8>() : f.template operator()<128, 4>();
+    case 32: return at_width.template operator()<32>();
+    case 64: return at_width.template operator()<64>();
+    case 128: return at_width.template operator()<128>();
     default:
       HG_FAIL("attention: head dim ", d, " is not supported by the CUDA kernels (at most ",
               kAttnMaxHeadDim, ")");
@@ -652,8 +742,8 @@ void attention_mma_forward(Out* out, float* lse, const float* q, const float* k,
   pk.vt = vt;
   pk.tqp = lay.tqp;
   pk.tkp = lay.tkp;
-  dispatch(d, [&]<int W, int WARPS>() {
-    forward_at<W, WARPS>(device_ptr(out), lse, pk, s, scale, q_pos0, stream);
+  dispatch(d, true, [&]<int W, int WARPS, int MT>() {
+    forward_at<W, WARPS, MT>(device_ptr(out), lse, pk, s, scale, q_pos0, stream);
   });
 }
 template void attention_mma_forward(float*, float*, const float*, const float*, const float*,
@@ -689,7 +779,7 @@ void attention_mma_backward(float* dq, float* dk, float* dv, float* delta, const
   pk.doutt = dot;
   pk.tqp = lay.tqp;
   pk.tkp = lay.tkp;
-  dispatch(d, [&]<int W, int WARPS>() {
+  dispatch(d, false, [&]<int W, int WARPS, int>() {
     backward_at<W, WARPS>(dq, dk, dv, delta, lse, pk, s, scale, stream);
   });
 }

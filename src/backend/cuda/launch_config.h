@@ -189,7 +189,8 @@ HG_HD inline AttnTask attention_task(int64_t block, int64_t heads, int64_t tiles
 
 // ---- attention on the tensor cores (attention_mma.cu) -----------------------------
 // BF16 mma.sync m16n8k16 tiles with FP32 accumulation: each warp owns 16 rows
-// (queries in forward and dQ, keys in dK/dV) of a block's 16 x warps. More
+// (queries in forward and dQ, keys in dK/dV; 32 in the forward, below) of a
+// block's 16 x warps. More
 // warps per block means fewer reloads of the other side's tiles (each block
 // streams them once), fewer means more blocks per SM: kMmaWarps is the
 // default, HESSGPT_ATTN_WARPS=4|8 picks at run time (A/B timings). Operands
@@ -198,16 +199,28 @@ HG_HD inline AttnTask attention_task(int64_t block, int64_t heads, int64_t tiles
 // (keys per dQ step, queries per dK/dV step) is 64 at head widths up to 64 and
 // 32 at 128, which keeps the score, dP and the two accumulators in registers;
 // forward steps over 64 keys.
+//
+// Forward rows per warp: one m16 tile loads each K and V^T fragment for one
+// product; two share it, which halves the fragment loads (shared-memory
+// traffic and issue slots) per product at the cost of twice the score and
+// output registers: the default where that fits (widths up to 64, 4 warps:
+// 128-row blocks, the packed copies' row padding). HESSGPT_ATTN_ROWS=16|32
+// picks at run time. The backward kernels keep their own rows' fragments
+// (k and v in dK/dV, q and dout in dQ) in registers across the whole loop
+// where the width allows (kMmaHoldRowsWidth), instead of reloading them from
+// shared memory at every step.
 constexpr int kMmaWarps = 4;
 constexpr int kMmaPad = 8;
 constexpr int kMmaForwardKeys = 64;
+constexpr int kMmaHoldRowsWidth = 64;
 
 HG_HD constexpr int attention_mma_inner(int w) { return w <= 64 ? 64 : 32; }
 HG_HD constexpr int64_t attention_mma_tiles(int64_t t, int rows) { return ceil_div(t, rows); }
 
 // Shared memory (bytes, 2 per BF16 element) of each kernel at width w with
-// `rows` = 16 x warps rows per block; the tiles streamed in a loop are double
-// buffered (cp.async fills one while the warps read the other).
+// `rows` rows per block (16 x warps, or 32 x warps in the forward); the tiles
+// streamed in a loop are double buffered (cp.async fills one while the warps
+// read the other).
 HG_HD constexpr size_t attention_mma_forward_smem(int w, int rows) {
   return 2 * static_cast<size_t>(rows * (w + kMmaPad)                            // q
                                  + 2 * (kMmaForwardKeys * (w + kMmaPad)          // k
@@ -236,6 +249,14 @@ HG_HD constexpr size_t attention_mma_dq_smem(int w, int rows) {
 // does not use. Forward reads q, k and v^T; backward q, q^T, k, k^T, v, dout
 // and dout^T.
 constexpr int64_t kMmaPackRows = 128;
+
+// m16 tiles per warp (1 or 2) the forward uses at width w with `warps` per
+// block when `wanted` are asked for: 2 only where the block stays within
+// kMmaPackRows rows and the width within kMmaHoldRowsWidth.
+HG_HD constexpr int attention_mma_forward_tiles(int w, int warps, int wanted) {
+  return wanted >= 2 && w <= kMmaHoldRowsWidth && 32 * warps <= kMmaPackRows ? 2 : 1;
+}
+
 constexpr size_t kAbsent = ~size_t{0};
 
 struct AttnPackLayout {
