@@ -5,11 +5,10 @@
 // backend picks these under BF16 matrix-product precision.
 //
 // A pack pass first rounds q, k, v (and dout) to BF16 copies laid out per
-// (batch, head) as [Tp, W] row blocks and, where a product needs the other
-// orientation, [W, Tp] transposes (AttnPackLayout in launch_config.h), so that
-// every tile the kernels read is a run of 16-byte rows: cp.async copies the
-// next tile into the second half of a double buffer while the warps multiply
-// the current one. Scores, the online softmax, lse and every accumulator stay
+// (batch, head) as [Tp, W] row blocks (AttnPackLayout in launch_config.h), so
+// that every tile the kernels read is a run of 16-byte rows: cp.async copies
+// the next tile into the second half of a double buffer while the warps
+// multiply the current one. Scores, the online softmax, lse and every accumulator stay
 // FP32; P and dS are rounded to BF16 only as operands of the next product (as
 // in FlashAttention-2).
 //
@@ -18,16 +17,18 @@
 //     register the element pair (col, col + 1);
 //   B 16x8 ("col"): regs {(k 2c, n g), (k 2c+8, n g)}, pairs (k, k + 1);
 //   C 16x8 (FP32): {(g, 2c), (g, 2c+1), (g+8, 2c), (g+8, 2c+1)}.
-// Every B operand is read from a shared-memory tile stored [n][k] (k
-// contiguous), so pairs are single 32-bit reads; that is why v (forward), q
-// and dout (dK/dV) and k (dQ) are also packed transposed. The C fragments of
-// two adjacent n-tiles are exactly the A fragment of the next product (P or
-// dS times a tile), so scores never leave the registers.
+// A B operand comes from a shared-memory tile stored either [n][k] (k
+// contiguous: k in the score products, q and dout there too) through a plain
+// ldmatrix, or [k][n] (n contiguous: v in the forward, q and dout in dK/dV, k
+// in dQ, whose products run over the rows) through ldmatrix.trans, which
+// hands each lane the same pairs of the transposed 8 x 8 matrices; so every
+// operand is packed once, as rows. The C fragments of two adjacent n-tiles
+// are exactly the A fragment of the next product (P or dS times a tile), so
+// scores never leave the registers.
 #include <cuda_bf16.h>
 
 #include <cstdlib>
 #include <string_view>
-#include <type_traits>
 
 #include "backend/cuda/attention_common.cuh"
 #include "backend/cuda/device_util.cuh"
@@ -98,6 +99,18 @@ __device__ __forceinline__ void load_b(uint32_t& b0, uint32_t& b1, const bf16* s
                : "r"(smem_address(p)));
 }
 
+// B fragment with B[k][n] = s[k0 + k][n0 + n] (the tile stored [k][n]):
+// ldmatrix.trans of the 8 x 8 matrices (rows k0.., cols n0..) and (k0 + 8, n0)
+// gives each lane (k 2c, 2c + 1; n g) of each, the fragment's pairs.
+__device__ __forceinline__ void load_b_trans(uint32_t& b0, uint32_t& b1, const bf16* s,
+                                             int stride, int k0, int n0) {
+  const int lane = threadIdx.x & 31;
+  const bf16* p = s + (k0 + (lane & 7) + ((lane >> 3) & 1) * 8) * stride + n0;
+  asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];\n"
+               : "=r"(b0), "=r"(b1)
+               : "r"(smem_address(p)));
+}
+
 // The A fragment of k-step kk from the C fragments of n-tiles 2kk and 2kk + 1.
 template <int N>
 __device__ __forceinline__ void c_to_a(uint32_t (&a)[4], const float (&c)[N][4], int kk) {
@@ -113,57 +126,24 @@ __device__ __forceinline__ void zero(float (&c)[N][4]) {
   for (int n = 0; n < N; ++n) c[n][0] = c[n][1] = c[n][2] = c[n][3] = 0.0f;
 }
 
-// Where a warp's A fragments come from: its 16 rows of a shared-memory tile,
-// loaded at every use, or the same fragments loaded once and held in
-// registers (for rows that stay the same over a kernel's whole loop).
-struct SmemRows {
-  const bf16* s;
-  int stride, r0;
-  __device__ __forceinline__ void get(uint32_t (&a)[4], int ks) const {
-    load_a(a, s, stride, r0, ks * 16);
-  }
-};
-template <int STEPS>
-struct HeldRows {
-  uint32_t f[STEPS][4];
-  __device__ __forceinline__ void load(const bf16* s, int stride, int r0) {
-#pragma unroll
-    for (int ks = 0; ks < STEPS; ++ks) load_a(f[ks], s, stride, r0, ks * 16);
-  }
-  __device__ __forceinline__ void get(uint32_t (&a)[4], int ks) const {
-#pragma unroll
-    for (int i = 0; i < 4; ++i) a[i] = f[ks][i];
-  }
-};
-// HeldRows where the width leaves the registers for them (kMmaHoldRowsWidth).
-template <int W>
-using RowFragments = std::conditional_t<(W <= kMmaHoldRowsWidth), HeldRows<W / 16>, SmemRows>;
-
-// Makes `rows` the warp's 16 rows r0.. of the row-major tile s.
-template <int STEPS>
-__device__ __forceinline__ void point_at(HeldRows<STEPS>& rows, const bf16* s, int stride,
-                                         int r0) {
-  rows.load(s, stride, r0);
-}
-__device__ __forceinline__ void point_at(SmemRows& rows, const bf16* s, int stride, int r0) {
-  rows = SmemRows{s, stride, r0};
-}
-
-// c1 = A1 B1^T and c2 = A2 B2^T for the warp's 16 rows of A against N n-tiles
-// of 8 rows of the B tiles (row-major [rows][stride]), over 16 x STEPS
-// columns. Both of backward's score products: (S, dP) for dQ, their
-// transposes for dK/dV.
-template <int STEPS, int N, typename A>
-__device__ __forceinline__ void two_products(float (&c1)[N][4], float (&c2)[N][4], const A& a1,
-                                             const A& a2, const bf16* b1, const bf16* b2,
-                                             int stride) {
+// c1 = A1 B1^T and c2 = A2 B2^T for the warp's 16 rows r0.. of the A tiles
+// against N n-tiles of 8 rows of the B tiles, over 16 x STEPS columns; all four
+// tiles are row-major [rows][stride]. Both of backward's score products:
+// (S, dP) for dQ, their transposes for dK/dV. The A fragments are reloaded at
+// every step rather than held in registers: holding them costs the dK/dV and
+// dQ kernels a block per SM (ptxas: 165 -> 238 and 126 -> 166 registers at
+// width 64).
+template <int STEPS, int N>
+__device__ __forceinline__ void two_products(float (&c1)[N][4], float (&c2)[N][4], const bf16* a1,
+                                             const bf16* a2, const bf16* b1, const bf16* b2,
+                                             int stride, int r0) {
   zero(c1);
   zero(c2);
 #pragma unroll
   for (int ks = 0; ks < STEPS; ++ks) {
     uint32_t x1[4], x2[4];
-    a1.get(x1, ks);
-    a2.get(x2, ks);
+    load_a(x1, a1, stride, r0, ks * 16);
+    load_a(x2, a2, stride, r0, ks * 16);
 #pragma unroll
     for (int n = 0; n < N; ++n) {
       uint32_t lo, hi;
@@ -230,43 +210,42 @@ __device__ __forceinline__ void copy_block(bf16* dst, int dst_stride, const bf16
   }
 }
 
-// ---- pack: FP32 [B, T, heads, d] -> BF16 [B, heads, Tp, W] and/or [B, heads, W, Tp] ---
-constexpr int kPackTile = 32;
-
-__global__ void pack_kernel(bf16* rows_out, bf16* cols_out, const float* x, int64_t t_len,
-                            int64_t tp, int64_t heads, int64_t d, int w) {
-  __shared__ float tile[kPackTile][kPackTile + 1];
-  const int64_t t_tiles = tp / kPackTile, e_tiles = w / kPackTile;
-  const int64_t e0 = (blockIdx.x % e_tiles) * kPackTile;
-  const int64_t t0 = (blockIdx.x / e_tiles % t_tiles) * kPackTile;
-  const int64_t bh = blockIdx.x / (e_tiles * t_tiles);
-  const int64_t bi = bh / heads, head = bh % heads;
-  const int tx = threadIdx.x, ty = threadIdx.y;
-  for (int r = ty; r < kPackTile; r += blockDim.y) {
-    const int64_t t = t0 + r, e = e0 + tx;
-    const float val = t < t_len && e < d ? x[((bi * t_len + t) * heads + head) * d + e] : 0.0f;
-    tile[r][tx] = val;
-    if (rows_out) rows_out[(bh * tp + t) * w + e] = __float2bfloat16_rn(val);
+// ---- pack: FP32 [B, T, heads, d] -> BF16 [B, heads, Tp, W], zeros beyond T and d -----
+// A thread per 8 outputs (one 16-byte store); consecutive threads read
+// consecutive inputs of a row.
+__global__ void pack_kernel(bf16* out, const float* x, int64_t t_len, int64_t tp, int64_t heads,
+                            int64_t d, int w, int64_t chunks) {
+  const int per_row = w / 8;
+  for (int64_t c = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; c < chunks;
+       c += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t row = c / per_row;  // bh * tp + t
+    const int e0 = 8 * static_cast<int>(c % per_row);
+    const int64_t t = row % tp, bh = row / tp;
+    const float* src = x + ((bh / heads * t_len + t) * heads + bh % heads) * d;
+    const bool real = t < t_len;
+    uint32_t v[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const int e = e0 + 2 * i;
+      v[i] = pack_bf16(real && e < d ? src[e] : 0.0f, real && e + 1 < d ? src[e + 1] : 0.0f);
+    }
+    *reinterpret_cast<uint4*>(out + row * w + e0) = make_uint4(v[0], v[1], v[2], v[3]);
   }
-  if (!cols_out) return;
-  __syncthreads();
-  for (int r = ty; r < kPackTile; r += blockDim.y)
-    cols_out[(bh * w + e0 + r) * tp + t0 + tx] = __float2bfloat16_rn(tile[tx][r]);
 }
 
-void pack(bf16* rows_out, bf16* cols_out, const float* x, int64_t b, int64_t t_len, int64_t tp,
-          int64_t heads, int64_t d, int w, cudaStream_t stream) {
-  const int64_t blocks = b * heads * (tp / kPackTile) * (w / kPackTile);
-  if (blocks == 0) return;
-  pack_kernel<<<static_cast<unsigned>(blocks), dim3(kPackTile, 8), 0, stream>>>(
-      rows_out, cols_out, x, t_len, tp, heads, d, w);
+void pack(bf16* out, const float* x, int64_t b, int64_t t_len, int64_t tp, int64_t heads,
+          int64_t d, int w, cudaStream_t stream) {
+  const int64_t chunks = b * heads * tp * (w / 8);
+  const Launch1D l = elementwise_launch(chunks);
+  if (l.blocks == 0) return;
+  pack_kernel<<<static_cast<unsigned>(l.blocks), l.threads, 0, stream>>>(out, x, t_len, tp, heads,
+                                                                          d, w, chunks);
   HG_CUDA_CHECK_LAUNCH();
 }
 
 // The packed copies of one pass, as typed pointers into the scratch block.
 struct Packed {
-  const bf16 *q = nullptr, *qt = nullptr, *k = nullptr, *kt = nullptr, *v = nullptr,
-             *vt = nullptr, *dout = nullptr, *doutt = nullptr;
+  const bf16 *q = nullptr, *k = nullptr, *v = nullptr, *dout = nullptr;
   int64_t tqp = 0, tkp = 0;
 };
 
@@ -335,29 +314,28 @@ __device__ __forceinline__ void softmax_tile(float (&sc)[KT][4], float (&o)[DT][
   }
 }
 
-// Each warp owns MT m16 tiles (16 x MT consecutive queries): every K and V^T
+// Each warp owns MT m16 tiles (16 x MT consecutive queries): every K and V
 // fragment it loads feeds MT products.
 template <int W, int WARPS, int MT, typename Out>
 __global__ void __launch_bounds__(32 * WARPS)
     mma_forward_kernel(Out* out, float* lse, Packed pk, AttnShape s, float scale,
                        int64_t q_pos0) {
-  constexpr int ROWS = 16 * MT * WARPS, BK = kMmaForwardKeys, QS = W + kMmaPad,
-                VS = BK + kMmaPad;
+  constexpr int ROWS = 16 * MT * WARPS, BK = kMmaForwardKeys, QS = W + kMmaPad;
   constexpr int kSteps = W / 16, kKeyTiles = BK / 8, kDimTiles = W / 8;
   extern __shared__ float4 mma_smem[];
   bf16* q_s = reinterpret_cast<bf16*>(mma_smem);  // [ROWS][QS]
   bf16* k_s = q_s + ROWS * QS;                    // 2 x [BK][QS]
-  bf16* vt_s = k_s + 2 * BK * QS;                 // 2 x [W][VS]
+  bf16* v_s = k_s + 2 * BK * QS;                  // 2 x [BK][QS]
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const AttnTask task = attention_task(blockIdx.x, s.h, attention_mma_tiles(s.tq, ROWS));
   const int64_t bi = task.batch, head = task.head, grp = head / (s.h / s.kv);
   const int64_t i0 = task.tile * ROWS;
   const float scale2 = scale * kLog2e;  // scores in log2 units: 2^x is one instruction
   const bf16* k_rows = pk.k + (bi * s.kv + grp) * pk.tkp * W;
-  const bf16* v_cols = pk.vt + (bi * s.kv + grp) * W * pk.tkp;
+  const bf16* v_rows = pk.v + (bi * s.kv + grp) * pk.tkp * W;
   const auto issue = [&](int64_t j0, int buf) {
     copy_block<BK, W>(k_s + buf * BK * QS, QS, k_rows + j0 * W, W);
-    copy_block<W, BK>(vt_s + buf * W * VS, VS, v_cols + j0, pk.tkp);
+    copy_block<BK, W>(v_s + buf * BK * QS, QS, v_rows + j0 * W, W);
   };
 
   const int64_t last_query = min(s.tq - 1, i0 + ROWS - 1);
@@ -391,7 +369,7 @@ __global__ void __launch_bounds__(32 * WARPS)
           load_a(qf[mt][ks], q_s, QS, (warp * MT + mt) * 16, ks * 16);
     }
     const bf16* kb = k_s + (t & 1) * BK * QS;
-    const bf16* vb = vt_s + (t & 1) * W * VS;
+    const bf16* vb = v_s + (t & 1) * BK * QS;
     const int64_t j0 = t * BK;
     float sc[MT][kKeyTiles][4];
 #pragma unroll
@@ -420,7 +398,7 @@ __global__ void __launch_bounds__(32 * WARPS)
 #pragma unroll
       for (int dt = 0; dt < kDimTiles; ++dt) {
         uint32_t b0, b1;
-        load_b(b0, b1, vb, VS, dt * 8, kk * 16);
+        load_b_trans(b0, b1, vb, QS, kk * 16, dt * 8);
 #pragma unroll
         for (int mt = 0; mt < MT; ++mt) mma(o[mt][dt], pa[mt], b0, b1);
       }
@@ -447,14 +425,13 @@ template <int W, int WARPS>
 __global__ void __launch_bounds__(32 * WARPS)
     mma_dkdv_kernel(float* dk, float* dv, const float* lse, const float* delta, Packed pk,
                     AttnShape s, float scale) {
-  constexpr int ROWS = 16 * WARPS, BQ = attention_mma_inner(W), QS = W + kMmaPad,
-                TS = BQ + kMmaPad;
+  constexpr int ROWS = 16 * WARPS, BQ = attention_mma_inner(W), QS = W + kMmaPad;
   constexpr int kSteps = W / 16, kQueryTiles = BQ / 8, kDimTiles = W / 8;
-  constexpr int kStage = 2 * BQ * QS + 2 * W * TS;  // bf16 elements of one query stage
+  constexpr int kStage = 2 * BQ * QS;  // bf16 elements of one query stage
   extern __shared__ float4 mma_smem[];
   bf16* k_s = reinterpret_cast<bf16*>(mma_smem);  // [ROWS][QS]
   bf16* v_s = k_s + ROWS * QS;                    // [ROWS][QS]
-  bf16* stages = v_s + ROWS * QS;                 // 2 x {q, dout [BQ][QS]; q^T, dout^T [W][TS]}
+  bf16* stages = v_s + ROWS * QS;                 // 2 x {q, dout [BQ][QS]}
   float* stats = reinterpret_cast<float*>(stages + 2 * kStage);  // 2 x {lse (log2), delta} [BQ]
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int64_t tiles = attention_mma_tiles(s.tk, ROWS);
@@ -471,8 +448,6 @@ __global__ void __launch_bounds__(32 * WARPS)
     const int64_t bh = bi * s.h + head;
     copy_block<BQ, W>(st, QS, pk.q + (bh * pk.tqp + i0) * W, W);
     copy_block<BQ, W>(st + BQ * QS, QS, pk.dout + (bh * pk.tqp + i0) * W, W);
-    copy_block<W, BQ>(st + 2 * BQ * QS, TS, pk.qt + bh * W * pk.tqp + i0, pk.tqp);
-    copy_block<W, BQ>(st + 2 * BQ * QS + W * TS, TS, pk.doutt + bh * W * pk.tqp + i0, pk.tqp);
     float* stat = stats + buf * 2 * BQ;
     for (int r = threadIdx.x; r < BQ; r += blockDim.x) {
       const int64_t i = i0 + r;
@@ -492,27 +467,20 @@ __global__ void __launch_bounds__(32 * WARPS)
   float dk_acc[kDimTiles][4], dv_acc[kDimTiles][4];
   zero(dk_acc);
   zero(dv_acc);
-  RowFragments<W> k_rows, v_rows;  // the warp's 16 keys, the A side of S^T and dP^T
 
   for (int64_t step = 0; step < steps; ++step) {
     if (step + 1 < steps) issue(step + 1, static_cast<int>((step + 1) & 1));
     cp_async_commit();
     cp_async_wait<1>();
     __syncthreads();
-    if (step == 0) {  // k_s and v_s landed with the first stage
-      point_at(k_rows, k_s, QS, warp * 16);
-      point_at(v_rows, v_s, QS, warp * 16);
-    }
     const int buf = static_cast<int>(step & 1);
     const bf16* q_s = stages + buf * kStage;
     const bf16* do_s = q_s + BQ * QS;
-    const bf16* qt_s = q_s + 2 * BQ * QS;
-    const bf16* dot_s = qt_s + W * TS;
     const float* lse_s = stats + buf * 2 * BQ;
     const float* delta_s = lse_s + BQ;
     const int64_t i0 = j0 + (step % per_head) * BQ;
     float st[kQueryTiles][4], dpt[kQueryTiles][4];
-    two_products<kSteps>(st, dpt, k_rows, v_rows, q_s, do_s, QS);
+    two_products<kSteps>(st, dpt, k_s, v_s, q_s, do_s, QS, warp * 16);
     // P^T and dS^T = P^T (dP^T - delta); masked entries are 0. A query tile
     // wholly past the block's last key (and before T) needs no mask.
     const bool full = i0 >= j0 + ROWS - 1 && i0 + BQ <= s.tq;
@@ -535,9 +503,9 @@ __global__ void __launch_bounds__(32 * WARPS)
 #pragma unroll
       for (int dt = 0; dt < kDimTiles; ++dt) {
         uint32_t b0, b1;
-        load_b(b0, b1, dot_s, TS, dt * 8, kq * 16);
+        load_b_trans(b0, b1, do_s, QS, kq * 16, dt * 8);
         mma(dv_acc[dt], pa, b0, b1);
-        load_b(b0, b1, qt_s, TS, dt * 8, kq * 16);
+        load_b_trans(b0, b1, q_s, QS, kq * 16, dt * 8);
         mma(dk_acc[dt], dsa, b0, b1);
       }
     }
@@ -558,14 +526,13 @@ template <int W, int WARPS>
 __global__ void __launch_bounds__(32 * WARPS)
     mma_dq_kernel(float* dq, const float* lse, const float* delta, Packed pk, AttnShape s,
                   float scale) {
-  constexpr int ROWS = 16 * WARPS, BK = attention_mma_inner(W), QS = W + kMmaPad,
-                TS = BK + kMmaPad;
+  constexpr int ROWS = 16 * WARPS, BK = attention_mma_inner(W), QS = W + kMmaPad;
   constexpr int kSteps = W / 16, kKeyTiles = BK / 8, kDimTiles = W / 8;
-  constexpr int kStage = 2 * BK * QS + W * TS;  // bf16 elements of one key stage
+  constexpr int kStage = 2 * BK * QS;  // bf16 elements of one key stage
   extern __shared__ float4 mma_smem[];
   bf16* q_s = reinterpret_cast<bf16*>(mma_smem);  // [ROWS][QS]
   bf16* do_s = q_s + ROWS * QS;                   // [ROWS][QS]
-  bf16* stages = do_s + ROWS * QS;                // 2 x {k, v [BK][QS]; k^T [W][TS]}
+  bf16* stages = do_s + ROWS * QS;                // 2 x {k, v [BK][QS]}
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const AttnTask task = attention_task(blockIdx.x, s.h, attention_mma_tiles(s.tq, ROWS));
   const int64_t bi = task.batch, head = task.head, grp = head / (s.h / s.kv);
@@ -576,7 +543,6 @@ __global__ void __launch_bounds__(32 * WARPS)
     bf16* st = stages + buf * kStage;
     copy_block<BK, W>(st, QS, pk.k + (kv_bh * pk.tkp + j0) * W, W);
     copy_block<BK, W>(st + BK * QS, QS, pk.v + (kv_bh * pk.tkp + j0) * W, W);
-    copy_block<W, BK>(st + 2 * BK * QS, TS, pk.kt + kv_bh * W * pk.tkp + j0, pk.tkp);
   };
 
   const int64_t q_row0 = (bi * s.h + head) * pk.tqp + i0;
@@ -596,23 +562,17 @@ __global__ void __launch_bounds__(32 * WARPS)
   }
   float dq_acc[kDimTiles][4];
   zero(dq_acc);
-  RowFragments<W> q_rows, do_rows;  // the warp's 16 queries, the A side of S and dP
 
   for (int64_t t = 0; t < tiles; ++t) {
     if (t + 1 < tiles) issue((t + 1) * BK, static_cast<int>((t + 1) & 1));
     cp_async_commit();
     cp_async_wait<1>();
     __syncthreads();
-    if (t == 0) {  // q_s and do_s landed with the first stage
-      point_at(q_rows, q_s, QS, warp * 16);
-      point_at(do_rows, do_s, QS, warp * 16);
-    }
     const bf16* k_s = stages + (t & 1) * kStage;
     const bf16* v_s = k_s + BK * QS;
-    const bf16* kt_s = k_s + 2 * BK * QS;
     const int64_t j0 = t * BK;
     float sc[kKeyTiles][4], dp[kKeyTiles][4];
-    two_products<kSteps>(sc, dp, q_rows, do_rows, k_s, v_s, QS);
+    two_products<kSteps>(sc, dp, q_s, do_s, k_s, v_s, QS, warp * 16);
     // A key tile wholly before the block's first query (all rows real) needs no mask.
     const bool full = j0 + BK - 1 <= i0 && i0 + ROWS <= s.tq;
 #pragma unroll
@@ -632,7 +592,7 @@ __global__ void __launch_bounds__(32 * WARPS)
 #pragma unroll
       for (int dt = 0; dt < kDimTiles; ++dt) {
         uint32_t b0, b1;
-        load_b(b0, b1, kt_s, TS, dt * 8, kk * 16);
+        load_b_trans(b0, b1, k_s, QS, kk * 16, dt * 8);
         mma(dq_acc[dt], dsa, b0, b1);
       }
     }
@@ -732,14 +692,14 @@ void attention_mma_forward(Out* out, float* lse, const float* q, const float* k,
   if (b <= 0 || tq <= 0) return;
   const AttnShape s{b, tq, tk, h, kv, d};
   const AttnPackLayout lay = attention_pack_layout(b, tq, tk, h, kv, d, false);
-  bf16 *qp = at(scratch, lay.q), *kp = at(scratch, lay.k), *vt = at(scratch, lay.vt);
-  pack(qp, nullptr, q, b, tq, lay.tqp, h, d, lay.w, stream);
-  pack(kp, nullptr, k, b, tk, lay.tkp, kv, d, lay.w, stream);
-  pack(nullptr, vt, v, b, tk, lay.tkp, kv, d, lay.w, stream);
+  bf16 *qp = at(scratch, lay.q), *kp = at(scratch, lay.k), *vp = at(scratch, lay.v);
+  pack(qp, q, b, tq, lay.tqp, h, d, lay.w, stream);
+  pack(kp, k, b, tk, lay.tkp, kv, d, lay.w, stream);
+  pack(vp, v, b, tk, lay.tkp, kv, d, lay.w, stream);
   Packed pk;
   pk.q = qp;
   pk.k = kp;
-  pk.vt = vt;
+  pk.v = vp;
   pk.tqp = lay.tqp;
   pk.tkp = lay.tkp;
   dispatch(d, true, [&]<int W, int WARPS, int MT>() {
@@ -762,21 +722,17 @@ void attention_mma_backward(float* dq, float* dk, float* dv, float* delta, const
   const AttnShape s{b, t, t, h, kv, d};
   attention_delta(delta, dout, out, s, stream);
   const AttnPackLayout lay = attention_pack_layout(b, t, t, h, kv, d, true);
-  bf16 *qp = at(scratch, lay.q), *qt = at(scratch, lay.qt), *kp = at(scratch, lay.k),
-       *kt = at(scratch, lay.kt), *vp = at(scratch, lay.v), *dop = at(scratch, lay.dout),
-       *dot = at(scratch, lay.doutt);
-  pack(qp, qt, q, b, t, lay.tqp, h, d, lay.w, stream);
-  pack(kp, kt, k, b, t, lay.tkp, kv, d, lay.w, stream);
-  pack(vp, nullptr, v, b, t, lay.tkp, kv, d, lay.w, stream);
-  pack(dop, dot, dout, b, t, lay.tqp, h, d, lay.w, stream);
+  bf16 *qp = at(scratch, lay.q), *kp = at(scratch, lay.k), *vp = at(scratch, lay.v),
+       *dop = at(scratch, lay.dout);
+  pack(qp, q, b, t, lay.tqp, h, d, lay.w, stream);
+  pack(kp, k, b, t, lay.tkp, kv, d, lay.w, stream);
+  pack(vp, v, b, t, lay.tkp, kv, d, lay.w, stream);
+  pack(dop, dout, b, t, lay.tqp, h, d, lay.w, stream);
   Packed pk;
   pk.q = qp;
-  pk.qt = qt;
   pk.k = kp;
-  pk.kt = kt;
   pk.v = vp;
   pk.dout = dop;
-  pk.doutt = dot;
   pk.tqp = lay.tqp;
   pk.tkp = lay.tkp;
   dispatch(d, false, [&]<int W, int WARPS, int>() {

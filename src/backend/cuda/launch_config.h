@@ -200,19 +200,16 @@ HG_HD inline AttnTask attention_task(int64_t block, int64_t heads, int64_t tiles
 // 32 at 128, which keeps the score, dP and the two accumulators in registers;
 // forward steps over 64 keys.
 //
-// Forward rows per warp: one m16 tile loads each K and V^T fragment for one
+// Forward rows per warp: one m16 tile loads each K and V fragment for one
 // product; two share it, which halves the fragment loads (shared-memory
 // traffic and issue slots) per product at the cost of twice the score and
 // output registers: the default where that fits (widths up to 64, 4 warps:
 // 128-row blocks, the packed copies' row padding). HESSGPT_ATTN_ROWS=16|32
-// picks at run time. The backward kernels keep their own rows' fragments
-// (k and v in dK/dV, q and dout in dQ) in registers across the whole loop
-// where the width allows (kMmaHoldRowsWidth), instead of reloading them from
-// shared memory at every step.
+// picks at run time.
 constexpr int kMmaWarps = 4;
 constexpr int kMmaPad = 8;
 constexpr int kMmaForwardKeys = 64;
-constexpr int kMmaHoldRowsWidth = 64;
+constexpr int kMmaTwoTileWidth = 64;
 
 HG_HD constexpr int attention_mma_inner(int w) { return w <= 64 ? 64 : 32; }
 HG_HD constexpr int64_t attention_mma_tiles(int64_t t, int rows) { return ceil_div(t, rows); }
@@ -222,39 +219,35 @@ HG_HD constexpr int64_t attention_mma_tiles(int64_t t, int rows) { return ceil_d
 // streamed in a loop are double buffered (cp.async fills one while the warps
 // read the other).
 HG_HD constexpr size_t attention_mma_forward_smem(int w, int rows) {
-  return 2 * static_cast<size_t>(rows * (w + kMmaPad)                            // q
-                                 + 2 * (kMmaForwardKeys * (w + kMmaPad)          // k
-                                        + w * (kMmaForwardKeys + kMmaPad)));     // v^T
+  return 2 * static_cast<size_t>(rows * (w + kMmaPad)                          // q
+                                 + 2 * 2 * kMmaForwardKeys * (w + kMmaPad));   // k, v
 }
 HG_HD constexpr size_t attention_mma_dkdv_smem(int w, int rows) {
   const int bq = attention_mma_inner(w);
-  return 2 * static_cast<size_t>(2 * rows * (w + kMmaPad)                // k, v
-                                 + 2 * (2 * bq * (w + kMmaPad)           // q, dout
-                                        + 2 * w * (bq + kMmaPad)))       // q^T, dout^T
-         + sizeof(float) * 2 * 2 * static_cast<size_t>(bq);              // lse, delta
+  return 2 * static_cast<size_t>(2 * rows * (w + kMmaPad)            // k, v
+                                 + 2 * 2 * bq * (w + kMmaPad))       // q, dout
+         + sizeof(float) * 2 * 2 * static_cast<size_t>(bq);          // lse, delta
 }
 HG_HD constexpr size_t attention_mma_dq_smem(int w, int rows) {
   const int bk = attention_mma_inner(w);
-  return 2 * static_cast<size_t>(2 * rows * (w + kMmaPad)                // q, dout
-                                 + 2 * (2 * bk * (w + kMmaPad)           // k, v
-                                        + w * (bk + kMmaPad)));          // k^T
+  return 2 * static_cast<size_t>(2 * rows * (w + kMmaPad)            // q, dout
+                                 + 2 * 2 * bk * (w + kMmaPad));      // k, v
 }
 
 // Packed BF16 copies the tensor-core kernels read: per (batch, head) a
-// [Tp, W] block of rows and, for the products that need the other
-// orientation, its [W, Tp] transpose; T is padded with zeros to a multiple of
+// [Tp, W] block of rows (the products that run over the rows read them
+// through ldmatrix.trans); T is padded with zeros to a multiple of
 // kMmaPackRows (the largest tile), d to the width W. Every tile is then a
 // plain run of 16-byte rows that cp.async copies without bounds checks.
 // Offsets are in bytes into one scratch block; kAbsent marks a copy the pass
-// does not use. Forward reads q, k and v^T; backward q, q^T, k, k^T, v, dout
-// and dout^T.
+// does not use. Forward reads q, k and v; backward dout too.
 constexpr int64_t kMmaPackRows = 128;
 
 // m16 tiles per warp (1 or 2) the forward uses at width w with `warps` per
 // block when `wanted` are asked for: 2 only where the block stays within
-// kMmaPackRows rows and the width within kMmaHoldRowsWidth.
+// kMmaPackRows rows and the width within kMmaTwoTileWidth (registers).
 HG_HD constexpr int attention_mma_forward_tiles(int w, int warps, int wanted) {
-  return wanted >= 2 && w <= kMmaHoldRowsWidth && 32 * warps <= kMmaPackRows ? 2 : 1;
+  return wanted >= 2 && w <= kMmaTwoTileWidth && 32 * warps <= kMmaPackRows ? 2 : 1;
 }
 
 constexpr size_t kAbsent = ~size_t{0};
@@ -262,8 +255,7 @@ constexpr size_t kAbsent = ~size_t{0};
 struct AttnPackLayout {
   int w = 0;
   int64_t tqp = 0, tkp = 0;
-  size_t q = kAbsent, qt = kAbsent, k = kAbsent, kt = kAbsent, v = kAbsent, vt = kAbsent,
-         dout = kAbsent, doutt = kAbsent;
+  size_t q = kAbsent, k = kAbsent, v = kAbsent, dout = kAbsent;
   size_t bytes = 0;
 };
 
@@ -282,15 +274,8 @@ inline AttnPackLayout attention_pack_layout(int64_t b, int64_t tq, int64_t tk, i
   };
   p.q = take(q_bytes);
   p.k = take(k_bytes);
-  if (backward) {
-    p.qt = take(q_bytes);
-    p.kt = take(k_bytes);
-    p.v = take(k_bytes);
-    p.dout = take(q_bytes);
-    p.doutt = take(q_bytes);
-  } else {
-    p.vt = take(k_bytes);
-  }
+  p.v = take(k_bytes);
+  if (backward) p.dout = take(q_bytes);
   return p;
 }
 
