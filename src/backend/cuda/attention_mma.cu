@@ -88,8 +88,33 @@ __device__ __forceinline__ void load_a(uint32_t (&a)[4], const bf16* s, int stri
                : "r"(smem_address(p)));
 }
 
-// B fragment with B[k][n] = s[n0 + n][k0 + k]. Matrices: (rows n0, cols k0),
-// (n0, k0 + 8); lanes 16.. give addresses too (ignored by .x2), kept in range.
+// B fragments of the two n-tiles n0.. and n0 + 8.. in one ldmatrix.x4:
+// b[0], b[1] for the first, b[2], b[3] for the second.
+// load_b2: B[k][n] = s[n + ..][k + ..] (tile stored [n][k]); the matrices are
+// (rows n0, cols k0), (n0, k0 + 8), (n0 + 8, k0), (n0 + 8, k0 + 8).
+__device__ __forceinline__ void load_b2(uint32_t (&b)[4], const bf16* s, int stride, int n0,
+                                        int k0) {
+  const int lane = threadIdx.x & 31;
+  const bf16* p = s + (n0 + (lane & 7) + (lane >> 4) * 8) * stride + k0 + ((lane >> 3) & 1) * 8;
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(b[0]), "=r"(b[1]), "=r"(b[2]), "=r"(b[3])
+               : "r"(smem_address(p)));
+}
+// load_b2_trans: B[k][n] = s[k + ..][n + ..] (tile stored [k][n]); .trans
+// hands each lane the pairs (k 2c, 2c + 1; n g) of the transposed matrices
+// (rows k0, cols n0), (k0 + 8, n0), (k0, n0 + 8), (k0 + 8, n0 + 8).
+__device__ __forceinline__ void load_b2_trans(uint32_t (&b)[4], const bf16* s, int stride, int k0,
+                                              int n0) {
+  const int lane = threadIdx.x & 31;
+  const bf16* p = s + (k0 + (lane & 7) + ((lane >> 3) & 1) * 8) * stride + n0 + (lane >> 4) * 8;
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(b[0]), "=r"(b[1]), "=r"(b[2]), "=r"(b[3])
+               : "r"(smem_address(p)));
+}
+
+// One n-tile of load_b2 / load_b2_trans (the first two matrices; lanes 16..
+// give addresses too, ignored by .x2): in the backward's score products and
+// dK/dV, where the x4 forms' registers cost the dK/dV kernel a block per SM.
 __device__ __forceinline__ void load_b(uint32_t& b0, uint32_t& b1, const bf16* s, int stride,
                                        int n0, int k0) {
   const int lane = threadIdx.x & 31;
@@ -98,10 +123,6 @@ __device__ __forceinline__ void load_b(uint32_t& b0, uint32_t& b1, const bf16* s
                : "=r"(b0), "=r"(b1)
                : "r"(smem_address(p)));
 }
-
-// B fragment with B[k][n] = s[k0 + k][n0 + n] (the tile stored [k][n]):
-// ldmatrix.trans of the 8 x 8 matrices (rows k0.., cols n0..) and (k0 + 8, n0)
-// gives each lane (k 2c, 2c + 1; n g) of each, the fragment's pairs.
 __device__ __forceinline__ void load_b_trans(uint32_t& b0, uint32_t& b1, const bf16* s,
                                              int stride, int k0, int n0) {
   const int lane = threadIdx.x & 31;
@@ -377,11 +398,14 @@ __global__ void __launch_bounds__(32 * WARPS)
 #pragma unroll
     for (int ks = 0; ks < kSteps; ++ks)
 #pragma unroll
-      for (int nt = 0; nt < kKeyTiles; ++nt) {
-        uint32_t b0, b1;
-        load_b(b0, b1, kb, QS, nt * 8, ks * 16);
+      for (int nt = 0; nt < kKeyTiles; nt += 2) {
+        uint32_t b[4];
+        load_b2(b, kb, QS, nt * 8, ks * 16);
 #pragma unroll
-        for (int mt = 0; mt < MT; ++mt) mma(sc[mt][nt], qf[mt][ks], b0, b1);
+        for (int mt = 0; mt < MT; ++mt) {
+          mma(sc[mt][nt], qf[mt][ks], b[0], b[1]);
+          mma(sc[mt][nt + 1], qf[mt][ks], b[2], b[3]);
+        }
       }
     // Tiles wholly below the diagonal (every key visible to every query row
     // of the block, all rows real) need no mask: most of them, and the mask's
@@ -396,11 +420,14 @@ __global__ void __launch_bounds__(32 * WARPS)
 #pragma unroll
       for (int mt = 0; mt < MT; ++mt) c_to_a(pa[mt], sc[mt], kk);
 #pragma unroll
-      for (int dt = 0; dt < kDimTiles; ++dt) {
-        uint32_t b0, b1;
-        load_b_trans(b0, b1, vb, QS, kk * 16, dt * 8);
+      for (int dt = 0; dt < kDimTiles; dt += 2) {
+        uint32_t b[4];
+        load_b2_trans(b, vb, QS, kk * 16, dt * 8);
 #pragma unroll
-        for (int mt = 0; mt < MT; ++mt) mma(o[mt][dt], pa[mt], b0, b1);
+        for (int mt = 0; mt < MT; ++mt) {
+          mma(o[mt][dt], pa[mt], b[0], b[1]);
+          mma(o[mt][dt + 1], pa[mt], b[2], b[3]);
+        }
       }
     }
     __syncthreads();  // this buffer is refilled by the next iteration's issue
@@ -590,10 +617,11 @@ __global__ void __launch_bounds__(32 * WARPS)
       uint32_t dsa[4];
       c_to_a(dsa, dp, kk);
 #pragma unroll
-      for (int dt = 0; dt < kDimTiles; ++dt) {
-        uint32_t b0, b1;
-        load_b_trans(b0, b1, k_s, QS, kk * 16, dt * 8);
-        mma(dq_acc[dt], dsa, b0, b1);
+      for (int dt = 0; dt < kDimTiles; dt += 2) {
+        uint32_t b[4];
+        load_b2_trans(b, k_s, QS, kk * 16, dt * 8);
+        mma(dq_acc[dt], dsa, b[0], b[1]);
+        mma(dq_acc[dt + 1], dsa, b[2], b[3]);
       }
     }
     __syncthreads();  // this stage is refilled by the next iteration's issue
