@@ -69,6 +69,17 @@ void Backend::softcap_cross_entropy_into(const Tensor& dlogits, const Tensor& lo
   convert(dlogits, logits);
 }
 
+void Backend::rmsnorm_backward_copy(const Tensor& dx, const Tensor& dx16, const Tensor& dw,
+                                    const Tensor& dout, const Tensor& x, const Tensor& w,
+                                    const Tensor& rstd, bool accumulate_dx) {
+  HG_CHECK(dx.dtype == DType::F32 && dx16.dtype == DType::BF16 && dx16.numel() == dx.numel(),
+           "rmsnorm_backward_copy: dx16 must be BF16 of an F32 dx's size, got ",
+           dtype_name(dx16.dtype), " ", dx16.shape_string(), " for ", dtype_name(dx.dtype), " ",
+           dx.shape_string());
+  rmsnorm_backward(dx, dw, dout, x, w, rstd, accumulate_dx);
+  convert(dx16, dx);
+}
+
 void Backend::matmul_add(const Tensor& c, const Tensor& a, bool trans_a, const Tensor& b,
                          bool trans_b, const Tensor& d) {
   HG_CHECK(d.dtype == c.dtype && d.numel() == c.numel(), "matmul_add: addend ", d.shape_string(),

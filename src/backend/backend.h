@@ -116,6 +116,13 @@ class Backend {
   virtual void rmsnorm_backward(const Tensor& dx, const Tensor& dw, const Tensor& dout,
                                 const Tensor& x, const Tensor& w, const Tensor& rstd,
                                 bool accumulate_dx) = 0;
+  // rmsnorm_backward into an F32 dx, then dx16 = dx rounded to BF16 (dx16 of
+  // dx's size): the residual stream's gradient, which the next products read
+  // as an operand and would otherwise each round on their own. The default
+  // runs the two ops; a backend may write the copy in the same pass.
+  virtual void rmsnorm_backward_copy(const Tensor& dx, const Tensor& dx16, const Tensor& dw,
+                                     const Tensor& dout, const Tensor& x, const Tensor& w,
+                                     const Tensor& rstd, bool accumulate_dx);
 
   // ---- RoPE, rotate-half pairing, in place on x[B,T,heads,D];
   // cos/sin[P, D/2] tables hold the (YaRN-scaled) values; token t uses row pos0 + t.

@@ -122,6 +122,13 @@ void TimedBackend::rmsnorm_backward(const Tensor& dx, const Tensor& dw, const Te
   timed("rmsnorm_backward", sig(x) + " -> " + sig(dx),
         [&] { inner_.rmsnorm_backward(dx, dw, dout, x, w, rstd, accumulate_dx); });
 }
+void TimedBackend::rmsnorm_backward_copy(const Tensor& dx, const Tensor& dx16, const Tensor& dw,
+                                         const Tensor& dout, const Tensor& x, const Tensor& w,
+                                         const Tensor& rstd, bool accumulate_dx) {
+  timed("rmsnorm_backward_copy", sig(x) + " -> " + sig(dx) + " + " + sig(dx16), [&] {
+    inner_.rmsnorm_backward_copy(dx, dx16, dw, dout, x, w, rstd, accumulate_dx);
+  });
+}
 void TimedBackend::rope_forward(const Tensor& x, const Tensor& cos, const Tensor& sin,
                                 int64_t pos0) {
   timed("rope_forward", sig(x), [&] { inner_.rope_forward(x, cos, sin, pos0); });

@@ -62,6 +62,9 @@ class TimedBackend final : public Backend {
                        double eps) override;
   void rmsnorm_backward(const Tensor& dx, const Tensor& dw, const Tensor& dout, const Tensor& x,
                         const Tensor& w, const Tensor& rstd, bool accumulate_dx) override;
+  void rmsnorm_backward_copy(const Tensor& dx, const Tensor& dx16, const Tensor& dw,
+                             const Tensor& dout, const Tensor& x, const Tensor& w,
+                             const Tensor& rstd, bool accumulate_dx) override;
   void rope_forward(const Tensor& x, const Tensor& cos, const Tensor& sin, int64_t pos0) override;
   void rope_backward(const Tensor& dx, const Tensor& cos, const Tensor& sin,
                      int64_t pos0) override;

@@ -105,6 +105,7 @@ Activations carve(const ModelConfig& c, BufferCarver& cv, int64_t b, int64_t t,
     // adapters read them too (their products scale, so do not round alike).
     const DType grad_type = a.bf16_activations && lora.rank == 0 ? DType::BF16 : cv.dtype();
     const DType raw_grad_type = c.qk_norm ? grad_type : cv.dtype();
+    if (grad_type == DType::BF16) a.dres16 = cv.take({n, d}, DType::BF16);
     const size_t scratch = cv.offset();
     a.dgate = cv.take({n, ffn}, grad_type);
     a.dup = cv.take({n, ffn}, grad_type);

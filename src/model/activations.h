@@ -80,6 +80,9 @@ struct Activations {
   // Backward scratch (the attention's overlays the MLP's: one block's MLP
   // backward is over before its attention backward starts).
   Tensor dres, dln;                  // [N, C]
+  // dres rounded to BF16 by the norms' backward, for the products that read
+  // it (the o and down projections' backward), where dgate and dup are BF16.
+  Tensor dres16;                     // [N, C] BF16, or none
   Tensor dq, dq_raw, datt;           // [N, H*D]
   Tensor dk, dk_raw, dv;             // [N, KV*D]
   Tensor dgate, dup, dact;           // [N, FFN]

@@ -15,9 +15,21 @@ void Model::backward_blocks() {
   const int64_t h = c.num_attention_heads, kv = c.num_key_value_heads, hd = c.head_dim;
   const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
 
+  // The products read dres through its BF16 copy where the arena has one
+  // (activations.h): the norms' backward writes it beside dres.
+  const bool copy_dres = a.dres16.data != nullptr;
+  const Tensor& dres_operand = copy_dres ? a.dres16 : a.dres;
+  const auto norm_backward = [&](int norm, const Tensor& x, const Tensor& rstd, bool accumulate,
+                                 bool copy) {
+    if (copy)
+      be.rmsnorm_backward_copy(a.dres, a.dres16, norm_grad(norm), a.dln, x, param(norm), rstd,
+                               accumulate);
+    else
+      be.rmsnorm_backward(a.dres, norm_grad(norm), a.dln, x, param(norm), rstd, accumulate);
+  };
+
   // Final norm: dln holds dloss/dlnf from the head.
-  be.rmsnorm_backward(a.dres, norm_grad(layout_.final_norm), a.dln, a.output,
-                      param(layout_.final_norm), a.rstdf, false);
+  norm_backward(layout_.final_norm, a.output, a.rstdf, false, copy_dres);
 
   for (int64_t l = c.num_hidden_layers - 1; l >= 0; --l) {
     const LayerParamIndex& p = layout_.layers[static_cast<size_t>(l)];
@@ -29,14 +41,13 @@ void Model::backward_blocks() {
       be.swiglu_forward(la.act, la.gate, la.up);
     }
     // MLP: out = mid + act Wdown^T
-    project_backward(l, LoraTarget::Down, p.down_proj, a.dact, a.dres, la.act, 0.0f);
+    project_backward(l, LoraTarget::Down, p.down_proj, a.dact, dres_operand, la.act, 0.0f);
     be.swiglu_backward(a.dgate, a.dup, a.dact, la.gate, la.up);
     project_backward(l, LoraTarget::Gate, p.gate_proj, a.dln, a.dgate, la.ln2, 0.0f);
     project_backward(l, LoraTarget::Up, p.up_proj, a.dln, a.dup, la.ln2, 1.0f);
-    be.rmsnorm_backward(a.dres, norm_grad(p.post_norm), a.dln, la.mid, param(p.post_norm),
-                        la.rstd2, true);
+    norm_backward(p.post_norm, la.mid, la.rstd2, true, copy_dres);
     // Attention: mid = input + att Wo^T
-    project_backward(l, LoraTarget::O, p.o_proj, a.datt.view({n, h * hd}), a.dres,
+    project_backward(l, LoraTarget::O, p.o_proj, a.datt.view({n, h * hd}), dres_operand,
                      la.att.view({n, h * hd}), 0.0f);
     if (a.shared) attention_inputs(l);
     be.attention_backward(a.dq, a.dk, a.dv, a.datt, la.q, la.k, la.v, la.att, la.lse, scale);
@@ -58,8 +69,8 @@ void Model::backward_blocks() {
     project_backward(l, LoraTarget::Q, p.q_proj, a.dln, a.dq_raw, la.ln1, 0.0f);
     project_backward(l, LoraTarget::K, p.k_proj, a.dln, a.dk_raw, la.ln1, 1.0f);
     project_backward(l, LoraTarget::V, p.v_proj, a.dln, a.dv.view({n, kv * hd}), la.ln1, 1.0f);
-    be.rmsnorm_backward(a.dres, norm_grad(p.input_norm), a.dln, la.input, param(p.input_norm),
-                        la.rstd1, true);
+    // The embedding's backward below reads the F32 dres: no copy after layer 0.
+    norm_backward(p.input_norm, la.input, la.rstd1, true, copy_dres && l > 0);
   }
   if (trains_base()) be.embedding_backward(grad(layout_.embed), a.ids, a.dres);
 }

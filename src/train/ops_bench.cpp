@@ -159,6 +159,12 @@ std::vector<OpTiming> run_ops_bench(const ModelConfig& c, Backend& be, int64_t b
       const Tensor out16 = b.bf16({n, d});
       b.time("rmsnorm fwd (bf16 out)", dims({n, d}), 0, (f4 + 2.0) * n * d,
              [&, x, w, out16, rstd] { be.rmsnorm_forward(out16, rstd, x, w, c.rms_norm_eps); });
+      // The residual's form: dx += and its BF16 copy (the products' operand).
+      const Tensor dx16 = b.bf16({n, d});
+      b.time("rmsnorm bwd (+= dres, bf16 copy)", dims({n, d}), 0, (4 * f4 + 2.0) * n * d,
+             [&, x, w, rstd, dout, dx, dx16, dw] {
+               be.rmsnorm_backward_copy(dx, dx16, dw, dout, x, w, rstd, true);
+             });
     }
   }
   {

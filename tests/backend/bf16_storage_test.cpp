@@ -109,6 +109,25 @@ TEST(Bf16Storage, NormAttentionAndSwigluWriteBf16) {
   EXPECT_THROW(be.rmsnorm_backward(host16(dx16, {rows, d}), host(dw16, {d}), host(dout_n, {rows, d}),
                                    host(x, {rows, d}), host(w, {d}), host(rstd32, {rows}), true),
                Error);  // no accumulation into BF16
+  // The residual's form: dx accumulated in F32 as rmsnorm_backward does it,
+  // and its BF16 copy, the final values rounded once.
+  for (const bool accumulate : {false, true}) {
+    std::vector<float> dres = random_floats(rows * d, 18), dres_plain = dres;
+    std::vector<float> dwc(d, 0.5f), dwp(d, 0.5f);
+    std::vector<uint16_t> copy(rows * d);
+    be.rmsnorm_backward(host(dres_plain, {rows, d}), host(dwp, {d}), host(dout_n, {rows, d}),
+                        host(x, {rows, d}), host(w, {d}), host(rstd32, {rows}), accumulate);
+    be.rmsnorm_backward_copy(host(dres, {rows, d}), host16(copy, {rows, d}), host(dwc, {d}),
+                             host(dout_n, {rows, d}), host(x, {rows, d}), host(w, {d}),
+                             host(rstd32, {rows}), accumulate);
+    EXPECT_EQ(dres, dres_plain);
+    EXPECT_EQ(dwc, dwp);
+    EXPECT_EQ(copy, rounded(dres));
+  }
+  EXPECT_THROW(be.rmsnorm_backward_copy(host(dx32, {rows, d}), host(dx32, {rows, d}),
+                                        host(dw32, {d}), host(dout_n, {rows, d}),
+                                        host(x, {rows, d}), host(w, {d}), host(rstd32, {rows}), true),
+               Error);  // the copy must be BF16
 
   const int64_t n = 517;
   auto gate = random_floats(n, 11, 3.0), up = random_floats(n, 12);

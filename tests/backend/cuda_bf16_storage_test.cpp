@@ -103,6 +103,17 @@ TEST_F(CudaOps, Bf16StorageOfOutputsAndOperands) {
     gpu_->rmsnorm_backward(dx16, dw16, dout, tx, tw, rstd32, false);
     EXPECT_EQ(bits_of(*gpu_, dx16), rounded(host(*gpu_, dx32))) << "rmsnorm backward d=" << d;
     EXPECT_EQ(host(*gpu_, dw16), host(*gpu_, dw32)) << "rmsnorm backward d=" << d;
+    // Accumulating into an F32 residual gradient with its BF16 copy written
+    // in the same pass: dres as without the copy, the copy its rounding.
+    const Vec dres0 = random_floats(r * d, 52);
+    const Tensor dres = on(*gpu_, dres0, {r, d}), dres_plain = on(*gpu_, dres0, {r, d});
+    const Tensor dres16 = on16(*gpu_, std::vector<uint16_t>(r * d, 0xffff), {r, d});
+    const Tensor dwc = on(*gpu_, Vec(d, 0.5f), {d}), dwp = on(*gpu_, Vec(d, 0.5f), {d});
+    gpu_->rmsnorm_backward(dres_plain, dwp, dout, tx, tw, rstd32, true);
+    gpu_->rmsnorm_backward_copy(dres, dres16, dwc, dout, tx, tw, rstd32, true);
+    EXPECT_EQ(host(*gpu_, dres), host(*gpu_, dres_plain)) << "rmsnorm backward copy d=" << d;
+    EXPECT_EQ(host(*gpu_, dwc), host(*gpu_, dwp)) << "rmsnorm backward copy d=" << d;
+    EXPECT_EQ(bits_of(*gpu_, dres16), rounded(host(*gpu_, dres))) << "rmsnorm backward copy d=" << d;
   }
   {
     const int64_t n = 4097;

@@ -19,11 +19,12 @@ struct Step {
   std::vector<float> grads;
 };
 
-Step one_step(Backend& be, const ModelConfig& c) {
+Step one_step(Backend& be, const ModelConfig& c, bool bf16_activations = false) {
   Model m(c, be);
   m.init_random(5);
   MemoryOptions memory;
   memory.recompute = true;
+  memory.bf16_activations = bf16_activations;
   m.set_memory_options(memory);
   const int64_t b = 2, t = 16, n = b * t;
   Rng rng(6);
@@ -72,6 +73,27 @@ TEST(TimedBackend, CountsEachCallUnderItsOp) {
   EXPECT_EQ(calls["matmul_add"], 2 * layers);
   timed.reset();
   EXPECT_TRUE(timed.entries().empty());
+}
+
+// Under BF16 product inputs the norms' backward also writes dres's BF16 copy
+// (the final norm's, and each layer's but the input norm of layer 0, whose
+// dres goes to the embedding as F32); the step is the plain backend's.
+TEST(TimedBackend, Bf16ActivationsCopyTheResidualGradient) {
+  const ModelConfig c = preset_config("tiny");
+  CpuBackend plain(2), inner(2);
+  if (!plain.supports_matmul_precision(MatmulPrecision::BF16))
+    GTEST_SKIP() << "no BF16 products in this build";
+  plain.set_matmul_precision(MatmulPrecision::BF16);
+  inner.set_matmul_precision(MatmulPrecision::BF16);
+  TimedBackend timed(inner);
+  const Step a = one_step(plain, c, true), b = one_step(timed, c, true);
+  EXPECT_EQ(b.loss, a.loss);
+  EXPECT_EQ(b.grads, a.grads);
+  std::map<std::string, int64_t> calls;
+  for (const TimedBackend::Entry& e : timed.entries()) calls[e.op] += e.calls;
+  const int64_t layers = c.num_hidden_layers;
+  EXPECT_EQ(calls["rmsnorm_backward_copy"], 2 * layers);
+  EXPECT_EQ(calls["rmsnorm_backward"], 1);
 }
 
 TEST(TimedBackend, TakesAndSetsTheInnerPrecision) {

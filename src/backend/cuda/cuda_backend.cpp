@@ -385,9 +385,10 @@ void CudaBackend::norm_forward(const Tensor& out, const Tensor& rstd, const Tens
   else run(f32(out));
 }
 
-void CudaBackend::norm_backward(const Tensor& dx, const Tensor& dw, const Tensor& dout,
-                                const Tensor& x, const Tensor& w, const Tensor& rstd,
-                                bool accumulate_dx, const cuda::RopeRows& rope) {
+void CudaBackend::norm_backward(const Tensor& dx, const Tensor* dx16, const Tensor& dw,
+                                const Tensor& dout, const Tensor& x, const Tensor& w,
+                                const Tensor& rstd, bool accumulate_dx,
+                                const cuda::RopeRows& rope) {
   check_f32_or_bf16(dx, "rmsnorm dx");
   HG_CHECK(dx.dtype == DType::F32 || !accumulate_dx,
            "rmsnorm_backward cannot accumulate into a BF16 dx");
@@ -403,9 +404,15 @@ void CudaBackend::norm_backward(const Tensor& dx, const Tensor& dw, const Tensor
   const int64_t parts = cuda::rmsnorm_dw_partitions(x.rows());
   auto* partials = static_cast<float*>(
       s_->get(kDwPartials, sizeof(float) * static_cast<size_t>(parts * x.cols())));
+  if (dx16) {
+    HG_CHECK(dx16->dtype == DType::BF16 && dx.dtype == DType::F32, "rmsnorm_backward_copy: dx16 ",
+             dtype_name(dx16->dtype), " for dx ", dtype_name(dx.dtype), " (BF16 of an F32 dx)");
+    check_size(*dx16, x, "rmsnorm_backward_copy dx16");
+  }
+  uint16_t* copy = dx16 ? bits(*dx16) : nullptr;
   const auto run = [&](auto* out) {
-    cuda::rmsnorm_backward(out, f32(dw), partials, f32(dout), f32(x), f32(w), f32(rstd), x.rows(),
-                           x.cols(), accumulate_dx, s_->stream, rope);
+    cuda::rmsnorm_backward(out, copy, f32(dw), partials, f32(dout), f32(x), f32(w), f32(rstd),
+                           x.rows(), x.cols(), accumulate_dx, s_->stream, rope);
   };
   if (dx.dtype == DType::BF16) run(bits(dx));
   else run(f32(dx));
@@ -419,7 +426,13 @@ void CudaBackend::rmsnorm_forward(const Tensor& out, const Tensor& rstd, const T
 void CudaBackend::rmsnorm_backward(const Tensor& dx, const Tensor& dw, const Tensor& dout,
                                    const Tensor& x, const Tensor& w, const Tensor& rstd,
                                    bool accumulate_dx) {
-  norm_backward(dx, dw, dout, x, w, rstd, accumulate_dx, {});
+  norm_backward(dx, nullptr, dw, dout, x, w, rstd, accumulate_dx, {});
+}
+
+void CudaBackend::rmsnorm_backward_copy(const Tensor& dx, const Tensor& dx16, const Tensor& dw,
+                                        const Tensor& dout, const Tensor& x, const Tensor& w,
+                                        const Tensor& rstd, bool accumulate_dx) {
+  norm_backward(dx, &dx16, dw, dout, x, w, rstd, accumulate_dx, {});
 }
 
 // ---- RoPE -----------------------------------------------------------------------
@@ -478,7 +491,7 @@ void CudaBackend::qk_norm_rope_forward(const Tensor& out, const Tensor& rstd, co
 void CudaBackend::qk_norm_rope_backward(const Tensor& dx, const Tensor& dw, const Tensor& dout,
                                         const Tensor& x, const Tensor& w, const Tensor& rstd,
                                         const Tensor& cos, const Tensor& sin, int64_t pos0) {
-  norm_backward(dx, dw, dout, x, w, rstd, false, rope_rows(x, cos, sin, pos0));
+  norm_backward(dx, nullptr, dw, dout, x, w, rstd, false, rope_rows(x, cos, sin, pos0));
 }
 
 // ---- attention ------------------------------------------------------------------

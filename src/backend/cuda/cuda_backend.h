@@ -61,6 +61,9 @@ class CudaBackend final : public Backend {
                        double eps) override;
   void rmsnorm_backward(const Tensor& dx, const Tensor& dw, const Tensor& dout, const Tensor& x,
                         const Tensor& w, const Tensor& rstd, bool accumulate_dx) override;
+  void rmsnorm_backward_copy(const Tensor& dx, const Tensor& dx16, const Tensor& dw,
+                             const Tensor& dout, const Tensor& x, const Tensor& w,
+                             const Tensor& rstd, bool accumulate_dx) override;
 
   void rope_forward(const Tensor& x, const Tensor& cos, const Tensor& sin, int64_t pos0) override;
   void rope_backward(const Tensor& dx, const Tensor& cos, const Tensor& sin,
@@ -77,8 +80,9 @@ class CudaBackend final : public Backend {
   // RMSNorm, with the rotation of QK-Norm + RoPE fused in when rope.cos is set.
   void norm_forward(const Tensor& out, const Tensor& rstd, const Tensor& x, const Tensor& w,
                     double eps, const cuda::RopeRows& rope);
-  void norm_backward(const Tensor& dx, const Tensor& dw, const Tensor& dout, const Tensor& x,
-                     const Tensor& w, const Tensor& rstd, bool accumulate_dx,
+  // dx16 (may be null): a BF16 copy of dx's final values.
+  void norm_backward(const Tensor& dx, const Tensor* dx16, const Tensor& dw, const Tensor& dout,
+                     const Tensor& x, const Tensor& w, const Tensor& rstd, bool accumulate_dx,
                      const cuda::RopeRows& rope);
   // softcap_cross_entropy, the gradient over the logits or into dlogits16.
   void cross_entropy(const Tensor& logits, const Tensor& losses, const Tensor& targets, double cap,

@@ -46,10 +46,10 @@ __global__ void rmsnorm_forward_kernel(Out* out, float* rstd, const float* x, co
 
 // Pass 1: block p = partition p; warp w takes rows begin + w, begin + w + warps, ...
 template <typename DX>
-__global__ void rmsnorm_backward_kernel(DX* dx, float* dw_partials, const float* dout,
-                                        const float* x, const float* w, const float* rstd,
-                                        int64_t rows, int64_t d, int64_t parts,
-                                        bool accumulate_dx, RopeRows rope) {
+__global__ void rmsnorm_backward_kernel(DX* dx, __nv_bfloat16* dx_copy, float* dw_partials,
+                                        const float* dout, const float* x, const float* w,
+                                        const float* rstd, int64_t rows, int64_t d,
+                                        int64_t parts, bool accumulate_dx, RopeRows rope) {
   extern __shared__ float dw_rows[];  // [warps, d]
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
   float* dw_local = dw_rows + static_cast<int64_t>(warp) * d;
@@ -73,7 +73,9 @@ __global__ void rmsnorm_backward_kernel(DX* dx, float* dw_partials, const float*
       const float xhat = xr[i] * s;
       const float gi = grad(i);
       const float g = s * (gi * w[i] - xhat * mean_dot);
-      store_float(dxr + i, accumulate_dx ? as_float(dxr[i]) + g : g);
+      const float value = accumulate_dx ? as_float(dxr[i]) + g : g;
+      store_float(dxr + i, value);
+      if (dx_copy) store_float(dx_copy + r * d + i, value);
       dw_local[i] += gi * xhat;
     }
   }
@@ -121,7 +123,7 @@ template void rmsnorm_forward(uint16_t*, float*, const float*, const float*, int
                               double, cudaStream_t, const RopeRows&);
 
 template <typename DX>
-void rmsnorm_backward(DX* dx, float* dw, float* dw_partials, const float* dout,
+void rmsnorm_backward(DX* dx, uint16_t* dx_copy, float* dw, float* dw_partials, const float* dout,
                       const float* x, const float* w, const float* rstd, int64_t rows, int64_t d,
                       bool accumulate_dx, cudaStream_t stream, const RopeRows& rope) {
   if (rows <= 0 || d <= 0) return;
@@ -130,18 +132,19 @@ void rmsnorm_backward(DX* dx, float* dw, float* dw_partials, const float* dout,
   const int64_t parts = rmsnorm_dw_partitions(rows);
   const size_t smem = sizeof(float) * static_cast<size_t>(warps) * static_cast<size_t>(d);
   rmsnorm_backward_kernel<<<static_cast<unsigned>(parts), warps * 32, smem, stream>>>(
-      device_ptr(dx), dw_partials, dout, x, w, rstd, rows, d, parts, accumulate_dx, rope);
+      device_ptr(dx), device_ptr(dx_copy), dw_partials, dout, x, w, rstd, rows, d, parts,
+      accumulate_dx, rope);
   HG_CUDA_CHECK_LAUNCH();
   rmsnorm_dw_kernel<<<static_cast<unsigned>(rmsnorm_dw_blocks(d)), kDwColumns * kDwSlices, 0,
                       stream>>>(dw, dw_partials, parts, d);
   HG_CUDA_CHECK_LAUNCH();
 }
 
-template void rmsnorm_backward(float*, float*, float*, const float*, const float*, const float*,
-                               const float*, int64_t, int64_t, bool, cudaStream_t,
+template void rmsnorm_backward(float*, uint16_t*, float*, float*, const float*, const float*,
+                               const float*, const float*, int64_t, int64_t, bool, cudaStream_t,
                                const RopeRows&);
-template void rmsnorm_backward(uint16_t*, float*, float*, const float*, const float*, const float*,
-                               const float*, int64_t, int64_t, bool, cudaStream_t,
+template void rmsnorm_backward(uint16_t*, uint16_t*, float*, float*, const float*, const float*,
+                               const float*, const float*, int64_t, int64_t, bool, cudaStream_t,
                                const RopeRows&);
 
 }  // namespace hessgpt::cuda
