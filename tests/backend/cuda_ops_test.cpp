@@ -483,26 +483,30 @@ TEST_F(CudaOps, MatmulAddReadsTheResidual) {
   gpu_->set_matmul_precision(MatmulPrecision::FP32);
 }
 
+// Vocabularies held in registers (an odd width; 32008, the Mistral one) and
+// one past kCrossEntropyHeld (32768), which the two-sweep kernel takes.
 TEST_F(CudaOps, SoftcapAndFusedCrossEntropy) {
-  const int64_t r = 9, v = 32008 % 1001;  // odd vocabulary width
-  std::vector<int32_t> targets = {3, -100, static_cast<int32_t>(v - 1), 0, 5, -100, 17, 200, 1};
-  for (double cap : {30.0, 2.0, 0.0}) {
-    for (double dscale : {0.0, 1.0 / 7.0}) {
-      const Vec z = random_floats(r * v, 31, 4.0);
-      auto run = [&](Backend& be) {
-        const Tensor logits = on(be, z, {r, v});
-        const Tensor losses = on(be, poison(r), {r});
-        be.softcap_cross_entropy(logits, losses, ids_on(be, targets), cap, dscale);
-        Outputs out{{"losses", host(be, losses)}};
-        if (dscale != 0.0) out.emplace_back("dlogits", host(be, logits));
-        const Tensor capped = on(be, z, {r, v});
-        be.softcap_forward(capped, cap);
-        out.emplace_back("softcap", host(be, capped));
-        return out;
-      };
-      expect_outputs_close(run(*gpu_), run(cpu_), 1e-5,
-                           "cross-entropy cap=" + std::to_string(cap) +
-                               " dscale=" + std::to_string(dscale));
+  for (const int64_t v : {int64_t{32008 % 1001}, int64_t{32008}, int64_t{32769}}) {
+    const int64_t r = 9;
+    std::vector<int32_t> targets = {3, -100, static_cast<int32_t>(v - 1), 0, 5, -100, 17, 200, 1};
+    for (double cap : {30.0, 2.0, 0.0}) {
+      for (double dscale : {0.0, 1.0 / 7.0}) {
+        const Vec z = random_floats(r * v, 31, 4.0);
+        auto run = [&](Backend& be) {
+          const Tensor logits = on(be, z, {r, v});
+          const Tensor losses = on(be, poison(r), {r});
+          be.softcap_cross_entropy(logits, losses, ids_on(be, targets), cap, dscale);
+          Outputs out{{"losses", host(be, losses)}};
+          if (dscale != 0.0) out.emplace_back("dlogits", host(be, logits));
+          const Tensor capped = on(be, z, {r, v});
+          be.softcap_forward(capped, cap);
+          out.emplace_back("softcap", host(be, capped));
+          return out;
+        };
+        expect_outputs_close(run(*gpu_), run(cpu_), 1e-5,
+                             "cross-entropy v=" + std::to_string(v) + " cap=" +
+                                 std::to_string(cap) + " dscale=" + std::to_string(dscale));
+      }
     }
   }
 }

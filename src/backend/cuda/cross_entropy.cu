@@ -1,8 +1,11 @@
-// Soft-capped logits and the fused cross-entropy. One block per row: a single
-// read of the logits gives the row's log-sum-exp through an online softmax
-// (running max and rescaled sum per thread, merged across the block); when a
-// gradient is wanted, a second sweep writes it over the logits, or into a
-// separate (BF16) gradient. The probability matrix never exists.
+// Soft-capped logits and the fused cross-entropy. One block per row, which
+// reads the row once: a vocabulary of up to kCrossEntropyHeld is capped into
+// registers (each soft-cap computed once), then the row's max, the sum of
+// exponentials and the gradient come from there. Wider rows take an online
+// softmax (running max and rescaled sum per thread, merged across the block)
+// and a second sweep for the gradient. The gradient is written over the
+// logits or into a separate (BF16) tensor; the probability matrix never
+// exists.
 #include <cmath>
 
 #include "backend/cuda/device_util.cuh"
@@ -30,15 +33,79 @@ __device__ __forceinline__ void merge(float& m, float& s, float m2, float s2) {
   m = mx;
 }
 
+// A row whose target is ignored or out of range (reported through bad, the
+// smallest such row): loss 0 and, when a gradient is wanted, zeros. True when
+// the row needs nothing else.
+template <typename Grad>
+__device__ bool ignored_row(int64_t r, int32_t target, int64_t v, Grad* gz, float* losses,
+                            float dscale, uint32_t* bad) {
+  if (target != kIgnoreIndex && target >= 0 && target < v) return false;
+  if (target != kIgnoreIndex && threadIdx.x == 0) atomicMin(bad, static_cast<uint32_t>(r));
+  if (threadIdx.x == 0) losses[r] = 0.0f;
+  if (dscale != 0.0f)
+    for (int64_t i = threadIdx.x; i < v; i += blockDim.x) store_float(gz + i, 0.0f);
+  return true;
+}
+
+// Rows of at most kCrossEntropyHeld: thread t holds the capped logits t,
+// t + blockDim, ... (-inf past the row's end, which add exp(-inf) = 0).
+template <typename Grad>
+__global__ void __launch_bounds__(kCrossEntropyHeldThreads)
+    cross_entropy_held_kernel(const float* logits, Grad* grad, float* losses,
+                              const int32_t* targets, int64_t rows, int64_t v, float cap,
+                              float inv_cap, float dscale, uint32_t* bad) {
+  __shared__ float scratch[32];
+  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    const float* z = logits + r * v;
+    Grad* gz = grad + r * v;
+    const int32_t target = targets[r];
+    if (ignored_row(r, target, v, gz, losses, dscale, bad)) continue;
+    // Slot k is element threadIdx.x + k * kCrossEntropyHeldThreads: constant
+    // offsets from the thread's first element (immediates in the loads and
+    // stores, not a register each).
+    const float* zt = z + threadIdx.x;
+    Grad* gt = gz + threadIdx.x;
+    const int64_t left = v - threadIdx.x, target_at = target - static_cast<int64_t>(threadIdx.x);
+    float x[kCrossEntropyPerThread];
+    float m = -INFINITY;
+#pragma unroll
+    for (int k = 0; k < kCrossEntropyPerThread; ++k) {
+      x[k] = k * kCrossEntropyHeldThreads < left
+                 ? capped(zt[k * kCrossEntropyHeldThreads], cap, inv_cap)
+                 : -INFINITY;
+      m = fmaxf(m, x[k]);
+    }
+    // Every read of the row is behind this barrier, so the gradient may
+    // overwrite it below.
+    m = block_max(m, scratch);
+    float s = 0.0f;
+#pragma unroll
+    for (int k = 0; k < kCrossEntropyPerThread; ++k) s += expf(x[k] - m);
+    const float lse = m + logf(block_sum(s, scratch));
+#pragma unroll
+    for (int k = 0; k < kCrossEntropyPerThread; ++k) {
+      const bool is_target = k * kCrossEntropyHeldThreads == target_at;
+      if (is_target) losses[r] = lse - x[k];
+      if (dscale != 0.0f && k * kCrossEntropyHeldThreads < left) {
+        const float t = x[k] * inv_cap;  // tanh(z / cap); 0 when uncapped
+        float g = dscale * expf(x[k] - lse) * (1.0f - t * t);
+        if (is_target) g -= dscale * (1.0f - t * t);  // the one-hot term
+        store_float(gt + k * kCrossEntropyHeldThreads, g);
+      }
+    }
+  }
+}
+
 __global__ void softcap_kernel(float* logits, int64_t n, float cap, float inv_cap) {
   for (int64_t i = global_thread(); i < n; i += grid_stride())
     logits[i] = cap * tanhf(logits[i] * inv_cap);
 }
 
-// The gradient goes to grad (rows v apart): the logits themselves, or a BF16 tensor.
+// Wider rows. The gradient goes to grad (rows v apart): the logits
+// themselves, or a BF16 tensor.
 template <typename Grad>
 __global__ void __launch_bounds__(kCrossEntropyThreads)
-    cross_entropy_kernel(float* logits, Grad* grad, float* losses, const int32_t* targets,
+    cross_entropy_sweep_kernel(float* logits, Grad* grad, float* losses, const int32_t* targets,
                          int64_t rows, int64_t v, float cap, float inv_cap, float dscale,
                          uint32_t* bad) {
   __shared__ float shared_m[32], shared_s[32];
@@ -48,13 +115,7 @@ __global__ void __launch_bounds__(kCrossEntropyThreads)
     float* z = logits + r * v;
     Grad* gz = grad + r * v;
     const int32_t target = targets[r];
-    if (target == kIgnoreIndex || target < 0 || target >= v) {
-      if (target != kIgnoreIndex && threadIdx.x == 0) atomicMin(bad, static_cast<uint32_t>(r));
-      if (threadIdx.x == 0) losses[r] = 0.0f;
-      if (dscale != 0.0f)
-        for (int64_t i = threadIdx.x; i < v; i += blockDim.x) store_float(gz + i, 0.0f);
-      continue;
-    }
+    if (ignored_row(r, target, v, gz, losses, dscale, bad)) continue;
     float m = -INFINITY, s = 0.0f;
     for (int64_t i = threadIdx.x; i < v; i += blockDim.x) {
       const float x = capped(z[i], cap, inv_cap);
@@ -121,8 +182,14 @@ void softcap_cross_entropy(float* logits, float* losses, const int32_t* targets,
   if (rows <= 0) return;
   const float inv_cap = cap > 0.0f ? 1.0f / cap : 0.0f;
   const int64_t blocks = std::min<int64_t>(rows, 65535);
-  cross_entropy_kernel<<<static_cast<unsigned>(blocks), kCrossEntropyThreads, 0, stream>>>(
-      logits, device_ptr(grad), losses, targets, rows, v, cap, inv_cap, dscale, bad);
+  if (v <= kCrossEntropyHeld)
+    cross_entropy_held_kernel<<<static_cast<unsigned>(blocks), kCrossEntropyHeldThreads, 0,
+                                stream>>>(logits, device_ptr(grad), losses, targets, rows, v, cap,
+                                          inv_cap, dscale, bad);
+  else
+    cross_entropy_sweep_kernel<<<static_cast<unsigned>(blocks), kCrossEntropyThreads, 0,
+                                 stream>>>(logits, device_ptr(grad), losses, targets, rows, v,
+                                           cap, inv_cap, dscale, bad);
   HG_CUDA_CHECK_LAUNCH();
 }
 template void softcap_cross_entropy(float*, float*, const int32_t*, int64_t, int64_t, float, float,

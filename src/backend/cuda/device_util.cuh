@@ -42,6 +42,17 @@ __device__ T block_sum(T x, T* scratch) {
   return total;
 }
 
+// Max over the block, as block_sum.
+__device__ __forceinline__ float block_max(float x, float* scratch) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int warps = blockDim.x >> 5;
+  x = warp_max(x);
+  __syncthreads();  // scratch may still be read by a previous call
+  if (lane == 0) scratch[warp] = x;
+  __syncthreads();
+  return warp_max(lane < warps ? scratch[lane] : -INFINITY);
+}
+
 // Element-wise launches share this shape: a grid-stride loop over n.
 template <typename Kernel, typename... Args>
 void launch_elementwise(int64_t n, cudaStream_t stream, Kernel kernel, Args... args) {

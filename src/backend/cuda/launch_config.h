@@ -99,7 +99,13 @@ inline int rmsnorm_backward_warps(int64_t d) {
 }
 
 // ---- soft-cap + cross-entropy: one block per row of the vocabulary ------------
+// Rows of up to kCrossEntropyHeld values are read once and kept in registers
+// (kCrossEntropyHeldThreads threads, kCrossEntropyPerThread each: 32768, the
+// Mistral vocabulary's 32008 with room); wider rows are swept twice.
 constexpr int kCrossEntropyThreads = 512;
+constexpr int kCrossEntropyHeldThreads = 1024;
+constexpr int kCrossEntropyPerThread = 32;
+constexpr int64_t kCrossEntropyHeld = int64_t{kCrossEntropyHeldThreads} * kCrossEntropyPerThread;
 
 // ---- embedding backward: one block per (run of equal ids, column chunk) -------
 constexpr int kEmbeddingColumns = 256;
