@@ -27,7 +27,8 @@ void add_memory_options(CLI::App* cmd, MemoryOptions& options) {
                 "Keep the FFN's gate/up activations in BF16 (not where LoRA adapts gate or up)");
   cmd->add_flag("--bf16-activations", options.bf16_activations,
                 "With --precision bf16: also keep the products' inputs (norms, attention and "
-                "SwiGLU outputs) in BF16: the same products, less memory and traffic");
+                "SwiGLU outputs) and SwiGLU's input gradient in BF16: the same products, less "
+                "memory and traffic");
 }
 
 int resolve_threads(int requested) {

@@ -58,7 +58,8 @@ const std::vector<Setting>& settings() {
        "Keep the FFN's gate/up activations in BF16: ~27 % less activation memory"},
       {"--bf16-activations", &C::bf16_activations,
        "With --precision bf16: also keep the products' inputs (norms, attention and SwiGLU "
-       "outputs) in BF16: the same products, less memory and traffic"}};
+       "outputs) and SwiGLU's input gradient in BF16: the same products, less memory and "
+       "traffic"}};
   return k;
 }
 

@@ -103,13 +103,16 @@ Activations carve(const ModelConfig& c, BufferCarver& cv, int64_t b, int64_t t,
     // Gradients that only feed products (dgate, dup; dq_raw, dk_raw out of
     // QK-Norm's backward) follow the products' inputs into BF16, unless
     // adapters read them too (their products scale, so do not round alike).
+    // So does dact, the down projection's BF16 output that SwiGLU's backward
+    // reads: a rounding of its own, as under autocast, where that product's
+    // gradient is BF16 too.
     const DType grad_type = a.bf16_activations && lora.rank == 0 ? DType::BF16 : cv.dtype();
     const DType raw_grad_type = c.qk_norm ? grad_type : cv.dtype();
     if (grad_type == DType::BF16) a.dres16 = cv.take({n, d}, DType::BF16);
     const size_t scratch = cv.offset();
     a.dgate = cv.take({n, ffn}, grad_type);
     a.dup = cv.take({n, ffn}, grad_type);
-    a.dact = cv.take({n, ffn});
+    a.dact = cv.take({n, ffn}, grad_type);
     const size_t mlp_end = cv.offset();
     cv.rewind(scratch);
     a.dq = cv.take({b, t, h, hd});

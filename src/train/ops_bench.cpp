@@ -222,6 +222,10 @@ std::vector<OpTiming> run_ops_bench(const ModelConfig& c, Backend& be, int64_t b
       const Tensor o16 = b.bf16({n, ffn});
       b.time("swiglu fwd (bf16 in and out)", dims({n, ffn}), 0, 2.0 * 3 * n * ffn,
              [&, g16, u16, o16] { be.swiglu_forward(o16, g16, u16); });
+      // --bf16-activations: dact, gate/up in, dgate/dup out, all BF16.
+      const Tensor d16 = b.bf16({n, ffn}), dg16 = b.bf16({n, ffn}), du16 = b.bf16({n, ffn});
+      b.time("swiglu bwd (all bf16)", dims({n, ffn}), 0, 2.0 * 5 * n * ffn,
+             [&, g16, u16, d16, dg16, du16] { be.swiglu_backward(dg16, du16, d16, g16, u16); });
     }
   }
   {

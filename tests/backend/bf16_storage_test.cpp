@@ -148,6 +148,17 @@ TEST(Bf16Storage, NormAttentionAndSwigluWriteBf16) {
   be.swiglu_backward(host16(dg16, {n}), host16(du16, {n}), host(dact, {n}), host16(g16, {n}), host16(u16, {n}));
   EXPECT_EQ(dg16, rounded(dg32));
   EXPECT_EQ(du16, rounded(du32));
+  // A BF16 dout (dact under --bf16-activations) reads as its widened values.
+  const std::vector<uint16_t> dact16 = rounded(dact);
+  std::vector<float> dact_wide = widened(dact16);
+  be.swiglu_backward(host(dg32, {n}), host(du32, {n}), host(dact_wide, {n}), host16(g16, {n}), host16(u16, {n}));
+  std::vector<uint16_t> dact16_in = dact16;
+  be.swiglu_backward(host16(dg16, {n}), host16(du16, {n}), host16(dact16_in, {n}), host16(g16, {n}), host16(u16, {n}));
+  EXPECT_EQ(dg16, rounded(dg32));
+  EXPECT_EQ(du16, rounded(du32));
+  EXPECT_THROW(be.swiglu_backward(host(dg32, {n}), host(du32, {n}), host16(dact16_in, {n}),
+                                  host(g, {n}), host(u, {n})),
+               Error);  // a BF16 dout only with BF16 gate/up
 
   const int64_t b = 2, t = 9, h = 4, kv = 2, hd = 8;
   auto q = random_floats(b * t * h * hd, 13), k = random_floats(b * t * kv * hd, 14),

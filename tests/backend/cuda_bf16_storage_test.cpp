@@ -134,6 +134,15 @@ TEST_F(CudaOps, Bf16StorageOfOutputsAndOperands) {
       gpu_->swiglu_backward(dg16, du16, dact, inputs16 ? g16 : g, inputs16 ? u16 : u);
       EXPECT_EQ(bits_of(*gpu_, dg16), rounded(host(*gpu_, dg32))) << "swiglu backward " << inputs16;
       EXPECT_EQ(bits_of(*gpu_, du16), rounded(host(*gpu_, du32))) << "swiglu backward " << inputs16;
+      if (!inputs16) continue;
+      // A BF16 dout (dact under --bf16-activations) reads as its widened values.
+      const std::vector<uint16_t> dact16 = rounded(host(*gpu_, dact));
+      std::vector<float> wide(dact16.size());
+      for (size_t i = 0; i < wide.size(); ++i) wide[i] = bf16_to_float(dact16[i]);
+      gpu_->swiglu_backward(dg32, du32, on(*gpu_, wide, {n}), g16, u16);
+      gpu_->swiglu_backward(dg16, du16, on16(*gpu_, dact16, {n}), g16, u16);
+      EXPECT_EQ(bits_of(*gpu_, dg16), rounded(host(*gpu_, dg32))) << "swiglu backward, bf16 dout";
+      EXPECT_EQ(bits_of(*gpu_, du16), rounded(host(*gpu_, du32))) << "swiglu backward, bf16 dout";
     }
   }
   for (const MatmulPrecision p : {MatmulPrecision::FP32, MatmulPrecision::BF16}) {

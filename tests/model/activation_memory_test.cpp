@@ -138,7 +138,9 @@ TEST(Bf16Ffn, StepStaysCloseToF32Storage) {
 // Under BF16 products the products read ln1, att, ln2 and act rounded either
 // way: the losses of both training passes and of the evaluations are bit for
 // bit those of BF16 gate/up alone. Only attention's backward reads att
-// otherwise (its row term dout . out), so the gradients move, a little.
+// otherwise (its row term dout . out), and dact is stored in BF16 (a rounding
+// of its own, as under autocast), so the gradients move, a little: 3.0e-3
+// from att alone, 4.9-5.0e-3 with dact.
 TEST(Bf16Activations, SameLossAsF32InputsUnderBf16Products) {
   if (!cpu_has_bf16_products()) GTEST_SKIP() << "no BF16 products in this build (oneDNN)";
   for (const ModelConfig& c : {preset_config("tiny"), tiny_odd_ffn()}) {
@@ -244,7 +246,7 @@ TEST(Recompute, ArenaShrinksByThePerLayerCopies) {
   const int64_t ffnp = padded_width(ffn);
   const auto i64 = [](size_t x) { return static_cast<int64_t>(x); };
   const int64_t mlp32 = i64(3 * bytes(n * ffn));
-  const int64_t mlp16 = i64(2 * bytes16(n * ffnp) + bytes(n * ffnp));
+  const int64_t mlp16 = i64(3 * bytes16(n * ffnp));
   const int64_t attn32 = i64(3 * bytes(n * c.q_dim()) + 3 * bytes(n * kvd));
   const int64_t attn16 = i64(2 * bytes(n * c.q_dim()) + bytes16(n * c.q_dim()) + 2 * bytes(n * kvd) + bytes16(n * kvd));
   const int64_t layers = c.num_hidden_layers;
@@ -274,7 +276,7 @@ TEST(MemoryAdvice, NamesTheUnusedOptionsWithTheirEstimates) {
   EXPECT_NE(none.find("--recompute --bf16-ffn needs 34.4 GiB"), std::string::npos) << none;
   EXPECT_NE(none.find("lower --batch"), std::string::npos);
   const std::string none16 = memory_advice(c, 32, 1024, m, true);
-  EXPECT_NE(none16.find("--recompute --bf16-activations needs 32.2 GiB"), std::string::npos) << none16;
+  EXPECT_NE(none16.find("--recompute --bf16-activations needs 32.0 GiB"), std::string::npos) << none16;
   EXPECT_EQ(none16.find("--bf16-ffn"), std::string::npos) << none16;
   m.recompute = true;
   const std::string some = memory_advice(c, 32, 1024, m, false);
@@ -283,7 +285,7 @@ TEST(MemoryAdvice, NamesTheUnusedOptionsWithTheirEstimates) {
   m.bf16_ffn = true;
   const std::string done = "or lower --batch (raise --accum to keep the tokens per step) or --seq";
   EXPECT_EQ(memory_advice(c, 32, 1024, m, false), done);
-  EXPECT_NE(memory_advice(c, 32, 1024, m, true).find("--bf16-activations needs 32.2 GiB"), std::string::npos);
+  EXPECT_NE(memory_advice(c, 32, 1024, m, true).find("--bf16-activations needs 32.0 GiB"), std::string::npos);
   m.bf16_activations = true;
   EXPECT_EQ(memory_advice(c, 32, 1024, m, true), done);
 }

@@ -243,8 +243,9 @@ TEST_P(CudaModel, RecomputeGivesTheSameBf16Step) {
 // with BF16 gate/up, BF16 products): the products read the same BF16 values
 // (in place instead of from a fresh copy), so the loss agrees to summation
 // order (1e-5; cuBLASLt may pick another kernel for an operand read in place)
-// and only attention's row term dout . out sees the rounded att: the gradients
-// stay within 1e-2 (the CPU measures the same change, Bf16Activations tests).
+// and only attention's row term dout . out sees the rounded att, and SwiGLU's
+// backward a BF16 dact: the gradients stay within 1e-2 (the CPU measures the
+// same change, Bf16Activations tests).
 TEST_P(CudaModel, Bf16ActivationsKeepTheBf16Step) {
   MemoryOptions f32_inputs, bf16_inputs;
   f32_inputs.bf16_ffn = true;

@@ -396,13 +396,21 @@ void CpuBackend::swiglu_backward(const Tensor& dgate, const Tensor& dup, const T
   }
   if (gate.dtype == DType::BF16) {
     check_same(up, gate, "swiglu_backward");
-    for (const Tensor* t : {&dgate, &dup, &dout})
+    for (const Tensor* t : {&dgate, &dup})
       HG_CHECK(t->dtype == DType::F32 && t->numel() == gate.numel(),
-               "swiglu_backward: BF16 gate/up need F32 gradients of their size");
-    cpu::swiglu_backward<float>(dgate.as<float>(), dup.as<float>(), dout.as<float>(),
-                                gate.as<uint16_t>(), up.as<uint16_t>(), gate.numel());
+               "swiglu_backward: BF16 gate/up need F32 or BF16 gradients of their size");
+    HG_CHECK((dout.dtype == DType::F32 || dout.dtype == DType::BF16) &&
+                 dout.numel() == gate.numel(),
+             "swiglu_backward: BF16 gate/up need an F32 or BF16 dout of their size");
+    if (dout.dtype == DType::BF16)
+      cpu::swiglu_backward<float>(dgate.as<float>(), dup.as<float>(), dout.as<uint16_t>(),
+                                  gate.as<uint16_t>(), up.as<uint16_t>(), gate.numel());
+    else
+      cpu::swiglu_backward<float>(dgate.as<float>(), dup.as<float>(), dout.as<float>(),
+                                  gate.as<uint16_t>(), up.as<uint16_t>(), gate.numel());
     return;
   }
+  HG_CHECK(dout.dtype != DType::BF16, "swiglu_backward: a BF16 dout needs BF16 gate/up");
   check_same(dgate, gate, "swiglu_backward");
   check_same(dup, up, "swiglu_backward");
   dispatch_float(gate.dtype, [&](auto tag) {

@@ -51,15 +51,16 @@ void swiglu_forward(T* out, const In* gate, const In* up, int64_t n) {
   }
 }
 
-template <typename T, typename In>
-void swiglu_backward(T* dgate, T* dup, const T* dout, const In* gate, const In* up, int64_t n) {
+template <typename T, typename In, typename DOut>
+void swiglu_backward(T* dgate, T* dup, const DOut* dout, const In* gate, const In* up, int64_t n) {
 #pragma omp parallel for simd schedule(static)
   for (int64_t i = 0; i < n; ++i) {
     const T g = widen(gate[i]);
     const T sig = T(1) / (T(1) + vexp(-g));
     const T silu = g * sig;
-    dup[i] = dout[i] * silu;
-    dgate[i] = dout[i] * widen(up[i]) * sig * (T(1) + g * (T(1) - sig));
+    const T d = widen(dout[i]);
+    dup[i] = d * silu;
+    dgate[i] = d * widen(up[i]) * sig * (T(1) + g * (T(1) - sig));
   }
 }
 
@@ -69,12 +70,14 @@ void swiglu_backward(T* dgate, T* dup, const T* dout, const In* gate, const In* 
   template double sum_squares<T>(const T*, int64_t);                                   \
   template void fill<T>(T*, T, int64_t);                                               \
   template void swiglu_forward<T, T>(T*, const T*, const T*, int64_t);                 \
-  template void swiglu_backward<T, T>(T*, T*, const T*, const T*, const T*, int64_t);
+  template void swiglu_backward<T, T, T>(T*, T*, const T*, const T*, const T*, int64_t);
 HG_INSTANTIATE(float)
 HG_INSTANTIATE(double)
 #undef HG_INSTANTIATE
 template void swiglu_forward<float, uint16_t>(float*, const uint16_t*, const uint16_t*, int64_t);
-template void swiglu_backward<float, uint16_t>(float*, float*, const float*, const uint16_t*,
-                                               const uint16_t*, int64_t);
+template void swiglu_backward<float, uint16_t, float>(float*, float*, const float*,
+                                                      const uint16_t*, const uint16_t*, int64_t);
+template void swiglu_backward<float, uint16_t, uint16_t>(float*, float*, const uint16_t*,
+                                                         const uint16_t*, const uint16_t*, int64_t);
 
 }  // namespace hessgpt::cpu

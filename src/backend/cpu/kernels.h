@@ -26,8 +26,9 @@ template <typename T> void fill(T* x, T value, int64_t n);
 // out = silu(gate) * up; gate/up are T, or (In = uint16_t, T = float) BF16 storage.
 template <typename T, typename In = T>
 void swiglu_forward(T* out, const In* gate, const In* up, int64_t n);
-template <typename T, typename In = T>
-void swiglu_backward(T* dgate, T* dup, const T* dout, const In* gate, const In* up, int64_t n);
+// dout too may be BF16 storage (DOut = uint16_t) when gate/up are.
+template <typename T, typename In = T, typename DOut = T>
+void swiglu_backward(T* dgate, T* dup, const DOut* dout, const In* gate, const In* up, int64_t n);
 
 // ---- embedding.cpp: out[N,C] = table[ids]; dtable[V,C] += scatter(dout) ---
 // Ids are checked against V; an out-of-range id throws Error.

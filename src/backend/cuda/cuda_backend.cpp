@@ -611,7 +611,9 @@ void CudaBackend::swiglu_forward(const Tensor& out, const Tensor& gate, const Te
 
 void CudaBackend::swiglu_backward(const Tensor& dgate, const Tensor& dup, const Tensor& dout,
                                   const Tensor& gate, const Tensor& up) {
-  check_f32(dout, "swiglu_backward dout");
+  check_f32_or_bf16(dout, "swiglu_backward dout");
+  HG_CHECK(dout.dtype == DType::F32 || gate.dtype == DType::BF16,
+           "swiglu_backward: a BF16 dout needs BF16 gate/up");
   check_f32_or_bf16(dgate, "swiglu_backward dgate");
   check_same(dup, dgate, "swiglu_backward dup");
   HG_CHECK(dup.device == Device::CUDA, "swiglu_backward dup is not a CUDA tensor");
@@ -620,9 +622,14 @@ void CudaBackend::swiglu_backward(const Tensor& dgate, const Tensor& dup, const 
   HG_CHECK(up.device == Device::CUDA, "swiglu_backward up is not a CUDA tensor");
   for (const Tensor* t : {&dgate, &dup, &dout}) check_size(*t, gate, "swiglu_backward");
   const auto run = [&](auto* dg, auto* du) {
-    if (gate.dtype == DType::BF16)
-      cuda::swiglu_backward(dg, du, f32(dout), static_cast<const uint16_t*>(bits(gate)),
-                            static_cast<const uint16_t*>(bits(up)), gate.numel(), s_->stream);
+    const auto* g16 = static_cast<const uint16_t*>(bits(gate));
+    const auto* u16 = static_cast<const uint16_t*>(bits(up));
+    if (dout.dtype == DType::BF16)
+      cuda::swiglu_backward(dg, du, static_cast<const uint16_t*>(bits(dout)), g16, u16,
+                            gate.numel(), s_->stream);
+    else if (gate.dtype == DType::BF16)
+      cuda::swiglu_backward(dg, du, static_cast<const float*>(f32(dout)), g16, u16, gate.numel(),
+                            s_->stream);
     else
       cuda::swiglu_backward(dg, du, f32(dout), static_cast<const float*>(f32(gate)),
                             static_cast<const float*>(f32(up)), gate.numel(), s_->stream);

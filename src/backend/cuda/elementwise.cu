@@ -49,13 +49,13 @@ __global__ void swiglu_forward_kernel(Out* out, const In* gate, const In* up, in
   }
 }
 
-template <typename Grad, typename In>
-__global__ void swiglu_backward_kernel(Grad* dgate, Grad* dup, const float* dout,
+template <typename Grad, typename In, typename DOut>
+__global__ void swiglu_backward_kernel(Grad* dgate, Grad* dup, const DOut* dout,
                                        const In* gate, const In* up, int64_t n) {
   for (int64_t i = global_thread(); i < n; i += grid_stride()) {
     const float g = as_float(gate[i]);
     const float sig = 1.0f / (1.0f + expf(-g));
-    const float d = dout[i];
+    const float d = as_float(dout[i]);
     const float u = as_float(up[i]);  // read before writing: dup may alias up's storage
     store_float(dup + i, d * g * sig);
     store_float(dgate + i, d * u * sig * (1.0f + g * (1.0f - sig)));
@@ -133,11 +133,13 @@ template void swiglu_forward(float*, const uint16_t*, const uint16_t*, int64_t, 
 template void swiglu_forward(uint16_t*, const float*, const float*, int64_t, cudaStream_t);
 template void swiglu_forward(uint16_t*, const uint16_t*, const uint16_t*, int64_t, cudaStream_t);
 
-template <typename Grad, typename In>
-void swiglu_backward(Grad* dgate, Grad* dup, const float* dout, const In* gate, const In* up,
+template <typename Grad, typename In, typename DOut>
+void swiglu_backward(Grad* dgate, Grad* dup, const DOut* dout, const In* gate, const In* up,
                      int64_t n, cudaStream_t stream) {
-  launch_elementwise(n, stream, swiglu_backward_kernel<device_t<Grad>, device_t<In>>,
-                     device_ptr(dgate), device_ptr(dup), dout, device_ptr(gate), device_ptr(up), n);
+  launch_elementwise(n, stream,
+                     swiglu_backward_kernel<device_t<Grad>, device_t<In>, device_t<DOut>>,
+                     device_ptr(dgate), device_ptr(dup), device_ptr(dout), device_ptr(gate),
+                     device_ptr(up), n);
 }
 template void swiglu_backward(float*, float*, const float*, const float*, const float*, int64_t,
                               cudaStream_t);
@@ -146,6 +148,10 @@ template void swiglu_backward(float*, float*, const float*, const uint16_t*, con
 template void swiglu_backward(uint16_t*, uint16_t*, const float*, const float*, const float*,
                               int64_t, cudaStream_t);
 template void swiglu_backward(uint16_t*, uint16_t*, const float*, const uint16_t*,
+                              const uint16_t*, int64_t, cudaStream_t);
+template void swiglu_backward(float*, float*, const uint16_t*, const uint16_t*, const uint16_t*,
+                              int64_t, cudaStream_t);
+template void swiglu_backward(uint16_t*, uint16_t*, const uint16_t*, const uint16_t*,
                               const uint16_t*, int64_t, cudaStream_t);
 
 void merge_columns(float* dst, int64_t dst_ld, const float* src, int64_t src_ld, int64_t rows,

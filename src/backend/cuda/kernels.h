@@ -26,9 +26,10 @@ void sum_squares(double* result, double* partials, const float* x, int64_t n,
 // Out, In: float or uint16_t (BF16), any combination.
 template <typename Out, typename In>
 void swiglu_forward(Out* out, const In* gate, const In* up, int64_t n, cudaStream_t stream);
-// Grad: float or uint16_t (BF16 dgate/dup).
-template <typename Grad, typename In>
-void swiglu_backward(Grad* dgate, Grad* dup, const float* dout, const In* gate, const In* up,
+// Grad: float or uint16_t (BF16 dgate/dup); DOut uint16_t (BF16) only with
+// BF16 gate/up.
+template <typename Grad, typename In, typename DOut>
+void swiglu_backward(Grad* dgate, Grad* dup, const DOut* dout, const In* gate, const In* up,
                      int64_t n, cudaStream_t stream);
 // dst[r, c] (leading dim dst_ld, dst_rows >= rows rows) = bf16(src[r, c])
 // (leading dim src_ld), round to nearest even (a copy for a BF16 source);
