@@ -20,6 +20,7 @@
 #include <cstdint>
 
 #include "backend/cuda/device_util.cuh"
+#include "backend/cuda/ldmatrix_rows.h"
 
 namespace hessgpt::cuda::warp_mma {
 
@@ -52,21 +53,21 @@ __device__ __forceinline__ float exp2_ftz(float x) {
 // Fragments come out of shared memory through ldmatrix: one instruction hands
 // each lane its pair of every 8 x 8 matrix (row lane / 4, columns 2 (lane % 4)
 // and + 1: the mma fragment layout), where 32-bit loads took one per pair.
-// Lane l gives the row address of matrix l / 8; rows must be 16-byte aligned
-// (strides and column offsets are multiples of 8 elements everywhere here).
-__device__ __forceinline__ unsigned smem_address(const bf16* p) {
-  return static_cast<unsigned>(__cvta_generic_to_shared(p));
+// Which row each lane addresses is ldmatrix_rows.h (host-tested); rows must
+// be 16-byte aligned (strides and column offsets are multiples of 8 elements
+// everywhere here).
+__device__ __forceinline__ unsigned smem_address(const bf16* s, int stride, TileAt at) {
+  return static_cast<unsigned>(__cvta_generic_to_shared(s + at.row * stride + at.col));
 }
 
 // A fragment: rows r0.., columns k0.. of a row-major [rows][stride] array.
 // Matrices: (rows r0, cols k0), (r0 + 8, k0), (r0, k0 + 8), (r0 + 8, k0 + 8).
 __device__ __forceinline__ void load_a(uint32_t (&a)[4], const bf16* s, int stride, int r0,
                                        int k0) {
-  const int lane = threadIdx.x & 31;
-  const bf16* p = s + (r0 + (lane & 7) + ((lane >> 3) & 1) * 8) * stride + k0 + (lane >> 4) * 8;
+  const TileAt at = ldmatrix_a_row(threadIdx.x & 31, r0, k0);
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
                : "=r"(a[0]), "=r"(a[1]), "=r"(a[2]), "=r"(a[3])
-               : "r"(smem_address(p)));
+               : "r"(smem_address(s, stride, at)));
 }
 
 // B fragments of the two n-tiles n0.. and n0 + 8.. in one ldmatrix.x4:
@@ -75,22 +76,20 @@ __device__ __forceinline__ void load_a(uint32_t (&a)[4], const bf16* s, int stri
 // (rows n0, cols k0), (n0, k0 + 8), (n0 + 8, k0), (n0 + 8, k0 + 8).
 __device__ __forceinline__ void load_b2(uint32_t (&b)[4], const bf16* s, int stride, int n0,
                                         int k0) {
-  const int lane = threadIdx.x & 31;
-  const bf16* p = s + (n0 + (lane & 7) + (lane >> 4) * 8) * stride + k0 + ((lane >> 3) & 1) * 8;
+  const TileAt at = ldmatrix_b2_row(threadIdx.x & 31, n0, k0);
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
                : "=r"(b[0]), "=r"(b[1]), "=r"(b[2]), "=r"(b[3])
-               : "r"(smem_address(p)));
+               : "r"(smem_address(s, stride, at)));
 }
 // load_b2_trans: B[k][n] = s[k + ..][n + ..] (tile stored [k][n]); .trans
 // hands each lane the pairs (k 2c, 2c + 1; n g) of the transposed matrices
 // (rows k0, cols n0), (k0 + 8, n0), (k0, n0 + 8), (k0 + 8, n0 + 8).
 __device__ __forceinline__ void load_b2_trans(uint32_t (&b)[4], const bf16* s, int stride, int k0,
                                               int n0) {
-  const int lane = threadIdx.x & 31;
-  const bf16* p = s + (k0 + (lane & 7) + ((lane >> 3) & 1) * 8) * stride + n0 + (lane >> 4) * 8;
+  const TileAt at = ldmatrix_b2_trans_row(threadIdx.x & 31, k0, n0);
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
                : "=r"(b[0]), "=r"(b[1]), "=r"(b[2]), "=r"(b[3])
-               : "r"(smem_address(p)));
+               : "r"(smem_address(s, stride, at)));
 }
 
 // One n-tile of load_b2 / load_b2_trans (the first two matrices; lanes 16..
@@ -98,19 +97,17 @@ __device__ __forceinline__ void load_b2_trans(uint32_t (&b)[4], const bf16* s, i
 // dK/dV, where the x4 forms' registers cost the dK/dV kernel a block per SM.
 __device__ __forceinline__ void load_b(uint32_t& b0, uint32_t& b1, const bf16* s, int stride,
                                        int n0, int k0) {
-  const int lane = threadIdx.x & 31;
-  const bf16* p = s + (n0 + (lane & 7)) * stride + k0 + ((lane >> 3) & 1) * 8;
+  const TileAt at = ldmatrix_b_row(threadIdx.x & 31, n0, k0);
   asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0, %1}, [%2];\n"
                : "=r"(b0), "=r"(b1)
-               : "r"(smem_address(p)));
+               : "r"(smem_address(s, stride, at)));
 }
 __device__ __forceinline__ void load_b_trans(uint32_t& b0, uint32_t& b1, const bf16* s,
                                              int stride, int k0, int n0) {
-  const int lane = threadIdx.x & 31;
-  const bf16* p = s + (k0 + (lane & 7) + ((lane >> 3) & 1) * 8) * stride + n0;
+  const TileAt at = ldmatrix_b_trans_row(threadIdx.x & 31, k0, n0);
   asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];\n"
                : "=r"(b0), "=r"(b1)
-               : "r"(smem_address(p)));
+               : "r"(smem_address(s, stride, at)));
 }
 
 // The A fragment of k-step kk from the C fragments of n-tiles 2kk and 2kk + 1.
