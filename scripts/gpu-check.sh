@@ -33,6 +33,8 @@
 #     product inputs, padded FFN) after BENCH_FLAGS and alone (no recomputation).
 #   PROFILE_MODELS [model1]: `bench train --profile` with --recompute --bf16-activations,
 #     the step's time per backend op (synchronised after each op), top rows in the table.
+#   NCU_ATTENTION [0]: Nsight Compute over the three tensor-core attention kernels at
+#     model1's shapes (speed of light, occupancy, warp stalls, memory), report in $LOGS.
 #   ATTN_ROWS_AB [1]: the attention rows of `bench ops` again with the forward's
 #     16-row warps (HESSGPT_ATTN_ROWS=16; the default is 32 where they fit).
 #   A/B rows, on AB_MODELS [model1]: BF16_FFN_AB=1 adds --bf16-ffn; ATTN_AB=1
@@ -353,6 +355,27 @@ models=${BENCH_MODELS:-model1 model2}
 [[ $quick == 1 ]] && models=small
 [[ " $models " == *" model1 "* ]] && ops_rows model1 32 1024
 [[ " $models " == *" model1 "* && ${ATTN_ROWS_AB:-1} == 1 ]] && ops_rows model1 32 1024 attention-16-rows HESSGPT_ATTN_ROWS=16
+
+# Why the attention kernels run as fast as they do: one launch of each, profiled
+# (a tool that cannot read the counters, as under gVisor, gives an info row).
+ncu_attention_rows() {
+  if ! command -v ncu >/dev/null; then row "ncu attention" skip "ncu not on PATH"; return; fi
+  local kernel out
+  for kernel in mma_forward_kernel mma_dkdv_kernel mma_dq_kernel; do
+    out="$OUT/ncu-$kernel.txt"
+    if timeout -k 5 "$BENCH_TIMEOUT" ncu --target-processes all -k "$kernel" --launch-count 1 \
+        --section SpeedOfLight --section Occupancy --section WarpStateStats \
+        --section MemoryWorkloadAnalysis "$HG" bench ops --device cuda --precision bf16 \
+        --model model1 --batch 32 --seq 1024 --repeat 1 >"$out" 2>&1; then
+      grep -E 'Compute \(SM\) Throughput|Memory Throughput|Achieved Occupancy|Registers Per Thread|Duration' \
+        "$out" | sed -E 's/^ +//; s/ {2,}/ /g' | head -8 >"$out.rows"
+      while IFS= read -r line; do row "  ncu $kernel" info "$line"; done <"$out.rows"
+    else
+      row "ncu $kernel" info "no report ($(tail -1 "$out")), see $out"
+    fi
+  done
+}
+[[ " $models " == *" model1 "* && ${NCU_ATTENTION:-0} == 1 ]] && ncu_attention_rows
 [[ " $models " == *" model1 "* && ${ATTN_WARPS_AB:-0} == 1 ]] && ops_rows model1 32 1024 attention-8-warps HESSGPT_ATTN_WARPS=8
 for m in ${DECODE_MODELS-model1 model2}; do decode_row "$m"; done
 for m in ${PROFILE_MODELS-model1}; do [[ " $models " == *" $m "* ]] && profile_rows "$m" 32 1024; done
