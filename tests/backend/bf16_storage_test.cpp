@@ -182,6 +182,65 @@ TEST(Bf16Storage, NormAttentionAndSwigluWriteBf16) {
   EXPECT_EQ(dv16, dv32);
 }
 
+// Attention's inputs in BF16 storage (--bf16-activations: q and k out of
+// QK-Norm + RoPE, v out of its product) read as their widened values; under
+// BF16 products attention rounds F32 inputs the same way (the tensor-core
+// kernels' operands), so both storages give the same bits. QK-Norm + RoPE
+// with a BF16 output rounds once, after the rotation.
+TEST(Bf16Storage, AttentionInputsInBf16) {
+  CpuBackend be(2);
+  const int64_t b = 2, t = 11, h = 4, kv = 2, hd = 8;
+  auto q = random_floats(b * t * h * hd, 23), k = random_floats(b * t * kv * hd, 24),
+       v = random_floats(b * t * kv * hd, 25), dout = random_floats(b * t * h * hd, 26);
+  std::vector<uint16_t> q16 = rounded(q), k16 = rounded(k), v16 = rounded(v);
+  std::vector<float> qw = widened(q16), kw = widened(k16), vw = widened(v16);
+  const auto q4 = [&](std::vector<float>& x) { return host(x, {b, t, h, hd}); };
+  const auto kv4 = [&](std::vector<float>& x) { return host(x, {b, t, kv, hd}); };
+  const auto q4h = [&](std::vector<uint16_t>& x) { return host16(x, {b, t, h, hd}); };
+  const auto kv4h = [&](std::vector<uint16_t>& x) { return host16(x, {b, t, kv, hd}); };
+  struct Pass {
+    std::vector<float> out, lse, dq, dk, dv;
+  };
+  const auto pass = [&](const Tensor& tq, const Tensor& tk, const Tensor& tv) {
+    Pass p{std::vector<float>(q.size()), std::vector<float>(b * h * t),
+           std::vector<float>(q.size()), std::vector<float>(k.size()), std::vector<float>(v.size())};
+    be.attention_forward(q4(p.out), host(p.lse, {b, h, t}), tq, tk, tv, 0.35, 0);
+    be.attention_backward(q4(p.dq), kv4(p.dk), kv4(p.dv), q4(dout), tq, tk, tv, q4(p.out),
+                          host(p.lse, {b, h, t}), 0.35);
+    return p;
+  };
+  const auto same = [](const Pass& a, const Pass& c, const char* what) {
+    EXPECT_EQ(a.out, c.out) << what;
+    EXPECT_EQ(a.lse, c.lse) << what;
+    EXPECT_EQ(a.dq, c.dq) << what;
+    EXPECT_EQ(a.dk, c.dk) << what;
+    EXPECT_EQ(a.dv, c.dv) << what;
+  };
+  // FP32 products: BF16 storage is its widened values.
+  same(pass(q4h(q16), kv4h(k16), kv4h(v16)), pass(q4(qw), kv4(kw), kv4(vw)), "fp32 products");
+  if (!be.supports_matmul_precision(MatmulPrecision::BF16)) return;
+  be.set_matmul_precision(MatmulPrecision::BF16);
+  const Pass rounded_f32 = pass(q4(q), kv4(k), kv4(v));
+  same(pass(q4h(q16), kv4h(k16), kv4h(v16)), rounded_f32, "bf16 products");
+  same(pass(q4(qw), kv4(kw), kv4(vw)), rounded_f32, "bf16 products, pre-rounded F32");
+  std::vector<float> out(q.size()), lse(b * h * t);
+  EXPECT_THROW(be.attention_forward(q4(out), host(lse, {b, h, t}), q4(q), kv4h(k16), kv4(v), 0.35, 0),
+               Error);  // q, k, v of different types
+
+  // QK-Norm + RoPE into BF16: the F32 result, rounded once.
+  const int64_t positions = 16;
+  const auto cs = random_floats(positions * hd / 2, 27), sn = random_floats(positions * hd / 2, 28);
+  std::vector<float> cosv = cs, sinv = sn, w = random_floats(hd, 29);
+  std::vector<float> out32(q.size()), rstd32(b * t * h), rstd16(b * t * h);
+  std::vector<uint16_t> out16(q.size());
+  be.qk_norm_rope_forward(q4(out32), host(rstd32, {b * t * h}), q4(q), host(w, {hd}), 1e-6,
+                          host(cosv, {positions, hd / 2}), host(sinv, {positions, hd / 2}), 3);
+  be.qk_norm_rope_forward(q4h(out16), host(rstd16, {b * t * h}), q4(q), host(w, {hd}), 1e-6,
+                          host(cosv, {positions, hd / 2}), host(sinv, {positions, hd / 2}), 3);
+  EXPECT_EQ(out16, rounded(out32));
+  EXPECT_EQ(rstd16, rstd32);
+}
+
 TEST(Bf16Storage, SwigluReadsBf16GateAndUp) {
   CpuBackend be(2);
   const int64_t n = 1003;

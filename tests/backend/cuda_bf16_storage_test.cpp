@@ -16,6 +16,18 @@ namespace {
 
 using namespace cuda_test;
 
+std::vector<uint16_t> rounded(const Vec& x) {
+  std::vector<uint16_t> r(x.size());
+  for (size_t i = 0; i < x.size(); ++i) r[i] = float_to_bf16(x[i]);
+  return r;
+}
+
+Vec widened(const std::vector<uint16_t>& x) {
+  Vec r(x.size());
+  for (size_t i = 0; i < x.size(); ++i) r[i] = bf16_to_float(x[i]);
+  return r;
+}
+
 // BF16 as storage (backend.h): SwiGLU reading BF16 gate/up, and a matmul
 // writing a BF16 output, against the CPU backend's same ops. The matmul's F32
 // products differ by summation order (~1e-6), which can move a rounding by one
@@ -74,16 +86,6 @@ TEST_F(CudaOps, Bf16StorageSwigluAndMatmulOutput) {
 // reading a BF16 operand (in place when its layout serves, else copied) must
 // match the products of the widened values.
 TEST_F(CudaOps, Bf16StorageOfOutputsAndOperands) {
-  const auto rounded = [](const Vec& x) {
-    std::vector<uint16_t> r(x.size());
-    for (size_t i = 0; i < x.size(); ++i) r[i] = float_to_bf16(x[i]);
-    return r;
-  };
-  const auto widened = [](const std::vector<uint16_t>& x) {
-    Vec r(x.size());
-    for (size_t i = 0; i < x.size(); ++i) r[i] = bf16_to_float(x[i]);
-    return r;
-  };
   for (const int64_t d : {int64_t{37}, int64_t{1280}}) {
     const int64_t r = 150;
     const Vec x = random_floats(r * d, 40, 2.0), w = random_floats(d, 41);
@@ -277,6 +279,61 @@ TEST_F(CudaOps, CrossEntropyIntoBf16AndConvert) {
   gpu_->convert(back, x16.view({1001}));
   const Vec wide = host(*gpu_, back);
   for (size_t i = 0; i < x.size(); ++i) ASSERT_EQ(wide[i], bf16_to_float(want[i])) << i;
+}
+
+// Attention's inputs in BF16 storage: under BF16 products the tensor-core
+// kernels read BF16 copies either way, so F32 inputs and their BF16 roundings
+// give the same bits; under FP32 products BF16 inputs read as their widened
+// values. QK-Norm + RoPE into BF16 rounds once, after the rotation.
+TEST_F(CudaOps, AttentionInputsInBf16) {
+  const AttnCase c{2, 130, 4, 2, 64};
+  const Vec q = random_floats(c.b * c.t * c.h * c.d, 61, 1.5);
+  const Vec k = random_floats(c.b * c.t * c.kv * c.d, 62, 1.5);
+  const Vec v = random_floats(c.b * c.t * c.kv * c.d, 63);
+  const Vec dout = random_floats(q.size(), 64);
+  const std::vector<uint16_t> q16 = rounded(q), k16 = rounded(k), v16 = rounded(v);
+  const auto run = [&](const Tensor& tq, const Tensor& tk, const Tensor& tv) {
+    const Tensor out = on(*gpu_, poison(q.size()), {c.b, c.t, c.h, c.d});
+    const Tensor lse = on(*gpu_, poison(c.b * c.h * c.t), {c.b, c.h, c.t});
+    gpu_->attention_forward(out, lse, tq, tk, tv, 0.125, 0);
+    const Tensor dq = on(*gpu_, poison(q.size()), {c.b, c.t, c.h, c.d});
+    const Tensor dk = on(*gpu_, poison(k.size()), {c.b, c.t, c.kv, c.d});
+    const Tensor dv = on(*gpu_, poison(v.size()), {c.b, c.t, c.kv, c.d});
+    gpu_->attention_backward(dq, dk, dv, on(*gpu_, dout, {c.b, c.t, c.h, c.d}), tq, tk, tv, out,
+                             lse, 0.125);
+    return std::vector<Vec>{host(*gpu_, out), host(*gpu_, lse), host(*gpu_, dq), host(*gpu_, dk),
+                            host(*gpu_, dv)};
+  };
+  const auto inputs16 = [&] {
+    return run(on16(*gpu_, q16, {c.b, c.t, c.h, c.d}), on16(*gpu_, k16, {c.b, c.t, c.kv, c.d}),
+               on16(*gpu_, v16, {c.b, c.t, c.kv, c.d}));
+  };
+  const char* names[] = {"out", "lse", "dq", "dk", "dv"};
+  const auto fp32 = run(on(*gpu_, widened(q16), {c.b, c.t, c.h, c.d}),
+                        on(*gpu_, widened(k16), {c.b, c.t, c.kv, c.d}),
+                        on(*gpu_, widened(v16), {c.b, c.t, c.kv, c.d}));
+  const auto fp32_16 = inputs16();
+  for (size_t i = 0; i < fp32.size(); ++i)
+    EXPECT_EQ(fp32_16[i], fp32[i]) << "fp32 products, bf16 inputs: " << names[i];
+  gpu_->set_matmul_precision(MatmulPrecision::BF16);
+  const auto tc = run(on(*gpu_, q, {c.b, c.t, c.h, c.d}), on(*gpu_, k, {c.b, c.t, c.kv, c.d}),
+                      on(*gpu_, v, {c.b, c.t, c.kv, c.d}));
+  const auto tc16 = inputs16();
+  for (size_t i = 0; i < tc.size(); ++i)
+    EXPECT_EQ(tc16[i], tc[i]) << "tensor cores, bf16 inputs: " << names[i];
+
+  const int64_t positions = 140, rows = c.b * c.t * c.h;
+  const Tensor cs = on(*gpu_, random_floats(positions * c.d / 2, 65), {positions, c.d / 2});
+  const Tensor sn = on(*gpu_, random_floats(positions * c.d / 2, 66), {positions, c.d / 2});
+  const Tensor w = on(*gpu_, random_floats(c.d, 67), {c.d});
+  const Tensor x = on(*gpu_, q, {c.b, c.t, c.h, c.d});
+  const Tensor o32 = on(*gpu_, poison(q.size()), {c.b, c.t, c.h, c.d});
+  const Tensor o16 = on16(*gpu_, std::vector<uint16_t>(q.size(), 0xffff), {c.b, c.t, c.h, c.d});
+  const Tensor r32 = on(*gpu_, poison(rows), {rows}), r16 = on(*gpu_, poison(rows), {rows});
+  gpu_->qk_norm_rope_forward(o32, r32, x, w, 1e-6, cs, sn, 5);
+  gpu_->qk_norm_rope_forward(o16, r16, x, w, 1e-6, cs, sn, 5);
+  EXPECT_EQ(bits_of(*gpu_, o16), rounded(host(*gpu_, o32)));
+  EXPECT_EQ(host(*gpu_, r16), host(*gpu_, r32));
 }
 
 }  // namespace

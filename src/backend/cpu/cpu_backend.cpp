@@ -136,6 +136,27 @@ Tensor CpuBackend::staged_f32(const Tensor& like) {
   return t;
 }
 
+namespace {
+void check_attention_operands(const Tensor& q, const Tensor& k, const Tensor& v) {
+  HG_CHECK(k.dtype == q.dtype && v.dtype == q.dtype, "attention: q, k, v of different types (",
+           dtype_name(q.dtype), ", ", dtype_name(k.dtype), ", ", dtype_name(v.dtype), ")");
+}
+}  // namespace
+
+Tensor CpuBackend::attention_operand(std::vector<float>& buffer, const Tensor& x) {
+  check_cpu(x, "attention operand");
+  if (x.dtype == DType::BF16) return widened(buffer, x);
+  if (x.dtype != DType::F32 || matmul_precision_ != MatmulPrecision::BF16) return x;
+  const int64_t n = x.numel();
+  buffer.resize(static_cast<size_t>(n));
+  const float* src = x.as<float>();
+#pragma omp parallel for simd schedule(static)
+  for (int64_t i = 0; i < n; ++i) buffer[static_cast<size_t>(i)] = bf16_to_float(float_to_bf16(src[i]));
+  Tensor t = x;
+  t.data = buffer.data();
+  return t;
+}
+
 Tensor CpuBackend::widened(std::vector<float>& buffer, const Tensor& bf16) {
   buffer.resize(static_cast<size_t>(bf16.numel()));
   cpu::from_bf16(buffer.data(), bf16.as<uint16_t>(), bf16.numel());
@@ -314,19 +335,24 @@ void CpuBackend::attention_forward(const Tensor& out, const Tensor& lse, const T
   const int64_t tk = k.dim(1), kv = k.dim(2);
   HG_CHECK(k.dim(0) == b && k.dim(3) == d && h % kv == 0, "attention shapes");
   HG_CHECK(q_pos0 + tq <= tk, "attention: queries reach past the keys");
+  check_attention_operands(q, k, v);
   check_cpu(out, "attention out");
-  if (out.dtype == DType::BF16 && q.dtype == DType::F32) {
+  if (out.dtype == DType::BF16 && q.dtype != DType::F64) {
     HG_CHECK(out.numel() == q.numel(), "attention out: size mismatch");
     attention_forward(staged_f32(out), lse, q, k, v, scale, q_pos0);
     cpu::to_bf16(out.as<uint16_t>(), staged_.data(), out.numel());
     return;
   }
-  check_same(out, q, "attention out");
+  const Tensor qs = attention_operand(attn_q_, q), ks = attention_operand(attn_k_, k),
+               vs = attention_operand(attn_v_, v);
+  check_same(out, qs, "attention out");
+  check_same(vs, ks, "attention v");
+  HG_CHECK(ks.dtype == qs.dtype, "attention: q and k of different types");
   HG_CHECK(lse.numel() == b * h * tq, "attention lse shape");
-  dispatch_float(q.dtype, [&](auto tag) {
+  dispatch_float(qs.dtype, [&](auto tag) {
     using T = decltype(tag);
-    cpu::attention_forward<T>(out.as<T>(), lse.as<T>(), q.as<T>(), k.as<T>(), v.as<T>(), b, tq,
-                              tk, h, kv, d, scale, q_pos0);
+    cpu::attention_forward<T>(out.as<T>(), lse.as<T>(), qs.as<T>(), ks.as<T>(), vs.as<T>(), b,
+                              tq, tk, h, kv, d, scale, q_pos0);
   });
 }
 
@@ -336,22 +362,41 @@ void CpuBackend::attention_backward(const Tensor& dq, const Tensor& dk, const Te
                                     double scale) {
   const int64_t b = q.dim(0), t = q.dim(1), h = q.dim(2), d = q.dim(3), kv = k.dim(2);
   HG_CHECK(k.dim(1) == t, "attention backward needs Tq == Tk");
+  check_attention_operands(q, k, v);
   check_cpu(out, "attention out");
-  if (out.dtype == DType::BF16 && q.dtype == DType::F32) {
+  if (out.dtype == DType::BF16 && q.dtype != DType::F64) {
     HG_CHECK(out.numel() == q.numel(), "attention out: size mismatch");
     attention_backward(dq, dk, dv, dout, q, k, v, widened(wide_a_, out), lse, scale);
     return;
   }
-  check_same(out, q, "attention out");
-  check_same(dq, q, "attention dq");
-  check_same(dk, k, "attention dk");
-  check_same(dv, v, "attention dv");
-  dispatch_float(q.dtype, [&](auto tag) {
+  const Tensor qs = attention_operand(attn_q_, q), ks = attention_operand(attn_k_, k),
+               vs = attention_operand(attn_v_, v);
+  check_same(out, qs, "attention out");
+  check_same(dq, qs, "attention dq");
+  check_same(dk, ks, "attention dk");
+  check_same(dv, vs, "attention dv");
+  dispatch_float(qs.dtype, [&](auto tag) {
     using T = decltype(tag);
-    cpu::attention_backward<T>(dq.as<T>(), dk.as<T>(), dv.as<T>(), dout.as<T>(), q.as<T>(),
-                               k.as<T>(), v.as<T>(), out.as<T>(), lse.as<T>(), b, t, h, kv, d,
+    cpu::attention_backward<T>(dq.as<T>(), dk.as<T>(), dv.as<T>(), dout.as<T>(), qs.as<T>(),
+                               ks.as<T>(), vs.as<T>(), out.as<T>(), lse.as<T>(), b, t, h, kv, d,
                                scale);
   });
+}
+
+void CpuBackend::qk_norm_rope_forward(const Tensor& out, const Tensor& rstd, const Tensor& x,
+                                      const Tensor& w, double eps, const Tensor& cos,
+                                      const Tensor& sin, int64_t pos0) {
+  check_cpu(out, "qk-norm + rope out");
+  if (out.dtype != DType::BF16) {
+    Backend::qk_norm_rope_forward(out, rstd, x, w, eps, cos, sin, pos0);
+    return;
+  }
+  // Rounded once, after the rotation (as the CUDA kernel stores it).
+  HG_CHECK(x.dtype == DType::F32 && out.numel() == x.numel(),
+           "qk-norm + rope: a BF16 output needs an F32 input of its size");
+  const Tensor staged = staged_f32(out);
+  Backend::qk_norm_rope_forward(staged, rstd, x, w, eps, cos, sin, pos0);
+  cpu::to_bf16(out.as<uint16_t>(), staged_.data(), out.numel());
 }
 
 void CpuBackend::swiglu_forward(const Tensor& out, const Tensor& gate, const Tensor& up) {

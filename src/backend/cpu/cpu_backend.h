@@ -59,6 +59,10 @@ class CpuBackend final : public Backend {
   void swiglu_backward(const Tensor& dgate, const Tensor& dup, const Tensor& dout,
                        const Tensor& gate, const Tensor& up) override;
 
+  void qk_norm_rope_forward(const Tensor& out, const Tensor& rstd, const Tensor& x,
+                            const Tensor& w, double eps, const Tensor& cos, const Tensor& sin,
+                            int64_t pos0) override;
+
   void softcap_forward(const Tensor& logits, double cap) override;
   void softcap_cross_entropy(const Tensor& logits, const Tensor& losses, const Tensor& targets,
                              double cap, double dlogits_scale) override;
@@ -77,11 +81,16 @@ class CpuBackend final : public Backend {
            (beta == 0.0f || beta == 1.0f);
   }
   Tensor widened(std::vector<float>& buffer, const Tensor& bf16);
+  // An attention operand (q, k or v) as the F32 kernels read it: BF16 storage
+  // widened; under BF16 products F32 rounded to BF16 first, the operands of
+  // the CUDA tensor-core kernels, so that both storages give the same values.
+  Tensor attention_operand(std::vector<float>& buffer, const Tensor& x);
 
   int threads_ = 1;
   std::unique_ptr<cpu::Bf16Matmul> bf16_;  // created on first BF16 product
   std::vector<float> staged_;              // F32 result of an op with a BF16 output
   std::vector<float> wide_a_, wide_b_;     // widened BF16 inputs
+  std::vector<float> attn_q_, attn_k_, attn_v_;  // attention's operands (attention_operand)
 };
 
 }  // namespace hessgpt

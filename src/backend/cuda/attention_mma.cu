@@ -61,10 +61,11 @@ __device__ __forceinline__ void two_products(float (&c1)[N][4], float (&c2)[N][4
   }
 }
 
-// ---- pack: FP32 [B, T, heads, d] -> BF16 [B, heads, Tp, W], zeros beyond T and d -----
+// ---- pack: [B, T, heads, d] -> BF16 [B, heads, Tp, W], zeros beyond T and d ---------
 // A thread per 8 outputs (one 16-byte store); consecutive threads read
-// consecutive inputs of a row.
-__global__ void pack_kernel(bf16* out, const float* x, int64_t t_len, int64_t tp, int64_t heads,
+// consecutive inputs of a row. In: float, or BF16 storage (copied as is).
+template <typename In>
+__global__ void pack_kernel(bf16* out, const In* x, int64_t t_len, int64_t tp, int64_t heads,
                             int64_t d, int w, int64_t chunks) {
   const int per_row = w / 8;
   for (int64_t c = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; c < chunks;
@@ -72,25 +73,27 @@ __global__ void pack_kernel(bf16* out, const float* x, int64_t t_len, int64_t tp
     const int64_t row = c / per_row;  // bh * tp + t
     const int e0 = 8 * static_cast<int>(c % per_row);
     const int64_t t = row % tp, bh = row / tp;
-    const float* src = x + ((bh / heads * t_len + t) * heads + bh % heads) * d;
+    const In* src = x + ((bh / heads * t_len + t) * heads + bh % heads) * d;
     const bool real = t < t_len;
     uint32_t v[4];
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
       const int e = e0 + 2 * i;
-      v[i] = pack_bf16(real && e < d ? src[e] : 0.0f, real && e + 1 < d ? src[e + 1] : 0.0f);
+      v[i] = pack_bf16(real && e < d ? as_float(src[e]) : 0.0f,
+                       real && e + 1 < d ? as_float(src[e + 1]) : 0.0f);
     }
     *reinterpret_cast<uint4*>(out + row * w + e0) = make_uint4(v[0], v[1], v[2], v[3]);
   }
 }
 
-void pack(bf16* out, const float* x, int64_t b, int64_t t_len, int64_t tp, int64_t heads,
+template <typename In>
+void pack(bf16* out, const In* x, int64_t b, int64_t t_len, int64_t tp, int64_t heads,
           int64_t d, int w, cudaStream_t stream) {
   const int64_t chunks = b * heads * tp * (w / 8);
   const Launch1D l = elementwise_launch(chunks);
   if (l.blocks == 0) return;
-  pack_kernel<<<static_cast<unsigned>(l.blocks), l.threads, 0, stream>>>(out, x, t_len, tp, heads,
-                                                                          d, w, chunks);
+  pack_kernel<<<static_cast<unsigned>(l.blocks), l.threads, 0, stream>>>(
+      out, device_ptr(x), t_len, tp, heads, d, w, chunks);
   HG_CUDA_CHECK_LAUNCH();
 }
 
@@ -542,9 +545,9 @@ size_t attention_mma_scratch_bytes(int64_t b, int64_t tq, int64_t tk, int64_t h,
   return attention_pack_layout(b, tq, tk, h, kv, d, backward).bytes;
 }
 
-template <typename Out>
-void attention_mma_forward(Out* out, float* lse, const float* q, const float* k,
-                           const float* v, int64_t b, int64_t tq, int64_t tk, int64_t h,
+template <typename Out, typename In>
+void attention_mma_forward(Out* out, float* lse, const In* q, const In* k, const In* v,
+                           int64_t b, int64_t tq, int64_t tk, int64_t h,
                            int64_t kv, int64_t d, float scale, int64_t q_pos0, void* scratch,
                            cudaStream_t stream) {
   if (b <= 0 || tq <= 0) return;
@@ -564,16 +567,19 @@ void attention_mma_forward(Out* out, float* lse, const float* q, const float* k,
     forward_at<W, WARPS, MT>(device_ptr(out), lse, pk, s, scale, q_pos0, stream);
   });
 }
-template void attention_mma_forward(float*, float*, const float*, const float*, const float*,
-                                    int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, float,
-                                    int64_t, void*, cudaStream_t);
-template void attention_mma_forward(uint16_t*, float*, const float*, const float*, const float*,
-                                    int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, float,
-                                    int64_t, void*, cudaStream_t);
+#define HG_ATTENTION_MMA_FORWARD(Out, In)                                                    \
+  template void attention_mma_forward(Out*, float*, const In*, const In*, const In*, int64_t, \
+                                      int64_t, int64_t, int64_t, int64_t, int64_t, float,     \
+                                      int64_t, void*, cudaStream_t);
+HG_ATTENTION_MMA_FORWARD(float, float)
+HG_ATTENTION_MMA_FORWARD(uint16_t, float)
+HG_ATTENTION_MMA_FORWARD(float, uint16_t)
+HG_ATTENTION_MMA_FORWARD(uint16_t, uint16_t)
+#undef HG_ATTENTION_MMA_FORWARD
 
-template <typename Out>
+template <typename Out, typename In>
 void attention_mma_backward(float* dq, float* dk, float* dv, float* delta, const float* dout,
-                            const float* q, const float* k, const float* v, const Out* out,
+                            const In* q, const In* k, const In* v, const Out* out,
                             const float* lse, int64_t b, int64_t t, int64_t h, int64_t kv,
                             int64_t d, float scale, void* scratch, cudaStream_t stream) {
   if (b <= 0 || t <= 0) return;
@@ -598,13 +604,15 @@ void attention_mma_backward(float* dq, float* dk, float* dv, float* delta, const
   });
 }
 
-template void attention_mma_backward(float*, float*, float*, float*, const float*, const float*,
-                                     const float*, const float*, const float*, const float*,
-                                     int64_t, int64_t, int64_t, int64_t, int64_t, float, void*,
-                                     cudaStream_t);
-template void attention_mma_backward(float*, float*, float*, float*, const float*, const float*,
-                                     const float*, const float*, const uint16_t*, const float*,
-                                     int64_t, int64_t, int64_t, int64_t, int64_t, float, void*,
-                                     cudaStream_t);
+#define HG_ATTENTION_MMA_BACKWARD(Out, In)                                                  \
+  template void attention_mma_backward(float*, float*, float*, float*, const float*, const In*, \
+                                       const In*, const In*, const Out*, const float*, int64_t, \
+                                       int64_t, int64_t, int64_t, int64_t, float, void*,        \
+                                       cudaStream_t);
+HG_ATTENTION_MMA_BACKWARD(float, float)
+HG_ATTENTION_MMA_BACKWARD(uint16_t, float)
+HG_ATTENTION_MMA_BACKWARD(float, uint16_t)
+HG_ATTENTION_MMA_BACKWARD(uint16_t, uint16_t)
+#undef HG_ATTENTION_MMA_BACKWARD
 
 }  // namespace hessgpt::cuda

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <limits>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "backend/cuda/cuda_check.h"
@@ -77,7 +78,8 @@ int cuda_device_count() {
 // of one op share memory. All work is on one stream, so a buffer is free for
 // the next op as soon as the previous op is enqueued.
 enum ScratchSlot {
-  kReducePartials, kDwPartials, kAttnDelta, kAttnPack, kAttnOut, kEmbeddingRuns, kFlags, kSlots
+  kReducePartials, kDwPartials, kAttnDelta, kAttnPack, kAttnOut, kAttnWide, kEmbeddingRuns,
+  kFlags, kSlots
 };
 
 struct CudaBackend::State {
@@ -484,7 +486,7 @@ cuda::RopeRows rope_rows(const Tensor& x, const Tensor& cos, const Tensor& sin, 
 void CudaBackend::qk_norm_rope_forward(const Tensor& out, const Tensor& rstd, const Tensor& x,
                                        const Tensor& w, double eps, const Tensor& cos,
                                        const Tensor& sin, int64_t pos0) {
-  check_same(out, x, "qk-norm + rope");
+  check_size(out, x, "qk-norm + rope");  // out F32, or BF16 (rounded after the rotation)
   norm_forward(out, rstd, x, w, eps, rope_rows(x, cos, sin, pos0));
 }
 
@@ -502,7 +504,30 @@ void check_head_dim(int64_t d) {
     HG_FAIL("attention: head dim ", d, " is not supported by the CUDA backend (1 to ",
             cuda::kAttnMaxHeadDim, ")");
 }
+
+// q, k and v: all F32 or all BF16 (storage).
+void check_attention_operands(const Tensor& q, const Tensor& k, const Tensor& v) {
+  check_f32_or_bf16(q, "attention q");
+  HG_CHECK(k.dtype == q.dtype && v.dtype == q.dtype, "attention: q, k, v of different types (",
+           dtype_name(q.dtype), ", ", dtype_name(k.dtype), ", ", dtype_name(v.dtype), ")");
+  HG_CHECK(k.device == Device::CUDA && v.device == Device::CUDA,
+           "attention k and v must be CUDA tensors");
+}
 }  // namespace
+
+// q, k, v as F32 device pointers for the FP32 kernels: BF16 storage widened
+// into scratch (one block, three parts).
+std::array<const float*, 3> CudaBackend::attention_f32(const Tensor& q, const Tensor& k,
+                                                       const Tensor& v) {
+  if (q.dtype == DType::F32) return {f32(q), f32(k), f32(v)};
+  const int64_t nq = q.numel(), nk = k.numel();
+  auto* wide = static_cast<float*>(
+      s_->get(kAttnWide, sizeof(float) * static_cast<size_t>(nq + 2 * nk)));
+  cuda::widen_bf16(wide, bits(q), nq, s_->stream);
+  cuda::widen_bf16(wide + nq, bits(k), nk, s_->stream);
+  cuda::widen_bf16(wide + nq + nk, bits(v), nk, s_->stream);
+  return {wide, wide + nq, wide + nq + nk};
+}
 
 // Attention's two products follow the matrix-product precision: BF16 puts them
 // on the tensor cores. HESSGPT_ATTENTION=fp32 keeps the FP32 kernels under BF16
@@ -520,9 +545,7 @@ void CudaBackend::attention_forward(const Tensor& out, const Tensor& lse, const 
                                     int64_t q_pos0) {
   check_f32_or_bf16(out, "attention out");
   check_f32(lse, "attention lse");
-  check_f32(q, "attention q");
-  check_f32(k, "attention k");
-  check_f32(v, "attention v");
+  check_attention_operands(q, k, v);
   HG_CHECK(q.ndim == 4 && k.ndim == 4 && v.ndim == 4, "attention expects [B, T, heads, D]");
   const int64_t b = q.dim(0), tq = q.dim(1), h = q.dim(2), d = q.dim(3);
   const int64_t tk = k.dim(1), kv = k.dim(2);
@@ -535,18 +558,24 @@ void CudaBackend::attention_forward(const Tensor& out, const Tensor& lse, const 
   const bool out_bf16 = out.dtype == DType::BF16;
   if (attention_on_tensor_cores()) {
     void* pack = s_->get(kAttnPack, cuda::attention_mma_scratch_bytes(b, tq, tk, h, kv, d, false));
-    const auto run = [&](auto* o) {
-      cuda::attention_mma_forward(o, f32(lse), f32(q), f32(k), f32(v), b, tq, tk, h, kv, d,
+    const auto run = [&](auto* o, const auto* qkv_type) {
+      using In = std::remove_cv_t<std::remove_pointer_t<decltype(qkv_type)>>;
+      const auto ptr = [](const Tensor& t) { return static_cast<const In*>(t.data); };
+      cuda::attention_mma_forward(o, f32(lse), ptr(q), ptr(k), ptr(v), b, tq, tk, h, kv, d,
                                   static_cast<float>(scale), q_pos0, pack, s_->stream);
     };
-    if (out_bf16) run(bits(out));
-    else run(f32(out));
+    const bool in_bf16 = q.dtype == DType::BF16;
+    if (out_bf16 && in_bf16) run(bits(out), static_cast<const uint16_t*>(nullptr));
+    else if (out_bf16) run(bits(out), static_cast<const float*>(nullptr));
+    else if (in_bf16) run(f32(out), static_cast<const uint16_t*>(nullptr));
+    else run(f32(out), static_cast<const float*>(nullptr));
     return;
   }
   // The FP32 kernels write F32: a BF16 output is staged and rounded.
   float* o = out_bf16 ? static_cast<float*>(s_->get(kAttnOut, out.numel() * sizeof(float)))
                       : f32(out);
-  cuda::attention_forward(o, f32(lse), f32(q), f32(k), f32(v), b, tq, tk, h, kv, d,
+  const auto [qf, kf, vf] = attention_f32(q, k, v);
+  cuda::attention_forward(o, f32(lse), qf, kf, vf, b, tq, tk, h, kv, d,
                           static_cast<float>(scale), q_pos0, s_->stream);
   const int64_t rows = out.numel() / d;
   if (out_bf16)
@@ -557,17 +586,17 @@ void CudaBackend::attention_backward(const Tensor& dq, const Tensor& dk, const T
                                      const Tensor& dout, const Tensor& q, const Tensor& k,
                                      const Tensor& v, const Tensor& out, const Tensor& lse,
                                      double scale) {
-  for (const Tensor* t : {&dq, &dk, &dv, &dout, &q, &k, &v, &lse})
-    check_f32(*t, "attention_backward operand");
+  for (const Tensor* t : {&dq, &dk, &dv, &dout, &lse}) check_f32(*t, "attention_backward operand");
+  check_attention_operands(q, k, v);
   check_f32_or_bf16(out, "attention_backward out");
   HG_CHECK(q.ndim == 4 && k.ndim == 4 && v.ndim == 4, "attention expects [B, T, heads, D]");
   const int64_t b = q.dim(0), t = q.dim(1), h = q.dim(2), d = q.dim(3), kv = k.dim(2);
   HG_CHECK(k.dim(1) == t, "attention backward needs Tq == Tk");
   HG_CHECK(k.dim(0) == b && k.dim(3) == d && kv > 0 && h % kv == 0, "attention shapes");
-  check_same(dq, q, "attention dq");
-  check_same(dk, k, "attention dk");
-  check_same(dv, v, "attention dv");
-  check_same(dout, q, "attention dout");
+  check_size(dq, q, "attention dq");
+  check_size(dk, k, "attention dk");
+  check_size(dv, v, "attention dv");
+  check_size(dout, q, "attention dout");
   check_size(out, q, "attention out");
   HG_CHECK(lse.numel() == b * h * t, "attention lse shape");
   check_head_dim(d);
@@ -576,13 +605,19 @@ void CudaBackend::attention_backward(const Tensor& dq, const Tensor& dk, const T
   const auto run = [&](const auto* o) {
     if (attention_on_tensor_cores()) {
       void* pack = s_->get(kAttnPack, cuda::attention_mma_scratch_bytes(b, t, t, h, kv, d, true));
-      cuda::attention_mma_backward(f32(dq), f32(dk), f32(dv), delta, f32(dout), f32(q), f32(k),
-                                   f32(v), o, f32(lse), b, t, h, kv, d, static_cast<float>(scale),
-                                   pack, s_->stream);
+      const auto mma = [&](const auto* qkv_type) {
+        using In = std::remove_cv_t<std::remove_pointer_t<decltype(qkv_type)>>;
+        const auto ptr = [](const Tensor& x) { return static_cast<const In*>(x.data); };
+        cuda::attention_mma_backward(f32(dq), f32(dk), f32(dv), delta, f32(dout), ptr(q), ptr(k),
+                                     ptr(v), o, f32(lse), b, t, h, kv, d,
+                                     static_cast<float>(scale), pack, s_->stream);
+      };
+      if (q.dtype == DType::BF16) mma(static_cast<const uint16_t*>(nullptr));
+      else mma(static_cast<const float*>(nullptr));
     } else {
-      cuda::attention_backward(f32(dq), f32(dk), f32(dv), delta, f32(dout), f32(q), f32(k),
-                               f32(v), o, f32(lse), b, t, h, kv, d, static_cast<float>(scale),
-                               s_->stream);
+      const auto [qf, kf, vf] = attention_f32(q, k, v);
+      cuda::attention_backward(f32(dq), f32(dk), f32(dv), delta, f32(dout), qf, kf, vf, o,
+                               f32(lse), b, t, h, kv, d, static_cast<float>(scale), s_->stream);
     }
   };
   if (out.dtype == DType::BF16) run(static_cast<const uint16_t*>(bits(out)));

@@ -7,6 +7,7 @@
 // this header so that host-only code can include it.
 #pragma once
 
+#include <array>
 #include <memory>
 #include <string>
 
@@ -77,6 +78,7 @@ class CudaBackend final : public Backend {
 
   // True when attention runs on the tensor cores (BF16 precision; see the .cpp).
   bool attention_on_tensor_cores() const;
+  std::array<const float*, 3> attention_f32(const Tensor& q, const Tensor& k, const Tensor& v);
   // RMSNorm, with the rotation of QK-Norm + RoPE fused in when rope.cos is set.
   void norm_forward(const Tensor& out, const Tensor& rstd, const Tensor& x, const Tensor& w,
                     double eps, const cuda::RopeRows& rope);

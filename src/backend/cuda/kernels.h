@@ -104,17 +104,17 @@ void attention_backward(float* dq, float* dk, float* dv, float* delta, const flo
 // ---- attention_mma.cu: the same two, on the tensor cores (BF16 operands, FP32
 // accumulation and softmax), for BF16 precision. scratch holds
 // attention_mma_scratch_bytes() for the BF16 copies the kernels read. out is
-// float or uint16_t (BF16 storage), in the forward as in the backward.
+// float or uint16_t (BF16 storage), in the forward as in the backward; so
+// are q, k, v (In: the kernels read BF16 copies of them either way).
 size_t attention_mma_scratch_bytes(int64_t b, int64_t tq, int64_t tk, int64_t h, int64_t kv,
                                    int64_t d, bool backward);
-template <typename Out>
-void attention_mma_forward(Out* out, float* lse, const float* q, const float* k,
-                           const float* v, int64_t b, int64_t tq, int64_t tk, int64_t h,
-                           int64_t kv, int64_t d, float scale, int64_t q_pos0, void* scratch,
-                           cudaStream_t stream);
-template <typename Out>
+template <typename Out, typename In>
+void attention_mma_forward(Out* out, float* lse, const In* q, const In* k, const In* v,
+                           int64_t b, int64_t tq, int64_t tk, int64_t h, int64_t kv, int64_t d,
+                           float scale, int64_t q_pos0, void* scratch, cudaStream_t stream);
+template <typename Out, typename In>
 void attention_mma_backward(float* dq, float* dk, float* dv, float* delta, const float* dout,
-                            const float* q, const float* k, const float* v, const Out* out,
+                            const In* q, const In* k, const In* v, const Out* out,
                             const float* lse, int64_t b, int64_t t, int64_t h, int64_t kv,
                             int64_t d, float scale, void* scratch, cudaStream_t stream);
 
