@@ -135,7 +135,8 @@ class Backend {
   // ---- QK-Norm then RoPE: x[B,T,heads,D] -> out, RMSNorm over D (rstd[B*T*heads]
   // cached) and the rotation at pos0, as rmsnorm_forward then rope_forward do
   // them. The default runs those two ops; a backend may fuse them (one pass
-  // over the tensor instead of three).
+  // over the tensor instead of three). out may be BF16 (storage; rounded once,
+  // after the rotation), where the backend overrides this.
   virtual void qk_norm_rope_forward(const Tensor& out, const Tensor& rstd, const Tensor& x,
                                     const Tensor& w, double eps, const Tensor& cos,
                                     const Tensor& sin, int64_t pos0);
@@ -148,8 +149,10 @@ class Backend {
   // ---- causal GQA attention, flash-style (memory linear in T) --------------
   // q[B,Tq,H,D], k/v[B,Tk,KV,D], out[B,Tq,H,D], lse[B,H,Tq] (log-sum-exp of the
   // scaled scores, cached for backward). Query t sits at absolute position
-  // q_pos0 + t and sees keys 0 .. q_pos0 + t. out may be BF16 (storage) for F32
-  // q, k, v; backward then reads it as stored.
+  // q_pos0 + t and sees keys 0 .. q_pos0 + t. out may be BF16 (storage), and
+  // so may q, k, v (all three together); backward reads them as stored. Under
+  // BF16 products the two products take q, k, v rounded to BF16, whatever
+  // their storage (the CUDA tensor-core kernels' operands).
   virtual void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q,
                                  const Tensor& k, const Tensor& v, double scale,
                                  int64_t q_pos0) = 0;

@@ -47,11 +47,15 @@ Activations carve(const ModelConfig& c, BufferCarver& cv, int64_t b, int64_t t,
   // 3416). Adapters' own products keep the exact width.
   const bool pad_ffn = a.bf16_activations && lora.rank == 0;
   const int64_t ffn = pad_ffn ? padded_width(c.intermediate_size) : c.intermediate_size;
+  // Attention's inputs q, k, v: BF16 too where QK-Norm + RoPE writes q and k
+  // (not the in-place RoPE without QK-Norm) and no adapter adds into v. Under
+  // BF16 products attention reads them rounded either way (backend.h).
+  const DType qkv_type = a.bf16_activations && lora.rank == 0 && c.qk_norm ? DType::BF16 : cv.dtype();
   LayerActivations shared;
   if (a.shared) {
     shared.ln1 = cv.take({n, d}, input_type);
-    shared.q = cv.take({b, t, h, hd});
-    shared.k = cv.take({b, t, kv, hd});
+    shared.q = cv.take({b, t, h, hd}, qkv_type);
+    shared.k = cv.take({b, t, kv, hd}, qkv_type);
     shared.ln2 = cv.take({n, d}, input_type);
     shared.act = cv.take({n, ffn}, input_type);
   }
@@ -65,9 +69,9 @@ Activations carve(const ModelConfig& c, BufferCarver& cv, int64_t b, int64_t t,
     la.rstd1 = cv.take({n});
     la.q_raw = cv.take({n, h * hd});
     la.k_raw = cv.take({n, kv * hd});
-    la.q = own(shared.q, {b, t, h, hd}, cv.dtype());
-    la.k = own(shared.k, {b, t, kv, hd}, cv.dtype());
-    la.v = cv.take({b, t, kv, hd});
+    la.q = own(shared.q, {b, t, h, hd}, qkv_type);
+    la.k = own(shared.k, {b, t, kv, hd}, qkv_type);
+    la.v = cv.take({b, t, kv, hd}, qkv_type);
     la.rstd_q = cv.take({n * h});
     la.rstd_k = cv.take({n * kv});
     la.att = cv.take({b, t, h, hd}, input_type);

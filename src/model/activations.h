@@ -12,10 +12,10 @@
 // shares them.
 //
 // BF16 storage (MemoryOptions): gate/up, and the products' inputs ln1, att,
-// ln2, act, may be kept in BF16. Under BF16 products the products read the
-// same values either way, so only what else reads them moves (SwiGLU reads
-// gate/up, attention's backward reads att); the BF16 dact (MemoryOptions) is
-// a rounding of its own. With the products' inputs in
+// ln2, act, may be kept in BF16, and attention's inputs q, k, v. Under BF16
+// products the products and attention read the same values either way, so
+// only what else reads them moves (SwiGLU reads gate/up, attention's backward
+// reads att); the BF16 dact (MemoryOptions) is a rounding of its own. With the products' inputs in
 // BF16 the FFN's tensors are also stored at a padded width, zeros beyond FFN
 // (the products treat them as zero-padded; SwiGLU maps zeros to zeros).
 #pragma once
@@ -101,8 +101,9 @@ struct MemoryOptions {
   // --bf16-activations: also ln1, att, ln2 and act, the products' inputs, in
   // BF16 (meant for BF16 products, which round them anyway): no F32 -> BF16
   // operand copies and half the traffic of the ops that write them; without
-  // adapters the backward's product inputs dgate, dup, dq_raw, dk_raw and
-  // dres's copy too, and dact (the one rounding of its own, as autocast's).
+  // adapters attention's inputs q, k, v (with QK-Norm), the backward's product
+  // inputs dgate, dup, dq_raw, dk_raw and dres's copy too, and dact (the one
+  // rounding of its own, as autocast's).
   // Implies bf16_ffn where allowed; not with LoRA dropout (it reads x as F32).
   bool bf16_activations = false;
 };

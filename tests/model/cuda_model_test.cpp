@@ -239,19 +239,23 @@ TEST_P(CudaModel, RecomputeGivesTheSameBf16Step) {
   }
 }
 
-// BF16 storage of the products' inputs on the GPU, against F32 storage (both
-// with BF16 gate/up, BF16 products): the products read the same BF16 values
-// (in place instead of from a fresh copy), so the loss agrees to summation
-// order (1e-5; cuBLASLt may pick another kernel for an operand read in place)
-// and only attention's row term dout . out sees the rounded att, and SwiGLU's
-// backward a BF16 dact: the gradients stay within 1e-2 (the CPU measures the
-// same change, Bf16Activations tests).
+// BF16 storage of the products' and attention's inputs on the GPU, against
+// F32 storage (both with BF16 gate/up, BF16 products): the products and
+// attention read the same BF16 values (in place instead of from a fresh
+// copy), so the loss agrees up to summation order: a product may run another
+// kernel on an operand read in place (the padded FFN width, 683 -> 688 for
+// small, already moves the CPU's loss by 1.6e-6), and an activation a hair
+// away then rounds to the neighbouring BF16 value here and there (2^-8
+// apart): 7.7e-6 on the CPU stand-in, bound 5e-5. Only attention's row term
+// dout . out sees the rounded att, and SwiGLU's backward a BF16 dact: the
+// gradients stay within 1e-2 (the CPU measures the same change,
+// Bf16Activations tests).
 TEST_P(CudaModel, Bf16ActivationsKeepTheBf16Step) {
   MemoryOptions f32_inputs, bf16_inputs;
   f32_inputs.bf16_ffn = true;
   bf16_inputs.bf16_activations = true;
   const Bf16Step a = bf16_step(GetParam(), *gpu_, f32_inputs), r = bf16_step(GetParam(), *gpu_, bf16_inputs);
-  EXPECT_NEAR(r.loss, a.loss, 1e-5 * std::abs(a.loss));
+  EXPECT_NEAR(r.loss, a.loss, 5e-5 * std::abs(a.loss));
   const double err = rel_error(r.grads, a.grads);
   EXPECT_LT(err, 1e-2);
   std::printf("[ %s ] bf16 activations on the GPU: loss %.6f vs %.6f, gradient relative error %.2e\n",
