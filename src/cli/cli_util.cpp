@@ -26,9 +26,9 @@ void add_memory_options(CLI::App* cmd, MemoryOptions& options) {
   cmd->add_flag("--bf16-ffn", options.bf16_ffn,
                 "Keep the FFN's gate/up activations in BF16 (not where LoRA adapts gate or up)");
   cmd->add_flag("--bf16-activations", options.bf16_activations,
-                "With --precision bf16: also keep the products' inputs (norms, attention and "
-                "SwiGLU outputs) and SwiGLU's input gradient in BF16: the same products, less "
-                "memory and traffic");
+                "With --precision bf16: also keep the products' and attention's inputs (norm, "
+                "attention, SwiGLU outputs; q, k, v) and SwiGLU's input gradient in BF16: the "
+                "same products, less memory and traffic");
 }
 
 int resolve_threads(int requested) {

@@ -57,9 +57,9 @@ const std::vector<Setting>& settings() {
       {"--bf16-ffn", &C::bf16_ffn,
        "Keep the FFN's gate/up activations in BF16: ~27 % less activation memory"},
       {"--bf16-activations", &C::bf16_activations,
-       "With --precision bf16: also keep the products' inputs (norms, attention and SwiGLU "
-       "outputs) and SwiGLU's input gradient in BF16: the same products, less memory and "
-       "traffic"}};
+       "With --precision bf16: also keep the products' and attention's inputs (norm, "
+       "attention, SwiGLU outputs; q, k, v) and SwiGLU's input gradient in BF16: the same "
+       "products, less memory and traffic"}};
   return k;
 }
 
