@@ -205,6 +205,23 @@ std::vector<OpTiming> run_ops_bench(const ModelConfig& c, Backend& be, int64_t b
            [&, q, k, val, out, lse, dout, dq, dk, dv] {
              be.attention_backward(dq, dk, dv, dout, q, k, val, out, lse, scale);
            });
+    if (be.supports(DType::BF16)) {
+      // --bf16-activations: q, k, v and out stored in BF16.
+      const Tensor q16 = b.bf16({batch, seq, h, hd}), k16 = b.bf16({batch, seq, kv, hd});
+      const Tensor v16 = b.bf16({batch, seq, kv, hd}), out16 = b.bf16({batch, seq, h, hd});
+      be.convert(q16, q);
+      be.convert(k16, k);
+      be.convert(v16, val);
+      b.time("attention fwd (all bf16)", shape, fwd, 2.0 * (2 * n * h * hd + 2 * n * kv * hd),
+             [&, q16, k16, v16, out16, lse] {
+               be.attention_forward(out16, lse, q16, k16, v16, scale, 0);
+             });
+      b.time("attention bwd (bf16 inputs)", shape, 2.5 * fwd,
+             2.0 * (2 * n * h * hd + 2 * n * kv * hd) + f4 * (2 * n * h * hd + 2 * n * kv * hd),
+             [&, q16, k16, v16, out16, lse, dout, dq, dk, dv] {
+               be.attention_backward(dq, dk, dv, dout, q16, k16, v16, out16, lse, scale);
+             });
+    }
   }
   {
     const Tensor g = b.random({n, ffn}), u = b.random({n, ffn}), o = b.random({n, ffn});
