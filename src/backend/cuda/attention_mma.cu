@@ -97,6 +97,51 @@ void pack(bf16* out, const In* x, int64_t b, int64_t t_len, int64_t tp, int64_t 
   HG_CUDA_CHECK_LAUNCH();
 }
 
+// The backward's dout pack, which also computes each row's delta = dout . out
+// (FP32, from dout before its rounding) on the same read of dout: the W / 8
+// threads of a row are consecutive lanes of one warp (W / 8 divides 32, and
+// whole warps run each grid-stride step: chunks is a multiple of 32), so a
+// shuffle within the group sums the row. Out: float or BF16 storage.
+template <typename Out>
+__global__ void pack_dout_delta_kernel(bf16* packed, float* delta, const float* dout,
+                                       const Out* out, int64_t t_len, int64_t tp, int64_t heads,
+                                       int64_t d, int w, int64_t chunks) {
+  const int per_row = w / 8;
+  for (int64_t c = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; c < chunks;
+       c += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t row = c / per_row;  // bh * tp + t
+    const int part = static_cast<int>(c % per_row), e0 = 8 * part;
+    const int64_t t = row % tp, bh = row / tp;
+    const int64_t at = ((bh / heads * t_len + t) * heads + bh % heads) * d;
+    const bool real = t < t_len;
+    float dot = 0.0f;
+    uint32_t v[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const int e = e0 + 2 * i;
+      const bool lo = real && e < d, hi = real && e + 1 < d;
+      const float g0 = lo ? dout[at + e] : 0.0f, g1 = hi ? dout[at + e + 1] : 0.0f;
+      dot += g0 * (lo ? as_float(out[at + e]) : 0.0f) + g1 * (hi ? as_float(out[at + e + 1]) : 0.0f);
+      v[i] = pack_bf16(g0, g1);
+    }
+    *reinterpret_cast<uint4*>(packed + row * w + e0) = make_uint4(v[0], v[1], v[2], v[3]);
+    for (int off = per_row / 2; off > 0; off >>= 1) dot += __shfl_xor_sync(kFullMask, dot, off);
+    if (part == 0 && real) delta[bh * t_len + t] = dot;
+  }
+}
+
+template <typename Out>
+void pack_dout_delta(bf16* packed, float* delta, const float* dout, const Out* out, int64_t b,
+                     int64_t t_len, int64_t tp, int64_t heads, int64_t d, int w,
+                     cudaStream_t stream) {
+  const int64_t chunks = b * heads * tp * (w / 8);
+  const Launch1D l = elementwise_launch(chunks);
+  if (l.blocks == 0) return;
+  pack_dout_delta_kernel<<<static_cast<unsigned>(l.blocks), l.threads, 0, stream>>>(
+      packed, delta, dout, device_ptr(out), t_len, tp, heads, d, w, chunks);
+  HG_CUDA_CHECK_LAUNCH();
+}
+
 // The packed copies of one pass, as typed pointers into the scratch block.
 struct Packed {
   const bf16 *q = nullptr, *k = nullptr, *v = nullptr, *dout = nullptr;
@@ -584,14 +629,13 @@ void attention_mma_backward(float* dq, float* dk, float* dv, float* delta, const
                             int64_t d, float scale, void* scratch, cudaStream_t stream) {
   if (b <= 0 || t <= 0) return;
   const AttnShape s{b, t, t, h, kv, d};
-  attention_delta(delta, dout, out, s, stream);
   const AttnPackLayout lay = attention_pack_layout(b, t, t, h, kv, d, true);
   bf16 *qp = at(scratch, lay.q), *kp = at(scratch, lay.k), *vp = at(scratch, lay.v),
        *dop = at(scratch, lay.dout);
   pack(qp, q, b, t, lay.tqp, h, d, lay.w, stream);
   pack(kp, k, b, t, lay.tkp, kv, d, lay.w, stream);
   pack(vp, v, b, t, lay.tkp, kv, d, lay.w, stream);
-  pack(dop, dout, b, t, lay.tqp, h, d, lay.w, stream);
+  pack_dout_delta(dop, delta, dout, out, b, t, lay.tqp, h, d, lay.w, stream);
   Packed pk;
   pk.q = qp;
   pk.k = kp;
