@@ -71,21 +71,29 @@ TEST(LdmatrixRows, AFragmentOfARowMajorTile) {
   }
 }
 
-// The score products: B[k][n] = K[n][k], a tile stored [n][k].
+// The registers of a two-n-tile (x4) and a one-n-tile (x2) B load against
+// the fragments of B(t, k, n), n-tile t's element (k, n).
+void expect_b_fragments(const std::array<Registers, 32>& two, const std::array<Registers, 32>& one,
+                        const std::function<int(int, int, int)>& b) {
+  for (int l = 0; l < 32; ++l) {
+    for (int t = 0; t < 2; ++t) {
+      const auto want = b_fragment(l, [&](int k, int n) { return b(t, k, n); });
+      EXPECT_EQ(two[l][2 * t], want.first) << "x4 lane " << l << " n-tile " << t;
+      EXPECT_EQ(two[l][2 * t + 1], want.second) << "x4 lane " << l << " n-tile " << t;
+      if (t == 1) continue;
+      EXPECT_EQ(one[l][0], want.first) << "x2 lane " << l;
+      EXPECT_EQ(one[l][1], want.second) << "x2 lane " << l;
+    }
+  }
+}
+
+// The score products: B[k][n] = K[n][k], a tile stored [n][k]; n-tiles n0..
+// and n0 + 8...
 TEST(LdmatrixRows, BFragmentsOfATileStoredByN) {
   for (const auto& [n0, k0] : {std::pair{0, 0}, std::pair{16, 48}, std::pair{40, 16}}) {
-    const auto two = ldmatrix(4, false, [&](int l) { return ldmatrix_b2_row(l, n0, k0); });
-    const auto one = ldmatrix(2, false, [&](int l) { return ldmatrix_b_row(l, n0, k0); });
-    for (int l = 0; l < 32; ++l) {
-      for (int t = 0; t < 2; ++t) {  // the n-tiles n0.. and n0 + 8..
-        const auto want = b_fragment(l, [&](int k, int n) { return tile(n0 + 8 * t + n, k0 + k); });
-        EXPECT_EQ(two[l][2 * t], want.first) << "x4 lane " << l << " n-tile " << t;
-        EXPECT_EQ(two[l][2 * t + 1], want.second) << "x4 lane " << l << " n-tile " << t;
-        if (t == 1) continue;
-        EXPECT_EQ(one[l][0], want.first) << "x2 lane " << l;
-        EXPECT_EQ(one[l][1], want.second) << "x2 lane " << l;
-      }
-    }
+    expect_b_fragments(ldmatrix(4, false, [&](int l) { return ldmatrix_b2_row(l, n0, k0); }),
+                       ldmatrix(2, false, [&](int l) { return ldmatrix_b_row(l, n0, k0); }),
+                       [&](int t, int k, int n) { return tile(n0 + 8 * t + n, k0 + k); });
   }
 }
 
@@ -93,18 +101,9 @@ TEST(LdmatrixRows, BFragmentsOfATileStoredByN) {
 // a tile stored [k][n], read through .trans.
 TEST(LdmatrixRows, BFragmentsOfATileStoredByKThroughTrans) {
   for (const auto& [k0, n0] : {std::pair{0, 0}, std::pair{16, 48}, std::pair{48, 8}}) {
-    const auto two = ldmatrix(4, true, [&](int l) { return ldmatrix_b2_trans_row(l, k0, n0); });
-    const auto one = ldmatrix(2, true, [&](int l) { return ldmatrix_b_trans_row(l, k0, n0); });
-    for (int l = 0; l < 32; ++l) {
-      for (int t = 0; t < 2; ++t) {
-        const auto want = b_fragment(l, [&](int k, int n) { return tile(k0 + k, n0 + 8 * t + n); });
-        EXPECT_EQ(two[l][2 * t], want.first) << "x4 lane " << l << " n-tile " << t;
-        EXPECT_EQ(two[l][2 * t + 1], want.second) << "x4 lane " << l << " n-tile " << t;
-        if (t == 1) continue;
-        EXPECT_EQ(one[l][0], want.first) << "x2 lane " << l;
-        EXPECT_EQ(one[l][1], want.second) << "x2 lane " << l;
-      }
-    }
+    expect_b_fragments(ldmatrix(4, true, [&](int l) { return ldmatrix_b2_trans_row(l, k0, n0); }),
+                       ldmatrix(2, true, [&](int l) { return ldmatrix_b_trans_row(l, k0, n0); }),
+                       [&](int t, int k, int n) { return tile(k0 + k, n0 + 8 * t + n); });
   }
 }
 

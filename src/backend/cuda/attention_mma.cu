@@ -64,48 +64,15 @@ __device__ __forceinline__ void two_products(float (&c1)[N][4], float (&c2)[N][4
 // ---- pack: [B, T, heads, d] -> BF16 [B, heads, Tp, W], zeros beyond T and d ---------
 // A thread per 8 outputs (one 16-byte store); consecutive threads read
 // consecutive inputs of a row. In: float, or BF16 storage (copied as is).
-template <typename In>
-__global__ void pack_kernel(bf16* out, const In* x, int64_t t_len, int64_t tp, int64_t heads,
-                            int64_t d, int w, int64_t chunks) {
-  const int per_row = w / 8;
-  for (int64_t c = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; c < chunks;
-       c += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t row = c / per_row;  // bh * tp + t
-    const int e0 = 8 * static_cast<int>(c % per_row);
-    const int64_t t = row % tp, bh = row / tp;
-    const In* src = x + ((bh / heads * t_len + t) * heads + bh % heads) * d;
-    const bool real = t < t_len;
-    uint32_t v[4];
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const int e = e0 + 2 * i;
-      v[i] = pack_bf16(real && e < d ? as_float(src[e]) : 0.0f,
-                       real && e + 1 < d ? as_float(src[e + 1]) : 0.0f);
-    }
-    *reinterpret_cast<uint4*>(out + row * w + e0) = make_uint4(v[0], v[1], v[2], v[3]);
-  }
-}
-
-template <typename In>
-void pack(bf16* out, const In* x, int64_t b, int64_t t_len, int64_t tp, int64_t heads,
-          int64_t d, int w, cudaStream_t stream) {
-  const int64_t chunks = b * heads * tp * (w / 8);
-  const Launch1D l = elementwise_launch(chunks);
-  if (l.blocks == 0) return;
-  pack_kernel<<<static_cast<unsigned>(l.blocks), l.threads, 0, stream>>>(
-      out, device_ptr(x), t_len, tp, heads, d, w, chunks);
-  HG_CUDA_CHECK_LAUNCH();
-}
-
-// The backward's dout pack, which also computes each row's delta = dout . out
-// (FP32, from dout before its rounding) on the same read of dout: the W / 8
-// threads of a row are consecutive lanes of one warp (W / 8 divides 32, and
-// whole warps run each grid-stride step: chunks is a multiple of 32), so a
-// shuffle within the group sums the row. Out: float or BF16 storage.
-template <typename Out>
-__global__ void pack_dout_delta_kernel(bf16* packed, float* delta, const float* dout,
-                                       const Out* out, int64_t t_len, int64_t tp, int64_t heads,
-                                       int64_t d, int w, int64_t chunks) {
+// With delta (the backward's dout pack), each row's delta = x . out (FP32,
+// from x before its rounding) too, on the same read of x: the W / 8 threads
+// of a row are consecutive lanes of one warp (W / 8 divides 32, and whole
+// warps run each grid-stride step: chunks is a multiple of 32), so a shuffle
+// within the group sums the row. Out: float or BF16 storage.
+template <typename In, typename Out>
+__global__ void pack_kernel(bf16* packed, const In* x, float* delta, const Out* out,
+                            int64_t t_len, int64_t tp, int64_t heads, int64_t d, int w,
+                            int64_t chunks) {
   const int per_row = w / 8;
   for (int64_t c = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; c < chunks;
        c += static_cast<int64_t>(gridDim.x) * blockDim.x) {
@@ -120,25 +87,28 @@ __global__ void pack_dout_delta_kernel(bf16* packed, float* delta, const float* 
     for (int i = 0; i < 4; ++i) {
       const int e = e0 + 2 * i;
       const bool lo = real && e < d, hi = real && e + 1 < d;
-      const float g0 = lo ? dout[at + e] : 0.0f, g1 = hi ? dout[at + e + 1] : 0.0f;
-      dot += g0 * (lo ? as_float(out[at + e]) : 0.0f) + g1 * (hi ? as_float(out[at + e + 1]) : 0.0f);
-      v[i] = pack_bf16(g0, g1);
+      const float x0 = lo ? as_float(x[at + e]) : 0.0f, x1 = hi ? as_float(x[at + e + 1]) : 0.0f;
+      if (delta)
+        dot += x0 * (lo ? as_float(out[at + e]) : 0.0f) + x1 * (hi ? as_float(out[at + e + 1]) : 0.0f);
+      v[i] = pack_bf16(x0, x1);
     }
     *reinterpret_cast<uint4*>(packed + row * w + e0) = make_uint4(v[0], v[1], v[2], v[3]);
+    if (!delta) continue;
     for (int off = per_row / 2; off > 0; off >>= 1) dot += __shfl_xor_sync(kFullMask, dot, off);
     if (part == 0 && real) delta[bh * t_len + t] = dot;
   }
 }
 
-template <typename Out>
-void pack_dout_delta(bf16* packed, float* delta, const float* dout, const Out* out, int64_t b,
-                     int64_t t_len, int64_t tp, int64_t heads, int64_t d, int w,
-                     cudaStream_t stream) {
+// delta and out: both null (a plain pack), or the backward's dout pack.
+template <typename In, typename Out = float>
+void pack(bf16* packed, const In* x, int64_t b, int64_t t_len, int64_t tp, int64_t heads,
+          int64_t d, int w, cudaStream_t stream, float* delta = nullptr,
+          const Out* out = nullptr) {
   const int64_t chunks = b * heads * tp * (w / 8);
   const Launch1D l = elementwise_launch(chunks);
   if (l.blocks == 0) return;
-  pack_dout_delta_kernel<<<static_cast<unsigned>(l.blocks), l.threads, 0, stream>>>(
-      packed, delta, dout, device_ptr(out), t_len, tp, heads, d, w, chunks);
+  pack_kernel<<<static_cast<unsigned>(l.blocks), l.threads, 0, stream>>>(
+      packed, device_ptr(x), delta, device_ptr(out), t_len, tp, heads, d, w, chunks);
   HG_CUDA_CHECK_LAUNCH();
 }
 
@@ -635,7 +605,7 @@ void attention_mma_backward(float* dq, float* dk, float* dv, float* delta, const
   pack(qp, q, b, t, lay.tqp, h, d, lay.w, stream);
   pack(kp, k, b, t, lay.tkp, kv, d, lay.w, stream);
   pack(vp, v, b, t, lay.tkp, kv, d, lay.w, stream);
-  pack_dout_delta(dop, delta, dout, out, b, t, lay.tqp, h, d, lay.w, stream);
+  pack(dop, dout, b, t, lay.tqp, h, d, lay.w, stream, delta, out);
   Packed pk;
   pk.q = qp;
   pk.k = kp;

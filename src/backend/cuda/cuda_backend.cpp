@@ -9,7 +9,6 @@
 #include <cstdlib>
 #include <limits>
 #include <string_view>
-#include <type_traits>
 #include <vector>
 
 #include "backend/cuda/cuda_check.h"
@@ -558,17 +557,16 @@ void CudaBackend::attention_forward(const Tensor& out, const Tensor& lse, const 
   const bool out_bf16 = out.dtype == DType::BF16;
   if (attention_on_tensor_cores()) {
     void* pack = s_->get(kAttnPack, cuda::attention_mma_scratch_bytes(b, tq, tk, h, kv, d, false));
-    const auto run = [&](auto* o, const auto* qkv_type) {
-      using In = std::remove_cv_t<std::remove_pointer_t<decltype(qkv_type)>>;
-      const auto ptr = [](const Tensor& t) { return static_cast<const In*>(t.data); };
-      cuda::attention_mma_forward(o, f32(lse), ptr(q), ptr(k), ptr(v), b, tq, tk, h, kv, d,
-                                  static_cast<float>(scale), q_pos0, pack, s_->stream);
+    const auto run = [&](const auto* tq_, const auto* tk_, const auto* tv_) {
+      const auto mma = [&](auto* o) {
+        cuda::attention_mma_forward(o, f32(lse), tq_, tk_, tv_, b, tq, tk, h, kv, d,
+                                    static_cast<float>(scale), q_pos0, pack, s_->stream);
+      };
+      if (out_bf16) mma(bits(out));
+      else mma(f32(out));
     };
-    const bool in_bf16 = q.dtype == DType::BF16;
-    if (out_bf16 && in_bf16) run(bits(out), static_cast<const uint16_t*>(nullptr));
-    else if (out_bf16) run(bits(out), static_cast<const float*>(nullptr));
-    else if (in_bf16) run(f32(out), static_cast<const uint16_t*>(nullptr));
-    else run(f32(out), static_cast<const float*>(nullptr));
+    if (q.dtype == DType::BF16) run(bits(q), bits(k), bits(v));
+    else run(f32(q), f32(k), f32(v));
     return;
   }
   // The FP32 kernels write F32: a BF16 output is staged and rounded.
@@ -605,15 +603,13 @@ void CudaBackend::attention_backward(const Tensor& dq, const Tensor& dk, const T
   const auto run = [&](const auto* o) {
     if (attention_on_tensor_cores()) {
       void* pack = s_->get(kAttnPack, cuda::attention_mma_scratch_bytes(b, t, t, h, kv, d, true));
-      const auto mma = [&](const auto* qkv_type) {
-        using In = std::remove_cv_t<std::remove_pointer_t<decltype(qkv_type)>>;
-        const auto ptr = [](const Tensor& x) { return static_cast<const In*>(x.data); };
-        cuda::attention_mma_backward(f32(dq), f32(dk), f32(dv), delta, f32(dout), ptr(q), ptr(k),
-                                     ptr(v), o, f32(lse), b, t, h, kv, d,
-                                     static_cast<float>(scale), pack, s_->stream);
+      const auto mma = [&](const auto* tq, const auto* tk, const auto* tv) {
+        cuda::attention_mma_backward(f32(dq), f32(dk), f32(dv), delta, f32(dout), tq, tk, tv, o,
+                                     f32(lse), b, t, h, kv, d, static_cast<float>(scale), pack,
+                                     s_->stream);
       };
-      if (q.dtype == DType::BF16) mma(static_cast<const uint16_t*>(nullptr));
-      else mma(static_cast<const float*>(nullptr));
+      if (q.dtype == DType::BF16) mma(bits(q), bits(k), bits(v));
+      else mma(f32(q), f32(k), f32(v));
     } else {
       const auto [qf, kf, vf] = attention_f32(q, k, v);
       cuda::attention_backward(f32(dq), f32(dk), f32(dv), delta, f32(dout), qf, kf, vf, o,

@@ -27,30 +27,28 @@ __device__ __forceinline__ float warp_max(float x) {
   return x;
 }
 
-// Sum over the block (blockDim.x a multiple of 32, at most 1024); every thread
-// gets the result. `scratch` holds 32 values; the block must not be using it.
-template <typename T>
-__device__ T block_sum(T x, T* scratch) {
+// A reduction over the block (blockDim.x a multiple of 32, at most 1024):
+// warp_reduce within each warp, then over the warps' results (`empty` for the
+// lanes past the last warp); every thread gets the result. `scratch` holds 32
+// values; the block must not be using it.
+template <typename T, typename WarpReduce>
+__device__ T block_reduce(T x, T* scratch, T empty, WarpReduce warp_reduce) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int warps = blockDim.x >> 5;
-  x = warp_sum(x);
+  x = warp_reduce(x);
   __syncthreads();  // scratch may still be read by a previous call
   if (lane == 0) scratch[warp] = x;
   __syncthreads();
-  T total = lane < warps ? scratch[lane] : T(0);
-  total = warp_sum(total);
-  return total;
+  return warp_reduce(lane < warps ? scratch[lane] : empty);
 }
 
-// Max over the block, as block_sum.
+template <typename T>
+__device__ T block_sum(T x, T* scratch) {
+  return block_reduce(x, scratch, T(0), [](T v) { return warp_sum(v); });
+}
+
 __device__ __forceinline__ float block_max(float x, float* scratch) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int warps = blockDim.x >> 5;
-  x = warp_max(x);
-  __syncthreads();  // scratch may still be read by a previous call
-  if (lane == 0) scratch[warp] = x;
-  __syncthreads();
-  return warp_max(lane < warps ? scratch[lane] : -INFINITY);
+  return block_reduce(x, scratch, -INFINITY, [](float v) { return warp_max(v); });
 }
 
 // Element-wise launches share this shape: a grid-stride loop over n.

@@ -60,14 +60,36 @@ __device__ __forceinline__ unsigned smem_address(const bf16* s, int stride, Tile
   return static_cast<unsigned>(__cvta_generic_to_shared(s + at.row * stride + at.col));
 }
 
+// ldmatrix of four or two 8 x 8 matrices, plain or .trans, from the row
+// address this lane gives.
+template <bool kTrans>
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], unsigned address) {
+  if constexpr (kTrans)
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(address));
+  else
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(address));
+}
+template <bool kTrans>
+__device__ __forceinline__ void ldmatrix_x2(uint32_t& r0, uint32_t& r1, unsigned address) {
+  if constexpr (kTrans)
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];\n"
+                 : "=r"(r0), "=r"(r1)
+                 : "r"(address));
+  else
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0, %1}, [%2];\n"
+                 : "=r"(r0), "=r"(r1)
+                 : "r"(address));
+}
+
 // A fragment: rows r0.., columns k0.. of a row-major [rows][stride] array.
 // Matrices: (rows r0, cols k0), (r0 + 8, k0), (r0, k0 + 8), (r0 + 8, k0 + 8).
 __device__ __forceinline__ void load_a(uint32_t (&a)[4], const bf16* s, int stride, int r0,
                                        int k0) {
-  const TileAt at = ldmatrix_a_row(threadIdx.x & 31, r0, k0);
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(a[0]), "=r"(a[1]), "=r"(a[2]), "=r"(a[3])
-               : "r"(smem_address(s, stride, at)));
+  ldmatrix_x4<false>(a, smem_address(s, stride, ldmatrix_a_row(threadIdx.x & 31, r0, k0)));
 }
 
 // B fragments of the two n-tiles n0.. and n0 + 8.. in one ldmatrix.x4:
@@ -76,20 +98,14 @@ __device__ __forceinline__ void load_a(uint32_t (&a)[4], const bf16* s, int stri
 // (rows n0, cols k0), (n0, k0 + 8), (n0 + 8, k0), (n0 + 8, k0 + 8).
 __device__ __forceinline__ void load_b2(uint32_t (&b)[4], const bf16* s, int stride, int n0,
                                         int k0) {
-  const TileAt at = ldmatrix_b2_row(threadIdx.x & 31, n0, k0);
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(b[0]), "=r"(b[1]), "=r"(b[2]), "=r"(b[3])
-               : "r"(smem_address(s, stride, at)));
+  ldmatrix_x4<false>(b, smem_address(s, stride, ldmatrix_b2_row(threadIdx.x & 31, n0, k0)));
 }
 // load_b2_trans: B[k][n] = s[k + ..][n + ..] (tile stored [k][n]); .trans
 // hands each lane the pairs (k 2c, 2c + 1; n g) of the transposed matrices
 // (rows k0, cols n0), (k0 + 8, n0), (k0, n0 + 8), (k0 + 8, n0 + 8).
 __device__ __forceinline__ void load_b2_trans(uint32_t (&b)[4], const bf16* s, int stride, int k0,
                                               int n0) {
-  const TileAt at = ldmatrix_b2_trans_row(threadIdx.x & 31, k0, n0);
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(b[0]), "=r"(b[1]), "=r"(b[2]), "=r"(b[3])
-               : "r"(smem_address(s, stride, at)));
+  ldmatrix_x4<true>(b, smem_address(s, stride, ldmatrix_b2_trans_row(threadIdx.x & 31, k0, n0)));
 }
 
 // One n-tile of load_b2 / load_b2_trans (the first two matrices; lanes 16..
@@ -97,17 +113,12 @@ __device__ __forceinline__ void load_b2_trans(uint32_t (&b)[4], const bf16* s, i
 // dK/dV, where the x4 forms' registers cost the dK/dV kernel a block per SM.
 __device__ __forceinline__ void load_b(uint32_t& b0, uint32_t& b1, const bf16* s, int stride,
                                        int n0, int k0) {
-  const TileAt at = ldmatrix_b_row(threadIdx.x & 31, n0, k0);
-  asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0, %1}, [%2];\n"
-               : "=r"(b0), "=r"(b1)
-               : "r"(smem_address(s, stride, at)));
+  ldmatrix_x2<false>(b0, b1, smem_address(s, stride, ldmatrix_b_row(threadIdx.x & 31, n0, k0)));
 }
 __device__ __forceinline__ void load_b_trans(uint32_t& b0, uint32_t& b1, const bf16* s,
                                              int stride, int k0, int n0) {
-  const TileAt at = ldmatrix_b_trans_row(threadIdx.x & 31, k0, n0);
-  asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];\n"
-               : "=r"(b0), "=r"(b1)
-               : "r"(smem_address(s, stride, at)));
+  ldmatrix_x2<true>(b0, b1,
+                    smem_address(s, stride, ldmatrix_b_trans_row(threadIdx.x & 31, k0, n0)));
 }
 
 // The A fragment of k-step kk from the C fragments of n-tiles 2kk and 2kk + 1.
