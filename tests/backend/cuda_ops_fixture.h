@@ -104,7 +104,8 @@ class CudaOps : public ::testing::Test {
     size_t off = 0;
     for (size_t i = 0; i < got.size(); ++i) {
       const int diff = static_cast<int>(got[i]) - static_cast<int>(float_to_bf16(want[i]));
-      ASSERT_LE(std::abs(diff), 1) << what << ", element " << i;
+      ASSERT_LE(std::abs(diff), 1) << what << ", element " << i << ": got " << bf16_to_float(got[i])
+                                   << ", want " << want[i];
       off += diff != 0;
     }
     EXPECT_LE(off, got.size() / 50) << what << ": " << off << " elements one BF16 step off";

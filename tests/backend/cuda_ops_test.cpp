@@ -172,7 +172,9 @@ TEST_F(CudaOps, EmbeddingRejectsOutOfRangeIds) {
 }
 
 TEST_F(CudaOps, RmsNormForwardAndBackward) {
-  for (int64_t d : {int64_t{16}, int64_t{37}, int64_t{64}, int64_t{1280}}) {
+  // 37: the generic kernels; 16 to 1280: rows held in registers, 1000 with lanes
+  // past the row's end; 2560: too wide to hold, the generic kernels again.
+  for (int64_t d : {int64_t{16}, int64_t{37}, int64_t{64}, int64_t{1000}, int64_t{1280}, int64_t{2560}}) {
     for (bool accumulate : {false, true}) {
       const int64_t r = d >= 1280 ? 150 : 1000;  // several dw partitions
       const Vec x = random_floats(r * d, 12, 2.0), w = random_floats(d, 13);
@@ -207,6 +209,64 @@ TEST_F(CudaOps, RmsNormWeightGradientIsDeterministic) {
   EXPECT_EQ(dw_once(), dw_once());
 }
 
+// The kernels that hold rows in registers (rmsnorm_held.cuh) against the
+// generic ones on the same GPU: per element the same arithmetic; only the
+// order in which the lanes add their double partial sums differs. Plain norms
+// with a BF16 output, an accumulated dx and its BF16 copy; QK-Norm + RoPE with
+// a BF16 output; 3000 rows (47 dw partitions).
+TEST_F(CudaOps, NormKernelsHeldAndGenericAgree) {
+  if (gpu_->name() == "cpu") GTEST_SKIP() << "the CPU stand-in has one RMSNorm kernel";
+  const int64_t b = 2, t = 50, heads = 30, rows = b * t * heads, positions = 64, pos0 = 9;
+  const auto widened16 = [&](const Tensor& x) {
+    Vec v;
+    for (const uint16_t u : bits_of(*gpu_, x)) v.push_back(bf16_to_float(u));
+    return v;
+  };
+  const auto run = [&](int64_t d, bool rope) {
+    ModelConfig cfg = preset_config("small");
+    cfg.head_dim = d;
+    const RopeTables tables = make_rope_tables(cfg, positions);
+    const Vec cs(tables.cos.begin(), tables.cos.end()), sn(tables.sin.begin(), tables.sin.end());
+    const Vec x = random_floats(rows * d, 80, 2.0), w = random_floats(d, 81);
+    const Vec dout = random_floats(rows * d, 82), dx0 = random_floats(rows * d, 83);
+    const std::initializer_list<int64_t> dims = {rows, d};
+    const auto shaped = [&](const Vec& v) {
+      return rope ? on(*gpu_, v, {b, t, heads, d}) : on(*gpu_, v, dims);
+    };
+    const Tensor tx = shaped(x), tw = on(*gpu_, w, {d}), out = shaped(poison(rows * d));
+    const Tensor out16 = on16(*gpu_, std::vector<uint16_t>(rows * d, 0xffff), dims);
+    const Tensor rstd = on(*gpu_, poison(rows), {rows}), dw = on(*gpu_, Vec(d, 0.5f), {d});
+    const Tensor dx = shaped(dx0);
+    const Tensor dx16 = on16(*gpu_, std::vector<uint16_t>(rows * d, 0xffff), dims);
+    const Tensor c = on(*gpu_, cs, {positions, d / 2}), s = on(*gpu_, sn, {positions, d / 2});
+    if (rope) {
+      gpu_->qk_norm_rope_forward(out16.view({b, t, heads, d}), rstd, tx, tw, 1e-6, c, s, pos0);
+      gpu_->qk_norm_rope_forward(out, rstd, tx, tw, 1e-6, c, s, pos0);
+      gpu_->qk_norm_rope_backward(dx, dw, shaped(dout), tx, tw, rstd, c, s, pos0);
+      gpu_->qk_norm_rope_backward(dx16.view({b, t, heads, d}), dw, shaped(dout), tx, tw, rstd, c, s,
+                                  pos0);
+    } else {
+      gpu_->rmsnorm_forward(out16, rstd, tx, tw, 1e-6);
+      gpu_->rmsnorm_forward(out, rstd, tx, tw, 1e-6);
+      gpu_->rmsnorm_backward_copy(dx, dx16, dw, shaped(dout), tx, tw, rstd, true);
+    }
+    return Outputs{{"out", host(*gpu_, out)},      {"out16", widened16(out16)},
+                   {"rstd", host(*gpu_, rstd)},    {"dx", host(*gpu_, dx)},
+                   {"dx16", widened16(dx16)},      {"dw", host(*gpu_, dw)}};
+  };
+  for (const auto& [d, rope] : {std::pair<int64_t, bool>{64, false}, {1000, false}, {1280, false},
+                                {64, true}, {128, true}}) {
+    Outputs generic;
+    {
+      const testing::ScopedEnv kernels("HESSGPT_NORM_KERNELS", "generic");
+      generic = run(d, rope);
+    }
+    expect_outputs_close(run(d, rope), generic, 1e-6,
+                         std::string(rope ? "qk-norm + rope" : "rmsnorm") + " held vs generic, d=" +
+                             std::to_string(d));
+  }
+}
+
 TEST_F(CudaOps, RopeForwardAndBackwardWithYarn) {
   for (bool yarn : {false, true}) {
     ModelConfig cfg = preset_config("small");
@@ -229,10 +289,11 @@ TEST_F(CudaOps, RopeForwardAndBackwardWithYarn) {
 
 // QK-Norm and RoPE fused into the RMSNorm kernels on the GPU, against the
 // CPU backend's two ops (the Backend default): outputs, rstd, dx and dw, at a
-// start position, with YaRN tables, for head dims 16, 64 and 40 (pairs that
-// straddle lanes), and a BF16 dx (the model's dq_raw under --bf16-activations).
+// start position, with YaRN tables, for head dims 16, 64, 40 (pairs that
+// straddle lanes), 128 and 256 (two and four pairs per lane), and a BF16 dx
+// (the model's dq_raw under --bf16-activations).
 TEST_F(CudaOps, QkNormRopeFusedMatchesTheTwoOps) {
-  for (const int64_t d : {int64_t{16}, int64_t{64}, int64_t{40}}) {
+  for (const int64_t d : {int64_t{16}, int64_t{64}, int64_t{40}, int64_t{128}, int64_t{256}}) {
     ModelConfig cfg = preset_config("small");
     cfg.head_dim = d;
     cfg.rope_scaling = YarnConfig{};

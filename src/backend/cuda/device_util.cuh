@@ -88,6 +88,24 @@ const device_t<T>* device_ptr(const T* p) {
   return reinterpret_cast<const device_t<T>*>(p);
 }
 
+// N consecutive values moved in one access (4 F32 or 8 BF16 values: 16 bytes;
+// 4 BF16: 8 bytes). The launcher checks that the pointers are that aligned.
+template <typename T, int N>
+struct alignas(sizeof(T) * N) Pack {
+  T v[N];
+};
+template <int N, typename T>
+__device__ __forceinline__ Pack<T, N> load_pack(const T* p) {
+  return *reinterpret_cast<const Pack<T, N>*>(p);
+}
+template <int N, typename T>
+__device__ __forceinline__ void store_pack(T* p, const Pack<T, N>& x) {
+  *reinterpret_cast<Pack<T, N>*>(p) = x;
+}
+inline bool aligned_to(const void* p, size_t bytes) {
+  return reinterpret_cast<uintptr_t>(p) % bytes == 0;
+}
+
 __device__ __forceinline__ float as_float(float x) { return x; }
 __device__ __forceinline__ float as_float(__nv_bfloat16 x) { return __bfloat162float(x); }
 __device__ __forceinline__ void store_float(float* p, float v) { *p = v; }

@@ -40,26 +40,50 @@ __global__ void sum_partials(double* result, const double* partials, int64_t par
 }
 
 // silu(g) = g * sigmoid(g); d silu/dg = sigmoid(g) * (1 + g * (1 - sigmoid(g))).
-// gate/up and out are F32 or BF16 (storage); the arithmetic is F32.
-template <typename Out, typename In>
-__global__ void swiglu_forward_kernel(Out* out, const In* gate, const In* up, int64_t n) {
-  for (int64_t i = global_thread(); i < n; i += grid_stride()) {
-    const float g = as_float(gate[i]);
-    store_float(out + i, g / (1.0f + expf(-g)) * as_float(up[i]));
+// gate/up and out are F32 or BF16 (storage); the arithmetic is F32. kN
+// consecutive elements per step: 8 (16-byte accesses of BF16) where n and the
+// pointers allow it (swiglu_pack), else 1; at model1's [32768, 3416] one BF16
+// element per thread moved 1.6-2.2 TB/s on an H200.
+template <int kN, typename Out, typename In>
+__global__ void swiglu_forward_kernel(Out* out, const In* gate, const In* up, int64_t steps) {
+  for (int64_t p = global_thread(); p < steps; p += grid_stride()) {
+    const Pack<In, kN> g = load_pack<kN>(gate + p * kN), u = load_pack<kN>(up + p * kN);
+    Pack<Out, kN> o;
+#pragma unroll
+    for (int e = 0; e < kN; ++e) {
+      const float gf = as_float(g.v[e]);
+      store_float(&o.v[e], gf / (1.0f + expf(-gf)) * as_float(u.v[e]));
+    }
+    store_pack(out + p * kN, o);
   }
 }
 
-template <typename Grad, typename In, typename DOut>
+template <int kN, typename Grad, typename In, typename DOut>
 __global__ void swiglu_backward_kernel(Grad* dgate, Grad* dup, const DOut* dout,
-                                       const In* gate, const In* up, int64_t n) {
-  for (int64_t i = global_thread(); i < n; i += grid_stride()) {
-    const float g = as_float(gate[i]);
-    const float sig = 1.0f / (1.0f + expf(-g));
-    const float d = as_float(dout[i]);
-    const float u = as_float(up[i]);  // read before writing: dup may alias up's storage
-    store_float(dup + i, d * g * sig);
-    store_float(dgate + i, d * u * sig * (1.0f + g * (1.0f - sig)));
+                                       const In* gate, const In* up, int64_t steps) {
+  for (int64_t p = global_thread(); p < steps; p += grid_stride()) {
+    // All read before any is written: dup may alias up's storage.
+    const Pack<In, kN> g = load_pack<kN>(gate + p * kN), u = load_pack<kN>(up + p * kN);
+    const Pack<DOut, kN> dv = load_pack<kN>(dout + p * kN);
+    Pack<Grad, kN> dg, du;
+#pragma unroll
+    for (int e = 0; e < kN; ++e) {
+      const float gf = as_float(g.v[e]);
+      const float sig = 1.0f / (1.0f + expf(-gf));
+      const float d = as_float(dv.v[e]);
+      store_float(&du.v[e], d * gf * sig);
+      store_float(&dg.v[e], d * as_float(u.v[e]) * sig * (1.0f + gf * (1.0f - sig)));
+    }
+    store_pack(dup + p * kN, du);
+    store_pack(dgate + p * kN, dg);
   }
+}
+
+// 8 elements per step where n is a multiple of 8 and every pointer is aligned
+// to 8 of its elements.
+template <typename... T>
+bool swiglu_pack(int64_t n, const T*... p) {
+  return n % 8 == 0 && (aligned_to(p, 8 * sizeof(T)) && ...);
 }
 
 template <typename In>
@@ -125,8 +149,14 @@ void sum_squares(double* result, double* partials, const float* x, int64_t n,
 
 template <typename Out, typename In>
 void swiglu_forward(Out* out, const In* gate, const In* up, int64_t n, cudaStream_t stream) {
-  launch_elementwise(n, stream, swiglu_forward_kernel<device_t<Out>, device_t<In>>,
-                     device_ptr(out), device_ptr(gate), device_ptr(up), n);
+  using O = device_t<Out>;
+  using I = device_t<In>;
+  if (swiglu_pack(n, out, gate, up))
+    launch_elementwise(n / 8, stream, swiglu_forward_kernel<8, O, I>, device_ptr(out),
+                       device_ptr(gate), device_ptr(up), n / 8);
+  else
+    launch_elementwise(n, stream, swiglu_forward_kernel<1, O, I>, device_ptr(out),
+                       device_ptr(gate), device_ptr(up), n);
 }
 template void swiglu_forward(float*, const float*, const float*, int64_t, cudaStream_t);
 template void swiglu_forward(float*, const uint16_t*, const uint16_t*, int64_t, cudaStream_t);
@@ -136,10 +166,15 @@ template void swiglu_forward(uint16_t*, const uint16_t*, const uint16_t*, int64_
 template <typename Grad, typename In, typename DOut>
 void swiglu_backward(Grad* dgate, Grad* dup, const DOut* dout, const In* gate, const In* up,
                      int64_t n, cudaStream_t stream) {
-  launch_elementwise(n, stream,
-                     swiglu_backward_kernel<device_t<Grad>, device_t<In>, device_t<DOut>>,
-                     device_ptr(dgate), device_ptr(dup), device_ptr(dout), device_ptr(gate),
-                     device_ptr(up), n);
+  using G = device_t<Grad>;
+  using I = device_t<In>;
+  using D = device_t<DOut>;
+  if (swiglu_pack(n, dgate, dup, dout, gate, up))
+    launch_elementwise(n / 8, stream, swiglu_backward_kernel<8, G, I, D>, device_ptr(dgate),
+                       device_ptr(dup), device_ptr(dout), device_ptr(gate), device_ptr(up), n / 8);
+  else
+    launch_elementwise(n, stream, swiglu_backward_kernel<1, G, I, D>, device_ptr(dgate),
+                       device_ptr(dup), device_ptr(dout), device_ptr(gate), device_ptr(up), n);
 }
 template void swiglu_backward(float*, float*, const float*, const float*, const float*, int64_t,
                               cudaStream_t);

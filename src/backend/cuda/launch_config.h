@@ -62,8 +62,10 @@ inline int64_t rmsnorm_blocks(int64_t rows) { return rows <= 0 ? 0 : ceil_div(ro
 // dw is summed in two passes without atomics: partition p (one block) sums its
 // contiguous rows into partial[p, :], then each column adds the partitions in
 // order. At least kRowsPerDwPartition rows per partition keeps pass 2 small.
+// Up to 4096 partitions: QK-Norm's 655360 rows of 64 (model1's q) in 512
+// partitions left each warp 160 rows in a row, one memory round trip each.
 constexpr int64_t kRowsPerDwPartition = 64;
-constexpr int64_t kMaxDwPartitions = 512;
+constexpr int64_t kMaxDwPartitions = 4096;
 
 inline int64_t rmsnorm_dw_partitions(int64_t rows) {
   if (rows <= 0) return 1;
@@ -85,9 +87,9 @@ HG_HD inline RowRange partition_rows(int64_t rows, int64_t parts, int64_t p) {
 // The second pass: a block per kDwColumns columns; its kDwSlices thread rows
 // each add a contiguous slice of the partitions in order, then the slices are
 // added in order (a fixed tree: the same bits every run). One thread per
-// column walking all 512 partitions left ~40 warps on the GPU for model1's
-// d = 1280 (2 for QK-Norm's 64), each with 512 loads in a row.
-constexpr int kDwColumns = 32, kDwSlices = 16;
+// column walking all the partitions left ~40 warps on the GPU for model1's
+// d = 1280 (2 for QK-Norm's 64), each with a load per partition in a row.
+constexpr int kDwColumns = 32, kDwSlices = 32;
 inline int64_t rmsnorm_dw_blocks(int64_t d) { return ceil_div(d, kDwColumns); }
 
 // Warps per block of the backward's first pass: each keeps a [d] dw row in

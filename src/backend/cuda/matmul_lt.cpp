@@ -104,6 +104,12 @@ const LtMatmul::Plan& LtMatmul::plan(const Key& key) {
   // The library's A is our B (first) and its B our A (second).
   const uint32_t al_first = static_cast<uint32_t>(align_b), al_second = static_cast<uint32_t>(align_a);
   const uint32_t al_c = static_cast<uint32_t>(align_c);
+  // Split-K may add its partial sums in the output's type (in place, or in an
+  // output-typed workspace): for a BF16 output that is a rounding per partial,
+  // several BF16 steps off the product (seen at K = 37 on an H200). Partial sums
+  // in F32 only; an F32 output allows every scheme, all of them F32.
+  const uint32_t reductions = out_bf16 ? CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE
+                                       : CUBLASLT_REDUCTION_SCHEME_MASK;
   cublasLtMatmulHeuristicResult_t result{};
   int found = 0;
   const cublasStatus_t status = [&] {
@@ -121,6 +127,9 @@ const LtMatmul::Plan& LtMatmul::plan(const Key& key) {
     if (st == CUBLAS_STATUS_SUCCESS)
       st = lt.preference_set_attribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES,
                                                 &al_c, sizeof(al_c));
+    if (st == CUBLAS_STATUS_SUCCESS)
+      st = lt.preference_set_attribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK,
+                                                &reductions, sizeof(reductions));
     if (st == CUBLAS_STATUS_SUCCESS)
       st = lt.algo_get_heuristic(handle_->lt, p->op, p->first, p->second, p->out, p->out,
                                           pref, 1, &result, &found);

@@ -2,8 +2,14 @@
 // d = head dim): one warp per row. The weight gradient is summed without
 // atomics in two fixed-order passes (rows within a partition, then partitions),
 // so it is bit-identical run to run.
+#include <cstdlib>
+#include <initializer_list>
+#include <string_view>
+#include <type_traits>
+
 #include "backend/cuda/device_util.cuh"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/rmsnorm_held.cuh"
 #include "core/error.h"
 
 namespace hessgpt::cuda {
@@ -97,6 +103,7 @@ __global__ void rmsnorm_dw_kernel(float* dw, const float* dw_partials, int64_t p
   const RowRange range = partition_rows(parts, kDwSlices, slice);
   float sum = 0.0f;
   if (i < d)
+#pragma unroll 8
     for (int64_t p = range.begin; p < range.end; ++p) sum += dw_partials[p * d + i];
   slice_sums[slice][column] = sum;
   __syncthreads();
@@ -106,6 +113,98 @@ __global__ void rmsnorm_dw_kernel(float* dw, const float* dw_partials, int64_t p
   dw[i] += total;
 }
 
+// ---- which kernel: rows held in registers where they fit (rmsnorm_held.cuh) ----
+
+template <int N>
+using Width = std::integral_constant<int, N>;
+
+// f(Width<N>{}) for the smallest N of the held widths with n <= 32 * N (n:
+// 4-float groups, or rotation pairs up to kMaxPairs); false where none fits.
+constexpr int kMaxPairs = 4;
+
+template <typename F>
+bool with_held_width(int64_t n, bool pairs, F&& f) {
+  const auto run = [&](auto width) {
+    f(width);
+    return true;
+  };
+  if (n <= 0) return false;
+  if (n <= 32) return run(Width<1>{});
+  if (n <= 64) return run(Width<2>{});
+  if (n <= 32 * kMaxPairs) return run(Width<kMaxPairs>{});
+  if (pairs) return false;
+  if (n <= 256) return run(Width<8>{});
+  if (n <= 320) return run(Width<10>{});  // model1's 1280
+  if (n <= 512) return run(Width<16>{});
+  return false;
+}
+
+// HESSGPT_NORM_KERNELS=generic keeps the generic kernels (A/B timings; the
+// test comparing the two). Read at every call, as HESSGPT_ATTN_ROWS.
+bool held_kernels_wanted() {
+  const char* e = std::getenv("HESSGPT_NORM_KERNELS");
+  if (!e || std::string_view(e) == "held") return true;
+  if (std::string_view(e) == "generic") return false;
+  HG_FAIL("HESSGPT_NORM_KERNELS must be held or generic (got '", e, "')");
+}
+
+// Held rows read and write whole 4-float groups (plain norms: every pointer
+// 16-byte aligned and d % 4 == 0) or single floats (pairs: d even, checked by
+// the backend). Returns the width in groups or pairs, or 0 for the generic kernels.
+int64_t held_units(int64_t d, bool rope, std::initializer_list<const void*> pointers) {
+  if (!held_kernels_wanted()) return 0;
+  if (rope) return d % 2 == 0 ? d / 2 : 0;
+  if (d % 4 != 0) return 0;
+  for (const void* p : pointers)
+    if (p && !aligned_to(p, 16)) return 0;
+  return d / 4;
+}
+
+template <typename Out>
+bool rmsnorm_forward_held(Out* out, float* rstd, const float* x, const float* w, int64_t rows,
+                          int64_t d, double eps, cudaStream_t stream, const RopeRows& rope) {
+  const bool pairs = rope.cos != nullptr;
+  const unsigned blocks = static_cast<unsigned>(rmsnorm_blocks(rows));
+  return with_held_width(held_units(d, pairs, {out, x, w}), pairs, [&](auto width) {
+    constexpr int N = decltype(width)::value;
+    if constexpr (N <= kMaxPairs)
+      if (pairs) {
+        qk_norm_rope_forward_held_kernel<device_t<Out>, N><<<blocks, kNormWarps * 32, 0, stream>>>(
+            device_ptr(out), rstd, x, w, rows, d, eps, rope);
+        HG_CUDA_CHECK_LAUNCH();
+        return;
+      }
+    rmsnorm_forward_held_kernel<device_t<Out>, N><<<blocks, kNormWarps * 32, 0, stream>>>(
+        device_ptr(out), rstd, x, w, rows, d, eps);
+    HG_CUDA_CHECK_LAUNCH();
+  });
+}
+
+template <typename DX>
+bool rmsnorm_backward_held(DX* dx, uint16_t* dx_copy, float* dw_partials, const float* dout,
+                           const float* x, const float* w, const float* rstd, int64_t rows,
+                           int64_t d, int64_t parts, int warps, size_t smem, bool accumulate_dx,
+                           cudaStream_t stream, const RopeRows& rope) {
+  const bool pairs = rope.cos != nullptr;
+  const int64_t units = held_units(d, pairs, {dx, dx_copy, dout, x, w});
+  return with_held_width(units, pairs, [&](auto width) {
+    constexpr int N = decltype(width)::value;
+    const unsigned grid = static_cast<unsigned>(parts);
+    if constexpr (N <= kMaxPairs)
+      if (pairs) {
+        qk_norm_rope_backward_held_kernel<device_t<DX>, N><<<grid, warps * 32, smem, stream>>>(
+            device_ptr(dx), device_ptr(dx_copy), dw_partials, dout, x, w, rstd, rows, d, parts,
+            accumulate_dx, rope);
+        HG_CUDA_CHECK_LAUNCH();
+        return;
+      }
+    rmsnorm_backward_held_kernel<device_t<DX>, N><<<grid, warps * 32, smem, stream>>>(
+        device_ptr(dx), device_ptr(dx_copy), dw_partials, dout, x, w, rstd, rows, d, parts,
+        accumulate_dx);
+    HG_CUDA_CHECK_LAUNCH();
+  });
+}
+
 }  // namespace
 
 template <typename Out>
@@ -113,6 +212,7 @@ void rmsnorm_forward(Out* out, float* rstd, const float* x, const float* w, int6
                      int64_t d, double eps, cudaStream_t stream, const RopeRows& rope) {
   const int64_t blocks = rmsnorm_blocks(rows);
   if (blocks == 0 || d <= 0) return;
+  if (rmsnorm_forward_held(out, rstd, x, w, rows, d, eps, stream, rope)) return;
   rmsnorm_forward_kernel<<<static_cast<unsigned>(blocks), kNormWarps * 32, 0, stream>>>(
       device_ptr(out), rstd, x, w, rows, d, eps, rope);
   HG_CUDA_CHECK_LAUNCH();
@@ -131,10 +231,13 @@ void rmsnorm_backward(DX* dx, uint16_t* dx_copy, float* dw, float* dw_partials, 
   if (warps == 0) HG_FAIL("rmsnorm: rows of ", d, " values are too wide for the CUDA kernel");
   const int64_t parts = rmsnorm_dw_partitions(rows);
   const size_t smem = sizeof(float) * static_cast<size_t>(warps) * static_cast<size_t>(d);
-  rmsnorm_backward_kernel<<<static_cast<unsigned>(parts), warps * 32, smem, stream>>>(
-      device_ptr(dx), device_ptr(dx_copy), dw_partials, dout, x, w, rstd, rows, d, parts,
-      accumulate_dx, rope);
-  HG_CUDA_CHECK_LAUNCH();
+  if (!rmsnorm_backward_held(dx, dx_copy, dw_partials, dout, x, w, rstd, rows, d, parts, warps,
+                             smem, accumulate_dx, stream, rope)) {
+    rmsnorm_backward_kernel<<<static_cast<unsigned>(parts), warps * 32, smem, stream>>>(
+        device_ptr(dx), device_ptr(dx_copy), dw_partials, dout, x, w, rstd, rows, d, parts,
+        accumulate_dx, rope);
+    HG_CUDA_CHECK_LAUNCH();
+  }
   rmsnorm_dw_kernel<<<static_cast<unsigned>(rmsnorm_dw_blocks(d)), kDwColumns * kDwSlices, 0,
                       stream>>>(dw, dw_partials, parts, d);
   HG_CUDA_CHECK_LAUNCH();
