@@ -52,6 +52,33 @@ TEST_F(CudaOps, MatmulFp32AllTransposes) {
 // operands in double is FP32 accumulation: about sqrt(k) * 2^-24 relative,
 // far under 1e-5 here. The same product in FP32 differs by ~2^-9 per operand,
 // which the second check uses to prove BF16 was really applied.
+// HESSGPT_CUBLASLT_TUNE: whichever candidate wins, the product is the one the
+// heuristic's choice gives (up to the order of the sums), accumulated into the
+// caller's C (the timing runs write a scratch output), on the tuning call and
+// on the next, which reuses the plan. A weight-gradient shape: A^T B, K = 3413.
+TEST_F(CudaOps, MatmulTunedMatchesTheHeuristicChoice) {
+  if (gpu_->name() == "cpu") GTEST_SKIP() << "tuning picks among cuBLASLt's kernels";
+  const int64_t m = 1280, n = 512, k = 3413;
+  const Vec a = random_floats(k * m, 95), b = random_floats(k * n, 96), c0 = random_floats(m * n, 97);
+  const auto run = [&](Backend& be) {
+    be.set_matmul_precision(MatmulPrecision::BF16);
+    const Tensor c = on(be, c0, {m, n});
+    be.matmul(c, on(be, a, {k, m}), true, on(be, b, {k, n}), false, 1.0f, 1.0f);
+    be.set_matmul_precision(MatmulPrecision::FP32);
+    return host(be, c);
+  };
+  const Vec want = run(*gpu_);
+  {
+    const testing::ScopedEnv tune("HESSGPT_CUBLASLT_TUNE", "1");
+    const std::unique_ptr<Backend> tuned = testing::gpu_test_backend();
+    expect_close(run(*tuned), want, 1e-5, "tuned vs the heuristic's choice");
+    expect_close(run(*tuned), want, 1e-5, "tuned, the plan's second call");
+    buffers_.clear();  // before `tuned` goes
+  }
+  const testing::ScopedEnv bad("HESSGPT_CUBLASLT_TUNE", "yes");
+  EXPECT_THROW(testing::gpu_test_backend(), Error);
+}
+
 TEST_F(CudaOps, MatmulBf16RoundsOperandsAndAccumulatesInFp32) {
   const int64_t m = 33, n = 3413 % 97, k = 171;  // odd widths: padded BF16 leading dims
   for (bool ta : {false, true}) {

@@ -3,8 +3,10 @@
 #include <cublasLt.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <string_view>
+#include <vector>
 
 #include "backend/cuda/cublaslt_api.h"
 #include "backend/cuda/cuda_check.h"
@@ -16,6 +18,12 @@ namespace {
 
 // Hopper's recommended cuBLASLt workspace.
 constexpr size_t kWorkspaceBytes = size_t{32} << 20;
+// HESSGPT_CUBLASLT_TUNE: the heuristic's candidates timed, kTuneRuns runs each
+// into a scratch output of at most kMaxTunedOutputBytes (larger outputs keep
+// the heuristic's first choice).
+constexpr int kCandidates = 8;
+constexpr int kTuneRuns = 3;
+constexpr size_t kMaxTunedOutputBytes = size_t{64} << 20;
 
 int alignment_of(const void* p) {
   const auto u = reinterpret_cast<uintptr_t>(p);
@@ -35,6 +43,8 @@ struct LtMatmul::Plan {
   cublasLtMatmulDesc_t op = nullptr;
   cublasLtMatrixLayout_t first = nullptr, second = nullptr, out = nullptr;
   cublasLtMatmulAlgo_t algo{};
+  std::vector<cublasLtMatmulAlgo_t> candidates;  // the heuristic's, its first choice first
+  bool tuned = false;
   ~Plan() {
     const CublasLtApi* lt = cublaslt_if_loaded();  // a plan exists only once it is loaded
     if (!lt) return;
@@ -49,6 +59,11 @@ LtMatmul::LtMatmul() : handle_(std::make_unique<Handle>()) {
   HG_CUBLAS_CHECK(cublaslt().create(&handle_->lt));
   const char* pad = std::getenv("HESSGPT_CUBLASLT_PAD");
   pad_ = !(pad && std::string_view(pad) == "0");
+  const std::string_view tune = std::getenv("HESSGPT_CUBLASLT_TUNE") ? std::getenv("HESSGPT_CUBLASLT_TUNE") : "0";
+  if (tune != "0" && tune != "1" && tune != "verbose")
+    HG_FAIL("HESSGPT_CUBLASLT_TUNE must be 0, 1 or verbose (got '", tune, "')");
+  tune_ = tune != "0";
+  tune_verbose_ = tune == "verbose";
 }
 
 LtMatmul::~LtMatmul() {
@@ -72,7 +87,7 @@ void* LtMatmul::scratch(int slot, size_t bytes) {
   return scratch_[slot];
 }
 
-const LtMatmul::Plan& LtMatmul::plan(const Key& key) {
+LtMatmul::Plan& LtMatmul::plan(const Key& key) {
   auto it = plans_.find(key);
   if (it != plans_.end()) return *it->second;
   const auto [bf16, out_bf16, trans_a, trans_b, m, n, k, lda, ldb, ldc, align_a, align_b,
@@ -110,7 +125,7 @@ const LtMatmul::Plan& LtMatmul::plan(const Key& key) {
   // in F32 only; an F32 output allows every scheme, all of them F32.
   const uint32_t reductions = out_bf16 ? CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE
                                        : CUBLASLT_REDUCTION_SCHEME_MASK;
-  cublasLtMatmulHeuristicResult_t result{};
+  cublasLtMatmulHeuristicResult_t results[kCandidates] = {};
   int found = 0;
   const cublasStatus_t status = [&] {
     cublasStatus_t st = lt.preference_set_attribute(
@@ -132,7 +147,7 @@ const LtMatmul::Plan& LtMatmul::plan(const Key& key) {
                                                 &reductions, sizeof(reductions));
     if (st == CUBLAS_STATUS_SUCCESS)
       st = lt.algo_get_heuristic(handle_->lt, p->op, p->first, p->second, p->out, p->out,
-                                          pref, 1, &result, &found);
+                                          pref, tune_ ? kCandidates : 1, results, &found);
     return st;
   }();
   lt.preference_destroy(pref);
@@ -140,8 +155,52 @@ const LtMatmul::Plan& LtMatmul::plan(const Key& key) {
   if (found == 0)
     HG_FAIL("cuBLASLt has no algorithm for a ", bf16 ? "BF16" : "FP32", " product of [", m, ", ",
             k, "] x [", k, ", ", n, "] (transposes ", trans_a, ", ", trans_b, ")");
-  p->algo = result.algo;
+  for (int i = 0; i < found; ++i)
+    if (results[i].state == CUBLAS_STATUS_SUCCESS) p->candidates.push_back(results[i].algo);
+  p->algo = results[0].algo;
   return *plans_.emplace(key, std::move(p)).first->second;
+}
+
+void LtMatmul::tune(Plan& p, const void* first, const void* second, size_t out_bytes,
+                    cudaStream_t stream) {
+  p.tuned = true;
+  const GemmPlan& g = p.shape;
+  const size_t bytes = out_bytes * static_cast<size_t>(g.ld_c) * static_cast<size_t>(g.n);
+  if (p.candidates.size() < 2 || bytes > kMaxTunedOutputBytes) return;
+  const CublasLtApi& lt = cublaslt();
+  void* out = nullptr;
+  cudaEvent_t start = nullptr, stop = nullptr;
+  HG_CUDA_CHECK(cudaMalloc(&out, bytes));
+  HG_CUDA_CHECK(cudaEventCreate(&start));
+  HG_CUDA_CHECK(cudaEventCreate(&stop));
+  const float alpha = 1.0f, beta = 0.0f;
+  const auto launch = [&](const cublasLtMatmulAlgo_t& algo) {
+    return lt.matmul(handle_->lt, p.op, &alpha, first, p.first, second, p.second, &beta, out,
+                     p.out, out, p.out, &algo, workspace_, workspace_bytes_, stream);
+  };
+  float best_ms = 0.0f, first_ms = 0.0f;
+  size_t best = 0;
+  for (size_t i = 0; i < p.candidates.size(); ++i) {
+    if (launch(p.candidates[i]) != CUBLAS_STATUS_SUCCESS) continue;  // untimed: first-launch costs
+    HG_CUDA_CHECK(cudaEventRecord(start, stream));
+    for (int r = 0; r < kTuneRuns; ++r) HG_CUBLAS_CHECK(launch(p.candidates[i]));
+    HG_CUDA_CHECK(cudaEventRecord(stop, stream));
+    HG_CUDA_CHECK(cudaEventSynchronize(stop));
+    float ms = 0.0f;
+    HG_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+    if (i == 0) first_ms = ms;
+    if (i == 0 || ms < best_ms) best_ms = ms, best = i;
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  HG_CUDA_CHECK(cudaFree(out));
+  p.algo = p.candidates[best];
+  if (tune_verbose_)
+    std::fprintf(stderr, "cuBLASLt tuned [%lld x %lld] x [%lld x %lld]: candidate %zu of %zu, %.3f ms"
+                 " (the heuristic's first: %.3f ms)\n", static_cast<long long>(g.m),
+                 static_cast<long long>(g.k), static_cast<long long>(g.k),
+                 static_cast<long long>(g.n), best + 1, p.candidates.size(),
+                 best_ms / kTuneRuns, first_ms / kTuneRuns);
 }
 
 const void* LtMatmul::prepare(int slot, const LtOperand& x, bool bf16_math, int64_t rows,
@@ -210,8 +269,9 @@ void LtMatmul::run(bool bf16, bool trans_a, bool trans_b, int64_t m, int64_t n, 
   }
   const float beta_run = stage_out || out_bf16 ? 0.0f : beta;
   const CublasLtApi& lt = cublaslt();
-  const Plan& p = plan(Key{bf16, out_bf16, trans_a, trans_b, m, np, k, lda, ldb, ld_out,
-                           alignment_of(second), alignment_of(first), alignment_of(out)});
+  Plan& p = plan(Key{bf16, out_bf16, trans_a, trans_b, m, np, k, lda, ldb, ld_out,
+                     alignment_of(second), alignment_of(first), alignment_of(out)});
+  if (tune_ && !p.tuned) tune(p, first, second, out_bytes, stream);
   const void* addend = c_in ? static_cast<const void*>(c_in) : out;
   HG_CUBLAS_CHECK(lt.matmul(handle_->lt, p.op, &alpha, first, p.first, second, p.second,
                             &beta_run, addend, p.out, out, p.out, &p.algo, workspace_,

@@ -9,6 +9,10 @@
 // from 82 to 397 TFLOP/s. An odd N is padded the same way, the product staged
 // in an aligned buffer and merged into C. HESSGPT_CUBLASLT_PAD=0 turns both
 // off (for A/B timing). Descriptors and the heuristic's algorithm are cached per shape.
+// HESSGPT_CUBLASLT_TUNE=1 (or verbose: a line per product on stderr) times up
+// to 8 of the heuristic's candidates on the first call of each shape and keeps
+// the fastest: faster where the first guess is poor, but the choice (and so
+// the rounding) may differ from run to run, so it is off by default.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -55,7 +59,11 @@ class LtMatmul {
   // pointer alignments (a, b, c).
   using Key = std::tuple<bool, bool, bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t,
                          int64_t, int, int, int>;
-  const Plan& plan(const Key& key);
+  Plan& plan(const Key& key);
+  // Times the plan's candidates on these operands (into a scratch output) and
+  // keeps the fastest; once per plan, under HESSGPT_CUBLASLT_TUNE.
+  void tune(Plan& p, const void* first, const void* second, size_t out_bytes,
+            cudaStream_t stream);
   void* scratch(int slot, size_t bytes);
   // The operand as the product reads it: itself when its layout serves, else
   // a copy into scratch `slot` (BF16 with rows x ld, zero padded; or widened).
@@ -68,6 +76,7 @@ class LtMatmul {
   void* workspace_ = nullptr;
   size_t workspace_bytes_ = 0;
   bool pad_ = true;
+  bool tune_ = false, tune_verbose_ = false;
   void* scratch_[3] = {nullptr, nullptr, nullptr};  // copies of A and B, staged output
   size_t scratch_bytes_[3] = {0, 0, 0};
 };
