@@ -37,10 +37,13 @@
 #     model1's shapes (speed of light, occupancy, warp stalls, memory), report in $LOGS.
 #   ATTN_ROWS_AB [1]: the attention rows of `bench ops` again with the forward's
 #     16-row warps (HESSGPT_ATTN_ROWS=16; the default is 32 where they fit).
+#   NORM_AB [1]: the RMSNorm and QK-Norm rows of `bench ops` again with the
+#     generic kernels (HESSGPT_NORM_KERNELS=generic; the default holds rows in registers).
 #   A/B rows, on AB_MODELS [model1]: BF16_FFN_AB=1 adds --bf16-ffn; ATTN_AB=1
 #     the FP32 attention kernels (HESSGPT_ATTENTION=fp32); ATTN_WARPS_AB=1 8-warp
 #     attention blocks (with a second `bench ops`); PAD_AB=1 no cuBLASLt K/N
-#     padding; RECOMPUTE_AB=1 without BENCH_FLAGS.
+#     padding; RECOMPUTE_AB=1 without BENCH_FLAGS; TUNE_AB=1 cuBLASLt's candidates
+#     timed per shape (HESSGPT_CUBLASLT_TUNE=verbose: the picks in the row's .err).
 #   SKIP_SANITIZER=1; SANITIZER_FILTER [the op and attention tests].
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -290,6 +293,8 @@ bench_pair() {  # model batch seq steps
   [[ ${ATTN_WARPS_AB:-0} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-attention-8-warps \
       "${BENCH_FLAGS---recompute}" HESSGPT_ATTN_WARPS=8
   [[ ${RECOMPUTE_AB:-0} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-keep-all ""
+  [[ ${TUNE_AB:-0} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-activations-tuned \
+      "${BENCH_FLAGS---recompute} --bf16-activations" HESSGPT_CUBLASLT_TUNE=verbose
   fi
   [[ ${SKIP_TORCH:-0} == 1 ]] && return 0
   [[ " ${TORCH_MODELS:-$model} " != *" $model "* ]] && return 0
@@ -314,16 +319,16 @@ PY
 }
 
 # Where a step's time goes: each op alone at model1's (or small's) shapes, BF16 products.
-# A labelled run is an attention A/B: only its attention rows go in the table.
+# A labelled run is an A/B: only the rows matching OPS_MATCH [attention] go in the table.
 ops_rows() {  # model batch seq [label env assignments...]
   local out="$OUT/ops-$1${4:+-$4}.json"
   if timeout -k 5 "$BENCH_TIMEOUT" env "${@:5}" "$HG" bench ops --device cuda --precision bf16 --model "$1" --batch "$2" --seq "$3" --json \
       >"$out" 2>"$out.err"; then
-    OPS_MATCH=${4:+attention} python3 - "$out" >"$out.rows" <<'PY'
-import json, os, sys
+    OPS_MATCH=${OPS_MATCH:-${4:+attention}} python3 - "$out" >"$out.rows" <<'PY'
+import json, os, re, sys
 d = json.load(open(sys.argv[1]))
 for op in d["ops"]:
-    if not op["op"].startswith(os.environ.get("OPS_MATCH", "")):
+    if not re.match(os.environ.get("OPS_MATCH", ""), op["op"]):
         continue
     rate = f"{op['tflops_per_s']:.1f} TFLOP/s" if op["tflops_per_s"] > 0 else f"{op['gbytes_per_s']:.0f} GB/s"
     print(f"{op['op']}|{op['ms']:.3f} ms, {rate}, {op['shape']}")
@@ -355,6 +360,8 @@ models=${BENCH_MODELS:-model1 model2}
 [[ $quick == 1 ]] && models=small
 [[ " $models " == *" model1 "* ]] && ops_rows model1 32 1024
 [[ " $models " == *" model1 "* && ${ATTN_ROWS_AB:-1} == 1 ]] && ops_rows model1 32 1024 attention-16-rows HESSGPT_ATTN_ROWS=16
+[[ " $models " == *" model1 "* && ${NORM_AB:-1} == 1 ]] &&
+  OPS_MATCH='rmsnorm|qk-norm' ops_rows model1 32 1024 generic-norms HESSGPT_NORM_KERNELS=generic
 
 # Why the attention kernels run as fast as they do: one launch of each, profiled
 # (a tool that cannot read the counters, as under gVisor, gives an info row).
