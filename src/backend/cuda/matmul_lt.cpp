@@ -122,9 +122,10 @@ LtMatmul::Plan& LtMatmul::plan(const Key& key) {
   // Split-K may add its partial sums in the output's type (in place, or in an
   // output-typed workspace): for a BF16 output that is a rounding per partial,
   // several BF16 steps off the product (seen at K = 37 on an H200). Partial sums
-  // in F32 only; an F32 output allows every scheme, all of them F32.
-  const uint32_t reductions = out_bf16 ? CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE
-                                       : CUBLASLT_REDUCTION_SCHEME_MASK;
+  // in F32 only; an F32 output allows every scheme, all of them F32. (Should no
+  // algorithm qualify, the query is repeated with every scheme allowed.)
+  uint32_t reductions = out_bf16 ? CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE
+                                 : CUBLASLT_REDUCTION_SCHEME_MASK;
   cublasLtMatmulHeuristicResult_t results[kCandidates] = {};
   int found = 0;
   const cublasStatus_t status = [&] {
@@ -148,6 +149,14 @@ LtMatmul::Plan& LtMatmul::plan(const Key& key) {
     if (st == CUBLAS_STATUS_SUCCESS)
       st = lt.algo_get_heuristic(handle_->lt, p->op, p->first, p->second, p->out, p->out,
                                           pref, tune_ ? kCandidates : 1, results, &found);
+    if (st == CUBLAS_STATUS_SUCCESS && found == 0 && reductions != CUBLASLT_REDUCTION_SCHEME_MASK) {
+      reductions = CUBLASLT_REDUCTION_SCHEME_MASK;
+      st = lt.preference_set_attribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK,
+                                       &reductions, sizeof(reductions));
+      if (st == CUBLAS_STATUS_SUCCESS)
+        st = lt.algo_get_heuristic(handle_->lt, p->op, p->first, p->second, p->out, p->out,
+                                   pref, tune_ ? kCandidates : 1, results, &found);
+    }
     return st;
   }();
   lt.preference_destroy(pref);
