@@ -149,7 +149,8 @@ LtMatmul::Plan& LtMatmul::plan(const Key& key) {
     if (st == CUBLAS_STATUS_SUCCESS)
       st = lt.algo_get_heuristic(handle_->lt, p->op, p->first, p->second, p->out, p->out,
                                           pref, tune_ ? kCandidates : 1, results, &found);
-    if (st == CUBLAS_STATUS_SUCCESS && found == 0 && reductions != CUBLASLT_REDUCTION_SCHEME_MASK) {
+    const bool none = (st == CUBLAS_STATUS_SUCCESS && found == 0) || st == CUBLAS_STATUS_NOT_SUPPORTED;
+    if (none && reductions != CUBLASLT_REDUCTION_SCHEME_MASK) {
       reductions = CUBLASLT_REDUCTION_SCHEME_MASK;
       st = lt.preference_set_attribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK,
                                        &reductions, sizeof(reductions));
