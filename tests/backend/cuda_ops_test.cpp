@@ -288,9 +288,22 @@ TEST_F(CudaOps, NormKernelsHeldAndGenericAgree) {
       const testing::ScopedEnv kernels("HESSGPT_NORM_KERNELS", "generic");
       generic = run(d, rope);
     }
-    expect_outputs_close(run(d, rope), generic, 1e-6,
-                         std::string(rope ? "qk-norm + rope" : "rmsnorm") + " held vs generic, d=" +
-                             std::to_string(d));
+    Outputs held = run(d, rope);
+    const std::string what =
+        std::string(rope ? "qk-norm + rope" : "rmsnorm") + " held vs generic, d=" + std::to_string(d);
+    // The BF16 outputs are each F32 output rounded (exactly); between the two
+    // kernels a rounding may flip where the F32 values differ in the last bits.
+    for (Outputs* o : {&held, &generic}) {
+      for (const auto& [bf16, f32] : {std::pair<int, int>{1, 0}, {4, 3}}) {
+        const Vec& wide = (*o)[f32].second;
+        for (size_t i = 0; i < wide.size(); ++i)
+          ASSERT_EQ((*o)[bf16].second[i], bf16_to_float(float_to_bf16(wide[i])))
+              << what << ": " << (*o)[bf16].first << " is not " << (*o)[f32].first << " rounded, at " << i;
+      }
+      o->erase(o->begin() + 4);
+      o->erase(o->begin() + 1);
+    }
+    expect_outputs_close(held, generic, 1e-6, what);
   }
 }
 
