@@ -36,7 +36,7 @@
 #   NCU_ATTENTION [0]: Nsight Compute over the three tensor-core attention kernels at
 #     model1's shapes (speed of light, occupancy, warp stalls, memory), report in $LOGS.
 #   ATTN_ROWS_AB [1]: the attention rows of `bench ops` again with the forward's
-#     16-row warps (HESSGPT_ATTN_ROWS=16; the default is 32 where they fit).
+#     32-row warps (HESSGPT_ATTN_ROWS=32; the default is 16).
 #   NORM_AB [1]: the RMSNorm and QK-Norm rows of `bench ops` again with the
 #     generic kernels (HESSGPT_NORM_KERNELS=generic; the default holds rows in registers).
 #   A/B rows, on AB_MODELS [model1]: BF16_FFN_AB=1 adds --bf16-ffn; ATTN_AB=1
@@ -359,7 +359,7 @@ $(json_field "$out" prefill_tokens_per_s) tok/s prefill, $(json_field "$out" dec
 models=${BENCH_MODELS:-model1 model2}
 [[ $quick == 1 ]] && models=small
 [[ " $models " == *" model1 "* ]] && ops_rows model1 32 1024
-[[ " $models " == *" model1 "* && ${ATTN_ROWS_AB:-1} == 1 ]] && ops_rows model1 32 1024 attention-16-rows HESSGPT_ATTN_ROWS=16
+[[ " $models " == *" model1 "* && ${ATTN_ROWS_AB:-1} == 1 ]] && ops_rows model1 32 1024 attention-32-rows HESSGPT_ATTN_ROWS=32
 [[ " $models " == *" model1 "* && ${NORM_AB:-1} == 1 ]] &&
   OPS_MATCH='rmsnorm|qk-norm' ops_rows model1 32 1024 generic-norms HESSGPT_NORM_KERNELS=generic
 

@@ -531,12 +531,12 @@ int env_choice(const char* name, int a, int b, int fallback) {
 
 // f.template operator()<W, WARPS, MT>() for the width serving d and the block
 // shape in use: warps per block kMmaWarps or HESSGPT_ATTN_WARPS (4 or 8), and
-// in the forward (forward_tiles) 32 rows per warp where they fit, or
-// HESSGPT_ATTN_ROWS (16 or 32) for A/B timings.
+// in the forward (forward_tiles) 16 rows per warp, or HESSGPT_ATTN_ROWS=32
+// (where they fit) for A/B timings.
 template <typename F>
 void dispatch(int64_t d, bool forward_tiles, F&& f) {
   const int warps = env_choice("HESSGPT_ATTN_WARPS", 4, 8, kMmaWarps);
-  const int wanted = forward_tiles ? env_choice("HESSGPT_ATTN_ROWS", 16, 32, 32) / 16 : 1;
+  const int wanted = forward_tiles ? env_choice("HESSGPT_ATTN_ROWS", 16, 32, 16) / 16 : 1;
   const auto at_width = [&]<int W>() {
     if (warps == 8) return f.template operator()<W, 8, 1>();
     if constexpr (attention_mma_forward_tiles(W, 4, 2) == 2)
