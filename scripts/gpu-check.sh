@@ -42,7 +42,8 @@
 #   A/B rows, on AB_MODELS [model1]: BF16_FFN_AB=1 adds --bf16-ffn; ATTN_AB=1
 #     the FP32 attention kernels (HESSGPT_ATTENTION=fp32); ATTN_WARPS_AB=1 8-warp
 #     attention blocks (with a second `bench ops`); PAD_AB=1 no cuBLASLt K/N
-#     padding; RECOMPUTE_AB=1 without BENCH_FLAGS; TUNE_AB=1 cuBLASLt's candidates
+#     padding; RECOMPUTE_AB=1 without BENCH_FLAGS; TRANSPOSE_AB [1] odd-row weight
+#     gradients computed directly (HESSGPT_CUBLASLT_TRANSPOSE=0); TUNE_AB=1 cuBLASLt's candidates
 #     timed per shape (HESSGPT_CUBLASLT_TUNE=verbose: the picks in the row's .err).
 #   SKIP_SANITIZER=1; SANITIZER_FILTER [the op and attention tests].
 set -uo pipefail
@@ -293,6 +294,8 @@ bench_pair() {  # model batch seq steps
   [[ ${ATTN_WARPS_AB:-0} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-attention-8-warps \
       "${BENCH_FLAGS---recompute}" HESSGPT_ATTN_WARPS=8
   [[ ${RECOMPUTE_AB:-0} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-keep-all ""
+  [[ ${TRANSPOSE_AB:-1} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-activations-direct \
+      "${BENCH_FLAGS---recompute} --bf16-activations" HESSGPT_CUBLASLT_TRANSPOSE=0
   [[ ${TUNE_AB:-0} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-activations-tuned \
       "${BENCH_FLAGS---recompute} --bf16-activations" HESSGPT_CUBLASLT_TUNE=verbose
   fi

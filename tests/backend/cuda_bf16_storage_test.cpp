@@ -254,6 +254,41 @@ TEST_F(CudaOps, MatmulPaddedWidthsMatchCpu) {
   gpu_->set_matmul_precision(MatmulPrecision::FP32);
 }
 
+// Weight-gradient shapes with a row count that is not a multiple of 8 run as
+// their transpose under BF16 products (matmul_lt.h, runs_transposed): against
+// the CPU, and against the direct product (HESSGPT_CUBLASLT_TRANSPOSE=0), all
+// four transposes, beta 0 and 1, F32 and BF16 operands.
+TEST_F(CudaOps, MatmulWithOddRowsRunsTransposed) {
+  const int64_t m = 27, n = 16, k = 1000;  // k >= 8 max(m, n)
+  std::vector<uint16_t> a16 = rounded(random_floats(m * k, 100));
+  std::vector<uint16_t> b16 = rounded(random_floats(k * n, 101));
+  const Vec a = widened(a16), b = widened(b16), c0 = random_floats(m * n, 102);
+  for (int t = 0; t < 4; ++t) {
+    const bool ta = t & 1, tb = t & 2;
+    for (const float beta : {0.0f, 1.0f}) {
+      const auto run = [&](Backend& be, bool operands16) {
+        const Tensor ta_ = operands16 ? (ta ? on16(be, a16, {k, m}) : on16(be, a16, {m, k}))
+                                      : (ta ? on(be, a, {k, m}) : on(be, a, {m, k}));
+        const Tensor tb_ = operands16 ? (tb ? on16(be, b16, {n, k}) : on16(be, b16, {k, n}))
+                                      : (tb ? on(be, b, {n, k}) : on(be, b, {k, n}));
+        const Tensor c = on(be, beta == 0.0f ? poison(m * n) : c0, {m, n});
+        be.matmul(c, ta_, ta, tb_, tb, 1.0f, beta);
+        return host(be, c);
+      };
+      const Vec want = run(cpu_, false);
+      const std::string what = "transposes " + std::to_string(t) + " beta " + std::to_string(beta);
+      gpu_->set_matmul_precision(MatmulPrecision::BF16);
+      expect_close(run(*gpu_, false), want, 1e-5, what);
+      expect_close(run(*gpu_, true), want, 1e-5, what + ", bf16 operands");
+      {
+        const testing::ScopedEnv direct("HESSGPT_CUBLASLT_TRANSPOSE", "0");
+        expect_close(run(*gpu_, false), want, 1e-5, what + ", direct");
+      }
+      gpu_->set_matmul_precision(MatmulPrecision::FP32);
+    }
+  }
+}
+
 // The gradient into BF16 (the head under --bf16-activations): the GPU's
 // losses against the CPU's, its BF16 gradient within one BF16 step of the CPU's
 // F32 gradient; and convert both ways.

@@ -5,6 +5,7 @@
 
 #include "backend/cuda/device_util.cuh"
 #include "backend/cuda/kernels.h"
+#include "core/error.h"
 
 namespace hessgpt::cuda {
 namespace {
@@ -84,6 +85,29 @@ __global__ void swiglu_backward_kernel(Grad* dgate, Grad* dup, const DOut* dout,
 template <typename... T>
 bool swiglu_pack(int64_t n, const T*... p) {
   return n % 8 == 0 && (aligned_to(p, 8 * sizeof(T)) && ...);
+}
+
+// Through 32 x 32 tiles in shared memory, so that src and dst are both read
+// and written a row at a time. Block (32, 8); tile (blockIdx.x, blockIdx.y)
+// covers dst columns 32 blockIdx.x + [0, 32) and rows 32 blockIdx.y + [0, 32).
+constexpr int kTile = 32, kTileRows = 8;
+__global__ void merge_transposed_kernel(float* dst, int64_t dst_ld, const float* src,
+                                        int64_t src_ld, int64_t rows, int64_t cols, float beta) {
+  __shared__ float tile[kTile][kTile + 1];
+  const int64_t r0 = static_cast<int64_t>(blockIdx.y) * kTile;
+  const int64_t c0 = static_cast<int64_t>(blockIdx.x) * kTile;
+  for (int y = threadIdx.y; y < kTile; y += kTileRows) {  // src row c0 + y = dst column
+    const int64_t c = c0 + y, r = r0 + threadIdx.x;
+    if (c < cols && r < rows) tile[y][threadIdx.x] = src[c * src_ld + r];
+  }
+  __syncthreads();
+  for (int y = threadIdx.y; y < kTile; y += kTileRows) {
+    const int64_t r = r0 + y, c = c0 + threadIdx.x;
+    if (r >= rows || c >= cols) continue;
+    const float x = tile[threadIdx.x][y];
+    float* d = dst + r * dst_ld + c;
+    *d = beta == 0.0f ? x : x + beta * *d;
+  }
 }
 
 template <typename In>
@@ -193,6 +217,16 @@ void merge_columns(float* dst, int64_t dst_ld, const float* src, int64_t src_ld,
                    int64_t cols, float beta, cudaStream_t stream) {
   launch_elementwise(rows * cols, stream, merge_columns_kernel, dst, dst_ld, src, src_ld, rows,
                      cols, beta);
+}
+
+void merge_transposed(float* dst, int64_t dst_ld, const float* src, int64_t src_ld, int64_t rows,
+                      int64_t cols, float beta, cudaStream_t stream) {
+  if (rows <= 0 || cols <= 0) return;
+  const dim3 grid(static_cast<unsigned>(ceil_div(cols, kTile)), static_cast<unsigned>(ceil_div(rows, kTile)));
+  if (grid.y > 65535) HG_FAIL("merge_transposed: ", rows, " rows are too many for the grid");
+  merge_transposed_kernel<<<grid, dim3(kTile, kTileRows), 0, stream>>>(dst, dst_ld, src, src_ld,
+                                                                         rows, cols, beta);
+  HG_CUDA_CHECK_LAUNCH();
 }
 
 template <typename In>

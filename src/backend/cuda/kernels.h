@@ -50,6 +50,9 @@ void scale_margins(T* c, int64_t rows, int64_t cols, int64_t m, int64_t n, float
 // dst_ld, src_ld); dst is not read when beta == 0.
 void merge_columns(float* dst, int64_t dst_ld, const float* src, int64_t src_ld, int64_t rows,
                    int64_t cols, float beta, cudaStream_t stream);
+// The same with src transposed: dst[r, c] = src[c, r] + beta dst[r, c].
+void merge_transposed(float* dst, int64_t dst_ld, const float* src, int64_t src_ld, int64_t rows,
+                      int64_t cols, float beta, cudaStream_t stream);
 
 // ---- embedding.cu -----------------------------------------------------------
 // out[n, c] = table[ids[n]]; an id outside [0, v) copies nothing and records

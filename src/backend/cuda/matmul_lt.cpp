@@ -230,6 +230,13 @@ const void* LtMatmul::prepare(int slot, const LtOperand& x, bool bf16_math, int6
   return copy;
 }
 
+bool LtMatmul::runs_transposed(bool bf16_math, int64_t m, int64_t n, int64_t k) const {
+  if (!bf16_math || !pad_ || m % kBf16LdAlign == 0 || n % kBf16LdAlign != 0) return false;
+  if (k < 8 * std::max(m, n)) return false;  // a weight gradient's shape: K the token count
+  const char* e = std::getenv("HESSGPT_CUBLASLT_TRANSPOSE");
+  return !(e && std::string_view(e) == "0");
+}
+
 bool LtMatmul::will_stage(bool bf16_math, int64_t n) const {
   return bf16_math && pad_ && n % kBf16LdAlign != 0;
 }
@@ -240,6 +247,13 @@ void LtMatmul::run(bool bf16, bool trans_a, bool trans_b, int64_t m, int64_t n, 
   if (!workspace_) {
     HG_CUDA_CHECK(cudaMalloc(&workspace_, kWorkspaceBytes));
     workspace_bytes_ = kWorkspaceBytes;
+  }
+  if (runs_transposed(bf16, m, n, k) && !c_bf16 && !c_in) {
+    // C^T = op(B)^T op(A)^T into scratch, then added into c a tile at a time.
+    auto* t = static_cast<float*>(scratch(3, sizeof(float) * static_cast<size_t>(n * m)));
+    run(bf16, !trans_b, !trans_a, n, m, k, b, a, alpha, 0.0f, t, m, stream);
+    merge_transposed(c, ldc, t, m, m, n, beta, stream);
+    return;
   }
   // An output width that is not a multiple of 8 (the FFN's 3413) picks slow
   // kernels even with an aligned output (tried on an H200: 77-90 TFLOP/s), so

@@ -52,6 +52,13 @@ class LtMatmul {
            const float* c_in = nullptr);
   // Whether run() computes an F32 output of width n through a staging buffer.
   bool will_stage(bool bf16_math, int64_t n) const;
+  // Whether run() computes C[m, n] as its transpose (F32 output, BF16 products,
+  // m not a multiple of 8, n one, K at least 8 max(m, n): model1's gate/up weight
+  // gradients [3413, 1280] over K = 32768). On an H200 cuBLASLt's best kernel
+  // for that orientation took 0.67 ms, against 0.37 ms for [1280, 3416] (the down
+  // projection's, the same sizes transposed). HESSGPT_CUBLASLT_TRANSPOSE=0
+  // turns it off (read at every call, for A/B timings and tests).
+  bool runs_transposed(bool bf16_math, int64_t m, int64_t n, int64_t k) const;
 
  private:
   struct Plan;
@@ -77,8 +84,9 @@ class LtMatmul {
   size_t workspace_bytes_ = 0;
   bool pad_ = true;
   bool tune_ = false, tune_verbose_ = false;
-  void* scratch_[3] = {nullptr, nullptr, nullptr};  // copies of A and B, staged output
-  size_t scratch_bytes_[3] = {0, 0, 0};
+  // Copies of A and B, the staged output, the transposed product.
+  void* scratch_[4] = {nullptr, nullptr, nullptr, nullptr};
+  size_t scratch_bytes_[4] = {0, 0, 0, 0};
 };
 
 }  // namespace hessgpt::cuda
