@@ -121,6 +121,10 @@ using Width = std::integral_constant<int, N>;
 // f(Width<N>{}) for the smallest N of the held widths with n <= 32 * N (n:
 // 4-float groups, or rotation pairs up to kMaxPairs); false where none fits.
 constexpr int kMaxPairs = 4;
+// Rows per warp of the QK-Norm + RoPE kernels: 4 where a lane holds one pair
+// (head dims up to 64), else 1.
+template <int kPairs>
+constexpr int kQkRowsPerWarp = kPairs == 1 ? 4 : 1;
 
 template <typename F>
 bool with_held_width(int64_t n, bool pairs, F&& f) {
@@ -169,8 +173,11 @@ bool rmsnorm_forward_held(Out* out, float* rstd, const float* x, const float* w,
     constexpr int N = decltype(width)::value;
     if constexpr (N <= kMaxPairs)
       if (pairs) {
-        qk_norm_rope_forward_held_kernel<device_t<Out>, N><<<blocks, kNormWarps * 32, 0, stream>>>(
-            device_ptr(out), rstd, x, w, rows, d, eps, rope);
+        constexpr int R = kQkRowsPerWarp<N>;
+        const auto qk_blocks = static_cast<unsigned>(rmsnorm_blocks(ceil_div(rows, R)));
+        qk_norm_rope_forward_held_kernel<device_t<Out>, N, R>
+            <<<qk_blocks, kNormWarps * 32, 0, stream>>>(device_ptr(out), rstd, x, w, rows, d, eps,
+                                                        rope);
         HG_CUDA_CHECK_LAUNCH();
         return;
       }
@@ -192,9 +199,10 @@ bool rmsnorm_backward_held(DX* dx, uint16_t* dx_copy, float* dw_partials, const 
     const unsigned grid = static_cast<unsigned>(parts);
     if constexpr (N <= kMaxPairs)
       if (pairs) {
-        qk_norm_rope_backward_held_kernel<device_t<DX>, N><<<grid, warps * 32, smem, stream>>>(
-            device_ptr(dx), device_ptr(dx_copy), dw_partials, dout, x, w, rstd, rows, d, parts,
-            accumulate_dx, rope);
+        qk_norm_rope_backward_held_kernel<device_t<DX>, N, kQkRowsPerWarp<N>>
+            <<<grid, warps * 32, smem, stream>>>(device_ptr(dx), device_ptr(dx_copy), dw_partials,
+                                                 dout, x, w, rstd, rows, d, parts, accumulate_dx,
+                                                 rope);
         HG_CUDA_CHECK_LAUNCH();
         return;
       }
