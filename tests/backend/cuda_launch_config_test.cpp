@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <iterator>
 #include <random>
 #include <set>
 #include <vector>
@@ -101,6 +102,48 @@ TEST(CudaLaunchConfig, RmsNormBackwardSharedMemoryFits) {
   EXPECT_EQ(rmsnorm_backward_warps(4096), 3);
   EXPECT_EQ(rmsnorm_backward_warps(64), kNormWarps);
   EXPECT_EQ(rmsnorm_backward_warps(20000), 0);  // refused with a message by the launcher
+}
+
+// The held-row norm kernels: the smallest width that holds the row, the
+// model presets' rows on the held path, and the generic kernels beyond.
+TEST(CudaLaunchConfig, RmsNormHeldWidths) {
+  EXPECT_EQ(rmsnorm_held_width(1280 / 4, false), 10);  // model1's block norms
+  EXPECT_EQ(rmsnorm_held_width(1024 / 4, false), 8);   // model2's
+  EXPECT_EQ(rmsnorm_held_width(64 / 2, true), 1);      // head dim 64: one pair per lane
+  EXPECT_EQ(rmsnorm_held_width(128 / 2, true), 2);
+  EXPECT_EQ(rmsnorm_held_width(256 / 2, true), 4);
+  EXPECT_EQ(rmsnorm_held_width(258 / 2, true), 0);     // too wide to hold: generic
+  EXPECT_EQ(rmsnorm_held_width(2048 / 4, false), 16);
+  EXPECT_EQ(rmsnorm_held_width(2052 / 4, false), 0);
+  EXPECT_EQ(rmsnorm_held_width(0, false), 0);
+  for (const bool pairs : {false, true}) {
+    int previous = 0;
+    for (int64_t units = 1; units <= 600; ++units) {
+      const int w = rmsnorm_held_width(units, pairs);
+      if (w == 0) {
+        EXPECT_GT(units, 32 * (pairs ? kMaxHeldPairs : kHeldWidths[std::size(kHeldWidths) - 1]));
+        continue;
+      }
+      EXPECT_LE(units, 32 * w) << units;         // holds the row
+      EXPECT_GT(units, 32 * previous) << units;  // and is the smallest that does
+      if (units == 32 * w) previous = w;
+    }
+  }
+  EXPECT_EQ(qk_norm_rows_per_warp(1), 4);
+  EXPECT_EQ(qk_norm_rows_per_warp(2), 1);
+}
+
+// Products computed as their transpose: model1's gate/up weight gradients,
+// not the down projection's (its N is the odd one, padded instead), nor the
+// token-sized products, nor the padded-width test shapes (K = 37).
+TEST(CudaLaunchConfig, OddRowWeightGradientsRunTransposed) {
+  EXPECT_TRUE(gemm_runs_transposed(3413, 1280, 32768));
+  EXPECT_FALSE(gemm_runs_transposed(1280, 3413, 32768));
+  EXPECT_FALSE(gemm_runs_transposed(3416, 1280, 32768));
+  EXPECT_FALSE(gemm_runs_transposed(32767, 1280, 3413));
+  EXPECT_FALSE(gemm_runs_transposed(19, 16, 37));
+  EXPECT_TRUE(gemm_runs_transposed(27, 16, 1000));  // CudaOps.MatmulWithOddRowsRunsTransposed
+  EXPECT_FALSE(gemm_runs_transposed(3413, 1280, 16384));  // K below 8 max(m, n)
 }
 
 TEST(CudaLaunchConfig, AttentionWidthsAndSharedMemory) {

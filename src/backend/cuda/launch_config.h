@@ -59,6 +59,25 @@ constexpr int kNormWarps = 8;
 
 inline int64_t rmsnorm_blocks(int64_t rows) { return rows <= 0 ? 0 : ceil_div(rows, kNormWarps); }
 
+// Rows held in registers (rmsnorm_held.cuh): for a row of `units` 4-float groups
+// (plain norms) or rotation pairs (QK-Norm + RoPE), how many each lane holds: the
+// smallest of kHeldWidths with units <= 32 * width (pairs: up to kMaxHeldPairs),
+// or 0 where the generic kernels run. model1's 1280: 10; model2's 1024: 8; head
+// dim 64: 1 pair.
+constexpr int kHeldWidths[] = {1, 2, 4, 8, 10, 16};
+constexpr int kMaxHeldPairs = 4;
+inline int rmsnorm_held_width(int64_t units, bool pairs) {
+  if (units <= 0) return 0;
+  for (const int w : kHeldWidths) {
+    if (pairs && w > kMaxHeldPairs) return 0;
+    if (units <= 32 * static_cast<int64_t>(w)) return w;
+  }
+  return 0;
+}
+// Rows per warp of the held QK-Norm + RoPE kernels: 4 where a lane holds one
+// pair (head dims up to 64: a 256-byte row per warp kept too little in flight).
+HG_HD constexpr int qk_norm_rows_per_warp(int pairs_width) { return pairs_width == 1 ? 4 : 1; }
+
 // dw is summed in two passes without atomics: partition p (one block) sums its
 // contiguous rows into partial[p, :], then each column adds the partitions in
 // order. At least kRowsPerDwPartition rows per partition keeps pass 2 small.
@@ -325,5 +344,12 @@ inline GemmPlan plan_row_major_gemm(bool trans_a, bool trans_b, int64_t m, int64
 // elements (16 bytes), which tensor-core kernels want (odd FFN widths).
 constexpr int64_t kBf16LdAlign = 8;
 inline int64_t bf16_leading_dim(int64_t cols) { return round_up(cols, kBf16LdAlign); }
+
+// Whether an F32 product C[m, n] under BF16 is computed as its transpose
+// (LtMatmul::runs_transposed): m not a multiple of 8, n one, and K at least
+// 8 max(m, n), the shape of a weight gradient over the batch's tokens.
+inline bool gemm_runs_transposed(int64_t m, int64_t n, int64_t k) {
+  return m % kBf16LdAlign != 0 && n % kBf16LdAlign == 0 && k >= 8 * std::max(m, n);
+}
 
 }  // namespace hessgpt::cuda

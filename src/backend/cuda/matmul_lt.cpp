@@ -231,8 +231,7 @@ const void* LtMatmul::prepare(int slot, const LtOperand& x, bool bf16_math, int6
 }
 
 bool LtMatmul::runs_transposed(bool bf16_math, int64_t m, int64_t n, int64_t k) const {
-  if (!bf16_math || !pad_ || m % kBf16LdAlign == 0 || n % kBf16LdAlign != 0) return false;
-  if (k < 8 * std::max(m, n)) return false;  // a weight gradient's shape: K the token count
+  if (!bf16_math || !pad_ || !gemm_runs_transposed(m, n, k)) return false;
   const char* e = std::getenv("HESSGPT_CUBLASLT_TRANSPOSE");
   return !(e && std::string_view(e) == "0");
 }

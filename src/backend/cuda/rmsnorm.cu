@@ -118,29 +118,19 @@ __global__ void rmsnorm_dw_kernel(float* dw, const float* dw_partials, int64_t p
 template <int N>
 using Width = std::integral_constant<int, N>;
 
-// f(Width<N>{}) for the smallest N of the held widths with n <= 32 * N (n:
-// 4-float groups, or rotation pairs up to kMaxPairs); false where none fits.
-constexpr int kMaxPairs = 4;
-// Rows per warp of the QK-Norm + RoPE kernels: 4 where a lane holds one pair
-// (head dims up to 64), else 1.
-template <int kPairs>
-constexpr int kQkRowsPerWarp = kPairs == 1 ? 4 : 1;
-
+// f(Width<N>{}) for N = rmsnorm_held_width(units, pairs) (launch_config.h);
+// false where that is 0.
 template <typename F>
-bool with_held_width(int64_t n, bool pairs, F&& f) {
-  const auto run = [&](auto width) {
-    f(width);
-    return true;
-  };
-  if (n <= 0) return false;
-  if (n <= 32) return run(Width<1>{});
-  if (n <= 64) return run(Width<2>{});
-  if (n <= 32 * kMaxPairs) return run(Width<kMaxPairs>{});
-  if (pairs) return false;
-  if (n <= 256) return run(Width<8>{});
-  if (n <= 320) return run(Width<10>{});  // model1's 1280
-  if (n <= 512) return run(Width<16>{});
-  return false;
+bool with_held_width(int64_t units, bool pairs, F&& f) {
+  switch (rmsnorm_held_width(units, pairs)) {
+    case 1: f(Width<1>{}); return true;
+    case 2: f(Width<2>{}); return true;
+    case 4: f(Width<4>{}); return true;
+    case 8: f(Width<8>{}); return true;
+    case 10: f(Width<10>{}); return true;
+    case 16: f(Width<16>{}); return true;
+    default: return false;
+  }
 }
 
 // HESSGPT_NORM_KERNELS=generic keeps the generic kernels (A/B timings; the
@@ -171,9 +161,9 @@ bool rmsnorm_forward_held(Out* out, float* rstd, const float* x, const float* w,
   const unsigned blocks = static_cast<unsigned>(rmsnorm_blocks(rows));
   return with_held_width(held_units(d, pairs, {out, x, w}), pairs, [&](auto width) {
     constexpr int N = decltype(width)::value;
-    if constexpr (N <= kMaxPairs)
+    if constexpr (N <= kMaxHeldPairs)
       if (pairs) {
-        constexpr int R = kQkRowsPerWarp<N>;
+        constexpr int R = qk_norm_rows_per_warp(N);
         const auto qk_blocks = static_cast<unsigned>(rmsnorm_blocks(ceil_div(rows, R)));
         qk_norm_rope_forward_held_kernel<device_t<Out>, N, R>
             <<<qk_blocks, kNormWarps * 32, 0, stream>>>(device_ptr(out), rstd, x, w, rows, d, eps,
@@ -197,9 +187,9 @@ bool rmsnorm_backward_held(DX* dx, uint16_t* dx_copy, float* dw_partials, const 
   return with_held_width(units, pairs, [&](auto width) {
     constexpr int N = decltype(width)::value;
     const unsigned grid = static_cast<unsigned>(parts);
-    if constexpr (N <= kMaxPairs)
+    if constexpr (N <= kMaxHeldPairs)
       if (pairs) {
-        qk_norm_rope_backward_held_kernel<device_t<DX>, N, kQkRowsPerWarp<N>>
+        qk_norm_rope_backward_held_kernel<device_t<DX>, N, qk_norm_rows_per_warp(N)>
             <<<grid, warps * 32, smem, stream>>>(device_ptr(dx), device_ptr(dx_copy), dw_partials,
                                                  dout, x, w, rstd, rows, d, parts, accumulate_dx,
                                                  rope);
