@@ -259,32 +259,37 @@ TEST_F(CudaOps, MatmulPaddedWidthsMatchCpu) {
 // the CPU, and against the direct product (HESSGPT_CUBLASLT_TRANSPOSE=0), all
 // four transposes, beta 0 and 1, F32 and BF16 operands.
 TEST_F(CudaOps, MatmulWithOddRowsRunsTransposed) {
-  const int64_t m = 27, n = 16, k = 1000;  // k >= 8 max(m, n)
-  std::vector<uint16_t> a16 = rounded(random_floats(m * k, 100));
-  std::vector<uint16_t> b16 = rounded(random_floats(k * n, 101));
-  const Vec a = widened(a16), b = widened(b16), c0 = random_floats(m * n, 102);
-  for (int t = 0; t < 4; ++t) {
-    const bool ta = t & 1, tb = t & 2;
-    for (const float beta : {0.0f, 1.0f}) {
-      const auto run = [&](Backend& be, bool operands16) {
-        const Tensor ta_ = operands16 ? (ta ? on16(be, a16, {k, m}) : on16(be, a16, {m, k}))
-                                      : (ta ? on(be, a, {k, m}) : on(be, a, {m, k}));
-        const Tensor tb_ = operands16 ? (tb ? on16(be, b16, {n, k}) : on16(be, b16, {k, n}))
-                                      : (tb ? on(be, b, {n, k}) : on(be, b, {k, n}));
-        const Tensor c = on(be, beta == 0.0f ? poison(m * n) : c0, {m, n});
-        be.matmul(c, ta_, ta, tb_, tb, 1.0f, beta);
-        return host(be, c);
-      };
-      const Vec want = run(cpu_, false);
-      const std::string what = "transposes " + std::to_string(t) + " beta " + std::to_string(beta);
-      gpu_->set_matmul_precision(MatmulPrecision::BF16);
-      expect_close(run(*gpu_, false), want, 1e-5, what);
-      expect_close(run(*gpu_, true), want, 1e-5, what + ", bf16 operands");
-      {
-        const testing::ScopedEnv direct("HESSGPT_CUBLASLT_TRANSPOSE", "0");
-        expect_close(run(*gpu_, false), want, 1e-5, what + ", direct");
+  struct Shape { int64_t m, n, k; };
+  // One 32 x 32 tile of the transposed merge, then 3 x 3 with partial edges.
+  for (const Shape sh : {Shape{27, 16, 1000}, Shape{83, 72, 1000}}) {
+    const int64_t m = sh.m, n = sh.n, k = sh.k;  // k >= 8 max(m, n)
+    const std::vector<uint16_t> a16 = rounded(random_floats(m * k, 100));
+    const std::vector<uint16_t> b16 = rounded(random_floats(k * n, 101));
+    const Vec a = widened(a16), b = widened(b16), c0 = random_floats(m * n, 102);
+    for (int t = 0; t < 4; ++t) {
+      const bool ta = t & 1, tb = t & 2;
+      for (const float beta : {0.0f, 1.0f}) {
+        const auto run = [&](Backend& be, bool operands16) {
+          const Tensor ta_ = operands16 ? (ta ? on16(be, a16, {k, m}) : on16(be, a16, {m, k}))
+                                        : (ta ? on(be, a, {k, m}) : on(be, a, {m, k}));
+          const Tensor tb_ = operands16 ? (tb ? on16(be, b16, {n, k}) : on16(be, b16, {k, n}))
+                                        : (tb ? on(be, b, {n, k}) : on(be, b, {k, n}));
+          const Tensor c = on(be, beta == 0.0f ? poison(m * n) : c0, {m, n});
+          be.matmul(c, ta_, ta, tb_, tb, 1.0f, beta);
+          return host(be, c);
+        };
+        const Vec want = run(cpu_, false);
+        const std::string what = "m=" + std::to_string(m) + " transposes " + std::to_string(t) +
+                                 " beta " + std::to_string(beta);
+        gpu_->set_matmul_precision(MatmulPrecision::BF16);
+        expect_close(run(*gpu_, false), want, 1e-5, what);
+        expect_close(run(*gpu_, true), want, 1e-5, what + ", bf16 operands");
+        {
+          const testing::ScopedEnv direct("HESSGPT_CUBLASLT_TRANSPOSE", "0");
+          expect_close(run(*gpu_, false), want, 1e-5, what + ", direct");
+        }
+        gpu_->set_matmul_precision(MatmulPrecision::FP32);
       }
-      gpu_->set_matmul_precision(MatmulPrecision::FP32);
     }
   }
 }

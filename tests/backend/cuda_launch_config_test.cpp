@@ -143,6 +143,7 @@ TEST(CudaLaunchConfig, OddRowWeightGradientsRunTransposed) {
   EXPECT_FALSE(gemm_runs_transposed(32767, 1280, 3413));
   EXPECT_FALSE(gemm_runs_transposed(19, 16, 37));
   EXPECT_TRUE(gemm_runs_transposed(27, 16, 1000));  // CudaOps.MatmulWithOddRowsRunsTransposed
+  EXPECT_TRUE(gemm_runs_transposed(83, 72, 1000));
   EXPECT_FALSE(gemm_runs_transposed(3413, 1280, 16384));  // K below 8 max(m, n)
 }
 
