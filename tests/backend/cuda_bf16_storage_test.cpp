@@ -16,18 +16,6 @@ namespace {
 
 using namespace cuda_test;
 
-std::vector<uint16_t> rounded(const Vec& x) {
-  std::vector<uint16_t> r(x.size());
-  for (size_t i = 0; i < x.size(); ++i) r[i] = float_to_bf16(x[i]);
-  return r;
-}
-
-Vec widened(const std::vector<uint16_t>& x) {
-  Vec r(x.size());
-  for (size_t i = 0; i < x.size(); ++i) r[i] = bf16_to_float(x[i]);
-  return r;
-}
-
 // BF16 as storage (backend.h): SwiGLU reading BF16 gate/up, and a matmul
 // writing a BF16 output, against the CPU backend's same ops. The matmul's F32
 // products differ by summation order (~1e-6), which can move a rounding by one

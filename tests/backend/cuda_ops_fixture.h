@@ -29,6 +29,18 @@ inline Vec random_floats(size_t n, uint64_t seed, double scale = 1.0) {
   return Vec(d.begin(), d.end());
 }
 
+// BF16 bits of each value (round to nearest even), and back.
+inline std::vector<uint16_t> rounded(const Vec& x) {
+  std::vector<uint16_t> r(x.size());
+  for (size_t i = 0; i < x.size(); ++i) r[i] = float_to_bf16(x[i]);
+  return r;
+}
+inline Vec widened(const std::vector<uint16_t>& x) {
+  Vec r(x.size());
+  for (size_t i = 0; i < x.size(); ++i) r[i] = bf16_to_float(x[i]);
+  return r;
+}
+
 // ||got - want|| / ||want|| (0 when both are zero).
 inline double rel_error(const Vec& got, const Vec& want) {
   double diff = 0, norm = 0;

@@ -59,7 +59,8 @@ LtMatmul::LtMatmul() : handle_(std::make_unique<Handle>()) {
   HG_CUBLAS_CHECK(cublaslt().create(&handle_->lt));
   const char* pad = std::getenv("HESSGPT_CUBLASLT_PAD");
   pad_ = !(pad && std::string_view(pad) == "0");
-  const std::string_view tune = std::getenv("HESSGPT_CUBLASLT_TUNE") ? std::getenv("HESSGPT_CUBLASLT_TUNE") : "0";
+  const char* tune_env = std::getenv("HESSGPT_CUBLASLT_TUNE");
+  const std::string_view tune = tune_env ? tune_env : "0";
   if (tune != "0" && tune != "1" && tune != "verbose")
     HG_FAIL("HESSGPT_CUBLASLT_TUNE must be 0, 1 or verbose (got '", tune, "')");
   tune_ = tune != "0";
@@ -124,10 +125,18 @@ LtMatmul::Plan& LtMatmul::plan(const Key& key) {
   // several BF16 steps off the product (seen at K = 37 on an H200). Partial sums
   // in F32 only; an F32 output allows every scheme, all of them F32. (Should no
   // algorithm qualify, the query is repeated with every scheme allowed.)
-  uint32_t reductions = out_bf16 ? CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE
-                                 : CUBLASLT_REDUCTION_SCHEME_MASK;
+  const uint32_t f32_sums = CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE;
+  const uint32_t any_sums = CUBLASLT_REDUCTION_SCHEME_MASK;
   cublasLtMatmulHeuristicResult_t results[kCandidates] = {};
   int found = 0;
+  const auto query = [&](const uint32_t& reductions) {
+    cublasStatus_t st = lt.preference_set_attribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK,
+                                                    &reductions, sizeof(reductions));
+    if (st == CUBLAS_STATUS_SUCCESS)
+      st = lt.algo_get_heuristic(handle_->lt, p->op, p->first, p->second, p->out, p->out,
+                                 pref, tune_ ? kCandidates : 1, results, &found);
+    return st;
+  };
   const cublasStatus_t status = [&] {
     cublasStatus_t st = lt.preference_set_attribute(
         pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws));
@@ -143,22 +152,10 @@ LtMatmul::Plan& LtMatmul::plan(const Key& key) {
     if (st == CUBLAS_STATUS_SUCCESS)
       st = lt.preference_set_attribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES,
                                                 &al_c, sizeof(al_c));
-    if (st == CUBLAS_STATUS_SUCCESS)
-      st = lt.preference_set_attribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK,
-                                                &reductions, sizeof(reductions));
-    if (st == CUBLAS_STATUS_SUCCESS)
-      st = lt.algo_get_heuristic(handle_->lt, p->op, p->first, p->second, p->out, p->out,
-                                          pref, tune_ ? kCandidates : 1, results, &found);
+    if (st != CUBLAS_STATUS_SUCCESS) return st;
+    st = query(out_bf16 ? f32_sums : any_sums);
     const bool none = (st == CUBLAS_STATUS_SUCCESS && found == 0) || st == CUBLAS_STATUS_NOT_SUPPORTED;
-    if (none && reductions != CUBLASLT_REDUCTION_SCHEME_MASK) {
-      reductions = CUBLASLT_REDUCTION_SCHEME_MASK;
-      st = lt.preference_set_attribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK,
-                                       &reductions, sizeof(reductions));
-      if (st == CUBLAS_STATUS_SUCCESS)
-        st = lt.algo_get_heuristic(handle_->lt, p->op, p->first, p->second, p->out, p->out,
-                                   pref, tune_ ? kCandidates : 1, results, &found);
-    }
-    return st;
+    return none && out_bf16 ? query(any_sums) : st;
   }();
   lt.preference_destroy(pref);
   HG_CUBLAS_CHECK(status);
@@ -248,10 +245,13 @@ void LtMatmul::run(bool bf16, bool trans_a, bool trans_b, int64_t m, int64_t n, 
     workspace_bytes_ = kWorkspaceBytes;
   }
   if (runs_transposed(bf16, m, n, k) && !c_bf16 && !c_in) {
-    // C^T = op(B)^T op(A)^T into scratch, then added into c a tile at a time.
-    auto* t = static_cast<float*>(scratch(3, sizeof(float) * static_cast<size_t>(n * m)));
-    run(bf16, !trans_b, !trans_a, n, m, k, b, a, alpha, 0.0f, t, m, stream);
-    merge_transposed(c, ldc, t, m, m, n, beta, stream);
+    // C^T = op(B)^T op(A)^T into scratch, its width m padded to 8 as a staged
+    // output's would be (the extra columns, from A's padding, are not merged),
+    // then added into c a tile at a time.
+    const int64_t mp = round_up(m, kBf16LdAlign);
+    auto* t = static_cast<float*>(scratch(3, sizeof(float) * static_cast<size_t>(n * mp)));
+    run(bf16, !trans_b, !trans_a, n, mp, k, b, a, alpha, 0.0f, t, mp, stream);
+    merge_transposed(c, ldc, t, mp, m, n, beta, stream);
     return;
   }
   // An output width that is not a multiple of 8 (the FFN's 3413) picks slow

@@ -33,13 +33,12 @@ template <typename Out>
 __global__ void rmsnorm_forward_kernel(Out* out, float* rstd, const float* x, const float* w,
                                        int64_t rows, int64_t d, double eps, RopeRows rope) {
   const int lane = threadIdx.x & 31;
-  const int64_t r = static_cast<int64_t>(blockIdx.x) * kNormWarps + (threadIdx.x >> 5);
+  const int64_t r = norm_row();
   if (r >= rows) return;
   const float* xr = x + r * d;
   double ss = 0.0;  // in double, as the CPU kernel
   for (int64_t i = lane; i < d; i += 32) ss += static_cast<double>(xr[i]) * xr[i];
-  ss = warp_sum(ss);
-  const float s = static_cast<float>(1.0 / sqrt(ss / static_cast<double>(d) + eps));
+  const float s = inv_rms(ss, d, eps);
   if (lane == 0) rstd[r] = s;
   Out* o = out + r * d;
   if (!rope.cos) {
@@ -75,23 +74,12 @@ __global__ void rmsnorm_backward_kernel(DX* dx, __nv_bfloat16* dx_copy, float* d
     dot = warp_sum(dot);
     const float mean_dot = static_cast<float>(dot / static_cast<double>(d));
     DX* dxr = dx + r * d;
-    for (int64_t i = lane; i < d; i += 32) {
-      const float xhat = xr[i] * s;
-      const float gi = grad(i);
-      const float g = s * (gi * w[i] - xhat * mean_dot);
-      const float value = accumulate_dx ? as_float(dxr[i]) + g : g;
-      store_float(dxr + i, value);
-      if (dx_copy) store_float(dx_copy + r * d + i, value);
-      dw_local[i] += gi * xhat;
-    }
+    __nv_bfloat16* copy = dx_copy ? dx_copy + r * d : nullptr;
+    for (int64_t i = lane; i < d; i += 32)
+      dw_local[i] += norm_grad_element(dxr, copy, i, grad(i), xr[i], w[i], s, mean_dot,
+                                       accumulate_dx);
   }
-  __syncthreads();
-  float* part = dw_partials + static_cast<int64_t>(blockIdx.x) * d;
-  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) {
-    float sum = 0.0f;
-    for (int k = 0; k < warps; ++k) sum += dw_rows[static_cast<int64_t>(k) * d + i];
-    part[i] = sum;
-  }
+  write_dw_partial(dw_partials, dw_rows, d);
 }
 
 // Pass 2 (launch_config.h): slice `threadIdx.x / kDwColumns` of the

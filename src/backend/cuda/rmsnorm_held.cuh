@@ -8,8 +8,8 @@
 //   QK-Norm + RoPE: d / 2 <= 32 * kPairs; lane l holds the rotation pairs
 //     (j, j + d/2) for j = l, l + 32, ..., so the rotation stays in the lane and
 //     the position is worked out once per row.
-// Per element the arithmetic is the generic kernels', expression for
-// expression; only the order in which the lanes add their double partial sums
+// Per element the arithmetic is the generic kernels' (the helpers below serve
+// both); only the order in which the lanes add their double partial sums
 // changes.
 #pragma once
 
