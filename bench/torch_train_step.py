@@ -21,6 +21,7 @@ BF16 autocast (--precision bf16), scaled_dot_product_attention (causal, GQA) and
 import argparse
 import json
 import os
+import re
 import sys
 import time
 
@@ -45,6 +46,10 @@ def parse_args(argv=None):
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                    help="bf16: autocast matrix products to BF16 (FP32 master weights)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--profile", action="store_true",
+                   help="one more step under torch.profiler: its kernel time per category "
+                   "(products, attention, Inductor's fused kernels, optimizer, other) and the top "
+                   "kernels, in the JSON's \"profile\"")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     args = p.parse_args(argv)
     for name in ("batch", "seq", "steps", "threads", "chunk"):
@@ -53,6 +58,61 @@ def parse_args(argv=None):
     if args.warmup < 0:
         p.error("--warmup must be >= 0")
     return args
+
+
+# Kernel names to the parts of a step that hessgpt's `bench train --profile` reports,
+# first match wins: attention before products (CUTLASS attention kernels say "cutlass").
+PROFILE_CATEGORIES = (
+    ("attention", r"flash|fmha|attention|sdpa|softmax_.*_kernel"),
+    ("products", r"gemm|nvjet|cutlass|xmma|matmul|\bmm\b|addmm|sm90_|sm80_|cublas|aten::bmm"),
+    ("optimizer", r"adam|multi_tensor|foreach"),
+    ("fused (inductor)", r"^triton_"),
+)
+
+
+def categorise(name):
+    for category, pattern in PROFILE_CATEGORIES:
+        if re.search(pattern, name, re.IGNORECASE):
+            return category
+    return "other"
+
+
+def profile_step(step, cuda, top=15):
+    """One step under torch.profiler: each kernel's (CPU: each op's) own time,
+    summed per category and listed for the most expensive ones, in ms."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities) as prof:
+        step()
+        if cuda:
+            torch.cuda.synchronize()
+    kernels = {}
+    for e in prof.key_averages():
+        if cuda:
+            # Kernels are the events that ran on the device; the CPU-side ops
+            # that launched them would count the same time twice.
+            if getattr(e, "device_type", None) != torch.autograd.DeviceType.CUDA:
+                continue
+            us = getattr(e, "self_device_time_total", None)
+            if us is None:
+                us = e.self_cuda_time_total
+        else:
+            us = e.self_cpu_time_total
+        if us > 0:
+            kernels[e.key] = (us / 1000.0, e.count)
+    categories = {}
+    for name, (ms, _) in kernels.items():
+        c = categorise(name)
+        categories[c] = categories.get(c, 0.0) + ms
+    ranked = sorted(kernels.items(), key=lambda kv: -kv[1][0])[:top]
+    return {
+        "device": "cuda" if cuda else "cpu",
+        "total_ms": sum(ms for ms, _ in kernels.values()),
+        "categories_ms": dict(sorted(categories.items(), key=lambda kv: -kv[1])),
+        "top": [{"name": n, "ms": ms, "calls": calls, "category": categorise(n)}
+                for n, (ms, calls) in ranked],
+    }
 
 
 def main(argv=None) -> int:
@@ -126,6 +186,7 @@ def main(argv=None) -> int:
         times.append(time.perf_counter() - start)
 
     elapsed = sum(times)
+    profile = profile_step(step, cuda) if args.profile else None
     result = {
         "tokens_per_s": B * T * args.steps / elapsed,
         "seconds_per_step": elapsed / args.steps,
@@ -149,6 +210,8 @@ def main(argv=None) -> int:
     if cuda:
         result["gpu"] = torch.cuda.get_device_name()
         result["peak_memory_bytes"] = torch.cuda.max_memory_allocated()
+    if profile is not None:
+        result["profile"] = profile
     if args.json:
         print(json.dumps(result))
     else:

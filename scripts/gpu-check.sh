@@ -28,7 +28,8 @@
 #   BENCH_MODELS ["model1 model2"]; BENCH_PRECISIONS [bf16] (fp32 too if wanted);
 #     BENCH_FLAGS [--recompute] extra `bench train` flags; TORCH_MODELS [all]
 #     models with a PyTorch baseline, SKIP_TORCH=1 for none; DECODE_MODELS
-#     ["model1 model2"], "" for none.
+#     ["model1 model2"], "" for none. TORCH_PROFILE [1]: one more PyTorch step under
+#     torch.profiler, its kernel time per category and top kernels in the table.
 #   BF16_ACTS_AB [1]: on every bench model, rows with --bf16-activations (BF16
 #     product inputs, padded FFN) after BENCH_FLAGS and alone (no recomputation).
 #   PROFILE_MODELS [model1]: `bench train --profile` with --recompute --bf16-activations,
@@ -274,6 +275,21 @@ PY
   fi
 }
 
+# PyTorch's step by kernel category and its top kernels (torch_train_step.py --profile),
+# to set beside hessgpt's `bench train --profile` rows.
+torch_profile_rows() {  # torch json
+  python3 - "$1" >"$1.rows" 2>>"$LOG" <<'PY' || return 0
+import json, sys
+p = json.load(open(sys.argv[1])).get("profile")
+if p:
+    for c, ms in p["categories_ms"].items():
+        print(f"torch {c}|{ms:.2f} ms ({100 * ms / p['total_ms']:.1f} % of {p['total_ms']:.1f} ms of kernels)")
+    for t in p["top"][:10]:
+        print(f"torch kernel {t['name'][:70]}|{t['ms']:.2f} ms, {t['calls']} calls, {t['category']}")
+PY
+  while IFS='|' read -r name detail; do row "  $name" info "$detail"; done <"$1.rows"
+}
+
 bench_pair() {  # model batch seq steps
   local model=$1 batch=$2 seq=$3 steps=$4
   for precision in ${BENCH_PRECISIONS:-bf16}; do
@@ -303,9 +319,11 @@ bench_pair() {  # model batch seq steps
   [[ " ${TORCH_MODELS:-$model} " != *" $model "* ]] && return 0
   local tout="$OUT/torch-$model.json"
   if peak_mem_run "$tout" python3 bench/torch_train_step.py --device cuda --precision bf16 --compile \
-      --head plain --model "$model" --batch "$batch" --seq "$seq" --steps "$steps" --warmup 3 --json; then
+      --head plain --model "$model" --batch "$batch" --seq "$seq" --steps "$steps" --warmup 3 \
+      $([[ ${TORCH_PROFILE:-1} == 1 ]] && echo --profile) --json; then
     row "pytorch $model bf16 compile" ok \
       "$(json_field "$tout" tokens_per_s) tok/s, peak $(( $(json_field "$tout" peak_memory_bytes) / 1048576 )) MiB allocated"
+    torch_profile_rows "$tout"
     local ours
     for ours in "$OUT"/bench-"$model"-bf16*.json; do
       [[ -s $ours ]] || continue

@@ -8,6 +8,9 @@ if(HESSGPT_TORCH_PYTHON)
              COMMAND ${HESSGPT_TORCH_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/hessgpt_torch.py --self-test)
     set_tests_properties(oracle_self_test PROPERTIES LABELS oracle TIMEOUT 300
                          ENVIRONMENT "OMP_NUM_THREADS=1;OPENBLAS_NUM_THREADS=1")
+    add_test(NAME torch_step_profile_test
+             COMMAND ${HESSGPT_TORCH_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/torch_step_profile_test.py)
+    set_tests_properties(torch_step_profile_test PROPERTIES LABELS oracle TIMEOUT 300)
   else()
     message(STATUS "torch not importable by ${HESSGPT_TORCH_PYTHON}: oracle_self_test not registered")
   endif()
