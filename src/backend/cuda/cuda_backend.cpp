@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "backend/cuda/attention_cudnn.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/launch_config.h"
@@ -77,14 +78,15 @@ int cuda_device_count() {
 // of one op share memory. All work is on one stream, so a buffer is free for
 // the next op as soon as the previous op is enqueued.
 enum ScratchSlot {
-  kReducePartials, kDwPartials, kAttnDelta, kAttnPack, kAttnOut, kAttnWide, kEmbeddingRuns,
-  kFlags, kSlots
+  kReducePartials, kDwPartials, kAttnDelta, kAttnPack, kAttnOut, kAttnWide, kAttnCudnn,
+  kEmbeddingRuns, kFlags, kSlots
 };
 
 struct CudaBackend::State {
   int device = 0;
   cudaStream_t stream = nullptr;
   std::unique_ptr<cuda::LtMatmul> lt;
+  std::unique_ptr<cuda::CudnnAttention> cudnn_attention;  // on first use
   std::array<void*, kSlots> scratch{};
   std::array<size_t, kSlots> scratch_bytes{};
   void* pinned = nullptr;  // small host buffer for results read back (flags, sums)
@@ -99,6 +101,11 @@ struct CudaBackend::State {
       scratch_bytes[i] = bytes;
     }
     return scratch[i];
+  }
+
+  cuda::CudnnAttention& cudnn() {
+    if (!cudnn_attention) cudnn_attention = std::make_unique<cuda::CudnnAttention>(stream);
+    return *cudnn_attention;
   }
 
   // A device word set to "no bad index" before a kernel that validates ids.
@@ -139,6 +146,7 @@ CudaBackend::~CudaBackend() {
   // Errors are ignored: a destructor must not throw.
   if (s_->stream) cudaStreamSynchronize(s_->stream);
   s_->lt.reset();
+  s_->cudnn_attention.reset();
   for (void* p : s_->scratch)
     if (p) cudaFree(p);
   if (s_->pinned) cudaFreeHost(s_->pinned);
@@ -529,14 +537,41 @@ std::array<const float*, 3> CudaBackend::attention_f32(const Tensor& q, const Te
 }
 
 // Attention's two products follow the matrix-product precision: BF16 puts them
-// on the tensor cores. HESSGPT_ATTENTION=fp32 keeps the FP32 kernels under BF16
-// (A/B timings, and a way out should the tensor-core path misbehave).
+// on the tensor cores. HESSGPT_ATTENTION (read at every call, so that a test
+// can compare engines in one process): unset for our kernels; "fp32" keeps the
+// FP32 kernels under BF16 (A/B timings, and a way out should the tensor-core
+// path misbehave); "cudnn" runs cuDNN's fused attention where it can
+// (attention_cudnn.h), our tensor-core kernels elsewhere.
+namespace {
+enum class AttnEngine { Ours, Fp32, Cudnn };
+AttnEngine attention_engine_choice() {
+  const char* e = std::getenv("HESSGPT_ATTENTION");
+  if (!e || !*e) return AttnEngine::Ours;
+  const std::string_view v(e);
+  if (v == "fp32") return AttnEngine::Fp32;
+  if (v == "cudnn") return AttnEngine::Cudnn;
+  HG_FAIL("HESSGPT_ATTENTION must be fp32 or cudnn, or unset (got '", v, "')");
+}
+}  // namespace
+
 bool CudaBackend::attention_on_tensor_cores() const {
-  static const bool forced_fp32 = [] {
-    const char* e = std::getenv("HESSGPT_ATTENTION");
-    return e && std::string_view(e) == "fp32";
-  }();
-  return matmul_precision_ == MatmulPrecision::BF16 && !forced_fp32;
+  return matmul_precision_ == MatmulPrecision::BF16 &&
+         attention_engine_choice() != AttnEngine::Fp32;
+}
+
+std::string CudaBackend::cudnn_attention_status() { return s_->cudnn().status(); }
+int64_t CudaBackend::cudnn_attention_calls() const {
+  return s_->cudnn_attention ? s_->cudnn_attention->calls() : 0;
+}
+
+// cuDNN's fused attention takes the training shape in BF16 storage: all of
+// q, k, v, out in BF16, queries = keys from position 0 (no decoding offset),
+// head dims a multiple of 8 up to 128.
+bool CudaBackend::cudnn_attention_fits(const Tensor& q, const Tensor& k, const Tensor& out,
+                                       int64_t q_pos0) const {
+  return attention_on_tensor_cores() && attention_engine_choice() == AttnEngine::Cudnn &&
+         q.dtype == DType::BF16 && out.dtype == DType::BF16 && q_pos0 == 0 &&
+         q.dim(1) == k.dim(1) && q.dim(3) % 8 == 0 && q.dim(3) <= 128;
 }
 
 void CudaBackend::attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q,
@@ -555,6 +590,10 @@ void CudaBackend::attention_forward(const Tensor& out, const Tensor& lse, const 
   HG_CHECK(lse.numel() == b * h * tq, "attention lse shape");
   check_head_dim(d);
   const bool out_bf16 = out.dtype == DType::BF16;
+  if (cudnn_attention_fits(q, k, out, q_pos0) &&
+      s_->cudnn().forward(bits(out), f32(lse), bits(q), bits(k), bits(v),
+                          {b, tq, h, kv, d, static_cast<float>(scale)}))
+    return;
   if (attention_on_tensor_cores()) {
     void* pack = s_->get(kAttnPack, cuda::attention_mma_scratch_bytes(b, tq, tk, h, kv, d, false));
     const auto run = [&](const auto* tq_, const auto* tk_, const auto* tv_) {
@@ -598,6 +637,9 @@ void CudaBackend::attention_backward(const Tensor& dq, const Tensor& dk, const T
   check_size(out, q, "attention out");
   HG_CHECK(lse.numel() == b * h * t, "attention lse shape");
   check_head_dim(d);
+  if (cudnn_attention_fits(q, k, out, 0) && cudnn_attention_backward(dq, dk, dv, dout, q, k, v, out,
+                                                                      lse, scale))
+    return;
   auto* delta = static_cast<float*>(
       s_->get(kAttnDelta, sizeof(float) * static_cast<size_t>(std::max<int64_t>(b * h * t, 1))));
   const auto run = [&](const auto* o) {
@@ -618,6 +660,31 @@ void CudaBackend::attention_backward(const Tensor& dq, const Tensor& dk, const T
   };
   if (out.dtype == DType::BF16) run(static_cast<const uint16_t*>(bits(out)));
   else run(static_cast<const float*>(f32(out)));
+}
+
+// cuDNN reads dout and writes dq, dk, dv in BF16: dout is rounded into
+// scratch first (as autocast rounds the gradient entering SDPA) and the
+// gradients widened into the F32 outputs after.
+bool CudaBackend::cudnn_attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv,
+                                           const Tensor& dout, const Tensor& q, const Tensor& k,
+                                           const Tensor& v, const Tensor& out, const Tensor& lse,
+                                           double scale) {
+  const int64_t nq = q.numel(), nk = k.numel();
+  auto* io = static_cast<uint16_t*>(
+      s_->get(kAttnCudnn, sizeof(uint16_t) * static_cast<size_t>(2 * nq + 2 * nk)));
+  uint16_t *dout16 = io, *dq16 = io + nq, *dk16 = dq16 + nq, *dv16 = dk16 + nk;
+  const cuda::CudnnAttnShape shape{q.dim(0), q.dim(1), q.dim(2), k.dim(2), q.dim(3),
+                                   static_cast<float>(scale)};
+  // Planned before anything is enqueued: a shape cuDNN cannot run costs nothing.
+  if (!s_->cudnn().backward_planned(shape)) return false;
+  cuda::to_bf16(dout16, nq, 1, static_cast<const float*>(f32(dout)), nq, 1, nq, s_->stream);
+  if (!s_->cudnn().backward(dq16, dk16, dv16, dout16, bits(q), bits(k), bits(v), bits(out),
+                            f32(lse), shape))
+    return false;
+  cuda::widen_bf16(f32(dq), dq16, nq, s_->stream);
+  cuda::widen_bf16(f32(dk), dk16, nk, s_->stream);
+  cuda::widen_bf16(f32(dv), dv16, nk, s_->stream);
+  return true;
 }
 
 // ---- SwiGLU ---------------------------------------------------------------------

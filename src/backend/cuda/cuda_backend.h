@@ -78,6 +78,11 @@ class CudaBackend final : public Backend {
 
   // True when attention runs on the tensor cores (BF16 precision; see the .cpp).
   bool attention_on_tensor_cores() const;
+  // cuDNN's fused attention (HESSGPT_ATTENTION=cudnn): its version or why it
+  // is unavailable, with the plans built so far; and how many forward and
+  // backward calls it ran.
+  std::string cudnn_attention_status();
+  int64_t cudnn_attention_calls() const;
   std::array<const float*, 3> attention_f32(const Tensor& q, const Tensor& k, const Tensor& v);
   // RMSNorm, with the rotation of QK-Norm + RoPE fused in when rope.cos is set.
   void norm_forward(const Tensor& out, const Tensor& rstd, const Tensor& x, const Tensor& w,
@@ -107,6 +112,14 @@ class CudaBackend final : public Backend {
                   const AdamWParams& hp) override;
 
  private:
+  // The shapes cuDNN's fused attention takes, and its backward with the
+  // BF16 roundings of dout and widenings of dq, dk, dv around it.
+  bool cudnn_attention_fits(const Tensor& q, const Tensor& k, const Tensor& out,
+                            int64_t q_pos0) const;
+  bool cudnn_attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv,
+                                const Tensor& dout, const Tensor& q, const Tensor& k,
+                                const Tensor& v, const Tensor& out, const Tensor& lse,
+                                double scale);
   struct State;
   std::unique_ptr<State> s_;
 };

@@ -1,0 +1,197 @@
+#include "backend/cuda/attention_cudnn.h"
+
+#include <cmath>
+#include <utility>
+#include <vector>
+
+#include "backend/cuda/cuda_check.h"
+#include "core/error.h"
+#include "core/log.h"
+
+#ifdef HESSGPT_HAVE_CUDNN
+#include "backend/cuda/attention_cudnn_graphs.h"
+#include "backend/cuda/cudnn_api.h"
+#include "backend/cuda/cudnn_graph.h"
+#else
+namespace hessgpt::cuda {
+class CudnnGraph {};
+}  // namespace hessgpt::cuda
+#endif
+
+namespace hessgpt::cuda {
+
+CudnnAttention::CudnnAttention(cudaStream_t stream) : stream_(stream) {}
+
+CudnnAttention::~CudnnAttention() {
+  plans_.clear();  // descriptors before the handle they were built with
+#ifdef HESSGPT_HAVE_CUDNN
+  if (handle_) cudnn()->destroy(static_cast<cudnnHandle_t>(handle_));
+#endif
+  if (workspace_) cudaFree(workspace_);
+}
+
+bool CudnnAttention::available() {
+  if (tried_) return handle_ != nullptr;
+  tried_ = true;
+#ifdef HESSGPT_HAVE_CUDNN
+  const CudnnApi* api = cudnn(&why_unavailable_);
+  if (!api) return false;
+  cudnnHandle_t h = nullptr;
+  const cudnnStatus_t st = api->create(&h);
+  if (st != CUDNN_STATUS_SUCCESS) {
+    why_unavailable_ = std::string("cudnnCreate: ") + api->error_string(st);
+    return false;
+  }
+  api->set_stream(h, stream_);
+  handle_ = h;
+  return true;
+#else
+  why_unavailable_ = "built without cuDNN's headers (set CUDNN_ROOT when configuring)";
+  return false;
+#endif
+}
+
+std::string CudnnAttention::status() {
+  if (!available()) return "cuDNN unavailable: " + why_unavailable_;
+#ifdef HESSGPT_HAVE_CUDNN
+  const size_t v = cudnn()->get_version();
+  std::string s = "cuDNN " + std::to_string(v / 10000) + "." + std::to_string(v / 100 % 100) +
+                  "." + std::to_string(v % 100);
+  for (const auto& [key, graph] : plans_)
+    s += std::string("; ") + (std::get<0>(key) ? "backward" : "forward") + " t=" +
+         std::to_string(std::get<2>(key)) + ": " + (graph ? graph->engine() : "no plan");
+  return s;
+#else
+  return "";
+#endif
+}
+
+void* CudnnAttention::workspace(int64_t bytes) {
+  if (bytes > workspace_bytes_) {
+    if (workspace_) HG_CUDA_CHECK(cudaFree(workspace_));
+    workspace_ = nullptr;
+    workspace_bytes_ = 0;
+    HG_CUDA_CHECK(cudaMalloc(&workspace_, static_cast<size_t>(bytes)));
+    workspace_bytes_ = bytes;
+  }
+  return workspace_;
+}
+
+CudnnGraph* CudnnAttention::plan(bool backward, const CudnnAttnShape& s) {
+  if (!available()) return nullptr;
+#ifdef HESSGPT_HAVE_CUDNN
+  const auto key = std::tuple_cat(std::make_tuple(backward), s.key());
+  const auto it = plans_.find(key);
+  if (it != plans_.end()) return it->second.get();
+  if (const std::string no = cudnn_sdpa_unsupported(cudnn()->get_version(), s); !no.empty()) {
+    log_warn("attention: cuDNN's fused attention does not take b=", s.b, " t=", s.t, " h=", s.h,
+             " kv=", s.kv, " d=", s.d, ": ", no, "; our kernels run it");
+    plans_[key] = nullptr;
+    return nullptr;
+  }
+  // The variants differ in details cuDNN's versions disagree on: the first
+  // whose plan finalises is kept.
+  std::unique_ptr<CudnnGraph> graph;
+  std::string why;
+  for (const CudnnSdpaVariant& variant : cudnn_sdpa_variants(backward)) {
+    try {
+      graph = std::make_unique<CudnnGraph>(*cudnn(), static_cast<cudnnHandle_t>(handle_));
+      if (backward) build_sdpa_backward(*graph, s, variant);
+      else build_sdpa_forward(*graph, s, variant);
+      graph->finish();
+      log_info("attention: cuDNN fused ", backward ? "backward" : "forward", " for b=", s.b,
+               " t=", s.t, " h=", s.h, " kv=", s.kv, " d=", s.d, " (", variant.name(),
+               "): engine ", graph->engine(), ", workspace ", graph->workspace_bytes(), " bytes");
+      break;
+    } catch (const CudnnError& e) {
+      why += std::string(why.empty() ? "" : " | ") + variant.name() + ": " + e.what();
+      graph.reset();
+    }
+  }
+  if (!graph)
+    log_warn("attention: cuDNN has no fused ", backward ? "backward" : "forward", " for b=", s.b,
+             " t=", s.t, " h=", s.h, " kv=", s.kv, " d=", s.d, "; our kernels run it. ", why);
+  return (plans_[key] = std::move(graph)).get();
+#else
+  (void)backward;
+  (void)s;
+  return nullptr;
+#endif
+}
+
+namespace {
+#ifdef HESSGPT_HAVE_CUDNN
+// A run that fails after its plan was built is an error, not a fallback.
+void execute(void* handle, const CudnnGraph& g,
+             const std::vector<std::pair<int64_t, void*>>& pointers, void* workspace) {
+  try {
+    cudnn_execute(*cudnn(), static_cast<cudnnHandle_t>(handle), g.plan(), pointers, workspace);
+  } catch (const CudnnError& e) {
+    HG_FAIL("attention: ", e.what());
+  }
+}
+#endif
+}  // namespace
+
+bool CudnnAttention::forward(uint16_t* out, float* stats, const uint16_t* q, const uint16_t* k,
+                             const uint16_t* v, const CudnnAttnShape& s) {
+  CudnnGraph* g = plan(false, s);
+  if (!g) return false;
+#ifdef HESSGPT_HAVE_CUDNN
+  // By-value scalars: host values, read when the work is enqueued.
+  float scale = s.scale, fill = -INFINITY;
+  execute(handle_, *g,
+          {{kSdpaQ, const_cast<uint16_t*>(q)},
+           {kSdpaK, const_cast<uint16_t*>(k)},
+           {kSdpaV, const_cast<uint16_t*>(v)},
+           {kSdpaO, out},
+           {kSdpaStats, stats},
+           {kSdpaScale, &scale},
+           {kSdpaFill, &fill}},
+          workspace(g->workspace_bytes()));
+  ++calls_;
+  return true;
+#else
+  (void)out, (void)stats, (void)q, (void)k, (void)v;
+  return false;
+#endif
+}
+
+bool CudnnAttention::backward(uint16_t* dq, uint16_t* dk, uint16_t* dv, const uint16_t* dout,
+                              const uint16_t* q, const uint16_t* k, const uint16_t* v,
+                              const uint16_t* out, const float* stats, const CudnnAttnShape& s) {
+  CudnnGraph* g = plan(true, s);
+  if (!g) return false;
+#ifdef HESSGPT_HAVE_CUDNN
+  const SdpaBackwardBuffers buf = sdpa_backward_buffers(s);
+  char* ws = static_cast<char*>(workspace(buf.bytes + g->workspace_bytes()));
+  // cuDNN clears the dQ accumulator itself from 9.6 on (its frontend's note).
+  if (cudnn()->get_version() < 90600)
+    HG_CUDA_CHECK(cudaMemsetAsync(ws + buf.dq_accum, 0, static_cast<size_t>(buf.softmax_sum),
+                                  stream_));
+  float scale = s.scale, one = 1.0f, fill = -INFINITY;
+  execute(handle_, *g,
+          {{kSdpaQ, const_cast<uint16_t*>(q)},
+           {kSdpaK, const_cast<uint16_t*>(k)},
+           {kSdpaV, const_cast<uint16_t*>(v)},
+           {kSdpaO, const_cast<uint16_t*>(out)},
+           {kSdpaDO, const_cast<uint16_t*>(dout)},
+           {kSdpaStats, const_cast<float*>(stats)},
+           {kSdpaDQ, dq},
+           {kSdpaDK, dk},
+           {kSdpaDV, dv},
+           {kSdpaScale, &scale},
+           {kSdpaOne, &one},
+           {kSdpaFill, &fill},
+           {kSdpaSoftmaxSum, ws + buf.softmax_sum},
+           {kSdpaDqAccum, ws + buf.dq_accum}},
+          ws + buf.plan);
+  ++calls_;
+  return true;
+#else
+  (void)dq, (void)dk, (void)dv, (void)dout, (void)q, (void)k, (void)v, (void)out, (void)stats;
+  return false;
+#endif
+}
+
+}  // namespace hessgpt::cuda

@@ -1,0 +1,204 @@
+#include "backend/cuda/cudnn_graph.h"
+
+namespace hessgpt::cuda {
+
+void cudnn_check(const CudnnApi& api, cudnnStatus_t status, const std::string& what) {
+  if (status == CUDNN_STATUS_SUCCESS) return;
+  char last[512] = {0};
+  api.last_error_string(last, sizeof last);
+  throw CudnnError("cuDNN " + what + ": " + api.error_string(status) +
+                   (last[0] ? std::string(" (") + last + ")" : std::string()));
+}
+
+CudnnDescriptor::CudnnDescriptor(const CudnnApi& api, cudnnBackendDescriptorType_t type,
+                                 const char* what)
+    : api_(&api), what_(what) {
+  cudnn_check(api, api.create_descriptor(type, &d_), std::string("create ") + what);
+}
+
+CudnnDescriptor::~CudnnDescriptor() {
+  if (d_) api_->destroy_descriptor(d_);
+}
+
+CudnnDescriptor& CudnnDescriptor::operator=(CudnnDescriptor&& o) noexcept {
+  if (this != &o) {
+    if (d_) api_->destroy_descriptor(d_);
+    api_ = o.api_;
+    d_ = std::exchange(o.d_, nullptr);
+    what_ = o.what_;
+  }
+  return *this;
+}
+
+CudnnDescriptor& CudnnDescriptor::set(cudnnBackendAttributeName_t name,
+                                      cudnnBackendAttributeType_t type, int64_t count,
+                                      const void* values) {
+  cudnn_check(*api_, api_->set_attribute(d_, name, type, count, values),
+              std::string(what_) + " attribute " + std::to_string(static_cast<int>(name)));
+  return *this;
+}
+
+CudnnDescriptor& CudnnDescriptor::finalize() {
+  cudnn_check(*api_, api_->finalize(d_), std::string("finalize ") + what_);
+  return *this;
+}
+
+std::vector<int64_t> packed_strides(const std::vector<int64_t>& dims) {
+  std::vector<int64_t> s(dims.size(), 1);
+  for (size_t i = dims.size(); i-- > 1;) s[i - 1] = s[i] * dims[i];
+  return s;
+}
+
+CudnnDescriptor& CudnnGraph::keep(CudnnDescriptor d) {
+  kept_.push_back(std::move(d));
+  return kept_.back();
+}
+
+const CudnnDescriptor& CudnnGraph::tensor(const CudnnTensorSpec& spec) {
+  CudnnDescriptor& t = keep(CudnnDescriptor(api_, CUDNN_BACKEND_TENSOR_DESCRIPTOR, "tensor"));
+  t.set_type(CUDNN_ATTR_TENSOR_DATA_TYPE, spec.type)
+      .set_i64s(CUDNN_ATTR_TENSOR_DIMENSIONS, spec.dims)
+      .set_i64s(CUDNN_ATTR_TENSOR_STRIDES, spec.strides)
+      .set_i64(CUDNN_ATTR_TENSOR_UNIQUE_ID, spec.uid)
+      .set_i64(CUDNN_ATTR_TENSOR_BYTE_ALIGNMENT, 16);
+  if (spec.is_virtual) t.set_bool(CUDNN_ATTR_TENSOR_IS_VIRTUAL, true);
+  if (spec.by_value) t.set_bool(CUDNN_ATTR_TENSOR_IS_BY_VALUE, true);
+  return t.finalize();
+}
+
+void CudnnGraph::matmul(const CudnnDescriptor& a, const CudnnDescriptor& b,
+                               const CudnnDescriptor& c) {
+  CudnnDescriptor& desc = keep(CudnnDescriptor(api_, CUDNN_BACKEND_MATMUL_DESCRIPTOR, "matmul"));
+  const double no_padding = 0.0;
+  desc.set_type(CUDNN_ATTR_MATMUL_COMP_TYPE, CUDNN_DATA_FLOAT)
+      .set(CUDNN_ATTR_MATMUL_PADDING_VALUE, CUDNN_TYPE_DOUBLE, 1, &no_padding)
+      .finalize();
+  CudnnDescriptor& op =
+      keep(CudnnDescriptor(api_, CUDNN_BACKEND_OPERATION_MATMUL_DESCRIPTOR, "matmul operation"));
+  op.set_desc(CUDNN_ATTR_OPERATION_MATMUL_ADESC, a)
+      .set_desc(CUDNN_ATTR_OPERATION_MATMUL_BDESC, b)
+      .set_desc(CUDNN_ATTR_OPERATION_MATMUL_CDESC, c)
+      .set_desc(CUDNN_ATTR_OPERATION_MATMUL_DESC, desc)
+      .finalize();
+  ops_.push_back(op.get());
+}
+
+void CudnnGraph::pointwise(cudnnPointwiseMode_t mode, const CudnnDescriptor& x,
+                           const CudnnDescriptor& y, const Pointwise& more) {
+  CudnnDescriptor& desc =
+      keep(CudnnDescriptor(api_, CUDNN_BACKEND_POINTWISE_DESCRIPTOR, "pointwise"));
+  desc.set(CUDNN_ATTR_POINTWISE_MODE, CUDNN_TYPE_POINTWISE_MODE, 1, &mode)
+      .set_type(CUDNN_ATTR_POINTWISE_MATH_PREC, more.precision);
+  if (more.axis >= 0) desc.set_i64(CUDNN_ATTR_POINTWISE_AXIS, more.axis);
+  desc.finalize();
+  const float one = 1.0f;
+  CudnnDescriptor& op = keep(
+      CudnnDescriptor(api_, CUDNN_BACKEND_OPERATION_POINTWISE_DESCRIPTOR, "pointwise operation"));
+  op.set_desc(CUDNN_ATTR_OPERATION_POINTWISE_PW_DESCRIPTOR, desc)
+      .set_desc(CUDNN_ATTR_OPERATION_POINTWISE_XDESC, x)
+      .set(CUDNN_ATTR_OPERATION_POINTWISE_ALPHA1, CUDNN_TYPE_FLOAT, 1, &one)
+      .set(CUDNN_ATTR_OPERATION_POINTWISE_ALPHA2, CUDNN_TYPE_FLOAT, 1, &one);
+  if (more.b) op.set_desc(CUDNN_ATTR_OPERATION_POINTWISE_BDESC, *more.b);
+  if (more.t) op.set_desc(CUDNN_ATTR_OPERATION_POINTWISE_TDESC, *more.t);
+  op.set_desc(CUDNN_ATTR_OPERATION_POINTWISE_YDESC, y).finalize();
+  ops_.push_back(op.get());
+}
+
+void CudnnGraph::reduction(cudnnReduceTensorOp_t reduce, const CudnnDescriptor& x,
+                                  const CudnnDescriptor& y) {
+  CudnnDescriptor& desc =
+      keep(CudnnDescriptor(api_, CUDNN_BACKEND_REDUCTION_DESCRIPTOR, "reduction"));
+  desc.set(CUDNN_ATTR_REDUCTION_OPERATOR, CUDNN_TYPE_REDUCTION_OPERATOR_TYPE, 1, &reduce)
+      .set_type(CUDNN_ATTR_REDUCTION_COMP_TYPE, CUDNN_DATA_FLOAT);
+  // Said explicitly from 9.11 on, as cuDNN's own frontend does.
+  if (api_.get_version() >= 91100) desc.set_bool(CUDNN_ATTR_REDUCTION_IS_DETERMINISTIC, false);
+  desc.finalize();
+  CudnnDescriptor& op = keep(
+      CudnnDescriptor(api_, CUDNN_BACKEND_OPERATION_REDUCTION_DESCRIPTOR, "reduction operation"));
+  op.set_desc(CUDNN_ATTR_OPERATION_REDUCTION_XDESC, x)
+      .set_desc(CUDNN_ATTR_OPERATION_REDUCTION_YDESC, y)
+      .set_desc(CUDNN_ATTR_OPERATION_REDUCTION_DESC, desc)
+      .finalize();
+  ops_.push_back(op.get());
+}
+
+void CudnnGraph::reshape(const CudnnDescriptor& x, const CudnnDescriptor& y) {
+  CudnnDescriptor& op = keep(
+      CudnnDescriptor(api_, CUDNN_BACKEND_OPERATION_RESHAPE_DESCRIPTOR, "reshape operation"));
+  op.set_desc(CUDNN_ATTR_OPERATION_RESHAPE_XDESC, x)
+      .set_desc(CUDNN_ATTR_OPERATION_RESHAPE_YDESC, y)
+      .finalize();
+  ops_.push_back(op.get());
+}
+
+void CudnnGraph::finish() {
+  CudnnDescriptor& graph =
+      keep(CudnnDescriptor(api_, CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR, "operation graph"));
+  graph.set(CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &handle_)
+      .set(CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR,
+           static_cast<int64_t>(ops_.size()), ops_.data())
+      .finalize();
+  CudnnDescriptor& heur =
+      keep(CudnnDescriptor(api_, CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR, "engine heuristics"));
+  const cudnnBackendHeurMode_t mode = CUDNN_HEUR_MODE_A;
+  heur.set_desc(CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, graph)
+      .set(CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &mode)
+      .finalize();
+  int64_t count = 0;
+  cudnn_check(api_,
+              api_.get_attribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS,
+                                 CUDNN_TYPE_BACKEND_DESCRIPTOR, 0, &count, nullptr),
+              "engine heuristics: count");
+  if (count <= 0) throw CudnnError("cuDNN: no engine supports this operation graph");
+  std::vector<cudnnBackendDescriptor_t> raw;
+  const size_t first = kept_.size();
+  for (int64_t i = 0; i < count; ++i)
+    raw.push_back(
+        keep(CudnnDescriptor(api_, CUDNN_BACKEND_ENGINECFG_DESCRIPTOR, "engine config")).get());
+  int64_t returned = 0;
+  cudnn_check(api_,
+              api_.get_attribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS,
+                                 CUDNN_TYPE_BACKEND_DESCRIPTOR, count, &returned, raw.data()),
+              "engine heuristics: results");
+  std::string why;
+  for (int64_t i = 0; i < returned; ++i) {
+    try {
+      CudnnDescriptor plan(api_, CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR, "execution plan");
+      plan.set(CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &handle_)
+          .set_desc(CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, kept_[first + static_cast<size_t>(i)])
+          .finalize();
+      int64_t got = 0;
+      cudnn_check(api_,
+                  api_.get_attribute(plan.get(), CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE,
+                                     CUDNN_TYPE_INT64, 1, &got, &workspace_),
+                  "execution plan: workspace size");
+      plan_ = std::move(plan);
+      engine_ = "config " + std::to_string(i) + " of " + std::to_string(returned);
+      return;
+    } catch (const CudnnError& e) {
+      why += std::string(why.empty() ? "" : "; ") + e.what();
+    }
+  }
+  throw CudnnError("cuDNN: none of " + std::to_string(returned) +
+                   " engine configs gave a plan: " + why);
+}
+
+void cudnn_execute(const CudnnApi& api, cudnnHandle_t handle, const CudnnDescriptor& plan,
+                   const std::vector<std::pair<int64_t, void*>>& pointers, void* workspace) {
+  std::vector<int64_t> uids;
+  std::vector<void*> ptrs;
+  for (const auto& [uid, p] : pointers) {
+    uids.push_back(uid);
+    ptrs.push_back(p);
+  }
+  CudnnDescriptor pack(api, CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR, "variant pack");
+  pack.set(CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, static_cast<int64_t>(uids.size()),
+           uids.data())
+      .set(CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR,
+           static_cast<int64_t>(ptrs.size()), ptrs.data())
+      .set(CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &workspace)
+      .finalize();
+  cudnn_check(api, api.execute(handle, plan.get(), pack.get()), "execute");
+}
+
+}  // namespace hessgpt::cuda

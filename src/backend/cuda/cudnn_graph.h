@@ -1,0 +1,137 @@
+// A thin C++ layer over cuDNN's backend graph API (cudnn_api.h): descriptors
+// that free themselves, attribute setters that check, and the steps every
+// graph takes (tensors, operations, graph, heuristics, plan, variant pack).
+// Errors throw cuda::CudnnError with cuDNN's own message; callers that can
+// fall back (the fused attention) catch it.
+#pragma once
+
+#include <cudnn_graph.h>
+
+#include <cstdint>
+#include <deque>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "backend/cuda/cudnn_api.h"
+
+namespace hessgpt::cuda {
+
+class CudnnError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// One backend descriptor, destroyed with its owner.
+class CudnnDescriptor {
+ public:
+  CudnnDescriptor() = default;
+  CudnnDescriptor(const CudnnApi& api, cudnnBackendDescriptorType_t type, const char* what);
+  ~CudnnDescriptor();
+  CudnnDescriptor(CudnnDescriptor&& o) noexcept
+      : api_(o.api_), d_(std::exchange(o.d_, nullptr)), what_(o.what_) {}
+  CudnnDescriptor& operator=(CudnnDescriptor&& o) noexcept;
+  CudnnDescriptor(const CudnnDescriptor&) = delete;
+  CudnnDescriptor& operator=(const CudnnDescriptor&) = delete;
+
+  cudnnBackendDescriptor_t get() const { return d_; }
+  // Sets `count` values of `type` (throws CudnnError naming the attribute).
+  CudnnDescriptor& set(cudnnBackendAttributeName_t name, cudnnBackendAttributeType_t type,
+                       int64_t count, const void* values);
+  CudnnDescriptor& set_i64(cudnnBackendAttributeName_t name, int64_t v) {
+    return set(name, CUDNN_TYPE_INT64, 1, &v);
+  }
+  CudnnDescriptor& set_i64s(cudnnBackendAttributeName_t name, const std::vector<int64_t>& v) {
+    return set(name, CUDNN_TYPE_INT64, static_cast<int64_t>(v.size()), v.data());
+  }
+  CudnnDescriptor& set_bool(cudnnBackendAttributeName_t name, bool v) {
+    return set(name, CUDNN_TYPE_BOOLEAN, 1, &v);
+  }
+  CudnnDescriptor& set_type(cudnnBackendAttributeName_t name, cudnnDataType_t v) {
+    return set(name, CUDNN_TYPE_DATA_TYPE, 1, &v);
+  }
+  CudnnDescriptor& set_desc(cudnnBackendAttributeName_t name, const CudnnDescriptor& v) {
+    cudnnBackendDescriptor_t d = v.get();
+    return set(name, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &d);
+  }
+  CudnnDescriptor& finalize();
+
+ private:
+  const CudnnApi* api_ = nullptr;
+  cudnnBackendDescriptor_t d_ = nullptr;
+  const char* what_ = "";
+};
+
+// Throws CudnnError "<what>: <status name>: <cuDNN's last message>" unless ok.
+void cudnn_check(const CudnnApi& api, cudnnStatus_t status, const std::string& what);
+
+// A tensor of the graph: real ones carry a uid the variant pack names,
+// virtual ones (intermediates) never leave the fused kernel.
+struct CudnnTensorSpec {
+  int64_t uid = 0;
+  cudnnDataType_t type = CUDNN_DATA_FLOAT;
+  std::vector<int64_t> dims, strides;
+  bool is_virtual = false;
+  bool by_value = false;  // a host scalar passed in the variant pack
+};
+
+// The strides of a packed row-major tensor of these dims.
+std::vector<int64_t> packed_strides(const std::vector<int64_t>& dims);
+
+// One operation graph and its execution plan: tensors and operations added in
+// the order of the graph, then finish(), which picks the heuristics' first
+// engine config whose plan finalises. Everything the plan was built from
+// lives as long as this object does.
+class CudnnGraph {
+ public:
+  CudnnGraph(const CudnnApi& api, cudnnHandle_t handle) : api_(api), handle_(handle) {}
+  CudnnGraph(const CudnnGraph&) = delete;
+  CudnnGraph& operator=(const CudnnGraph&) = delete;
+
+  // A finalised tensor descriptor, kept alive by the graph.
+  const CudnnDescriptor& tensor(const CudnnTensorSpec& spec);
+  // c = a b (batched over the leading dims), FP32 accumulation.
+  void matmul(const CudnnDescriptor& a, const CudnnDescriptor& b, const CudnnDescriptor& c);
+  // y = op(x [, b]), in `precision`; t: BINARY_SELECT's selector (y = t ? x : b);
+  // axis: GEN_INDEX's.
+  struct Pointwise {
+    const CudnnDescriptor* b = nullptr;
+    const CudnnDescriptor* t = nullptr;
+    int64_t axis = -1;
+    cudnnDataType_t precision = CUDNN_DATA_FLOAT;
+  };
+  void pointwise(cudnnPointwiseMode_t mode, const CudnnDescriptor& x, const CudnnDescriptor& y,
+                 const Pointwise& more);
+  void pointwise(cudnnPointwiseMode_t mode, const CudnnDescriptor& x, const CudnnDescriptor& y) {
+    pointwise(mode, x, y, Pointwise{});
+  }
+  // y = reduce(x) over the dims where y's extent is smaller (1, or a group).
+  void reduction(cudnnReduceTensorOp_t op, const CudnnDescriptor& x, const CudnnDescriptor& y);
+  // y: another view (dims and strides) of x.
+  void reshape(const CudnnDescriptor& x, const CudnnDescriptor& y);
+  // The operation graph, its heuristics (mode A) and the plan. Throws
+  // CudnnError saying why no engine config gave one.
+  void finish();
+
+  const CudnnDescriptor& plan() const { return plan_; }
+  int64_t workspace_bytes() const { return workspace_; }
+  // Which of the heuristics' configs the plan uses ("config 0 of 3").
+  const std::string& engine() const { return engine_; }
+
+ private:
+  CudnnDescriptor& keep(CudnnDescriptor d);
+  const CudnnApi& api_;
+  cudnnHandle_t handle_;
+  std::deque<CudnnDescriptor> kept_;  // everything, in creation order (a deque: stable references)
+  std::vector<cudnnBackendDescriptor_t> ops_;  // in graph order, owned by kept_
+  CudnnDescriptor plan_;
+  int64_t workspace_ = 0;
+  std::string engine_;
+};
+
+// Runs a plan: device (or, for by-value tensors, host) pointers by uid.
+void cudnn_execute(const CudnnApi& api, cudnnHandle_t handle, const CudnnDescriptor& plan,
+                   const std::vector<std::pair<int64_t, void*>>& pointers, void* workspace);
+
+}  // namespace hessgpt::cuda
