@@ -38,6 +38,8 @@
 #     model1's shapes (speed of light, occupancy, warp stalls, memory), report in $LOGS.
 #   ATTN_ROWS_AB [1]: the attention rows of `bench ops` again with the forward's
 #     32-row warps (HESSGPT_ATTN_ROWS=32; the default is 16).
+#   CUDNN_AB [1]: cuDNN's fused attention (HESSGPT_ATTENTION=cudnn) in `bench ops`
+#     attention rows and as a `bench train` row (with --bf16-activations) on AB_MODELS.
 #   NORM_AB [1]: the RMSNorm and QK-Norm rows of `bench ops` again with the
 #     generic kernels (HESSGPT_NORM_KERNELS=generic; the default holds rows in registers).
 #   A/B rows, on AB_MODELS [model1]: BF16_FFN_AB=1 adds --bf16-ffn; ATTN_AB=1
@@ -128,6 +130,20 @@ if [[ ! -f $CUDA_ROOT/include/cublasLt.h ]] || ! ls "$CUDA_ROOT"/lib64/libcublas
     row "cuBLASLt" info "not found in $CUDA_ROOT nor in pip's nvidia-cublas"
   fi
 fi
+# cuDNN (the opt-in fused attention): headers at build time, the library at
+# run time, from the toolkit or else from PyTorch's nvidia-cudnn wheel.
+if [[ -f $CUDA_ROOT/include/cudnn_graph.h ]] && ls "$CUDA_ROOT"/lib64/libcudnn.so.* >/dev/null 2>&1; then
+  row "cuDNN" info "$(grep -h 'define CUDNN_M[AI][JN]OR ' "$CUDA_ROOT"/include/cudnn_version*.h | awk '!seen[$2]++ {printf "%s.", $3}')x in $CUDA_ROOT"
+else
+  pip_cudnn=$(python3 -c 'import nvidia.cudnn as m; print(list(m.__path__)[0])' 2>/dev/null)
+  if [[ -n $pip_cudnn && -f $pip_cudnn/include/cudnn_graph.h ]]; then
+    export CUDNN_ROOT=$pip_cudnn
+    export LD_LIBRARY_PATH="$pip_cudnn/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    row "cuDNN" info "$(grep -h 'define CUDNN_M[AI][JN]OR ' "$pip_cudnn"/include/cudnn_version*.h | awk '!seen[$2]++ {printf "%s.", $3}')x from $pip_cudnn"
+  else
+    row "cuDNN" info "not found in $CUDA_ROOT nor in pip's nvidia-cudnn: no fused cuDNN attention"
+  fi
+fi
 if command -v nvidia-smi >/dev/null; then
   gpu=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>>"$LOG" | head -1)
   row "GPU" info "${gpu:-none}"
@@ -144,7 +160,7 @@ if cmake -S . -B "$BUILD" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DHESSGPT
     -DHESSGPT_BUILD_BENCH=OFF -DCMAKE_CUDA_ARCHITECTURES=90-real -DCMAKE_DISABLE_FIND_PACKAGE_dnnl=ON \
     "${PREFIX_ARGS[@]}" \
     ${HESSGPT_CMAKE_ARGS:-} >"$OUT/configure.log" 2>&1; then
-  row "configure" ok "$(grep -m1 'CUDA backend' "$OUT/configure.log" | sed 's/^-- //')"
+  row "configure" ok "$(grep -m1 'CUDA backend' "$OUT/configure.log" | sed 's/^-- //'); $(grep -m1 'cuDNN' "$OUT/configure.log" | sed 's/^-- //')"
 else
   row "configure" FAIL "see $OUT/configure.log"; tail -30 "$OUT/configure.log"; exit 1
 fi
@@ -189,6 +205,11 @@ gtest_row "test: launch config, registry" "$BUILD/tests/test_backend" 'CudaLaunc
 gtest_row "test: CUDA ops vs CPU" "$BUILD/tests/test_backend" 'CudaOps.*:CudaAttention.*' 0
 gtest_row "test: model steps vs CPU" "$BUILD/tests/test_model" 'Presets/CudaModel.*' 0
 gtest_row "test: GPU decoding vs CPU" "$BUILD/tests/test_infer" 'CudaDecode.*' 0
+# cuDNN's fused attention (HESSGPT_ATTENTION=cudnn); the log says which plans
+# it built, or why none.
+gtest_row "test: cuDNN fused attention" "$BUILD/tests/test_backend" 'CudnnAttention.*:CudnnSdpaGraphs.*' 0
+grep -h 'attention: cuDNN' "$OUT/test__cuDNN_fused_attention.log" 2>/dev/null | head -6 | cut -c1-400 |
+  while IFS= read -r line; do row "  cudnn" info "$line"; done
 # The tensor-core attention at its other block size (HESSGPT_ATTN_WARPS).
 export HESSGPT_ATTN_WARPS=8
 gtest_row "test: attention, 8-warp blocks" "$BUILD/tests/test_backend" 'CudaAttention.*:CudaOps.Attention*' 0
@@ -312,6 +333,8 @@ bench_pair() {  # model batch seq steps
   [[ ${RECOMPUTE_AB:-0} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-keep-all ""
   [[ ${TRANSPOSE_AB:-1} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-activations-direct \
       "${BENCH_FLAGS---recompute} --bf16-activations" HESSGPT_CUBLASLT_TRANSPOSE=0
+  [[ ${CUDNN_AB:-1} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-activations-cudnn \
+      "${BENCH_FLAGS---recompute} --bf16-activations" HESSGPT_ATTENTION=cudnn
   [[ ${TUNE_AB:-0} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-activations-tuned \
       "${BENCH_FLAGS---recompute} --bf16-activations" HESSGPT_CUBLASLT_TUNE=verbose
   fi
@@ -381,6 +404,7 @@ models=${BENCH_MODELS:-model1 model2}
 [[ $quick == 1 ]] && models=small
 [[ " $models " == *" model1 "* ]] && ops_rows model1 32 1024
 [[ " $models " == *" model1 "* && ${ATTN_ROWS_AB:-1} == 1 ]] && ops_rows model1 32 1024 attention-32-rows HESSGPT_ATTN_ROWS=32
+[[ " $models " == *" model1 "* && ${CUDNN_AB:-1} == 1 ]] && ops_rows model1 32 1024 cudnn-attention HESSGPT_ATTENTION=cudnn
 [[ " $models " == *" model1 "* && ${NORM_AB:-1} == 1 ]] &&
   OPS_MATCH='rmsnorm|qk-norm' ops_rows model1 32 1024 generic-norms HESSGPT_NORM_KERNELS=generic
 
