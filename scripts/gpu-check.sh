@@ -207,7 +207,8 @@ gtest_row "test: model steps vs CPU" "$BUILD/tests/test_model" 'Presets/CudaMode
 gtest_row "test: GPU decoding vs CPU" "$BUILD/tests/test_infer" 'CudaDecode.*' 0
 # cuDNN's fused attention (HESSGPT_ATTENTION=cudnn); the log says which plans
 # it built, or why none.
-gtest_row "test: cuDNN fused attention" "$BUILD/tests/test_backend" 'CudnnAttention.*:CudnnSdpaGraphs.*' 0
+HESSGPT_CUDNN_DEVICEPROP_OUT="$OUT/cudnn-deviceprop.json" \
+  gtest_row "test: cuDNN fused attention" "$BUILD/tests/test_backend" 'CudnnAttention.*:CudnnSdpaGraphs.*' 0
 grep -h 'attention: cuDNN' "$OUT/test__cuDNN_fused_attention.log" 2>/dev/null | head -6 | cut -c1-400 |
   while IFS= read -r line; do row "  cudnn" info "$line"; done
 # The tensor-core attention at its other block size (HESSGPT_ATTN_WARPS).

@@ -5,7 +5,14 @@
 #include "backend/cuda_ops_fixture.h"
 
 #ifdef HESSGPT_HAVE_CUDA
+#include <cstdlib>
+#include <fstream>
+
 #include "backend/cuda/cuda_backend.h"
+#endif
+#ifdef HESSGPT_HAVE_CUDNN
+#include "backend/cuda/attention_cudnn_graphs.h"
+#include "backend/cuda/cudnn_api.h"
 #endif
 
 namespace hessgpt {
@@ -96,6 +103,26 @@ TEST_F(CudnnAttention, OtherShapesFallBackToOurKernels) {
   expect_close(forward(*gpu_), forward(cpu_), 1.5e-2, "decoding under HESSGPT_ATTENTION=cudnn");
   EXPECT_EQ(cuda_->cudnn_attention_calls(), 0);
 }
+
+#ifdef HESSGPT_HAVE_CUDNN
+// This GPU's properties in their saved (JSON) form plan both passes without
+// the handle, as CI does from tests/backend/cudnn_devices/. With
+// HESSGPT_CUDNN_DEVICEPROP_OUT set (gpu-check) they are written there too.
+TEST_F(CudnnAttention, SavedDevicePropertiesPlanWithoutTheGpu) {
+  const std::string json = cuda_->cudnn_device_properties_json();
+  ASSERT_FALSE(json.empty());
+  if (const char* path = std::getenv("HESSGPT_CUDNN_DEVICEPROP_OUT")) std::ofstream(path) << json;
+  const cuda::CudnnApi& api = *cuda::cudnn();
+  const cuda::CudnnDescriptor props = cuda::cudnn_device_properties(api, json);
+  for (const bool backward : {false, true}) {
+    std::string variant, why;
+    EXPECT_NE(cuda::plan_sdpa(api, nullptr, &props, backward, {32, 1024, 20, 5, 64, 0.125f},
+                              &variant, &why),
+              nullptr)
+        << (backward ? "backward: " : "forward: ") << why;
+  }
+}
+#endif
 #endif
 
 }  // namespace

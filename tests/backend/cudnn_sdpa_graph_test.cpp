@@ -7,6 +7,10 @@
 #include <gtest/gtest.h>
 
 #ifdef HESSGPT_HAVE_CUDNN
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
 #include "backend/cuda/attention_cudnn_graphs.h"
 #include "backend/cuda/cudnn_api.h"
 
@@ -85,6 +89,35 @@ TEST(CudnnSdpaGraphs, BackwardBuffersDoNotOverlap) {
   EXPECT_GE(b.plan, b.softmax_sum + 3 * 100 * 4 * 4);
   EXPECT_EQ(b.bytes, b.plan);
   for (const int64_t at : {b.softmax_sum, b.plan}) EXPECT_EQ(at % 256, 0);
+}
+
+// A GPU's properties saved by the GPU test (gpu-check's cudnn-deviceprop.json,
+// kept in tests/backend/cudnn_devices/) let cuDNN plan both passes here, on a
+// machine without that GPU: whether its fused-attention engine takes these
+// graphs on that GPU, checked by every CI run.
+TEST(CudnnSdpaGraphs, PlansForSavedDevices) {
+  CUDNN_OR_SKIP(api);
+  if (api->get_version() < 90800) GTEST_SKIP() << "device properties need cuDNN 9.8";
+  const std::filesystem::path dir =
+      std::filesystem::path(HESSGPT_SOURCE_DIR) / "tests/backend/cudnn_devices";
+  int devices = 0;
+  if (std::filesystem::is_directory(dir))
+    for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+      if (entry.path().extension() != ".json") continue;
+      ++devices;
+      std::ifstream in(entry.path());
+      std::stringstream json;
+      json << in.rdbuf();
+      const CudnnDescriptor props = cudnn_device_properties(*api, json.str());
+      for (const bool backward : {false, true}) {
+        std::string variant, why;
+        const auto plan = plan_sdpa(*api, nullptr, &props, backward,
+                                    {32, 1024, 20, 5, 64, 0.125f}, &variant, &why);
+        EXPECT_NE(plan, nullptr) << entry.path().filename() << (backward ? " backward" : " forward")
+                                 << ": " << why;
+      }
+    }
+  if (devices == 0) GTEST_SKIP() << "no saved device properties in " << dir;
 }
 
 }  // namespace

@@ -66,6 +66,20 @@ std::string CudnnAttention::status() {
 #endif
 }
 
+std::string CudnnAttention::device_properties_json() {
+  if (!available()) return "";
+#ifdef HESSGPT_HAVE_CUDNN
+  try {
+    const CudnnDescriptor props = cudnn_device_properties(*cudnn(), static_cast<cudnnHandle_t>(handle_));
+    return cudnn_device_properties_json(*cudnn(), props);
+  } catch (const CudnnError& e) {
+    HG_FAIL("attention: ", e.what());
+  }
+#else
+  return "";
+#endif
+}
+
 void* CudnnAttention::workspace(int64_t bytes) {
   if (bytes > workspace_bytes_) {
     if (workspace_) HG_CUDA_CHECK(cudaFree(workspace_));
@@ -91,24 +105,14 @@ CudnnGraph* CudnnAttention::plan(bool backward, const CudnnAttnShape& s) {
   }
   // The variants differ in details cuDNN's versions disagree on: the first
   // whose plan finalises is kept.
-  std::unique_ptr<CudnnGraph> graph;
-  std::string why;
-  for (const CudnnSdpaVariant& variant : cudnn_sdpa_variants(backward)) {
-    try {
-      graph = std::make_unique<CudnnGraph>(*cudnn(), static_cast<cudnnHandle_t>(handle_));
-      if (backward) build_sdpa_backward(*graph, s, variant);
-      else build_sdpa_forward(*graph, s, variant);
-      graph->finish();
-      log_info("attention: cuDNN fused ", backward ? "backward" : "forward", " for b=", s.b,
-               " t=", s.t, " h=", s.h, " kv=", s.kv, " d=", s.d, " (", variant.name(),
-               "): engine ", graph->engine(), ", workspace ", graph->workspace_bytes(), " bytes");
-      break;
-    } catch (const CudnnError& e) {
-      why += std::string(why.empty() ? "" : " | ") + variant.name() + ": " + e.what();
-      graph.reset();
-    }
-  }
-  if (!graph)
+  std::string variant, why;
+  std::unique_ptr<CudnnGraph> graph = plan_sdpa(
+      *cudnn(), static_cast<cudnnHandle_t>(handle_), nullptr, backward, s, &variant, &why);
+  if (graph)
+    log_info("attention: cuDNN fused ", backward ? "backward" : "forward", " for b=", s.b,
+             " t=", s.t, " h=", s.h, " kv=", s.kv, " d=", s.d, " (", variant, "): engine ",
+             graph->engine(), ", workspace ", graph->workspace_bytes(), " bytes");
+  else
     log_warn("attention: cuDNN has no fused ", backward ? "backward" : "forward", " for b=", s.b,
              " t=", s.t, " h=", s.h, " kv=", s.kv, " d=", s.d, "; our kernels run it. ", why);
   return (plans_[key] = std::move(graph)).get();

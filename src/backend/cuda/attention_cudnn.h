@@ -48,6 +48,10 @@ class CudnnAttention {
                 const float* stats, const CudnnAttnShape& s);
   // "cuDNN 9.19.0" or why it is unavailable, plus the plans built so far.
   std::string status();
+  // This GPU's properties as cuDNN plans with them, in their JSON form (saved,
+  // they plan without the GPU: cudnn_sdpa_graph_test.cpp); "" when cuDNN is
+  // unavailable.
+  std::string device_properties_json();
   // Calls that ran on cuDNN (tests check the fused path really ran).
   int64_t calls() const { return calls_; }
 

@@ -210,6 +210,25 @@ void build_sdpa_backward(CudnnGraph& g, const CudnnAttnShape& s, const CudnnSdpa
   g.pointwise(CUDNN_POINTWISE_IDENTITY, dq_accum, dq);
 }
 
+std::unique_ptr<CudnnGraph> plan_sdpa(const CudnnApi& api, cudnnHandle_t handle,
+                                      const CudnnDescriptor* device, bool backward,
+                                      const CudnnAttnShape& s, std::string* variant,
+                                      std::string* why) {
+  for (const CudnnSdpaVariant& v : cudnn_sdpa_variants(backward)) {
+    try {
+      auto graph = std::make_unique<CudnnGraph>(api, handle, device);
+      if (backward) build_sdpa_backward(*graph, s, v);
+      else build_sdpa_forward(*graph, s, v);
+      graph->finish();
+      if (variant) *variant = v.name();
+      return graph;
+    } catch (const CudnnError& e) {
+      if (why) *why += std::string(why->empty() ? "" : " | ") + v.name() + ": " + e.what();
+    }
+  }
+  return nullptr;
+}
+
 SdpaBackwardBuffers sdpa_backward_buffers(const CudnnAttnShape& s) {
   SdpaBackwardBuffers b;
   b.dq_accum = 0;

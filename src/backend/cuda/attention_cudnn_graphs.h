@@ -9,7 +9,9 @@
 #include <cudnn_graph.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "backend/cuda/attention_cudnn.h"
 #include "backend/cuda/cudnn_graph.h"
@@ -38,6 +40,14 @@ std::string cudnn_sdpa_unsupported(size_t version, const CudnnAttnShape& s);
 
 void build_sdpa_forward(CudnnGraph& g, const CudnnAttnShape& s, const CudnnSdpaVariant& v);
 void build_sdpa_backward(CudnnGraph& g, const CudnnAttnShape& s, const CudnnSdpaVariant& v);
+
+// A finished plan for one pass, from the first variant whose plan finalises
+// (`variant` names it); null when none does, with each variant's error in
+// `why`. For the handle's GPU, or (handle null) for saved device properties.
+std::unique_ptr<CudnnGraph> plan_sdpa(const CudnnApi& api, cudnnHandle_t handle,
+                                      const CudnnDescriptor* device, bool backward,
+                                      const CudnnAttnShape& s, std::string* variant,
+                                      std::string* why);
 
 // The backward's own F32 buffers, placed before the plan's workspace: the dQ
 // accumulator [B, H, T, D] and the row sums of dO * O [B, H, T], each at a

@@ -560,6 +560,9 @@ bool CudaBackend::attention_on_tensor_cores() const {
 }
 
 std::string CudaBackend::cudnn_attention_status() { return s_->cudnn().status(); }
+std::string CudaBackend::cudnn_device_properties_json() {
+  return s_->cudnn().device_properties_json();
+}
 int64_t CudaBackend::cudnn_attention_calls() const {
   return s_->cudnn_attention ? s_->cudnn_attention->calls() : 0;
 }

@@ -83,6 +83,7 @@ class CudaBackend final : public Backend {
   // backward calls it ran.
   std::string cudnn_attention_status();
   int64_t cudnn_attention_calls() const;
+  std::string cudnn_device_properties_json();
   std::array<const float*, 3> attention_f32(const Tensor& q, const Tensor& k, const Tensor& v);
   // RMSNorm, with the rotation of QK-Norm + RoPE fused in when rope.cos is set.
   void norm_forward(const Tensor& out, const Tensor& rstd, const Tensor& x, const Tensor& w,

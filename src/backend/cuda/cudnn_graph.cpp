@@ -134,16 +134,17 @@ void CudnnGraph::reshape(const CudnnDescriptor& x, const CudnnDescriptor& y) {
 void CudnnGraph::finish() {
   CudnnDescriptor& graph =
       keep(CudnnDescriptor(api_, CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR, "operation graph"));
-  graph.set(CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &handle_)
-      .set(CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR,
-           static_cast<int64_t>(ops_.size()), ops_.data())
+  if (handle_) graph.set(CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &handle_);
+  graph.set(CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR,
+            static_cast<int64_t>(ops_.size()), ops_.data())
       .finalize();
   CudnnDescriptor& heur =
       keep(CudnnDescriptor(api_, CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR, "engine heuristics"));
   const cudnnBackendHeurMode_t mode = CUDNN_HEUR_MODE_A;
   heur.set_desc(CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, graph)
-      .set(CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &mode)
-      .finalize();
+      .set(CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &mode);
+  if (device_) heur.set_desc(CUDNN_ATTR_ENGINEHEUR_DEVICEPROP, *device_);
+  heur.finalize();
   int64_t count = 0;
   cudnn_check(api_,
               api_.get_attribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS,
@@ -164,8 +165,9 @@ void CudnnGraph::finish() {
   for (int64_t i = 0; i < returned; ++i) {
     try {
       CudnnDescriptor plan(api_, CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR, "execution plan");
-      plan.set(CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &handle_)
-          .set_desc(CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, kept_[first + static_cast<size_t>(i)])
+      if (handle_) plan.set(CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &handle_);
+      if (device_) plan.set_desc(CUDNN_ATTR_EXECUTION_PLAN_DEVICEPROP, *device_);
+      plan.set_desc(CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, kept_[first + static_cast<size_t>(i)])
           .finalize();
       int64_t got = 0;
       cudnn_check(api_,
@@ -181,6 +183,36 @@ void CudnnGraph::finish() {
   }
   throw CudnnError("cuDNN: none of " + std::to_string(returned) +
                    " engine configs gave a plan: " + why);
+}
+
+CudnnDescriptor cudnn_device_properties(const CudnnApi& api, cudnnHandle_t handle) {
+  CudnnDescriptor d(api, CUDNN_BACKEND_DEVICEPROP_DESCRIPTOR, "device properties");
+  d.set(CUDNN_ATTR_DEVICEPROP_HANDLE, CUDNN_TYPE_HANDLE, 1, &handle).finalize();
+  return d;
+}
+
+CudnnDescriptor cudnn_device_properties(const CudnnApi& api, const std::string& json) {
+  CudnnDescriptor d(api, CUDNN_BACKEND_DEVICEPROP_DESCRIPTOR, "device properties");
+  d.set(CUDNN_ATTR_DEVICEPROP_JSON_REPRESENTATION, CUDNN_TYPE_CHAR,
+        static_cast<int64_t>(json.size()), json.data())
+      .finalize();
+  return d;
+}
+
+std::string cudnn_device_properties_json(const CudnnApi& api, const CudnnDescriptor& props) {
+  int64_t size = 0;
+  cudnn_check(api,
+              api.get_attribute(props.get(), CUDNN_ATTR_DEVICEPROP_JSON_REPRESENTATION,
+                                CUDNN_TYPE_CHAR, 0, &size, nullptr),
+              "device properties: JSON size");
+  std::string json(static_cast<size_t>(size), '\0');
+  cudnn_check(api,
+              api.get_attribute(props.get(), CUDNN_ATTR_DEVICEPROP_JSON_REPRESENTATION,
+                                CUDNN_TYPE_CHAR, size, &size, json.data()),
+              "device properties: JSON");
+  json.resize(static_cast<size_t>(size));
+  while (!json.empty() && json.back() == '\0') json.pop_back();
+  return json;
 }
 
 void cudnn_execute(const CudnnApi& api, cudnnHandle_t handle, const CudnnDescriptor& plan,

@@ -85,7 +85,10 @@ std::vector<int64_t> packed_strides(const std::vector<int64_t>& dims);
 // lives as long as this object does.
 class CudnnGraph {
  public:
-  CudnnGraph(const CudnnApi& api, cudnnHandle_t handle) : api_(api), handle_(handle) {}
+  // Planned for the handle's device, or (handle null) for `device`: saved
+  // device properties, which plan without a GPU (cuDNN 9.8+).
+  CudnnGraph(const CudnnApi& api, cudnnHandle_t handle, const CudnnDescriptor* device = nullptr)
+      : api_(api), handle_(handle), device_(device) {}
   CudnnGraph(const CudnnGraph&) = delete;
   CudnnGraph& operator=(const CudnnGraph&) = delete;
 
@@ -123,12 +126,20 @@ class CudnnGraph {
   CudnnDescriptor& keep(CudnnDescriptor d);
   const CudnnApi& api_;
   cudnnHandle_t handle_;
+  const CudnnDescriptor* device_;
   std::deque<CudnnDescriptor> kept_;  // everything, in creation order (a deque: stable references)
   std::vector<cudnnBackendDescriptor_t> ops_;  // in graph order, owned by kept_
   CudnnDescriptor plan_;
   int64_t workspace_ = 0;
   std::string engine_;
 };
+
+// A device's properties as cuDNN plans with them (CUDNN_BACKEND_DEVICEPROP_
+// DESCRIPTOR, cuDNN 9.8+): from a handle's GPU, or from their JSON form,
+// which is how they are saved to plan on a machine without that GPU.
+CudnnDescriptor cudnn_device_properties(const CudnnApi& api, cudnnHandle_t handle);
+CudnnDescriptor cudnn_device_properties(const CudnnApi& api, const std::string& json);
+std::string cudnn_device_properties_json(const CudnnApi& api, const CudnnDescriptor& props);
 
 // Runs a plan: device (or, for by-value tensors, host) pointers by uid.
 void cudnn_execute(const CudnnApi& api, cudnnHandle_t handle, const CudnnDescriptor& plan,
