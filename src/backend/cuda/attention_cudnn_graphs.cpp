@@ -65,6 +65,34 @@ void causal_mask(CudnnGraph& g, Virtuals& v, const CudnnDescriptor& x, const Cud
   g.pointwise(CUDNN_POINTWISE_BINARY_SELECT, x, y, {.b = &fill, .t = &keep});
 }
 
+// scale (Q K^T): the scores both passes start from.
+const CudnnDescriptor& scaled_scores(CudnnGraph& g, Virtuals& v, const CudnnDescriptor& q,
+                                     const CudnnDescriptor& kt, const CudnnDescriptor& scale) {
+  const CudnnDescriptor& raw = v.scores();
+  g.matmul(q, kt, raw);
+  const CudnnDescriptor& scaled = v.scores();
+  g.pointwise(CUDNN_POINTWISE_MUL, raw, scaled, {.b = &scale});
+  return scaled;
+}
+
+// out = a b for a KV-head gradient: with query heads grouped over fewer KV
+// heads, per query head in BF16 and then summed over each group.
+void kv_head_product(CudnnGraph& g, Virtuals& v, const CudnnAttnShape& s, const CudnnDescriptor& a,
+                     const CudnnDescriptor& b, const CudnnDescriptor& out) {
+  if (s.h == s.kv) {
+    g.matmul(a, b, out);
+    return;
+  }
+  const Dims heads{s.b, s.h, s.t, s.d};
+  const CudnnDescriptor& per_head = v.make(CUDNN_DATA_BFLOAT16, heads, packed_strides(heads));
+  g.matmul(a, b, per_head);
+  g.reduction(CUDNN_REDUCE_TENSOR_ADD, per_head, out);
+}
+
+const CudnnDescriptor& row_tensor(CudnnGraph& g, int64_t uid, const CudnnAttnShape& s) {
+  return g.tensor({uid, CUDNN_DATA_FLOAT, row_dims(s), row_strides(s)});
+}
+
 int64_t round_up_256(int64_t n) { return (n + 255) / 256 * 256; }
 
 }  // namespace
@@ -104,15 +132,11 @@ void build_sdpa_forward(CudnnGraph& g, const CudnnAttnShape& s, const CudnnSdpaV
   const CudnnDescriptor& kt = g.tensor(transposed(bshd(kSdpaK, s, s.kv)));
   const CudnnDescriptor& val = g.tensor(bshd(kSdpaV, s, s.kv));
   const CudnnDescriptor& o = g.tensor(bshd(kSdpaO, s, s.h));
-  const CudnnDescriptor& stats =
-      g.tensor({kSdpaStats, CUDNN_DATA_FLOAT, row_dims(s), row_strides(s)});
+  const CudnnDescriptor& stats = row_tensor(g, kSdpaStats, s);
   const CudnnDescriptor& scale = g.tensor(scalar(kSdpaScale));
   const CudnnDescriptor& fill = g.tensor(scalar(kSdpaFill));
 
-  const CudnnDescriptor& raw = v.scores();
-  g.matmul(q, kt, raw);
-  const CudnnDescriptor& scaled = v.scores();
-  g.pointwise(CUDNN_POINTWISE_MUL, raw, scaled, {.b = &scale});
+  const CudnnDescriptor& scaled = scaled_scores(g, v, q, kt, scale);
   const CudnnDescriptor& masked = v.scores();
   causal_mask(g, v, scaled, fill, masked, variant.index_precision);
   // Softmax with its statistics: m = max, e = exp(x - m), z = sum e,
@@ -135,22 +159,19 @@ void build_sdpa_forward(CudnnGraph& g, const CudnnAttnShape& s, const CudnnSdpaV
 
 void build_sdpa_backward(CudnnGraph& g, const CudnnAttnShape& s, const CudnnSdpaVariant& variant) {
   Virtuals v(g, s);
-  const bool grouped = s.h != s.kv;
   const CudnnDescriptor& q = g.tensor(bshd(kSdpaQ, s, s.h));
   const CudnnDescriptor& kt = g.tensor(transposed(bshd(kSdpaK, s, s.kv)));
   const CudnnDescriptor& vt = g.tensor(transposed(bshd(kSdpaV, s, s.kv)));
   const CudnnDescriptor& o = g.tensor(bshd(kSdpaO, s, s.h));
   const CudnnDescriptor& d_o = g.tensor(bshd(kSdpaDO, s, s.h));
-  const CudnnDescriptor& stats =
-      g.tensor({kSdpaStats, CUDNN_DATA_FLOAT, row_dims(s), row_strides(s)});
+  const CudnnDescriptor& stats = row_tensor(g, kSdpaStats, s);
   const CudnnDescriptor& dq = g.tensor(bshd(kSdpaDQ, s, s.h));
   const CudnnDescriptor& dk = g.tensor(bshd(kSdpaDK, s, s.kv));
   const CudnnDescriptor& dv = g.tensor(bshd(kSdpaDV, s, s.kv));
   const CudnnDescriptor& scale = g.tensor(scalar(kSdpaScale));
   const CudnnDescriptor& one = g.tensor(scalar(kSdpaOne));
   const CudnnDescriptor& fill = g.tensor(scalar(kSdpaFill));
-  const CudnnDescriptor& softmax_sum =
-      g.tensor({kSdpaSoftmaxSum, CUDNN_DATA_FLOAT, row_dims(s), row_strides(s)});
+  const CudnnDescriptor& softmax_sum = row_tensor(g, kSdpaSoftmaxSum, s);
   const Dims head_dims{s.b, s.h, s.t, s.d};
   const CudnnDescriptor& dq_accum =
       g.tensor({kSdpaDqAccum, CUDNN_DATA_FLOAT, head_dims, packed_strides(head_dims)});
@@ -163,10 +184,7 @@ void build_sdpa_backward(CudnnGraph& g, const CudnnAttnShape& s, const CudnnSdpa
   g.reduction(CUDNN_REDUCE_TENSOR_ADD, do_o, delta);
   g.pointwise(CUDNN_POINTWISE_MUL, delta, softmax_sum, {.b = &one});
   // P = exp(scale Q K^T - stats), masked.
-  const CudnnDescriptor& raw = v.scores();
-  g.matmul(q, kt, raw);
-  const CudnnDescriptor& scaled = v.scores();
-  g.pointwise(CUDNN_POINTWISE_MUL, raw, scaled, {.b = &scale});
+  const CudnnDescriptor& scaled = scaled_scores(g, v, q, kt, scale);
   const CudnnDescriptor& centred = v.scores();
   g.pointwise(CUDNN_POINTWISE_SUB, scaled, centred, {.b = &stats});
   const CudnnDescriptor& masked = v.scores();
@@ -176,13 +194,7 @@ void build_sdpa_backward(CudnnGraph& g, const CudnnAttnShape& s, const CudnnSdpa
   // dV = P^T dO (per query head, then summed over each KV head's group).
   const CudnnDescriptor& pt = v.scores_transposed(CUDNN_DATA_BFLOAT16);
   g.reshape(p, pt);
-  if (grouped) {
-    const CudnnDescriptor& dv_heads = v.make(CUDNN_DATA_BFLOAT16, head_dims, packed_strides(head_dims));
-    g.matmul(pt, d_o, dv_heads);
-    g.reduction(CUDNN_REDUCE_TENSOR_ADD, dv_heads, dv);
-  } else {
-    g.matmul(pt, d_o, dv);
-  }
+  kv_head_product(g, v, s, pt, d_o, dv);
   // dS = scale P (dO V^T - delta).
   const CudnnDescriptor& dp = v.scores();
   g.matmul(d_o, vt, dp);
@@ -195,13 +207,7 @@ void build_sdpa_backward(CudnnGraph& g, const CudnnAttnShape& s, const CudnnSdpa
   // dK = dS^T Q (grouped as dV).
   const CudnnDescriptor& dst = v.scores_transposed(CUDNN_DATA_BFLOAT16);
   g.reshape(ds, dst);
-  if (grouped) {
-    const CudnnDescriptor& dk_heads = v.make(CUDNN_DATA_BFLOAT16, head_dims, packed_strides(head_dims));
-    g.matmul(dst, q, dk_heads);
-    g.reduction(CUDNN_REDUCE_TENSOR_ADD, dk_heads, dk);
-  } else {
-    g.matmul(dst, q, dk);
-  }
+  kv_head_product(g, v, s, dst, q, dk);
   // dQ = dS K, accumulated in F32, then written out in BF16.
   const CudnnDescriptor& k = v.make(variant.k_view_type, {s.b, s.kv, s.t, s.d},
                                     {s.t * s.kv * s.d, s.d, s.kv * s.d, 1});
