@@ -131,7 +131,8 @@ void CudnnGraph::reshape(const CudnnDescriptor& x, const CudnnDescriptor& y) {
   ops_.push_back(op.get());
 }
 
-void CudnnGraph::finish() {
+int64_t CudnnGraph::engine_configs() {
+  if (configs_ >= 0) return configs_;
   CudnnDescriptor& graph =
       keep(CudnnDescriptor(api_, CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR, "operation graph"));
   if (handle_) graph.set(CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &handle_);
@@ -150,17 +151,25 @@ void CudnnGraph::finish() {
               api_.get_attribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS,
                                  CUDNN_TYPE_BACKEND_DESCRIPTOR, 0, &count, nullptr),
               "engine heuristics: count");
-  if (count <= 0) throw CudnnError("cuDNN: no engine supports this operation graph");
+  first_config_ = kept_.size();
   std::vector<cudnnBackendDescriptor_t> raw;
-  const size_t first = kept_.size();
   for (int64_t i = 0; i < count; ++i)
     raw.push_back(
         keep(CudnnDescriptor(api_, CUDNN_BACKEND_ENGINECFG_DESCRIPTOR, "engine config")).get());
-  int64_t returned = 0;
-  cudnn_check(api_,
-              api_.get_attribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS,
-                                 CUDNN_TYPE_BACKEND_DESCRIPTOR, count, &returned, raw.data()),
-              "engine heuristics: results");
+  // The results are the configs that pass their engines' support checks.
+  configs_ = 0;
+  if (count > 0)
+    cudnn_check(api_,
+                api_.get_attribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS,
+                                   CUDNN_TYPE_BACKEND_DESCRIPTOR, count, &configs_, raw.data()),
+                "engine heuristics: results");
+  return configs_;
+}
+
+void CudnnGraph::finish() {
+  const int64_t returned = engine_configs();
+  if (returned <= 0) throw CudnnError("cuDNN: no engine supports this operation graph");
+  const size_t first = first_config_;
   std::string why;
   for (int64_t i = 0; i < returned; ++i) {
     try {

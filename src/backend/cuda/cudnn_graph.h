@@ -113,8 +113,11 @@ class CudnnGraph {
   void reduction(cudnnReduceTensorOp_t op, const CudnnDescriptor& x, const CudnnDescriptor& y);
   // y: another view (dims and strides) of x.
   void reshape(const CudnnDescriptor& x, const CudnnDescriptor& y);
-  // The operation graph, its heuristics (mode A) and the plan. Throws
-  // CudnnError saying why no engine config gave one.
+  // The operation graph and its heuristics (mode A): how many engine configs
+  // pass their engines' support checks for it (computed once).
+  int64_t engine_configs();
+  // Those, then the plan of the first config that finalises. Throws
+  // CudnnError saying why none did.
   void finish();
 
   const CudnnDescriptor& plan() const { return plan_; }
@@ -129,6 +132,8 @@ class CudnnGraph {
   const CudnnDescriptor* device_;
   std::deque<CudnnDescriptor> kept_;  // everything, in creation order (a deque: stable references)
   std::vector<cudnnBackendDescriptor_t> ops_;  // in graph order, owned by kept_
+  int64_t configs_ = -1;     // engine_configs(), once known
+  size_t first_config_ = 0;  // where in kept_ the configs start
   CudnnDescriptor plan_;
   int64_t workspace_ = 0;
   std::string engine_;
