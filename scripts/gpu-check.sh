@@ -131,18 +131,27 @@ if [[ ! -f $CUDA_ROOT/include/cublasLt.h ]] || ! ls "$CUDA_ROOT"/lib64/libcublas
   fi
 fi
 # cuDNN (the opt-in fused attention): headers at build time, the library at
-# run time, from the toolkit or else from PyTorch's nvidia-cudnn wheel.
-if [[ -f $CUDA_ROOT/include/cudnn_graph.h ]] && ls "$CUDA_ROOT"/lib64/libcudnn.so.* >/dev/null 2>&1; then
-  row "cuDNN" info "$(grep -h 'define CUDNN_M[AI][JN]OR ' "$CUDA_ROOT"/include/cudnn_version*.h | awk '!seen[$2]++ {printf "%s.", $3}')x in $CUDA_ROOT"
+# run time. Each from the toolkit, else PyTorch's nvidia-cudnn wheel; headers
+# last from .gpu-debs/cudnn (scripts/gpu-debs.sh copies the toolkit's there).
+cudnn_inc="" cudnn_lib=""
+[[ -f $CUDA_ROOT/include/cudnn_graph.h ]] && cudnn_inc=$CUDA_ROOT/include
+ls "$CUDA_ROOT"/lib64/libcudnn.so.9* >/dev/null 2>&1 && cudnn_lib=$CUDA_ROOT/lib64
+site_dirs=$(python3 -c 'import site; print(" ".join(site.getsitepackages()))' 2>/dev/null)
+if [[ -z $cudnn_inc ]]; then
+  h=$(find $site_dirs -path '*nvidia*' -name cudnn_graph.h 2>/dev/null | head -1)
+  [[ -n $h ]] && cudnn_inc=$(dirname "$h")
+  [[ -z $cudnn_inc && -f .gpu-debs/cudnn/include/cudnn_graph.h ]] && cudnn_inc=$PWD/.gpu-debs/cudnn/include
+fi
+if [[ -z $cudnn_lib ]]; then
+  l=$(find $site_dirs -path '*nvidia*' -name 'libcudnn.so.9*' 2>/dev/null | head -1)
+  [[ -n $l ]] && cudnn_lib=$(dirname "$l")
+fi
+if [[ -n $cudnn_inc && -n $cudnn_lib ]]; then
+  export CUDNN_ROOT=$(dirname "$cudnn_inc")
+  [[ $cudnn_lib != "$CUDA_ROOT/lib64" ]] && export LD_LIBRARY_PATH="$cudnn_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  row "cuDNN" info "headers $(grep -h 'define CUDNN_M[AI][JN]OR ' "$cudnn_inc"/cudnn_version*.h | awk '!seen[$2]++ {printf "%s.", $3}')x in $cudnn_inc, library $(ls "$cudnn_lib"/libcudnn.so.9* | head -1)"
 else
-  pip_cudnn=$(python3 -c 'import nvidia.cudnn as m; print(list(m.__path__)[0])' 2>/dev/null)
-  if [[ -n $pip_cudnn && -f $pip_cudnn/include/cudnn_graph.h ]]; then
-    export CUDNN_ROOT=$pip_cudnn
-    export LD_LIBRARY_PATH="$pip_cudnn/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-    row "cuDNN" info "$(grep -h 'define CUDNN_M[AI][JN]OR ' "$pip_cudnn"/include/cudnn_version*.h | awk '!seen[$2]++ {printf "%s.", $3}')x from $pip_cudnn"
-  else
-    row "cuDNN" info "not found in $CUDA_ROOT nor in pip's nvidia-cudnn: no fused cuDNN attention"
-  fi
+  row "cuDNN" info "headers '${cudnn_inc}', library '${cudnn_lib}': incomplete, no fused cuDNN attention"
 fi
 if command -v nvidia-smi >/dev/null; then
   gpu=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>>"$LOG" | head -1)

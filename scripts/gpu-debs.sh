@@ -22,4 +22,10 @@ PACKAGES=(
 mkdir -p .gpu-debs
 rm -f .gpu-debs/*.deb
 (cd .gpu-debs && apt-get download "${PACKAGES[@]}")
+# cuDNN's headers from the toolkit here, for a GPU machine whose cuDNN (PyTorch's
+# wheel) comes without them; its library is opened at run time.
+if compgen -G "/usr/local/cuda/include/cudnn*.h" >/dev/null; then
+  mkdir -p .gpu-debs/cudnn/include
+  cp /usr/local/cuda/include/cudnn*.h .gpu-debs/cudnn/include/
+fi
 echo "gpu-debs: $(ls .gpu-debs/*.deb | wc -l) packages, $(du -sh .gpu-debs | cut -f1) in .gpu-debs/"
