@@ -104,6 +104,24 @@ TEST_F(CudnnAttention, OtherShapesFallBackToOurKernels) {
   EXPECT_EQ(cuda_->cudnn_attention_calls(), 0);
 }
 
+TEST_F(CudaOps, AttentionRejectsAnUnknownEngine) {
+  if (gpu_->name() == "cpu") GTEST_SKIP() << "the CPU backend has one attention engine";
+  gpu_->set_matmul_precision(MatmulPrecision::BF16);
+  const Vec x(1 * 4 * 1 * 64, 0.5f);
+  const Tensor q = on(*gpu_, x, {1, 4, 1, 64});
+  const Tensor lse = on(*gpu_, Vec(4), {1, 1, 4});
+  const Tensor out = on(*gpu_, x, {1, 4, 1, 64});
+  const testing::ScopedEnv engine("HESSGPT_ATTENTION", "flash");
+  try {
+    gpu_->attention_forward(out, lse, q, q, q, 0.1, 0);
+    FAIL() << "HESSGPT_ATTENTION=flash was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("HESSGPT_ATTENTION must be ours, fp32 or cudnn"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 #ifdef HESSGPT_HAVE_CUDNN
 // This GPU's properties in their saved (JSON) form plan both passes without
 // the handle, as CI does from tests/backend/cudnn_devices/. With

@@ -538,7 +538,7 @@ std::array<const float*, 3> CudaBackend::attention_f32(const Tensor& q, const Te
 
 // Attention's two products follow the matrix-product precision: BF16 puts them
 // on the tensor cores. HESSGPT_ATTENTION (read at every call, so that a test
-// can compare engines in one process): unset for our kernels; "fp32" keeps the
+// can compare engines in one process): unset or "ours" for our kernels; "fp32" keeps the
 // FP32 kernels under BF16 (A/B timings, and a way out should the tensor-core
 // path misbehave); "cudnn" runs cuDNN's fused attention where it can
 // (attention_cudnn.h), our tensor-core kernels elsewhere.
@@ -548,9 +548,10 @@ AttnEngine attention_engine_choice() {
   const char* e = std::getenv("HESSGPT_ATTENTION");
   if (!e || !*e) return AttnEngine::Ours;
   const std::string_view v(e);
+  if (v == "ours") return AttnEngine::Ours;
   if (v == "fp32") return AttnEngine::Fp32;
   if (v == "cudnn") return AttnEngine::Cudnn;
-  HG_FAIL("HESSGPT_ATTENTION must be fp32 or cudnn, or unset (got '", v, "')");
+  HG_FAIL("HESSGPT_ATTENTION must be ours, fp32 or cudnn (got '", v, "')");
 }
 }  // namespace
 
