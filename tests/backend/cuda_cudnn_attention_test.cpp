@@ -133,7 +133,8 @@ TEST_F(CudnnAttention, SavedDevicePropertiesPlanWithoutTheGpu) {
   const cuda::CudnnApi& api = *cuda::cudnn();
   const cuda::CudnnDescriptor props = cuda::cudnn_device_properties(api, json);
   for (const bool backward : {false, true}) {
-    std::string variant, why;
+    cuda::CudnnSdpaVariant variant;
+    std::string why;
     EXPECT_NE(cuda::plan_sdpa(api, nullptr, &props, backward, {32, 1024, 20, 5, 64, 0.125f},
                               &variant, &why),
               nullptr)

@@ -57,9 +57,9 @@ std::string CudnnAttention::status() {
   const size_t v = cudnn()->get_version();
   std::string s = "cuDNN " + std::to_string(v / 10000) + "." + std::to_string(v / 100 % 100) +
                   "." + std::to_string(v % 100);
-  for (const auto& [key, graph] : plans_)
+  for (const auto& [key, p] : plans_)
     s += std::string("; ") + (std::get<0>(key) ? "backward" : "forward") + " t=" +
-         std::to_string(std::get<2>(key)) + ": " + (graph ? graph->engine() : "no plan");
+         std::to_string(std::get<2>(key)) + ": " + (p.graph ? p.graph->engine() : "no plan");
   return s;
 #else
   return "";
@@ -96,31 +96,39 @@ CudnnGraph* CudnnAttention::plan(bool backward, const CudnnAttnShape& s) {
 #ifdef HESSGPT_HAVE_CUDNN
   const auto key = std::tuple_cat(std::make_tuple(backward), s.key());
   const auto it = plans_.find(key);
-  if (it != plans_.end()) return it->second.get();
+  if (it != plans_.end()) return it->second.graph.get();
   if (const std::string no = cudnn_sdpa_unsupported(cudnn()->get_version(), s); !no.empty()) {
     log_warn("attention: cuDNN's fused attention does not take b=", s.b, " t=", s.t, " h=", s.h,
              " kv=", s.kv, " d=", s.d, ": ", no, "; our kernels run it");
-    plans_[key] = nullptr;
+    plans_[key] = Plan{};
     return nullptr;
   }
   // The variants differ in details cuDNN's versions disagree on: the first
   // whose plan finalises is kept.
-  std::string variant, why;
-  std::unique_ptr<CudnnGraph> graph = plan_sdpa(
-      *cudnn(), static_cast<cudnnHandle_t>(handle_), nullptr, backward, s, &variant, &why);
-  if (graph)
+  CudnnSdpaVariant variant;
+  std::string why;
+  Plan p;
+  p.graph = plan_sdpa(*cudnn(), static_cast<cudnnHandle_t>(handle_), nullptr, backward, s,
+                      &variant, &why);
+  p.f32_dq = p.graph && variant.dq_type == CUDNN_DATA_FLOAT;
+  if (p.graph)
     log_info("attention: cuDNN fused ", backward ? "backward" : "forward", " for b=", s.b,
-             " t=", s.t, " h=", s.h, " kv=", s.kv, " d=", s.d, " (", variant, "): engine ",
-             graph->engine(), ", workspace ", graph->workspace_bytes(), " bytes");
+             " t=", s.t, " h=", s.h, " kv=", s.kv, " d=", s.d, " (", variant.name(), "): engine ",
+             p.graph->engine(), ", workspace ", p.graph->workspace_bytes(), " bytes");
   else
     log_warn("attention: cuDNN has no fused ", backward ? "backward" : "forward", " for b=", s.b,
              " t=", s.t, " h=", s.h, " kv=", s.kv, " d=", s.d, "; our kernels run it. ", why);
-  return (plans_[key] = std::move(graph)).get();
+  return (plans_[key] = std::move(p)).graph.get();
 #else
   (void)backward;
   (void)s;
   return nullptr;
 #endif
+}
+
+bool CudnnAttention::backward_writes_f32_dq(const CudnnAttnShape& s) {
+  if (!plan(true, s)) return false;
+  return plans_.at(std::tuple_cat(std::make_tuple(true), s.key())).f32_dq;
 }
 
 namespace {
@@ -161,7 +169,7 @@ bool CudnnAttention::forward(uint16_t* out, float* stats, const uint16_t* q, con
 #endif
 }
 
-bool CudnnAttention::backward(uint16_t* dq, uint16_t* dk, uint16_t* dv, const uint16_t* dout,
+bool CudnnAttention::backward(void* dq, uint16_t* dk, uint16_t* dv, const uint16_t* dout,
                               const uint16_t* q, const uint16_t* k, const uint16_t* v,
                               const uint16_t* out, const float* stats, const CudnnAttnShape& s) {
   CudnnGraph* g = plan(true, s);

@@ -1,7 +1,8 @@
 // Causal GQA attention through cuDNN's fused flash attention (its graph API,
 // cudnn_graph.h): forward with the softmax statistics, and backward. BF16
-// q, k, v, out, dout, dq, dk, dv in the layout of the rest of the backend
-// ([B, T, heads, D], read in place through strides) and F32 statistics
+// q, k, v, out, dout, dk, dv (dq in F32 where the plan allows, else BF16) in
+// the layout of the rest of the backend ([B, T, heads, D], read in place
+// through strides) and F32 statistics
 // [B, heads, T]: the same logsumexp of the scaled scores as our kernels' lse,
 // so either side's forward feeds either side's backward.
 //
@@ -37,13 +38,16 @@ class CudnnAttention {
 
   // Whether cuDNN could be loaded (its version, or why not, in status()).
   bool available();
-  // Whether a backward plan exists for the shape (built now if need be).
+  // Whether a backward plan exists for the shape (built now if need be), and
+  // whether it writes dq in F32 (else BF16).
   bool backward_planned(const CudnnAttnShape& s) { return plan(true, s) != nullptr; }
+  bool backward_writes_f32_dq(const CudnnAttnShape& s);
   // Each returns false, enqueuing nothing, when cuDNN cannot run the shape.
   // Pointers: device memory, BF16 as uint16_t.
   bool forward(uint16_t* out, float* stats, const uint16_t* q, const uint16_t* k,
                const uint16_t* v, const CudnnAttnShape& s);
-  bool backward(uint16_t* dq, uint16_t* dk, uint16_t* dv, const uint16_t* dout,
+  // dq: F32 or BF16 as backward_writes_f32_dq says.
+  bool backward(void* dq, uint16_t* dk, uint16_t* dv, const uint16_t* dout,
                 const uint16_t* q, const uint16_t* k, const uint16_t* v, const uint16_t* out,
                 const float* stats, const CudnnAttnShape& s);
   // "cuDNN 9.19.0" or why it is unavailable, plus the plans built so far.
@@ -56,7 +60,12 @@ class CudnnAttention {
   int64_t calls() const { return calls_; }
 
  private:
-  // The plan for a shape, built on first use; nullptr when it cannot be.
+  // A shape's plan, built on first use (graph null when it cannot be), and
+  // the variant of the graph it was built from.
+  struct Plan {
+    std::unique_ptr<CudnnGraph> graph;
+    bool f32_dq = false;
+  };
   CudnnGraph* plan(bool backward, const CudnnAttnShape& s);
   void* workspace(int64_t bytes);
 
@@ -64,9 +73,8 @@ class CudnnAttention {
   void* handle_ = nullptr;  // cudnnHandle_t, created on first use
   bool tried_ = false;
   std::string why_unavailable_;
-  std::map<std::tuple<bool, int64_t, int64_t, int64_t, int64_t, int64_t, float>,
-           std::unique_ptr<CudnnGraph>>
-      plans_;  // null entries: shapes that failed (not retried)
+  std::map<std::tuple<bool, int64_t, int64_t, int64_t, int64_t, int64_t, float>, Plan>
+      plans_;  // null graphs: shapes that failed (not retried)
   void* workspace_ = nullptr;
   int64_t workspace_bytes_ = 0;
   int64_t calls_ = 0;

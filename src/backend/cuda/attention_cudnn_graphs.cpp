@@ -98,19 +98,24 @@ int64_t round_up_256(int64_t n) { return (n + 255) / 256 * 256; }
 }  // namespace
 
 std::string CudnnSdpaVariant::name() const {
-  const auto type = [](cudnnDataType_t t) { return t == CUDNN_DATA_INT32 ? "int32" : t == CUDNN_DATA_BFLOAT16 ? "bf16" : "float"; };
-  return std::string("index precision ") + type(index_precision) + ", K view " + type(k_view_type);
+  const auto type = [](cudnnDataType_t t) {
+    return t == CUDNN_DATA_INT32 ? "int32" : t == CUDNN_DATA_BFLOAT16 ? "bf16" : "float";
+  };
+  return std::string("index precision ") + type(index_precision) + ", K view " +
+         type(k_view_type) + ", dQ " + type(dq_type);
 }
 
 std::vector<CudnnSdpaVariant> cudnn_sdpa_variants(bool backward) {
   std::vector<CudnnSdpaVariant> out;
-  for (const cudnnDataType_t index : {CUDNN_DATA_FLOAT, CUDNN_DATA_INT32}) {
-    if (!backward) {
-      out.push_back({index, CUDNN_DATA_FLOAT});
-      continue;
-    }
-    for (const cudnnDataType_t k : {CUDNN_DATA_FLOAT, CUDNN_DATA_BFLOAT16}) out.push_back({index, k});
-  }
+  for (const cudnnDataType_t dq : {CUDNN_DATA_FLOAT, CUDNN_DATA_BFLOAT16})
+    for (const cudnnDataType_t index : {CUDNN_DATA_FLOAT, CUDNN_DATA_INT32})
+      for (const cudnnDataType_t k : {CUDNN_DATA_FLOAT, CUDNN_DATA_BFLOAT16}) {
+        if (!backward) {
+          if (dq == CUDNN_DATA_BFLOAT16 && k == CUDNN_DATA_FLOAT) out.push_back({index, k, dq});
+          continue;
+        }
+        out.push_back({index, k, dq});
+      }
   return out;
 }
 
@@ -165,7 +170,9 @@ void build_sdpa_backward(CudnnGraph& g, const CudnnAttnShape& s, const CudnnSdpa
   const CudnnDescriptor& o = g.tensor(bshd(kSdpaO, s, s.h));
   const CudnnDescriptor& d_o = g.tensor(bshd(kSdpaDO, s, s.h));
   const CudnnDescriptor& stats = row_tensor(g, kSdpaStats, s);
-  const CudnnDescriptor& dq = g.tensor(bshd(kSdpaDQ, s, s.h));
+  CudnnTensorSpec dq_spec = bshd(kSdpaDQ, s, s.h);
+  dq_spec.type = variant.dq_type;
+  const CudnnDescriptor& dq = g.tensor(dq_spec);
   const CudnnDescriptor& dk = g.tensor(bshd(kSdpaDK, s, s.kv));
   const CudnnDescriptor& dv = g.tensor(bshd(kSdpaDV, s, s.kv));
   const CudnnDescriptor& scale = g.tensor(scalar(kSdpaScale));
@@ -208,7 +215,7 @@ void build_sdpa_backward(CudnnGraph& g, const CudnnAttnShape& s, const CudnnSdpa
   const CudnnDescriptor& dst = v.scores_transposed(CUDNN_DATA_BFLOAT16);
   g.reshape(ds, dst);
   kv_head_product(g, v, s, dst, q, dk);
-  // dQ = dS K, accumulated in F32, then written out in BF16.
+  // dQ = dS K, accumulated in F32, then written out (in BF16, or as it is).
   const CudnnDescriptor& k = v.make(variant.k_view_type, {s.b, s.kv, s.t, s.d},
                                     {s.t * s.kv * s.d, s.d, s.kv * s.d, 1});
   g.reshape(kt, k);
@@ -218,7 +225,7 @@ void build_sdpa_backward(CudnnGraph& g, const CudnnAttnShape& s, const CudnnSdpa
 
 std::unique_ptr<CudnnGraph> plan_sdpa(const CudnnApi& api, cudnnHandle_t handle,
                                       const CudnnDescriptor* device, bool backward,
-                                      const CudnnAttnShape& s, std::string* variant,
+                                      const CudnnAttnShape& s, CudnnSdpaVariant* variant,
                                       std::string* why) {
   for (const CudnnSdpaVariant& v : cudnn_sdpa_variants(backward)) {
     try {
@@ -226,7 +233,7 @@ std::unique_ptr<CudnnGraph> plan_sdpa(const CudnnApi& api, cudnnHandle_t handle,
       if (backward) build_sdpa_backward(*graph, s, v);
       else build_sdpa_forward(*graph, s, v);
       graph->finish();
-      if (variant) *variant = v.name();
+      if (variant) *variant = v;
       return graph;
     } catch (const CudnnError& e) {
       if (why) *why += std::string(why->empty() ? "" : " | ") + v.name() + ": " + e.what();

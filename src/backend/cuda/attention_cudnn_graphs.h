@@ -26,9 +26,12 @@ enum CudnnSdpaUid : int64_t {
 
 // Details on which cuDNN's frontend versions differ; plans are tried with
 // each in turn (cudnn_sdpa_variants) until one finalises.
+// The backward also tries dQ in F32 first: the accumulator written out as
+// is, which saves the backend a widening pass (cuDNN's frontend writes BF16).
 struct CudnnSdpaVariant {
   cudnnDataType_t index_precision = CUDNN_DATA_FLOAT;  // GEN_INDEX's math precision
   cudnnDataType_t k_view_type = CUDNN_DATA_FLOAT;      // the backward's untransposed K view
+  cudnnDataType_t dq_type = CUDNN_DATA_BFLOAT16;       // the backward's dQ
   std::string name() const;
 };
 // The variants to try for a pass, most likely first.
@@ -46,7 +49,7 @@ void build_sdpa_backward(CudnnGraph& g, const CudnnAttnShape& s, const CudnnSdpa
 // `why`. For the handle's GPU, or (handle null) for saved device properties.
 std::unique_ptr<CudnnGraph> plan_sdpa(const CudnnApi& api, cudnnHandle_t handle,
                                       const CudnnDescriptor* device, bool backward,
-                                      const CudnnAttnShape& s, std::string* variant,
+                                      const CudnnAttnShape& s, CudnnSdpaVariant* variant,
                                       std::string* why);
 
 // The backward's own F32 buffers, placed before the plan's workspace: the dQ

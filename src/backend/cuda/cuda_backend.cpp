@@ -666,26 +666,28 @@ void CudaBackend::attention_backward(const Tensor& dq, const Tensor& dk, const T
   else run(static_cast<const float*>(f32(out)));
 }
 
-// cuDNN reads dout and writes dq, dk, dv in BF16: dout is rounded into
-// scratch first (as autocast rounds the gradient entering SDPA) and the
-// gradients widened into the F32 outputs after.
+// cuDNN reads dout and writes dk, dv (and dq, unless its plan writes that in
+// F32) in BF16: dout is rounded into scratch first (as autocast rounds the
+// gradient entering SDPA) and the BF16 gradients widened into the F32 outputs.
 bool CudaBackend::cudnn_attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv,
                                            const Tensor& dout, const Tensor& q, const Tensor& k,
                                            const Tensor& v, const Tensor& out, const Tensor& lse,
                                            double scale) {
   const int64_t nq = q.numel(), nk = k.numel();
-  auto* io = static_cast<uint16_t*>(
-      s_->get(kAttnCudnn, sizeof(uint16_t) * static_cast<size_t>(2 * nq + 2 * nk)));
-  uint16_t *dout16 = io, *dq16 = io + nq, *dk16 = dq16 + nq, *dv16 = dk16 + nk;
   const cuda::CudnnAttnShape shape{q.dim(0), q.dim(1), q.dim(2), k.dim(2), q.dim(3),
                                    static_cast<float>(scale)};
   // Planned before anything is enqueued: a shape cuDNN cannot run costs nothing.
   if (!s_->cudnn().backward_planned(shape)) return false;
+  const bool f32_dq = s_->cudnn().backward_writes_f32_dq(shape);
+  auto* io = static_cast<uint16_t*>(s_->get(
+      kAttnCudnn, sizeof(uint16_t) * static_cast<size_t>((f32_dq ? 1 : 2) * nq + 2 * nk)));
+  uint16_t *dout16 = io, *dk16 = io + nq, *dv16 = dk16 + nk, *dq16 = dv16 + nk;
   cuda::to_bf16(dout16, nq, 1, static_cast<const float*>(f32(dout)), nq, 1, nq, s_->stream);
-  if (!s_->cudnn().backward(dq16, dk16, dv16, dout16, bits(q), bits(k), bits(v), bits(out),
+  void* dq_out = f32_dq ? static_cast<void*>(f32(dq)) : static_cast<void*>(dq16);
+  if (!s_->cudnn().backward(dq_out, dk16, dv16, dout16, bits(q), bits(k), bits(v), bits(out),
                             f32(lse), shape))
     return false;
-  cuda::widen_bf16(f32(dq), dq16, nq, s_->stream);
+  if (!f32_dq) cuda::widen_bf16(f32(dq), dq16, nq, s_->stream);
   cuda::widen_bf16(f32(dk), dk16, nk, s_->stream);
   cuda::widen_bf16(f32(dv), dv16, nk, s_->stream);
   return true;
