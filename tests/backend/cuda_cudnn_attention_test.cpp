@@ -70,8 +70,8 @@ class CudnnAttention : public CudaOps {
 // rounded to BF16 before cuDNN reads it: another 2^-9 at most on each.
 TEST_F(CudnnAttention, FusedAttentionMatchesCpu) {
   const testing::ScopedEnv engine("HESSGPT_ATTENTION", "cudnn");
-  const CudnnCase cases[] = {{2, 128, 4, 2, 64}, {1, 256, 4, 4, 64}, {2, 128, 8, 2, 128},
-                             {1, 384, 6, 3, 32}};
+  // Few shapes: cuDNN compiles its kernels for each at run time.
+  const CudnnCase cases[] = {{2, 128, 4, 2, 64}, {1, 256, 4, 4, 128}, {1, 384, 6, 3, 32}};
   const char* names[] = {"out", "lse", "dq", "dk", "dv"};
   int64_t expected_calls = 0;
   for (const CudnnCase& c : cases) {
