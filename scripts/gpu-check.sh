@@ -218,8 +218,8 @@ gtest_row "test: GPU decoding vs CPU" "$BUILD/tests/test_infer" 'CudaDecode.*' 0
 # it built, or why none.
 HESSGPT_CUDNN_DEVICEPROP_OUT="$OUT/cudnn-deviceprop.json" \
   gtest_row "test: cuDNN fused attention" "$BUILD/tests/test_backend" 'CudnnAttention.*:CudnnSdpaGraphs.*' 0
-grep -h 'attention: cuDNN' "$OUT/test__cuDNN_fused_attention.log" 2>/dev/null | head -6 | cut -c1-400 |
-  while IFS= read -r line; do row "  cudnn" info "$line"; done
+while IFS= read -r line; do row "  cudnn" info "$line"; done \
+  < <(grep -h 'attention: cuDNN' "$OUT/test__cuDNN_fused_attention.log" 2>/dev/null | head -6 | cut -c1-400)
 # The tensor-core attention at its other block size (HESSGPT_ATTN_WARPS).
 export HESSGPT_ATTN_WARPS=8
 gtest_row "test: attention, 8-warp blocks" "$BUILD/tests/test_backend" 'CudaAttention.*:CudaOps.Attention*' 0
@@ -277,8 +277,13 @@ bench_row() {  # model batch seq steps precision label flags [env assignments...
   local out="$OUT/bench-$model-$label.json"
   if peak_mem_run "$out" env "$@" "$HG" bench train --device cuda --precision "$precision" --model "$model" \
       --batch "$batch" --seq "$seq" --steps "$steps" $flags --json; then
+    # Which attention ran, where cuDNN's was asked for: its log lines say.
+    local engine=""
+    if grep -q 'attention: cuDNN fused' "$out.err" 2>/dev/null; then engine=", cuDNN attention"
+    elif grep -q 'attention: cuDNN' "$out.err" 2>/dev/null; then engine=", cuDNN declined: our attention"
+    fi
     row "hessgpt $model $label ${batch}x$seq" ok \
-      "$(json_field "$out" tokens_per_s) tok/s, MFU $(json_field "$out" mfu), peak ${PEAK_MIB:-?} MiB"
+      "$(json_field "$out" tokens_per_s) tok/s, MFU $(json_field "$out" mfu), peak ${PEAK_MIB:-?} MiB$engine"
   else
     row "hessgpt $model $label ${batch}x$seq" FAIL "$(tail -1 "$out.err")"
   fi
@@ -388,6 +393,8 @@ for op in d["ops"]:
     print(f"{op['op']}|{op['ms']:.3f} ms, {rate}, {op['shape']}")
 PY
     while IFS='|' read -r name detail; do row "  $name" info "$detail"; done <"$out.rows"
+    while IFS= read -r line; do row "  cudnn" info "$line"; done \
+      < <(grep -h 'attention: cuDNN' "$out.err" 2>/dev/null | head -2 | cut -c1-300)
     row "ops $1 ${2}x$3 (bf16 products${4:+, $4})" ok "see $out"
   else
     row "ops $1 ${2}x$3" FAIL "$(tail -1 "$out.err")"
