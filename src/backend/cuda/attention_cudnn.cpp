@@ -1,6 +1,8 @@
 #include "backend/cuda/attention_cudnn.h"
 
 #include <cmath>
+#include <cstdlib>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -59,7 +61,7 @@ std::string CudnnAttention::status() {
                   "." + std::to_string(v % 100);
   for (const auto& [key, p] : plans_)
     s += std::string("; ") + (std::get<0>(key) ? "backward" : "forward") + " t=" +
-         std::to_string(std::get<2>(key)) + ": " + (p.graph ? p.graph->engine() : "no plan");
+         std::to_string(std::get<3>(key)) + ": " + (p.graph ? p.graph->engine() : "no plan");
   return s;
 #else
   return "";
@@ -91,10 +93,23 @@ void* CudnnAttention::workspace(int64_t bytes) {
   return workspace_;
 }
 
+namespace {
+// HESSGPT_CUDNN_DQ=bf16 keeps to the backward graphs that write dQ in BF16 (as
+// cuDNN's frontend does); unset or "f32" tries F32 first. Read per plan, so a
+// test can build both.
+bool f32_dq_allowed() {
+  const char* e = std::getenv("HESSGPT_CUDNN_DQ");
+  if (!e || !*e || std::string_view(e) == "f32") return true;
+  if (std::string_view(e) == "bf16") return false;
+  HG_FAIL("HESSGPT_CUDNN_DQ must be f32 or bf16 (got '", e, "')");
+}
+}  // namespace
+
 CudnnGraph* CudnnAttention::plan(bool backward, const CudnnAttnShape& s) {
   if (!available()) return nullptr;
 #ifdef HESSGPT_HAVE_CUDNN
-  const auto key = std::tuple_cat(std::make_tuple(backward), s.key());
+  const bool f32_dq = backward && f32_dq_allowed();
+  const auto key = std::tuple_cat(std::make_tuple(backward, f32_dq), s.key());
   const auto it = plans_.find(key);
   if (it != plans_.end()) return it->second.graph.get();
   if (const std::string no = cudnn_sdpa_unsupported(cudnn()->get_version(), s); !no.empty()) {
@@ -109,7 +124,7 @@ CudnnGraph* CudnnAttention::plan(bool backward, const CudnnAttnShape& s) {
   std::string why;
   Plan p;
   p.graph = plan_sdpa(*cudnn(), static_cast<cudnnHandle_t>(handle_), nullptr, backward, s,
-                      &variant, &why);
+                      &variant, &why, f32_dq);
   p.f32_dq = p.graph && variant.dq_type == CUDNN_DATA_FLOAT;
   if (p.graph)
     log_info("attention: cuDNN fused ", backward ? "backward" : "forward", " for b=", s.b,
@@ -128,7 +143,7 @@ CudnnGraph* CudnnAttention::plan(bool backward, const CudnnAttnShape& s) {
 
 bool CudnnAttention::backward_writes_f32_dq(const CudnnAttnShape& s) {
   if (!plan(true, s)) return false;
-  return plans_.at(std::tuple_cat(std::make_tuple(true), s.key())).f32_dq;
+  return plans_.at(std::tuple_cat(std::make_tuple(true, f32_dq_allowed()), s.key())).f32_dq;
 }
 
 namespace {

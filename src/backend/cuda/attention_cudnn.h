@@ -73,8 +73,9 @@ class CudnnAttention {
   void* handle_ = nullptr;  // cudnnHandle_t, created on first use
   bool tried_ = false;
   std::string why_unavailable_;
-  std::map<std::tuple<bool, int64_t, int64_t, int64_t, int64_t, int64_t, float>, Plan>
-      plans_;  // null graphs: shapes that failed (not retried)
+  // Keyed by (backward, F32 dQ allowed, shape); null graphs: shapes that
+  // failed (not retried).
+  std::map<std::tuple<bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, float>, Plan> plans_;
   void* workspace_ = nullptr;
   int64_t workspace_bytes_ = 0;
   int64_t calls_ = 0;

@@ -105,9 +105,10 @@ std::string CudnnSdpaVariant::name() const {
          type(k_view_type) + ", dQ " + type(dq_type);
 }
 
-std::vector<CudnnSdpaVariant> cudnn_sdpa_variants(bool backward) {
+std::vector<CudnnSdpaVariant> cudnn_sdpa_variants(bool backward, bool f32_dq) {
   std::vector<CudnnSdpaVariant> out;
-  for (const cudnnDataType_t dq : {CUDNN_DATA_FLOAT, CUDNN_DATA_BFLOAT16})
+  for (const cudnnDataType_t dq : {CUDNN_DATA_FLOAT, CUDNN_DATA_BFLOAT16}) {
+    if (dq == CUDNN_DATA_FLOAT && !f32_dq) continue;
     for (const cudnnDataType_t index : {CUDNN_DATA_FLOAT, CUDNN_DATA_INT32})
       for (const cudnnDataType_t k : {CUDNN_DATA_FLOAT, CUDNN_DATA_BFLOAT16}) {
         if (!backward) {
@@ -116,6 +117,7 @@ std::vector<CudnnSdpaVariant> cudnn_sdpa_variants(bool backward) {
         }
         out.push_back({index, k, dq});
       }
+  }
   return out;
 }
 
@@ -226,8 +228,8 @@ void build_sdpa_backward(CudnnGraph& g, const CudnnAttnShape& s, const CudnnSdpa
 std::unique_ptr<CudnnGraph> plan_sdpa(const CudnnApi& api, cudnnHandle_t handle,
                                       const CudnnDescriptor* device, bool backward,
                                       const CudnnAttnShape& s, CudnnSdpaVariant* variant,
-                                      std::string* why) {
-  for (const CudnnSdpaVariant& v : cudnn_sdpa_variants(backward)) {
+                                      std::string* why, bool f32_dq) {
+  for (const CudnnSdpaVariant& v : cudnn_sdpa_variants(backward, f32_dq)) {
     try {
       auto graph = std::make_unique<CudnnGraph>(api, handle, device);
       if (backward) build_sdpa_backward(*graph, s, v);

@@ -34,8 +34,9 @@ struct CudnnSdpaVariant {
   cudnnDataType_t dq_type = CUDNN_DATA_BFLOAT16;       // the backward's dQ
   std::string name() const;
 };
-// The variants to try for a pass, most likely first.
-std::vector<CudnnSdpaVariant> cudnn_sdpa_variants(bool backward);
+// The variants to try for a pass, most likely first; f32_dq false leaves out
+// those that write dQ in F32.
+std::vector<CudnnSdpaVariant> cudnn_sdpa_variants(bool backward, bool f32_dq = true);
 
 // Why cuDNN `version` (cudnnGetVersion's number) cannot run shape s, or ""
 // when it can: the gates of cuDNN's frontend for this graph on Hopper.
@@ -50,7 +51,7 @@ void build_sdpa_backward(CudnnGraph& g, const CudnnAttnShape& s, const CudnnSdpa
 std::unique_ptr<CudnnGraph> plan_sdpa(const CudnnApi& api, cudnnHandle_t handle,
                                       const CudnnDescriptor* device, bool backward,
                                       const CudnnAttnShape& s, CudnnSdpaVariant* variant,
-                                      std::string* why);
+                                      std::string* why, bool f32_dq = true);
 
 // The backward's own F32 buffers, placed before the plan's workspace: the dQ
 // accumulator [B, H, T, D] and the row sums of dO * O [B, H, T], each at a
