@@ -123,20 +123,8 @@ TEST_F(CudnnAttention, OtherShapesFallBackToOurKernels) {
 
 TEST_F(CudaOps, AttentionRejectsAnUnknownEngine) {
   if (gpu_->name() == "cpu") GTEST_SKIP() << "the CPU backend has one attention engine";
-  gpu_->set_matmul_precision(MatmulPrecision::BF16);
-  const Vec x(1 * 4 * 1 * 64, 0.5f);
-  const Tensor q = on(*gpu_, x, {1, 4, 1, 64});
-  const Tensor lse = on(*gpu_, Vec(4), {1, 1, 4});
-  const Tensor out = on(*gpu_, x, {1, 4, 1, 64});
-  const testing::ScopedEnv engine("HESSGPT_ATTENTION", "flash");
-  try {
-    gpu_->attention_forward(out, lse, q, q, q, 0.1, 0);
-    FAIL() << "HESSGPT_ATTENTION=flash was accepted";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("HESSGPT_ATTENTION must be ours, fp32 or cudnn"),
-              std::string::npos)
-        << e.what();
-  }
+  expect_attention_rejects("HESSGPT_ATTENTION", "flash",
+                           "HESSGPT_ATTENTION must be ours, fp32 or cudnn");
 }
 
 #ifdef HESSGPT_HAVE_CUDNN

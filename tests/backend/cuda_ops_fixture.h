@@ -122,6 +122,22 @@ class CudaOps : public ::testing::Test {
     }
     EXPECT_LE(off, got.size() / 50) << what << ": " << off << " elements one BF16 step off";
   }
+  // An attention forward under BF16 products with the environment variable
+  // `name` set to `value` must fail with an error containing `message`.
+  void expect_attention_rejects(const char* name, const char* value, const std::string& message) {
+    gpu_->set_matmul_precision(MatmulPrecision::BF16);
+    const Vec x(1 * 4 * 1 * 64, 0.5f);
+    const Tensor q = on(*gpu_, x, {1, 4, 1, 64});
+    const Tensor lse = on(*gpu_, Vec(4), {1, 1, 4});
+    const Tensor out = on(*gpu_, x, {1, 4, 1, 64});
+    const testing::ScopedEnv env(name, value);
+    try {
+      gpu_->attention_forward(out, lse, q, q, q, 0.1, 0);
+      FAIL() << name << "=" << value << " was accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(message), std::string::npos) << e.what();
+    }
+  }
   // Fresh poison, so that an element the kernel never writes shows up.
   Vec poison(size_t n) { return Vec(n, std::numeric_limits<float>::quiet_NaN()); }
 

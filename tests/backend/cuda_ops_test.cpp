@@ -482,19 +482,7 @@ TEST_F(CudaAttention, ForwardRowsPerWarpVariantsAgree) {
 
 TEST_F(CudaOps, AttentionRejectsAnUnknownBlockShape) {
   if (gpu_->name() == "cpu") GTEST_SKIP() << "the CPU kernels have no block shape";
-  gpu_->set_matmul_precision(MatmulPrecision::BF16);
-  const Vec x(1 * 4 * 1 * 64, 0.5f);
-  const Tensor q = on(*gpu_, x, {1, 4, 1, 64});
-  const Tensor lse = on(*gpu_, Vec(4), {1, 1, 4});
-  const Tensor out = on(*gpu_, x, {1, 4, 1, 64});
-  const testing::ScopedEnv rows("HESSGPT_ATTN_ROWS", "24");
-  try {
-    gpu_->attention_forward(out, lse, q, q, q, 0.1, 0);
-    FAIL() << "HESSGPT_ATTN_ROWS=24 was accepted";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("HESSGPT_ATTN_ROWS must be 16 or 32"), std::string::npos)
-        << e.what();
-  }
+  expect_attention_rejects("HESSGPT_ATTN_ROWS", "24", "HESSGPT_ATTN_ROWS must be 16 or 32");
 }
 
 // Decoding shape: fewer queries than keys, starting at q_pos0; both kernels
