@@ -48,7 +48,8 @@ def parse_args(argv=None):
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--profile", action="store_true",
                    help="one more step under torch.profiler: its kernel time per category "
-                   "(products, attention, Inductor's fused kernels, optimizer, other) and the top "
+                   "(products, attention, elementwise, optimizer, other: hessgpt's bench train "
+                   "--profile categories) and the top "
                    "kernels, in the JSON's \"profile\"")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     args = p.parse_args(argv)
@@ -66,7 +67,9 @@ PROFILE_CATEGORIES = (
     ("attention", r"flash|fmha|attention|sdpa|softmax_.*_kernel"),
     ("products", r"gemm|nvjet|cutlass|xmma|matmul|\bmm\b|addmm|sm90_|sm80_|cublas|aten::bmm"),
     ("optimizer", r"adam|multi_tensor|foreach"),
-    ("fused (inductor)", r"^triton_"),
+    # Inductor's fused kernels, and ATen's own elementwise and reductions:
+    # hessgpt's norms, RoPE, SwiGLU, loss and conversions (TimedBackend::category).
+    ("elementwise", r"^triton_|elementwise_kernel|reduce_kernel"),
 )
 
 

@@ -299,6 +299,8 @@ profile_rows() {  # model batch seq
 import json, sys
 d = json.load(open(sys.argv[1]))
 step_ms = 1000.0 * d["seconds_per_step"]
+for c, ms in d.get("profile_categories_ms", {}).items():
+    print(f"part {c}|{ms:.2f} ms/step ({100 * ms / step_ms:.1f} %): beside the torch rows' parts")
 for e in d["profile"][:int(__import__("os").environ.get("PROFILE_ROWS", "18"))]:
     print(f"{e['op']}|{e['ms_per_step']:.2f} ms/step ({100 * e['ms_per_step'] / step_ms:.1f} %), "
           f"{e['calls_per_step']:g} calls, {e['shape']}")

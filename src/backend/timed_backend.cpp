@@ -21,6 +21,25 @@ std::string product(const Tensor& c, const Tensor& a, bool trans_a, const Tensor
 
 }  // namespace
 
+const char* TimedBackend::category(const std::string& op) {
+  const auto starts = [&](const char* prefix) { return op.rfind(prefix, 0) == 0; };
+  if (starts("matmul")) return "products";
+  if (starts("attention")) return "attention";
+  if (op == "adamw_step" || op == "sum_squares" || op == "scale_inplace") return "optimizer";
+  if (starts("copy") || op == "allocate" || op == "release") return "other";
+  return "elementwise";
+}
+
+std::vector<std::pair<std::string, double>> TimedBackend::by_category(
+    const std::vector<Entry>& entries) {
+  std::map<std::string, double> ms;
+  for (const Entry& e : entries) ms[category(e.op)] += e.ms;
+  std::vector<std::pair<std::string, double>> out(ms.begin(), ms.end());
+  std::stable_sort(out.begin(), out.end(),
+                   [](const auto& a, const auto& b) { return a.second > b.second; });
+  return out;
+}
+
 TimedBackend::TimedBackend(Backend& inner) : inner_(inner) {
   if (inner.matmul_precision() != MatmulPrecision::FP32)
     Backend::set_matmul_precision(inner.matmul_precision());

@@ -27,6 +27,15 @@ class TimedBackend final : public Backend {
   };
   // Every (op, shape) seen since the last reset, the largest total time first.
   std::vector<Entry> entries() const;
+  // The part of a step an op belongs to, in the categories that
+  // bench/torch_train_step.py --profile sorts PyTorch's kernels into, so that
+  // the two profiles line up: "products", "attention", "optimizer",
+  // "elementwise" (norms, RoPE, SwiGLU, the loss, conversions: what Inductor
+  // fuses into its own kernels) and "other" (copies to and from the host,
+  // allocation).
+  static const char* category(const std::string& op);
+  // Milliseconds per category over `entries`, the largest first.
+  static std::vector<std::pair<std::string, double>> by_category(const std::vector<Entry>& entries);
   void reset() { table_.clear(); }
 
   Device device() const override { return inner_.device(); }

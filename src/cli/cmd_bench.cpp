@@ -76,6 +76,10 @@ void run_bench_train(const BenchTrainOptions& o) {
                       {"calls_per_step", static_cast<double>(e.calls) / static_cast<double>(r.steps)},
                       {"ms_per_step", e.ms / static_cast<double>(r.steps)}});
     j["profile"] = rows;
+    nlohmann::json parts = nlohmann::json::object();
+    for (const auto& [category, ms] : TimedBackend::by_category(profile))
+      parts[category] = ms / static_cast<double>(r.steps);
+    j["profile_categories_ms"] = parts;  // the categories of torch_train_step.py --profile
     j["profiled"] = true;  // synchronised after every op: slower than a plain step
   }
   if (backend->device() == Device::CUDA) {
@@ -91,7 +95,11 @@ void run_bench_train(const BenchTrainOptions& o) {
                 o.model.c_str(), backend->name().c_str(), threads, static_cast<long long>(o.batch),
                 static_cast<long long>(o.seq), r.tokens_per_s, r.seconds_per_step, r.gflops_per_s,
                 timed ? " (profiled: synchronised after every op)" : "");
-    if (timed) print_profile(profile, r.steps, r.seconds_per_step);
+    if (timed) {
+      print_profile(profile, r.steps, r.seconds_per_step);
+      for (const auto& [category, ms] : TimedBackend::by_category(profile))
+        std::printf("%-26s %19.3f ms/step\n", category.c_str(), ms / static_cast<double>(r.steps));
+    }
   }
 }
 

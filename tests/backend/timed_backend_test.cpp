@@ -2,6 +2,8 @@
 // counts each call once under its op and shapes.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <map>
 #include <string>
 #include <vector>
@@ -71,8 +73,28 @@ TEST(TimedBackend, CountsEachCallUnderItsOp) {
   EXPECT_EQ(calls["qk_norm_rope_forward"], 2 * layers * 2);
   EXPECT_EQ(calls["qk_norm_rope_backward"], 2 * layers);
   EXPECT_EQ(calls["matmul_add"], 2 * layers);
+  // The categories cover every op once: they add up to the whole.
+  double total = 0, by_parts = 0;
+  for (const TimedBackend::Entry& e : timed.entries()) total += e.ms;
+  const auto parts = TimedBackend::by_category(timed.entries());
+  for (const auto& [name, ms] : parts) by_parts += ms;
+  EXPECT_NEAR(by_parts, total, 1e-9 * std::max(1.0, total));
+  EXPECT_TRUE(std::is_sorted(parts.begin(), parts.end(),
+                             [](const auto& a, const auto& b) { return a.second > b.second; }));
   timed.reset();
   EXPECT_TRUE(timed.entries().empty());
+}
+
+// The categories are torch_train_step.py --profile's, so the two line up.
+TEST(TimedBackend, OpsFallIntoTorchProfileCategories) {
+  EXPECT_STREQ(TimedBackend::category("matmul"), "products");
+  EXPECT_STREQ(TimedBackend::category("matmul (accumulate)"), "products");
+  EXPECT_STREQ(TimedBackend::category("matmul_add"), "products");
+  EXPECT_STREQ(TimedBackend::category("attention_backward"), "attention");
+  EXPECT_STREQ(TimedBackend::category("adamw_step"), "optimizer");
+  EXPECT_STREQ(TimedBackend::category("rmsnorm_backward_copy"), "elementwise");
+  EXPECT_STREQ(TimedBackend::category("softcap_cross_entropy_into"), "elementwise");
+  EXPECT_STREQ(TimedBackend::category("copy_to_host"), "other");
 }
 
 // Under BF16 product inputs the norms' backward also writes dres's BF16 copy
