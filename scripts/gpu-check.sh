@@ -40,6 +40,8 @@
 #     32-row warps (HESSGPT_ATTN_ROWS=32; the default is 16).
 #   CUDNN_AB [1]: cuDNN's fused attention (HESSGPT_ATTENTION=cudnn) in `bench ops`
 #     attention rows and as a `bench train` row (with --bf16-activations) on AB_MODELS.
+#   CE_AB [1]: the cross-entropy rows of `bench ops` again with a warp per row
+#     (HESSGPT_CE_KERNEL=warp; the default is a block per row).
 #   NORM_AB [1]: the RMSNorm and QK-Norm rows of `bench ops` again with the
 #     generic kernels (HESSGPT_NORM_KERNELS=generic; the default holds rows in registers).
 #   A/B rows, on AB_MODELS [model1]: BF16_FFN_AB=1 adds --bf16-ffn; ATTN_AB=1
@@ -424,6 +426,8 @@ models=${BENCH_MODELS:-model1 model2}
 [[ " $models " == *" model1 "* ]] && ops_rows model1 32 1024
 [[ " $models " == *" model1 "* && ${ATTN_ROWS_AB:-1} == 1 ]] && ops_rows model1 32 1024 attention-32-rows HESSGPT_ATTN_ROWS=32
 [[ " $models " == *" model1 "* && ${CUDNN_AB:-1} == 1 ]] && ops_rows model1 32 1024 cudnn-attention HESSGPT_ATTENTION=cudnn
+[[ " $models " == *" model1 "* && ${CE_AB:-1} == 1 ]] &&
+  OPS_MATCH='softcap cross' ops_rows model1 32 1024 warp-cross-entropy HESSGPT_CE_KERNEL=warp
 [[ " $models " == *" model1 "* && ${NORM_AB:-1} == 1 ]] &&
   OPS_MATCH='rmsnorm|qk-norm' ops_rows model1 32 1024 generic-norms HESSGPT_NORM_KERNELS=generic
 

@@ -254,6 +254,15 @@ std::vector<OpTiming> run_ops_bench(const ModelConfig& c, Backend& be, int64_t b
            [&, logits, losses, targets] {
              be.softcap_cross_entropy(logits, losses, targets, c.logit_softcap, 1.0 / n);
            });
+    // The head under --bf16-activations: the gradient into BF16, logits kept.
+    if (be.supports(DType::BF16)) {
+      const Tensor dlogits16 = b.bf16({chunk, v});
+      b.time("softcap cross-entropy (into bf16)", dims({chunk, v}), 0, (f4 + 2.0) * chunk * v,
+             [&, logits, losses, targets, dlogits16] {
+               be.softcap_cross_entropy_into(dlogits16, logits, losses, targets, c.logit_softcap,
+                                             1.0 / n);
+             });
+    }
   }
   {
     const Tensor table = b.random({v, d}, 0.02f), out = b.random({n, d});

@@ -286,16 +286,22 @@ TEST_F(CudaOps, MatmulWithOddRowsRunsTransposed) {
 // losses against the CPU's, its BF16 gradient within one BF16 step of the CPU's
 // F32 gradient; and convert both ways.
 TEST_F(CudaOps, CrossEntropyIntoBf16AndConvert) {
-  const int64_t r = 9, v = 32008 % 1001;
-  std::vector<int32_t> targets = {3, -100, static_cast<int32_t>(v - 1), 0, 5, -100, 17, 200, 1};
-  const Vec z = random_floats(r * v, 90, 4.0);
-  const Tensor lc = on(cpu_, z, {r, v}), lossc = on(cpu_, poison(r), {r});
-  cpu_.softcap_cross_entropy(lc, lossc, ids_on(cpu_, targets), 30.0, 1.0 / 7.0);
-  const Tensor lg = on(*gpu_, z, {r, v}), lossg = on(*gpu_, poison(r), {r});
-  const Tensor g16 = on16(*gpu_, std::vector<uint16_t>(r * v, 0xffff), {r, v});
-  gpu_->softcap_cross_entropy_into(g16, lg, lossg, ids_on(*gpu_, targets), 30.0, 1.0 / 7.0);
-  expect_close(host(*gpu_, lossg), host(cpu_, lossc), 1e-5, "cross-entropy into bf16: losses");
-  expect_within_one_bf16_step(bits_of(*gpu_, g16), host(cpu_, lc), "cross-entropy into bf16: dlogits");
+  // Both kernels (HESSGPT_CE_KERNEL), the warp one at both access widths.
+  for (const char* kernel : {"rows", "warp"})
+    for (const int64_t v : {int64_t{32008 % 1001}, int64_t{32008}}) {
+      const testing::ScopedEnv choice("HESSGPT_CE_KERNEL", kernel);
+      const int64_t r = 9;
+      std::vector<int32_t> targets = {3, -100, static_cast<int32_t>(v - 1), 0, 5, -100, 17, 200, 1};
+      const Vec z = random_floats(r * v, 90, 4.0);
+      const Tensor lc = on(cpu_, z, {r, v}), lossc = on(cpu_, poison(r), {r});
+      cpu_.softcap_cross_entropy(lc, lossc, ids_on(cpu_, targets), 30.0, 1.0 / 7.0);
+      const Tensor lg = on(*gpu_, z, {r, v}), lossg = on(*gpu_, poison(r), {r});
+      const Tensor g16 = on16(*gpu_, std::vector<uint16_t>(r * v, 0xffff), {r, v});
+      gpu_->softcap_cross_entropy_into(g16, lg, lossg, ids_on(*gpu_, targets), 30.0, 1.0 / 7.0);
+      const std::string what = std::string(kernel) + " cross-entropy into bf16, v=" + std::to_string(v);
+      expect_close(host(*gpu_, lossg), host(cpu_, lossc), 1e-5, what + ": losses");
+      expect_within_one_bf16_step(bits_of(*gpu_, g16), host(cpu_, lc), what + ": dlogits");
+    }
 
   const Vec x = random_floats(1001, 91, 3.0);
   const Tensor x16 = on16(*gpu_, std::vector<uint16_t>(1001, 0xffff), {7, 143});

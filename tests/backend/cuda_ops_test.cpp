@@ -564,7 +564,11 @@ TEST_F(CudaOps, MatmulAddReadsTheResidual) {
 // Vocabularies held in registers (an odd width; 32008, the Mistral one) and
 // one past kCrossEntropyHeld (32768), which the two-sweep kernel takes.
 TEST_F(CudaOps, SoftcapAndFusedCrossEntropy) {
+  // Both kernels: a block per row (the default) and a warp per row; the
+  // widths cover the warp kernel's 16-byte and scalar accesses.
+  for (const char* kernel : {"rows", "warp"})
   for (const int64_t v : {int64_t{32008 % 1001}, int64_t{32008}, int64_t{32769}}) {
+    const testing::ScopedEnv choice("HESSGPT_CE_KERNEL", kernel);
     const int64_t r = 9;
     std::vector<int32_t> targets = {3, -100, static_cast<int32_t>(v - 1), 0, 5, -100, 17, 200, 1};
     for (double cap : {30.0, 2.0, 0.0}) {
@@ -582,7 +586,7 @@ TEST_F(CudaOps, SoftcapAndFusedCrossEntropy) {
           return out;
         };
         expect_outputs_close(run(*gpu_), run(cpu_), 1e-5,
-                             "cross-entropy v=" + std::to_string(v) + " cap=" +
+                             std::string(kernel) + " cross-entropy v=" + std::to_string(v) + " cap=" +
                                  std::to_string(cap) + " dscale=" + std::to_string(dscale));
       }
     }

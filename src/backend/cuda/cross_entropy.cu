@@ -7,9 +7,12 @@
 // logits or into a separate (BF16) tensor; the probability matrix never
 // exists.
 #include <cmath>
+#include <cstdlib>
+#include <string_view>
 
 #include "backend/cuda/device_util.cuh"
 #include "backend/cuda/kernels.h"
+#include "core/error.h"
 
 namespace hessgpt::cuda {
 namespace {
@@ -168,6 +171,113 @@ __global__ void __launch_bounds__(kCrossEntropyThreads)
   }
 }
 
+// One warp per row and two sweeps: an online max and sum of exponentials
+// (per lane, merged across the warp), then the gradient from a second read of
+// the row (from L2 while it is still there). No block barriers, and many rows
+// in flight per SM, where the register-held kernel keeps one 1024-thread block
+// (one row) per SM that idles through its reductions. VEC: values per access
+// (4: 16-byte loads, the row width a multiple of 4 and the rows aligned).
+template <int VEC, typename Grad>
+__global__ void __launch_bounds__(kCrossEntropyWarpThreads)
+    cross_entropy_warp_kernel(float* logits, Grad* grad, float* losses, const int32_t* targets,
+                              int64_t rows, int64_t v, float cap, float inv_cap, float dscale,
+                              uint32_t* bad) {
+  const int lane = threadIdx.x & 31;
+  const int64_t warps_per_block = blockDim.x >> 5;
+  const int64_t stride = gridDim.x * warps_per_block;
+  for (int64_t r = blockIdx.x * warps_per_block + (threadIdx.x >> 5); r < rows; r += stride) {
+    const float* z = logits + r * v;
+    Grad* gz = grad + r * v;
+    const int32_t target = targets[r];
+    if (target == kIgnoreIndex || target < 0 || target >= v) {
+      if (target != kIgnoreIndex && lane == 0) atomicMin(bad, static_cast<uint32_t>(r));
+      if (lane == 0) losses[r] = 0.0f;
+      if (dscale != 0.0f)
+        for (int64_t i = lane; i < v; i += 32) store_float(gz + i, 0.0f);
+      continue;
+    }
+    const auto load = [&](int64_t i, float (&x)[VEC]) {
+      if constexpr (VEC == 4) {
+        const Pack<float, 4> p = load_pack<4>(z + i);
+#pragma unroll
+        for (int k = 0; k < 4; ++k) x[k] = capped(p.v[k], cap, inv_cap);
+      } else {
+        x[0] = capped(z[i], cap, inv_cap);
+      }
+    };
+    float m = -INFINITY, s = 0.0f;
+#pragma unroll 4
+    for (int64_t i = lane * VEC; i < v; i += 32 * VEC) {
+      float x[VEC];
+      load(i, x);
+      float mx = x[0];
+#pragma unroll
+      for (int k = 1; k < VEC; ++k) mx = fmaxf(mx, x[k]);
+      if (mx > m) {
+        s *= expf(m - mx);  // 0 * expf(-inf) on the lane's first values
+        m = mx;
+      }
+#pragma unroll
+      for (int k = 0; k < VEC; ++k) s += expf(x[k] - m);
+    }
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) {
+      const float m2 = __shfl_xor_sync(kFullMask, m, off);
+      const float s2 = __shfl_xor_sync(kFullMask, s, off);
+      merge(m, s, m2, s2);
+    }
+    const float lse = m + logf(s);
+    if (lane == 0) losses[r] = lse - capped(z[target], cap, inv_cap);
+    if (dscale == 0.0f) continue;
+    __syncwarp();  // z[target] is read before the gradient may overwrite it
+#pragma unroll 4
+    for (int64_t i = lane * VEC; i < v; i += 32 * VEC) {
+      float x[VEC], g[VEC];
+      load(i, x);
+#pragma unroll
+      for (int k = 0; k < VEC; ++k) {
+        const float t = x[k] * inv_cap;  // tanh(z / cap); 0 when uncapped
+        g[k] = dscale * expf(x[k] - lse) * (1.0f - t * t);
+        if (i + k == target) g[k] -= dscale * (1.0f - t * t);  // the one-hot term
+      }
+      if constexpr (VEC == 4) {
+        Pack<Grad, 4> out;
+#pragma unroll
+        for (int k = 0; k < 4; ++k) store_float(&out.v[k], g[k]);
+        store_pack<4>(gz + i, out);
+      } else {
+        store_float(gz + i, g[0]);
+      }
+    }
+  }
+}
+
+// HESSGPT_CE_KERNEL: "rows" (the default: one block per row, register-held up
+// to kCrossEntropyHeld, else two sweeps) or "warp" (a warp per row) for A/B
+// timings. Read at every call, so that a test can compare them in one process.
+bool use_warp_kernel() {
+  const char* e = std::getenv("HESSGPT_CE_KERNEL");
+  if (!e || !*e || std::string_view(e) == "rows") return false;
+  if (std::string_view(e) == "warp") return true;
+  HG_FAIL("HESSGPT_CE_KERNEL must be rows or warp (got '", e, "')");
+}
+
+template <typename Grad>
+void launch_warp_kernel(float* logits, Grad* grad, float* losses, const int32_t* targets,
+                        int64_t rows, int64_t v, float cap, float inv_cap, float dscale,
+                        uint32_t* bad, cudaStream_t stream) {
+  constexpr int64_t kRowsPerBlock = kCrossEntropyWarpThreads / 32;
+  const auto blocks = static_cast<unsigned>(std::min<int64_t>(ceil_div(rows, kRowsPerBlock), 65535));
+  const bool vec = v % 4 == 0 && aligned_to(logits, 16) && aligned_to(grad, 4 * sizeof(Grad));
+  if (vec)
+    cross_entropy_warp_kernel<4><<<blocks, kCrossEntropyWarpThreads, 0, stream>>>(
+        logits, grad, losses, targets, rows, v, cap, inv_cap, dscale, bad);
+  else
+    cross_entropy_warp_kernel<1><<<blocks, kCrossEntropyWarpThreads, 0, stream>>>(
+        logits, grad, losses, targets, rows, v, cap, inv_cap, dscale, bad);
+  HG_CUDA_CHECK_LAUNCH();
+}
+
 }  // namespace
 
 void softcap(float* logits, int64_t rows, int64_t v, float cap, cudaStream_t stream) {
@@ -181,6 +291,9 @@ void softcap_cross_entropy(float* logits, float* losses, const int32_t* targets,
                            cudaStream_t stream, Grad* grad) {
   if (rows <= 0) return;
   const float inv_cap = cap > 0.0f ? 1.0f / cap : 0.0f;
+  if (use_warp_kernel())
+    return launch_warp_kernel(logits, device_ptr(grad), losses, targets, rows, v, cap, inv_cap,
+                              dscale, bad, stream);
   const int64_t blocks = std::min<int64_t>(rows, 65535);
   if (v <= kCrossEntropyHeld)
     cross_entropy_held_kernel<<<static_cast<unsigned>(blocks), kCrossEntropyHeldThreads, 0,

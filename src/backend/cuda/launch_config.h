@@ -124,6 +124,8 @@ inline int rmsnorm_backward_warps(int64_t d) {
 // (kCrossEntropyHeldThreads threads, kCrossEntropyPerThread each: 32768, the
 // Mistral vocabulary's 32008 with room); wider rows are swept twice.
 constexpr int kCrossEntropyThreads = 512;
+// The warp-per-row kernel (HESSGPT_CE_KERNEL=warp): 8 rows per block.
+constexpr int kCrossEntropyWarpThreads = 256;
 constexpr int kCrossEntropyHeldThreads = 1024;
 constexpr int kCrossEntropyPerThread = 32;
 constexpr int64_t kCrossEntropyHeld = int64_t{kCrossEntropyHeldThreads} * kCrossEntropyPerThread;
