@@ -120,6 +120,17 @@ void Backend::set_matmul_precision(MatmulPrecision p) {
   matmul_precision_ = p;
 }
 
+void check_concat_columns(const Tensor& dst, const Tensor& a, const Tensor& b) {
+  for (const Tensor* t : {&dst, &a, &b}) {
+    HG_CHECK(t->ndim >= 1 && t->data != nullptr, "concat_columns: an empty operand");
+    if (t->dtype != DType::F32 && t->dtype != DType::BF16)
+      HG_FAIL("concat_columns: F32 or BF16 operands, not ", dtype_name(t->dtype));
+  }
+  HG_CHECK(a.rows() == dst.rows() && b.rows() == dst.rows() && a.cols() + b.cols() == dst.cols(),
+           "concat_columns: ", dst.shape_string(), " is not ", a.shape_string(), " beside ",
+           b.shape_string());
+}
+
 std::vector<float> download_floats(Backend& backend, const Tensor& t) {
   std::vector<float> out(static_cast<size_t>(t.numel()));
   if (t.dtype == DType::F32) {

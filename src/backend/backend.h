@@ -69,6 +69,10 @@ class Backend {
   // dst = src converted: F32 -> BF16 rounds to nearest even, BF16 -> F32 is
   // exact, equal dtypes copy. Same numel.
   virtual void convert(const Tensor& dst, const Tensor& src) = 0;
+  // dst [R, A + B] = the rows of a [R, A] and b [R, B] side by side, each
+  // converted to dst's dtype as convert() does (F32 or BF16, any mix): one
+  // operand for two products that share the other.
+  virtual void concat_columns(const Tensor& dst, const Tensor& a, const Tensor& b) = 0;
   virtual void fill(const Tensor& x, double value) = 0;
   virtual void synchronize() {}
   // Bytes this backend could still allocate now (host: MemAvailable; GPU:
@@ -225,6 +229,10 @@ class Buffer {
   void* data_ = nullptr;
   size_t bytes_ = 0;
 };
+
+// The shapes and dtypes concat_columns takes (every backend checks them so):
+// throws Error naming the mismatch.
+void check_concat_columns(const Tensor& dst, const Tensor& a, const Tensor& b);
 
 // Host float copies of F32 or F64 tensors (values are converted for F64): the
 // one way weights, gradients and optimizer state travel to and from files.

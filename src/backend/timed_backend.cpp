@@ -99,6 +99,11 @@ void TimedBackend::copy(const Tensor& dst, const Tensor& src) {
 void TimedBackend::convert(const Tensor& dst, const Tensor& src) {
   timed("convert", sig(src) + " -> " + sig(dst), [&] { inner_.convert(dst, src); });
 }
+
+void TimedBackend::concat_columns(const Tensor& dst, const Tensor& a, const Tensor& b) {
+  timed("concat_columns", sig(a) + " | " + sig(b) + " -> " + sig(dst),
+        [&] { inner_.concat_columns(dst, a, b); });
+}
 void TimedBackend::fill(const Tensor& x, double value) {
   timed("fill", sig(x), [&] { inner_.fill(x, value); });
 }

@@ -55,6 +55,7 @@ class TimedBackend final : public Backend {
   void copy_to_host(void* dst, const Tensor& src) override;
   void copy(const Tensor& dst, const Tensor& src) override;
   void convert(const Tensor& dst, const Tensor& src) override;
+  void concat_columns(const Tensor& dst, const Tensor& a, const Tensor& b) override;
   void fill(const Tensor& x, double value) override;
 
   void matmul(const Tensor& c, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b,

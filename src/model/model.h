@@ -112,6 +112,10 @@ class Model {
   // The matching backward: dW (base trained), adapter grads, and dx (= or +=).
   void project_backward(int64_t layer, LoraTarget target, int weight, const Tensor& dx,
                         const Tensor& dy, const Tensor& x, float dx_beta);
+  // k and v's projection backward as one product for dln and one for their
+  // stacked weights' gradient (model_backward.cpp), where it applies.
+  bool fuses_kv_projections() const;
+  void kv_projections_backward(const LayerParamIndex& p, const Tensor& ln1);
   // Dropout is live only inside forward_backward, never in evaluate.
   void begin_lora_pass(bool training);
   void end_lora_pass();

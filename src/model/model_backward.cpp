@@ -2,6 +2,8 @@
 // the residual stream; each sub-block adds its contribution to it (the
 // residual connection passes it through unchanged). Parameter gradients +=.
 #include <cmath>
+#include <cstdlib>
+#include <string_view>
 
 #include "model/model.h"
 
@@ -28,6 +30,7 @@ void Model::backward_blocks() {
       be.rmsnorm_backward(a.dres, norm_grad(norm), a.dln, x, param(norm), rstd, accumulate);
   };
 
+  const bool fuse_kv = fuses_kv_projections();
   // Final norm: dln holds dloss/dlnf from the head.
   norm_backward(layout_.final_norm, a.output, a.rstdf, false, copy_dres);
 
@@ -67,12 +70,49 @@ void Model::backward_blocks() {
     }
     if (a.shared) be.rmsnorm_forward(la.ln1, la.rstd1, la.input, param(p.input_norm), c.rms_norm_eps);
     project_backward(l, LoraTarget::Q, p.q_proj, a.dln, a.dq_raw, la.ln1, 0.0f);
-    project_backward(l, LoraTarget::K, p.k_proj, a.dln, a.dk_raw, la.ln1, 1.0f);
-    project_backward(l, LoraTarget::V, p.v_proj, a.dln, a.dv.view({n, kv * hd}), la.ln1, 1.0f);
+    if (fuse_kv) {
+      kv_projections_backward(p, la.ln1);
+    } else {
+      project_backward(l, LoraTarget::K, p.k_proj, a.dln, a.dk_raw, la.ln1, 1.0f);
+      project_backward(l, LoraTarget::V, p.v_proj, a.dln, a.dv.view({n, kv * hd}), la.ln1, 1.0f);
+    }
     // The embedding's backward below reads the F32 dres: no copy after layer 0.
     norm_backward(p.input_norm, la.input, la.rstd1, true, copy_dres && l > 0);
   }
   if (trains_base()) be.embedding_backward(grad(layout_.embed), a.ids, a.dres);
+}
+
+// dk_raw and dv side by side as one BF16 operand [N, 2 KV*D] make k's and v's
+// input gradient one product (K = 2 KV*D) and their weight gradient another
+// (k_proj, v_proj adjacent: one [2 KV*D, C] block), where separate ones read
+// and wrote the F32 dln twice at K = KV*D (memory-bound: 150-185 TFLOP/s on
+// an H200). It applies without adapters, with dk_raw in BF16
+// (--bf16-activations): the operand then fits in dk's own bytes ([N, KV*D]
+// F32), free once QK-Norm's backward has read it. HESSGPT_FUSED_KV=0 keeps
+// the separate products (A/B timings).
+bool Model::fuses_kv_projections() const {
+  const Activations& a = acts_;
+  if (has_lora() || !a.bf16_activations || a.dk_raw.dtype != DType::BF16 ||
+      a.dk.dtype != DType::F32)
+    return false;
+  if (const char* e = std::getenv("HESSGPT_FUSED_KV"); e && std::string_view(e) == "0") return false;
+  for (const LayerParamIndex& p : layout_.layers) {
+    const ParamInfo& k = layout_.params[static_cast<size_t>(p.k_proj)];
+    if (layout_.params[static_cast<size_t>(p.v_proj)].offset != k.offset + k.numel) return false;
+  }
+  return true;
+}
+
+void Model::kv_projections_backward(const LayerParamIndex& p, const Tensor& ln1) {
+  Activations& a = acts_;
+  const int64_t n = a.batch * a.seq, kvd = config_.kv_dim();
+  const Tensor dkv(a.dk.data, DType::BF16, a.dk.device, {n, 2 * kvd});
+  backend_.concat_columns(dkv, a.dk_raw, a.dv.view({n, kvd}));
+  const Tensor wk = param(p.k_proj), gk = grad(p.k_proj);
+  const Tensor w(wk.data, wk.dtype, wk.device, {2 * kvd, wk.cols()});
+  const Tensor dw(gk.data, gk.dtype, gk.device, {2 * kvd, gk.cols()});
+  backend_.matmul(dw, dkv, true, ln1, false, 1.0f, 1.0f);     // d[Wk; Wv] += dkv^T ln1
+  backend_.matmul(a.dln, dkv, false, w, false, 1.0f, 1.0f);  // dln += dkv [Wk; Wv]
 }
 
 }  // namespace hessgpt

@@ -280,6 +280,37 @@ TEST(Bf16Storage, ConvertRoundsAndWidens) {
 
 // The cross-entropy's gradient into a BF16 tensor: the in-place F32 gradient,
 // rounded; the losses the same.
+// Two tensors' rows side by side, each value converted to the destination's
+// dtype exactly as convert() does, in every mix of F32 and BF16.
+TEST(Bf16Storage, ConcatColumnsPutsRowsSideBySide) {
+  CpuBackend be(2);
+  const int64_t rows = 5, ca = 3, cb = 7;
+  std::vector<float> a = random_floats(rows * ca, 1, 3.0), b = random_floats(rows * cb, 2, 3.0);
+  std::vector<uint16_t> a16 = rounded(a), b16 = rounded(b);
+  for (const bool a_bf16 : {false, true})
+    for (const bool b_bf16 : {false, true}) {
+      const std::vector<float> av = a_bf16 ? widened(a16) : a, bv = b_bf16 ? widened(b16) : b;
+      std::vector<float> want(rows * (ca + cb));
+      for (int64_t r = 0; r < rows; ++r) {
+        for (int64_t c = 0; c < ca; ++c) want[r * (ca + cb) + c] = av[r * ca + c];
+        for (int64_t c = 0; c < cb; ++c) want[r * (ca + cb) + ca + c] = bv[r * cb + c];
+      }
+      const Tensor ta = a_bf16 ? host16(a16, {rows, ca}) : host(a, {rows, ca});
+      const Tensor tb = b_bf16 ? host16(b16, {rows, cb}) : host(b, {rows, cb});
+      std::vector<float> out(want.size(), -1.0f);
+      be.concat_columns(host(out, {rows, ca + cb}), ta, tb);
+      EXPECT_EQ(out, want) << "F32 out, a " << (a_bf16 ? "BF16" : "F32") << ", b "
+                           << (b_bf16 ? "BF16" : "F32");
+      std::vector<uint16_t> out16(want.size(), 0xffff);
+      be.concat_columns(host16(out16, {rows, ca + cb}), ta, tb);
+      EXPECT_EQ(out16, rounded(want)) << "BF16 out";
+    }
+  std::vector<float> wrong(rows * (ca + cb + 1));
+  EXPECT_THROW(be.concat_columns(host(wrong, {rows, ca + cb + 1}), host(a, {rows, ca}),
+                                 host(b, {rows, cb})),
+               Error);
+}
+
 TEST(Bf16Storage, CrossEntropyGradientIntoBf16) {
   CpuBackend be(2);
   const int64_t r = 5, v = 97;

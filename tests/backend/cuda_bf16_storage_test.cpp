@@ -315,6 +315,33 @@ TEST_F(CudaOps, CrossEntropyIntoBf16AndConvert) {
   for (size_t i = 0; i < x.size(); ++i) ASSERT_EQ(wide[i], bf16_to_float(want[i])) << i;
 }
 
+// concat_columns in every mix of F32 and BF16 against the CPU's, bit for bit
+// (a copy or one rounding per value), at model1's k|v widths and an odd one.
+TEST_F(CudaOps, ConcatColumnsMatchesCpu) {
+  for (const auto [ca, cb] : {std::pair<int64_t, int64_t>{320, 320}, {37, 5}}) {
+    const int64_t rows = 129;
+    const Vec a = random_floats(rows * ca, 95, 3.0), b = random_floats(rows * cb, 96, 3.0);
+    for (const bool a16 : {false, true})
+      for (const bool b16 : {false, true})
+        for (const bool out16 : {false, true}) {
+          const auto run = [&](Backend& be) {
+            const Tensor ta = a16 ? on16(be, rounded(a), {rows, ca}) : on(be, a, {rows, ca});
+            const Tensor tb = b16 ? on16(be, rounded(b), {rows, cb}) : on(be, b, {rows, cb});
+            if (out16) {
+              const Tensor o = on16(be, std::vector<uint16_t>(rows * (ca + cb), 0xffff), {rows, ca + cb});
+              be.concat_columns(o, ta, tb);
+              return widened(bits_of(be, o));
+            }
+            const Tensor o = on(be, poison(rows * (ca + cb)), {rows, ca + cb});
+            be.concat_columns(o, ta, tb);
+            return host(be, o);
+          };
+          EXPECT_EQ(run(*gpu_), run(cpu_)) << "concat " << ca << " | " << cb << ", a16 " << a16
+                                           << ", b16 " << b16 << ", out16 " << out16;
+        }
+  }
+}
+
 // Attention's inputs in BF16 storage: under BF16 products the tensor-core
 // kernels read BF16 copies either way, so F32 inputs and their BF16 roundings
 // give the same bits; under FP32 products BF16 inputs read as their widened

@@ -15,6 +15,8 @@
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
+#include "backend/timed_backend.h"
+#include "common/test_util.h"
 #include "lora_test_util.h"
 #include "model/activations.h"
 #include "model/memory_estimate.h"
@@ -152,6 +154,42 @@ TEST(Bf16Activations, SameLossAsF32InputsUnderBf16Products) {
     EXPECT_GT(err, 0.0);
     std::printf("[ tiny, FFN %lld ] bf16 activations: loss %.6f (same), gradient relative error %.2e\n",
                 static_cast<long long>(c.intermediate_size), bf16.losses[0], err);
+  }
+}
+
+// k's and v's projection backward as one product each over dk_raw and dv side
+// by side (Model::kv_projections_backward): the losses are the separate
+// products' (the forward is the same) and the gradients agree to F32
+// summation order; the fused path really runs, one concat per layer.
+TEST(Bf16Activations, FusedKvProjectionsMatchSeparateProducts) {
+  if (!cpu_has_bf16_products()) GTEST_SKIP() << "no BF16 products in this build (oneDNN)";
+  for (const ModelConfig& c : {preset_config("tiny"), tiny_odd_ffn()}) {
+    const Passes fused = train_twice(c, false, false, bf16_activations(), true);
+    Passes separate;
+    {
+      const testing::ScopedEnv off("HESSGPT_FUSED_KV", "0");
+      separate = train_twice(c, false, false, bf16_activations(), true);
+    }
+    EXPECT_EQ(fused.losses, separate.losses) << "FFN " << c.intermediate_size;
+    EXPECT_LT(rel_error(fused.grads, separate.grads), 1e-5) << "FFN " << c.intermediate_size;
+  }
+  const ModelConfig c = preset_config("tiny");
+  for (const char* setting : {"1", "0"}) {
+    const testing::ScopedEnv choice("HESSGPT_FUSED_KV", setting);
+    CpuBackend inner(2);
+    inner.set_matmul_precision(MatmulPrecision::BF16);
+    TimedBackend timed(inner);
+    Model m(c, timed);
+    lora_test::randomise(m, 11, 0.2);
+    m.set_memory_options(bf16_activations());
+    m.zero_grads();
+    const lora_test::Batch batch = lora_test::random_batch(2 * 24, 1);
+    m.forward_backward(batch.ids.data(), batch.targets.data(), 2, 24, 0.01);
+    int64_t concats = 0;
+    for (const TimedBackend::Entry& e : timed.entries())
+      if (e.op == "concat_columns") concats += e.calls;
+    EXPECT_EQ(concats, std::string(setting) == "1" ? c.num_hidden_layers : 0)
+        << "HESSGPT_FUSED_KV=" << setting;
   }
 }
 

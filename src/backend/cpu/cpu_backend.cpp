@@ -116,6 +116,24 @@ void CpuBackend::convert(const Tensor& dst, const Tensor& src) {
   }
 }
 
+void CpuBackend::concat_columns(const Tensor& dst, const Tensor& a, const Tensor& b) {
+  for (const Tensor* t : {&dst, &a, &b}) check_cpu(*t, "concat_columns operand");
+  check_concat_columns(dst, a, b);
+  const int64_t rows = dst.rows(), ca = a.cols(), cb = b.cols();
+  const auto value = [](const Tensor& t, int64_t i) {
+    return t.dtype == DType::BF16 ? bf16_to_float(t.as<uint16_t>()[i]) : t.as<float>()[i];
+  };
+  const auto put = [&](int64_t i, float v) {
+    if (dst.dtype == DType::BF16) dst.as<uint16_t>()[i] = float_to_bf16(v);
+    else dst.as<float>()[i] = v;
+  };
+#pragma omp parallel for num_threads(threads_) schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t c = 0; c < ca; ++c) put(r * (ca + cb) + c, value(a, r * ca + c));
+    for (int64_t c = 0; c < cb; ++c) put(r * (ca + cb) + ca + c, value(b, r * cb + c));
+  }
+}
+
 void CpuBackend::fill(const Tensor& x, double value) {
   check_cpu(x, "fill");
   if (value == 0.0) {

@@ -30,6 +30,7 @@ class CpuBackend final : public Backend {
   void copy(const Tensor& dst, const Tensor& src) override;
   void fill(const Tensor& x, double value) override;
   void convert(const Tensor& dst, const Tensor& src) override;
+  void concat_columns(const Tensor& dst, const Tensor& a, const Tensor& b) override;
 
   void matmul(const Tensor& c, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b,
               float alpha, float beta) override;

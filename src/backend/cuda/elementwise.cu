@@ -253,4 +253,36 @@ void widen_bf16(float* dst, const uint16_t* src, int64_t n, cudaStream_t stream)
   launch_elementwise(n, stream, widen_kernel, dst, device_ptr(src), n);
 }
 
+namespace {
+// A thread per output element; consecutive threads write consecutive columns.
+template <typename Out, typename A, typename B>
+__global__ void concat_columns_kernel(Out* dst, const A* a, const B* b, int64_t rows, int64_t ca,
+                                      int64_t cb) {
+  const int64_t width = ca + cb, n = rows * width;
+  for (int64_t i = global_thread(); i < n; i += grid_stride()) {
+    const int64_t r = i / width, c = i % width;
+    store_float(dst + i, c < ca ? as_float(a[r * ca + c]) : as_float(b[r * cb + c - ca]));
+  }
+}
+}  // namespace
+
+template <typename Out, typename A, typename B>
+void concat_columns(Out* dst, const A* a, const B* b, int64_t rows, int64_t ca, int64_t cb,
+                    cudaStream_t stream) {
+  launch_elementwise(rows * (ca + cb), stream,
+                     concat_columns_kernel<device_t<Out>, device_t<A>, device_t<B>>,
+                     device_ptr(dst), device_ptr(a), device_ptr(b), rows, ca, cb);
+}
+#define HG_CONCAT_COLUMNS(Out, A, B) \
+  template void concat_columns(Out*, const A*, const B*, int64_t, int64_t, int64_t, cudaStream_t);
+#define HG_CONCAT_COLUMNS_INTO(Out)     \
+  HG_CONCAT_COLUMNS(Out, float, float)    \
+  HG_CONCAT_COLUMNS(Out, float, uint16_t) \
+  HG_CONCAT_COLUMNS(Out, uint16_t, float) \
+  HG_CONCAT_COLUMNS(Out, uint16_t, uint16_t)
+HG_CONCAT_COLUMNS_INTO(float)
+HG_CONCAT_COLUMNS_INTO(uint16_t)
+#undef HG_CONCAT_COLUMNS_INTO
+#undef HG_CONCAT_COLUMNS
+
 }  // namespace hessgpt::cuda
