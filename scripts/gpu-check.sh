@@ -38,6 +38,8 @@
 #     model1's shapes (speed of light, occupancy, warp stalls, memory), report in $LOGS.
 #   ATTN_ROWS_AB [1]: the attention rows of `bench ops` again with the forward's
 #     32-row warps (HESSGPT_ATTN_ROWS=32; the default is 16).
+#   FUSED_KV_AB [1]: a `bench train` row on AB_MODELS with k's and v's projection
+#     backward as separate products (HESSGPT_FUSED_KV=0; fused is the default).
 #   CUDNN_AB [1]: cuDNN's fused attention (HESSGPT_ATTENTION=cudnn) in `bench ops`
 #     attention rows and as a `bench train` row (with --bf16-activations) on AB_MODELS.
 #   CE_AB [1]: the cross-entropy rows of `bench ops` again with a warp per row
@@ -352,6 +354,8 @@ bench_pair() {  # model batch seq steps
   [[ ${RECOMPUTE_AB:-0} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-keep-all ""
   [[ ${TRANSPOSE_AB:-1} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-activations-direct \
       "${BENCH_FLAGS---recompute} --bf16-activations" HESSGPT_CUBLASLT_TRANSPOSE=0
+  [[ ${FUSED_KV_AB:-1} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-activations-separate-kv \
+      "${BENCH_FLAGS---recompute} --bf16-activations" HESSGPT_FUSED_KV=0
   [[ ${CUDNN_AB:-1} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-activations-cudnn \
       "${BENCH_FLAGS---recompute} --bf16-activations" HESSGPT_ATTENTION=cudnn
   [[ ${TUNE_AB:-0} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-activations-tuned \
