@@ -318,7 +318,7 @@ TEST_F(CudaOps, CrossEntropyIntoBf16AndConvert) {
 // concat_columns in every mix of F32 and BF16 against the CPU's, bit for bit
 // (a copy or one rounding per value), at model1's k|v widths and an odd one.
 TEST_F(CudaOps, ConcatColumnsMatchesCpu) {
-  for (const auto [ca, cb] : {std::pair<int64_t, int64_t>{320, 320}, {37, 5}}) {
+  for (const auto& [ca, cb] : {std::pair<int64_t, int64_t>{320, 320}, {37, 5}}) {
     const int64_t rows = 129;
     const Vec a = random_floats(rows * ca, 95, 3.0), b = random_floats(rows * cb, 96, 3.0);
     for (const bool a16 : {false, true})
