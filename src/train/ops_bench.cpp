@@ -140,6 +140,33 @@ std::vector<OpTiming> run_ops_bench(const ModelConfig& c, Backend& be, int64_t b
     product16("matmul o (bf16 att)", n, c.q_dim(), c.q_dim(), d, d, false);
     product16("matmul gate/up (bf16, padded)", n, d, d, ffn, ffnp, true);
     product16("matmul down (bf16 act, padded)", n, ffn, ffnp, d, d, false);
+    // k's and v's projection backward (Model::kv_projections_backward): the
+    // input and weight gradients as two products each, against dk_raw and dv
+    // side by side and one product each (the concatenation included).
+    const int64_t kvd = c.kv_dim();
+    const Tensor dk16 = b.bf16({n, kvd}), dvf = b.random({n, kvd}), dkv = b.bf16({n, 2 * kvd});
+    const Tensor ln = b.bf16({n, d}), wkv = b.random({2 * kvd, d}, 0.02f);
+    const Tensor gkv = b.constant({2 * kvd, d}, 0.0), dln = b.constant({n, d}, 0.0);
+    const Tensor wk = wkv.slice(0, kvd), wv = wkv.slice(kvd, 2 * kvd);
+    const Tensor gk = gkv.slice(0, kvd), gv = gkv.slice(kvd, 2 * kvd);
+    const double kv_flops = 2.0 * 2.0 * n * kvd * d;
+    b.time("k+v dx (two products)", dims({n, kvd}) + " x2", kv_flops, 0,
+           [&, dk16, dvf, wk, wv, dln] {
+             be.matmul(dln, dk16, false, wk, false, 1.0f, 1.0f);
+             be.matmul(dln, dvf, false, wv, false, 1.0f, 1.0f);
+           });
+    b.time("k+v dx (fused)", dims({n, 2 * kvd}), kv_flops, 0, [&, dk16, dvf, dkv, wkv, dln] {
+      be.concat_columns(dkv, dk16, dvf);
+      be.matmul(dln, dkv, false, wkv, false, 1.0f, 1.0f);
+    });
+    b.time("k+v dW (two products)", dims({kvd, d}) + " x2", kv_flops, 0,
+           [&, dk16, dvf, ln, gk, gv] {
+             be.matmul(gk, dk16, true, ln, false, 1.0f, 1.0f);
+             be.matmul(gv, dvf, true, ln, false, 1.0f, 1.0f);
+           });
+    b.time("k+v dW (fused)", dims({2 * kvd, d}), kv_flops, 0, [&, dkv, ln, gkv] {
+      be.matmul(gkv, dkv, true, ln, false, 1.0f, 1.0f);
+    });
   }
   {
     const Tensor x = b.random({n, d}), w = b.random({d}), out = b.random({n, d}), rstd = b.random({n});
