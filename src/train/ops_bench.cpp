@@ -150,23 +150,29 @@ std::vector<OpTiming> run_ops_bench(const ModelConfig& c, Backend& be, int64_t b
     const Tensor wk = wkv.slice(0, kvd), wv = wkv.slice(kvd, 2 * kvd);
     const Tensor gk = gkv.slice(0, kvd), gv = gkv.slice(kvd, 2 * kvd);
     const double kv_flops = 2.0 * 2.0 * n * kvd * d;
-    b.time("k+v dx (two products)", dims({n, kvd}) + " x2", kv_flops, 0,
+    // Bytes: dk_raw (BF16) and dv (F32) in, the weights, and dln read and
+    // written in F32 per product; the fused form also writes and reads dkv.
+    const double w_bytes = f4 * 2 * kvd * d, dln_rw = 2 * f4 * n * d;
+    const double dkv_bytes = 2.0 * n * 2 * kvd, grads_in = (2.0 + f4) * n * kvd;
+    b.time("k+v dx (two products)", dims({n, kvd}) + " x2", kv_flops,
+           grads_in + w_bytes + 2 * dln_rw,
            [&, dk16, dvf, wk, wv, dln] {
              be.matmul(dln, dk16, false, wk, false, 1.0f, 1.0f);
              be.matmul(dln, dvf, false, wv, false, 1.0f, 1.0f);
            });
-    b.time("k+v dx (fused)", dims({n, 2 * kvd}), kv_flops, 0, [&, dk16, dvf, dkv, wkv, dln] {
-      be.concat_columns(dkv, dk16, dvf);
-      be.matmul(dln, dkv, false, wkv, false, 1.0f, 1.0f);
-    });
-    b.time("k+v dW (two products)", dims({kvd, d}) + " x2", kv_flops, 0,
+    b.time("k+v dx (fused)", dims({n, 2 * kvd}), kv_flops,
+           grads_in + 2 * dkv_bytes + w_bytes + dln_rw, [&, dk16, dvf, dkv, wkv, dln] {
+             be.concat_columns(dkv, dk16, dvf);
+             be.matmul(dln, dkv, false, wkv, false, 1.0f, 1.0f);
+           });
+    b.time("k+v dW (two products)", dims({kvd, d}) + " x2", kv_flops,
+           grads_in + 2 * 2.0 * n * d + 2 * w_bytes,
            [&, dk16, dvf, ln, gk, gv] {
              be.matmul(gk, dk16, true, ln, false, 1.0f, 1.0f);
              be.matmul(gv, dvf, true, ln, false, 1.0f, 1.0f);
            });
-    b.time("k+v dW (fused)", dims({2 * kvd, d}), kv_flops, 0, [&, dkv, ln, gkv] {
-      be.matmul(gkv, dkv, true, ln, false, 1.0f, 1.0f);
-    });
+    b.time("k+v dW (fused)", dims({2 * kvd, d}), kv_flops, dkv_bytes + 2.0 * n * d + 2 * w_bytes,
+           [&, dkv, ln, gkv] { be.matmul(gkv, dkv, true, ln, false, 1.0f, 1.0f); });
   }
   {
     const Tensor x = b.random({n, d}), w = b.random({d}), out = b.random({n, d}), rstd = b.random({n});
