@@ -173,24 +173,36 @@ TEST(Bf16Activations, FusedKvProjectionsMatchSeparateProducts) {
     EXPECT_EQ(fused.losses, separate.losses) << "FFN " << c.intermediate_size;
     EXPECT_LT(rel_error(fused.grads, separate.grads), 1e-5) << "FFN " << c.intermediate_size;
   }
+  // One concat per layer where it applies: BF16 activations without adapters,
+  // unless switched off; none with F32 activations or with adapters.
   const ModelConfig c = preset_config("tiny");
-  for (const char* setting : {"1", "0"}) {
+  const auto concats = [&](const char* setting, const MemoryOptions& memory, bool lora) {
     const testing::ScopedEnv choice("HESSGPT_FUSED_KV", setting);
     CpuBackend inner(2);
     inner.set_matmul_precision(MatmulPrecision::BF16);
     TimedBackend timed(inner);
     Model m(c, timed);
+    if (lora) {
+      LoraConfig lc;
+      lc.rank = 4;
+      lc.dropout = 0.0;
+      m.enable_lora(lc, 3);
+    }
     lora_test::randomise(m, 11, 0.2);
-    m.set_memory_options(bf16_activations());
-    m.zero_grads();
+    m.set_memory_options(memory);
+    if (lora) m.zero_lora_grads();
+    else m.zero_grads();
     const lora_test::Batch batch = lora_test::random_batch(2 * 24, 1);
     m.forward_backward(batch.ids.data(), batch.targets.data(), 2, 24, 0.01);
-    int64_t concats = 0;
+    int64_t n = 0;
     for (const TimedBackend::Entry& e : timed.entries())
-      if (e.op == "concat_columns") concats += e.calls;
-    EXPECT_EQ(concats, std::string(setting) == "1" ? c.num_hidden_layers : 0)
-        << "HESSGPT_FUSED_KV=" << setting;
-  }
+      if (e.op == "concat_columns") n += e.calls;
+    return n;
+  };
+  EXPECT_EQ(concats("1", bf16_activations(), false), c.num_hidden_layers);
+  EXPECT_EQ(concats("0", bf16_activations(), false), 0);
+  EXPECT_EQ(concats("1", bf16_ffn(), false), 0) << "F32 products' inputs";
+  EXPECT_EQ(concats("1", bf16_activations(), true), 0) << "adapters";
 }
 
 // With adapters (no dropout) the products' inputs are BF16 too, at the exact
