@@ -21,10 +21,6 @@ namespace {
 using namespace cuda_test;
 
 #ifdef HESSGPT_HAVE_CUDA
-struct CudnnCase {
-  int64_t b, t, h, kv, d;
-};
-
 class CudnnAttention : public CudaOps {
  protected:
   void SetUp() override {
@@ -39,7 +35,7 @@ class CudnnAttention : public CudaOps {
 
   // out, lse, dq, dk, dv: on the GPU from BF16 q, k, v (out in BF16); on the
   // CPU from the same BF16 values in F32.
-  std::vector<Vec> run(Backend& be, const CudnnCase& c, bool gpu) {
+  std::vector<Vec> run(Backend& be, const AttnCase& c, bool gpu) {
     const std::vector<uint16_t> q = rounded(random_floats(c.b * c.t * c.h * c.d, 71, 1.5));
     const std::vector<uint16_t> k = rounded(random_floats(c.b * c.t * c.kv * c.d, 72, 1.5));
     const std::vector<uint16_t> v = rounded(random_floats(c.b * c.t * c.kv * c.d, 73));
@@ -53,13 +49,10 @@ class CudnnAttention : public CudaOps {
                            : on(be, poison(q.size()), {c.b, c.t, c.h, c.d});
     const Tensor lse = on(be, poison(c.b * c.h * c.t), {c.b, c.h, c.t});
     be.attention_forward(out, lse, tq, tk, tv, scale, 0);
-    const Tensor dq = on(be, poison(q.size()), {c.b, c.t, c.h, c.d});
-    const Tensor dk = on(be, poison(k.size()), {c.b, c.t, c.kv, c.d});
-    const Tensor dv = on(be, poison(v.size()), {c.b, c.t, c.kv, c.d});
-    be.attention_backward(dq, dk, dv, on(be, dout, {c.b, c.t, c.h, c.d}), tq, tk, tv, out, lse,
-                          scale);
-    const Vec o = gpu ? widened(bits_of(be, out)) : host(be, out);
-    return {o, host(be, lse), host(be, dq), host(be, dk), host(be, dv)};
+    std::vector<Vec> r{gpu ? widened(bits_of(be, out)) : host(be, out), host(be, lse)};
+    for (Vec& g : attention_grads(be, c, dout, tq, tk, tv, out, lse, scale))
+      r.push_back(std::move(g));
+    return r;
   }
 
   CudaBackend* cuda_ = nullptr;
@@ -71,10 +64,10 @@ class CudnnAttention : public CudaOps {
 TEST_F(CudnnAttention, FusedAttentionMatchesCpu) {
   const testing::ScopedEnv engine("HESSGPT_ATTENTION", "cudnn");
   // Few shapes: cuDNN compiles its kernels for each at run time.
-  const CudnnCase cases[] = {{2, 128, 4, 2, 64}, {1, 256, 4, 4, 128}, {1, 384, 6, 3, 32}};
+  const AttnCase cases[] = {{2, 128, 4, 2, 64}, {1, 256, 4, 4, 128}, {1, 384, 6, 3, 32}};
   const char* names[] = {"out", "lse", "dq", "dk", "dv"};
   int64_t expected_calls = 0;
-  for (const CudnnCase& c : cases) {
+  for (const AttnCase& c : cases) {
     const auto g = run(*gpu_, c, true), want = run(cpu_, c, false);
     expected_calls += 2;
     ASSERT_EQ(cuda_->cudnn_attention_calls(), expected_calls)
@@ -91,7 +84,7 @@ TEST_F(CudnnAttention, FusedAttentionMatchesCpu) {
 // gradient to within one BF16 rounding; dK and dV come from the same graph.
 TEST_F(CudnnAttention, F32AndBf16DqAgree) {
   const testing::ScopedEnv engine("HESSGPT_ATTENTION", "cudnn");
-  const CudnnCase c{2, 128, 4, 2, 64};
+  const AttnCase c{2, 128, 4, 2, 64};
   std::vector<Vec> by_type[2];
   for (int i = 0; i < 2; ++i) {
     const testing::ScopedEnv dq("HESSGPT_CUDNN_DQ", i == 0 ? "f32" : "bf16");

@@ -70,6 +70,10 @@ inline void expect_outputs_close(const Outputs& got, const Outputs& want, double
     expect_close(got[i].second, want[i].second, tol, what + " " + got[i].first);
 }
 
+struct AttnCase {
+  int64_t b, t, h, kv, d;
+};
+
 class CudaOps : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -138,16 +142,24 @@ class CudaOps : public ::testing::Test {
       EXPECT_NE(std::string(e.what()).find(message), std::string::npos) << e.what();
     }
   }
+  // dq, dk, dv of one attention backward on `be` for case c, from outputs
+  // that start as poison (an element never written shows up).
+  std::vector<Vec> attention_grads(Backend& be, const AttnCase& c, const Vec& dout,
+                                   const Tensor& q, const Tensor& k, const Tensor& v,
+                                   const Tensor& out, const Tensor& lse, double scale) {
+    const Tensor dq = on(be, poison(q.numel()), {c.b, c.t, c.h, c.d});
+    const Tensor dk = on(be, poison(k.numel()), {c.b, c.t, c.kv, c.d});
+    const Tensor dv = on(be, poison(v.numel()), {c.b, c.t, c.kv, c.d});
+    be.attention_backward(dq, dk, dv, on(be, dout, {c.b, c.t, c.h, c.d}), q, k, v, out, lse,
+                          scale);
+    return {host(be, dq), host(be, dk), host(be, dv)};
+  }
   // Fresh poison, so that an element the kernel never writes shows up.
   Vec poison(size_t n) { return Vec(n, std::numeric_limits<float>::quiet_NaN()); }
 
   CpuBackend cpu_{2};
   std::unique_ptr<Backend> gpu_;
   std::deque<Buffer> buffers_;
-};
-
-struct AttnCase {
-  int64_t b, t, h, kv, d;
 };
 
 }  // namespace hessgpt::cuda_test

@@ -382,13 +382,9 @@ class CudaAttention : public CudaOps {
     const Tensor out = on(be, poison(q.size()), {c.b, c.t, c.h, c.d});
     const Tensor lse = on(be, poison(c.b * c.h * c.t), {c.b, c.h, c.t});
     be.attention_forward(out, lse, tq, tk, tv, scale, 0);
-    const Tensor dq = on(be, poison(q.size()), {c.b, c.t, c.h, c.d});
-    const Tensor dk = on(be, poison(k.size()), {c.b, c.t, c.kv, c.d});
-    const Tensor dv = on(be, poison(v.size()), {c.b, c.t, c.kv, c.d});
-    be.attention_backward(dq, dk, dv, on(be, dout, {c.b, c.t, c.h, c.d}), tq, tk, tv, out, lse,
-                          scale);
-    std::vector<Vec> r;
-    for (const Tensor* x : {&out, &lse, &dq, &dk, &dv}) r.push_back(host(be, *x));
+    std::vector<Vec> r{host(be, out), host(be, lse)};
+    for (Vec& g : attention_grads(be, c, dout, tq, tk, tv, out, lse, scale))
+      r.push_back(std::move(g));
     return r;
   }
 

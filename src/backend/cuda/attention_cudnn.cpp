@@ -29,7 +29,6 @@ CudnnAttention::~CudnnAttention() {
 #ifdef HESSGPT_HAVE_CUDNN
   if (handle_) cudnn()->destroy(static_cast<cudnnHandle_t>(handle_));
 #endif
-  if (workspace_) cudaFree(workspace_);
 }
 
 bool CudnnAttention::available() {
@@ -82,17 +81,6 @@ std::string CudnnAttention::device_properties_json() {
 #endif
 }
 
-void* CudnnAttention::workspace(int64_t bytes) {
-  if (bytes > workspace_bytes_) {
-    if (workspace_) HG_CUDA_CHECK(cudaFree(workspace_));
-    workspace_ = nullptr;
-    workspace_bytes_ = 0;
-    HG_CUDA_CHECK(cudaMalloc(&workspace_, static_cast<size_t>(bytes)));
-    workspace_bytes_ = bytes;
-  }
-  return workspace_;
-}
-
 namespace {
 // HESSGPT_CUDNN_DQ=bf16 keeps to the backward graphs that write dQ in BF16 (as
 // cuDNN's frontend does); unset or "f32" tries F32 first. Read per plan, so a
@@ -105,45 +93,52 @@ bool f32_dq_allowed() {
 }
 }  // namespace
 
-CudnnGraph* CudnnAttention::plan(bool backward, const CudnnAttnShape& s) {
-  if (!available()) return nullptr;
+namespace {
+std::string shape_text(const CudnnAttnShape& s) {
+  return str_cat("b=", s.b, " t=", s.t, " h=", s.h, " kv=", s.kv, " d=", s.d);
+}
+}  // namespace
+
+const CudnnAttention::Plan& CudnnAttention::plan(bool backward, const CudnnAttnShape& s) {
+  static const Plan none;
+  if (!available()) return none;
 #ifdef HESSGPT_HAVE_CUDNN
   const bool f32_dq = backward && f32_dq_allowed();
   const auto key = std::tuple_cat(std::make_tuple(backward, f32_dq), s.key());
   const auto it = plans_.find(key);
-  if (it != plans_.end()) return it->second.graph.get();
+  if (it != plans_.end()) return it->second;
+  Plan& p = plans_[key];  // stays empty where cuDNN cannot run the shape
   if (const std::string no = cudnn_sdpa_unsupported(cudnn()->get_version(), s); !no.empty()) {
-    log_warn("attention: cuDNN's fused attention does not take b=", s.b, " t=", s.t, " h=", s.h,
-             " kv=", s.kv, " d=", s.d, ": ", no, "; our kernels run it");
-    plans_[key] = Plan{};
-    return nullptr;
+    log_warn("attention: cuDNN's fused attention does not take ", shape_text(s), ": ", no,
+             "; our kernels run it");
+    return p;
   }
   // The variants differ in details cuDNN's versions disagree on: the first
   // whose plan finalises is kept.
   CudnnSdpaVariant variant;
   std::string why;
-  Plan p;
   p.graph = plan_sdpa(*cudnn(), static_cast<cudnnHandle_t>(handle_), nullptr, backward, s,
                       &variant, &why, f32_dq);
   p.f32_dq = p.graph && variant.dq_type == CUDNN_DATA_FLOAT;
   if (p.graph)
-    log_info("attention: cuDNN fused ", backward ? "backward" : "forward", " for b=", s.b,
-             " t=", s.t, " h=", s.h, " kv=", s.kv, " d=", s.d, " (", variant.name(), "): engine ",
-             p.graph->engine(), ", workspace ", p.graph->workspace_bytes(), " bytes");
+    log_info("attention: cuDNN fused ", backward ? "backward" : "forward", " for ",
+             shape_text(s), " (", variant.name(), "): engine ", p.graph->engine(), ", workspace ",
+             p.graph->workspace_bytes(), " bytes");
   else
-    log_warn("attention: cuDNN has no fused ", backward ? "backward" : "forward", " for b=", s.b,
-             " t=", s.t, " h=", s.h, " kv=", s.kv, " d=", s.d, "; our kernels run it. ", why);
-  return (plans_[key] = std::move(p)).graph.get();
+    log_warn("attention: cuDNN has no fused ", backward ? "backward" : "forward", " for ",
+             shape_text(s), "; our kernels run it. ", why);
+  return p;
 #else
   (void)backward;
   (void)s;
-  return nullptr;
+  return none;
 #endif
 }
 
-bool CudnnAttention::backward_writes_f32_dq(const CudnnAttnShape& s) {
-  if (!plan(true, s)) return false;
-  return plans_.at(std::tuple_cat(std::make_tuple(true, f32_dq_allowed()), s.key())).f32_dq;
+bool CudnnAttention::backward_planned(const CudnnAttnShape& s, bool* f32_dq) {
+  const Plan& p = plan(true, s);
+  *f32_dq = p.f32_dq;
+  return p.graph != nullptr;
 }
 
 namespace {
@@ -162,7 +157,7 @@ void execute(void* handle, const CudnnGraph& g,
 
 bool CudnnAttention::forward(uint16_t* out, float* stats, const uint16_t* q, const uint16_t* k,
                              const uint16_t* v, const CudnnAttnShape& s) {
-  CudnnGraph* g = plan(false, s);
+  const CudnnGraph* g = plan(false, s).graph.get();
   if (!g) return false;
 #ifdef HESSGPT_HAVE_CUDNN
   // By-value scalars: host values, read when the work is enqueued.
@@ -175,7 +170,7 @@ bool CudnnAttention::forward(uint16_t* out, float* stats, const uint16_t* q, con
            {kSdpaStats, stats},
            {kSdpaScale, &scale},
            {kSdpaFill, &fill}},
-          workspace(g->workspace_bytes()));
+          workspace_.get(static_cast<size_t>(g->workspace_bytes())));
   ++calls_;
   return true;
 #else
@@ -187,11 +182,11 @@ bool CudnnAttention::forward(uint16_t* out, float* stats, const uint16_t* q, con
 bool CudnnAttention::backward(void* dq, uint16_t* dk, uint16_t* dv, const uint16_t* dout,
                               const uint16_t* q, const uint16_t* k, const uint16_t* v,
                               const uint16_t* out, const float* stats, const CudnnAttnShape& s) {
-  CudnnGraph* g = plan(true, s);
+  const CudnnGraph* g = plan(true, s).graph.get();
   if (!g) return false;
 #ifdef HESSGPT_HAVE_CUDNN
   const SdpaBackwardBuffers buf = sdpa_backward_buffers(s);
-  char* ws = static_cast<char*>(workspace(buf.bytes + g->workspace_bytes()));
+  char* ws = static_cast<char*>(workspace_.get(static_cast<size_t>(buf.bytes + g->workspace_bytes())));
   // cuDNN clears the dQ accumulator itself from 9.6 on (its frontend's note).
   if (cudnn()->get_version() < 90600)
     HG_CUDA_CHECK(cudaMemsetAsync(ws + buf.dq_accum, 0, static_cast<size_t>(buf.softmax_sum),

@@ -19,6 +19,8 @@
 #include <string>
 #include <tuple>
 
+#include "backend/cuda/device_scratch.h"
+
 namespace hessgpt::cuda {
 
 class CudnnGraph;
@@ -38,15 +40,14 @@ class CudnnAttention {
 
   // Whether cuDNN could be loaded (its version, or why not, in status()).
   bool available();
-  // Whether a backward plan exists for the shape (built now if need be), and
-  // whether it writes dq in F32 (else BF16).
-  bool backward_planned(const CudnnAttnShape& s) { return plan(true, s) != nullptr; }
-  bool backward_writes_f32_dq(const CudnnAttnShape& s);
+  // Whether a backward plan exists for the shape (built now if need be); if
+  // so, *f32_dq says whether it writes dq in F32 (else BF16).
+  bool backward_planned(const CudnnAttnShape& s, bool* f32_dq);
   // Each returns false, enqueuing nothing, when cuDNN cannot run the shape.
   // Pointers: device memory, BF16 as uint16_t.
   bool forward(uint16_t* out, float* stats, const uint16_t* q, const uint16_t* k,
                const uint16_t* v, const CudnnAttnShape& s);
-  // dq: F32 or BF16 as backward_writes_f32_dq says.
+  // dq: F32 or BF16 as backward_planned says.
   bool backward(void* dq, uint16_t* dk, uint16_t* dv, const uint16_t* dout,
                 const uint16_t* q, const uint16_t* k, const uint16_t* v, const uint16_t* out,
                 const float* stats, const CudnnAttnShape& s);
@@ -66,8 +67,7 @@ class CudnnAttention {
     std::unique_ptr<CudnnGraph> graph;
     bool f32_dq = false;
   };
-  CudnnGraph* plan(bool backward, const CudnnAttnShape& s);
-  void* workspace(int64_t bytes);
+  const Plan& plan(bool backward, const CudnnAttnShape& s);
 
   cudaStream_t stream_;
   void* handle_ = nullptr;  // cudnnHandle_t, created on first use
@@ -76,8 +76,7 @@ class CudnnAttention {
   // Keyed by (backward, F32 dQ allowed, shape); null graphs: shapes that
   // failed (not retried).
   std::map<std::tuple<bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, float>, Plan> plans_;
-  void* workspace_ = nullptr;
-  int64_t workspace_bytes_ = 0;
+  DeviceScratch workspace_;
   int64_t calls_ = 0;
 };
 

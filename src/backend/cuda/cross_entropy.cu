@@ -38,16 +38,27 @@ __device__ __forceinline__ void merge(float& m, float& s, float m2, float s2) {
 
 // A row whose target is ignored or out of range (reported through bad, the
 // smallest such row): loss 0 and, when a gradient is wanted, zeros. True when
-// the row needs nothing else.
+// the row needs nothing else. The row's threads are thread 0 .. threads - 1
+// (a block's, or a warp's lanes).
 template <typename Grad>
 __device__ bool ignored_row(int64_t r, int32_t target, int64_t v, Grad* gz, float* losses,
-                            float dscale, uint32_t* bad) {
+                            float dscale, uint32_t* bad, int thread, int threads) {
   if (target != kIgnoreIndex && target >= 0 && target < v) return false;
-  if (target != kIgnoreIndex && threadIdx.x == 0) atomicMin(bad, static_cast<uint32_t>(r));
-  if (threadIdx.x == 0) losses[r] = 0.0f;
+  if (target != kIgnoreIndex && thread == 0) atomicMin(bad, static_cast<uint32_t>(r));
+  if (thread == 0) losses[r] = 0.0f;
   if (dscale != 0.0f)
-    for (int64_t i = threadIdx.x; i < v; i += blockDim.x) store_float(gz + i, 0.0f);
+    for (int64_t i = thread; i < v; i += threads) store_float(gz + i, 0.0f);
   return true;
+}
+
+// Every lane's (max, sum) summary merged into one, held by every lane.
+__device__ __forceinline__ void merge_across_warp(float& m, float& s) {
+#pragma unroll
+  for (int off = 16; off > 0; off >>= 1) {
+    const float m2 = __shfl_xor_sync(kFullMask, m, off);
+    const float s2 = __shfl_xor_sync(kFullMask, s, off);
+    merge(m, s, m2, s2);
+  }
 }
 
 // Rows of at most kCrossEntropyHeld: thread t holds the capped logits t,
@@ -62,7 +73,7 @@ __global__ void __launch_bounds__(kCrossEntropyHeldThreads)
     const float* z = logits + r * v;
     Grad* gz = grad + r * v;
     const int32_t target = targets[r];
-    if (ignored_row(r, target, v, gz, losses, dscale, bad)) continue;
+    if (ignored_row(r, target, v, gz, losses, dscale, bad, threadIdx.x, blockDim.x)) continue;
     // Slot k is element threadIdx.x + k * kCrossEntropyHeldThreads: constant
     // offsets from the thread's first element (immediates in the loads and
     // stores, not a register each).
@@ -118,7 +129,7 @@ __global__ void __launch_bounds__(kCrossEntropyThreads)
     float* z = logits + r * v;
     Grad* gz = grad + r * v;
     const int32_t target = targets[r];
-    if (ignored_row(r, target, v, gz, losses, dscale, bad)) continue;
+    if (ignored_row(r, target, v, gz, losses, dscale, bad, threadIdx.x, blockDim.x)) continue;
     float m = -INFINITY, s = 0.0f;
     for (int64_t i = threadIdx.x; i < v; i += blockDim.x) {
       const float x = capped(z[i], cap, inv_cap);
@@ -129,12 +140,7 @@ __global__ void __launch_bounds__(kCrossEntropyThreads)
         s += expf(x - m);
       }
     }
-#pragma unroll
-    for (int off = 16; off > 0; off >>= 1) {
-      const float m2 = __shfl_xor_sync(kFullMask, m, off);
-      const float s2 = __shfl_xor_sync(kFullMask, s, off);
-      merge(m, s, m2, s2);
-    }
+    merge_across_warp(m, s);
     if (lane == 0) {
       shared_m[warp] = m;
       shared_s[warp] = s;
@@ -144,12 +150,7 @@ __global__ void __launch_bounds__(kCrossEntropyThreads)
       const int warps = blockDim.x >> 5;
       m = lane < warps ? shared_m[lane] : -INFINITY;
       s = lane < warps ? shared_s[lane] : 0.0f;
-#pragma unroll
-      for (int off = 16; off > 0; off >>= 1) {
-        const float m2 = __shfl_xor_sync(kFullMask, m, off);
-        const float s2 = __shfl_xor_sync(kFullMask, s, off);
-        merge(m, s, m2, s2);
-      }
+      merge_across_warp(m, s);
       if (lane == 0) {
         const float lse = m + logf(s);
         row_lse = lse;
@@ -189,13 +190,7 @@ __global__ void __launch_bounds__(kCrossEntropyWarpThreads)
     const float* z = logits + r * v;
     Grad* gz = grad + r * v;
     const int32_t target = targets[r];
-    if (target == kIgnoreIndex || target < 0 || target >= v) {
-      if (target != kIgnoreIndex && lane == 0) atomicMin(bad, static_cast<uint32_t>(r));
-      if (lane == 0) losses[r] = 0.0f;
-      if (dscale != 0.0f)
-        for (int64_t i = lane; i < v; i += 32) store_float(gz + i, 0.0f);
-      continue;
-    }
+    if (ignored_row(r, target, v, gz, losses, dscale, bad, lane, 32)) continue;
     const auto load = [&](int64_t i, float (&x)[VEC]) {
       if constexpr (VEC == 4) {
         const Pack<float, 4> p = load_pack<4>(z + i);
@@ -220,12 +215,7 @@ __global__ void __launch_bounds__(kCrossEntropyWarpThreads)
 #pragma unroll
       for (int k = 0; k < VEC; ++k) s += expf(x[k] - m);
     }
-#pragma unroll
-    for (int off = 16; off > 0; off >>= 1) {
-      const float m2 = __shfl_xor_sync(kFullMask, m, off);
-      const float s2 = __shfl_xor_sync(kFullMask, s, off);
-      merge(m, s, m2, s2);
-    }
+    merge_across_warp(m, s);
     const float lse = m + logf(s);
     if (lane == 0) losses[r] = lse - capped(z[target], cap, inv_cap);
     if (dscale == 0.0f) continue;

@@ -46,8 +46,6 @@ CudaBackend::~CudaBackend() {
   if (s_->stream) cudaStreamSynchronize(s_->stream);
   s_->lt.reset();
   s_->cudnn_attention.reset();
-  for (void* p : s_->scratch)
-    if (p) cudaFree(p);
   if (s_->pinned) cudaFreeHost(s_->pinned);
   if (s_->stream) cudaStreamDestroy(s_->stream);
 }

@@ -77,14 +77,15 @@ int64_t CudaBackend::cudnn_attention_calls() const {
   return s_->cudnn_attention ? s_->cudnn_attention->calls() : 0;
 }
 
-// cuDNN's fused attention takes the training shape in BF16 storage: all of
-// q, k, v, out in BF16, queries = keys from position 0 (no decoding offset),
-// head dims a multiple of 8 up to 128.
+// cuDNN's fused attention, where asked for under BF16 products, takes the
+// training shape in BF16 storage: all of q, k, v, out in BF16, queries = keys
+// from position 0 (no decoding offset). The limits it has besides (head dims,
+// versions) are its plans' (cudnn_sdpa_unsupported).
 bool CudaBackend::cudnn_attention_fits(const Tensor& q, const Tensor& k, const Tensor& out,
                                        int64_t q_pos0) const {
-  return attention_on_tensor_cores() && attention_engine_choice() == AttnEngine::Cudnn &&
-         q.dtype == DType::BF16 && out.dtype == DType::BF16 && q_pos0 == 0 &&
-         q.dim(1) == k.dim(1) && q.dim(3) % 8 == 0 && q.dim(3) <= 128;
+  return matmul_precision_ == MatmulPrecision::BF16 &&
+         attention_engine_choice() == AttnEngine::Cudnn && q.dtype == DType::BF16 &&
+         out.dtype == DType::BF16 && q_pos0 == 0 && q.dim(1) == k.dim(1);
 }
 
 void CudaBackend::attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q,
@@ -186,8 +187,8 @@ bool CudaBackend::cudnn_attention_backward(const Tensor& dq, const Tensor& dk, c
   const cuda::CudnnAttnShape shape{q.dim(0), q.dim(1), q.dim(2), k.dim(2), q.dim(3),
                                    static_cast<float>(scale)};
   // Planned before anything is enqueued: a shape cuDNN cannot run costs nothing.
-  if (!s_->cudnn().backward_planned(shape)) return false;
-  const bool f32_dq = s_->cudnn().backward_writes_f32_dq(shape);
+  bool f32_dq = false;
+  if (!s_->cudnn().backward_planned(shape, &f32_dq)) return false;
   auto* io = static_cast<uint16_t*>(s_->get(
       kAttnCudnn, sizeof(uint16_t) * static_cast<size_t>((f32_dq ? 1 : 2) * nq + 2 * nk)));
   uint16_t *dout16 = io, *dk16 = io + nq, *dv16 = dk16 + nk, *dq16 = dv16 + nk;

@@ -14,6 +14,7 @@
 #include "backend/cuda/attention_cudnn.h"
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/device_scratch.h"
 #include "backend/cuda/matmul_lt.h"
 
 namespace hessgpt {
@@ -76,21 +77,10 @@ struct CudaBackend::State {
   cudaStream_t stream = nullptr;
   std::unique_ptr<cuda::LtMatmul> lt;
   std::unique_ptr<cuda::CudnnAttention> cudnn_attention;  // on first use
-  std::array<void*, kSlots> scratch{};
-  std::array<size_t, kSlots> scratch_bytes{};
+  std::array<cuda::DeviceScratch, kSlots> scratch;
   void* pinned = nullptr;  // small host buffer for results read back (flags, sums)
 
-  void* get(ScratchSlot slot, size_t bytes) {
-    const auto i = static_cast<size_t>(slot);
-    if (scratch_bytes[i] < bytes) {
-      if (scratch[i]) HG_CUDA_CHECK(cudaFree(scratch[i]));
-      scratch[i] = nullptr;
-      scratch_bytes[i] = 0;
-      HG_CUDA_CHECK(cudaMalloc(&scratch[i], bytes));
-      scratch_bytes[i] = bytes;
-    }
-    return scratch[i];
-  }
+  void* get(ScratchSlot slot, size_t bytes) { return scratch[static_cast<size_t>(slot)].get(bytes); }
 
   cuda::CudnnAttention& cudnn() {
     if (!cudnn_attention) cudnn_attention = std::make_unique<cuda::CudnnAttention>(stream);
@@ -107,8 +97,8 @@ struct CudaBackend::State {
   // Waits for the stream and returns the smallest bad index (kNoBadIndex if none).
   uint32_t read_flag() {
     auto* host = static_cast<uint32_t*>(pinned);
-    HG_CUDA_CHECK(cudaMemcpyAsync(host, scratch[kFlags], sizeof(uint32_t), cudaMemcpyDeviceToHost,
-                                  stream));
+    HG_CUDA_CHECK(cudaMemcpyAsync(host, scratch[kFlags].data(), sizeof(uint32_t),
+                                  cudaMemcpyDeviceToHost, stream));
     HG_CUDA_CHECK(cudaStreamSynchronize(stream));
     return *host;
   }

@@ -72,20 +72,7 @@ LtMatmul::~LtMatmul() {
   // Errors are ignored here: a destructor must not throw, and a failing
   // device has reported itself at the last checked call already.
   if (workspace_) cudaFree(workspace_);
-  for (void* p : scratch_)
-    if (p) cudaFree(p);
   if (handle_->lt) cublaslt_if_loaded()->destroy(handle_->lt);
-}
-
-void* LtMatmul::scratch(int slot, size_t bytes) {
-  if (scratch_bytes_[slot] < bytes) {
-    if (scratch_[slot]) HG_CUDA_CHECK(cudaFree(scratch_[slot]));
-    scratch_[slot] = nullptr;
-    scratch_bytes_[slot] = 0;
-    HG_CUDA_CHECK(cudaMalloc(&scratch_[slot], bytes));
-    scratch_bytes_[slot] = bytes;
-  }
-  return scratch_[slot];
 }
 
 LtMatmul::Plan& LtMatmul::plan(const Key& key) {
@@ -214,12 +201,14 @@ const void* LtMatmul::prepare(int slot, const LtOperand& x, bool bf16_math, int6
                              int64_t ld, cudaStream_t stream) {
   if (!bf16_math) {
     if (!x.bf16) return x.data;
-    auto* wide = static_cast<float*>(scratch(slot, sizeof(float) * static_cast<size_t>(x.rows * x.ld)));
+    auto* wide = static_cast<float*>(
+        scratch_[slot].get(sizeof(float) * static_cast<size_t>(x.rows * x.ld)));
     widen_bf16(wide, static_cast<const uint16_t*>(x.data), x.rows * x.ld, stream);
     return wide;
   }
   if (x.bf16 && ld == x.ld && rows == x.rows && alignment_of(x.data) == 16) return x.data;
-  auto* copy = static_cast<uint16_t*>(scratch(slot, sizeof(uint16_t) * static_cast<size_t>(rows * ld)));
+  auto* copy = static_cast<uint16_t*>(
+      scratch_[slot].get(sizeof(uint16_t) * static_cast<size_t>(rows * ld)));
   if (x.bf16)
     to_bf16(copy, ld, rows, static_cast<const uint16_t*>(x.data), x.ld, x.rows, x.ld, stream);
   else
@@ -249,7 +238,7 @@ void LtMatmul::run(bool bf16, bool trans_a, bool trans_b, int64_t m, int64_t n, 
     // output's would be (the extra columns, from A's padding, are not merged),
     // then added into c a tile at a time.
     const int64_t mp = round_up(m, kBf16LdAlign);
-    auto* t = static_cast<float*>(scratch(3, sizeof(float) * static_cast<size_t>(n * mp)));
+    auto* t = static_cast<float*>(scratch_[3].get(sizeof(float) * static_cast<size_t>(n * mp)));
     run(bf16, !trans_b, !trans_a, n, mp, k, b, a, alpha, 0.0f, t, mp, stream);
     merge_transposed(c, ldc, t, mp, m, n, beta, stream);
     return;
@@ -267,7 +256,7 @@ void LtMatmul::run(bool bf16, bool trans_a, bool trans_b, int64_t m, int64_t n, 
   const bool stage_out =
       pad_n || (c_bf16 && !out_bf16) || (out_bf16 && (ldc != n || ldc % kBf16LdAlign != 0 || alignment_of(c_bf16) != 16));
   const size_t out_bytes = out_bf16 ? sizeof(uint16_t) : sizeof(float);
-  void* out = stage_out ? scratch(2, out_bytes * static_cast<size_t>(m * np))
+  void* out = stage_out ? scratch_[2].get(out_bytes * static_cast<size_t>(m * np))
                         : (out_bf16 ? static_cast<void*>(c_bf16) : static_cast<void*>(c));
   const int64_t ld_out = stage_out ? np : ldc;
   int64_t lda = a.ld, ldb = b.ld;

@@ -22,6 +22,8 @@
 #include <memory>
 #include <tuple>
 
+#include "backend/cuda/device_scratch.h"
+
 namespace hessgpt::cuda {
 
 // One stored operand: row-major with row length ld and `rows` rows, F32 or
@@ -71,7 +73,6 @@ class LtMatmul {
   // keeps the fastest; once per plan, under HESSGPT_CUBLASLT_TUNE.
   void tune(Plan& p, const void* first, const void* second, size_t out_bytes,
             cudaStream_t stream);
-  void* scratch(int slot, size_t bytes);
   // The operand as the product reads it: itself when its layout serves, else
   // a copy into scratch `slot` (BF16 with rows x ld, zero padded; or widened).
   const void* prepare(int slot, const LtOperand& x, bool bf16_math, int64_t rows, int64_t ld,
@@ -85,8 +86,7 @@ class LtMatmul {
   bool pad_ = true;
   bool tune_ = false, tune_verbose_ = false;
   // Copies of A and B, the staged output, the transposed product.
-  void* scratch_[4] = {nullptr, nullptr, nullptr, nullptr};
-  size_t scratch_bytes_[4] = {0, 0, 0, 0};
+  DeviceScratch scratch_[4];
 };
 
 }  // namespace hessgpt::cuda
