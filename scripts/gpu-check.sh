@@ -40,8 +40,9 @@
 #     32-row warps (HESSGPT_ATTN_ROWS=32; the default is 16).
 #   FUSED_KV_AB [1]: a `bench train` row on AB_MODELS with k's and v's projection
 #     backward as separate products (HESSGPT_FUSED_KV=0; fused is the default).
-#   CUDNN_AB [1]: cuDNN's fused attention (HESSGPT_ATTENTION=cudnn) in `bench ops`
-#     attention rows and as a `bench train` row (with --bf16-activations) on AB_MODELS.
+#   CUDNN_AB [1]: our attention kernels in place of cuDNN's fused attention (the
+#     default; HESSGPT_ATTENTION=ours) in `bench ops` attention rows and as a
+#     `bench train` row (with --bf16-activations) on AB_MODELS.
 #   CE_AB [1]: the cross-entropy rows of `bench ops` again with a warp per row
 #     (HESSGPT_CE_KERNEL=warp; the default is a block per row).
 #   NORM_AB [1]: the RMSNorm and QK-Norm rows of `bench ops` again with the
@@ -224,6 +225,10 @@ HESSGPT_CUDNN_DEVICEPROP_OUT="$OUT/cudnn-deviceprop.json" \
   gtest_row "test: cuDNN fused attention" "$BUILD/tests/test_backend" 'CudnnAttention.*:CudnnSdpaGraphs.*' 0
 while IFS= read -r line; do row "  cudnn" info "$line"; done \
   < <(grep -h 'attention: cuDNN' "$OUT/test__cuDNN_fused_attention.log" 2>/dev/null | head -6 | cut -c1-400)
+# The model steps above ran cuDNN's attention wherever it takes the shape (the
+# default); these run our kernels throughout.
+row "  cudnn plans" info "$(grep -c 'attention: cuDNN fused' "$OUT/test__model_steps_vs_CPU.log" 2>/dev/null) built in the model steps"
+HESSGPT_ATTENTION=ours gtest_row "test: model steps, our attention" "$BUILD/tests/test_model" 'Presets/CudaModel.*' 0
 # The tensor-core attention at its other block size (HESSGPT_ATTN_WARPS).
 export HESSGPT_ATTN_WARPS=8
 gtest_row "test: attention, 8-warp blocks" "$BUILD/tests/test_backend" 'CudaAttention.*:CudaOps.Attention*' 0
@@ -356,8 +361,8 @@ bench_pair() {  # model batch seq steps
       "${BENCH_FLAGS---recompute} --bf16-activations" HESSGPT_CUBLASLT_TRANSPOSE=0
   [[ ${FUSED_KV_AB:-1} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-activations-separate-kv \
       "${BENCH_FLAGS---recompute} --bf16-activations" HESSGPT_FUSED_KV=0
-  [[ ${CUDNN_AB:-1} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-activations-cudnn \
-      "${BENCH_FLAGS---recompute} --bf16-activations" HESSGPT_ATTENTION=cudnn
+  [[ ${CUDNN_AB:-1} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-activations-our-attention \
+      "${BENCH_FLAGS---recompute} --bf16-activations" HESSGPT_ATTENTION=ours
   [[ ${TUNE_AB:-0} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-activations-tuned \
       "${BENCH_FLAGS---recompute} --bf16-activations" HESSGPT_CUBLASLT_TUNE=verbose
   fi
@@ -428,8 +433,8 @@ $(json_field "$out" prefill_tokens_per_s) tok/s prefill, $(json_field "$out" dec
 models=${BENCH_MODELS:-model1 model2}
 [[ $quick == 1 ]] && models=small
 [[ " $models " == *" model1 "* ]] && ops_rows model1 32 1024
-[[ " $models " == *" model1 "* && ${ATTN_ROWS_AB:-1} == 1 ]] && ops_rows model1 32 1024 attention-32-rows HESSGPT_ATTN_ROWS=32
-[[ " $models " == *" model1 "* && ${CUDNN_AB:-1} == 1 ]] && ops_rows model1 32 1024 cudnn-attention HESSGPT_ATTENTION=cudnn
+[[ " $models " == *" model1 "* && ${ATTN_ROWS_AB:-1} == 1 ]] && ops_rows model1 32 1024 attention-32-rows HESSGPT_ATTN_ROWS=32 HESSGPT_ATTENTION=ours
+[[ " $models " == *" model1 "* && ${CUDNN_AB:-1} == 1 ]] && ops_rows model1 32 1024 our-attention HESSGPT_ATTENTION=ours
 [[ " $models " == *" model1 "* && ${CE_AB:-1} == 1 ]] &&
   OPS_MATCH='softcap cross' ops_rows model1 32 1024 warp-cross-entropy HESSGPT_CE_KERNEL=warp
 [[ " $models " == *" model1 "* && ${NORM_AB:-1} == 1 ]] &&
@@ -455,7 +460,7 @@ ncu_attention_rows() {
   done
 }
 [[ " $models " == *" model1 "* && ${NCU_ATTENTION:-0} == 1 ]] && ncu_attention_rows
-[[ " $models " == *" model1 "* && ${ATTN_WARPS_AB:-0} == 1 ]] && ops_rows model1 32 1024 attention-8-warps HESSGPT_ATTN_WARPS=8
+[[ " $models " == *" model1 "* && ${ATTN_WARPS_AB:-0} == 1 ]] && ops_rows model1 32 1024 attention-8-warps HESSGPT_ATTN_WARPS=8 HESSGPT_ATTENTION=ours
 for m in ${DECODE_MODELS-model1 model2}; do decode_row "$m"; done
 for m in ${PROFILE_MODELS-model1}; do [[ " $models " == *" $m "* ]] && profile_rows "$m" 32 1024; done
 for m in $models; do

@@ -9,6 +9,7 @@ DEBIAN_PACKAGES=(
   cmake g++ make pkg-config
   libopenblas-dev libopenblas-openmp-dev   # BLAS (the OpenMP build shares our thread pool)
   libdnnl-dev                   # oneDNN: BF16 matrix products on AMX / AVX512-BF16
+  ocl-icd-opencl-dev            # oneDNN's CMake config requires OpenCL (only Recommended)
   libsentencepiece-dev sentencepiece   # tokenizer library and spm_encode
   nlohmann-json3-dev libcli11-dev libcpp-httplib-dev libxxhash-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev

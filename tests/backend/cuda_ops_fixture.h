@@ -76,6 +76,10 @@ struct AttnCase {
 
 class CudaOps : public ::testing::Test {
  protected:
+  // These tests are of our kernels: cuDNN's attention, the default where it
+  // takes a shape, has its own (cuda_cudnn_attention_test.cpp).
+  testing::ScopedEnv our_attention_{"HESSGPT_ATTENTION", "ours"};
+
   void SetUp() override {
     gpu_ = testing::gpu_test_backend();
     if (!gpu_) GTEST_SKIP() << "no CUDA device";

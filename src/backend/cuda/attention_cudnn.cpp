@@ -82,18 +82,6 @@ std::string CudnnAttention::device_properties_json() {
 }
 
 namespace {
-// HESSGPT_CUDNN_DQ=bf16 keeps to the backward graphs that write dQ in BF16 (as
-// cuDNN's frontend does); unset or "f32" tries F32 first. Read per plan, so a
-// test can build both.
-bool f32_dq_allowed() {
-  const char* e = std::getenv("HESSGPT_CUDNN_DQ");
-  if (!e || !*e || std::string_view(e) == "f32") return true;
-  if (std::string_view(e) == "bf16") return false;
-  HG_FAIL("HESSGPT_CUDNN_DQ must be f32 or bf16 (got '", e, "')");
-}
-}  // namespace
-
-namespace {
 std::string shape_text(const CudnnAttnShape& s) {
   return str_cat("b=", s.b, " t=", s.t, " h=", s.h, " kv=", s.kv, " d=", s.d);
 }
@@ -103,8 +91,7 @@ const CudnnAttention::Plan& CudnnAttention::plan(bool backward, const CudnnAttnS
   static const Plan none;
   if (!available()) return none;
 #ifdef HESSGPT_HAVE_CUDNN
-  const bool f32_dq = backward && f32_dq_allowed();
-  const auto key = std::tuple_cat(std::make_tuple(backward, f32_dq), s.key());
+  const auto key = std::tuple_cat(std::make_tuple(backward), s.key());
   const auto it = plans_.find(key);
   if (it != plans_.end()) return it->second;
   Plan& p = plans_[key];  // stays empty where cuDNN cannot run the shape
@@ -118,8 +105,7 @@ const CudnnAttention::Plan& CudnnAttention::plan(bool backward, const CudnnAttnS
   CudnnSdpaVariant variant;
   std::string why;
   p.graph = plan_sdpa(*cudnn(), static_cast<cudnnHandle_t>(handle_), nullptr, backward, s,
-                      &variant, &why, f32_dq);
-  p.f32_dq = p.graph && variant.dq_type == CUDNN_DATA_FLOAT;
+                      &variant, &why);
   if (p.graph)
     log_info("attention: cuDNN fused ", backward ? "backward" : "forward", " for ",
              shape_text(s), " (", variant.name(), "): engine ", p.graph->engine(), ", workspace ",
@@ -135,10 +121,8 @@ const CudnnAttention::Plan& CudnnAttention::plan(bool backward, const CudnnAttnS
 #endif
 }
 
-bool CudnnAttention::backward_planned(const CudnnAttnShape& s, bool* f32_dq) {
-  const Plan& p = plan(true, s);
-  *f32_dq = p.f32_dq;
-  return p.graph != nullptr;
+bool CudnnAttention::backward_planned(const CudnnAttnShape& s) {
+  return plan(true, s).graph != nullptr;
 }
 
 namespace {
@@ -179,7 +163,7 @@ bool CudnnAttention::forward(uint16_t* out, float* stats, const uint16_t* q, con
 #endif
 }
 
-bool CudnnAttention::backward(void* dq, uint16_t* dk, uint16_t* dv, const uint16_t* dout,
+bool CudnnAttention::backward(uint16_t* dq, uint16_t* dk, uint16_t* dv, const uint16_t* dout,
                               const uint16_t* q, const uint16_t* k, const uint16_t* v,
                               const uint16_t* out, const float* stats, const CudnnAttnShape& s) {
   const CudnnGraph* g = plan(true, s).graph.get();

@@ -1,12 +1,13 @@
 // Causal GQA attention through cuDNN's fused flash attention (its graph API,
 // cudnn_graph.h): forward with the softmax statistics, and backward. BF16
-// q, k, v, out, dout, dk, dv (dq in F32 where the plan allows, else BF16) in
+// q, k, v, out, dout, dq, dk, dv in
 // the layout of the rest of the backend ([B, T, heads, D], read in place
 // through strides) and F32 statistics
 // [B, heads, T]: the same logsumexp of the scaled scores as our kernels' lse,
 // so either side's forward feeds either side's backward.
 //
-// Opt-in (HESSGPT_ATTENTION=cudnn, cuda_backend.cpp): where the library is
+// The default under BF16 storage (HESSGPT_ATTENTION, cuda_backend_attention.cpp;
+// "ours" turns it off): where the library is
 // missing or has no engine for a shape, the calls return false, say why once
 // on the log, and the backend runs its own kernels.
 #pragma once
@@ -40,15 +41,13 @@ class CudnnAttention {
 
   // Whether cuDNN could be loaded (its version, or why not, in status()).
   bool available();
-  // Whether a backward plan exists for the shape (built now if need be); if
-  // so, *f32_dq says whether it writes dq in F32 (else BF16).
-  bool backward_planned(const CudnnAttnShape& s, bool* f32_dq);
+  // Whether a backward plan exists for the shape (built now if need be).
+  bool backward_planned(const CudnnAttnShape& s);
   // Each returns false, enqueuing nothing, when cuDNN cannot run the shape.
   // Pointers: device memory, BF16 as uint16_t.
   bool forward(uint16_t* out, float* stats, const uint16_t* q, const uint16_t* k,
                const uint16_t* v, const CudnnAttnShape& s);
-  // dq: F32 or BF16 as backward_planned says.
-  bool backward(void* dq, uint16_t* dk, uint16_t* dv, const uint16_t* dout,
+  bool backward(uint16_t* dq, uint16_t* dk, uint16_t* dv, const uint16_t* dout,
                 const uint16_t* q, const uint16_t* k, const uint16_t* v, const uint16_t* out,
                 const float* stats, const CudnnAttnShape& s);
   // "cuDNN 9.19.0" or why it is unavailable, plus the plans built so far.
@@ -61,11 +60,9 @@ class CudnnAttention {
   int64_t calls() const { return calls_; }
 
  private:
-  // A shape's plan, built on first use (graph null when it cannot be), and
-  // the variant of the graph it was built from.
+  // A shape's plan, built on first use (graph null when it cannot be).
   struct Plan {
     std::unique_ptr<CudnnGraph> graph;
-    bool f32_dq = false;
   };
   const Plan& plan(bool backward, const CudnnAttnShape& s);
 
@@ -73,9 +70,9 @@ class CudnnAttention {
   void* handle_ = nullptr;  // cudnnHandle_t, created on first use
   bool tried_ = false;
   std::string why_unavailable_;
-  // Keyed by (backward, F32 dQ allowed, shape); null graphs: shapes that
+  // Keyed by (backward, shape); null graphs: shapes that
   // failed (not retried).
-  std::map<std::tuple<bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, float>, Plan> plans_;
+  std::map<std::tuple<bool, int64_t, int64_t, int64_t, int64_t, int64_t, float>, Plan> plans_;
   DeviceScratch workspace_;
   int64_t calls_ = 0;
 };

@@ -102,21 +102,15 @@ std::string CudnnSdpaVariant::name() const {
     return t == CUDNN_DATA_INT32 ? "int32" : t == CUDNN_DATA_BFLOAT16 ? "bf16" : "float";
   };
   return std::string("index precision ") + type(index_precision) + ", K view " +
-         type(k_view_type) + ", dQ " + type(dq_type);
+         type(k_view_type);
 }
 
-std::vector<CudnnSdpaVariant> cudnn_sdpa_variants(bool backward, bool f32_dq) {
+std::vector<CudnnSdpaVariant> cudnn_sdpa_variants(bool backward) {
   std::vector<CudnnSdpaVariant> out;
-  for (const cudnnDataType_t dq : {CUDNN_DATA_FLOAT, CUDNN_DATA_BFLOAT16}) {
-    if (dq == CUDNN_DATA_FLOAT && !f32_dq) continue;
-    for (const cudnnDataType_t index : {CUDNN_DATA_FLOAT, CUDNN_DATA_INT32})
-      for (const cudnnDataType_t k : {CUDNN_DATA_FLOAT, CUDNN_DATA_BFLOAT16}) {
-        if (!backward) {
-          if (dq == CUDNN_DATA_BFLOAT16 && k == CUDNN_DATA_FLOAT) out.push_back({index, k, dq});
-          continue;
-        }
-        out.push_back({index, k, dq});
-      }
+  for (const cudnnDataType_t index : {CUDNN_DATA_FLOAT, CUDNN_DATA_INT32}) {
+    // The K view only matters where the backward reads K untransposed.
+    out.push_back({index, CUDNN_DATA_FLOAT});
+    if (backward) out.push_back({index, CUDNN_DATA_BFLOAT16});
   }
   return out;
 }
@@ -172,9 +166,7 @@ void build_sdpa_backward(CudnnGraph& g, const CudnnAttnShape& s, const CudnnSdpa
   const CudnnDescriptor& o = g.tensor(bshd(kSdpaO, s, s.h));
   const CudnnDescriptor& d_o = g.tensor(bshd(kSdpaDO, s, s.h));
   const CudnnDescriptor& stats = row_tensor(g, kSdpaStats, s);
-  CudnnTensorSpec dq_spec = bshd(kSdpaDQ, s, s.h);
-  dq_spec.type = variant.dq_type;
-  const CudnnDescriptor& dq = g.tensor(dq_spec);
+  const CudnnDescriptor& dq = g.tensor(bshd(kSdpaDQ, s, s.h));
   const CudnnDescriptor& dk = g.tensor(bshd(kSdpaDK, s, s.kv));
   const CudnnDescriptor& dv = g.tensor(bshd(kSdpaDV, s, s.kv));
   const CudnnDescriptor& scale = g.tensor(scalar(kSdpaScale));
@@ -228,8 +220,8 @@ void build_sdpa_backward(CudnnGraph& g, const CudnnAttnShape& s, const CudnnSdpa
 std::unique_ptr<CudnnGraph> plan_sdpa(const CudnnApi& api, cudnnHandle_t handle,
                                       const CudnnDescriptor* device, bool backward,
                                       const CudnnAttnShape& s, CudnnSdpaVariant* variant,
-                                      std::string* why, bool f32_dq) {
-  for (const CudnnSdpaVariant& v : cudnn_sdpa_variants(backward, f32_dq)) {
+                                      std::string* why) {
+  for (const CudnnSdpaVariant& v : cudnn_sdpa_variants(backward)) {
     try {
       auto graph = std::make_unique<CudnnGraph>(api, handle, device);
       if (backward) build_sdpa_backward(*graph, s, v);

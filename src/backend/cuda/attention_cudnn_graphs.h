@@ -26,17 +26,16 @@ enum CudnnSdpaUid : int64_t {
 
 // Details on which cuDNN's frontend versions differ; plans are tried with
 // each in turn (cudnn_sdpa_variants) until one finalises.
-// The backward also tries dQ in F32 first: the accumulator written out as
-// is, which saves the backend a widening pass (cuDNN's frontend writes BF16).
+// dQ is BF16, as the frontend writes it. An F32 dQ (the accumulator written
+// out as is) passes cuDNN's support checks, but on an H200 with cuDNN 9.19 it
+// wrote only the first half of dQ, as if sized for BF16.
 struct CudnnSdpaVariant {
   cudnnDataType_t index_precision = CUDNN_DATA_FLOAT;  // GEN_INDEX's math precision
   cudnnDataType_t k_view_type = CUDNN_DATA_FLOAT;      // the backward's untransposed K view
-  cudnnDataType_t dq_type = CUDNN_DATA_BFLOAT16;       // the backward's dQ
   std::string name() const;
 };
-// The variants to try for a pass, most likely first; f32_dq false leaves out
-// those that write dQ in F32.
-std::vector<CudnnSdpaVariant> cudnn_sdpa_variants(bool backward, bool f32_dq = true);
+// The variants to try for a pass, most likely first.
+std::vector<CudnnSdpaVariant> cudnn_sdpa_variants(bool backward);
 
 // Why cuDNN `version` (cudnnGetVersion's number) cannot run shape s, or ""
 // when it can: the gates of cuDNN's frontend for this graph on Hopper.
@@ -51,7 +50,7 @@ void build_sdpa_backward(CudnnGraph& g, const CudnnAttnShape& s, const CudnnSdpa
 std::unique_ptr<CudnnGraph> plan_sdpa(const CudnnApi& api, cudnnHandle_t handle,
                                       const CudnnDescriptor* device, bool backward,
                                       const CudnnAttnShape& s, CudnnSdpaVariant* variant,
-                                      std::string* why, bool f32_dq = true);
+                                      std::string* why);
 
 // The backward's own F32 buffers, placed before the plan's workspace: the dQ
 // accumulator [B, H, T, D] and the row sums of dO * O [B, H, T], each at a

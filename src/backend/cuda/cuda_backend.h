@@ -79,7 +79,7 @@ class CudaBackend final : public Backend {
 
   // True when attention runs on the tensor cores (BF16 precision; see the .cpp).
   bool attention_on_tensor_cores() const;
-  // cuDNN's fused attention (HESSGPT_ATTENTION=cudnn): its version or why it
+  // cuDNN's fused attention (HESSGPT_ATTENTION): its version or why it
   // is unavailable, with the plans built so far; and how many forward and
   // backward calls it ran.
   std::string cudnn_attention_status();
