@@ -43,6 +43,9 @@
 #   CUDNN_AB [1]: our attention kernels in place of cuDNN's fused attention (the
 #     default; HESSGPT_ATTENTION=ours) in `bench ops` attention rows and as a
 #     `bench train` row (with --bf16-activations) on AB_MODELS.
+#   CUDNN_CONFIG_SWEEP [0]: each engine config cuDNN offers for the attention
+#     backward (HESSGPT_CUDNN_BACKWARD_CONFIG=0..2) and forward (..._FORWARD_CONFIG=0..3):
+#     the cuDNN test against the CPU under it, and model1's `bench ops` attention rows.
 #   CE_AB [1]: the cross-entropy rows of `bench ops` again with a warp per row
 #     (HESSGPT_CE_KERNEL=warp; the default is a block per row).
 #   NORM_AB [1]: the RMSNorm and QK-Norm rows of `bench ops` again with the
@@ -394,7 +397,8 @@ PY
 # A labelled run is an A/B: only the rows matching OPS_MATCH [attention] go in the table.
 ops_rows() {  # model batch seq [label env assignments...]
   local out="$OUT/ops-$1${4:+-$4}.json"
-  if timeout -k 5 "$BENCH_TIMEOUT" env "${@:5}" "$HG" bench ops --device cuda --precision bf16 --model "$1" --batch "$2" --seq "$3" --json \
+  if timeout -k 5 "$BENCH_TIMEOUT" env "${@:5}" "$HG" bench ops --device cuda --precision bf16 --model "$1" --batch "$2" --seq "$3" \
+      ${OPS_ONLY:+--only "$OPS_ONLY"} --json \
       >"$out" 2>"$out.err"; then
     OPS_MATCH=${OPS_MATCH:-${4:+attention}} python3 - "$out" >"$out.rows" <<'PY'
 import json, os, re, sys
@@ -435,6 +439,17 @@ models=${BENCH_MODELS:-model1 model2}
 [[ " $models " == *" model1 "* ]] && ops_rows model1 32 1024
 [[ " $models " == *" model1 "* && ${ATTN_ROWS_AB:-1} == 1 ]] && ops_rows model1 32 1024 attention-32-rows HESSGPT_ATTN_ROWS=32 HESSGPT_ATTENTION=ours
 [[ " $models " == *" model1 "* && ${CUDNN_AB:-1} == 1 ]] && ops_rows model1 32 1024 our-attention HESSGPT_ATTENTION=ours
+if [[ " $models " == *" model1 "* && ${CUDNN_CONFIG_SWEEP:-0} == 1 ]]; then
+  for pass in BACKWARD:0 BACKWARD:1 BACKWARD:2 FORWARD:1 FORWARD:2 FORWARD:3; do
+    var=HESSGPT_CUDNN_${pass%%:*}_CONFIG i=${pass##*:}
+    label="cudnn-${pass%%:*}-config-$i"; label=${label,,}
+    export "$var=$i"
+    gtest_row "test: $label" "$BUILD/tests/test_backend" 'CudnnAttention.FusedAttentionMatchesCpu' 0
+    unset "$var"
+    grep -h -m2 'attention: cuDNN fused' "$OUT/test__${label//-/_}.log" | cut -c1-300 | sed 's/^/    /' | tee -a "$LOG"
+    OPS_ONLY='attention (fwd|bwd) \((all bf16|bf16 inputs)\)' ops_rows model1 32 1024 "$label" "$var=$i"
+  done
+fi
 [[ " $models " == *" model1 "* && ${CE_AB:-1} == 1 ]] &&
   OPS_MATCH='softcap cross' ops_rows model1 32 1024 warp-cross-entropy HESSGPT_CE_KERNEL=warp
 [[ " $models " == *" model1 "* && ${NORM_AB:-1} == 1 ]] &&

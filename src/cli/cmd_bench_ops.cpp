@@ -15,6 +15,7 @@ struct BenchOpsOptions {
   int64_t seq = 256;
   int repeat = 5;
   uint64_t seed = 1;
+  std::string only;
   bool json = false;
   ComputeOptions compute;
 };
@@ -24,7 +25,7 @@ void run_bench_ops(const BenchOpsOptions& o) {
     HG_FAIL("--batch, --seq and --repeat must be positive");
   const ModelConfig config = resolve_model_config(o.model);
   auto backend = make_backend(o.compute);
-  const std::vector<OpTiming> ops = run_ops_bench(config, *backend, o.batch, o.seq, o.repeat, o.seed);
+  const std::vector<OpTiming> ops = run_ops_bench(config, *backend, o.batch, o.seq, o.repeat, o.seed, o.only);
   if (o.json) {
     nlohmann::json list = nlohmann::json::array();
     for (const OpTiming& t : ops)
@@ -53,6 +54,8 @@ void setup(CLI::App& app) {
   cmd->add_option("--repeat", o->repeat, "Timed runs per op (the median is reported)")
       ->capture_default_str();
   cmd->add_option("--seed", o->seed, "Seed of the random inputs")->capture_default_str();
+  cmd->add_option("--only", o->only,
+                  "Time only the ops whose names match this regular expression (e.g. attention)");
   cmd->add_flag("--json", o->json, "One JSON object on stdout");
   add_compute_options(cmd, o->compute);
   cmd->callback([o] { run_bench_ops(*o); });

@@ -5,7 +5,9 @@
 #include <cmath>
 #include <deque>
 #include <functional>
+#include <optional>
 #include <random>
+#include <regex>
 #include <vector>
 
 #include "model/activations.h"
@@ -21,7 +23,15 @@ std::string dims(std::initializer_list<int64_t> d) {
 
 class Bench {
  public:
-  Bench(Backend& be, int repeat, uint64_t seed) : be_(be), repeat_(repeat), gen_(seed) {}
+  Bench(Backend& be, int repeat, uint64_t seed, const std::string& only)
+      : be_(be), repeat_(repeat), gen_(seed) {
+    if (only.empty()) return;
+    try {
+      only_.emplace(only, std::regex::ECMAScript);
+    } catch (const std::regex_error& e) {
+      HG_FAIL("ops bench: '", only, "' is not a regular expression: ", e.what());
+    }
+  }
 
   // Uniform in [-scale, scale] from xorshift64*: model1's shapes need about
   // a billion values, and speed does not depend on the distribution.
@@ -63,6 +73,7 @@ class Bench {
 
   void time(const std::string& name, const std::string& shape, double flops, double bytes,
             const std::function<void()>& op) {
+    if (only_ && !std::regex_search(name, *only_)) return;
     op();  // warm-up: plans, scratch, first-launch costs
     be_.synchronize();
     std::vector<double> ms;
@@ -89,6 +100,7 @@ class Bench {
   Backend& be_;
   int repeat_;
   std::mt19937_64 gen_;
+  std::optional<std::regex> only_;
   std::deque<Buffer> buffers_;
   std::vector<OpTiming> results_;
 };
@@ -96,9 +108,9 @@ class Bench {
 }  // namespace
 
 std::vector<OpTiming> run_ops_bench(const ModelConfig& c, Backend& be, int64_t batch, int64_t seq,
-                                    int repeat, uint64_t seed) {
+                                    int repeat, uint64_t seed, const std::string& only) {
   HG_CHECK(batch > 0 && seq > 0 && repeat > 0, "ops bench needs a positive batch, seq and repeat");
-  Bench b(be, repeat, seed);
+  Bench b(be, repeat, seed, only);
   const int64_t n = batch * seq, d = c.hidden_size, h = c.num_attention_heads;
   const int64_t kv = c.num_key_value_heads, hd = c.head_dim, ffn = c.intermediate_size;
   const int64_t v = c.vocab_size, qkv = c.q_dim() + 2 * c.kv_dim();

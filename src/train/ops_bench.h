@@ -23,8 +23,11 @@ struct OpTiming {
 };
 
 // Inputs are random (never zeros); each op runs once untimed, then `repeat`
-// times, each time between backend.synchronize() calls.
+// times, each time between backend.synchronize() calls. `only`, when not
+// empty, is a regular expression: ops whose names it does not match are not
+// run (their inputs are still made).
 std::vector<OpTiming> run_ops_bench(const ModelConfig& config, Backend& backend, int64_t batch,
-                                    int64_t seq, int repeat, uint64_t seed);
+                                    int64_t seq, int repeat, uint64_t seed,
+                                    const std::string& only = "");
 
 }  // namespace hessgpt

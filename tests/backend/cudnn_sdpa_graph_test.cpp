@@ -134,6 +134,14 @@ int64_t engine_configs(const CudnnApi& api, const CudnnDescriptor& device, bool 
                  static_cast<long>(forward), static_cast<long>(backward));
     all = all && forward > 0 && backward > 0;
   }
+  // Each config names its engine and knobs (the log's list, for choosing one).
+  CudnnGraph named(api, nullptr, &device);
+  build_sdpa_backward(named, model1, cudnn_sdpa_variants(true).front());
+  for (int64_t i = 0; i < named.engine_configs(); ++i) {
+    const std::string text = named.config_text(i);
+    std::fprintf(stderr, "backward config %ld: %s\n", static_cast<long>(i), text.c_str());
+    all = all && text.rfind("engine ", 0) == 0 && text.find("KERNEL_CFG") != std::string::npos;
+  }
   const int64_t control = engine_configs(api, device, false, odd);
   std::fprintf(stderr, "d=100 forward (none expected): %ld\n", static_cast<long>(control));
   std::exit(all && control == 0 ? 0 : 1);
@@ -160,7 +168,7 @@ TEST(CudnnSdpaGraphs, EnginesTakeTheGraphsOnSavedDevices) {
     std::ifstream in(entry.path());
     std::stringstream json;
     json << in.rdbuf();
-    EXPECT_EXIT(check_saved_device(json.str()), ::testing::ExitedWithCode(0), "")
+    EXPECT_EXIT(check_saved_device(json.str()), ::testing::ExitedWithCode(0), "backward config 0: engine [0-9]+ \\(")
         << entry.path().filename();
   }
   if (devices == 0) GTEST_SKIP() << "no saved device properties in " << dir;

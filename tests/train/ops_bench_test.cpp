@@ -29,6 +29,14 @@ TEST(OpsBench, TimesEveryOpOnTiny) {
     EXPECT_TRUE(names.count(op)) << op;
 }
 
+TEST(OpsBench, OnlyTimesTheOpsItMatches) {
+  CpuBackend be(2);
+  const auto ops = run_ops_bench(preset_config("tiny"), be, 1, 16, 1, 1, "^attention b");
+  ASSERT_FALSE(ops.empty());
+  for (const OpTiming& t : ops) EXPECT_EQ(t.name.rfind("attention bwd", 0), 0u) << t.name;
+  EXPECT_THROW(run_ops_bench(preset_config("tiny"), be, 1, 16, 1, 1, "(attention"), Error);
+}
+
 TEST(OpsBench, CliJson) {
   const auto r = testing::run_command(testing::hessgpt_binary() +
                                       " bench ops --model tiny --batch 1 --seq 16 --repeat 1 --threads 1 --json");
@@ -38,6 +46,10 @@ TEST(OpsBench, CliJson) {
   const auto bad = testing::run_command(testing::hessgpt_binary() + " bench ops --model tiny --repeat 0");
   EXPECT_NE(bad.exit_code, 0);
   EXPECT_NE(bad.out.find("must be positive"), std::string::npos) << bad.out;
+  const auto regex = testing::run_command(testing::hessgpt_binary() +
+                                          " bench ops --model tiny --only '(attention'");
+  EXPECT_NE(regex.exit_code, 0);
+  EXPECT_NE(regex.out.find("is not a regular expression"), std::string::npos) << regex.out;
 }
 
 }  // namespace

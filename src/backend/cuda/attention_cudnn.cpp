@@ -85,6 +85,29 @@ namespace {
 std::string shape_text(const CudnnAttnShape& s) {
   return str_cat("b=", s.b, " t=", s.t, " h=", s.h, " kv=", s.kv, " d=", s.d);
 }
+
+#ifdef HESSGPT_HAVE_CUDNN
+// HESSGPT_CUDNN_FORWARD_CONFIG / HESSGPT_CUDNN_BACKWARD_CONFIG: which of the
+// heuristics' engine configs to try first (the log lists them), to time each
+// (gpu-check's CUDNN_CONFIG_SWEEP); unset: the heuristics' order.
+int64_t preferred_config(bool backward) {
+  const char* name = backward ? "HESSGPT_CUDNN_BACKWARD_CONFIG" : "HESSGPT_CUDNN_FORWARD_CONFIG";
+  const char* e = std::getenv(name);
+  if (!e || !*e) return -1;
+  char* end = nullptr;
+  const long v = std::strtol(e, &end, 10);
+  if (*end != '\0' || v < 0) HG_FAIL(name, " must be a config index, 0 or more (got '", e, "')");
+  return v;
+}
+
+// "0: engine 6 (KERNEL_CFG 26); 1: ..." for the log.
+std::string configs_text(CudnnGraph& g) {
+  std::string text;
+  for (int64_t i = 0; i < g.engine_configs(); ++i)
+    text += str_cat(i == 0 ? "" : "; ", i, ": ", g.config_text(i));
+  return text;
+}
+#endif
 }  // namespace
 
 const CudnnAttention::Plan& CudnnAttention::plan(bool backward, const CudnnAttnShape& s) {
@@ -105,11 +128,11 @@ const CudnnAttention::Plan& CudnnAttention::plan(bool backward, const CudnnAttnS
   CudnnSdpaVariant variant;
   std::string why;
   p.graph = plan_sdpa(*cudnn(), static_cast<cudnnHandle_t>(handle_), nullptr, backward, s,
-                      &variant, &why);
+                      &variant, &why, preferred_config(backward));
   if (p.graph)
     log_info("attention: cuDNN fused ", backward ? "backward" : "forward", " for ",
              shape_text(s), " (", variant.name(), "): engine ", p.graph->engine(), ", workspace ",
-             p.graph->workspace_bytes(), " bytes");
+             p.graph->workspace_bytes(), " bytes; configs offered: ", configs_text(*p.graph));
   else
     log_warn("attention: cuDNN has no fused ", backward ? "backward" : "forward", " for ",
              shape_text(s), "; our kernels run it. ", why);

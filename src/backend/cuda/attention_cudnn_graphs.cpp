@@ -209,7 +209,7 @@ void build_sdpa_backward(CudnnGraph& g, const CudnnAttnShape& s, const CudnnSdpa
   const CudnnDescriptor& dst = v.scores_transposed(CUDNN_DATA_BFLOAT16);
   g.reshape(ds, dst);
   kv_head_product(g, v, s, dst, q, dk);
-  // dQ = dS K, accumulated in F32, then written out (in BF16, or as it is).
+  // dQ = dS K, accumulated in F32, then written out in BF16.
   const CudnnDescriptor& k = v.make(variant.k_view_type, {s.b, s.kv, s.t, s.d},
                                     {s.t * s.kv * s.d, s.d, s.kv * s.d, 1});
   g.reshape(kt, k);
@@ -220,13 +220,13 @@ void build_sdpa_backward(CudnnGraph& g, const CudnnAttnShape& s, const CudnnSdpa
 std::unique_ptr<CudnnGraph> plan_sdpa(const CudnnApi& api, cudnnHandle_t handle,
                                       const CudnnDescriptor* device, bool backward,
                                       const CudnnAttnShape& s, CudnnSdpaVariant* variant,
-                                      std::string* why) {
+                                      std::string* why, int64_t prefer_config) {
   for (const CudnnSdpaVariant& v : cudnn_sdpa_variants(backward)) {
     try {
       auto graph = std::make_unique<CudnnGraph>(api, handle, device);
       if (backward) build_sdpa_backward(*graph, s, v);
       else build_sdpa_forward(*graph, s, v);
-      graph->finish();
+      graph->finish(prefer_config);
       if (variant) *variant = v;
       return graph;
     } catch (const CudnnError& e) {

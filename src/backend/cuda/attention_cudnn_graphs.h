@@ -47,10 +47,11 @@ void build_sdpa_backward(CudnnGraph& g, const CudnnAttnShape& s, const CudnnSdpa
 // A finished plan for one pass, from the first variant whose plan finalises
 // (`variant` names it); null when none does, with each variant's error in
 // `why`. For the handle's GPU, or (handle null) for saved device properties.
+// prefer_config: the heuristics' config to try first (CudnnGraph::finish).
 std::unique_ptr<CudnnGraph> plan_sdpa(const CudnnApi& api, cudnnHandle_t handle,
                                       const CudnnDescriptor* device, bool backward,
                                       const CudnnAttnShape& s, CudnnSdpaVariant* variant,
-                                      std::string* why);
+                                      std::string* why, int64_t prefer_config = -1);
 
 // The backward's own F32 buffers, placed before the plan's workspace: the dQ
 // accumulator [B, H, T, D] and the row sums of dO * O [B, H, T], each at a

@@ -166,12 +166,16 @@ int64_t CudnnGraph::engine_configs() {
   return configs_;
 }
 
-void CudnnGraph::finish() {
+void CudnnGraph::finish(int64_t prefer) {
   const int64_t returned = engine_configs();
   if (returned <= 0) throw CudnnError("cuDNN: no engine supports this operation graph");
   const size_t first = first_config_;
+  std::vector<int64_t> order;
+  if (prefer >= 0 && prefer < returned) order.push_back(prefer);
+  for (int64_t i = 0; i < returned; ++i)
+    if (i != prefer) order.push_back(i);
   std::string why;
-  for (int64_t i = 0; i < returned; ++i) {
+  for (const int64_t i : order) {
     try {
       CudnnDescriptor plan(api_, CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR, "execution plan");
       if (handle_) plan.set(CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &handle_);
@@ -184,7 +188,8 @@ void CudnnGraph::finish() {
                                      CUDNN_TYPE_INT64, 1, &got, &workspace_),
                   "execution plan: workspace size");
       plan_ = std::move(plan);
-      engine_ = "config " + std::to_string(i) + " of " + std::to_string(returned);
+      engine_ = "config " + std::to_string(i) + " of " + std::to_string(returned) + ": " +
+                config_text(i);
       return;
     } catch (const CudnnError& e) {
       why += std::string(why.empty() ? "" : "; ") + e.what();
@@ -192,6 +197,86 @@ void CudnnGraph::finish() {
   }
   throw CudnnError("cuDNN: none of " + std::to_string(returned) +
                    " engine configs gave a plan: " + why);
+}
+
+namespace {
+const char* knob_name(cudnnBackendKnobType_t k) {
+  switch (k) {
+    case CUDNN_KNOB_TYPE_SWIZZLE: return "SWIZZLE";
+    case CUDNN_KNOB_TYPE_TILE_SIZE: return "TILE_SIZE";
+    case CUDNN_KNOB_TYPE_EDGE: return "EDGE";
+    case CUDNN_KNOB_TYPE_MULTIPLY: return "MULTIPLY";
+    case CUDNN_KNOB_TYPE_SPLIT_K_BUF: return "SPLIT_K_BUF";
+    case CUDNN_KNOB_TYPE_TILEK: return "TILEK";
+    case CUDNN_KNOB_TYPE_STAGES: return "STAGES";
+    case CUDNN_KNOB_TYPE_REDUCTION_MODE: return "REDUCTION_MODE";
+    case CUDNN_KNOB_TYPE_SPLIT_K_SLC: return "SPLIT_K_SLC";
+    case CUDNN_KNOB_TYPE_IDX_MODE: return "IDX_MODE";
+    case CUDNN_KNOB_TYPE_SPECFILT: return "SPECFILT";
+    case CUDNN_KNOB_TYPE_KERNEL_CFG: return "KERNEL_CFG";
+    case CUDNN_KNOB_TYPE_WORKSPACE: return "WORKSPACE";
+    case CUDNN_KNOB_TYPE_TILE_CGA_M: return "TILE_CGA_M";
+    case CUDNN_KNOB_TYPE_TILE_CGA_N: return "TILE_CGA_N";
+    case CUDNN_KNOB_TYPE_BLOCK_SIZE: return "BLOCK_SIZE";
+    case CUDNN_KNOB_TYPE_OCCUPANCY: return "OCCUPANCY";
+    case CUDNN_KNOB_TYPE_ARRAY_SIZE_PER_THREAD: return "ARRAY_SIZE_PER_THREAD";
+    case CUDNN_KNOB_TYPE_SPLIT_COLS: return "SPLIT_COLS";
+    case CUDNN_KNOB_TYPE_TILE_ROWS: return "TILE_ROWS";
+    case CUDNN_KNOB_TYPE_TILE_COLS: return "TILE_COLS";
+    case CUDNN_KNOB_TYPE_LOAD_SIZE: return "LOAD_SIZE";
+    default: return nullptr;
+  }
+}
+}  // namespace
+
+std::string CudnnGraph::config_text(int64_t i) {
+  if (i < 0 || i >= engine_configs())
+    throw CudnnError("cuDNN: engine config " + std::to_string(i) + " out of range");
+  const cudnnBackendDescriptor_t cfg = kept_[first_config_ + static_cast<size_t>(i)].get();
+  CudnnDescriptor engine(api_, CUDNN_BACKEND_ENGINE_DESCRIPTOR, "engine");
+  cudnnBackendDescriptor_t engine_d = engine.get();
+  int64_t n = 0, index = -1;
+  cudnn_check(api_,
+              api_.get_attribute(cfg, CUDNN_ATTR_ENGINECFG_ENGINE, CUDNN_TYPE_BACKEND_DESCRIPTOR,
+                                 1, &n, &engine_d),
+              "engine config: engine");
+  cudnn_check(api_,
+              api_.get_attribute(engine_d, CUDNN_ATTR_ENGINE_GLOBAL_INDEX, CUDNN_TYPE_INT64, 1, &n,
+                                 &index),
+              "engine: global index");
+  // Knob choices come back into descriptors made beforehand: as many as there
+  // are knob types is always enough.
+  std::vector<CudnnDescriptor> knobs;
+  std::vector<cudnnBackendDescriptor_t> raw;
+  knobs.reserve(CUDNN_KNOB_TYPE_COUNTS);
+  for (int k = 0; k < CUDNN_KNOB_TYPE_COUNTS; ++k) {
+    knobs.emplace_back(api_, CUDNN_BACKEND_KNOB_CHOICE_DESCRIPTOR, "knob choice");
+    raw.push_back(knobs.back().get());
+  }
+  int64_t got = 0;
+  cudnn_check(api_,
+              api_.get_attribute(cfg, CUDNN_ATTR_ENGINECFG_KNOB_CHOICES,
+                                 CUDNN_TYPE_BACKEND_DESCRIPTOR, static_cast<int64_t>(raw.size()),
+                                 &got, raw.data()),
+              "engine config: knob choices");
+  std::string text = "engine " + std::to_string(index);
+  for (int64_t k = 0; k < got; ++k) {
+    cudnnBackendKnobType_t type{};
+    int64_t value = 0;
+    cudnn_check(api_,
+                api_.get_attribute(raw[static_cast<size_t>(k)], CUDNN_ATTR_KNOB_CHOICE_KNOB_TYPE,
+                                   CUDNN_TYPE_KNOB_TYPE, 1, &n, &type),
+                "knob choice: type");
+    cudnn_check(api_,
+                api_.get_attribute(raw[static_cast<size_t>(k)], CUDNN_ATTR_KNOB_CHOICE_KNOB_VALUE,
+                                   CUDNN_TYPE_INT64, 1, &n, &value),
+                "knob choice: value");
+    const char* name = knob_name(type);
+    text += (k == 0 ? " (" : ", ") +
+            (name ? std::string(name) : "knob " + std::to_string(static_cast<int>(type))) + " " +
+            std::to_string(value);
+  }
+  return got > 0 ? text + ")" : text;
 }
 
 CudnnDescriptor cudnn_device_properties(const CudnnApi& api, cudnnHandle_t handle) {

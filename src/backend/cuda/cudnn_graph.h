@@ -116,13 +116,18 @@ class CudnnGraph {
   // The operation graph and its heuristics (mode A): how many engine configs
   // pass their engines' support checks for it (computed once).
   int64_t engine_configs();
-  // Those, then the plan of the first config that finalises. Throws
-  // CudnnError saying why none did.
-  void finish();
+  // Those, then the plan of the first config that finalises, starting with
+  // config `prefer` where it is one of them (for A/B timings of the configs).
+  // Throws CudnnError saying why none did.
+  void finish(int64_t prefer = -1);
+  // What engine config i of engine_configs() is: "engine 6 (KERNEL_CFG 26)",
+  // the engine's global index and its knob choices by name.
+  std::string config_text(int64_t i);
 
   const CudnnDescriptor& plan() const { return plan_; }
   int64_t workspace_bytes() const { return workspace_; }
-  // Which of the heuristics' configs the plan uses ("config 0 of 3").
+  // Which of the heuristics' configs the plan uses ("config 0 of 3: engine 6
+  // (KERNEL_CFG 26)").
   const std::string& engine() const { return engine_; }
 
  private:
