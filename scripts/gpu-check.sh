@@ -46,6 +46,8 @@
 #   CUDNN_CONFIG_SWEEP [0]: each engine config cuDNN offers for the attention
 #     backward (HESSGPT_CUDNN_BACKWARD_CONFIG=0..2) and forward (..._FORWARD_CONFIG=0..3):
 #     the cuDNN test against the CPU under it, and model1's `bench ops` attention rows.
+#   ATT_GRADS_AB [1]: a `bench train` row on AB_MODELS with attention's gradients in
+#     BF16 (HESSGPT_BF16_ATTENTION_GRADS=1; off by default).
 #   CE_AB [1]: the cross-entropy rows of `bench ops` again with a warp per row
 #     (HESSGPT_CE_KERNEL=warp; the default is a block per row).
 #   NORM_AB [1]: the RMSNorm and QK-Norm rows of `bench ops` again with the
@@ -232,6 +234,7 @@ while IFS= read -r line; do row "  cudnn" info "$line"; done \
 # default); these run our kernels throughout.
 row "  cudnn plans" info "$(grep -c 'attention: cuDNN fused' "$OUT/test__model_steps_vs_CPU.log" 2>/dev/null) built in the model steps"
 HESSGPT_ATTENTION=ours gtest_row "test: model steps, our attention" "$BUILD/tests/test_model" 'Presets/CudaModel.*' 0
+HESSGPT_BF16_ATTENTION_GRADS=1 gtest_row "test: model steps, BF16 attention gradients" "$BUILD/tests/test_model" 'Presets/CudaModel.*' 0
 # The tensor-core attention at its other block size (HESSGPT_ATTN_WARPS).
 export HESSGPT_ATTN_WARPS=8
 gtest_row "test: attention, 8-warp blocks" "$BUILD/tests/test_backend" 'CudaAttention.*:CudaOps.Attention*' 0
@@ -366,6 +369,8 @@ bench_pair() {  # model batch seq steps
       "${BENCH_FLAGS---recompute} --bf16-activations" HESSGPT_FUSED_KV=0
   [[ ${CUDNN_AB:-1} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-activations-our-attention \
       "${BENCH_FLAGS---recompute} --bf16-activations" HESSGPT_ATTENTION=ours
+  [[ ${ATT_GRADS_AB:-1} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-activations-bf16-attention-grads \
+      "${BENCH_FLAGS---recompute} --bf16-activations" HESSGPT_BF16_ATTENTION_GRADS=1
   [[ ${TUNE_AB:-0} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-activations-tuned \
       "${BENCH_FLAGS---recompute} --bf16-activations" HESSGPT_CUBLASLT_TUNE=verbose
   fi

@@ -145,7 +145,8 @@ class Backend {
                                     const Tensor& w, double eps, const Tensor& cos,
                                     const Tensor& sin, int64_t pos0);
   // The backward of both: dx =, dw +=. dout may be overwritten (the default
-  // rotates it back in place first).
+  // rotates it back in place first); it may be BF16 (storage: attention's
+  // gradients under --bf16-activations), where the backend overrides this.
   virtual void qk_norm_rope_backward(const Tensor& dx, const Tensor& dw, const Tensor& dout,
                                      const Tensor& x, const Tensor& w, const Tensor& rstd,
                                      const Tensor& cos, const Tensor& sin, int64_t pos0);
@@ -160,7 +161,8 @@ class Backend {
   virtual void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q,
                                  const Tensor& k, const Tensor& v, double scale,
                                  int64_t q_pos0) = 0;
-  // dq, dk, dv overwritten.
+  // dq, dk, dv overwritten. dout, dq, dk, dv are all F32, or all BF16
+  // (storage: the gradient computed in F32 from dout widened, rounded once).
   virtual void attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv,
                                   const Tensor& dout, const Tensor& q, const Tensor& k,
                                   const Tensor& v, const Tensor& out, const Tensor& lse,

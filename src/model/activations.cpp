@@ -1,6 +1,8 @@
 #include "model/activations.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <string_view>
 
 #include "backend/buffer_carver.h"
 
@@ -22,6 +24,18 @@ MemoryOptions effective_memory_options(const MemoryOptions& wanted, DType dtype,
 }
 
 namespace {
+
+// HESSGPT_BF16_ATTENTION_GRADS=1: attention's gradients (datt, dq, dk, dv)
+// in BF16 storage too, where dq_raw and dk_raw are (A/B timings; off by
+// default). The o projection's backward then writes datt rounded once, as
+// cuDNN's fused backward reads it, and dq, dk, dv come out of it in BF16
+// without widening passes; our own kernels stage them in F32.
+bool bf16_attention_grads_wanted() {
+  const char* e = std::getenv("HESSGPT_BF16_ATTENTION_GRADS");
+  if (!e || !*e || std::string_view(e) == "0") return false;
+  if (std::string_view(e) == "1") return true;
+  HG_FAIL("HESSGPT_BF16_ATTENTION_GRADS must be 0 or 1 (got '", e, "')");
+}
 
 Activations carve(const ModelConfig& c, BufferCarver& cv, int64_t b, int64_t t,
                   const ArenaOptions& o) {
@@ -112,6 +126,8 @@ Activations carve(const ModelConfig& c, BufferCarver& cv, int64_t b, int64_t t,
     // gradient is BF16 too.
     const DType grad_type = a.bf16_activations && lora.rank == 0 ? DType::BF16 : cv.dtype();
     const DType raw_grad_type = c.qk_norm ? grad_type : cv.dtype();
+    const DType att_grad_type =
+        raw_grad_type == DType::BF16 && bf16_attention_grads_wanted() ? DType::BF16 : cv.dtype();
     if (grad_type == DType::BF16) a.dres16 = cv.take({n, d}, DType::BF16);
     const size_t scratch = cv.offset();
     a.dgate = cv.take({n, ffn}, grad_type);
@@ -119,12 +135,12 @@ Activations carve(const ModelConfig& c, BufferCarver& cv, int64_t b, int64_t t,
     a.dact = cv.take({n, ffn}, grad_type);
     const size_t mlp_end = cv.offset();
     cv.rewind(scratch);
-    a.dq = cv.take({b, t, h, hd});
+    a.dq = cv.take({b, t, h, hd}, att_grad_type);
     a.dq_raw = cv.take({n, h * hd}, raw_grad_type);
-    a.datt = cv.take({b, t, h, hd});
-    a.dk = cv.take({b, t, kv, hd});
+    a.datt = cv.take({b, t, h, hd}, att_grad_type);
+    a.dk = cv.take({b, t, kv, hd}, att_grad_type);
     a.dk_raw = cv.take({n, kv * hd}, raw_grad_type);
-    a.dv = cv.take({b, t, kv, hd});
+    a.dv = cv.take({b, t, kv, hd}, att_grad_type);
     cv.rewind(std::max(mlp_end, cv.offset()));
     if (lora.rank > 0) a.lora_du = cv.take({n, lora.rank});
   }

@@ -115,6 +115,7 @@ class Model {
   // k and v's projection backward as one product for dln and one for their
   // stacked weights' gradient (model_backward.cpp), where it applies.
   bool fuses_kv_projections() const;
+  Tensor kv_gradient_operand() const;  // where the fused operand lives, or none
   void kv_projections_backward(const LayerParamIndex& p, const Tensor& ln1);
   // Dropout is live only inside forward_backward, never in evaluate.
   void begin_lora_pass(bool training);

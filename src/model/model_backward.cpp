@@ -88,12 +88,22 @@ void Model::backward_blocks() {
 // and wrote the F32 dln twice at K = KV*D (memory-bound: 150-185 TFLOP/s on
 // an H200). It applies without adapters, with dk_raw in BF16
 // (--bf16-activations): the operand then fits in dk's own bytes ([N, KV*D]
-// F32), free once QK-Norm's backward has read it. HESSGPT_FUSED_KV=0 keeps
-// the separate products (A/B timings).
+// F32), free once QK-Norm's backward has read it, or in datt's where
+// attention's gradients are BF16 too (free once attention's backward has
+// read it). HESSGPT_FUSED_KV=0 keeps the separate products (A/B timings).
+Tensor Model::kv_gradient_operand() const {
+  const Activations& a = acts_;
+  const int64_t n = a.batch * a.seq, kvd = config_.kv_dim();
+  for (const Tensor* t : {&a.dk, &a.datt})
+    if (t->dtype == DType::F32 || (t == &a.datt && t->numel() >= 2 * n * kvd))
+      return Tensor(t->data, DType::BF16, t->device, {n, 2 * kvd});
+  return {};
+}
+
 bool Model::fuses_kv_projections() const {
   const Activations& a = acts_;
   if (has_lora() || !a.bf16_activations || a.dk_raw.dtype != DType::BF16 ||
-      a.dk.dtype != DType::F32)
+      kv_gradient_operand().data == nullptr)
     return false;
   if (const char* e = std::getenv("HESSGPT_FUSED_KV"); e && std::string_view(e) == "0") return false;
   for (const LayerParamIndex& p : layout_.layers) {
@@ -106,7 +116,7 @@ bool Model::fuses_kv_projections() const {
 void Model::kv_projections_backward(const LayerParamIndex& p, const Tensor& ln1) {
   Activations& a = acts_;
   const int64_t n = a.batch * a.seq, kvd = config_.kv_dim();
-  const Tensor dkv(a.dk.data, DType::BF16, a.dk.device, {n, 2 * kvd});
+  const Tensor dkv = kv_gradient_operand();
   backend_.concat_columns(dkv, a.dk_raw, a.dv.view({n, kvd}));
   const Tensor wk = param(p.k_proj), gk = grad(p.k_proj);
   const Tensor w(wk.data, wk.dtype, wk.device, {2 * kvd, wk.cols()});

@@ -266,6 +266,14 @@ std::vector<OpTiming> run_ops_bench(const ModelConfig& c, Backend& be, int64_t b
              [&, q16, k16, v16, out16, lse, dout, dq, dk, dv] {
                be.attention_backward(dq, dk, dv, dout, q16, k16, v16, out16, lse, scale);
              });
+      // HESSGPT_BF16_ATTENTION_GRADS: the gradients stored in BF16 too.
+      const Tensor dout16 = b.bf16({batch, seq, h, hd}), dq16 = b.bf16({batch, seq, h, hd});
+      const Tensor dk16 = b.bf16({batch, seq, kv, hd}), dv16 = b.bf16({batch, seq, kv, hd});
+      be.convert(dout16, dout);
+      b.time("attention bwd (all bf16)", shape, 2.5 * fwd, 2.0 * (4 * n * h * hd + 4 * n * kv * hd),
+             [&, q16, k16, v16, out16, lse, dout16, dq16, dk16, dv16] {
+               be.attention_backward(dq16, dk16, dv16, dout16, q16, k16, v16, out16, lse, scale);
+             });
     }
   }
   {

@@ -241,6 +241,52 @@ TEST(Bf16Storage, AttentionInputsInBf16) {
   EXPECT_EQ(rstd16, rstd32);
 }
 
+// Attention's gradients in BF16 storage (HESSGPT_BF16_ATTENTION_GRADS): dq,
+// dk, dv are the F32 gradients from dout widened, each rounded once; QK-Norm
+// + RoPE's backward reads a BF16 dout as its widened values.
+TEST(Bf16Storage, AttentionGradientsInBf16) {
+  CpuBackend be(2);
+  const int64_t b = 2, t = 9, h = 4, kv = 2, hd = 8;
+  auto q = random_floats(b * t * h * hd, 31), k = random_floats(b * t * kv * hd, 32),
+       v = random_floats(b * t * kv * hd, 33);
+  std::vector<uint16_t> dout16 = rounded(random_floats(q.size(), 34));
+  std::vector<float> dout = widened(dout16), out(q.size()), lse(b * h * t);
+  const auto q4 = [&](std::vector<float>& x) { return host(x, {b, t, h, hd}); };
+  const auto kv4 = [&](std::vector<float>& x) { return host(x, {b, t, kv, hd}); };
+  be.attention_forward(q4(out), host(lse, {b, h, t}), q4(q), kv4(k), kv4(v), 0.35, 0);
+  std::vector<float> dq(q.size()), dk(k.size()), dv(v.size());
+  be.attention_backward(q4(dq), kv4(dk), kv4(dv), q4(dout), q4(q), kv4(k), kv4(v), q4(out),
+                        host(lse, {b, h, t}), 0.35);
+  std::vector<uint16_t> dq16(q.size()), dk16(k.size()), dv16(v.size());
+  be.attention_backward(host16(dq16, {b, t, h, hd}), host16(dk16, {b, t, kv, hd}),
+                        host16(dv16, {b, t, kv, hd}), host16(dout16, {b, t, h, hd}), q4(q), kv4(k),
+                        kv4(v), q4(out), host(lse, {b, h, t}), 0.35);
+  EXPECT_EQ(dq16, rounded(dq));
+  EXPECT_EQ(dk16, rounded(dk));
+  EXPECT_EQ(dv16, rounded(dv));
+  EXPECT_THROW(be.attention_backward(q4(dq), kv4(dk), kv4(dv), host16(dout16, {b, t, h, hd}),
+                                     q4(q), kv4(k), kv4(v), q4(out), host(lse, {b, h, t}), 0.35),
+               Error);  // BF16 dout into F32 gradients
+
+  const int64_t positions = 12;
+  std::vector<float> cosv = random_floats(positions * hd / 2, 35),
+                     sinv = random_floats(positions * hd / 2, 36), w = random_floats(hd, 37);
+  std::vector<float> rstd(b * t * h), normed(q.size());
+  be.qk_norm_rope_forward(q4(normed), host(rstd, {b * t * h}), q4(q), host(w, {hd}), 1e-6,
+                          host(cosv, {positions, hd / 2}), host(sinv, {positions, hd / 2}), 2);
+  const auto backward = [&](const Tensor& g) {
+    std::vector<float> dx(q.size()), dw(hd, 0.0f);
+    be.qk_norm_rope_backward(q4(dx), host(dw, {hd}), g, q4(q), host(w, {hd}),
+                             host(rstd, {b * t * h}), host(cosv, {positions, hd / 2}),
+                             host(sinv, {positions, hd / 2}), 2);
+    return std::make_pair(dx, dw);
+  };
+  std::vector<uint16_t> g16 = dq16;
+  std::vector<float> g32 = widened(dq16);
+  EXPECT_EQ(backward(host16(g16, {b, t, h, hd})), backward(q4(g32)));
+  EXPECT_EQ(g16, dq16) << "a BF16 dout is read, not rotated in place";
+}
+
 TEST(Bf16Storage, SwigluReadsBf16GateAndUp) {
   CpuBackend be(2);
   const int64_t n = 1003;

@@ -396,3 +396,65 @@ TEST_F(CudaOps, AttentionInputsInBf16) {
 
 }  // namespace
 }  // namespace hessgpt
+
+namespace hessgpt {
+namespace {
+
+using namespace cuda_test;
+
+// Attention's gradients in BF16 storage (HESSGPT_BF16_ATTENTION_GRADS): under
+// either engine, dq, dk, dv are the bits of the F32-gradient path (from the
+// same dout, widened) rounded once: cuDNN writes BF16 either way, and our
+// kernels stage the BF16 call in F32. QK-Norm + RoPE's backward reads a BF16
+// dout exactly as its widened F32 (both kernels).
+TEST_F(CudaOps, AttentionGradientsInBf16) {
+  gpu_->set_matmul_precision(MatmulPrecision::BF16);
+  const AttnCase c{2, 128, 4, 2, 64};
+  const std::vector<uint16_t> q = rounded(random_floats(c.b * c.t * c.h * c.d, 91, 1.5));
+  const std::vector<uint16_t> k = rounded(random_floats(c.b * c.t * c.kv * c.d, 92, 1.5));
+  const std::vector<uint16_t> v = rounded(random_floats(c.b * c.t * c.kv * c.d, 93));
+  const std::vector<uint16_t> dout16 = rounded(random_floats(q.size(), 94));
+  const Vec dout = widened(dout16);
+  for (const char* engine : {"ours", "cudnn"}) {
+    const testing::ScopedEnv choice("HESSGPT_ATTENTION", engine);
+    const Tensor tq = on16(*gpu_, q, {c.b, c.t, c.h, c.d}), tk = on16(*gpu_, k, {c.b, c.t, c.kv, c.d});
+    const Tensor tv = on16(*gpu_, v, {c.b, c.t, c.kv, c.d});
+    const Tensor out = on16(*gpu_, std::vector<uint16_t>(q.size(), 0xffff), {c.b, c.t, c.h, c.d});
+    const Tensor lse = on(*gpu_, poison(c.b * c.h * c.t), {c.b, c.h, c.t});
+    gpu_->attention_forward(out, lse, tq, tk, tv, 0.125, 0);
+    const std::vector<Vec> f32 = attention_grads(*gpu_, c, dout, tq, tk, tv, out, lse, 0.125);
+    const auto nan16 = [&](size_t n, std::initializer_list<int64_t> dims) {
+      return on16(*gpu_, std::vector<uint16_t>(n, 0xffff), dims);
+    };
+    const Tensor dq = nan16(q.size(), {c.b, c.t, c.h, c.d}), dk = nan16(k.size(), {c.b, c.t, c.kv, c.d});
+    const Tensor dv = nan16(v.size(), {c.b, c.t, c.kv, c.d});
+    gpu_->attention_backward(dq, dk, dv, on16(*gpu_, dout16, {c.b, c.t, c.h, c.d}), tq, tk, tv,
+                             out, lse, 0.125);
+    const std::string what = std::string("engine ") + engine;
+    EXPECT_EQ(bits_of(*gpu_, dq), rounded(f32[0])) << what << ": dq";
+    EXPECT_EQ(bits_of(*gpu_, dk), rounded(f32[1])) << what << ": dk";
+    EXPECT_EQ(bits_of(*gpu_, dv), rounded(f32[2])) << what << ": dv";
+  }
+  const int64_t positions = c.t, rows = c.b * c.t * c.h;
+  const Vec x = random_floats(q.size(), 95), w = random_floats(c.d, 96);
+  const Vec cosv = random_floats(positions * c.d / 2, 97), sinv = random_floats(positions * c.d / 2, 98);
+  const Tensor tx = on(*gpu_, x, {c.b, c.t, c.h, c.d}), tw = on(*gpu_, w, {c.d});
+  const Tensor rstd = on(*gpu_, poison(rows), {rows}), normed = on(*gpu_, poison(q.size()), {c.b, c.t, c.h, c.d});
+  const Tensor tcos = on(*gpu_, cosv, {positions, c.d / 2}), tsin = on(*gpu_, sinv, {positions, c.d / 2});
+  gpu_->qk_norm_rope_forward(normed, rstd, tx, tw, 1e-6, tcos, tsin, 0);
+  for (const char* kernels : {"held", "generic"}) {
+    const testing::ScopedEnv choice("HESSGPT_NORM_KERNELS", kernels);
+    const auto backward = [&](const Tensor& g) {
+      const Tensor dx = on(*gpu_, poison(q.size()), {c.b, c.t, c.h, c.d});
+      const Tensor dw = on(*gpu_, Vec(c.d, 0.0f), {c.d});
+      gpu_->qk_norm_rope_backward(dx, dw, g, tx, tw, rstd, tcos, tsin, 0);
+      return std::make_pair(host(*gpu_, dx), host(*gpu_, dw));
+    };
+    EXPECT_EQ(backward(on16(*gpu_, dout16, {c.b, c.t, c.h, c.d})),
+              backward(on(*gpu_, dout, {c.b, c.t, c.h, c.d})))
+        << "qk-norm + rope backward, " << kernels << " kernels";
+  }
+}
+
+}  // namespace
+}  // namespace hessgpt

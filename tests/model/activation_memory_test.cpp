@@ -205,6 +205,42 @@ TEST(Bf16Activations, FusedKvProjectionsMatchSeparateProducts) {
   EXPECT_EQ(concats("1", bf16_activations(), true), 0) << "adapters";
 }
 
+// Attention's gradients in BF16 too (HESSGPT_BF16_ATTENTION_GRADS=1): the
+// forward is unchanged, so are the losses; the gradients move by the
+// roundings of datt and of dq, dk, dv (on the GPU, cuDNN's backward rounds
+// dout and writes BF16 anyway). The fused k/v operand then lives in datt's
+// bytes, and still runs once per layer.
+TEST(Bf16Activations, AttentionGradientsInBf16) {
+  if (!cpu_has_bf16_products()) GTEST_SKIP() << "no BF16 products in this build (oneDNN)";
+  const ModelConfig c = preset_config("tiny");
+  const Passes f32_grads = train_twice(c, false, false, bf16_activations(), true);
+  Passes bf16_grads;
+  {
+    const testing::ScopedEnv on("HESSGPT_BF16_ATTENTION_GRADS", "1");
+    bf16_grads = train_twice(c, false, false, bf16_activations(), true);
+    CpuBackend inner(2);
+    inner.set_matmul_precision(MatmulPrecision::BF16);
+    TimedBackend timed(inner);
+    Model m(c, timed);
+    lora_test::randomise(m, 11, 0.2);
+    m.set_memory_options(bf16_activations());
+    m.zero_grads();
+    const lora_test::Batch batch = lora_test::random_batch(2 * 24, 1);
+    m.forward_backward(batch.ids.data(), batch.targets.data(), 2, 24, 0.01);
+    int64_t concats = 0;
+    for (const TimedBackend::Entry& e : timed.entries())
+      if (e.op == "concat_columns") concats += e.calls;
+    EXPECT_EQ(concats, c.num_hidden_layers);
+  }
+  EXPECT_EQ(bf16_grads.losses, f32_grads.losses);
+  const double err = rel_error(bf16_grads.grads, f32_grads.grads);
+  EXPECT_LT(err, 1e-2);
+  EXPECT_GT(err, 0.0);
+  std::printf("[ tiny ] BF16 attention gradients: gradient relative error %.2e\n", err);
+  const testing::ScopedEnv bad("HESSGPT_BF16_ATTENTION_GRADS", "yes");
+  EXPECT_THROW(train_twice(c, false, false, bf16_activations(), true), Error);
+}
+
 // With adapters (no dropout) the products' inputs are BF16 too, at the exact
 // FFN width and with F32 gradients: the adapters' products read x rounded
 // anyway (their scaled products are FP32 but read u, not x), so again the

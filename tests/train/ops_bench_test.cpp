@@ -25,7 +25,8 @@ TEST(OpsBench, TimesEveryOpOnTiny) {
   }
   for (const char* op : {"matmul qkv", "matmul head chunk", "attention fwd", "attention bwd",
                          "rmsnorm bwd", "softcap cross-entropy", "adamw (all parameters)",
-                         "matmul gate/up (bf16 out)", "swiglu bwd (bf16 gate/up)"})
+                         "matmul gate/up (bf16 out)", "swiglu bwd (bf16 gate/up)",
+                         "attention bwd (all bf16)"})
     EXPECT_TRUE(names.count(op)) << op;
 }
 

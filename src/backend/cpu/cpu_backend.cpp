@@ -381,6 +381,28 @@ void CpuBackend::attention_backward(const Tensor& dq, const Tensor& dk, const Te
   HG_CHECK(k.dim(1) == t, "attention backward needs Tq == Tk");
   check_attention_operands(q, k, v);
   check_cpu(out, "attention out");
+  HG_CHECK(dq.dtype == dout.dtype && dk.dtype == dout.dtype && dv.dtype == dout.dtype,
+           "attention_backward: dout, dq, dk, dv must be of one type");
+  if (dout.dtype == DType::BF16) {
+    // Gradients in BF16 storage: computed in F32 from dout widened, each
+    // rounded once at the end.
+    const int64_t nq = dq.numel(), nk = dk.numel();
+    HG_CHECK(dout.numel() == nq && dv.numel() == nk, "attention backward: gradient sizes");
+    attn_grads_.resize(static_cast<size_t>(2 * nq + 2 * nk));
+    float* g = attn_grads_.data();
+    const auto f32_at = [](Tensor like, float* at) {
+      like.data = at;
+      like.dtype = DType::F32;
+      return like;
+    };
+    const Tensor dout32 = f32_at(dout, g), dq32 = f32_at(dq, g + nq), dk32 = f32_at(dk, g + 2 * nq),
+                 dv32 = f32_at(dv, g + 2 * nq + nk);
+    cpu::from_bf16(g, dout.as<uint16_t>(), nq);
+    attention_backward(dq32, dk32, dv32, dout32, q, k, v, out, lse, scale);
+    for (const auto& [to, from] : {std::pair{&dq, &dq32}, std::pair{&dk, &dk32}, std::pair{&dv, &dv32}})
+      cpu::to_bf16(to->as<uint16_t>(), from->as<float>(), to->numel());
+    return;
+  }
   if (out.dtype == DType::BF16 && q.dtype != DType::F64) {
     HG_CHECK(out.numel() == q.numel(), "attention out: size mismatch");
     attention_backward(dq, dk, dv, dout, q, k, v, widened(wide_a_, out), lse, scale);
@@ -398,6 +420,14 @@ void CpuBackend::attention_backward(const Tensor& dq, const Tensor& dk, const Te
                                ks.as<T>(), vs.as<T>(), out.as<T>(), lse.as<T>(), b, t, h, kv, d,
                                scale);
   });
+}
+
+void CpuBackend::qk_norm_rope_backward(const Tensor& dx, const Tensor& dw, const Tensor& dout,
+                                       const Tensor& x, const Tensor& w, const Tensor& rstd,
+                                       const Tensor& cos, const Tensor& sin, int64_t pos0) {
+  check_cpu(dout, "qk-norm + rope dout");
+  Backend::qk_norm_rope_backward(dx, dw, dout.dtype == DType::BF16 ? widened(wide_b_, dout) : dout,
+                                 x, w, rstd, cos, sin, pos0);
 }
 
 void CpuBackend::qk_norm_rope_forward(const Tensor& out, const Tensor& rstd, const Tensor& x,

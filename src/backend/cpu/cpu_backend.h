@@ -63,6 +63,10 @@ class CpuBackend final : public Backend {
   void qk_norm_rope_forward(const Tensor& out, const Tensor& rstd, const Tensor& x,
                             const Tensor& w, double eps, const Tensor& cos, const Tensor& sin,
                             int64_t pos0) override;
+  // dout may be BF16 (storage): rotated back in an F32 copy.
+  void qk_norm_rope_backward(const Tensor& dx, const Tensor& dw, const Tensor& dout,
+                             const Tensor& x, const Tensor& w, const Tensor& rstd,
+                             const Tensor& cos, const Tensor& sin, int64_t pos0) override;
 
   void softcap_forward(const Tensor& logits, double cap) override;
   void softcap_cross_entropy(const Tensor& logits, const Tensor& losses, const Tensor& targets,
@@ -91,6 +95,7 @@ class CpuBackend final : public Backend {
   std::unique_ptr<cpu::Bf16Matmul> bf16_;  // created on first BF16 product
   std::vector<float> staged_;              // F32 result of an op with a BF16 output
   std::vector<float> wide_a_, wide_b_;     // widened BF16 inputs
+  std::vector<float> attn_grads_;          // attention's BF16 gradients, staged in F32
   std::vector<float> attn_q_, attn_k_, attn_v_;  // attention's operands (attention_operand)
 };
 

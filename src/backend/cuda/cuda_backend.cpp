@@ -318,12 +318,14 @@ void CudaBackend::norm_backward(const Tensor& dx, const Tensor* dx16, const Tens
   HG_CHECK(dx.dtype == DType::F32 || !accumulate_dx,
            "rmsnorm_backward cannot accumulate into a BF16 dx");
   check_f32(dw, "rmsnorm dw");
-  check_f32(dout, "rmsnorm dout");
+  check_f32_or_bf16(dout, "rmsnorm dout");
+  HG_CHECK(dout.dtype == DType::F32 || rope.cos,
+           "rmsnorm_backward: dout in BF16 is for QK-Norm + RoPE only");
   check_f32(x, "rmsnorm x");
   check_f32(w, "rmsnorm w");
   check_f32(rstd, "rmsnorm rstd");
   check_size(dx, x, "rmsnorm_backward");
-  check_same(dout, x, "rmsnorm_backward");
+  check_size(dout, x, "rmsnorm_backward dout");
   HG_CHECK(w.numel() == x.cols() && dw.numel() == w.numel() && rstd.numel() == x.rows(),
            "rmsnorm_backward shapes");
   const int64_t parts = cuda::rmsnorm_dw_partitions(x.rows());
@@ -335,12 +337,16 @@ void CudaBackend::norm_backward(const Tensor& dx, const Tensor* dx16, const Tens
     check_size(*dx16, x, "rmsnorm_backward_copy dx16");
   }
   uint16_t* copy = dx16 ? bits(*dx16) : nullptr;
-  const auto run = [&](auto* out) {
-    cuda::rmsnorm_backward(out, copy, f32(dw), partials, f32(dout), f32(x), f32(w), f32(rstd),
-                           x.rows(), x.cols(), accumulate_dx, s_->stream, rope);
+  const auto run = [&](auto* out, const auto* g) {
+    cuda::rmsnorm_backward(out, copy, f32(dw), partials, g, f32(x), f32(w), f32(rstd), x.rows(),
+                           x.cols(), accumulate_dx, s_->stream, rope);
   };
-  if (dx.dtype == DType::BF16) run(bits(dx));
-  else run(f32(dx));
+  const auto with_dout = [&](auto* out) {
+    if (dout.dtype == DType::BF16) run(out, static_cast<const uint16_t*>(bits(dout)));
+    else run(out, static_cast<const float*>(f32(dout)));
+  };
+  if (dx.dtype == DType::BF16) with_dout(bits(dx));
+  else with_dout(f32(dx));
 }
 
 void CudaBackend::rmsnorm_forward(const Tensor& out, const Tensor& rstd, const Tensor& x,

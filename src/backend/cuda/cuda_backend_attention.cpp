@@ -138,7 +138,10 @@ void CudaBackend::attention_backward(const Tensor& dq, const Tensor& dk, const T
                                      const Tensor& dout, const Tensor& q, const Tensor& k,
                                      const Tensor& v, const Tensor& out, const Tensor& lse,
                                      double scale) {
-  for (const Tensor* t : {&dq, &dk, &dv, &dout, &lse}) check_f32(*t, "attention_backward operand");
+  check_f32(lse, "attention_backward lse");
+  check_f32_or_bf16(dout, "attention_backward dout");
+  HG_CHECK(dq.dtype == dout.dtype && dk.dtype == dout.dtype && dv.dtype == dout.dtype,
+           "attention_backward: dout, dq, dk, dv must all be F32 or all BF16");
   check_attention_operands(q, k, v);
   check_f32_or_bf16(out, "attention_backward out");
   HG_CHECK(q.ndim == 4 && k.ndim == 4 && v.ndim == 4, "attention expects [B, T, heads, D]");
@@ -155,6 +158,25 @@ void CudaBackend::attention_backward(const Tensor& dq, const Tensor& dk, const T
   if (cudnn_attention_fits(q, k, out, 0) && cudnn_attention_backward(dq, dk, dv, dout, q, k, v, out,
                                                                       lse, scale))
     return;
+  if (dout.dtype == DType::BF16) {
+    // Our kernels take F32 gradients: dout widened, dq, dk, dv rounded after.
+    const int64_t nq = q.numel(), nk = k.numel();
+    auto* wide = static_cast<float*>(
+        s_->get(kAttnGrads, sizeof(float) * static_cast<size_t>(2 * nq + 2 * nk)));
+    const auto staged = [](Tensor like, float* at) {
+      like.data = at;
+      like.dtype = DType::F32;
+      return like;
+    };
+    const Tensor dout32 = staged(dout, wide), dq32 = staged(dq, wide + nq),
+                 dk32 = staged(dk, wide + 2 * nq), dv32 = staged(dv, wide + 2 * nq + nk);
+    cuda::widen_bf16(f32(dout32), bits(dout), nq, s_->stream);
+    attention_backward(dq32, dk32, dv32, dout32, q, k, v, out, lse, scale);
+    for (const auto& [to, from] : {std::pair{&dq, &dq32}, std::pair{&dk, &dk32}, std::pair{&dv, &dv32}})
+      cuda::to_bf16(bits(*to), from->numel(), 1, f32(*from), from->numel(), 1, from->numel(),
+                    s_->stream);
+    return;
+  }
   auto* delta = static_cast<float*>(
       s_->get(kAttnDelta, sizeof(float) * static_cast<size_t>(std::max<int64_t>(b * h * t, 1))));
   const auto run = [&](const auto* o) {
@@ -177,7 +199,8 @@ void CudaBackend::attention_backward(const Tensor& dq, const Tensor& dk, const T
   else run(static_cast<const float*>(f32(out)));
 }
 
-// cuDNN reads dout and writes dq, dk, dv in BF16: dout is rounded into scratch first (as autocast rounds the
+// cuDNN reads dout and writes dq, dk, dv in BF16: in place where they are
+// stored in BF16; else dout is rounded into scratch first (as autocast rounds the
 // gradient entering SDPA) and the BF16 gradients widened into the F32 outputs.
 bool CudaBackend::cudnn_attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv,
                                            const Tensor& dout, const Tensor& q, const Tensor& k,
@@ -188,6 +211,9 @@ bool CudaBackend::cudnn_attention_backward(const Tensor& dq, const Tensor& dk, c
                                    static_cast<float>(scale)};
   // Planned before anything is enqueued: a shape cuDNN cannot run costs nothing.
   if (!s_->cudnn().backward_planned(shape)) return false;
+  if (dout.dtype == DType::BF16)
+    return s_->cudnn().backward(bits(dq), bits(dk), bits(dv), bits(dout), bits(q), bits(k),
+                                bits(v), bits(out), f32(lse), shape);
   auto* io = static_cast<uint16_t*>(
       s_->get(kAttnCudnn, sizeof(uint16_t) * static_cast<size_t>(2 * nq + 2 * nk)));
   uint16_t *dout16 = io, *dk16 = io + nq, *dv16 = dk16 + nk, *dq16 = dv16 + nk;

@@ -85,11 +85,12 @@ template <typename Out>
 void rmsnorm_forward(Out* out, float* rstd, const float* x, const float* w, int64_t rows,
                      int64_t d, double eps, cudaStream_t stream, const RopeRows& rope = {});
 // dx (= or +=), dw +=; dw_partials holds rmsnorm_dw_partitions(rows) * d
-// floats. DX: float or uint16_t (BF16). dx_copy (may be null): dx's final
-// values rounded to BF16 as well. With rope.cos, dout is the gradient of the
-// rotated output (it is rotated back on the way in; dout is not written).
-template <typename DX>
-void rmsnorm_backward(DX* dx, uint16_t* dx_copy, float* dw, float* dw_partials, const float* dout,
+// floats. DX and DO (dout): float or uint16_t (BF16). dx_copy (may be null):
+// dx's final values rounded to BF16 as well. With rope.cos, dout is the
+// gradient of the rotated output (it is rotated back on the way in; dout is
+// not written).
+template <typename DX, typename DO>
+void rmsnorm_backward(DX* dx, uint16_t* dx_copy, float* dw, float* dw_partials, const DO* dout,
                       const float* x, const float* w, const float* rstd, int64_t rows, int64_t d,
                       bool accumulate_dx, cudaStream_t stream, const RopeRows& rope = {});
 

@@ -50,9 +50,10 @@ __global__ void rmsnorm_forward_kernel(Out* out, float* rstd, const float* x, co
 }
 
 // Pass 1: block p = partition p; warp w takes rows begin + w, begin + w + warps, ...
-template <typename DX>
+// dout: F32, or BF16 (storage; read widened).
+template <typename DX, typename DO>
 __global__ void rmsnorm_backward_kernel(DX* dx, __nv_bfloat16* dx_copy, float* dw_partials,
-                                        const float* dout, const float* x, const float* w,
+                                        const DO* dout, const float* x, const float* w,
                                         const float* rstd, int64_t rows, int64_t d,
                                         int64_t parts, bool accumulate_dx, RopeRows rope) {
   extern __shared__ float dw_rows[];  // [warps, d]
@@ -62,10 +63,11 @@ __global__ void rmsnorm_backward_kernel(DX* dx, __nv_bfloat16* dx_copy, float* d
   const RowRange range = partition_rows(rows, parts, blockIdx.x);
   for (int64_t r = range.begin + warp; r < range.end; r += warps) {
     const float* xr = x + r * d;
-    const float* gr = dout + r * d;
+    const DO* gr = dout + r * d;
     // The gradient of the norm's output: dout, or dout rotated back.
     const auto grad = [&](int64_t i) {
-      return rope.cos ? rotated(rope, r, i, d, -1.0f, [gr](int64_t e) { return gr[e]; }) : gr[i];
+      return rope.cos ? rotated(rope, r, i, d, -1.0f, [gr](int64_t e) { return as_float(gr[e]); })
+                      : as_float(gr[i]);
     };
     const float s = rstd[r];
     double dot = 0.0;  // sum_i dout_i * w_i * xhat_i
@@ -165,29 +167,35 @@ bool rmsnorm_forward_held(Out* out, float* rstd, const float* x, const float* w,
   });
 }
 
-template <typename DX>
-bool rmsnorm_backward_held(DX* dx, uint16_t* dx_copy, float* dw_partials, const float* dout,
+// dout BF16 (storage) only where rows are pairs (QK-Norm + RoPE); the
+// generic kernel takes the rest.
+template <typename DX, typename DO>
+bool rmsnorm_backward_held(DX* dx, uint16_t* dx_copy, float* dw_partials, const DO* dout,
                            const float* x, const float* w, const float* rstd, int64_t rows,
                            int64_t d, int64_t parts, int warps, size_t smem, bool accumulate_dx,
                            cudaStream_t stream, const RopeRows& rope) {
   const bool pairs = rope.cos != nullptr;
   const int64_t units = held_units(d, pairs, {dx, dx_copy, dout, x, w});
+  if constexpr (!std::is_same_v<DO, float>)
+    if (!pairs || rmsnorm_held_width(units, pairs) > kMaxHeldPairs) return false;
   return with_held_width(units, pairs, [&](auto width) {
     constexpr int N = decltype(width)::value;
     const unsigned grid = static_cast<unsigned>(parts);
     if constexpr (N <= kMaxHeldPairs)
       if (pairs) {
-        qk_norm_rope_backward_held_kernel<device_t<DX>, N, qk_norm_rows_per_warp(N)>
+        qk_norm_rope_backward_held_kernel<device_t<DX>, device_t<DO>, N, qk_norm_rows_per_warp(N)>
             <<<grid, warps * 32, smem, stream>>>(device_ptr(dx), device_ptr(dx_copy), dw_partials,
-                                                 dout, x, w, rstd, rows, d, parts, accumulate_dx,
-                                                 rope);
+                                                 device_ptr(dout), x, w, rstd, rows, d, parts,
+                                                 accumulate_dx, rope);
         HG_CUDA_CHECK_LAUNCH();
         return;
       }
-    rmsnorm_backward_held_kernel<device_t<DX>, N><<<grid, warps * 32, smem, stream>>>(
-        device_ptr(dx), device_ptr(dx_copy), dw_partials, dout, x, w, rstd, rows, d, parts,
-        accumulate_dx);
-    HG_CUDA_CHECK_LAUNCH();
+    if constexpr (std::is_same_v<DO, float>) {
+      rmsnorm_backward_held_kernel<device_t<DX>, N><<<grid, warps * 32, smem, stream>>>(
+          device_ptr(dx), device_ptr(dx_copy), dw_partials, dout, x, w, rstd, rows, d, parts,
+          accumulate_dx);
+      HG_CUDA_CHECK_LAUNCH();
+    }
   });
 }
 
@@ -208,8 +216,8 @@ template void rmsnorm_forward(float*, float*, const float*, const float*, int64_
 template void rmsnorm_forward(uint16_t*, float*, const float*, const float*, int64_t, int64_t,
                               double, cudaStream_t, const RopeRows&);
 
-template <typename DX>
-void rmsnorm_backward(DX* dx, uint16_t* dx_copy, float* dw, float* dw_partials, const float* dout,
+template <typename DX, typename DO>
+void rmsnorm_backward(DX* dx, uint16_t* dx_copy, float* dw, float* dw_partials, const DO* dout,
                       const float* x, const float* w, const float* rstd, int64_t rows, int64_t d,
                       bool accumulate_dx, cudaStream_t stream, const RopeRows& rope) {
   if (rows <= 0 || d <= 0) return;
@@ -220,8 +228,8 @@ void rmsnorm_backward(DX* dx, uint16_t* dx_copy, float* dw, float* dw_partials, 
   if (!rmsnorm_backward_held(dx, dx_copy, dw_partials, dout, x, w, rstd, rows, d, parts, warps,
                              smem, accumulate_dx, stream, rope)) {
     rmsnorm_backward_kernel<<<static_cast<unsigned>(parts), warps * 32, smem, stream>>>(
-        device_ptr(dx), device_ptr(dx_copy), dw_partials, dout, x, w, rstd, rows, d, parts,
-        accumulate_dx, rope);
+        device_ptr(dx), device_ptr(dx_copy), dw_partials, device_ptr(dout), x, w, rstd, rows, d,
+        parts, accumulate_dx, rope);
     HG_CUDA_CHECK_LAUNCH();
   }
   rmsnorm_dw_kernel<<<static_cast<unsigned>(rmsnorm_dw_blocks(d)), kDwColumns * kDwSlices, 0,
@@ -229,11 +237,14 @@ void rmsnorm_backward(DX* dx, uint16_t* dx_copy, float* dw, float* dw_partials, 
   HG_CUDA_CHECK_LAUNCH();
 }
 
-template void rmsnorm_backward(float*, uint16_t*, float*, float*, const float*, const float*,
-                               const float*, const float*, int64_t, int64_t, bool, cudaStream_t,
-                               const RopeRows&);
-template void rmsnorm_backward(uint16_t*, uint16_t*, float*, float*, const float*, const float*,
-                               const float*, const float*, int64_t, int64_t, bool, cudaStream_t,
-                               const RopeRows&);
+#define HG_RMSNORM_BACKWARD(DX, DO)                                                             \
+  template void rmsnorm_backward(DX*, uint16_t*, float*, float*, const DO*, const float*,       \
+                                 const float*, const float*, int64_t, int64_t, bool,            \
+                                 cudaStream_t, const RopeRows&);
+HG_RMSNORM_BACKWARD(float, float)
+HG_RMSNORM_BACKWARD(uint16_t, float)
+HG_RMSNORM_BACKWARD(float, uint16_t)
+HG_RMSNORM_BACKWARD(uint16_t, uint16_t)
+#undef HG_RMSNORM_BACKWARD
 
 }  // namespace hessgpt::cuda

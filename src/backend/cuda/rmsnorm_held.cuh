@@ -198,9 +198,9 @@ __global__ void rmsnorm_backward_held_kernel(DX* dx, __nv_bfloat16* dx_copy, flo
 // QK-Norm + RoPE, pass 1: dout is rotated back (the transpose) pair by pair.
 // Each warp takes kRows consecutive rows of its partition at a time, all
 // loaded before any is reduced (as the forward); dw adds them in row order.
-template <typename DX, int kPairs, int kRows>
+template <typename DX, typename DO, int kPairs, int kRows>
 __global__ void qk_norm_rope_backward_held_kernel(DX* dx, __nv_bfloat16* dx_copy,
-                                                  float* dw_partials, const float* dout,
+                                                  float* dw_partials, const DO* dout,
                                                   const float* x, const float* w,
                                                   const float* rstd, int64_t rows, int64_t d,
                                                   int64_t parts, bool accumulate_dx,
@@ -226,7 +226,7 @@ __global__ void qk_norm_rope_backward_held_kernel(DX* dx, __nv_bfloat16* dx_copy
       if (r >= range.end) continue;
       const int64_t pos = rope.pos0 + (r / rope.heads) % rope.t;
       const float* xr = x + r * d;
-      const float* gr = dout + r * d;
+      const DO* gr = dout + r * d;
       s[i] = rstd[r];
 #pragma unroll
       for (int k = 0; k < kPairs; ++k) {
@@ -234,7 +234,7 @@ __global__ void qk_norm_rope_backward_held_kernel(DX* dx, __nv_bfloat16* dx_copy
         if (j >= half) continue;
         xl[i][k] = xr[j];
         xh[i][k] = xr[j + half];
-        const float g1 = gr[j], g2 = gr[j + half];
+        const float g1 = as_float(gr[j]), g2 = as_float(gr[j + half]);
         const float c = rope.cos[pos * half + j], sn = rope.sin[pos * half + j];
         gl[i][k] = g1 * c - sign * g2 * sn;
         gh[i][k] = g2 * c + sign * g1 * sn;
