@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "backend/backend.h"
@@ -280,15 +281,19 @@ TEST_F(CudaOps, NormKernelsHeldAndGenericAgree) {
                        {"dx", host(*gpu_, dx)}, {"dw", host(*gpu_, dw)}},
                bits_of(*gpu_, out16), bits_of(*gpu_, dx16)};
   };
-  for (const auto& [d, rope] : {std::pair<int64_t, bool>{64, false}, {1000, false}, {1280, false},
-                                {64, true}, {128, true}}) {
+  // QK-Norm + RoPE's held kernels with one row per warp and with four
+  // (HESSGPT_QK_NORM_ROWS; four only at head dims up to 64).
+  for (const auto& [d, rope, qk_rows] :
+       {std::tuple<int64_t, bool, const char*>{64, false, "1"}, {1000, false, "1"},
+        {1280, false, "1"}, {64, true, "1"}, {64, true, "4"}, {128, true, "1"}, {128, true, "4"}}) {
+    const testing::ScopedEnv rows_per_warp("HESSGPT_QK_NORM_ROWS", qk_rows);
     const Run generic = [&] {
       const testing::ScopedEnv kernels("HESSGPT_NORM_KERNELS", "generic");
       return run(d, rope);
     }();
     const Run held = run(d, rope);
-    const std::string what =
-        std::string(rope ? "qk-norm + rope" : "rmsnorm") + " held vs generic, d=" + std::to_string(d);
+    const std::string what = std::string(rope ? "qk-norm + rope" : "rmsnorm") +
+                             " held vs generic, d=" + std::to_string(d) + ", rows per warp " + qk_rows;
     // The BF16 outputs are each F32 output rounded (exactly); between the two
     // kernels a rounding may flip where the F32 values differ in the last bits.
     for (const Run* r : {&held, &generic}) {

@@ -74,8 +74,10 @@ inline int rmsnorm_held_width(int64_t units, bool pairs) {
   }
   return 0;
 }
-// Rows per warp of the held QK-Norm + RoPE kernels: 4 where a lane holds one
-// pair (head dims up to 64: a 256-byte row per warp kept too little in flight).
+// Rows per warp of the held QK-Norm + RoPE kernels' multi-row form
+// (HESSGPT_QK_NORM_ROWS=4, rmsnorm.cu): 4 where a lane holds one pair (head
+// dims up to 64), else 1. One row per warp is the default: on an H200 the
+// 4-row form measured slower.
 HG_HD constexpr int qk_norm_rows_per_warp(int pairs_width) { return pairs_width == 1 ? 4 : 1; }
 
 // dw is summed in two passes without atomics: partition p (one block) sums its

@@ -144,6 +144,30 @@ int64_t held_units(int64_t d, bool rope, std::initializer_list<const void*> poin
   return d / 4;
 }
 
+// HESSGPT_QK_NORM_ROWS=4 gives each warp of the held QK-Norm + RoPE kernels
+// four consecutive rows at head dims up to 64, all loaded before any is
+// reduced (more bytes in flight per warp). On an H200 (bench ops, model1's q)
+// it was slower: forward 0.220 against 0.179 ms, backward 0.292 against
+// 0.226. 1, the default, keeps a row per warp. Read at every call.
+bool qk_norm_multi_rows_wanted() {
+  const char* e = std::getenv("HESSGPT_QK_NORM_ROWS");
+  if (!e || !*e || std::string_view(e) == "1") return false;
+  if (std::string_view(e) == "4") return true;
+  HG_FAIL("HESSGPT_QK_NORM_ROWS must be 1 or 4 (got '", e, "')");
+}
+
+// f(Width<R>{}) with R the held QK-Norm + RoPE kernels' rows per warp for
+// width N (above).
+template <int N, typename F>
+void with_qk_rows(F&& f) {
+  if constexpr (qk_norm_rows_per_warp(N) > 1)
+    if (qk_norm_multi_rows_wanted()) {
+      f(Width<qk_norm_rows_per_warp(N)>{});
+      return;
+    }
+  f(Width<1>{});
+}
+
 template <typename Out>
 bool rmsnorm_forward_held(Out* out, float* rstd, const float* x, const float* w, int64_t rows,
                           int64_t d, double eps, cudaStream_t stream, const RopeRows& rope) {
@@ -153,12 +177,14 @@ bool rmsnorm_forward_held(Out* out, float* rstd, const float* x, const float* w,
     constexpr int N = decltype(width)::value;
     if constexpr (N <= kMaxHeldPairs)
       if (pairs) {
-        constexpr int R = qk_norm_rows_per_warp(N);
-        const auto qk_blocks = static_cast<unsigned>(rmsnorm_blocks(ceil_div(rows, R)));
-        qk_norm_rope_forward_held_kernel<device_t<Out>, N, R>
-            <<<qk_blocks, kNormWarps * 32, 0, stream>>>(device_ptr(out), rstd, x, w, rows, d, eps,
-                                                        rope);
-        HG_CUDA_CHECK_LAUNCH();
+        with_qk_rows<N>([&](auto rows_per_warp) {
+          constexpr int R = decltype(rows_per_warp)::value;
+          const auto qk_blocks = static_cast<unsigned>(rmsnorm_blocks(ceil_div(rows, R)));
+          qk_norm_rope_forward_held_kernel<device_t<Out>, N, R>
+              <<<qk_blocks, kNormWarps * 32, 0, stream>>>(device_ptr(out), rstd, x, w, rows, d,
+                                                          eps, rope);
+          HG_CUDA_CHECK_LAUNCH();
+        });
         return;
       }
     rmsnorm_forward_held_kernel<device_t<Out>, N><<<blocks, kNormWarps * 32, 0, stream>>>(
@@ -183,11 +209,14 @@ bool rmsnorm_backward_held(DX* dx, uint16_t* dx_copy, float* dw_partials, const 
     const unsigned grid = static_cast<unsigned>(parts);
     if constexpr (N <= kMaxHeldPairs)
       if (pairs) {
-        qk_norm_rope_backward_held_kernel<device_t<DX>, device_t<DO>, N, qk_norm_rows_per_warp(N)>
-            <<<grid, warps * 32, smem, stream>>>(device_ptr(dx), device_ptr(dx_copy), dw_partials,
-                                                 device_ptr(dout), x, w, rstd, rows, d, parts,
-                                                 accumulate_dx, rope);
-        HG_CUDA_CHECK_LAUNCH();
+        with_qk_rows<N>([&](auto rows_per_warp) {
+          constexpr int R = decltype(rows_per_warp)::value;
+          qk_norm_rope_backward_held_kernel<device_t<DX>, device_t<DO>, N, R>
+              <<<grid, warps * 32, smem, stream>>>(device_ptr(dx), device_ptr(dx_copy),
+                                                   dw_partials, device_ptr(dout), x, w, rstd, rows,
+                                                   d, parts, accumulate_dx, rope);
+          HG_CUDA_CHECK_LAUNCH();
+        });
         return;
       }
     if constexpr (std::is_same_v<DO, float>) {
