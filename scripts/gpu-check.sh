@@ -49,7 +49,8 @@
 #   ATT_GRADS_AB [1]: a `bench train` row on AB_MODELS with attention's gradients in
 #     BF16 (HESSGPT_BF16_ATTENTION_GRADS=1; off by default).
 #   CE_AB [1]: the cross-entropy rows of `bench ops` again with a warp per row
-#     (HESSGPT_CE_KERNEL=warp; the default is a block per row).
+#     (HESSGPT_CE_KERNEL=warp) and with blocks per row segment (=split); the default
+#     is a block per row.
 #   QK_ROWS_AB [1]: the QK-Norm rows of `bench ops` again with four rows per warp
 #     (HESSGPT_QK_NORM_ROWS=4; the default is 1).
 #   NORM_AB [1]: the RMSNorm and QK-Norm rows of `bench ops` again with the
@@ -459,6 +460,8 @@ if [[ " $models " == *" model1 "* && ${CUDNN_CONFIG_SWEEP:-0} == 1 ]]; then
 fi
 [[ " $models " == *" model1 "* && ${CE_AB:-1} == 1 ]] &&
   OPS_MATCH='softcap cross' ops_rows model1 32 1024 warp-cross-entropy HESSGPT_CE_KERNEL=warp
+[[ " $models " == *" model1 "* && ${CE_AB:-1} == 1 ]] &&
+  OPS_MATCH='softcap cross' OPS_ONLY='softcap cross' ops_rows model1 32 1024 split-cross-entropy HESSGPT_CE_KERNEL=split
 [[ " $models " == *" model1 "* && ${QK_ROWS_AB:-1} == 1 ]] &&
   OPS_MATCH='qk-norm' OPS_ONLY='qk-norm' ops_rows model1 32 1024 qk-norm-4-rows HESSGPT_QK_NORM_ROWS=4
 [[ " $models " == *" model1 "* && ${NORM_AB:-1} == 1 ]] &&

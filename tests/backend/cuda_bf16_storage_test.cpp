@@ -286,8 +286,8 @@ TEST_F(CudaOps, MatmulWithOddRowsRunsTransposed) {
 // losses against the CPU's, its BF16 gradient within one BF16 step of the CPU's
 // F32 gradient; and convert both ways.
 TEST_F(CudaOps, CrossEntropyIntoBf16AndConvert) {
-  // Both kernels (HESSGPT_CE_KERNEL), the warp one at both access widths.
-  for (const char* kernel : {"rows", "warp"})
+  // Every kernel (HESSGPT_CE_KERNEL), the warp and split ones at both access widths.
+  for (const char* kernel : {"rows", "warp", "split"})
     for (const int64_t v : {int64_t{32008 % 1001}, int64_t{32008}}) {
       const testing::ScopedEnv choice("HESSGPT_CE_KERNEL", kernel);
       const int64_t r = 9;

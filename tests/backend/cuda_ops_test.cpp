@@ -565,9 +565,10 @@ TEST_F(CudaOps, MatmulAddReadsTheResidual) {
 // Vocabularies held in registers (an odd width; 32008, the Mistral one) and
 // one past kCrossEntropyHeld (32768), which the two-sweep kernel takes.
 TEST_F(CudaOps, SoftcapAndFusedCrossEntropy) {
-  // Both kernels: a block per row (the default) and a warp per row; the
-  // widths cover the warp kernel's 16-byte and scalar accesses.
-  for (const char* kernel : {"rows", "warp"})
+  // Every kernel: a block per row (the default), a warp per row, and blocks
+  // per row segment (split; 32769 is 9 segments); the widths cover 16-byte
+  // and scalar accesses.
+  for (const char* kernel : {"rows", "warp", "split"})
   for (const int64_t v : {int64_t{32008 % 1001}, int64_t{32008}, int64_t{32769}}) {
     const testing::ScopedEnv choice("HESSGPT_CE_KERNEL", kernel);
     const int64_t r = 9;
@@ -595,14 +596,17 @@ TEST_F(CudaOps, SoftcapAndFusedCrossEntropy) {
 }
 
 TEST_F(CudaOps, CrossEntropyRejectsOutOfRangeTargets) {
-  const Tensor logits = on(*gpu_, random_floats(3 * 11, 32), {3, 11});
-  const Tensor losses = on(*gpu_, Vec(3), {3});
-  try {
-    gpu_->softcap_cross_entropy(logits, losses, ids_on(*gpu_, {1, -100, 11}), 30.0, 1.0);
-    FAIL() << "target 11 accepted with a vocabulary of 11";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("target id 11 at position 2"), std::string::npos)
-        << e.what();
+  for (const char* kernel : {"rows", "warp", "split"}) {
+    const testing::ScopedEnv choice("HESSGPT_CE_KERNEL", kernel);
+    const Tensor logits = on(*gpu_, random_floats(3 * 11, 32), {3, 11});
+    const Tensor losses = on(*gpu_, Vec(3), {3});
+    try {
+      gpu_->softcap_cross_entropy(logits, losses, ids_on(*gpu_, {1, -100, 11}), 30.0, 1.0);
+      FAIL() << kernel << ": target 11 accepted with a vocabulary of 11";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("target id 11 at position 2"), std::string::npos)
+          << kernel << ": " << e.what();
+    }
   }
 }
 

@@ -5,10 +5,13 @@
 // softmax (running max and rescaled sum per thread, merged across the block)
 // and a second sweep for the gradient. The gradient is written over the
 // logits or into a separate (BF16) tensor; the probability matrix never
-// exists.
+// exists. Two other forms for A/B timings (HESSGPT_CE_KERNEL): a warp per
+// row, and blocks per row segment in two passes.
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <string_view>
+#include <type_traits>
 
 #include "backend/cuda/device_util.cuh"
 #include "backend/cuda/kernels.h"
@@ -242,14 +245,168 @@ __global__ void __launch_bounds__(kCrossEntropyWarpThreads)
   }
 }
 
+// The split kernels' item i: row i / segments, values [begin, end) of it.
+struct SplitItem {
+  int64_t row, segment, begin, end;
+};
+__device__ __forceinline__ SplitItem split_item(int64_t item, int64_t segments, int64_t v) {
+  const int64_t row = item / segments, segment = item % segments;
+  const int64_t begin = segment * kCrossEntropySpan;
+  const int64_t end = begin + kCrossEntropySpan;
+  return {row, segment, begin, end < v ? end : v};
+}
+
+// Split pass 1: the (max, sum of exp(x - max)) of each segment of each row
+// that has a target, into partials[row * segments + segment].
+template <int VEC>
+__global__ void __launch_bounds__(kCrossEntropySplitThreads)
+    cross_entropy_partials_kernel(const float* logits, float2* partials, const int32_t* targets,
+                                  int64_t rows, int64_t v, int64_t segments, float cap,
+                                  float inv_cap) {
+  __shared__ float shared_m[kCrossEntropySplitThreads / 32], shared_s[kCrossEntropySplitThreads / 32];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  for (int64_t item = blockIdx.x; item < rows * segments; item += gridDim.x) {
+    const SplitItem it = split_item(item, segments, v);
+    const int32_t target = targets[it.row];
+    if (target < 0 || target >= v) continue;  // pass 2 handles the row alone
+    const float* z = logits + it.row * v;
+    float m = -INFINITY, s = 0.0f;
+    for (int64_t i = it.begin + threadIdx.x * VEC; i < it.end; i += kCrossEntropySplitThreads * VEC) {
+      float x[VEC];
+      if constexpr (VEC == 4) {
+        const Pack<float, 4> p = load_pack<4>(z + i);
+#pragma unroll
+        for (int k = 0; k < 4; ++k) x[k] = capped(p.v[k], cap, inv_cap);
+      } else {
+        x[0] = capped(z[i], cap, inv_cap);
+      }
+      float mx = x[0];
+#pragma unroll
+      for (int k = 1; k < VEC; ++k) mx = fmaxf(mx, x[k]);
+      if (mx > m) {
+        s *= expf(m - mx);  // 0 * expf(-inf) on the thread's first values
+        m = mx;
+      }
+#pragma unroll
+      for (int k = 0; k < VEC; ++k) s += expf(x[k] - m);
+    }
+    merge_across_warp(m, s);
+    if (lane == 0) {
+      shared_m[warp] = m;
+      shared_s[warp] = s;
+    }
+    __syncthreads();
+    if (warp == 0) {
+      constexpr int kWarps = kCrossEntropySplitThreads / 32;
+      m = lane < kWarps ? shared_m[lane] : -INFINITY;
+      s = lane < kWarps ? shared_s[lane] : 0.0f;
+      merge_across_warp(m, s);
+      if (lane == 0) partials[item] = make_float2(m, s);
+    }
+    __syncthreads();  // shared_m/s are reused by the next item
+  }
+}
+
+// Split pass 2: each block merges its row's partials (a few, from L2) into
+// the log-sum-exp, then writes its segment's gradient; the block holding the
+// target writes the loss. Rows without a valid target are pass 1's gap:
+// loss 0, zero gradient, and an out-of-range target reported.
+template <int VEC, typename Grad>
+__global__ void __launch_bounds__(kCrossEntropySplitThreads)
+    cross_entropy_split_grad_kernel(float* logits, Grad* grad, float* losses,
+                                    const float2* partials, const int32_t* targets, int64_t rows,
+                                    int64_t v, int64_t segments, float cap, float inv_cap,
+                                    float dscale, uint32_t* bad) {
+  for (int64_t item = blockIdx.x; item < rows * segments; item += gridDim.x) {
+    const SplitItem it = split_item(item, segments, v);
+    const int32_t target = targets[it.row];
+    const bool holds_target = target >= it.begin && target < it.end;
+    Grad* gz = grad + it.row * v;
+    if (target < 0 || target >= v) {
+      if (it.segment == 0 && target != kIgnoreIndex && threadIdx.x == 0)
+        atomicMin(bad, static_cast<uint32_t>(it.row));
+      if (it.segment == 0 && threadIdx.x == 0) losses[it.row] = 0.0f;
+      if (dscale != 0.0f)
+        for (int64_t i = it.begin + threadIdx.x; i < it.end; i += kCrossEntropySplitThreads)
+          store_float(gz + i, 0.0f);
+      continue;
+    }
+    if (dscale == 0.0f && !holds_target) continue;
+    float m = -INFINITY, s = 0.0f;
+    for (int64_t k = 0; k < segments; ++k) {
+      const float2 p = partials[it.row * segments + k];
+      merge(m, s, p.x, p.y);
+    }
+    const float lse = m + logf(s);
+    const float* z = logits + it.row * v;
+    if (dscale == 0.0f) {
+      if (threadIdx.x == 0) losses[it.row] = lse - capped(z[target], cap, inv_cap);
+      continue;
+    }
+    for (int64_t i = it.begin + threadIdx.x * VEC; i < it.end; i += kCrossEntropySplitThreads * VEC) {
+      float x[VEC], g[VEC];
+      if constexpr (VEC == 4) {
+        const Pack<float, 4> p = load_pack<4>(z + i);
+#pragma unroll
+        for (int k = 0; k < 4; ++k) x[k] = capped(p.v[k], cap, inv_cap);
+      } else {
+        x[0] = capped(z[i], cap, inv_cap);
+      }
+#pragma unroll
+      for (int k = 0; k < VEC; ++k) {
+        const float t = x[k] * inv_cap;  // tanh(z / cap); 0 when uncapped
+        g[k] = dscale * expf(x[k] - lse) * (1.0f - t * t);
+        if (i + k == target) {
+          losses[it.row] = lse - x[k];
+          g[k] -= dscale * (1.0f - t * t);  // the one-hot term
+        }
+      }
+      if constexpr (VEC == 4) {
+        Pack<Grad, 4> out;
+#pragma unroll
+        for (int k = 0; k < 4; ++k) store_float(&out.v[k], g[k]);
+        store_pack<4>(gz + i, out);
+      } else {
+        store_float(gz + i, g[0]);
+      }
+    }
+  }
+}
+
+enum class CeKernel { Rows, Warp, Split };
+
 // HESSGPT_CE_KERNEL: "rows" (the default: one block per row, register-held up
-// to kCrossEntropyHeld, else two sweeps) or "warp" (a warp per row) for A/B
-// timings. Read at every call, so that a test can compare them in one process.
-bool use_warp_kernel() {
+// to kCrossEntropyHeld, else two sweeps), "warp" (a warp per row) or "split"
+// (blocks per row segment, two passes) for A/B timings. Read at every call,
+// so that a test can compare them in one process.
+CeKernel ce_kernel_choice() {
   const char* e = std::getenv("HESSGPT_CE_KERNEL");
-  if (!e || !*e || std::string_view(e) == "rows") return false;
-  if (std::string_view(e) == "warp") return true;
-  HG_FAIL("HESSGPT_CE_KERNEL must be rows or warp (got '", e, "')");
+  if (!e || !*e || std::string_view(e) == "rows") return CeKernel::Rows;
+  if (std::string_view(e) == "warp") return CeKernel::Warp;
+  if (std::string_view(e) == "split") return CeKernel::Split;
+  HG_FAIL("HESSGPT_CE_KERNEL must be rows, warp or split (got '", e, "')");
+}
+
+template <typename Grad>
+void launch_split_kernels(float* logits, Grad* grad, float* losses, const int32_t* targets,
+                          int64_t rows, int64_t v, float cap, float inv_cap, float dscale,
+                          uint32_t* bad, float* scratch, cudaStream_t stream) {
+  HG_CHECK(scratch != nullptr, "cross-entropy: the split kernels need their scratch");
+  const int64_t segments = cross_entropy_segments(v);
+  const auto blocks = static_cast<unsigned>(std::min<int64_t>(rows * segments, int64_t{1} << 20));
+  auto* partials = reinterpret_cast<float2*>(scratch);
+  const bool vec = v % 4 == 0 && aligned_to(logits, 16) && aligned_to(grad, 4 * sizeof(Grad));
+  const auto launch = [&](auto width) {
+    constexpr int VEC = decltype(width)::value;
+    cross_entropy_partials_kernel<VEC><<<blocks, kCrossEntropySplitThreads, 0, stream>>>(
+        logits, partials, targets, rows, v, segments, cap, inv_cap);
+    HG_CUDA_CHECK_LAUNCH();
+    cross_entropy_split_grad_kernel<VEC><<<blocks, kCrossEntropySplitThreads, 0, stream>>>(
+        logits, grad, losses, partials, targets, rows, v, segments, cap, inv_cap, dscale, bad);
+    HG_CUDA_CHECK_LAUNCH();
+  };
+  if (vec) launch(std::integral_constant<int, 4>{});
+  else launch(std::integral_constant<int, 1>{});
 }
 
 template <typename Grad>
@@ -275,15 +432,26 @@ void softcap(float* logits, int64_t rows, int64_t v, float cap, cudaStream_t str
   launch_elementwise(rows * v, stream, softcap_kernel, logits, rows * v, cap, 1.0f / cap);
 }
 
+int64_t softcap_cross_entropy_scratch(int64_t rows, int64_t v) {
+  return ce_kernel_choice() == CeKernel::Split ? 2 * rows * cross_entropy_segments(v) : 0;
+}
+
 template <typename Grad>
 void softcap_cross_entropy(float* logits, float* losses, const int32_t* targets, int64_t rows,
                            int64_t v, float cap, float dscale, uint32_t* bad,
-                           cudaStream_t stream, Grad* grad) {
+                           cudaStream_t stream, Grad* grad, float* scratch) {
   if (rows <= 0) return;
   const float inv_cap = cap > 0.0f ? 1.0f / cap : 0.0f;
-  if (use_warp_kernel())
-    return launch_warp_kernel(logits, device_ptr(grad), losses, targets, rows, v, cap, inv_cap,
-                              dscale, bad, stream);
+  switch (ce_kernel_choice()) {
+    case CeKernel::Warp:
+      return launch_warp_kernel(logits, device_ptr(grad), losses, targets, rows, v, cap, inv_cap,
+                                dscale, bad, stream);
+    case CeKernel::Split:
+      return launch_split_kernels(logits, device_ptr(grad), losses, targets, rows, v, cap, inv_cap,
+                                  dscale, bad, scratch, stream);
+    case CeKernel::Rows:
+      break;
+  }
   const int64_t blocks = std::min<int64_t>(rows, 65535);
   if (v <= kCrossEntropyHeld)
     cross_entropy_held_kernel<<<static_cast<unsigned>(blocks), kCrossEntropyHeldThreads, 0,
@@ -296,8 +464,8 @@ void softcap_cross_entropy(float* logits, float* losses, const int32_t* targets,
   HG_CUDA_CHECK_LAUNCH();
 }
 template void softcap_cross_entropy(float*, float*, const int32_t*, int64_t, int64_t, float, float,
-                                    uint32_t*, cudaStream_t, float*);
+                                    uint32_t*, cudaStream_t, float*, float*);
 template void softcap_cross_entropy(float*, float*, const int32_t*, int64_t, int64_t, float, float,
-                                    uint32_t*, cudaStream_t, uint16_t*);
+                                    uint32_t*, cudaStream_t, uint16_t*, float*);
 
 }  // namespace hessgpt::cuda

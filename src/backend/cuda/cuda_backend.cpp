@@ -504,10 +504,14 @@ void CudaBackend::cross_entropy(const Tensor& logits, const Tensor& losses, cons
   HG_CHECK(targets.numel() == logits.rows() && losses.numel() == logits.rows(),
            "cross-entropy shapes");
   uint32_t* flag = s_->reset_flag();
+  const int64_t scratch_floats = cuda::softcap_cross_entropy_scratch(logits.rows(), logits.cols());
+  auto* scratch = scratch_floats > 0 ? static_cast<float*>(s_->get(
+                                           kCePartials, sizeof(float) * static_cast<size_t>(scratch_floats)))
+                                     : nullptr;
   const auto run = [&](auto* grad) {
     cuda::softcap_cross_entropy(f32(logits), f32(losses), targets.as<int32_t>(), logits.rows(),
                                 logits.cols(), static_cast<float>(cap),
-                                static_cast<float>(dlogits_scale), flag, s_->stream, grad);
+                                static_cast<float>(dlogits_scale), flag, s_->stream, grad, scratch);
   };
   if (dlogits16) run(bits(*dlogits16));
   else run(f32(logits));

@@ -68,7 +68,7 @@ inline constexpr uint32_t kNoBadIndex = std::numeric_limits<uint32_t>::max();
 // of one op share memory. All work is on one stream, so a buffer is free for
 // the next op as soon as the previous op is enqueued.
 enum ScratchSlot {
-  kReducePartials, kDwPartials, kAttnDelta, kAttnPack, kAttnOut, kAttnWide, kAttnCudnn, kAttnGrads,
+  kReducePartials, kDwPartials, kAttnDelta, kAttnPack, kAttnOut, kAttnWide, kAttnCudnn, kAttnGrads, kCePartials,
   kEmbeddingRuns, kFlags, kSlots
 };
 

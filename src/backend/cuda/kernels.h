@@ -132,11 +132,14 @@ void softcap(float* logits, int64_t rows, int64_t v, float cap, cudaStream_t str
 // As cpu::softcap_cross_entropy; a target outside [0, v) other than -100
 // records the smallest such row in *bad (set to UINT32_MAX by the caller).
 // The gradient goes to grad ([rows, v]; the logits themselves for F32 in place,
-// or uint16_t: BF16 storage).
+// or uint16_t: BF16 storage). scratch: softcap_cross_entropy_scratch(rows, v)
+// floats of device memory (null where that is 0).
 template <typename Grad>
 void softcap_cross_entropy(float* logits, float* losses, const int32_t* targets, int64_t rows,
                            int64_t v, float cap, float dscale, uint32_t* bad,
-                           cudaStream_t stream, Grad* grad);
+                           cudaStream_t stream, Grad* grad, float* scratch);
+// The floats of scratch the kernel chosen for rows x v needs (HESSGPT_CE_KERNEL).
+int64_t softcap_cross_entropy_scratch(int64_t rows, int64_t v);
 
 // ---- adamw.cu: constants precomputed on the host as the CPU kernel does -----
 struct AdamWConstants {

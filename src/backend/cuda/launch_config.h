@@ -128,6 +128,15 @@ inline int rmsnorm_backward_warps(int64_t d) {
 constexpr int kCrossEntropyThreads = 512;
 // The warp-per-row kernel (HESSGPT_CE_KERNEL=warp): 8 rows per block.
 constexpr int kCrossEntropyWarpThreads = 256;
+// The split kernels (HESSGPT_CE_KERNEL=split): a block per (row, segment of
+// kCrossEntropySpan values), so that thousands of blocks are in flight where a
+// block per row keeps one row per SM. Pass 1 writes each segment's (max, sum
+// of exponentials), pass 2 merges its row's and writes the gradient.
+constexpr int kCrossEntropySplitThreads = 256;
+constexpr int64_t kCrossEntropySpan = 4096;
+HG_HD constexpr int64_t cross_entropy_segments(int64_t v) {
+  return (v + kCrossEntropySpan - 1) / kCrossEntropySpan;
+}
 constexpr int kCrossEntropyHeldThreads = 1024;
 constexpr int kCrossEntropyPerThread = 32;
 constexpr int64_t kCrossEntropyHeld = int64_t{kCrossEntropyHeldThreads} * kCrossEntropyPerThread;
