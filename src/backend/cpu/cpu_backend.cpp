@@ -399,7 +399,8 @@ void CpuBackend::attention_backward(const Tensor& dq, const Tensor& dk, const Te
                  dv32 = f32_at(dv, g + 2 * nq + nk);
     cpu::from_bf16(g, dout.as<uint16_t>(), nq);
     attention_backward(dq32, dk32, dv32, dout32, q, k, v, out, lse, scale);
-    for (const auto& [to, from] : {std::pair{&dq, &dq32}, std::pair{&dk, &dk32}, std::pair{&dv, &dv32}})
+    for (const auto& [to, from] :
+         {std::pair{&dq, &dq32}, std::pair{&dk, &dk32}, std::pair{&dv, &dv32}})
       cpu::to_bf16(to->as<uint16_t>(), from->as<float>(), to->numel());
     return;
   }

@@ -263,7 +263,8 @@ __global__ void __launch_bounds__(kCrossEntropySplitThreads)
     cross_entropy_partials_kernel(const float* logits, float2* partials, const int32_t* targets,
                                   int64_t rows, int64_t v, int64_t segments, float cap,
                                   float inv_cap) {
-  __shared__ float shared_m[kCrossEntropySplitThreads / 32], shared_s[kCrossEntropySplitThreads / 32];
+  constexpr int kWarps = kCrossEntropySplitThreads / 32;
+  __shared__ float shared_m[kWarps], shared_s[kWarps];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   for (int64_t item = blockIdx.x; item < rows * segments; item += gridDim.x) {
     const SplitItem it = split_item(item, segments, v);
@@ -271,7 +272,8 @@ __global__ void __launch_bounds__(kCrossEntropySplitThreads)
     if (target < 0 || target >= v) continue;  // pass 2 handles the row alone
     const float* z = logits + it.row * v;
     float m = -INFINITY, s = 0.0f;
-    for (int64_t i = it.begin + threadIdx.x * VEC; i < it.end; i += kCrossEntropySplitThreads * VEC) {
+    constexpr int64_t kStep = int64_t{kCrossEntropySplitThreads} * VEC;
+    for (int64_t i = it.begin + threadIdx.x * VEC; i < it.end; i += kStep) {
       float x[VEC];
       if constexpr (VEC == 4) {
         const Pack<float, 4> p = load_pack<4>(z + i);
@@ -297,7 +299,6 @@ __global__ void __launch_bounds__(kCrossEntropySplitThreads)
     }
     __syncthreads();
     if (warp == 0) {
-      constexpr int kWarps = kCrossEntropySplitThreads / 32;
       m = lane < kWarps ? shared_m[lane] : -INFINITY;
       s = lane < kWarps ? shared_s[lane] : 0.0f;
       merge_across_warp(m, s);
@@ -343,7 +344,8 @@ __global__ void __launch_bounds__(kCrossEntropySplitThreads)
       if (threadIdx.x == 0) losses[it.row] = lse - capped(z[target], cap, inv_cap);
       continue;
     }
-    for (int64_t i = it.begin + threadIdx.x * VEC; i < it.end; i += kCrossEntropySplitThreads * VEC) {
+    constexpr int64_t kStep = int64_t{kCrossEntropySplitThreads} * VEC;
+    for (int64_t i = it.begin + threadIdx.x * VEC; i < it.end; i += kStep) {
       float x[VEC], g[VEC];
       if constexpr (VEC == 4) {
         const Pack<float, 4> p = load_pack<4>(z + i);

@@ -80,8 +80,8 @@ int64_t CudaBackend::cudnn_attention_calls() const {
 
 // cuDNN's fused attention, unless another engine is asked for, takes the
 // training shape under BF16 products in BF16 storage: all of q, k, v, out in
-// BF16, queries = keys from position 0 (no decoding offset). The limits it has besides (head dims,
-// versions) are its plans' (cudnn_sdpa_unsupported).
+// BF16, queries = keys from position 0 (no decoding offset). The limits it
+// has besides (head dims, versions) are its plans' (cudnn_sdpa_unsupported).
 bool CudaBackend::cudnn_attention_fits(const Tensor& q, const Tensor& k, const Tensor& out,
                                        int64_t q_pos0) const {
   return matmul_precision_ == MatmulPrecision::BF16 &&
@@ -172,7 +172,8 @@ void CudaBackend::attention_backward(const Tensor& dq, const Tensor& dk, const T
                  dk32 = staged(dk, wide + 2 * nq), dv32 = staged(dv, wide + 2 * nq + nk);
     cuda::widen_bf16(f32(dout32), bits(dout), nq, s_->stream);
     attention_backward(dq32, dk32, dv32, dout32, q, k, v, out, lse, scale);
-    for (const auto& [to, from] : {std::pair{&dq, &dq32}, std::pair{&dk, &dk32}, std::pair{&dv, &dv32}})
+    for (const auto& [to, from] :
+         {std::pair{&dq, &dq32}, std::pair{&dk, &dk32}, std::pair{&dv, &dv32}})
       cuda::to_bf16(bits(*to), from->numel(), 1, f32(*from), from->numel(), 1, from->numel(),
                     s_->stream);
     return;
