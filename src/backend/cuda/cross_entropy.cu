@@ -64,6 +64,25 @@ __device__ __forceinline__ void merge_across_warp(float& m, float& s) {
   }
 }
 
+// Every thread's (max, sum) summary merged into warp 0's lanes (thread 0
+// holds the row's); shared_m/s: a slot per warp, free again after the
+// caller's next __syncthreads().
+__device__ __forceinline__ void merge_across_block(float& m, float& s, float* shared_m,
+                                                   float* shared_s) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+  merge_across_warp(m, s);
+  if (lane == 0) {
+    shared_m[warp] = m;
+    shared_s[warp] = s;
+  }
+  __syncthreads();
+  if (warp == 0) {
+    m = lane < warps ? shared_m[lane] : -INFINITY;
+    s = lane < warps ? shared_s[lane] : 0.0f;
+    merge_across_warp(m, s);
+  }
+}
+
 // Rows of at most kCrossEntropyHeld: thread t holds the capped logits t,
 // t + blockDim, ... (-inf past the row's end, which add exp(-inf) = 0).
 template <typename Grad>
@@ -127,7 +146,6 @@ __global__ void __launch_bounds__(kCrossEntropyThreads)
                          uint32_t* bad) {
   __shared__ float shared_m[32], shared_s[32];
   __shared__ float row_lse;
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     float* z = logits + r * v;
     Grad* gz = grad + r * v;
@@ -143,22 +161,11 @@ __global__ void __launch_bounds__(kCrossEntropyThreads)
         s += expf(x - m);
       }
     }
-    merge_across_warp(m, s);
-    if (lane == 0) {
-      shared_m[warp] = m;
-      shared_s[warp] = s;
-    }
-    __syncthreads();
-    if (warp == 0) {
-      const int warps = blockDim.x >> 5;
-      m = lane < warps ? shared_m[lane] : -INFINITY;
-      s = lane < warps ? shared_s[lane] : 0.0f;
-      merge_across_warp(m, s);
-      if (lane == 0) {
-        const float lse = m + logf(s);
-        row_lse = lse;
-        losses[r] = lse - capped(z[target], cap, inv_cap);
-      }
+    merge_across_block(m, s, shared_m, shared_s);
+    if (threadIdx.x == 0) {
+      const float lse = m + logf(s);
+      row_lse = lse;
+      losses[r] = lse - capped(z[target], cap, inv_cap);
     }
     __syncthreads();
     const float lse = row_lse;
@@ -172,6 +179,56 @@ __global__ void __launch_bounds__(kCrossEntropyThreads)
       }
     }
     __syncthreads();  // shared_m/s and row_lse are reused by the next row
+  }
+}
+
+// The kernels that sweep a row VEC values at a time (4: 16-byte accesses,
+// the caller checks the alignment) share these steps.
+template <int VEC>
+__device__ __forceinline__ void load_capped(const float* z, float (&x)[VEC], float cap,
+                                            float inv_cap) {
+  if constexpr (VEC == 4) {
+    const Pack<float, 4> p = load_pack<4>(z);
+#pragma unroll
+    for (int k = 0; k < 4; ++k) x[k] = capped(p.v[k], cap, inv_cap);
+  } else {
+    x[0] = capped(*z, cap, inv_cap);
+  }
+}
+
+// The running (max m, sum s of exp(x - m)) with VEC more values.
+template <int VEC>
+__device__ __forceinline__ void add_online(float& m, float& s, const float (&x)[VEC]) {
+  float mx = x[0];
+#pragma unroll
+  for (int k = 1; k < VEC; ++k) mx = fmaxf(mx, x[k]);
+  if (mx > m) {
+    s *= expf(m - mx);  // 0 * expf(-inf) on a thread's first values
+    m = mx;
+  }
+#pragma unroll
+  for (int k = 0; k < VEC; ++k) s += expf(x[k] - m);
+}
+
+// The gradient of values first .. first + VEC - 1 (capped x) into gz + first;
+// target_at: the target's offset from first (outside [0, VEC): none here).
+template <int VEC, typename Grad>
+__device__ __forceinline__ void store_gradient(Grad* gz, const float (&x)[VEC], float lse,
+                                               int64_t target_at, float inv_cap, float dscale) {
+  float g[VEC];
+#pragma unroll
+  for (int k = 0; k < VEC; ++k) {
+    const float t = x[k] * inv_cap;  // tanh(z / cap); 0 when uncapped
+    g[k] = dscale * expf(x[k] - lse) * (1.0f - t * t);
+    if (k == target_at) g[k] -= dscale * (1.0f - t * t);  // the one-hot term
+  }
+  if constexpr (VEC == 4) {
+    Pack<Grad, 4> out;
+#pragma unroll
+    for (int k = 0; k < 4; ++k) store_float(&out.v[k], g[k]);
+    store_pack<4>(gz, out);
+  } else {
+    store_float(gz, g[0]);
   }
 }
 
@@ -194,29 +251,12 @@ __global__ void __launch_bounds__(kCrossEntropyWarpThreads)
     Grad* gz = grad + r * v;
     const int32_t target = targets[r];
     if (ignored_row(r, target, v, gz, losses, dscale, bad, lane, 32)) continue;
-    const auto load = [&](int64_t i, float (&x)[VEC]) {
-      if constexpr (VEC == 4) {
-        const Pack<float, 4> p = load_pack<4>(z + i);
-#pragma unroll
-        for (int k = 0; k < 4; ++k) x[k] = capped(p.v[k], cap, inv_cap);
-      } else {
-        x[0] = capped(z[i], cap, inv_cap);
-      }
-    };
     float m = -INFINITY, s = 0.0f;
 #pragma unroll 4
     for (int64_t i = lane * VEC; i < v; i += 32 * VEC) {
       float x[VEC];
-      load(i, x);
-      float mx = x[0];
-#pragma unroll
-      for (int k = 1; k < VEC; ++k) mx = fmaxf(mx, x[k]);
-      if (mx > m) {
-        s *= expf(m - mx);  // 0 * expf(-inf) on the lane's first values
-        m = mx;
-      }
-#pragma unroll
-      for (int k = 0; k < VEC; ++k) s += expf(x[k] - m);
+      load_capped(z + i, x, cap, inv_cap);
+      add_online(m, s, x);
     }
     merge_across_warp(m, s);
     const float lse = m + logf(s);
@@ -225,22 +265,9 @@ __global__ void __launch_bounds__(kCrossEntropyWarpThreads)
     __syncwarp();  // z[target] is read before the gradient may overwrite it
 #pragma unroll 4
     for (int64_t i = lane * VEC; i < v; i += 32 * VEC) {
-      float x[VEC], g[VEC];
-      load(i, x);
-#pragma unroll
-      for (int k = 0; k < VEC; ++k) {
-        const float t = x[k] * inv_cap;  // tanh(z / cap); 0 when uncapped
-        g[k] = dscale * expf(x[k] - lse) * (1.0f - t * t);
-        if (i + k == target) g[k] -= dscale * (1.0f - t * t);  // the one-hot term
-      }
-      if constexpr (VEC == 4) {
-        Pack<Grad, 4> out;
-#pragma unroll
-        for (int k = 0; k < 4; ++k) store_float(&out.v[k], g[k]);
-        store_pack<4>(gz + i, out);
-      } else {
-        store_float(gz + i, g[0]);
-      }
+      float x[VEC];
+      load_capped(z + i, x, cap, inv_cap);
+      store_gradient(gz + i, x, lse, target - i, inv_cap, dscale);
     }
   }
 }
@@ -265,7 +292,6 @@ __global__ void __launch_bounds__(kCrossEntropySplitThreads)
                                   float inv_cap) {
   constexpr int kWarps = kCrossEntropySplitThreads / 32;
   __shared__ float shared_m[kWarps], shared_s[kWarps];
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   for (int64_t item = blockIdx.x; item < rows * segments; item += gridDim.x) {
     const SplitItem it = split_item(item, segments, v);
     const int32_t target = targets[it.row];
@@ -275,35 +301,11 @@ __global__ void __launch_bounds__(kCrossEntropySplitThreads)
     constexpr int64_t kStep = int64_t{kCrossEntropySplitThreads} * VEC;
     for (int64_t i = it.begin + threadIdx.x * VEC; i < it.end; i += kStep) {
       float x[VEC];
-      if constexpr (VEC == 4) {
-        const Pack<float, 4> p = load_pack<4>(z + i);
-#pragma unroll
-        for (int k = 0; k < 4; ++k) x[k] = capped(p.v[k], cap, inv_cap);
-      } else {
-        x[0] = capped(z[i], cap, inv_cap);
-      }
-      float mx = x[0];
-#pragma unroll
-      for (int k = 1; k < VEC; ++k) mx = fmaxf(mx, x[k]);
-      if (mx > m) {
-        s *= expf(m - mx);  // 0 * expf(-inf) on the thread's first values
-        m = mx;
-      }
-#pragma unroll
-      for (int k = 0; k < VEC; ++k) s += expf(x[k] - m);
+      load_capped(z + i, x, cap, inv_cap);
+      add_online(m, s, x);
     }
-    merge_across_warp(m, s);
-    if (lane == 0) {
-      shared_m[warp] = m;
-      shared_s[warp] = s;
-    }
-    __syncthreads();
-    if (warp == 0) {
-      m = lane < kWarps ? shared_m[lane] : -INFINITY;
-      s = lane < kWarps ? shared_s[lane] : 0.0f;
-      merge_across_warp(m, s);
-      if (lane == 0) partials[item] = make_float2(m, s);
-    }
+    merge_across_block(m, s, shared_m, shared_s);
+    if (threadIdx.x == 0) partials[item] = make_float2(m, s);
     __syncthreads();  // shared_m/s are reused by the next item
   }
 }
@@ -346,31 +348,13 @@ __global__ void __launch_bounds__(kCrossEntropySplitThreads)
     }
     constexpr int64_t kStep = int64_t{kCrossEntropySplitThreads} * VEC;
     for (int64_t i = it.begin + threadIdx.x * VEC; i < it.end; i += kStep) {
-      float x[VEC], g[VEC];
-      if constexpr (VEC == 4) {
-        const Pack<float, 4> p = load_pack<4>(z + i);
+      float x[VEC];
+      load_capped(z + i, x, cap, inv_cap);
+      const int64_t target_at = target - i;
 #pragma unroll
-        for (int k = 0; k < 4; ++k) x[k] = capped(p.v[k], cap, inv_cap);
-      } else {
-        x[0] = capped(z[i], cap, inv_cap);
-      }
-#pragma unroll
-      for (int k = 0; k < VEC; ++k) {
-        const float t = x[k] * inv_cap;  // tanh(z / cap); 0 when uncapped
-        g[k] = dscale * expf(x[k] - lse) * (1.0f - t * t);
-        if (i + k == target) {
-          losses[it.row] = lse - x[k];
-          g[k] -= dscale * (1.0f - t * t);  // the one-hot term
-        }
-      }
-      if constexpr (VEC == 4) {
-        Pack<Grad, 4> out;
-#pragma unroll
-        for (int k = 0; k < 4; ++k) store_float(&out.v[k], g[k]);
-        store_pack<4>(gz + i, out);
-      } else {
-        store_float(gz + i, g[0]);
-      }
+      for (int k = 0; k < VEC; ++k)
+        if (k == target_at) losses[it.row] = lse - x[k];
+      store_gradient(gz + i, x, lse, target_at, inv_cap, dscale);
     }
   }
 }
