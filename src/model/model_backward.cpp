@@ -94,9 +94,9 @@ void Model::backward_blocks() {
 Tensor Model::kv_gradient_operand() const {
   const Activations& a = acts_;
   const int64_t n = a.batch * a.seq, kvd = config_.kv_dim();
+  const size_t bytes = dtype_size(DType::BF16) * static_cast<size_t>(n * 2 * kvd);
   for (const Tensor* t : {&a.dk, &a.datt})
-    if (t->dtype == DType::F32 || (t == &a.datt && t->numel() >= 2 * n * kvd))
-      return Tensor(t->data, DType::BF16, t->device, {n, 2 * kvd});
+    if (t->bytes() >= bytes) return Tensor(t->data, DType::BF16, t->device, {n, 2 * kvd});
   return {};
 }
 

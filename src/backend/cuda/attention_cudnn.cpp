@@ -58,9 +58,11 @@ std::string CudnnAttention::status() {
   const size_t v = cudnn()->get_version();
   std::string s = "cuDNN " + std::to_string(v / 10000) + "." + std::to_string(v / 100 % 100) +
                   "." + std::to_string(v % 100);
-  for (const auto& [key, p] : plans_)
-    s += std::string("; ") + (std::get<0>(key) ? "backward" : "forward") + " t=" +
-         std::to_string(std::get<3>(key)) + ": " + (p.graph ? p.graph->engine() : "no plan");
+  for (const auto& [key, graph] : plans_) {
+    const auto& [backward, b, t, h, kv, d, scale] = key;
+    s += str_cat("; ", backward ? "backward" : "forward", " t=", t, ": ",
+                 graph ? graph->engine() : "no plan");
+  }
   return s;
 #else
   return "";
@@ -110,43 +112,40 @@ std::string configs_text(CudnnGraph& g) {
 #endif
 }  // namespace
 
-const CudnnAttention::Plan& CudnnAttention::plan(bool backward, const CudnnAttnShape& s) {
-  static const Plan none;
-  if (!available()) return none;
+const CudnnGraph* CudnnAttention::plan(bool backward, const CudnnAttnShape& s) {
+  if (!available()) return nullptr;
 #ifdef HESSGPT_HAVE_CUDNN
   const auto key = std::tuple_cat(std::make_tuple(backward), s.key());
   const auto it = plans_.find(key);
-  if (it != plans_.end()) return it->second;
-  Plan& p = plans_[key];  // stays empty where cuDNN cannot run the shape
+  if (it != plans_.end()) return it->second.get();
+  std::unique_ptr<CudnnGraph>& graph = plans_[key];  // stays null where cuDNN cannot run the shape
   if (const std::string no = cudnn_sdpa_unsupported(cudnn()->get_version(), s); !no.empty()) {
     log_warn("attention: cuDNN's fused attention does not take ", shape_text(s), ": ", no,
              "; our kernels run it");
-    return p;
+    return nullptr;
   }
   // The variants differ in details cuDNN's versions disagree on: the first
   // whose plan finalises is kept.
   CudnnSdpaVariant variant;
   std::string why;
-  p.graph = plan_sdpa(*cudnn(), static_cast<cudnnHandle_t>(handle_), nullptr, backward, s,
-                      &variant, &why, preferred_config(backward));
-  if (p.graph)
+  graph = plan_sdpa(*cudnn(), static_cast<cudnnHandle_t>(handle_), nullptr, backward, s,
+                    &variant, &why, preferred_config(backward));
+  if (graph)
     log_info("attention: cuDNN fused ", backward ? "backward" : "forward", " for ",
-             shape_text(s), " (", variant.name(), "): engine ", p.graph->engine(), ", workspace ",
-             p.graph->workspace_bytes(), " bytes; configs offered: ", configs_text(*p.graph));
+             shape_text(s), " (", variant.name(), "): engine ", graph->engine(), ", workspace ",
+             graph->workspace_bytes(), " bytes; configs offered: ", configs_text(*graph));
   else
     log_warn("attention: cuDNN has no fused ", backward ? "backward" : "forward", " for ",
              shape_text(s), "; our kernels run it. ", why);
-  return p;
+  return graph.get();
 #else
   (void)backward;
   (void)s;
-  return none;
+  return nullptr;
 #endif
 }
 
-bool CudnnAttention::backward_planned(const CudnnAttnShape& s) {
-  return plan(true, s).graph != nullptr;
-}
+bool CudnnAttention::backward_planned(const CudnnAttnShape& s) { return plan(true, s) != nullptr; }
 
 namespace {
 #ifdef HESSGPT_HAVE_CUDNN
@@ -164,7 +163,7 @@ void execute(void* handle, const CudnnGraph& g,
 
 bool CudnnAttention::forward(uint16_t* out, float* stats, const uint16_t* q, const uint16_t* k,
                              const uint16_t* v, const CudnnAttnShape& s) {
-  const CudnnGraph* g = plan(false, s).graph.get();
+  const CudnnGraph* g = plan(false, s);
   if (!g) return false;
 #ifdef HESSGPT_HAVE_CUDNN
   // By-value scalars: host values, read when the work is enqueued.
@@ -189,7 +188,7 @@ bool CudnnAttention::forward(uint16_t* out, float* stats, const uint16_t* q, con
 bool CudnnAttention::backward(uint16_t* dq, uint16_t* dk, uint16_t* dv, const uint16_t* dout,
                               const uint16_t* q, const uint16_t* k, const uint16_t* v,
                               const uint16_t* out, const float* stats, const CudnnAttnShape& s) {
-  const CudnnGraph* g = plan(true, s).graph.get();
+  const CudnnGraph* g = plan(true, s);
   if (!g) return false;
 #ifdef HESSGPT_HAVE_CUDNN
   const SdpaBackwardBuffers buf = sdpa_backward_buffers(s);

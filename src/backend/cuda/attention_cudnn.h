@@ -60,19 +60,17 @@ class CudnnAttention {
   int64_t calls() const { return calls_; }
 
  private:
-  // A shape's plan, built on first use (graph null when it cannot be).
-  struct Plan {
-    std::unique_ptr<CudnnGraph> graph;
-  };
-  const Plan& plan(bool backward, const CudnnAttnShape& s);
+  // A shape's plan, built on first use; null when cuDNN cannot run it.
+  const CudnnGraph* plan(bool backward, const CudnnAttnShape& s);
 
   cudaStream_t stream_;
   void* handle_ = nullptr;  // cudnnHandle_t, created on first use
   bool tried_ = false;
   std::string why_unavailable_;
-  // Keyed by (backward, shape); null graphs: shapes that
-  // failed (not retried).
-  std::map<std::tuple<bool, int64_t, int64_t, int64_t, int64_t, int64_t, float>, Plan> plans_;
+  // Keyed by (backward, shape); null graphs: shapes that failed (not retried).
+  std::map<std::tuple<bool, int64_t, int64_t, int64_t, int64_t, int64_t, float>,
+           std::unique_ptr<CudnnGraph>>
+      plans_;
   DeviceScratch workspace_;
   int64_t calls_ = 0;
 };

@@ -42,15 +42,20 @@ __device__ __forceinline__ void merge(float& m, float& s, float m2, float s2) {
 // A row whose target is ignored or out of range (reported through bad, the
 // smallest such row): loss 0 and, when a gradient is wanted, zeros. True when
 // the row needs nothing else. The row's threads are thread 0 .. threads - 1
-// (a block's, or a warp's lanes).
+// (a block's, or a warp's lanes); they take values [begin, end) of it (end
+// -1: the whole row), and the ones that start at 0 report and write the loss.
 template <typename Grad>
 __device__ bool ignored_row(int64_t r, int32_t target, int64_t v, Grad* gz, float* losses,
-                            float dscale, uint32_t* bad, int thread, int threads) {
+                            float dscale, uint32_t* bad, int thread, int threads,
+                            int64_t begin = 0, int64_t end = -1) {
   if (target != kIgnoreIndex && target >= 0 && target < v) return false;
-  if (target != kIgnoreIndex && thread == 0) atomicMin(bad, static_cast<uint32_t>(r));
-  if (thread == 0) losses[r] = 0.0f;
+  if (begin == 0 && thread == 0) {
+    if (target != kIgnoreIndex) atomicMin(bad, static_cast<uint32_t>(r));
+    losses[r] = 0.0f;
+  }
   if (dscale != 0.0f)
-    for (int64_t i = thread; i < v; i += threads) store_float(gz + i, 0.0f);
+    for (int64_t i = begin + thread; i < (end < 0 ? v : end); i += threads)
+      store_float(gz + i, 0.0f);
   return true;
 }
 
@@ -274,13 +279,11 @@ __global__ void __launch_bounds__(kCrossEntropyWarpThreads)
 
 // The split kernels' item i: row i / segments, values [begin, end) of it.
 struct SplitItem {
-  int64_t row, segment, begin, end;
+  int64_t row, begin, end;
 };
 __device__ __forceinline__ SplitItem split_item(int64_t item, int64_t segments, int64_t v) {
-  const int64_t row = item / segments, segment = item % segments;
-  const int64_t begin = segment * kCrossEntropySpan;
-  const int64_t end = begin + kCrossEntropySpan;
-  return {row, segment, begin, end < v ? end : v};
+  const int64_t begin = item % segments * kCrossEntropySpan, end = begin + kCrossEntropySpan;
+  return {item / segments, begin, end < v ? end : v};
 }
 
 // Split pass 1: the (max, sum of exp(x - max)) of each segment of each row
@@ -325,15 +328,9 @@ __global__ void __launch_bounds__(kCrossEntropySplitThreads)
     const int32_t target = targets[it.row];
     const bool holds_target = target >= it.begin && target < it.end;
     Grad* gz = grad + it.row * v;
-    if (target < 0 || target >= v) {
-      if (it.segment == 0 && target != kIgnoreIndex && threadIdx.x == 0)
-        atomicMin(bad, static_cast<uint32_t>(it.row));
-      if (it.segment == 0 && threadIdx.x == 0) losses[it.row] = 0.0f;
-      if (dscale != 0.0f)
-        for (int64_t i = it.begin + threadIdx.x; i < it.end; i += kCrossEntropySplitThreads)
-          store_float(gz + i, 0.0f);
+    if (ignored_row(it.row, target, v, gz, losses, dscale, bad, threadIdx.x,
+                    kCrossEntropySplitThreads, it.begin, it.end))
       continue;
-    }
     if (dscale == 0.0f && !holds_target) continue;
     float m = -INFINITY, s = 0.0f;
     for (int64_t k = 0; k < segments; ++k) {

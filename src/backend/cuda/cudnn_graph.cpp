@@ -43,6 +43,18 @@ CudnnDescriptor& CudnnDescriptor::finalize() {
   return *this;
 }
 
+namespace {
+// Reads up to `count` values of attribute `name` into `values` (throws
+// CudnnError naming `what`); returns how many there are.
+int64_t get_attribute(const CudnnApi& api, cudnnBackendDescriptor_t d,
+                      cudnnBackendAttributeName_t name, cudnnBackendAttributeType_t type,
+                      int64_t count, void* values, const char* what) {
+  int64_t got = 0;
+  cudnn_check(api, api.get_attribute(d, name, type, count, &got, values), what);
+  return got;
+}
+}  // namespace
+
 std::vector<int64_t> packed_strides(const std::vector<int64_t>& dims) {
   std::vector<int64_t> s(dims.size(), 1);
   for (size_t i = dims.size(); i-- > 1;) s[i - 1] = s[i] * dims[i];
@@ -146,23 +158,19 @@ int64_t CudnnGraph::engine_configs() {
       .set(CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &mode);
   if (device_) heur.set_desc(CUDNN_ATTR_ENGINEHEUR_DEVICEPROP, *device_);
   heur.finalize();
-  int64_t count = 0;
-  cudnn_check(api_,
-              api_.get_attribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS,
-                                 CUDNN_TYPE_BACKEND_DESCRIPTOR, 0, &count, nullptr),
-              "engine heuristics: count");
+  const int64_t count = get_attribute(api_, heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS,
+                                      CUDNN_TYPE_BACKEND_DESCRIPTOR, 0, nullptr,
+                                      "engine heuristics: count");
   first_config_ = kept_.size();
   std::vector<cudnnBackendDescriptor_t> raw;
   for (int64_t i = 0; i < count; ++i)
     raw.push_back(
         keep(CudnnDescriptor(api_, CUDNN_BACKEND_ENGINECFG_DESCRIPTOR, "engine config")).get());
   // The results are the configs that pass their engines' support checks.
-  configs_ = 0;
-  if (count > 0)
-    cudnn_check(api_,
-                api_.get_attribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS,
-                                   CUDNN_TYPE_BACKEND_DESCRIPTOR, count, &configs_, raw.data()),
-                "engine heuristics: results");
+  configs_ = count > 0 ? get_attribute(api_, heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS,
+                                       CUDNN_TYPE_BACKEND_DESCRIPTOR, count, raw.data(),
+                                       "engine heuristics: results")
+                       : 0;
   return configs_;
 }
 
@@ -182,11 +190,8 @@ void CudnnGraph::finish(int64_t prefer) {
       if (device_) plan.set_desc(CUDNN_ATTR_EXECUTION_PLAN_DEVICEPROP, *device_);
       plan.set_desc(CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, kept_[first + static_cast<size_t>(i)])
           .finalize();
-      int64_t got = 0;
-      cudnn_check(api_,
-                  api_.get_attribute(plan.get(), CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE,
-                                     CUDNN_TYPE_INT64, 1, &got, &workspace_),
-                  "execution plan: workspace size");
+      get_attribute(api_, plan.get(), CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64,
+                    1, &workspace_, "execution plan: workspace size");
       plan_ = std::move(plan);
       engine_ = "config " + std::to_string(i) + " of " + std::to_string(returned) + ": " +
                 config_text(i);
@@ -235,15 +240,11 @@ std::string CudnnGraph::config_text(int64_t i) {
   const cudnnBackendDescriptor_t cfg = kept_[first_config_ + static_cast<size_t>(i)].get();
   CudnnDescriptor engine(api_, CUDNN_BACKEND_ENGINE_DESCRIPTOR, "engine");
   cudnnBackendDescriptor_t engine_d = engine.get();
-  int64_t n = 0, index = -1;
-  cudnn_check(api_,
-              api_.get_attribute(cfg, CUDNN_ATTR_ENGINECFG_ENGINE, CUDNN_TYPE_BACKEND_DESCRIPTOR,
-                                 1, &n, &engine_d),
-              "engine config: engine");
-  cudnn_check(api_,
-              api_.get_attribute(engine_d, CUDNN_ATTR_ENGINE_GLOBAL_INDEX, CUDNN_TYPE_INT64, 1, &n,
-                                 &index),
-              "engine: global index");
+  int64_t index = -1;
+  get_attribute(api_, cfg, CUDNN_ATTR_ENGINECFG_ENGINE, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1,
+                &engine_d, "engine config: engine");
+  get_attribute(api_, engine_d, CUDNN_ATTR_ENGINE_GLOBAL_INDEX, CUDNN_TYPE_INT64, 1, &index,
+                "engine: global index");
   // Knob choices come back into descriptors made beforehand: as many as there
   // are knob types is always enough.
   std::vector<CudnnDescriptor> knobs;
@@ -253,24 +254,18 @@ std::string CudnnGraph::config_text(int64_t i) {
     knobs.emplace_back(api_, CUDNN_BACKEND_KNOB_CHOICE_DESCRIPTOR, "knob choice");
     raw.push_back(knobs.back().get());
   }
-  int64_t got = 0;
-  cudnn_check(api_,
-              api_.get_attribute(cfg, CUDNN_ATTR_ENGINECFG_KNOB_CHOICES,
-                                 CUDNN_TYPE_BACKEND_DESCRIPTOR, static_cast<int64_t>(raw.size()),
-                                 &got, raw.data()),
-              "engine config: knob choices");
+  const int64_t got =
+      get_attribute(api_, cfg, CUDNN_ATTR_ENGINECFG_KNOB_CHOICES, CUDNN_TYPE_BACKEND_DESCRIPTOR,
+                    static_cast<int64_t>(raw.size()), raw.data(), "engine config: knob choices");
   std::string text = "engine " + std::to_string(index);
   for (int64_t k = 0; k < got; ++k) {
     cudnnBackendKnobType_t type{};
     int64_t value = 0;
-    cudnn_check(api_,
-                api_.get_attribute(raw[static_cast<size_t>(k)], CUDNN_ATTR_KNOB_CHOICE_KNOB_TYPE,
-                                   CUDNN_TYPE_KNOB_TYPE, 1, &n, &type),
-                "knob choice: type");
-    cudnn_check(api_,
-                api_.get_attribute(raw[static_cast<size_t>(k)], CUDNN_ATTR_KNOB_CHOICE_KNOB_VALUE,
-                                   CUDNN_TYPE_INT64, 1, &n, &value),
-                "knob choice: value");
+    const cudnnBackendDescriptor_t knob = raw[static_cast<size_t>(k)];
+    get_attribute(api_, knob, CUDNN_ATTR_KNOB_CHOICE_KNOB_TYPE, CUDNN_TYPE_KNOB_TYPE, 1, &type,
+                  "knob choice: type");
+    get_attribute(api_, knob, CUDNN_ATTR_KNOB_CHOICE_KNOB_VALUE, CUDNN_TYPE_INT64, 1, &value,
+                  "knob choice: value");
     const char* name = knob_name(type);
     text += (k == 0 ? " (" : ", ") +
             (name ? std::string(name) : "knob " + std::to_string(static_cast<int>(type))) + " " +
@@ -294,17 +289,12 @@ CudnnDescriptor cudnn_device_properties(const CudnnApi& api, const std::string& 
 }
 
 std::string cudnn_device_properties_json(const CudnnApi& api, const CudnnDescriptor& props) {
-  int64_t size = 0;
-  cudnn_check(api,
-              api.get_attribute(props.get(), CUDNN_ATTR_DEVICEPROP_JSON_REPRESENTATION,
-                                CUDNN_TYPE_CHAR, 0, &size, nullptr),
-              "device properties: JSON size");
+  const int64_t size = get_attribute(api, props.get(), CUDNN_ATTR_DEVICEPROP_JSON_REPRESENTATION,
+                                     CUDNN_TYPE_CHAR, 0, nullptr, "device properties: JSON size");
   std::string json(static_cast<size_t>(size), '\0');
-  cudnn_check(api,
-              api.get_attribute(props.get(), CUDNN_ATTR_DEVICEPROP_JSON_REPRESENTATION,
-                                CUDNN_TYPE_CHAR, size, &size, json.data()),
-              "device properties: JSON");
-  json.resize(static_cast<size_t>(size));
+  json.resize(static_cast<size_t>(
+      get_attribute(api, props.get(), CUDNN_ATTR_DEVICEPROP_JSON_REPRESENTATION, CUDNN_TYPE_CHAR,
+                    size, json.data(), "device properties: JSON")));
   while (!json.empty() && json.back() == '\0') json.pop_back();
   return json;
 }
