@@ -86,7 +86,7 @@ def profile_step(step, cuda, top=15):
     import torch
     from torch.profiler import ProfilerActivity, profile
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
-    with profile(activities=activities) as prof:
+    with profile(activities=activities, record_shapes=True) as prof:
         step()
         if cuda:
             torch.cuda.synchronize()
@@ -115,7 +115,39 @@ def profile_step(step, cuda, top=15):
         "categories_ms": dict(sorted(categories.items(), key=lambda kv: -kv[1])),
         "top": [{"name": n, "ms": ms, "calls": calls, "category": categorise(n)}
                 for n, (ms, calls) in ranked],
+        "products": products_by_shape(prof, cuda),
     }
+
+
+# The ATen ops that are one matrix product each, and where their operands sit among
+# the inputs (addmm's first is the addend).
+PRODUCT_OPS = {"aten::mm": (0, 1), "aten::addmm": (1, 2), "aten::bmm": (0, 1),
+               "aten::baddbmm": (1, 2)}
+
+
+def products_by_shape(prof, cuda):
+    """Each matrix product's time by shape, m x n over k (c[m, n] = a[m, k] b[k, n],
+    times the batch for bmm), to set beside hessgpt's per-shape profile rows: the
+    device time of the kernels an op launched (on the CPU: the op's own time), in ms."""
+    rows = []
+    for e in prof.key_averages(group_by_input_shape=True):
+        where = PRODUCT_OPS.get(e.key)
+        shapes = getattr(e, "input_shapes", None) or []
+        if where is None or len(shapes) <= max(where):
+            continue
+        a, b = shapes[where[0]], shapes[where[1]]
+        if len(a) < 2 or len(b) < 2:
+            continue
+        if cuda:
+            us = getattr(e, "device_time_total", None)
+            if us is None:
+                us = e.cuda_time_total
+        else:
+            us = e.self_cpu_time_total
+        batch = a[0] if len(a) == 3 else 1
+        rows.append({"op": e.key, "m": a[-2], "n": b[-1], "k": a[-1], "batch": batch,
+                     "ms": us / 1000.0, "calls": e.count})
+    return sorted(rows, key=lambda r: -r["ms"])
 
 
 def main(argv=None) -> int:

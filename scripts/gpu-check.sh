@@ -32,8 +32,10 @@
 #     torch.profiler, its kernel time per category and top kernels in the table.
 #   BF16_ACTS_AB [1]: on every bench model, rows with --bf16-activations (BF16
 #     product inputs, padded FFN) after BENCH_FLAGS and alone (no recomputation).
-#   PROFILE_MODELS [model1]: `bench train --profile` with --recompute --bf16-activations,
-#     the step's time per backend op (synchronised after each op), top rows in the table.
+#   PROFILE_MODELS [model1]: `bench train --profile` with PROFILE_FLAGS
+#     [--bf16-activations: all activations kept, as PyTorch keeps them], the device's
+#     time per backend op (events around each), top rows in the table; with PyTorch's
+#     profile, each product shape's time in both side by side.
 #   NCU_ATTENTION [0]: Nsight Compute over the three tensor-core attention kernels at
 #     model1's shapes (speed of light, occupancy, warp stalls, memory), report in $LOGS.
 #   ATTN_ROWS_AB [1]: the attention rows of `bench ops` again with the forward's
@@ -312,7 +314,7 @@ bench_row() {  # model batch seq steps precision label flags [env assignments...
 profile_rows() {  # model batch seq
   local out="$OUT/profile-$1.json"
   if timeout -k 5 "$BENCH_TIMEOUT" "$HG" bench train --device cuda --precision bf16 --model "$1" \
-      --batch "$2" --seq "$3" --steps 3 --recompute --bf16-activations --profile --json \
+      --batch "$2" --seq "$3" --steps 3 ${PROFILE_FLAGS---bf16-activations} --profile --json \
       >"$out" 2>"$out.err"; then
     python3 - "$out" >"$out.rows" <<'PY'
 import json, sys
@@ -320,16 +322,55 @@ d = json.load(open(sys.argv[1]))
 step_ms = 1000.0 * d["seconds_per_step"]
 for c, ms in d.get("profile_categories_ms", {}).items():
     print(f"part {c}|{ms:.2f} ms/step ({100 * ms / step_ms:.1f} %): beside the torch rows' parts")
+ops = d.get("profile_ops_ms")
+if ops is not None:
+    print(f"all ops|{ops:.2f} ms/step of the device's time; {d['profile_between_ops_ms']:.2f} ms "
+          f"between ops (idle: launches, host work)")
 for e in d["profile"][:int(__import__("os").environ.get("PROFILE_ROWS", "18"))]:
     print(f"{e['op']}|{e['ms_per_step']:.2f} ms/step ({100 * e['ms_per_step'] / step_ms:.1f} %), "
           f"{e['calls_per_step']:g} calls, {e['shape']}")
 PY
     while IFS='|' read -r name detail; do row "  $name" info "$detail"; done <"$out.rows"
-    row "profile $1 ${2}x$3 (recompute, bf16 activations)" ok \
+    row "profile $1 ${2}x$3 (${PROFILE_FLAGS---bf16-activations})" ok \
       "$(json_field "$out" seconds_per_step) s/step profiled; see $out"
   else
     row "profile $1 ${2}x$3" FAIL "$(tail -1 "$out.err")"
   fi
+}
+
+# Each product shape's time per step in both profiles, side by side: m x n over k,
+# each rounded up to 8 (our FFN tensors are 3416 wide where PyTorch's are 3413), the
+# smaller of m and n first (a product and its transpose are the same work).
+products_side_by_side() {  # ours torch
+  python3 - "$1" "$2" >"$2.products" 2>>"$LOG" <<'PY' || return 0
+import json, re, sys
+ours, theirs = (json.load(open(p)) for p in sys.argv[1:3])
+up = lambda x: (x + 7) // 8 * 8
+table = {}
+dims = lambda s: [int(x) for x in s.split(",")]
+for e in ours.get("profile", []):
+    if not e["op"].startswith("matmul"):
+        continue
+    m = re.match(r"\[([\d, ]+)\][^x]*?(\^T)? x \[([\d, ]+)\][^-]*-> \[([\d, ]+)\]", e["shape"])
+    if not m:
+        continue
+    a, c = dims(m.group(1)), dims(m.group(4))
+    k = a[0] if m.group(2) else a[-1]
+    key = (*sorted((up(c[0]), up(c[-1]))), up(k))
+    t = table.setdefault(key, [0.0, 0.0, 0.0, 0.0])
+    t[0] += e["ms_per_step"]; t[1] += e["calls_per_step"]
+steps = theirs.get("steps", 1)
+for r in theirs.get("profile", {}).get("products", []):
+    key = (*sorted((up(r["m"] * r["batch"]), up(r["n"]))), up(r["k"]))
+    t = table.setdefault(key, [0.0, 0.0, 0.0, 0.0])
+    t[2] += r["ms"]; t[3] += r["calls"]
+rows = sorted(table.items(), key=lambda kv: -max(kv[1][0], kv[1][2]))
+for (m, n, k), (o, oc, p, pc) in rows[:16]:
+    print(f"products {m}x{n} over {k}|ours {o:.2f} ms ({oc:g} calls), torch {p:.2f} ms ({pc:g} calls)")
+print(f"products, all shapes|ours {sum(t[0] for t in table.values()):.2f} ms, "
+      f"torch {sum(t[2] for t in table.values()):.2f} ms per step")
+PY
+  while IFS='|' read -r name detail; do row "  $name" info "$detail"; done <"$2.products"
 }
 
 # PyTorch's step by kernel category and its top kernels (torch_train_step.py --profile),
@@ -387,6 +428,7 @@ bench_pair() {  # model batch seq steps
     row "pytorch $model bf16 compile" ok \
       "$(json_field "$tout" tokens_per_s) tok/s, peak $(( $(json_field "$tout" peak_memory_bytes) / 1048576 )) MiB allocated"
     torch_profile_rows "$tout"
+    [[ -s $OUT/profile-$model.json ]] && products_side_by_side "$OUT/profile-$model.json" "$tout"
     local ours
     for ours in "$OUT"/bench-"$model"-bf16*.json; do
       [[ -s $ours ]] || continue

@@ -112,6 +112,20 @@ void Backend::qk_norm_rope_backward(const Tensor& dx, const Tensor& dw, const Te
   rmsnorm_backward(head_rows(dx), dw, head_rows(dout), head_rows(x), w, rstd, false);
 }
 
+int64_t Backend::timing_mark() {
+  synchronize();
+  host_marks_.push_back(std::chrono::steady_clock::now());
+  return static_cast<int64_t>(host_marks_.size()) - 1;
+}
+
+double Backend::ms_between(int64_t from, int64_t to) {
+  const auto count = static_cast<int64_t>(host_marks_.size());
+  HG_CHECK(from >= 0 && to >= from && to < count, "ms_between: marks ", from, " and ", to,
+           " out of the ", count, " recorded");
+  const auto elapsed = host_marks_[static_cast<size_t>(to)] - host_marks_[static_cast<size_t>(from)];
+  return std::chrono::duration<double, std::milli>(elapsed).count();
+}
+
 void Backend::set_matmul_precision(MatmulPrecision p) {
   if (!supports_matmul_precision(p))
     HG_FAIL("the ", name(), " backend of this build cannot multiply matrices in ",

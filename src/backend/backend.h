@@ -8,6 +8,7 @@
 // gradients overwrite (=) unless the op says it accumulates.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -196,6 +197,17 @@ class Backend {
   virtual void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& m,
                           const Tensor& v, const AdamWParams& hp) = 0;
 
+  // ---- timing marks (hessgpt bench train --profile) --------------------------
+  // A mark notes where the op stream has got to; ms_between(from, to) is the
+  // time the device took between two marks (it waits for `to`). Marks count
+  // from 0 again after clear_timing_marks(). The default synchronises and
+  // reads the host clock, exact where ops finish before they return; the CUDA
+  // backend records events in its stream instead, so that a profiled step
+  // keeps the host running ahead of the device and times only the device.
+  virtual int64_t timing_mark();
+  virtual double ms_between(int64_t from, int64_t to);
+  virtual void clear_timing_marks() { host_marks_.clear(); }
+
   // Threads this backend's host-side work may use.
   virtual void set_threads(int threads) { (void)threads; }
 
@@ -208,6 +220,9 @@ class Backend {
 
  protected:
   MatmulPrecision matmul_precision_ = MatmulPrecision::FP32;
+
+ private:
+  std::vector<std::chrono::steady_clock::time_point> host_marks_;
 };
 
 // A block of backend memory, freed on destruction.

@@ -1,7 +1,6 @@
 #include "backend/timed_backend.h"
 
 #include <algorithm>
-#include <chrono>
 #include <type_traits>
 
 namespace hessgpt {
@@ -50,17 +49,21 @@ void TimedBackend::set_matmul_precision(MatmulPrecision p) {
   Backend::set_matmul_precision(p);
 }
 
+// Calls timed before their marks are read back: a read waits for the device,
+// so it is done rarely (a model1 step makes ~1500 calls).
+constexpr size_t kMaxPendingCalls = 4096;
+
 template <typename Fn>
 auto TimedBackend::timed(const char* op, const std::string& shape, Fn&& fn) -> decltype(fn()) {
-  const auto start = std::chrono::steady_clock::now();
+  const int64_t from = inner_.timing_mark();
   const auto record = [&] {
-    inner_.synchronize();
+    const int64_t to = inner_.timing_mark();
     Entry& e = table_[{op, shape}];
     e.op = op;
     e.shape = shape;
     ++e.calls;
-    const auto elapsed = std::chrono::steady_clock::now() - start;
-    e.ms += std::chrono::duration<double, std::milli>(elapsed).count();
+    pending_.push_back({&e, from, to});
+    if (pending_.size() >= kMaxPendingCalls) flush();
   };
   if constexpr (std::is_void_v<decltype(fn())>) {
     fn();
@@ -72,7 +75,20 @@ auto TimedBackend::timed(const char* op, const std::string& shape, Fn&& fn) -> d
   }
 }
 
-std::vector<TimedBackend::Entry> TimedBackend::entries() const {
+void TimedBackend::flush() {
+  for (const Pending& p : pending_) p.entry->ms += inner_.ms_between(p.from, p.to);
+  pending_.clear();
+  inner_.clear_timing_marks();
+}
+
+void TimedBackend::reset() {
+  pending_.clear();
+  table_.clear();
+  inner_.clear_timing_marks();
+}
+
+std::vector<TimedBackend::Entry> TimedBackend::entries() {
+  flush();
   std::vector<Entry> out;
   for (const auto& [key, e] : table_) out.push_back(e);
   std::stable_sort(out.begin(), out.end(),

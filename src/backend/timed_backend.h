@@ -1,8 +1,12 @@
 // A Backend that runs another and times every op: where a training step's
 // time goes, measured in the step itself (hessgpt bench train --profile), not
-// inferred from ops timed alone. It synchronises after each call, so an op's
-// time is its own, at the cost of the host-device overlap (the profiled step
-// is slower than a plain one). Calls are grouped by op and operand shapes.
+// inferred from ops timed alone. Each call is bracketed by two of the inner
+// backend's timing marks (backend.h): on a GPU, events in its stream, read
+// back in batches, so the host still runs ahead of the device and an op's
+// time is the device's time for it alone (as PyTorch's profiler counts its
+// kernels); the step's wall time less the ops' sum is then the device idling
+// between ops. On the CPU a mark is the host clock. Calls are grouped by op
+// and operand shapes.
 #pragma once
 
 #include <cstdint>
@@ -25,8 +29,9 @@ class TimedBackend final : public Backend {
     int64_t calls = 0;
     double ms = 0;
   };
-  // Every (op, shape) seen since the last reset, the largest total time first.
-  std::vector<Entry> entries() const;
+  // Every (op, shape) seen since the last reset, the largest total time first
+  // (waits for the ops still timed on the device).
+  std::vector<Entry> entries();
   // The part of a step an op belongs to, in the categories that
   // bench/torch_train_step.py --profile sorts PyTorch's kernels into, so that
   // the two profiles line up: "products", "attention", "optimizer",
@@ -36,7 +41,7 @@ class TimedBackend final : public Backend {
   static const char* category(const std::string& op);
   // Milliseconds per category over `entries`, the largest first.
   static std::vector<std::pair<std::string, double>> by_category(const std::vector<Entry>& entries);
-  void reset() { table_.clear(); }
+  void reset();
 
   Device device() const override { return inner_.device(); }
   std::string name() const override { return inner_.name(); }
@@ -102,12 +107,20 @@ class TimedBackend final : public Backend {
                   const AdamWParams& hp) override;
 
  private:
-  // Runs fn, waits for the device, adds the time to (op, shape).
+  // Runs fn between two timing marks and counts the call under (op, shape);
+  // its time is added once read back (flush).
   template <typename Fn>
   auto timed(const char* op, const std::string& shape, Fn&& fn) -> decltype(fn());
+  // Reads the pending calls' times into their entries and frees their marks.
+  void flush();
 
+  struct Pending {
+    Entry* entry;  // a node of table_: stable while the map lives
+    int64_t from, to;
+  };
   Backend& inner_;
   std::map<std::pair<std::string, std::string>, Entry> table_;
+  std::vector<Pending> pending_;
 };
 
 }  // namespace hessgpt

@@ -36,6 +36,12 @@ void print_profile(const std::vector<TimedBackend::Entry>& entries, int64_t step
                 e.ms * per, 100.0 * e.ms * per / (1000.0 * seconds_per_step), e.shape.c_str());
 }
 
+double profile_ms_per_step(const std::vector<TimedBackend::Entry>& entries, int64_t steps) {
+  double ms = 0;
+  for (const TimedBackend::Entry& e : entries) ms += e.ms;
+  return ms / static_cast<double>(steps);
+}
+
 void run_bench_train(const BenchTrainOptions& o) {
   if (o.batch <= 0 || o.seq <= 0 || o.steps <= 0)
     HG_FAIL("--batch, --seq and --steps must be positive");
@@ -80,7 +86,12 @@ void run_bench_train(const BenchTrainOptions& o) {
     for (const auto& [category, ms] : TimedBackend::by_category(profile))
       parts[category] = ms / static_cast<double>(r.steps);
     j["profile_categories_ms"] = parts;  // the categories of torch_train_step.py --profile
-    j["profiled"] = true;  // synchronised after every op: slower than a plain step
+    // The device's time in ops, and the rest of the step: the device idle
+    // between ops (launches, host work, reads back).
+    const double ops_ms = profile_ms_per_step(profile, r.steps);
+    j["profile_ops_ms"] = ops_ms;
+    j["profile_between_ops_ms"] = 1000.0 * r.seconds_per_step - ops_ms;
+    j["profiled"] = true;  // timing marks around every op: a little slower than a plain step
   }
   if (backend->device() == Device::CUDA) {
     // Model FLOPs utilisation against an H100 SXM's dense BF16 peak (issue 9's
@@ -94,11 +105,14 @@ void run_bench_train(const BenchTrainOptions& o) {
     std::printf("%s on %s, %d threads, batch %lld x %lld: %.0f tokens/s, %.3f s/step, %.1f GFLOP/s%s\n",
                 o.model.c_str(), backend->name().c_str(), threads, static_cast<long long>(o.batch),
                 static_cast<long long>(o.seq), r.tokens_per_s, r.seconds_per_step, r.gflops_per_s,
-                timed ? " (profiled: synchronised after every op)" : "");
+                timed ? " (profiled: timing marks around every op)" : "");
     if (timed) {
       print_profile(profile, r.steps, r.seconds_per_step);
       for (const auto& [category, ms] : TimedBackend::by_category(profile))
         std::printf("%-26s %19.3f ms/step\n", category.c_str(), ms / static_cast<double>(r.steps));
+      const double ops_ms = profile_ms_per_step(profile, r.steps);
+      std::printf("%-26s %19.3f ms/step\n%-26s %19.3f ms/step\n", "all ops", ops_ms,
+                  "between ops", 1000.0 * r.seconds_per_step - ops_ms);
     }
   }
 }
@@ -115,8 +129,8 @@ void setup(CLI::App& app) {
   train->add_option("--seed", o->seed, "Seed")->capture_default_str();
   add_memory_options(train, o->memory);
   train->add_flag("--profile", o->profile,
-                  "Time every backend op inside the steps (synchronised after each, so slower) "
-                  "and print where a step's time goes");
+                  "Time every backend op inside the steps (on a GPU: events in its stream, the "
+                  "device's time per op) and print where a step's time goes");
   train->add_flag("--json", o->json, "One JSON object on stdout");
   add_compute_options(train, o->compute);
   train->callback([o] { run_bench_train(*o); });

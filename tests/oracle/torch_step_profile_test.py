@@ -24,6 +24,13 @@ def main():
     assert p["categories_ms"].get("products", 0.0) > 0.0, p["categories_ms"]
     times = [t["ms"] for t in p["top"]]
     assert times == sorted(times, reverse=True) and len(times) > 0, times
+    # The products by shape: the forward's over the batch's 2 x 16 rows (m = 32) and
+    # the weights' gradients summed over them (k = 32).
+    products = p["products"]
+    assert products and all(r["ms"] >= 0 and r["calls"] > 0 for r in products), products
+    shapes = {(r["m"], r["n"], r["k"]) for r in products}
+    assert any(k == 32 for (_, _, k) in shapes), shapes
+    assert any(m == 32 for (m, _, _) in shapes), shapes
     assert tts.categorise("flash_fwd_kernel<cutlass::bfloat16_t>") == "attention"
     assert tts.categorise("nvjet_sm90_tst_128x256") == "products"
     assert tts.categorise("triton_per_fused_add_mul_0") == "elementwise"

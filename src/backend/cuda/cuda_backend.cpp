@@ -47,6 +47,7 @@ CudaBackend::~CudaBackend() {
   s_->lt.reset();
   s_->cudnn_attention.reset();
   if (s_->pinned) cudaFreeHost(s_->pinned);
+  for (cudaEvent_t e : s_->marks) cudaEventDestroy(e);
   if (s_->stream) cudaStreamDestroy(s_->stream);
 }
 
@@ -125,6 +126,30 @@ void CudaBackend::fill(const Tensor& x, double value) {
 }
 
 void CudaBackend::synchronize() { HG_CUDA_CHECK(cudaStreamSynchronize(s_->stream)); }
+
+// Events are kept for reuse: a profiled step records thousands.
+int64_t CudaBackend::timing_mark() {
+  if (s_->marks_used == s_->marks.size()) {
+    cudaEvent_t e = nullptr;
+    HG_CUDA_CHECK(cudaEventCreate(&e));
+    s_->marks.push_back(e);
+  }
+  HG_CUDA_CHECK(cudaEventRecord(s_->marks[s_->marks_used], s_->stream));
+  return static_cast<int64_t>(s_->marks_used++);
+}
+
+double CudaBackend::ms_between(int64_t from, int64_t to) {
+  const auto used = static_cast<int64_t>(s_->marks_used);
+  HG_CHECK(from >= 0 && to >= from && to < used, "ms_between: marks ", from, " and ", to,
+           " out of the ", used, " recorded");
+  HG_CUDA_CHECK(cudaEventSynchronize(s_->marks[static_cast<size_t>(to)]));
+  float ms = 0.0f;
+  HG_CUDA_CHECK(cudaEventElapsedTime(&ms, s_->marks[static_cast<size_t>(from)],
+                                     s_->marks[static_cast<size_t>(to)]));
+  return ms;
+}
+
+void CudaBackend::clear_timing_marks() { s_->marks_used = 0; }
 
 // ---- dense algebra --------------------------------------------------------------
 

@@ -42,6 +42,9 @@ class CudaBackend final : public Backend {
   void copy(const Tensor& dst, const Tensor& src) override;
   void fill(const Tensor& x, double value) override;
   void synchronize() override;
+  int64_t timing_mark() override;
+  double ms_between(int64_t from, int64_t to) override;
+  void clear_timing_marks() override;
 
   void matmul(const Tensor& c, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b,
               float alpha, float beta) override;

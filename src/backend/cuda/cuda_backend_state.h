@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <vector>
 
 #include "backend/cuda/attention_cudnn.h"
 #include "backend/cuda/cuda_backend.h"
@@ -79,6 +80,8 @@ struct CudaBackend::State {
   std::unique_ptr<cuda::CudnnAttention> cudnn_attention;  // on first use
   std::array<cuda::DeviceScratch, kSlots> scratch;
   void* pinned = nullptr;  // small host buffer for results read back (flags, sums)
+  std::vector<cudaEvent_t> marks;  // timing marks; the first marks_used are recorded
+  size_t marks_used = 0;
 
   void* get(ScratchSlot slot, size_t bytes) { return scratch[static_cast<size_t>(slot)].get(bytes); }
 
