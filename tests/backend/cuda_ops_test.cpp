@@ -628,6 +628,27 @@ TEST_F(CudaOps, AdamWStep) {
   expect_outputs_close(run(*gpu_), run(cpu_), 1e-6, "adamw");
 }
 
+// Timing marks are events in the stream (bench train --profile): numbered
+// from 0 after a clear, the time between two is the device's and not
+// negative, and marks not recorded are an error.
+TEST_F(CudaOps, TimingMarksTimeTheStream) {
+  const int64_t n = int64_t{1} << 24;
+  Buffer buffer(gpu_.get(), static_cast<size_t>(n) * sizeof(float));
+  const Tensor x = buffer.tensor(DType::F32, {n});
+  gpu_->clear_timing_marks();
+  const int64_t before = gpu_->timing_mark();
+  for (int i = 0; i < 8; ++i) gpu_->fill(x, 1.0 + i);
+  const int64_t after = gpu_->timing_mark();
+  EXPECT_EQ(before, 0);
+  EXPECT_EQ(after, 1);
+  EXPECT_GT(gpu_->ms_between(before, after), 0.0) << "eight fills of 64 MiB take time";
+  EXPECT_EQ(gpu_->ms_between(after, after), 0.0);
+  EXPECT_THROW(gpu_->ms_between(after, after + 1), Error);
+  gpu_->clear_timing_marks();
+  EXPECT_EQ(gpu_->timing_mark(), 0);
+  EXPECT_THROW(gpu_->ms_between(0, 1), Error);
+}
+
 TEST_F(CudaOps, CopiesRoundTrip) {
   const Vec x = random_floats(1001, 37);
   const Tensor a = on(*gpu_, x, {1001});

@@ -42,6 +42,21 @@ Step one_step(Backend& be, const ModelConfig& c, bool bf16_activations = false) 
   return s;
 }
 
+// The default timing marks (the host clock): numbered from 0 after a clear,
+// ordered in time, and only those recorded can be read.
+TEST(TimingMarks, HostClockByDefault) {
+  CpuBackend be(1);
+  const int64_t a = be.timing_mark(), b = be.timing_mark();
+  EXPECT_EQ(a, 0);
+  EXPECT_EQ(b, 1);
+  EXPECT_GE(be.ms_between(a, b), 0.0);
+  EXPECT_THROW(be.ms_between(b, a), Error);
+  EXPECT_THROW(be.ms_between(a, 2), Error);
+  be.clear_timing_marks();
+  EXPECT_THROW(be.ms_between(0, 0), Error);
+  EXPECT_EQ(be.timing_mark(), 0);
+}
+
 TEST(TimedBackend, ForwardsEveryOpUnchanged) {
   const ModelConfig c = preset_config("tiny");
   CpuBackend plain(2), inner(2);
