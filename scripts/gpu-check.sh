@@ -31,7 +31,8 @@
 #     ["model1 model2"], "" for none. TORCH_PROFILE [1]: one more PyTorch step under
 #     torch.profiler, its kernel time per category and top kernels in the table.
 #   BF16_ACTS_AB [1]: on every bench model, rows with --bf16-activations (BF16
-#     product inputs, padded FFN) after BENCH_FLAGS and alone (no recomputation).
+#     product inputs, padded FFN) after BENCH_FLAGS and alone (no recomputation), and
+#     (RECOMPUTE_MLP_AB [1]) with --recompute-mlp.
 #   PROFILE_MODELS [model1]: `bench train --profile` with PROFILE_FLAGS
 #     [--bf16-activations: all activations kept, as PyTorch keeps them], the device's
 #     time per backend op (events around each), top rows in the table; with PyTorch's
@@ -397,6 +398,8 @@ bench_pair() {  # model batch seq steps
     bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-activations \
       "${BENCH_FLAGS---recompute} --bf16-activations"
     bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-activations-keep-all "--bf16-activations"
+    [[ ${RECOMPUTE_MLP_AB:-1} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 \
+      bf16-activations-recompute-mlp "--bf16-activations --recompute-mlp"
   fi
   if [[ " ${AB_MODELS:-model1} " == *" $model "* ]]; then
   [[ ${BF16_FFN_AB:-0} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-ffn-storage \

@@ -23,6 +23,9 @@ void add_memory_options(CLI::App* cmd, MemoryOptions& options) {
   cmd->add_flag("--recompute", options.recompute,
                 "Selective activation recomputation: ~39 % less activation memory, a few more "
                 "element-wise passes");
+  cmd->add_flag("--recompute-mlp", options.recompute_mlp,
+                "Recompute only the MLP's inputs (its norm and SwiGLU): ~62 % of --recompute's "
+                "saving for ~44 % of its extra passes");
   cmd->add_flag("--bf16-ffn", options.bf16_ffn,
                 "Keep the FFN's gate/up activations in BF16 (not where LoRA adapts gate or up)");
   cmd->add_flag("--bf16-activations", options.bf16_activations,

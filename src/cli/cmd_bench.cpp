@@ -68,6 +68,7 @@ void run_bench_train(const BenchTrainOptions& o) {
                       {"seq", o.seq},               {"steps", r.steps},
                       {"precision", o.compute.precision},
                       {"recompute", o.memory.recompute},
+                      {"recompute_mlp", o.memory.recompute_mlp && !o.memory.recompute},
                       {"bf16_ffn", o.memory.bf16_ffn || o.memory.bf16_activations},
                       {"bf16_activations", o.memory.bf16_activations},
                       {"tokens_per_s", r.tokens_per_s},

@@ -87,7 +87,8 @@ void run_info(const InfoOptions& o) {
   const MemoryOptions m = effective_memory_options(o.memory, DType::F32, nullptr);
   std::printf("training step memory (FP32, micro-batch %lld x %lld tokens%s%s):\n",
               static_cast<long long>(o.batch), static_cast<long long>(o.seq),
-              m.recompute ? ", selective recomputation" : "",
+              m.recompute ? ", selective recomputation"
+                          : (m.recompute_mlp ? ", the MLP's inputs recomputed" : ""),
               m.bf16_activations ? ", BF16 product inputs and gate/up"
                                  : (m.bf16_ffn ? ", BF16 gate/up" : ""));
   std::printf("  weights      %8.2f GiB\n  gradients    %8.2f GiB\n  AdamW state  %8.2f GiB\n"

@@ -49,7 +49,8 @@ Activations carve(const ModelConfig& c, BufferCarver& cv, int64_t b, int64_t t,
   a.head_chunk = head_chunk_rows(n, c.vocab_size);
   a.ids = cv.take({n}, DType::I32);
   a.targets = cv.take({n}, DType::I32);
-  a.shared = o.memory.recompute || !training;
+  a.shared_attention = o.memory.recompute || !training;
+  a.shared_mlp = a.shared_attention || o.memory.recompute_mlp;
   a.bf16_ffn = o.memory.bf16_ffn;
   a.bf16_activations = o.memory.bf16_activations;
   // The storage of gate/up and of the products' inputs (MemoryOptions).
@@ -66,36 +67,39 @@ Activations carve(const ModelConfig& c, BufferCarver& cv, int64_t b, int64_t t,
   // BF16 products attention reads them rounded either way (backend.h).
   const DType qkv_type = a.bf16_activations && lora.rank == 0 && c.qk_norm ? DType::BF16 : cv.dtype();
   LayerActivations shared;
-  if (a.shared) {
+  if (a.shared_attention) {
     shared.ln1 = cv.take({n, d}, input_type);
     shared.q = cv.take({b, t, h, hd}, qkv_type);
     shared.k = cv.take({b, t, kv, hd}, qkv_type);
+  }
+  if (a.shared_mlp) {
     shared.ln2 = cv.take({n, d}, input_type);
     shared.act = cv.take({n, ffn}, input_type);
   }
   // Each layer's own copy, or the shared one.
-  const auto own = [&](const Tensor& common, std::initializer_list<int64_t> dims,
-                       DType type) { return a.shared ? common : cv.take(dims, type); };
+  const auto own = [&](bool is_shared, const Tensor& common, std::initializer_list<int64_t> dims,
+                       DType type) { return is_shared ? common : cv.take(dims, type); };
+  const bool sa = a.shared_attention, sm = a.shared_mlp;
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     LayerActivations la;
     la.input = cv.take({n, d});
-    la.ln1 = own(shared.ln1, {n, d}, input_type);
+    la.ln1 = own(sa, shared.ln1, {n, d}, input_type);
     la.rstd1 = cv.take({n});
     la.q_raw = cv.take({n, h * hd});
     la.k_raw = cv.take({n, kv * hd});
-    la.q = own(shared.q, {b, t, h, hd}, qkv_type);
-    la.k = own(shared.k, {b, t, kv, hd}, qkv_type);
+    la.q = own(sa, shared.q, {b, t, h, hd}, qkv_type);
+    la.k = own(sa, shared.k, {b, t, kv, hd}, qkv_type);
     la.v = cv.take({b, t, kv, hd}, qkv_type);
     la.rstd_q = cv.take({n * h});
     la.rstd_k = cv.take({n * kv});
     la.att = cv.take({b, t, h, hd}, input_type);
     la.lse = cv.take({b, h, t});
     la.mid = cv.take({n, d});
-    la.ln2 = own(shared.ln2, {n, d}, input_type);
+    la.ln2 = own(sm, shared.ln2, {n, d}, input_type);
     la.rstd2 = cv.take({n});
     la.gate = cv.take({n, ffn}, ffn_type);
     la.up = cv.take({n, ffn}, ffn_type);
-    la.act = own(shared.act, {n, ffn}, input_type);
+    la.act = own(sm, shared.act, {n, ffn}, input_type);
     for (int k = 0; k < kLoraTargets; ++k)
       if (lora.rank > 0 && lora.mask[static_cast<size_t>(k)]) la.lora_u[static_cast<size_t>(k)] = cv.take({n, lora.rank});
     a.layers.push_back(la);

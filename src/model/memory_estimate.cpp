@@ -31,6 +31,10 @@ std::string memory_advice(const ModelConfig& config, int64_t batch, int64_t seq,
   };
   std::string advice;
   MemoryOptions more = memory;
+  if (!memory.recompute && !memory.recompute_mlp) {
+    more.recompute_mlp = true;
+    advice += "--recompute-mlp needs " + needs(more) + "; ";
+  }
   more.recompute = true;
   if (!memory.recompute) advice += "--recompute needs " + needs(more) + "; ";
   const std::string prefix = memory.recompute ? "" : "--recompute ";

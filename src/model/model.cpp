@@ -106,7 +106,10 @@ void Model::prepare(const int32_t* ids, const int32_t* targets, int64_t batch, i
   const bool same_layout = arena_.data() && acts_.batch == batch && acts_.seq == seq &&
                            acts_.bf16_ffn == want.memory.bf16_ffn &&
                            acts_.bf16_activations == want.memory.bf16_activations &&
-                           (!training || (arena_training_ && acts_.shared == want.memory.recompute));
+                           (!training || (arena_training_ &&
+                                          acts_.shared_attention == want.memory.recompute &&
+                                          acts_.shared_mlp == (want.memory.recompute ||
+                                                               want.memory.recompute_mlp)));
   if (!same_layout) {
     // Fine-tuning pads each batch to its own length, so the shape changes
     // nearly every step. The arena only grows: re-carving the old buffer

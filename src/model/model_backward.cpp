@@ -37,7 +37,7 @@ void Model::backward_blocks() {
   for (int64_t l = c.num_hidden_layers - 1; l >= 0; --l) {
     const LayerParamIndex& p = layout_.layers[static_cast<size_t>(l)];
     LayerActivations& la = a.layers[static_cast<size_t>(l)];
-    if (a.shared) {
+    if (a.shared_mlp) {
       // Rebuild what this layer's forward left in the shared tensors
       // (activations.h): ln2 and act now, q, k and ln1 before their use.
       be.rmsnorm_forward(la.ln2, la.rstd2, la.mid, param(p.post_norm), c.rms_norm_eps);
@@ -52,7 +52,7 @@ void Model::backward_blocks() {
     // Attention: mid = input + att Wo^T
     project_backward(l, LoraTarget::O, p.o_proj, a.datt.view({n, h * hd}), dres_operand,
                      la.att.view({n, h * hd}), 0.0f);
-    if (a.shared) attention_inputs(l);
+    if (a.shared_attention) attention_inputs(l);
     be.attention_backward(a.dq, a.dk, a.dv, a.datt, la.q, la.k, la.v, la.att, la.lse, scale);
     if (c.qk_norm) {
       const int64_t b = a.batch, t = a.seq;
@@ -68,7 +68,7 @@ void Model::backward_blocks() {
       be.copy(a.dq_raw, a.dq.view({n, h * hd}));
       be.copy(a.dk_raw, a.dk.view({n, kv * hd}));
     }
-    if (a.shared) be.rmsnorm_forward(la.ln1, la.rstd1, la.input, param(p.input_norm), c.rms_norm_eps);
+    if (a.shared_attention) be.rmsnorm_forward(la.ln1, la.rstd1, la.input, param(p.input_norm), c.rms_norm_eps);
     project_backward(l, LoraTarget::Q, p.q_proj, a.dln, a.dq_raw, la.ln1, 0.0f);
     if (fuse_kv) {
       kv_projections_backward(p, la.ln1);

@@ -38,11 +38,12 @@ struct PretrainConfig {
   bool recompute = false;         // MemoryOptions (model/activations.h)
   bool bf16_ffn = false;
   bool bf16_activations = false;
+  bool recompute_mlp = false;
   int max_bad_steps = 5;        // consecutive non-finite steps before giving up
   int64_t stop_after = 0;       // stop (as if killed) after this step; for tests
   bool resume = false;          // informational: resuming is automatic
 
-  MemoryOptions memory() const { return {recompute, bf16_ffn, bf16_activations}; }
+  MemoryOptions memory() const { return {recompute, bf16_ffn, bf16_activations, recompute_mlp}; }
   void validate() const;
   // The fields that must match for a resume to continue the same run.
   nlohmann::json identity() const;

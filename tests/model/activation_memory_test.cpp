@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdio>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
@@ -59,14 +60,21 @@ Passes train_twice(const ModelConfig& c, bool recompute, bool lora, MemoryOption
   return r;
 }
 
+// Every layer's tensors kept, against both recomputations: all five shared,
+// and only the MLP's two (--recompute-mlp).
 void expect_identical(const ModelConfig& c, bool lora, const MemoryOptions& memory = {},
                       bool bf16_products = false) {
-  const Passes keep = train_twice(c, false, lora, memory, bf16_products),
-               redo = train_twice(c, true, lora, memory, bf16_products);
-  ASSERT_EQ(keep.losses, redo.losses);
-  ASSERT_EQ(keep.grads.size(), redo.grads.size());
-  for (size_t i = 0; i < keep.grads.size(); ++i)
-    ASSERT_EQ(keep.grads[i], redo.grads[i]) << "gradient " << i;
+  MemoryOptions mlp_only = memory;
+  mlp_only.recompute_mlp = true;
+  const Passes keep = train_twice(c, false, lora, memory, bf16_products);
+  for (const auto& [name, redo] :
+       {std::pair{"recompute", train_twice(c, true, lora, memory, bf16_products)},
+        std::pair{"recompute-mlp", train_twice(c, false, lora, mlp_only, bf16_products)}}) {
+    ASSERT_EQ(keep.losses, redo.losses) << name;
+    ASSERT_EQ(keep.grads.size(), redo.grads.size()) << name;
+    for (size_t i = 0; i < keep.grads.size(); ++i)
+      ASSERT_EQ(keep.grads[i], redo.grads[i]) << name << ", gradient " << i;
+  }
 }
 
 TEST(Recompute, GradientsAreBitIdentical) { expect_identical(preset_config("tiny"), false); }
@@ -352,6 +360,32 @@ TEST(Recompute, ArenaShrinksByThePerLayerCopies) {
             activation_bytes(c, b, t, DType::F32, redo_some));
 }
 
+// --recompute-mlp: L - 1 copies of ln2 and act only, F32 or (under
+// --bf16-activations) BF16 at the FFN's padded width; --recompute implies it.
+TEST(Recompute, MlpOnlyDropsTheMlpInputsPerLayerCopies) {
+  const ModelConfig c = preset_config("model1");
+  const int64_t b = 32, t = 1024, n = b * t, layers = c.num_hidden_layers;
+  const auto bytes = [](int64_t elements, size_t size) {
+    return (static_cast<size_t>(elements) * size + 63) / 64 * 64;
+  };
+  for (const bool inputs16 : {false, true}) {
+    ArenaOptions keep, mlp, both;
+    keep.memory.bf16_activations = inputs16;
+    mlp.memory = both.memory = keep.memory;
+    mlp.memory.recompute_mlp = true;
+    both.memory.recompute = both.memory.recompute_mlp = true;
+    const size_t size = inputs16 ? 2 : 4;
+    const int64_t ffn = inputs16 ? padded_width(c.intermediate_size) : c.intermediate_size;
+    const size_t per_layer = bytes(n * c.hidden_size, size) + bytes(n * ffn, size);
+    const size_t kept = activation_bytes(c, b, t, DType::F32, keep);
+    EXPECT_EQ(kept - activation_bytes(c, b, t, DType::F32, mlp),
+              static_cast<size_t>(layers - 1) * per_layer) << "bf16 activations " << inputs16;
+    ArenaOptions all = keep;
+    all.memory.recompute = true;
+    EXPECT_EQ(activation_bytes(c, b, t, DType::F32, both), activation_bytes(c, b, t, DType::F32, all));
+  }
+}
+
 // The advice of a run that does not fit names the options not in use, each
 // with its estimate, smallest last, then the batch.
 // Under FP32 products the BF16 option is --bf16-ffn; under BF16 products it
@@ -360,15 +394,22 @@ TEST(MemoryAdvice, NamesTheUnusedOptionsWithTheirEstimates) {
   const ModelConfig c = preset_config("model1");
   MemoryOptions m;
   const std::string none = memory_advice(c, 32, 1024, m, false);
+  EXPECT_NE(none.find("--recompute-mlp needs "), std::string::npos) << none;
+  EXPECT_LT(none.find("--recompute-mlp needs "), none.find("--recompute needs")) << none;
   EXPECT_NE(none.find("--recompute needs 43.5 GiB"), std::string::npos) << none;
   EXPECT_NE(none.find("--recompute --bf16-ffn needs 34.4 GiB"), std::string::npos) << none;
   EXPECT_NE(none.find("lower --batch"), std::string::npos);
   const std::string none16 = memory_advice(c, 32, 1024, m, true);
   EXPECT_NE(none16.find("--recompute --bf16-activations needs 31.4 GiB"), std::string::npos) << none16;
   EXPECT_EQ(none16.find("--bf16-ffn"), std::string::npos) << none16;
+  m.recompute_mlp = true;
+  const std::string mlp = memory_advice(c, 32, 1024, m, false);
+  EXPECT_EQ(mlp.find("--recompute-mlp"), std::string::npos) << mlp;
+  EXPECT_NE(mlp.find("--recompute needs 43.5 GiB"), std::string::npos) << mlp;
   m.recompute = true;
   const std::string some = memory_advice(c, 32, 1024, m, false);
   EXPECT_EQ(some.find("--recompute needs"), std::string::npos) << some;
+  EXPECT_EQ(some.find("--recompute-mlp"), std::string::npos) << some;
   EXPECT_NE(some.find("--bf16-ffn needs 34.4 GiB"), std::string::npos) << some;
   m.bf16_ffn = true;
   const std::string done = "or lower --batch (raise --accum to keep the tokens per step) or --seq";

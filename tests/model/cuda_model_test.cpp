@@ -228,15 +228,18 @@ Bf16Step bf16_step(const char* name, Backend& gpu, const MemoryOptions& memory) 
 }
 
 TEST_P(CudaModel, RecomputeGivesTheSameBf16Step) {
-  for (const bool inputs16 : {false, true}) {
-    MemoryOptions keep, redo;
-    keep.bf16_activations = redo.bf16_activations = inputs16;
-    redo.recompute = true;
-    const Bf16Step a = bf16_step(GetParam(), *gpu_, keep), r = bf16_step(GetParam(), *gpu_, redo);
-    EXPECT_NEAR(r.loss, a.loss, 1e-6 * std::abs(a.loss)) << "bf16 activations " << inputs16;
-    ASSERT_EQ(a.grads.size(), r.grads.size());
-    EXPECT_LT(rel_error(r.grads, a.grads), 1e-6) << "bf16 activations " << inputs16;
-  }
+  for (const bool inputs16 : {false, true})
+    for (const bool mlp_only : {false, true}) {
+      MemoryOptions keep, redo;
+      keep.bf16_activations = redo.bf16_activations = inputs16;
+      (mlp_only ? redo.recompute_mlp : redo.recompute) = true;
+      const Bf16Step a = bf16_step(GetParam(), *gpu_, keep), r = bf16_step(GetParam(), *gpu_, redo);
+      const std::string what = std::string("bf16 activations ") + (inputs16 ? "1" : "0") +
+                               (mlp_only ? ", --recompute-mlp" : ", --recompute");
+      EXPECT_NEAR(r.loss, a.loss, 1e-6 * std::abs(a.loss)) << what;
+      ASSERT_EQ(a.grads.size(), r.grads.size());
+      EXPECT_LT(rel_error(r.grads, a.grads), 1e-6) << what;
+    }
 }
 
 // BF16 storage of the products' and attention's inputs on the GPU, against
