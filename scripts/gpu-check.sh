@@ -360,7 +360,6 @@ for e in ours.get("profile", []):
     key = (*sorted((up(c[0]), up(c[-1]))), up(k))
     t = table.setdefault(key, [0.0, 0.0, 0.0, 0.0])
     t[0] += e["ms_per_step"]; t[1] += e["calls_per_step"]
-steps = theirs.get("steps", 1)
 for r in theirs.get("profile", {}).get("products", []):
     key = (*sorted((up(r["m"] * r["batch"]), up(r["n"]))), up(r["k"]))
     t = table.setdefault(key, [0.0, 0.0, 0.0, 0.0])
@@ -397,7 +396,9 @@ bench_pair() {  # model batch seq steps
   if [[ ${BF16_ACTS_AB:-1} == 1 ]]; then
     bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-activations \
       "${BENCH_FLAGS---recompute} --bf16-activations"
-    bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-activations-keep-all "--bf16-activations"
+    # (With BENCH_FLAGS empty the row above keeps all already.)
+    [[ -n ${BENCH_FLAGS---recompute} ]] &&
+      bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-activations-keep-all "--bf16-activations"
     [[ ${RECOMPUTE_MLP_AB:-1} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 \
       bf16-activations-recompute-mlp "--bf16-activations --recompute-mlp"
   fi
