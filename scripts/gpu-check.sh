@@ -57,6 +57,8 @@
 #     is a block per row.
 #   QK_ROWS_AB [1]: the QK-Norm rows of `bench ops` again with four rows per warp
 #     (HESSGPT_QK_NORM_ROWS=4; the default is 1).
+#   GEMV_AB [1]: each decode row again with the one-token products through cuBLASLt
+#     (HESSGPT_GEMV=0; the default is the GEMV kernel).
 #   NORM_AB [1]: the RMSNorm and QK-Norm rows of `bench ops` again with the
 #     generic kernels (HESSGPT_NORM_KERNELS=generic; the default holds rows in registers).
 #   A/B rows, on AB_MODELS [model1]: BF16_FFN_AB=1 adds --bf16-ffn; ATTN_AB=1
@@ -474,14 +476,14 @@ PY
 }
 
 # KV-cache decoding on the GPU: FP32 weights, greedy, 128 prompt + 128 new tokens.
-decode_row() {  # model
-  local out="$OUT/decode-$1.json"
-  if timeout -k 5 "$BENCH_TIMEOUT" "$HG" bench generate --device cuda --model "$1" --prompt-len 128 \
-      --gen 128 --json >"$out" 2>"$out.err"; then
-    row "decode $1 fp32 (128+128)" ok "$(json_field "$out" decode_tokens_per_s) tok/s decode, \
+decode_row() {  # model [label VAR=value...]
+  local model=$1 label=${2:-} out="$OUT/decode-$1${2:+-$2}.json"
+  if env "${@:3}" timeout -k 5 "$BENCH_TIMEOUT" "$HG" bench generate --device cuda --model "$model" \
+      --prompt-len 128 --gen 128 --json >"$out" 2>"$out.err"; then
+    row "decode $model fp32 (128+128)${label:+ $label}" ok "$(json_field "$out" decode_tokens_per_s) tok/s decode, \
 $(json_field "$out" prefill_tokens_per_s) tok/s prefill, $(json_field "$out" decode_weight_gb_per_s) GB/s of weights"
   else
-    row "decode $1 fp32" FAIL "$(tail -1 "$out.err")"
+    row "decode $model fp32${label:+ $label}" FAIL "$(tail -1 "$out.err")"
   fi
 }
 
@@ -535,7 +537,11 @@ ncu_attention_rows() {
 }
 [[ " $models " == *" model1 "* && ${NCU_ATTENTION:-0} == 1 ]] && ncu_attention_rows
 [[ " $models " == *" model1 "* && ${ATTN_WARPS_AB:-0} == 1 ]] && ops_rows model1 32 1024 attention-8-warps HESSGPT_ATTN_WARPS=8 HESSGPT_ATTENTION=ours
-for m in ${DECODE_MODELS-model1 model2}; do decode_row "$m"; done
+for m in ${DECODE_MODELS-model1 model2}; do
+  decode_row "$m"
+  # The one-token products through cuBLASLt instead of the GEMV kernel.
+  [[ ${GEMV_AB:-1} == 1 ]] && decode_row "$m" cublaslt HESSGPT_GEMV=0
+done
 for m in ${PROFILE_MODELS-model1}; do [[ " $models " == *" $m "* ]] && profile_rows "$m" 32 1024; done
 for m in $models; do
   case $m in

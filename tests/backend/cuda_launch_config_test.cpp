@@ -47,6 +47,17 @@ TEST(CudaLaunchConfig, ElementwiseGridCoversEveryElementOnce) {
   EXPECT_TRUE(std::all_of(hits.begin(), hits.end(), [](int h) { return h == 1; }));
 }
 
+// The GEMV kernel (decoding's products): a warp per column, every column
+// covered by exactly one warp of the grid.
+TEST(CudaLaunchConfig, GemvGridCoversEveryColumnOnce) {
+  EXPECT_EQ(gemv_blocks(0), 0);
+  for (const int64_t n : {1, 7, 8, 9, 1280, 1920, 6826, 32008}) {
+    const int64_t blocks = gemv_blocks(n);
+    EXPECT_GE(blocks * kGemvWarps, n) << n;
+    EXPECT_LT((blocks - 1) * kGemvWarps, n) << n;
+  }
+}
+
 TEST(CudaLaunchConfig, ReductionPartitionsDependOnSizeOnly) {
   EXPECT_EQ(reduction_blocks(0), 1);
   EXPECT_EQ(reduction_blocks(1), 1);

@@ -47,6 +47,57 @@ TEST_F(CudaOps, MatmulFp32AllTransposes) {
   }
 }
 
+// Products of a few rows (decoding: one token) run on the GEMV kernel: each
+// against the product of the (BF16-rounded, under BF16 products) operands
+// summed in double, alone and added to C, at widths that take its 16-byte
+// loads (k % 4 == 0) and at ones that do not; beta 0 never reads C (NaN
+// poison). HESSGPT_GEMV=0 (cuBLASLt) agrees to FP32 summation order.
+TEST_F(CudaOps, MatmulOfAFewRowsMatchesTheReference) {
+  struct Case {
+    int64_t m, n, k;
+  };
+  for (const Case cs : {Case{1, 37, 19}, Case{1, 1920, 1280}, Case{3, 131, 3413}, Case{8, 64, 256},
+                        Case{5, 1000, 36}}) {
+    const int64_t m = cs.m, n = cs.n, k = cs.k;
+    const Vec a = random_floats(m * k, 11), b = random_floats(n * k, 12),
+              c0 = random_floats(m * n, 13);
+    for (const bool bf16 : {false, true}) {
+      if (bf16 && !gpu_->supports_matmul_precision(MatmulPrecision::BF16)) continue;
+      const auto r = [&](float x) { return bf16 ? bf16_to_float(float_to_bf16(x)) : x; };
+      for (const float beta : {0.0f, 1.0f}) {
+        Vec want(static_cast<size_t>(m * n));
+        for (int64_t i = 0; i < m; ++i)
+          for (int64_t j = 0; j < n; ++j) {
+            double sum = beta * c0[static_cast<size_t>(i * n + j)];
+            for (int64_t l = 0; l < k; ++l)
+              sum += static_cast<double>(r(a[static_cast<size_t>(i * k + l)])) *
+                     r(b[static_cast<size_t>(j * k + l)]);
+            want[static_cast<size_t>(i * n + j)] = static_cast<float>(sum);
+          }
+        const auto run = [&](const char* gemv) {
+          const testing::ScopedEnv env("HESSGPT_GEMV", gemv);
+          gpu_->set_matmul_precision(bf16 ? MatmulPrecision::BF16 : MatmulPrecision::FP32);
+          const Tensor c = on(*gpu_, beta == 0.0f ? poison(static_cast<size_t>(m * n)) : c0, {m, n});
+          gpu_->matmul(c, on(*gpu_, a, {m, k}), false, on(*gpu_, b, {n, k}), true, 1.0f, beta);
+          gpu_->set_matmul_precision(MatmulPrecision::FP32);
+          return host(*gpu_, c);
+        };
+        const std::string what = std::to_string(m) + " x " + std::to_string(n) + " over " +
+                                 std::to_string(k) + (bf16 ? ", bf16" : ", fp32") +
+                                 (beta == 0.0f ? "" : ", added to C");
+        expect_close(run("1"), want, 1e-5, what);
+        expect_close(run("0"), want, 1e-5, what + " (cuBLASLt)");
+      }
+    }
+  }
+  if (gpu_->name() != "cuda") return;
+  const testing::ScopedEnv bad("HESSGPT_GEMV", "yes");
+  const Tensor c = on(*gpu_, Vec(4), {1, 4});
+  EXPECT_THROW(gpu_->matmul(c, on(*gpu_, Vec(8), {1, 8}), false, on(*gpu_, Vec(32), {4, 8}), true,
+                            1.0f, 0.0f),
+               Error);
+}
+
 // BF16 products: both operands are rounded to BF16 (nearest even) exactly as
 // core/bf16.h does; a product of two BF16 values (8-bit significands) is exact
 // in FP32, so the only difference from a reference that multiplies the rounded

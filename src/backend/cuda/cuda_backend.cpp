@@ -153,6 +153,25 @@ void CudaBackend::clear_timing_marks() { s_->marks_used = 0; }
 
 // ---- dense algebra --------------------------------------------------------------
 
+namespace {
+// Products of a few rows (decoding's one token) go to the GEMV kernel
+// (gemv.cu): F32 storage, a [m, k] times b [n, k] transposed, no padded
+// widths. HESSGPT_GEMV=0 sends them to cuBLASLt too (A/B timings); read at
+// every call.
+bool runs_as_gemv(const Tensor& c, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b,
+                  const MatmulShape& s) {
+  if (trans_a || !trans_b || s.m > cuda::kGemvMaxRows) return false;
+  if (s.m != s.rows || s.n != s.cols || a.cols() != s.k || b.cols() != s.k || b.rows() != s.n)
+    return false;
+  for (const Tensor* t : {&c, &a, &b})
+    if (t->dtype != DType::F32) return false;
+  const char* e = std::getenv("HESSGPT_GEMV");
+  if (!e || !*e || std::string_view(e) == "1") return true;
+  if (std::string_view(e) == "0") return false;
+  HG_FAIL("HESSGPT_GEMV must be 0 or 1 (got '", e, "')");
+}
+}  // namespace
+
 void CudaBackend::matmul(const Tensor& c, const Tensor& a, bool trans_a, const Tensor& b,
                          bool trans_b, float alpha, float beta) {
   // A BF16 c is storage (backend.h): the F32 product, rounded once.
@@ -176,6 +195,10 @@ void CudaBackend::matmul(const Tensor& c, const Tensor& a, bool trans_a, const T
   // The CPU backend's rule: BF16 operands for plain products and accumulations.
   const bool bf16 = matmul_precision_ == MatmulPrecision::BF16 && alpha == 1.0f &&
                     (beta == 0.0f || beta == 1.0f);
+  if (runs_as_gemv(c, a, trans_a, b, trans_b, s)) {
+    cuda::gemv_rows(f32(c), f32(a), f32(b), s.m, s.n, s.k, alpha, beta, bf16, s_->stream);
+    return;
+  }
   // Padded widths (backend.h): under BF16 products B's copy is padded with
   // zeros to c's width anyway, so the product itself gives c's extra columns
   // their beta * c; the rest of c beyond the product is scaled here.

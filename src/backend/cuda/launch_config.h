@@ -53,6 +53,13 @@ inline int64_t reduction_blocks(int64_t n) {
   return std::clamp<int64_t>(ceil_div(n, kThreads * kReduceItemsPerThread), 1, kMaxReduceBlocks);
 }
 
+// ---- products of a few rows (gemv.cu) --------------------------------------------
+// c[m, n] = a b^T with m <= kGemvMaxRows rows of a (decoding): one warp per
+// column of c, kGemvWarps columns per block.
+constexpr int64_t kGemvMaxRows = 8;
+constexpr int kGemvWarps = 8;
+inline int64_t gemv_blocks(int64_t n) { return n <= 0 ? 0 : ceil_div(n, kGemvWarps); }
+
 // ---- RMSNorm ------------------------------------------------------------------
 // One warp per row, kNormWarps rows per block.
 constexpr int kNormWarps = 8;
