@@ -307,7 +307,7 @@ bench_row() {  # model batch seq steps precision label flags [env assignments...
     elif grep -q 'attention: cuDNN' "$out.err" 2>/dev/null; then engine=", cuDNN declined: our attention"
     fi
     row "hessgpt $model $label ${batch}x$seq" ok \
-      "$(json_field "$out" tokens_per_s) tok/s, MFU $(json_field "$out" mfu), peak ${PEAK_MIB:-?} MiB$engine"
+      "$(json_field "$out" tokens_per_s) tok/s, MFU $(json_field "$out" mfu) (PaLM's count $(json_field "$out" mfu_palm)), peak ${PEAK_MIB:-?} MiB$engine"
   else
     row "hessgpt $model $label ${batch}x$seq" FAIL "$(tail -1 "$out.err")"
   fi

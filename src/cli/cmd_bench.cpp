@@ -98,6 +98,9 @@ void run_bench_train(const BenchTrainOptions& o) {
     // Model FLOPs utilisation against an H100 SXM's dense BF16 peak (issue 9's
     // yardstick), whatever the precision of the run.
     j["mfu"] = r.gflops_per_s * 1e9 / kH100DenseBf16FlopsPerS;
+    // PaLM's convention (attention without the causal halving), the usual MFU
+    // of papers and of nanoGPT: the same throughput, counted their way.
+    j["mfu_palm"] = r.tokens_per_s * palm_flops_per_token(config, o.seq) / kH100DenseBf16FlopsPerS;
     j["mfu_peak_flops_per_s"] = kH100DenseBf16FlopsPerS;
   }
   if (o.json) {

@@ -19,6 +19,12 @@ double training_flops_per_token(const ModelConfig& c, int64_t seq) {
   return 6.0 * dense + attention;
 }
 
+double palm_flops_per_token(const ModelConfig& c, int64_t seq) {
+  const double causal_half = 3.0 * 2.0 * 2.0 * static_cast<double>(c.num_hidden_layers) *
+                             static_cast<double>(c.q_dim()) * static_cast<double>(seq) / 2.0;
+  return training_flops_per_token(c, seq) + causal_half;
+}
+
 TrainBenchResult run_train_bench(const ModelConfig& config, Backend& backend, int64_t batch,
                                  int64_t seq, int64_t steps, int64_t warmup, uint64_t seed,
                                  const MemoryOptions& memory,

@@ -22,6 +22,10 @@ struct TrainBenchResult {
 
 // Training FLOPs per token: 6 x (non-embedding params + tied head) + causal attention.
 double training_flops_per_token(const ModelConfig& config, int64_t seq);
+// The same by PaLM's MFU formula (Chowdhery et al. 2022, appendix B; nanoGPT's
+// estimate_mfu): attention's products counted over all seq keys, not the
+// causal half, 6N + 12 L H Q T. Reported beside ours, which counts the work done.
+double palm_flops_per_token(const ModelConfig& config, int64_t seq);
 
 // memory: Model::set_memory_options. on_timed(true) runs right before the
 // timed steps, on_timed(false) right after them (a profiler's window).
