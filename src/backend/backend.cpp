@@ -112,6 +112,35 @@ void Backend::qk_norm_rope_backward(const Tensor& dx, const Tensor& dw, const Te
   rmsnorm_backward(head_rows(dx), dw, head_rows(dout), head_rows(x), w, rstd, false);
 }
 
+void check_adamw_groups(const Tensor& params, const Tensor& grads, const Tensor& m,
+                        const Tensor& v, const std::vector<AdamWGroup>& groups) {
+  for (const Tensor* t : {&grads, &m, &v})
+    HG_CHECK(t->dtype == params.dtype && t->numel() == params.numel(), "adamw: operand ",
+             dtype_name(t->dtype), " ", t->shape_string(), " for parameters ",
+             dtype_name(params.dtype), " ", params.shape_string());
+  for (const AdamWGroup& g : groups)
+    HG_CHECK(g.offset >= 0 && g.count >= 0 && g.offset + g.count <= params.numel(),
+             "adamw: group [", g.offset, ", ", g.offset + g.count, ") outside the ",
+             params.numel(), " parameters");
+}
+
+void Backend::adamw_step_groups(const Tensor& params, const Tensor& grads, const Tensor& m,
+                                const Tensor& v, const std::vector<AdamWGroup>& groups,
+                                const AdamWParams& hp) {
+  check_adamw_groups(params, grads, m, v, groups);
+  const size_t esize = dtype_size(params.dtype);
+  for (const AdamWGroup& g : groups) {
+    if (g.count == 0) continue;
+    const auto part = [&](const Tensor& t) {
+      return Tensor(static_cast<char*>(t.data) + static_cast<size_t>(g.offset) * esize, t.dtype,
+                    t.device, {g.count});
+    };
+    AdamWParams group_hp = hp;
+    group_hp.weight_decay = g.decays ? hp.weight_decay : 0.0;
+    adamw_step(part(params), part(grads), part(m), part(v), group_hp);
+  }
+}
+
 int64_t Backend::timing_mark() {
   synchronize();
   host_marks_.push_back(std::chrono::steady_clock::now());

@@ -53,6 +53,15 @@ struct AdamWParams {
   double grad_scale = 1.0;    // multiplies gradients first (clipping, accumulation)
 };
 
+// A range of flat parameter buffers that one AdamW step updates alike:
+// elements [offset, offset + count), with hp.weight_decay where `decays`
+// (matrices), none where not (norms).
+struct AdamWGroup {
+  int64_t offset = 0, count = 0;
+  bool decays = false;
+  bool operator==(const AdamWGroup&) const = default;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -196,6 +205,13 @@ class Backend {
   // One AdamW step on a flat tensor; m, v are FP32 (or the param dtype).
   virtual void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& m,
                           const Tensor& v, const AdamWParams& hp) = 0;
+  // adamw_step over groups of flat buffers of one length (a model's whole
+  // parameter set in one call): each group's elements as adamw_step updates
+  // them with its decay. The default calls adamw_step per group; a backend may
+  // update every group in one pass (the same arithmetic per element).
+  virtual void adamw_step_groups(const Tensor& params, const Tensor& grads, const Tensor& m,
+                                 const Tensor& v, const std::vector<AdamWGroup>& groups,
+                                 const AdamWParams& hp);
 
   // ---- timing marks (hessgpt bench train --profile) --------------------------
   // A mark notes where the op stream has got to; ms_between(from, to) is the
@@ -250,6 +266,9 @@ class Buffer {
 // The shapes and dtypes concat_columns takes (every backend checks them so):
 // throws Error naming the mismatch.
 void check_concat_columns(const Tensor& dst, const Tensor& a, const Tensor& b);
+// adamw_step_groups' operands: one dtype and length, each group inside them.
+void check_adamw_groups(const Tensor& params, const Tensor& grads, const Tensor& m,
+                        const Tensor& v, const std::vector<AdamWGroup>& groups);
 
 // Host float copies of F32 or F64 tensors (values are converted for F64): the
 // one way weights, gradients and optimizer state travel to and from files.

@@ -24,7 +24,7 @@ const char* TimedBackend::category(const std::string& op) {
   const auto starts = [&](const char* prefix) { return op.rfind(prefix, 0) == 0; };
   if (starts("matmul")) return "products";
   if (starts("attention")) return "attention";
-  if (op == "adamw_step" || op == "sum_squares" || op == "scale_inplace") return "optimizer";
+  if (starts("adamw") || op == "sum_squares" || op == "scale_inplace") return "optimizer";
   if (starts("copy") || op == "allocate" || op == "release") return "other";
   return "elementwise";
 }
@@ -230,6 +230,12 @@ void TimedBackend::softcap_cross_entropy_into(const Tensor& dlogits, const Tenso
 void TimedBackend::adamw_step(const Tensor& param, const Tensor& grad, const Tensor& m,
                               const Tensor& v, const AdamWParams& hp) {
   timed("adamw_step", sig(param), [&] { inner_.adamw_step(param, grad, m, v, hp); });
+}
+void TimedBackend::adamw_step_groups(const Tensor& params, const Tensor& grads, const Tensor& m,
+                                     const Tensor& v, const std::vector<AdamWGroup>& groups,
+                                     const AdamWParams& hp) {
+  timed("adamw_step_groups", sig(params) + ", " + std::to_string(groups.size()) + " groups",
+        [&] { inner_.adamw_step_groups(params, grads, m, v, groups, hp); });
 }
 
 }  // namespace hessgpt

@@ -105,6 +105,9 @@ class TimedBackend final : public Backend {
                                   double dlogits_scale) override;
   void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v,
                   const AdamWParams& hp) override;
+  void adamw_step_groups(const Tensor& params, const Tensor& grads, const Tensor& m,
+                         const Tensor& v, const std::vector<AdamWGroup>& groups,
+                         const AdamWParams& hp) override;
 
  private:
   // Runs fn between two timing marks and counts the call under (op, shape);

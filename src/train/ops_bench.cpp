@@ -11,6 +11,8 @@
 #include <vector>
 
 #include "model/activations.h"
+#include "model/param_layout.h"
+#include "train/optimizer.h"
 
 namespace hessgpt {
 namespace {
@@ -331,6 +333,13 @@ std::vector<OpTiming> run_ops_bench(const ModelConfig& c, Backend& be, int64_t b
     hp.weight_decay = 0.1;
     b.time("adamw (all parameters)", dims({params}), 0, f4 * 7 * params,
            [&, p, g, m, s, hp] { be.adamw_step(p, g, m, s, hp); });
+    // The optimizer's call: every decay group of the model in one (one launch
+    // on the GPU), against one adamw_step per group as before.
+    const std::vector<AdamWGroup> groups = decay_groups(make_param_layout(c));
+    b.time("adamw (model's groups, one call)", dims({params}), 0, f4 * 7 * params,
+           [&, p, g, m, s, hp, groups] { be.adamw_step_groups(p, g, m, s, groups, hp); });
+    b.time("adamw (model's groups, a call each)", dims({params}), 0, f4 * 7 * params,
+           [&, p, g, m, s, hp, groups] { be.Backend::adamw_step_groups(p, g, m, s, groups, hp); });
     b.time("sum_squares (all gradients)", dims({params}), 0, f4 * params,
            [&, g] { (void)be.sum_squares(g); });
   }

@@ -4,6 +4,18 @@
 
 namespace hessgpt {
 
+std::vector<AdamWGroup> decay_groups(const ParamLayout& layout) {
+  std::vector<AdamWGroup> groups;
+  for (const ParamInfo& p : layout.params) {
+    if (!groups.empty() && groups.back().decays == p.decays() &&
+        groups.back().offset + groups.back().count == p.offset)
+      groups.back().count += p.numel;
+    else
+      groups.push_back({p.offset, p.numel, p.decays()});
+  }
+  return groups;
+}
+
 AdamW::AdamW(Model& model, const AdamWConfig& config)
     : model_(model), lora_(model.has_lora()), config_(config) {
   if (!lora_) model_.enable_grads();
@@ -28,34 +40,17 @@ void AdamW::step_with_norm(double lr, double grad_scale, double norm) {
   double scale = grad_scale;
   if (config_.clip_norm > 0 && norm > config_.clip_norm) scale *= config_.clip_norm / norm;
   ++step_;
-  Backend& be = model_.backend();
-  const size_t esize = dtype_size(model_.dtype());
-  const Tensor params = this->params(), grads = this->grads();
-  const Tensor m = first_moment(), v = second_moment();
-  auto range = [esize](const Tensor& t, int64_t offset, int64_t n) {
-    return Tensor(static_cast<char*>(t.data) + static_cast<size_t>(offset) * esize, t.dtype,
-                  t.device, {n});
-  };
-  // Consecutive parameters with the same decay are updated in one call.
-  const auto& ps = layout().params;
-  size_t i = 0;
-  while (i < ps.size()) {
-    size_t j = i + 1;
-    while (j < ps.size() && ps[j].decays() == ps[i].decays()) ++j;
-    const int64_t offset = ps[i].offset;
-    const int64_t n = ps[j - 1].offset + ps[j - 1].numel - offset;
-    AdamWParams hp;
-    hp.lr = lr;
-    hp.beta1 = config_.beta1;
-    hp.beta2 = config_.beta2;
-    hp.eps = config_.eps;
-    hp.weight_decay = ps[i].decays() ? config_.weight_decay : 0.0;
-    hp.step = step_;
-    hp.grad_scale = scale;
-    be.adamw_step(range(params, offset, n), range(grads, offset, n), range(m, offset, n),
-                  range(v, offset, n), hp);
-    i = j;
-  }
+  const std::vector<AdamWGroup> groups = decay_groups(layout());
+  AdamWParams hp;
+  hp.lr = lr;
+  hp.beta1 = config_.beta1;
+  hp.beta2 = config_.beta2;
+  hp.eps = config_.eps;
+  hp.weight_decay = config_.weight_decay;
+  hp.step = step_;
+  hp.grad_scale = scale;
+  model_.backend().adamw_step_groups(params(), grads(), first_moment(), second_moment(), groups,
+                                     hp);
 }
 
 }  // namespace hessgpt

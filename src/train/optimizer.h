@@ -14,6 +14,11 @@ struct AdamWConfig {
   double clip_norm = 1.0;  // <= 0 disables clipping
 };
 
+// The layout's parameters as AdamW groups: each run of adjacent parameters
+// with the same decay (matrices and embeddings decay, norms do not) is one
+// group; the backend updates all of them in one call.
+std::vector<AdamWGroup> decay_groups(const ParamLayout& layout);
+
 // Optimises the model's trainable set: its weights, or only its LoRA adapters
 // when it has them (the frozen base is never in the optimizer).
 class AdamW {

@@ -679,6 +679,55 @@ TEST_F(CudaOps, AdamWStep) {
   expect_outputs_close(run(*gpu_), run(cpu_), 1e-6, "adamw");
 }
 
+// All of a model's AdamW groups in one launch: each group as adamw_step
+// updates it (bit for bit on the GPU; against the CPU as AdamWStep), a group
+// longer than one block's chunk, ragged ends around the 16-byte accesses, an
+// empty group, and elements in no group left alone.
+TEST_F(CudaOps, AdamWGroupsInOneLaunch) {
+  const int64_t n = 71400;
+  const std::vector<AdamWGroup> groups = {{0, 70001, true}, {70001, 3, false}, {70004, 0, true},
+                                          {70010, 1290, true}};  // 70004..70009 in no group
+  const Vec p0 = random_floats(n, 41), g = random_floats(n, 42), m0 = random_floats(n, 43, 0.1);
+  Vec v0 = random_floats(n, 44, 0.1);
+  for (float& x : v0) x = x * x;
+  AdamWParams hp;
+  hp.lr = 1e-2;
+  hp.weight_decay = 0.1;
+  hp.step = 5;
+  hp.grad_scale = 0.7;
+  const auto run = [&](Backend& be, bool one_call) {
+    const Tensor tp = on(be, p0, {n}), tg = on(be, g, {n}), tm = on(be, m0, {n}), tv = on(be, v0, {n});
+    if (one_call) {
+      be.adamw_step_groups(tp, tg, tm, tv, groups, hp);
+    } else {
+      for (const AdamWGroup& gr : groups) {
+        if (gr.count == 0) continue;
+        AdamWParams own = hp;
+        own.weight_decay = gr.decays ? hp.weight_decay : 0.0;
+        const auto part = [&](const Tensor& t) {
+          return Tensor(t.as<float>() + gr.offset, DType::F32, t.device, {gr.count});
+        };
+        be.adamw_step(part(tp), part(tg), part(tm), part(tv), own);
+      }
+    }
+    return Outputs{{"param", host(be, tp)}, {"m", host(be, tm)}, {"v", host(be, tv)}};
+  };
+  const Outputs gpu = run(*gpu_, true), gpu_separate = run(*gpu_, false);
+  for (size_t i = 0; i < gpu.size(); ++i) EXPECT_EQ(gpu[i].second, gpu_separate[i].second) << gpu[i].first;
+  expect_outputs_close(gpu, run(cpu_, true), 1e-6, "adamw groups");
+  for (int64_t i = 70004; i < 70010; ++i)
+    EXPECT_EQ(gpu[0].second[static_cast<size_t>(i)], p0[static_cast<size_t>(i)]) << i;
+  // A second step with the same groups reuses the chunk table.
+  const Tensor tp = on(*gpu_, p0, {n}), tg = on(*gpu_, g, {n});
+  const Tensor tm = on(*gpu_, m0, {n}), tv = on(*gpu_, v0, {n});
+  gpu_->adamw_step_groups(tp, tg, tm, tv, groups, hp);
+  gpu_->adamw_step_groups(tp, tg, tm, tv, groups, hp);
+  const Tensor cp = on(cpu_, p0, {n}), cg = on(cpu_, g, {n}), cm = on(cpu_, m0, {n}), cv = on(cpu_, v0, {n});
+  cpu_.adamw_step_groups(cp, cg, cm, cv, groups, hp);
+  cpu_.adamw_step_groups(cp, cg, cm, cv, groups, hp);
+  expect_close(host(*gpu_, tp), host(cpu_, cp), 1e-6, "adamw groups, second step");
+}
+
 // Timing marks are events in the stream (bench train --profile): numbered
 // from 0 after a clear, the time between two is the device's and not
 // negative, and marks not recorded are an error.

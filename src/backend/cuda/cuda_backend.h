@@ -115,6 +115,9 @@ class CudaBackend final : public Backend {
 
   void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v,
                   const AdamWParams& hp) override;
+  void adamw_step_groups(const Tensor& params, const Tensor& grads, const Tensor& m,
+                         const Tensor& v, const std::vector<AdamWGroup>& groups,
+                         const AdamWParams& hp) override;
 
  private:
   // The shapes cuDNN's fused attention takes, and its backward with the

@@ -16,6 +16,7 @@
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/device_scratch.h"
+#include "backend/cuda/launch_config.h"
 #include "backend/cuda/matmul_lt.h"
 
 namespace hessgpt {
@@ -70,7 +71,7 @@ inline constexpr uint32_t kNoBadIndex = std::numeric_limits<uint32_t>::max();
 // the next op as soon as the previous op is enqueued.
 enum ScratchSlot {
   kReducePartials, kDwPartials, kAttnDelta, kAttnPack, kAttnOut, kAttnWide, kAttnCudnn, kAttnGrads, kCePartials,
-  kEmbeddingRuns, kFlags, kSlots
+  kEmbeddingRuns, kFlags, kAdamWChunks, kSlots
 };
 
 struct CudaBackend::State {
@@ -82,6 +83,11 @@ struct CudaBackend::State {
   void* pinned = nullptr;  // small host buffer for results read back (flags, sums)
   std::vector<cudaEvent_t> marks;  // timing marks; the first marks_used are recorded
   size_t marks_used = 0;
+  // adamw_step_groups: the groups last seen, and their chunk table in kAdamWChunks
+  // (uploaded again only when the groups change).
+  std::vector<cuda::AdamWChunk> adamw_groups;
+  int64_t adamw_chunk_count = 0;
+  const void* adamw_table = nullptr;
 
   void* get(ScratchSlot slot, size_t bytes) { return scratch[static_cast<size_t>(slot)].get(bytes); }
 

@@ -14,6 +14,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "backend/cuda/launch_config.h"
+
 namespace hessgpt::cuda {
 
 // ---- elementwise.cu ---------------------------------------------------------
@@ -153,5 +155,10 @@ struct AdamWConstants {
 };
 void adamw(float* param, const float* grad, float* m, float* v, int64_t n,
            const AdamWConstants& c, cudaStream_t stream);
+// The same over `count` chunks (launch_config.h; a device array), one block
+// each: c.decay where a chunk decays, none where not. vec: the four buffers
+// are 16-byte aligned (then 16-byte accesses inside each chunk).
+void adamw_chunked(float* param, const float* grad, float* m, float* v, const AdamWChunk* chunks,
+                   int64_t count, const AdamWConstants& c, bool vec, cudaStream_t stream);
 
 }  // namespace hessgpt::cuda

@@ -53,6 +53,25 @@ inline int64_t reduction_blocks(int64_t n) {
   return std::clamp<int64_t>(ceil_div(n, kThreads * kReduceItemsPerThread), 1, kMaxReduceBlocks);
 }
 
+// ---- AdamW over a model's parameter groups in one launch (adamw.cu) -------------
+// Each block updates one chunk: at most kAdamWChunk consecutive elements of one
+// group (so of one decay), in 16-byte accesses where the index allows.
+struct AdamWChunk {
+  int64_t begin = 0, end = 0;
+  int32_t decays = 0;
+  bool operator==(const AdamWChunk&) const = default;
+};
+constexpr int64_t kAdamWChunk = 32768;
+// The groups (given as chunks of any length, in order) cut into blocks' chunks;
+// empty groups give none.
+inline std::vector<AdamWChunk> adamw_chunks(const std::vector<AdamWChunk>& groups) {
+  std::vector<AdamWChunk> out;
+  for (const AdamWChunk& g : groups)
+    for (int64_t b = g.begin; b < g.end; b += kAdamWChunk)
+      out.push_back({b, std::min(g.end, b + kAdamWChunk), g.decays});
+  return out;
+}
+
 // ---- products of a few rows (gemv.cu) --------------------------------------------
 // c[m, n] = a b^T with m <= kGemvMaxRows rows of a (decoding): one warp per
 // column of c, kGemvWarps columns per block.
