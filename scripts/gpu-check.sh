@@ -43,6 +43,8 @@
 #     32-row warps (HESSGPT_ATTN_ROWS=32; the default is 16).
 #   FUSED_KV_AB [1]: a `bench train` row on AB_MODELS with k's and v's projection
 #     backward as separate products (HESSGPT_FUSED_KV=0; fused is the default).
+#   FUSED_QKV_AB [1]: the same with only k's and v's fused, q's product apart
+#     (HESSGPT_FUSED_QKV=0; q, k, v fused is the default).
 #   CUDNN_AB [1]: our attention kernels in place of cuDNN's fused attention (the
 #     default; HESSGPT_ATTENTION=ours) in `bench ops` attention rows and as a
 #     `bench train` row (with --bf16-activations) on AB_MODELS.
@@ -418,6 +420,8 @@ bench_pair() {  # model batch seq steps
       "${BENCH_FLAGS---recompute} --bf16-activations" HESSGPT_CUBLASLT_TRANSPOSE=0
   [[ ${FUSED_KV_AB:-1} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-activations-separate-kv \
       "${BENCH_FLAGS---recompute} --bf16-activations" HESSGPT_FUSED_KV=0
+  [[ ${FUSED_QKV_AB:-1} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-activations-kv-only \
+      "${BENCH_FLAGS---recompute} --bf16-activations" HESSGPT_FUSED_QKV=0
   [[ ${CUDNN_AB:-1} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-activations-our-attention \
       "${BENCH_FLAGS---recompute} --bf16-activations" HESSGPT_ATTENTION=ours
   [[ ${ATT_GRADS_AB:-1} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-activations-bf16-attention-grads \

@@ -145,6 +145,8 @@ Activations carve(const ModelConfig& c, BufferCarver& cv, int64_t b, int64_t t,
     a.dk = cv.take({b, t, kv, hd}, att_grad_type);
     a.dk_raw = cv.take({n, kv * hd}, raw_grad_type);
     a.dv = cv.take({b, t, kv, hd}, att_grad_type);
+    if (raw_grad_type == DType::BF16 && lora.rank == 0)
+      a.dqkv = cv.take({n, (h + 2 * kv) * hd}, DType::BF16);
     cv.rewind(std::max(mlp_end, cv.offset()));
     if (lora.rank > 0) a.lora_du = cv.take({n, lora.rank});
   }

@@ -88,6 +88,10 @@ struct Activations {
   Tensor dres16;                     // [N, C] BF16, or none
   Tensor dq, dq_raw, datt;           // [N, H*D]
   Tensor dk, dk_raw, dv;             // [N, KV*D]
+  // dq_raw | dk_raw | dv side by side in BF16, the q, k and v projections'
+  // backward as one product each (model_backward.cpp), where dq_raw and
+  // dk_raw are BF16 and no adapter reads them; else none.
+  Tensor dqkv;                       // [N, H*D + 2 KV*D]
   Tensor dgate, dup, dact;           // [N, FFN]
   Tensor lora_du;                    // [N, r]
 };

@@ -117,6 +117,10 @@ class Model {
   bool fuses_kv_projections() const;
   Tensor kv_gradient_operand() const;  // where the fused operand lives, or none
   void kv_projections_backward(const LayerParamIndex& p, const Tensor& ln1);
+  // q's too: one product for dln and one for the stacked q, k, v weights'
+  // gradient, over the arena's dqkv (model_backward.cpp), where it applies.
+  bool fuses_qkv_projections() const;
+  void qkv_projections_backward(const LayerParamIndex& p, const Tensor& ln1);
   // Dropout is live only inside forward_backward, never in evaluate.
   void begin_lora_pass(bool training);
   void end_lora_pass();

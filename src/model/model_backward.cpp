@@ -31,6 +31,7 @@ void Model::backward_blocks() {
   };
 
   const bool fuse_kv = fuses_kv_projections();
+  const bool fuse_qkv = fuse_kv && fuses_qkv_projections();
   // Final norm: dln holds dloss/dlnf from the head.
   norm_backward(layout_.final_norm, a.output, a.rstdf, false, copy_dres);
 
@@ -69,12 +70,17 @@ void Model::backward_blocks() {
       be.copy(a.dk_raw, a.dk.view({n, kv * hd}));
     }
     if (a.shared_attention) be.rmsnorm_forward(la.ln1, la.rstd1, la.input, param(p.input_norm), c.rms_norm_eps);
-    project_backward(l, LoraTarget::Q, p.q_proj, a.dln, a.dq_raw, la.ln1, 0.0f);
-    if (fuse_kv) {
-      kv_projections_backward(p, la.ln1);
+    if (fuse_qkv) {
+      qkv_projections_backward(p, la.ln1);
     } else {
-      project_backward(l, LoraTarget::K, p.k_proj, a.dln, a.dk_raw, la.ln1, 1.0f);
-      project_backward(l, LoraTarget::V, p.v_proj, a.dln, a.dv.view({n, kv * hd}), la.ln1, 1.0f);
+      project_backward(l, LoraTarget::Q, p.q_proj, a.dln, a.dq_raw, la.ln1, 0.0f);
+      if (fuse_kv) {
+        kv_projections_backward(p, la.ln1);
+      } else {
+        project_backward(l, LoraTarget::K, p.k_proj, a.dln, a.dk_raw, la.ln1, 1.0f);
+        project_backward(l, LoraTarget::V, p.v_proj, a.dln, a.dv.view({n, kv * hd}), la.ln1,
+                         1.0f);
+      }
     }
     // The embedding's backward below reads the F32 dres: no copy after layer 0.
     norm_backward(p.input_norm, la.input, la.rstd1, true, copy_dres && l > 0);
@@ -111,6 +117,34 @@ bool Model::fuses_kv_projections() const {
     if (layout_.params[static_cast<size_t>(p.v_proj)].offset != k.offset + k.numel) return false;
   }
   return true;
+}
+
+// q's projection backward joins k's and v's (HESSGPT_FUSED_QKV=0 keeps it
+// separate, for A/B timings): the fused k/v operand is put beside dq_raw in
+// the arena's dqkv, then one product gives dln (K = H*D + 2 KV*D, written
+// once: the separate q product wrote the F32 dln and the k/v product read and
+// wrote it again) and one the stacked [q; k; v] weight gradient.
+bool Model::fuses_qkv_projections() const {
+  if (acts_.dqkv.data == nullptr) return false;
+  if (const char* e = std::getenv("HESSGPT_FUSED_QKV"); e && std::string_view(e) == "0") return false;
+  for (const LayerParamIndex& p : layout_.layers) {
+    const ParamInfo& q = layout_.params[static_cast<size_t>(p.q_proj)];
+    if (layout_.params[static_cast<size_t>(p.k_proj)].offset != q.offset + q.numel) return false;
+  }
+  return true;
+}
+
+void Model::qkv_projections_backward(const LayerParamIndex& p, const Tensor& ln1) {
+  Activations& a = acts_;
+  const int64_t n = a.batch * a.seq, kvd = config_.kv_dim(), rows = config_.q_dim() + 2 * kvd;
+  const Tensor dkv = kv_gradient_operand();
+  backend_.concat_columns(dkv, a.dk_raw, a.dv.view({n, kvd}));
+  backend_.concat_columns(a.dqkv, a.dq_raw, dkv);
+  const Tensor wq = param(p.q_proj), gq = grad(p.q_proj);
+  const Tensor w(wq.data, wq.dtype, wq.device, {rows, wq.cols()});
+  const Tensor dw(gq.data, gq.dtype, gq.device, {rows, gq.cols()});
+  backend_.matmul(dw, a.dqkv, true, ln1, false, 1.0f, 1.0f);     // d[Wq; Wk; Wv] += dqkv^T ln1
+  backend_.matmul(a.dln, a.dqkv, false, w, false, 1.0f, 0.0f);  // dln = dqkv [Wq; Wk; Wv]
 }
 
 void Model::kv_projections_backward(const LayerParamIndex& p, const Tensor& ln1) {

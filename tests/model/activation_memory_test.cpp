@@ -165,27 +165,37 @@ TEST(Bf16Activations, SameLossAsF32InputsUnderBf16Products) {
   }
 }
 
-// k's and v's projection backward as one product each over dk_raw and dv side
-// by side (Model::kv_projections_backward): the losses are the separate
+// q's, k's and v's projection backward as one product each over dq_raw, dk_raw
+// and dv side by side (Model::qkv_projections_backward; HESSGPT_FUSED_QKV=0:
+// k and v only, Model::kv_projections_backward): the losses are the separate
 // products' (the forward is the same) and the gradients agree to F32
-// summation order; the fused path really runs, one concat per layer.
+// summation order; the fused paths really run, two concats per layer for
+// q, k, v (k|v, then q beside it), one for k, v.
 TEST(Bf16Activations, FusedKvProjectionsMatchSeparateProducts) {
   if (!cpu_has_bf16_products()) GTEST_SKIP() << "no BF16 products in this build (oneDNN)";
   for (const ModelConfig& c : {preset_config("tiny"), tiny_odd_ffn()}) {
     const Passes fused = train_twice(c, false, false, bf16_activations(), true);
-    Passes separate;
+    Passes separate, kv_only;
     {
       const testing::ScopedEnv off("HESSGPT_FUSED_KV", "0");
       separate = train_twice(c, false, false, bf16_activations(), true);
     }
-    EXPECT_EQ(fused.losses, separate.losses) << "FFN " << c.intermediate_size;
-    EXPECT_LT(rel_error(fused.grads, separate.grads), 1e-5) << "FFN " << c.intermediate_size;
+    {
+      const testing::ScopedEnv off("HESSGPT_FUSED_QKV", "0");
+      kv_only = train_twice(c, false, false, bf16_activations(), true);
+    }
+    for (const Passes* other : {&separate, &kv_only}) {
+      EXPECT_EQ(fused.losses, other->losses) << "FFN " << c.intermediate_size;
+      EXPECT_LT(rel_error(fused.grads, other->grads), 1e-5) << "FFN " << c.intermediate_size;
+    }
   }
-  // One concat per layer where it applies: BF16 activations without adapters,
-  // unless switched off; none with F32 activations or with adapters.
+  // Where it applies: BF16 activations without adapters, unless switched
+  // off; none with F32 activations or with adapters.
   const ModelConfig c = preset_config("tiny");
-  const auto concats = [&](const char* setting, const MemoryOptions& memory, bool lora) {
+  const auto concats = [&](const char* setting, const MemoryOptions& memory, bool lora,
+                           const char* qkv = "1") {
     const testing::ScopedEnv choice("HESSGPT_FUSED_KV", setting);
+    const testing::ScopedEnv with_q("HESSGPT_FUSED_QKV", qkv);
     CpuBackend inner(2);
     inner.set_matmul_precision(MatmulPrecision::BF16);
     TimedBackend timed(inner);
@@ -207,7 +217,8 @@ TEST(Bf16Activations, FusedKvProjectionsMatchSeparateProducts) {
       if (e.op == "concat_columns") n += e.calls;
     return n;
   };
-  EXPECT_EQ(concats("1", bf16_activations(), false), c.num_hidden_layers);
+  EXPECT_EQ(concats("1", bf16_activations(), false), 2 * c.num_hidden_layers);
+  EXPECT_EQ(concats("1", bf16_activations(), false, "0"), c.num_hidden_layers);
   EXPECT_EQ(concats("0", bf16_activations(), false), 0);
   EXPECT_EQ(concats("1", bf16_ffn(), false), 0) << "F32 products' inputs";
   EXPECT_EQ(concats("1", bf16_activations(), true), 0) << "adapters";
@@ -217,7 +228,7 @@ TEST(Bf16Activations, FusedKvProjectionsMatchSeparateProducts) {
 // forward is unchanged, so are the losses; the gradients move by the
 // roundings of datt and of dq, dk, dv (on the GPU, cuDNN's backward rounds
 // dout and writes BF16 anyway). The fused k/v operand then lives in datt's
-// bytes, and still runs once per layer.
+// bytes, and the fused q/k/v backward still runs once per layer (two concats).
 TEST(Bf16Activations, AttentionGradientsInBf16) {
   if (!cpu_has_bf16_products()) GTEST_SKIP() << "no BF16 products in this build (oneDNN)";
   const ModelConfig c = preset_config("tiny");
@@ -238,7 +249,7 @@ TEST(Bf16Activations, AttentionGradientsInBf16) {
     int64_t concats = 0;
     for (const TimedBackend::Entry& e : timed.entries())
       if (e.op == "concat_columns") concats += e.calls;
-    EXPECT_EQ(concats, c.num_hidden_layers);
+    EXPECT_EQ(concats, 2 * c.num_hidden_layers);
   }
   EXPECT_EQ(bf16_grads.losses, f32_grads.losses);
   const double err = rel_error(bf16_grads.grads, f32_grads.grads);
