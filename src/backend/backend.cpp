@@ -151,7 +151,8 @@ double Backend::ms_between(int64_t from, int64_t to) {
   const auto count = static_cast<int64_t>(host_marks_.size());
   HG_CHECK(from >= 0 && to >= from && to < count, "ms_between: marks ", from, " and ", to,
            " out of the ", count, " recorded");
-  const auto elapsed = host_marks_[static_cast<size_t>(to)] - host_marks_[static_cast<size_t>(from)];
+  const auto elapsed =
+      host_marks_[static_cast<size_t>(to)] - host_marks_[static_cast<size_t>(from)];
   return std::chrono::duration<double, std::milli>(elapsed).count();
 }
 

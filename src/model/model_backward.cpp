@@ -69,7 +69,8 @@ void Model::backward_blocks() {
       be.copy(a.dq_raw, a.dq.view({n, h * hd}));
       be.copy(a.dk_raw, a.dk.view({n, kv * hd}));
     }
-    if (a.shared_attention) be.rmsnorm_forward(la.ln1, la.rstd1, la.input, param(p.input_norm), c.rms_norm_eps);
+    if (a.shared_attention)
+      be.rmsnorm_forward(la.ln1, la.rstd1, la.input, param(p.input_norm), c.rms_norm_eps);
     if (fuse_qkv) {
       qkv_projections_backward(p, la.ln1);
     } else {
@@ -126,7 +127,8 @@ bool Model::fuses_kv_projections() const {
 // wrote it again) and one the stacked [q; k; v] weight gradient.
 bool Model::fuses_qkv_projections() const {
   if (acts_.dqkv.data == nullptr) return false;
-  if (const char* e = std::getenv("HESSGPT_FUSED_QKV"); e && std::string_view(e) == "0") return false;
+  if (const char* e = std::getenv("HESSGPT_FUSED_QKV"); e && std::string_view(e) == "0")
+    return false;
   for (const LayerParamIndex& p : layout_.layers) {
     const ParamInfo& q = layout_.params[static_cast<size_t>(p.q_proj)];
     if (layout_.params[static_cast<size_t>(p.k_proj)].offset != q.offset + q.numel) return false;

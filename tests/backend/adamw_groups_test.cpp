@@ -48,7 +48,7 @@ TEST(AdamWGroups, EachGroupAsItsOwnStep) {
   EXPECT_EQ(grouped.p, separate.p);
   EXPECT_EQ(grouped.m, separate.m);
   EXPECT_EQ(grouped.v, separate.v);
-  for (int64_t i = 307; i < 400; ++i) EXPECT_EQ(grouped.p[static_cast<size_t>(i)], start.p[static_cast<size_t>(i)]) << i;
+  for (size_t i = 307; i < 400; ++i) EXPECT_EQ(grouped.p[i], start.p[i]) << i;
   EXPECT_NE(grouped.p[0], start.p[0]);
 
   const std::vector<AdamWGroup> outside = {{900, 101, true}};

@@ -50,14 +50,15 @@ TEST(CudaLaunchConfig, ElementwiseGridCoversEveryElementOnce) {
 // AdamW's chunks: each group cut into pieces of at most kAdamWChunk, in
 // order, covering it exactly with its decay; empty groups give none.
 TEST(CudaLaunchConfig, AdamWChunksTileTheGroups) {
-  const std::vector<AdamWChunk> groups = {{0, 2 * kAdamWChunk + 5, 1}, {2 * kAdamWChunk + 5, 2 * kAdamWChunk + 5, 0},
-                                          {2 * kAdamWChunk + 9, 2 * kAdamWChunk + 1289, 0}};
+  const int64_t c2 = 2 * kAdamWChunk;
+  const std::vector<AdamWChunk> groups = {
+      {0, c2 + 5, 1}, {c2 + 5, c2 + 5, 0}, {c2 + 9, c2 + 1289, 0}};
   const std::vector<AdamWChunk> chunks = adamw_chunks(groups);
   ASSERT_EQ(chunks.size(), 4u);
   EXPECT_EQ(chunks[0], (AdamWChunk{0, kAdamWChunk, 1}));
-  EXPECT_EQ(chunks[1], (AdamWChunk{kAdamWChunk, 2 * kAdamWChunk, 1}));
-  EXPECT_EQ(chunks[2], (AdamWChunk{2 * kAdamWChunk, 2 * kAdamWChunk + 5, 1}));
-  EXPECT_EQ(chunks[3], (AdamWChunk{2 * kAdamWChunk + 9, 2 * kAdamWChunk + 1289, 0}));
+  EXPECT_EQ(chunks[1], (AdamWChunk{kAdamWChunk, c2, 1}));
+  EXPECT_EQ(chunks[2], (AdamWChunk{c2, c2 + 5, 1}));
+  EXPECT_EQ(chunks[3], (AdamWChunk{c2 + 9, c2 + 1289, 0}));
   EXPECT_TRUE(adamw_chunks({}).empty());
 }
 

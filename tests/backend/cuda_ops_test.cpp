@@ -77,7 +77,8 @@ TEST_F(CudaOps, MatmulOfAFewRowsMatchesTheReference) {
         const auto run = [&](const char* gemv) {
           const testing::ScopedEnv env("HESSGPT_GEMV", gemv);
           gpu_->set_matmul_precision(bf16 ? MatmulPrecision::BF16 : MatmulPrecision::FP32);
-          const Tensor c = on(*gpu_, beta == 0.0f ? poison(static_cast<size_t>(m * n)) : c0, {m, n});
+          const Vec c_start = beta == 0.0f ? poison(static_cast<size_t>(m * n)) : c0;
+          const Tensor c = on(*gpu_, c_start, {m, n});
           gpu_->matmul(c, on(*gpu_, a, {m, k}), false, on(*gpu_, b, {n, k}), true, 1.0f, beta);
           gpu_->set_matmul_precision(MatmulPrecision::FP32);
           return host(*gpu_, c);
@@ -696,7 +697,8 @@ TEST_F(CudaOps, AdamWGroupsInOneLaunch) {
   hp.step = 5;
   hp.grad_scale = 0.7;
   const auto run = [&](Backend& be, bool one_call) {
-    const Tensor tp = on(be, p0, {n}), tg = on(be, g, {n}), tm = on(be, m0, {n}), tv = on(be, v0, {n});
+    const Tensor tp = on(be, p0, {n}), tg = on(be, g, {n});
+    const Tensor tm = on(be, m0, {n}), tv = on(be, v0, {n});
     if (one_call) {
       be.adamw_step_groups(tp, tg, tm, tv, groups, hp);
     } else {

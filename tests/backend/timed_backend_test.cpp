@@ -10,6 +10,7 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/timed_backend.h"
+#include "common/gpu_test_backend.h"
 #include "core/rng.h"
 #include "model/model.h"
 
@@ -98,6 +99,42 @@ TEST(TimedBackend, CountsEachCallUnderItsOp) {
                              [](const auto& a, const auto& b) { return a.second > b.second; }));
   timed.reset();
   EXPECT_TRUE(timed.entries().empty());
+}
+
+// More calls than are timed before a read back (kMaxPendingCalls): every one
+// counted, none negative; on the GPU the profiled step is the plain one.
+void expect_many_calls_counted(Backend& inner) {
+  TimedBackend timed(inner);
+  Buffer buffer(&inner, 1024 * sizeof(float));
+  const Tensor x = buffer.tensor(DType::F32, {1024});
+  for (int i = 0; i < 5000; ++i) timed.fill(x, i);
+  const auto entries = timed.entries();
+  ASSERT_EQ(entries.size(), 1u);
+  EXPECT_EQ(entries[0].calls, 5000);
+  EXPECT_GE(entries[0].ms, 0.0);
+}
+
+TEST(TimedBackend, CountsPastTheReadBackBatch) {
+  CpuBackend inner(1);
+  expect_many_calls_counted(inner);
+}
+
+TEST(TimedBackend, TimesTheGpuStepWithoutChangingIt) {
+  const std::unique_ptr<Backend> plain = testing::gpu_test_backend(),
+                                 inner = testing::gpu_test_backend();
+  if (!plain) GTEST_SKIP() << "no CUDA device";
+  expect_many_calls_counted(*inner);
+  const ModelConfig c = preset_config("tiny");
+  TimedBackend timed(*inner);
+  const Step a = one_step(*plain, c), b = one_step(timed, c);
+  EXPECT_EQ(b.loss, a.loss);
+  EXPECT_EQ(b.grads, a.grads);
+  double total = 0;
+  for (const TimedBackend::Entry& e : timed.entries()) {
+    EXPECT_GE(e.ms, 0.0) << e.op;
+    total += e.ms;
+  }
+  EXPECT_GT(total, 0.0);
 }
 
 // The categories are torch_train_step.py --profile's, so the two line up.

@@ -39,7 +39,8 @@ __global__ void adamw_chunked_kernel(float* param, const float* grad, float* m, 
     body = aligned < ch.end ? aligned : ch.end;
     tail = last > body ? last : body;
     for (int64_t i = body + 4 * t; i < tail; i += 4 * stride) {
-      Pack<float, 4> p = load_pack<4>(param + i), mm = load_pack<4>(m + i), vv = load_pack<4>(v + i);
+      Pack<float, 4> p = load_pack<4>(param + i), mm = load_pack<4>(m + i);
+      Pack<float, 4> vv = load_pack<4>(v + i);
       const Pack<float, 4> g = load_pack<4>(grad + i);
 #pragma unroll
       for (int e = 0; e < 4; ++e) adamw_update(p.v[e], g.v[e], mm.v[e], vv.v[e], decay, c);
@@ -65,8 +66,10 @@ void adamw_chunked(float* param, const float* grad, float* m, float* v, const Ad
                    int64_t count, const AdamWConstants& c, bool vec, cudaStream_t stream) {
   if (count <= 0) return;
   const auto blocks = static_cast<unsigned>(count);
-  if (vec) adamw_chunked_kernel<true><<<blocks, kThreads, 0, stream>>>(param, grad, m, v, chunks, c);
-  else adamw_chunked_kernel<false><<<blocks, kThreads, 0, stream>>>(param, grad, m, v, chunks, c);
+  if (vec)
+    adamw_chunked_kernel<true><<<blocks, kThreads, 0, stream>>>(param, grad, m, v, chunks, c);
+  else
+    adamw_chunked_kernel<false><<<blocks, kThreads, 0, stream>>>(param, grad, m, v, chunks, c);
   HG_CUDA_CHECK_LAUNCH();
 }
 

@@ -610,7 +610,8 @@ void CudaBackend::adamw_step_groups(const Tensor& params, const Tensor& grads, c
   check_adamw_groups(params, grads, m, v, groups);
   std::vector<cuda::AdamWChunk> key;
   key.reserve(groups.size());
-  for (const AdamWGroup& g : groups) key.push_back({g.offset, g.offset + g.count, g.decays ? 1 : 0});
+  for (const AdamWGroup& g : groups)
+    key.push_back({g.offset, g.offset + g.count, g.decays ? 1 : 0});
   if (key != s_->adamw_groups || !s_->adamw_table) {
     const std::vector<cuda::AdamWChunk> chunks = cuda::adamw_chunks(key);
     const size_t bytes = std::max<size_t>(1, chunks.size()) * sizeof(cuda::AdamWChunk);
