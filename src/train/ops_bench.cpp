@@ -334,7 +334,8 @@ std::vector<OpTiming> run_ops_bench(const ModelConfig& c, Backend& be, int64_t b
     b.time("adamw (all parameters)", dims({params}), 0, f4 * 7 * params,
            [&, p, g, m, s, hp] { be.adamw_step(p, g, m, s, hp); });
     // The optimizer's call: every decay group of the model in one (one launch
-    // on the GPU), against one adamw_step per group as before.
+    // on the GPU), against one adamw_step per group as before
+    // (HESSGPT_ADAMW_CHUNKED=0 in a training run).
     const std::vector<AdamWGroup> groups = decay_groups(make_param_layout(c));
     b.time("adamw (model's groups, one call)", dims({params}), 0, f4 * 7 * params,
            [&, p, g, m, s, hp, groups] { be.adamw_step_groups(p, g, m, s, groups, hp); });

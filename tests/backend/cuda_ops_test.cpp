@@ -662,16 +662,28 @@ TEST_F(CudaOps, CrossEntropyRejectsOutOfRangeTargets) {
   }
 }
 
+// Random AdamW state (second moments squared: not negative), decay 0.1.
+struct AdamWState {
+  Vec p, g, m, v;
+  AdamWParams hp;
+};
+AdamWState random_adamw_state(int64_t n, uint64_t seed, double lr, int64_t step,
+                              double grad_scale) {
+  AdamWState s{random_floats(n, seed), random_floats(n, seed + 1),
+               random_floats(n, seed + 2, 0.1), random_floats(n, seed + 3, 0.1), {}};
+  for (float& x : s.v) x = x * x;
+  s.hp.lr = lr;
+  s.hp.weight_decay = 0.1;
+  s.hp.step = step;
+  s.hp.grad_scale = grad_scale;
+  return s;
+}
+
 TEST_F(CudaOps, AdamWStep) {
   const int64_t n = 10007;
-  const Vec p = random_floats(n, 33), g = random_floats(n, 34), m = random_floats(n, 35, 0.1);
-  Vec v = random_floats(n, 36, 0.1);
-  for (auto& x : v) x = x * x;
-  AdamWParams hp;
-  hp.lr = 3e-3;
-  hp.weight_decay = 0.1;
-  hp.step = 7;
-  hp.grad_scale = 0.5;
+  const AdamWState s = random_adamw_state(n, 33, 3e-3, 7, 0.5);
+  const Vec &p = s.p, &g = s.g, &m = s.m, &v = s.v;
+  const AdamWParams& hp = s.hp;
   auto run = [&](Backend& be) {
     const Tensor tp = on(be, p, {n}), tm = on(be, m, {n}), tv = on(be, v, {n});
     be.adamw_step(tp, on(be, g, {n}), tm, tv, hp);
@@ -688,14 +700,9 @@ TEST_F(CudaOps, AdamWGroupsInOneLaunch) {
   const int64_t n = 71400;
   const std::vector<AdamWGroup> groups = {{0, 70001, true}, {70001, 3, false}, {70004, 0, true},
                                           {70010, 1290, true}};  // 70004..70009 in no group
-  const Vec p0 = random_floats(n, 41), g = random_floats(n, 42), m0 = random_floats(n, 43, 0.1);
-  Vec v0 = random_floats(n, 44, 0.1);
-  for (float& x : v0) x = x * x;
-  AdamWParams hp;
-  hp.lr = 1e-2;
-  hp.weight_decay = 0.1;
-  hp.step = 5;
-  hp.grad_scale = 0.7;
+  const AdamWState s = random_adamw_state(n, 41, 1e-2, 5, 0.7);
+  const Vec &p0 = s.p, &g = s.g, &m0 = s.m, &v0 = s.v;
+  const AdamWParams& hp = s.hp;
   const auto run = [&](Backend& be, bool one_call) {
     const Tensor tp = on(be, p0, {n}), tg = on(be, g, {n});
     const Tensor tm = on(be, m0, {n}), tv = on(be, v0, {n});

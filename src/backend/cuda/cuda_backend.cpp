@@ -602,12 +602,17 @@ void CudaBackend::adamw_step(const Tensor& param, const Tensor& grad, const Tens
 
 // One launch for all groups (a model1 step had ~130 adamw_step calls, most of
 // them a norm's 1280 values), 16-byte accesses where the buffers allow. Norms
-// get decay 1 - lr * 0 = 1, as adamw_step gives them.
+// get decay 1 - lr * 0 = 1, as adamw_step gives them. HESSGPT_ADAMW_CHUNKED=0
+// makes a call per group again (A/B timings; read at every call).
 void CudaBackend::adamw_step_groups(const Tensor& params, const Tensor& grads, const Tensor& m,
                                     const Tensor& v, const std::vector<AdamWGroup>& groups,
                                     const AdamWParams& hp) {
   for (const Tensor* t : {&params, &grads, &m, &v}) check_f32(*t, "adamw operand");
   check_adamw_groups(params, grads, m, v, groups);
+  if (const char* e = std::getenv("HESSGPT_ADAMW_CHUNKED"); e && std::string_view(e) == "0") {
+    Backend::adamw_step_groups(params, grads, m, v, groups, hp);
+    return;
+  }
   std::vector<cuda::AdamWChunk> key;
   key.reserve(groups.size());
   for (const AdamWGroup& g : groups)
