@@ -722,7 +722,15 @@ TEST_F(CudaOps, AdamWGroupsInOneLaunch) {
     return Outputs{{"param", host(be, tp)}, {"m", host(be, tm)}, {"v", host(be, tv)}};
   };
   const Outputs gpu = run(*gpu_, true), gpu_separate = run(*gpu_, false);
-  for (size_t i = 0; i < gpu.size(); ++i) EXPECT_EQ(gpu[i].second, gpu_separate[i].second) << gpu[i].first;
+  Outputs gpu_per_group;
+  {
+    const testing::ScopedEnv per_group("HESSGPT_ADAMW_CHUNKED", "0");
+    gpu_per_group = run(*gpu_, true);
+  }
+  for (size_t i = 0; i < gpu.size(); ++i) {
+    EXPECT_EQ(gpu[i].second, gpu_separate[i].second) << gpu[i].first;
+    EXPECT_EQ(gpu_per_group[i].second, gpu_separate[i].second) << gpu[i].first;
+  }
   expect_outputs_close(gpu, run(cpu_, true), 1e-6, "adamw groups");
   for (int64_t i = 70004; i < 70010; ++i)
     EXPECT_EQ(gpu[0].second[static_cast<size_t>(i)], p0[static_cast<size_t>(i)]) << i;
