@@ -294,6 +294,7 @@ peak_mem_run() {  # outfile, command...
   [[ $rc == 124 ]] && echo "timed out after $BENCH_TIMEOUT s" >>"$out.err"
   kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null
   PEAK_MIB=$(sort -n "$mem_log" | tail -1)
+  echo "$PEAK_MIB" >"$out.peak"
   return $rc
 }
 json_field() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); v=d.get(sys.argv[2]); print('' if v is None else (f'{v:.4g}' if isinstance(v,float) else v))" "$1" "$2" 2>/dev/null; }
@@ -313,6 +314,34 @@ bench_row() {  # model batch seq steps precision label flags [env assignments...
   else
     row "hessgpt $model $label ${batch}x$seq" FAIL "$(tail -1 "$out.err")"
   fi
+}
+
+# Each `bench train` row of a model against its baseline row (--bf16-activations with
+# BENCH_FLAGS, no switch set) as ratios of tokens/s and peak memory: the decision
+# each A/B row is for, in one place.
+ab_summary() {  # model
+  local base="$OUT/bench-$1-bf16-activations.json"
+  [[ -s $base ]] || return 0
+  python3 - "$base" "$OUT"/bench-"$1"-bf16-activations-*.json >"$base.ab" 2>>"$LOG" <<'PY' || return 0
+import json, os, sys
+def load(path):
+    try:
+        d = json.load(open(path))
+    except (OSError, ValueError):
+        return None, ""
+    peak = open(path + ".peak").read().strip() if os.path.exists(path + ".peak") else ""
+    return d, peak
+base, base_peak = load(sys.argv[1])
+if base:
+    for path in sys.argv[2:]:
+        d, peak = load(path)
+        if not d:
+            continue
+        label = os.path.basename(path)[len("bench-"):-len(".json")]
+        mem = f", peak {peak} against {base_peak} MiB" if peak and base_peak else ""
+        print(f"A/B {label}|{d['tokens_per_s'] / base['tokens_per_s']:.3f}x the baseline's tok/s{mem}")
+PY
+  while IFS='|' read -r name detail; do row "  $name" info "$detail"; done <"$base.ab"
 }
 
 # Where a step's time goes, op by op, inside the step itself (bench train --profile).
@@ -429,6 +458,7 @@ bench_pair() {  # model batch seq steps
   [[ ${TUNE_AB:-0} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-activations-tuned \
       "${BENCH_FLAGS---recompute} --bf16-activations" HESSGPT_CUBLASLT_TUNE=verbose
   fi
+  ab_summary "$model"
   [[ ${SKIP_TORCH:-0} == 1 ]] && return 0
   [[ " ${TORCH_MODELS:-$model} " != *" $model "* ]] && return 0
   local tout="$OUT/torch-$model.json"
