@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# scripts/gpu-check.sh's report steps, run here on CPU outputs of the same
+# commands, so that a script error cannot waste a GPU session: the script
+# parses; the products side by side (ours from `bench train --profile`,
+# PyTorch's from torch_train_step.py --profile) find matching shapes; the A/B
+# summary gives each row's ratio and skips a broken JSON.
+# Usage: gpu_check_report_test.sh HESSGPT_BINARY SOURCE_DIR TORCH_PYTHON
+set -euo pipefail
+HG=$1 SRC=$2 TORCH_PY=${3:-}
+SCRIPT=$SRC/scripts/gpu-check.sh
+bash -n "$SCRIPT"
+
+OUT=$(mktemp -d)
+trap 'rm -rf "$OUT"' EXIT
+LOG=$OUT/log
+ROWS=$OUT/rows
+row() { printf '%s|%s|%s\n' "$1" "$2" "$3" >>"$ROWS"; }
+fail() { echo "gpu_check_report_test: $*" >&2; cat "$ROWS" >&2 2>/dev/null || true; exit 1; }
+for f in products_side_by_side ab_summary; do
+  body=$(sed -n "/^$f() {/,/^}/p" "$SCRIPT")
+  [[ -n $body ]] || fail "no function $f in $SCRIPT"
+  eval "$body"
+done
+
+# A/B ratios: 147.8k against 140k is 1.056x; the broken row is skipped.
+echo '{"tokens_per_s": 140000}' >"$OUT/bench-m-bf16-activations.json"
+echo 32600 >"$OUT/bench-m-bf16-activations.json.peak"
+echo '{"tokens_per_s": 147800}' >"$OUT/bench-m-bf16-activations-keep-all.json"
+echo 42300 >"$OUT/bench-m-bf16-activations-keep-all.json.peak"
+echo '{"tokens_' >"$OUT/bench-m-bf16-activations-broken.json"
+: >"$ROWS"
+ab_summary m
+grep -q '^  A/B m-bf16-activations-keep-all|info|1.056x the baseline.s tok/s, peak 42300 against 32600 MiB$' "$ROWS" ||
+  fail "A/B row missing or wrong"
+[[ $(wc -l <"$ROWS") == 1 ]] || fail "the broken JSON gave a row"
+
+# Products side by side: tiny's q projection forward, [32, 64] x [64, 64]^T, is
+# in both profiles (PyTorch's where its python has torch).
+"$HG" bench train --model tiny --batch 2 --seq 16 --steps 1 --warmup 1 --profile --json \
+  >"$OUT/ours.json" 2>>"$LOG"
+torch=0
+if [[ -n $TORCH_PY ]] && "$TORCH_PY" -c "import torch" 2>/dev/null; then
+  "$TORCH_PY" "$SRC/bench/torch_train_step.py" --model tiny --batch 2 --seq 16 --steps 1 \
+    --warmup 1 --threads 1 --profile --json >"$OUT/torch.json" 2>>"$LOG"
+  torch=1
+else
+  echo '{"profile": {"products": []}}' >"$OUT/torch.json"
+fi
+: >"$ROWS"
+products_side_by_side "$OUT/ours.json" "$OUT/torch.json"
+grep -q '^  products 32x64 over 64|info|ours [0-9.]* ms ([1-9][0-9]* calls)' "$ROWS" ||
+  fail "no row for the 32 x 64 products over 64"
+if [[ $torch == 1 ]]; then
+  grep -q '^  products 32x64 over 64|info|ours .*, torch [0-9.]* ms ([1-9][0-9]* calls)$' "$ROWS" ||
+    fail "PyTorch's 32 x 64 products over 64 not matched"
+fi
+grep -q '^  products, all shapes|info|ours ' "$ROWS" || fail "no total row"
+echo "gpu_check_report_test: ok"
