@@ -19,6 +19,7 @@ std::vector<AdamWGroup> decay_groups(const ParamLayout& layout) {
 AdamW::AdamW(Model& model, const AdamWConfig& config)
     : model_(model), lora_(model.has_lora()), config_(config) {
   if (!lora_) model_.enable_grads();
+  groups_ = decay_groups(layout());
   const size_t bytes = static_cast<size_t>(layout().total) * dtype_size(model_.dtype());
   m_ = Buffer(&model_.backend(), bytes);
   v_ = Buffer(&model_.backend(), bytes);
@@ -40,7 +41,6 @@ void AdamW::step_with_norm(double lr, double grad_scale, double norm) {
   double scale = grad_scale;
   if (config_.clip_norm > 0 && norm > config_.clip_norm) scale *= config_.clip_norm / norm;
   ++step_;
-  const std::vector<AdamWGroup> groups = decay_groups(layout());
   AdamWParams hp;
   hp.lr = lr;
   hp.beta1 = config_.beta1;
@@ -49,7 +49,7 @@ void AdamW::step_with_norm(double lr, double grad_scale, double norm) {
   hp.weight_decay = config_.weight_decay;
   hp.step = step_;
   hp.grad_scale = scale;
-  model_.backend().adamw_step_groups(params(), grads(), first_moment(), second_moment(), groups,
+  model_.backend().adamw_step_groups(params(), grads(), first_moment(), second_moment(), groups_,
                                      hp);
 }
 

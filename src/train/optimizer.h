@@ -50,6 +50,7 @@ class AdamW {
   Model& model_;
   bool lora_ = false;
   AdamWConfig config_;
+  std::vector<AdamWGroup> groups_;  // decay_groups(layout()): the layout is fixed
   Buffer m_, v_;
   int64_t step_ = 0;
 };

@@ -10,19 +10,25 @@
 
 namespace hessgpt {
 
+namespace {
+// 6 per weight a token meets (the tied head once).
+double dense_flops_per_token(const ModelConfig& c) {
+  return 6.0 * static_cast<double>(c.non_embedding_parameter_count() +
+                                   c.vocab_size * c.hidden_size);
+}
+// QK^T and PV over all seq keys: 2 matmuls x 2 FLOPs x seq x q_dim, x3 for fwd+bwd.
+double full_attention_flops_per_token(const ModelConfig& c, int64_t seq) {
+  return 3.0 * 2.0 * 2.0 * static_cast<double>(c.num_hidden_layers) *
+         static_cast<double>(c.q_dim()) * static_cast<double>(seq);
+}
+}  // namespace
+
 double training_flops_per_token(const ModelConfig& c, int64_t seq) {
-  const double dense = static_cast<double>(c.non_embedding_parameter_count() +
-                                           c.vocab_size * c.hidden_size);
-  // QK^T and PV: 2 matmuls x 2 FLOPs x (seq/2 causal keys) x q_dim, x3 for fwd+bwd.
-  const double attention = 3.0 * 2.0 * 2.0 * static_cast<double>(c.num_hidden_layers) *
-                           static_cast<double>(c.q_dim()) * static_cast<double>(seq) / 2.0;
-  return 6.0 * dense + attention;
+  return dense_flops_per_token(c) + full_attention_flops_per_token(c, seq) / 2.0;  // causal half
 }
 
 double palm_flops_per_token(const ModelConfig& c, int64_t seq) {
-  const double causal_half = 3.0 * 2.0 * 2.0 * static_cast<double>(c.num_hidden_layers) *
-                             static_cast<double>(c.q_dim()) * static_cast<double>(seq) / 2.0;
-  return training_flops_per_token(c, seq) + causal_half;
+  return dense_flops_per_token(c) + full_attention_flops_per_token(c, seq);
 }
 
 TrainBenchResult run_train_bench(const ModelConfig& config, Backend& backend, int64_t batch,

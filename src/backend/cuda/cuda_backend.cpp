@@ -613,28 +613,26 @@ void CudaBackend::adamw_step_groups(const Tensor& params, const Tensor& grads, c
     Backend::adamw_step_groups(params, grads, m, v, groups, hp);
     return;
   }
-  std::vector<cuda::AdamWChunk> key;
-  key.reserve(groups.size());
-  for (const AdamWGroup& g : groups)
-    key.push_back({g.offset, g.offset + g.count, g.decays ? 1 : 0});
-  if (key != s_->adamw_groups || !s_->adamw_table) {
-    const std::vector<cuda::AdamWChunk> chunks = cuda::adamw_chunks(key);
-    const size_t bytes = std::max<size_t>(1, chunks.size()) * sizeof(cuda::AdamWChunk);
-    void* table = s_->get(kAdamWChunks, bytes);
-    if (!chunks.empty())
-      HG_CUDA_CHECK(cudaMemcpyAsync(table, chunks.data(), chunks.size() * sizeof(cuda::AdamWChunk),
-                                    cudaMemcpyHostToDevice, s_->stream));
+  if (groups != s_->adamw_groups) {
+    std::vector<cuda::AdamWChunk> spans;
+    spans.reserve(groups.size());
+    for (const AdamWGroup& g : groups) spans.push_back({g.offset, g.offset + g.count, g.decays});
+    const std::vector<cuda::AdamWChunk> chunks = cuda::adamw_chunks(spans);
+    const size_t bytes = chunks.size() * sizeof(cuda::AdamWChunk);
+    void* table = s_->get(kAdamWChunks, std::max<size_t>(1, bytes));
+    if (bytes > 0)
+      HG_CUDA_CHECK(cudaMemcpyAsync(table, chunks.data(), bytes, cudaMemcpyHostToDevice,
+                                    s_->stream));
     HG_CUDA_CHECK(cudaStreamSynchronize(s_->stream));  // `chunks` is freed on return
-    s_->adamw_groups = std::move(key);
+    s_->adamw_groups = groups;
     s_->adamw_chunk_count = static_cast<int64_t>(chunks.size());
-    s_->adamw_table = table;
   }
   bool vec = true;
   for (const Tensor* t : {&params, &grads, &m, &v})
     vec = vec && reinterpret_cast<uintptr_t>(t->data) % 16 == 0;
   cuda::adamw_chunked(f32(params), f32(grads), f32(m), f32(v),
-                      static_cast<const cuda::AdamWChunk*>(s_->adamw_table), s_->adamw_chunk_count,
-                      adamw_constants(hp), vec, s_->stream);
+                      static_cast<const cuda::AdamWChunk*>(s_->scratch[kAdamWChunks].data()),
+                      s_->adamw_chunk_count, adamw_constants(hp), vec, s_->stream);
 }
 
 }  // namespace hessgpt

@@ -70,8 +70,8 @@ inline constexpr uint32_t kNoBadIndex = std::numeric_limits<uint32_t>::max();
 // of one op share memory. All work is on one stream, so a buffer is free for
 // the next op as soon as the previous op is enqueued.
 enum ScratchSlot {
-  kReducePartials, kDwPartials, kAttnDelta, kAttnPack, kAttnOut, kAttnWide, kAttnCudnn, kAttnGrads, kCePartials,
-  kEmbeddingRuns, kFlags, kAdamWChunks, kSlots
+  kReducePartials, kDwPartials, kAttnDelta, kAttnPack, kAttnOut, kAttnWide, kAttnCudnn,
+  kAttnGrads, kCePartials, kEmbeddingRuns, kFlags, kAdamWChunks, kSlots
 };
 
 struct CudaBackend::State {
@@ -83,11 +83,10 @@ struct CudaBackend::State {
   void* pinned = nullptr;  // small host buffer for results read back (flags, sums)
   std::vector<cudaEvent_t> marks;  // timing marks; the first marks_used are recorded
   size_t marks_used = 0;
-  // adamw_step_groups: the groups last seen, and their chunk table in kAdamWChunks
-  // (uploaded again only when the groups change).
-  std::vector<cuda::AdamWChunk> adamw_groups;
+  // adamw_step_groups: the groups last seen, and how many chunks their table
+  // in kAdamWChunks holds (uploaded again only when the groups change).
+  std::vector<AdamWGroup> adamw_groups;
   int64_t adamw_chunk_count = 0;
-  const void* adamw_table = nullptr;
 
   void* get(ScratchSlot slot, size_t bytes) { return scratch[static_cast<size_t>(slot)].get(bytes); }
 

@@ -160,9 +160,7 @@ constexpr int kCrossEntropyWarpThreads = 256;
 // of exponentials), pass 2 merges its row's and writes the gradient.
 constexpr int kCrossEntropySplitThreads = 256;
 constexpr int64_t kCrossEntropySpan = 4096;
-HG_HD constexpr int64_t cross_entropy_segments(int64_t v) {
-  return (v + kCrossEntropySpan - 1) / kCrossEntropySpan;
-}
+HG_HD constexpr int64_t cross_entropy_segments(int64_t v) { return ceil_div(v, kCrossEntropySpan); }
 constexpr int kCrossEntropyHeldThreads = 1024;
 constexpr int kCrossEntropyPerThread = 32;
 constexpr int64_t kCrossEntropyHeld = int64_t{kCrossEntropyHeldThreads} * kCrossEntropyPerThread;
