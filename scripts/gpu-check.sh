@@ -61,6 +61,8 @@
 #     (HESSGPT_QK_NORM_ROWS=4; the default is 1).
 #   GEMV_AB [1]: each decode row again with the one-token products through cuBLASLt
 #     (HESSGPT_GEMV=0; the default is the GEMV kernel).
+#   GRAPHS_AB [1]: each decode row again with the step's ops launched one by one
+#     (HESSGPT_CUDA_GRAPHS=0; the default replays a CUDA graph of the step).
 #   NORM_AB [1]: the RMSNorm and QK-Norm rows of `bench ops` again with the
 #     generic kernels (HESSGPT_NORM_KERNELS=generic; the default holds rows in registers).
 #   A/B rows, on AB_MODELS [model1]: BF16_FFN_AB=1 adds --bf16-ffn; ATTN_AB=1
@@ -515,7 +517,8 @@ decode_row() {  # model [label VAR=value...]
   if env "${@:3}" timeout -k 5 "$BENCH_TIMEOUT" "$HG" bench generate --device cuda --model "$model" \
       --prompt-len 128 --gen 128 --json >"$out" 2>"$out.err"; then
     row "decode $model fp32 (128+128)${label:+ $label}" ok "$(json_field "$out" decode_tokens_per_s) tok/s decode, \
-$(json_field "$out" prefill_tokens_per_s) tok/s prefill, $(json_field "$out" decode_weight_gb_per_s) GB/s of weights"
+$(json_field "$out" prefill_tokens_per_s) tok/s prefill, $(json_field "$out" decode_weight_gb_per_s) GB/s of weights, \
+$(json_field "$out" decode_path)"
   else
     row "decode $model fp32${label:+ $label}" FAIL "$(tail -1 "$out.err")"
   fi
@@ -575,6 +578,8 @@ for m in ${DECODE_MODELS-model1 model2}; do
   decode_row "$m"
   # The one-token products through cuBLASLt instead of the GEMV kernel.
   [[ ${GEMV_AB:-1} == 1 ]] && decode_row "$m" cublaslt HESSGPT_GEMV=0
+  # The step's ops launched one by one instead of a CUDA graph's replay.
+  [[ ${GRAPHS_AB:-1} == 1 ]] && decode_row "$m" no-graphs HESSGPT_CUDA_GRAPHS=0
 done
 for m in ${PROFILE_MODELS-model1}; do [[ " $models " == *" $m "* ]] && profile_rows "$m" 32 1024; done
 for m in $models; do

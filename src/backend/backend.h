@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -60,6 +61,16 @@ struct AdamWGroup {
   int64_t offset = 0, count = 0;
   bool decays = false;
   bool operator==(const AdamWGroup&) const = default;
+};
+
+// A backend's recording of a sequence of its ops (Backend::record).
+class RecordedOps {
+ public:
+  virtual ~RecordedOps() = default;
+  // Runs the recorded ops; false (running nothing) when the recording no
+  // longer holds, because the backend's working memory has moved since it
+  // was made: record the ops again.
+  [[nodiscard]] virtual bool replay() = 0;
 };
 
 class Backend {
@@ -178,6 +189,26 @@ class Backend {
                                   const Tensor& v, const Tensor& out, const Tensor& lse,
                                   double scale) = 0;
 
+  // ---- one decoding step's attention, at a position read on the device ------
+  // For one token at position p = pos[0] (I32 [1], on this backend), as a
+  // KV-cache session's step does it with the ops above (the default runs them):
+  //   q_out [H*D] = QK-Norm + RoPE of q_raw at p (RoPE alone without norms);
+  //   row p of k_cache [P, KV, D] = the same of k_raw; row p of v_cache = v_raw;
+  //   out [H*D] = causal attention of q_out over cache rows 0 .. p (F32).
+  // The position is an operand, not an argument: a backend that records ops
+  // for replay (record() below) can then replay one step at every position.
+  // The default reads it back to the host, so it cannot be recorded.
+  struct DecodeAttention {
+    Tensor out, q_out;                // [1, H*D] each
+    Tensor q_raw, k_raw, v_raw;       // [1, H*D], [1, KV*D], [1, KV*D]
+    Tensor q_norm, k_norm;            // [D] each; both empty without QK-Norm
+    Tensor k_cache, v_cache;          // [P, KV, D]
+    Tensor cos, sin;                  // [P, D/2]
+    Tensor pos;                       // I32 [1], 0 <= pos < P
+    double eps = 0.0, scale = 0.0;
+  };
+  virtual void decode_attention(const DecodeAttention& step);
+
   // ---- SwiGLU: out = silu(gate) * up; gate and up may both be BF16, and out
   // may be BF16 (storage; gradients stay F32) ---------------------------------
   virtual void swiglu_forward(const Tensor& out, const Tensor& gate, const Tensor& up) = 0;
@@ -212,6 +243,16 @@ class Backend {
   virtual void adamw_step_groups(const Tensor& params, const Tensor& grads, const Tensor& m,
                                  const Tensor& v, const std::vector<AdamWGroup>& groups,
                                  const AdamWParams& hp);
+
+  // ---- recorded op sequences (CUDA graphs) ------------------------------------
+  // Records the ops `ops` issues on this backend, without running them, for
+  // replay as one launch: the same ops with the same operands (pointers,
+  // shapes, arguments), on whatever the tensors hold at replay. The ops must
+  // not read results back to the host nor allocate: run them once unrecorded
+  // first, so that the backend's working memory has grown to what they need.
+  // Returns null where the backend does not record (the default) or the ops
+  // cannot be recorded (the reason is logged); the caller runs them op by op.
+  virtual std::unique_ptr<RecordedOps> record(const std::function<void()>& ops);
 
   // ---- timing marks (hessgpt bench train --profile) --------------------------
   // A mark notes where the op stream has got to; ms_between(from, to) is the
@@ -269,6 +310,14 @@ void check_concat_columns(const Tensor& dst, const Tensor& a, const Tensor& b);
 // adamw_step_groups' operands: one dtype and length, each group inside them.
 void check_adamw_groups(const Tensor& params, const Tensor& grads, const Tensor& m,
                         const Tensor& v, const std::vector<AdamWGroup>& groups);
+
+// The sizes of a decoding step (Backend::decode_attention), its operands
+// checked: one float dtype throughout, the shapes the step's comment gives.
+// Throws Error naming the operand that does not fit.
+struct DecodeShape {
+  int64_t heads = 0, kv_heads = 0, head_dim = 0, positions = 0;
+};
+DecodeShape check_decode_attention(const Backend::DecodeAttention& step);
 
 // Host float copies of F32 or F64 tensors (values are converted for F64): the
 // one way weights, gradients and optimizer state travel to and from files.

@@ -2,13 +2,16 @@
 // at a weight precision, on random weights for a preset or on a checkpoint.
 // On the CPU the memory-bandwidth bound (weight bytes per token / measured
 // read bandwidth) stands beside the decode figure; on the GPU (FP32 weights,
-// DeviceSession) the weight bytes per token and the GB/s they imply.
+// DeviceSession) the weight bytes per token and the GB/s they imply, and
+// whether the decoding steps replayed a CUDA graph (decode_path
+// "recorded-step"; HESSGPT_CUDA_GRAPHS=0 gives "backend-ops" for A/B).
 #include <cstdio>
 
 #include "cli/parent_command.h"
 #include "cli/cli_util.h"
 #include "cli/command_registry.h"
 #include "core/rng.h"
+#include "infer/device_session.h"
 #include "infer/generate.h"
 #include "infer/membw.h"
 #include "infer/open_session.h"
@@ -71,6 +74,8 @@ void run_bench_generate(const BenchGenerateOptions& o) {
   }
   const infer::GenerateResult r = infer::generate(*session, prompt, g);
   const infer::SessionInfo info = session->info();
+  const auto* device_session = dynamic_cast<const infer::DeviceSession*>(session.get());
+  const bool replayed = device_session && device_session->replayed_last_token();
   const double bytes_per_token = static_cast<double>(info.weight_bytes_per_token);
   const bool measure_bandwidth = o.measure_bandwidth && on_cpu;  // the probe reads host memory
   nlohmann::json j = {{"model", o.model.empty() ? o.checkpoint : o.model},
@@ -82,7 +87,8 @@ void run_bench_generate(const BenchGenerateOptions& o) {
                       {"gen", r.decode_steps},
                       {"prefill_tokens_per_s", r.prefill_tokens_per_s()},
                       {"decode_tokens_per_s", r.decode_tokens_per_s()},
-                      {"decode_path", !on_cpu            ? "backend-ops"
+                      {"decode_path", replayed           ? "recorded-step"
+                                      : !on_cpu         ? "backend-ops"
                                       : o.per_op_decode ? "per-op"
                                                         : "one-region"},
                       {"weight_bytes_per_token", bytes_per_token},
@@ -102,7 +108,9 @@ void run_bench_generate(const BenchGenerateOptions& o) {
                 j["model"].get<std::string>().c_str(), infer::weight_format_name(info.format),
                 where.c_str(), r.prefill_tokens_per_s(), static_cast<long long>(o.prompt_len),
                 r.decode_tokens_per_s(), static_cast<long long>(r.decode_steps), bytes_per_token / 1e6);
-    if (!on_cpu) std::printf(" (%.1f GB/s of weights)", j["decode_weight_gb_per_s"].get<double>());
+    if (!on_cpu)
+      std::printf(" (%.1f GB/s of weights; %s)", j["decode_weight_gb_per_s"].get<double>(),
+                  j["decode_path"].get<std::string>().c_str());
     if (measure_bandwidth)
       std::printf(", bound %.2f tokens/s at %.1f GB/s", j["decode_bound_tokens_per_s"].get<double>(),
                   j["memory_read_gb_per_s"].get<double>());

@@ -40,6 +40,20 @@ DeviceSession::DeviceSession(const Model& model, int64_t capacity)
     stacked_qkv_ = stacked_qkv_ && adjacent(p.q_proj, p.k_proj) && adjacent(p.k_proj, p.v_proj);
     stacked_gate_up_ = stacked_gate_up_ && adjacent(p.gate_proj, p.up_proj);
   }
+  const int64_t d = c.hidden_size, qd = c.num_attention_heads * c.head_dim;
+  const int64_t f = c.intermediate_size;
+  step_ = carve_buffer(be_, DType::F32, [&](BufferCarver& cv) {
+    io_ = cv.take({2}, DType::I32);
+    x1_ = cv.take({1, d});
+    ln1_ = cv.take({1, d});
+    rstd1_ = cv.take({1});
+    qkv1_ = cv.take({1, qd + 2 * kvd});
+    q1_ = cv.take({1, qd});
+    att1_ = cv.take({1, qd});
+    gate_up1_ = cv.take({1, 2 * f});
+    act1_ = cv.take({1, f});
+    logits1_ = cv.take({1, c.vocab_size});
+  });
 }
 
 SessionInfo DeviceSession::info() const {
@@ -82,8 +96,6 @@ void DeviceSession::ensure_scratch(int64_t t) {
     gate_ = cv.take({t, f});
     up_ = cv.take({t, f});
     act_ = cv.take({t, f});
-    qkv1_ = cv.take({1, qd + 2 * kvd});
-    gate_up1_ = cv.take({1, 2 * f});
   });
   scratch_rows_ = t;
 }
@@ -128,9 +140,13 @@ std::span<const float> DeviceSession::feed(std::span<const int32_t> ids, float* 
   const ParamLayout& lay = m_.layout();
   const int64_t t = static_cast<int64_t>(ids.size());
   check_feed(c, pos_, capacity_, ids);
+  if (t == 1 && !all_logits) {
+    decode_token(ids[0]);
+    return {logits_.data(), logits_.size()};
+  }
+  replayed_ = false;
   ensure_scratch(t);
   const int64_t kv = c.num_key_value_heads, hd = c.head_dim, v = c.vocab_size;
-  const int64_t qd = c.num_attention_heads * hd, kvd = kv * hd, f = c.intermediate_size;
   const int64_t pos0 = pos_, end = pos_ + t;
   const double eps = c.rms_norm_eps;
 
@@ -145,30 +161,17 @@ std::span<const float> DeviceSession::feed(std::span<const int32_t> ids, float* 
     const Tensor vc = dev(v_cache(l) + pos0 * kv * hd, {t, kv * hd});  // this step's rows
     // Attention sub-block; K and V land in the cache.
     be_.rmsnorm_forward(ln, rstd, x, m_.param(p.input_norm), eps);
-    if (t == 1 && stacked_qkv_) {
-      be_.matmul(qkv1_, ln, false, stacked(p.q_proj, qd + 2 * kvd), true, 1.0f, 0.0f);
-      const Tensor row = qkv1_.view({qd + 2 * kvd});
-      be_.copy(vc, row.slice(qd + kvd, qd + 2 * kvd).view({1, kvd}));
-      attend(l, t, row.slice(0, qd).view({1, qd}), row.slice(qd, qd + kvd).view({1, kvd}));
-    } else {
-      linear(q_.slice(0, t), ln, p.q_proj);
-      linear(k_.slice(0, t), ln, p.k_proj);
-      linear(vc, ln, p.v_proj);
-      attend(l, t, q_.slice(0, t), k_.slice(0, t));
-    }
+    linear(q_.slice(0, t), ln, p.q_proj);
+    linear(k_.slice(0, t), ln, p.k_proj);
+    linear(vc, ln, p.v_proj);
+    attend(l, t, q_.slice(0, t), k_.slice(0, t));
     // The residual adds come out of the products (beta 1): one launch, not two.
     be_.matmul(x, att_.slice(0, t), false, m_.param(p.o_proj), true, 1.0f, 1.0f);
     // MLP sub-block.
     be_.rmsnorm_forward(ln, rstd, x, m_.param(p.post_norm), eps);
-    if (t == 1 && stacked_gate_up_) {
-      be_.matmul(gate_up1_, ln, false, stacked(p.gate_proj, 2 * f), true, 1.0f, 0.0f);
-      const Tensor row = gate_up1_.view({2 * f});
-      be_.swiglu_forward(act_.slice(0, t), row.slice(0, f).view({1, f}), row.slice(f, 2 * f).view({1, f}));
-    } else {
-      linear(gate_.slice(0, t), ln, p.gate_proj);
-      linear(up_.slice(0, t), ln, p.up_proj);
-      be_.swiglu_forward(act_.slice(0, t), gate_.slice(0, t), up_.slice(0, t));
-    }
+    linear(gate_.slice(0, t), ln, p.gate_proj);
+    linear(up_.slice(0, t), ln, p.up_proj);
+    be_.swiglu_forward(act_.slice(0, t), gate_.slice(0, t), up_.slice(0, t));
     be_.matmul(x, act_.slice(0, t), false, m_.param(p.down_proj), true, 1.0f, 1.0f);
   }
   pos_ = end;
@@ -195,6 +198,81 @@ std::span<const float> DeviceSession::feed(std::span<const int32_t> ids, float* 
   if (all_logits)
     std::copy(all_logits + (t - 1) * v, all_logits + t * v, logits_.begin());
   return {logits_.data(), logits_.size()};
+}
+
+void DeviceSession::decode_token(int32_t id) {
+  const int32_t io[2] = {id, static_cast<int32_t>(pos_)};
+  be_.copy_from_host(io_, io);
+  // Outside the recording: the embedding checks the id and reads the verdict back.
+  be_.embedding_forward(x1_, io_.slice(0, 1), m_.param(m_.layout().embed));
+  replayed_ = recorded_ && recorded_->replay();
+  if (!replayed_ && step_warm_ && may_record_) {
+    recorded_ = be_.record([this] { decode_ops(); });
+    may_record_ = recorded_ != nullptr;
+    replayed_ = recorded_ && recorded_->replay();
+  }
+  if (!replayed_) {
+    recorded_.reset();
+    decode_ops();
+    step_warm_ = true;
+  }
+  be_.copy_to_host(logits_.data(), logits1_);
+  ++pos_;
+}
+
+void DeviceSession::decode_ops() {
+  const ModelConfig& c = m_.config();
+  const ParamLayout& lay = m_.layout();
+  const int64_t h = c.num_attention_heads, kv = c.num_key_value_heads, hd = c.head_dim;
+  const int64_t qd = h * hd, kvd = kv * hd, f = c.intermediate_size;
+  const double eps = c.rms_norm_eps;
+  const Tensor qkv = qkv1_.view({qd + 2 * kvd}), gate_up = gate_up1_.view({2 * f});
+  const Tensor q = qkv.slice(0, qd).view({1, qd}), k = qkv.slice(qd, qd + kvd).view({1, kvd});
+  const Tensor v = qkv.slice(qd + kvd, qd + 2 * kvd).view({1, kvd});
+  const Tensor gate = gate_up.slice(0, f).view({1, f}), up = gate_up.slice(f, 2 * f).view({1, f});
+  Backend::DecodeAttention step;
+  step.out = att1_;
+  step.q_out = q1_;
+  step.q_raw = q;
+  step.k_raw = k;
+  step.v_raw = v;
+  step.cos = rope_.cos;
+  step.sin = rope_.sin;
+  step.pos = io_.slice(1, 2);
+  step.eps = eps;
+  step.scale = 1.0 / std::sqrt(static_cast<double>(hd));
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    const LayerParamIndex& p = lay.layers[static_cast<size_t>(l)];
+    be_.rmsnorm_forward(ln1_, rstd1_, x1_, m_.param(p.input_norm), eps);
+    if (stacked_qkv_) {
+      be_.matmul(qkv1_, ln1_, false, stacked(p.q_proj, qd + 2 * kvd), true, 1.0f, 0.0f);
+    } else {
+      linear(q, ln1_, p.q_proj);
+      linear(k, ln1_, p.k_proj);
+      linear(v, ln1_, p.v_proj);
+    }
+    if (c.qk_norm) {
+      step.q_norm = m_.param(p.q_norm);
+      step.k_norm = m_.param(p.k_norm);
+    }
+    step.k_cache = dev(k_cache(l), {capacity_, kv, hd});
+    step.v_cache = dev(v_cache(l), {capacity_, kv, hd});
+    be_.decode_attention(step);
+    // The residual adds come out of the products (beta 1): one launch, not two.
+    be_.matmul(x1_, att1_, false, m_.param(p.o_proj), true, 1.0f, 1.0f);
+    be_.rmsnorm_forward(ln1_, rstd1_, x1_, m_.param(p.post_norm), eps);
+    if (stacked_gate_up_) {
+      be_.matmul(gate_up1_, ln1_, false, stacked(p.gate_proj, 2 * f), true, 1.0f, 0.0f);
+    } else {
+      linear(gate, ln1_, p.gate_proj);
+      linear(up, ln1_, p.up_proj);
+    }
+    be_.swiglu_forward(act1_, gate, up);
+    be_.matmul(x1_, act1_, false, m_.param(p.down_proj), true, 1.0f, 1.0f);
+  }
+  be_.rmsnorm_forward(ln1_, rstd1_, x1_, m_.param(lay.final_norm), eps);
+  be_.matmul(logits1_, ln1_, false, m_.param(lay.embed), true, 1.0f, 0.0f);
+  be_.softcap_forward(logits1_, c.logit_softcap);
 }
 
 }  // namespace hessgpt::infer

@@ -1,15 +1,18 @@
 // The KV-cache session written once against the Backend interface, so that
 // it decodes wherever a Model lives (the CUDA GPU; the CPU backend for its
 // tests). The same cached forward pass as DecoderSession::feed's batched
-// path (session.cpp), op for op: prefill of t tokens in one pass, decode one
-// token at a time through the same code with t = 1.
+// path (session.cpp): prefill of t tokens in one pass, op for op; decoding one
+// token at a time through a step whose attention reads the position on the
+// device (Backend::decode_attention), so that the backend can record the
+// step once and replay it at every position (Backend::record: a CUDA graph).
 //
 // Weights: the FP32 parameters of a Model on the session's backend (its
 // param() views, no copies). Backend memory: the KV cache (per layer K and V
 // [capacity, KV, D]), RoPE tables [capacity, D/2] uploaded once, scratch for
-// up to the largest t fed so far, and a logits block for the head. Per feed
-// the host sends the ids and receives one logits row (or, with all_logits,
-// the head's rows in chunks of 32 MB).
+// up to the largest t fed so far, a logits block for the head, and the
+// decoding step's own tensors. Per feed the host sends the ids (and the
+// position) and receives one logits row (or, with all_logits, the head's
+// rows in chunks of 32 MB).
 #pragma once
 
 #include <cstdint>
@@ -43,8 +46,18 @@ class DeviceSession final : public Session {
   // Logits floats per head pass (rows * V, at least one row) when all rows
   // are wanted: 32 MB by default; tests set it small to cross chunk edges.
   void set_head_chunk_floats(int64_t floats) { head_chunk_floats_ = floats; }
+  // Whether the last token decoded replayed a recording of the step
+  // (Backend::record: a CUDA graph) rather than issuing its ops one by one.
+  bool replayed_last_token() const { return replayed_; }
 
  private:
+  // One token after the prompt: the embedding, then the step's ops from a
+  // recording where the backend makes one (recorded at the second token,
+  // after a first run op by op has grown the backend's scratch), else op by op.
+  void decode_token(int32_t id);
+  // The step after the embedding, on the step's own tensors; nothing in it
+  // depends on the position but the device-held io_[1].
+  void decode_ops();
   void ensure_scratch(int64_t t);
   // q [t, H*D], k [t, KV*D] (projections) -> QK-Norm/RoPE -> K into the
   // cache -> att_, for t tokens from position pos_ of layer l (V already in
@@ -72,11 +85,20 @@ class DeviceSession final : public Session {
   int64_t scratch_rows_ = 0;
   Buffer scratch_;
   Tensor ids_, x_, ln_, q_, qn_, att_, k_, lse_, rstd_, gate_, up_, act_;
-  // One token (decoding): q|k|v and gate|up each come out of one product over
-  // the stacked weights (fewer launches: decoding is launch-bound), when the
-  // layout keeps those weights adjacent.
+  // One token (decoding): its own tensors, carved once, so that a recording
+  // keeps valid pointers whatever prompts are fed in between. q|k|v and
+  // gate|up each come out of one product over the stacked weights (fewer
+  // launches: decoding is launch-bound), when the layout keeps those weights
+  // adjacent.
   bool stacked_qkv_ = false, stacked_gate_up_ = false;
-  Tensor qkv1_, gate_up1_;  // [1, H*D + 2 KV*D], [1, 2 FFN]
+  Buffer step_;
+  Tensor io_;  // I32 [2]: the token's id, then its position
+  Tensor x1_, ln1_, rstd1_, q1_, att1_, logits1_;
+  Tensor qkv1_, gate_up1_, act1_;  // [1, H*D + 2 KV*D], [1, 2 FFN], [1, FFN]
+  std::unique_ptr<RecordedOps> recorded_;
+  bool step_warm_ = false;    // the step has run op by op once
+  bool may_record_ = true;    // false once the backend has declined
+  bool replayed_ = false;
   int64_t head_chunk_floats_ = int64_t{8} << 20;
   int64_t head_rows_ = 0;  // rows of the logits block
   Buffer head_;

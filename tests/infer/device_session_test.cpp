@@ -334,6 +334,46 @@ TEST(CudaDecode, ChunkedHeadPerplexityAndGreedyGeneration) {
   EXPECT_EQ(b.decode_steps, 19);
 }
 
+// Decoding replays a CUDA graph of the step from the second token on (and
+// the CPU backend runs it op by op): the same logits bit for bit as the step
+// run op by op (HESSGPT_CUDA_GRAPHS=0), through a prompt fed between tokens,
+// a reset and a larger session on the same backend growing the scratch
+// (the recording goes stale and is made again).
+TEST(CudaDecode, RecordedStepsMatchTheStepOpByOp) {
+  GPU_BACKEND_OR_SKIP(be);
+  const ModelConfig c = tiny_config(64);
+  SessionPair p = make_pair(c, *be, 4, 64), q = make_pair(c, *be, 4, 64);
+  DeviceSession& plain = *q.dev;
+  const bool records = be->device() == Device::CUDA;
+  const std::vector<int32_t> ids = random_ids(40, c.vocab_size, 3);
+  const auto step = [&](std::span<const int32_t> t, int64_t at) {
+    const std::vector<float> want = [&] {
+      const testing::ScopedEnv off("HESSGPT_CUDA_GRAPHS", "0");
+      const std::span<const float> l = plain.feed(t);
+      return std::vector<float>(l.begin(), l.end());
+    }();
+    const std::span<const float> got = p.dev->feed(t);
+    ASSERT_EQ(std::vector<float>(got.begin(), got.end()), want) << "position " << at;
+  };
+  for (int round = 0; round < 2; ++round) {
+    step(std::span(ids).first(5), 0);
+    for (int64_t i = 5; i < 20; ++i) {
+      step(std::span(ids).subspan(static_cast<size_t>(i), 1), i);
+      EXPECT_EQ(p.dev->replayed_last_token(), records && (round > 0 || i > 5)) << i;
+      EXPECT_FALSE(plain.replayed_last_token());
+    }
+    step(std::span(ids).subspan(20, 9), 20);  // a prompt between tokens
+    for (int64_t i = 29; i < 40; ++i) step(std::span(ids).subspan(static_cast<size_t>(i), 1), i);
+    p.dev->reset();
+    plain.reset();
+    if (round == 0) {
+      // Another session's larger cache grows the step's scratch.
+      SessionPair other = make_pair(c, *be, 5, 4096);
+      other.dev->feed(std::span(ids).first(1));
+    }
+  }
+}
+
 TEST(CudaDecode, ErrorsAreTheCpuDecodersAndLeaveTheCacheAlone) {
   GPU_BACKEND_OR_SKIP(be);
   expect_same_errors(*be);

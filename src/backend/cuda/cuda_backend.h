@@ -104,6 +104,10 @@ class CudaBackend final : public Backend {
   void attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv,
                           const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
                           const Tensor& out, const Tensor& lse, double scale) override;
+  void decode_attention(const DecodeAttention& step) override;
+  // A CUDA graph of the ops (stream capture); HESSGPT_CUDA_GRAPHS=0 declines
+  // (A/B timings). The recording must not outlive this backend.
+  std::unique_ptr<RecordedOps> record(const std::function<void()>& ops) override;
 
   void swiglu_forward(const Tensor& out, const Tensor& gate, const Tensor& up) override;
   void swiglu_backward(const Tensor& dgate, const Tensor& dup, const Tensor& dout,

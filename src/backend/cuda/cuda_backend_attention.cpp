@@ -228,4 +228,44 @@ bool CudaBackend::cudnn_attention_backward(const Tensor& dq, const Tensor& dk, c
   return true;
 }
 
+// One decoding step: two of our kernels and a merge (decode.cu), every one
+// reading the position on the device. F32 attention whatever the product
+// precision (the CPU's; the step's work is small beside its products).
+void CudaBackend::decode_attention(const DecodeAttention& step) {
+  const DecodeShape d = check_decode_attention(step);
+  for (const Tensor* t : {&step.out, &step.q_out, &step.q_raw, &step.k_raw, &step.v_raw,
+                          &step.k_cache, &step.v_cache, &step.cos, &step.sin})
+    check_f32(*t, "decode attention operand");
+  if (step.q_norm.data) {
+    check_f32(step.q_norm, "decode attention q_norm");
+    check_f32(step.k_norm, "decode attention k_norm");
+  }
+  check_i32(step.pos, "decode attention pos");
+  check_head_dim(d.head_dim);
+  cuda::DecodeRows rows;
+  rows.q_out = f32(step.q_out);
+  rows.k_cache = f32(step.k_cache);
+  rows.v_cache = f32(step.v_cache);
+  rows.q_raw = f32(step.q_raw);
+  rows.k_raw = f32(step.k_raw);
+  rows.v_raw = f32(step.v_raw);
+  rows.q_norm = step.q_norm.data ? f32(step.q_norm) : nullptr;
+  rows.k_norm = step.k_norm.data ? f32(step.k_norm) : nullptr;
+  rows.cos = f32(step.cos);
+  rows.sin = f32(step.sin);
+  rows.pos = step.pos.as<int32_t>();
+  rows.positions = d.positions;
+  rows.heads = d.heads;
+  rows.kv_heads = d.kv_heads;
+  rows.head_dim = d.head_dim;
+  rows.eps = step.eps;
+  cuda::decode_rows(rows, s_->stream);
+  const int64_t floats = cuda::decode_partial_floats(d.heads, d.head_dim, d.positions);
+  auto* partials =
+      static_cast<float*>(s_->get(kDecodePartials, sizeof(float) * static_cast<size_t>(floats)));
+  cuda::decode_attention(f32(step.out), partials, f32(step.q_out), f32(step.k_cache),
+                         f32(step.v_cache), rows.pos, d.positions, d.heads, d.kv_heads,
+                         d.head_dim, static_cast<float>(step.scale), s_->stream);
+}
+
 }  // namespace hessgpt

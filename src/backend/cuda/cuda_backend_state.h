@@ -71,7 +71,7 @@ inline constexpr uint32_t kNoBadIndex = std::numeric_limits<uint32_t>::max();
 // the next op as soon as the previous op is enqueued.
 enum ScratchSlot {
   kReducePartials, kDwPartials, kAttnDelta, kAttnPack, kAttnOut, kAttnWide, kAttnCudnn,
-  kAttnGrads, kCePartials, kEmbeddingRuns, kFlags, kAdamWChunks, kSlots
+  kAttnGrads, kCePartials, kEmbeddingRuns, kFlags, kAdamWChunks, kDecodePartials, kSlots
 };
 
 struct CudaBackend::State {

@@ -6,11 +6,21 @@
 
 #include <cuda_runtime_api.h>
 
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
 
 #include "backend/cuda/cuda_check.h"
 
 namespace hessgpt::cuda {
+
+// Counts the (re)allocations of every DeviceScratch in the process. A
+// recording of ops (CudaBackend::record) holds scratch pointers: it is stale
+// once this has moved.
+inline std::atomic<uint64_t>& scratch_generation() {
+  static std::atomic<uint64_t> generation{0};
+  return generation;
+}
 
 class DeviceScratch {
  public:
@@ -29,6 +39,7 @@ class DeviceScratch {
       if (p_) HG_CUDA_CHECK(cudaFree(p_));
       p_ = nullptr;
       bytes_ = 0;
+      scratch_generation().fetch_add(1);
       HG_CUDA_CHECK(cudaMalloc(&p_, bytes));
       bytes_ = bytes;
     }

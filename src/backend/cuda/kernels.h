@@ -118,6 +118,30 @@ void attention_backward(float* dq, float* dk, float* dv, float* delta, const flo
                         const float* lse, int64_t b, int64_t t, int64_t h, int64_t kv, int64_t d,
                         float scale, cudaStream_t stream);
 
+// ---- decode.cu: one decoding step at the position *pos (read on the device;
+// Backend::decode_attention); head_dim <= kAttnMaxHeadDim ---------------------
+struct DecodeRows {
+  float* q_out = nullptr;                    // [H, D]
+  float* k_cache = nullptr;                  // [P, KV, D]: row *pos written
+  float* v_cache = nullptr;                  // [P, KV, D]: row *pos written
+  const float* q_raw = nullptr;              // [H, D]
+  const float* k_raw = nullptr;              // [KV, D]
+  const float* v_raw = nullptr;              // [KV, D]
+  const float* q_norm = nullptr;             // [D], or null (RoPE alone)
+  const float* k_norm = nullptr;             // [D], or null (RoPE alone)
+  const float* cos = nullptr;                // [P, D/2]
+  const float* sin = nullptr;                // [P, D/2]
+  const int32_t* pos = nullptr;              // [1]
+  int64_t positions = 0, heads = 0, kv_heads = 0, head_dim = 0;
+  double eps = 0.0;
+};
+void decode_rows(const DecodeRows& rows, cudaStream_t stream);
+// out [H, D] = attention of q [H, D] over cache rows 0 .. *pos; partials holds
+// decode_partial_floats(heads, head_dim, positions) floats.
+void decode_attention(float* out, float* partials, const float* q, const float* k_cache,
+                      const float* v_cache, const int32_t* pos, int64_t positions, int64_t heads,
+                      int64_t kv_heads, int64_t head_dim, float scale, cudaStream_t stream);
+
 // ---- attention_mma.cu: the same two, on the tensor cores (BF16 operands, FP32
 // accumulation and softmax), for BF16 precision. scratch holds
 // attention_mma_scratch_bytes() for the BF16 copies the kernels read. out is

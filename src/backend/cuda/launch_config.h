@@ -79,6 +79,27 @@ constexpr int64_t kGemvMaxRows = 8;
 constexpr int kGemvWarps = 8;
 inline int64_t gemv_blocks(int64_t n) { return n <= 0 ? 0 : ceil_div(n, kGemvWarps); }
 
+// ---- one decoding step's attention (decode.cu) -----------------------------------
+// Keys are split into runs of kDecodeKeys, a block of kDecodeWarps warps per
+// (query head, run), each keeping a partial softmax (max, sum, D weighted
+// values) that a second kernel merges. The grid covers every position of the
+// cache and blocks past the position read on the device return at once: the
+// launch is the same at every position (CUDA graphs replay it), and a short
+// context still spreads over heads x runs blocks.
+constexpr int64_t kDecodeKeys = 32;
+constexpr int kDecodeWarps = 4;
+inline int64_t decode_runs(int64_t positions) { return ceil_div(positions, kDecodeKeys); }
+// Floats of the partials: (max, sum, D values) per query head and run.
+inline int64_t decode_partial_floats(int64_t heads, int64_t head_dim, int64_t positions) {
+  return heads * decode_runs(positions) * (head_dim + 2);
+}
+// The step's first kernel: a warp per head row of q, k (norm and rotation)
+// and v (copied), kDecodeRowWarps rows per block.
+constexpr int kDecodeRowWarps = 8;
+inline int64_t decode_rows_blocks(int64_t heads, int64_t kv_heads) {
+  return ceil_div(heads + 2 * kv_heads, kDecodeRowWarps);
+}
+
 // ---- RMSNorm ------------------------------------------------------------------
 // One warp per row, kNormWarps rows per block.
 constexpr int kNormWarps = 8;
