@@ -57,8 +57,8 @@
 #   CE_AB [1]: the cross-entropy rows of `bench ops` again with a warp per row
 #     (HESSGPT_CE_KERNEL=warp) and with blocks per row segment (=split); the default
 #     is a block per row.
-#   QK_ROWS_AB [1]: the QK-Norm rows of `bench ops` again with four rows per warp
-#     (HESSGPT_QK_NORM_ROWS=4; the default is 1).
+#   QK_ROWS_AB [1]: the QK-Norm rows of `bench ops` again with a warp per row
+#     (HESSGPT_QK_NORM_ROWS=1; the default is a group of d / 8 lanes per row).
 #   GEMV_AB [1]: each decode row again with the one-token products through cuBLASLt
 #     (HESSGPT_GEMV=0; the default is the GEMV kernel).
 #   GRAPHS_AB [1]: each decode row again with the step's ops launched one by one
@@ -549,7 +549,7 @@ fi
 [[ " $models " == *" model1 "* && ${CE_AB:-1} == 1 ]] &&
   OPS_MATCH='softcap cross' OPS_ONLY='softcap cross' ops_rows model1 32 1024 split-cross-entropy HESSGPT_CE_KERNEL=split
 [[ " $models " == *" model1 "* && ${QK_ROWS_AB:-1} == 1 ]] &&
-  OPS_MATCH='qk-norm' OPS_ONLY='qk-norm' ops_rows model1 32 1024 qk-norm-4-rows HESSGPT_QK_NORM_ROWS=4
+  OPS_MATCH='qk-norm' OPS_ONLY='qk-norm' ops_rows model1 32 1024 qk-norm-warp-rows HESSGPT_QK_NORM_ROWS=1
 [[ " $models " == *" model1 "* && ${NORM_AB:-1} == 1 ]] &&
   OPS_MATCH='rmsnorm|qk-norm' ops_rows model1 32 1024 generic-norms HESSGPT_NORM_KERNELS=generic
 

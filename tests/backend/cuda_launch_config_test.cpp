@@ -155,8 +155,12 @@ TEST(CudaLaunchConfig, RmsNormHeldWidths) {
       if (units == 32 * w) previous = w;
     }
   }
-  EXPECT_EQ(qk_norm_rows_per_warp(1), 4);
-  EXPECT_EQ(qk_norm_rows_per_warp(2), 1);
+  EXPECT_EQ(qk_norm_lanes_per_row(64), 8);  // model1 and model2: 4 rows per warp
+  EXPECT_EQ(qk_norm_lanes_per_row(128), 16);
+  EXPECT_EQ(qk_norm_lanes_per_row(8), 1);
+  EXPECT_EQ(qk_norm_lanes_per_row(256), 32);
+  for (int64_t d : {0, 2, 6, 12, 48, 80, 96, 264, 512})  // not 8 times a power of two up to 32
+    EXPECT_EQ(qk_norm_lanes_per_row(d), 0) << d;
 }
 
 // Products computed as their transpose: model1's gate/up weight gradients,

@@ -333,11 +333,12 @@ TEST_F(CudaOps, NormKernelsHeldAndGenericAgree) {
                        {"dx", host(*gpu_, dx)}, {"dw", host(*gpu_, dw)}},
                bits_of(*gpu_, out16), bits_of(*gpu_, dx16)};
   };
-  // QK-Norm + RoPE's held kernels with one row per warp and with four
-  // (HESSGPT_QK_NORM_ROWS; four only at head dims up to 64).
+  // QK-Norm + RoPE's held kernels with a warp per row and in lane groups
+  // (HESSGPT_QK_NORM_ROWS; 2 to 32 lanes per row at these head dims).
   for (const auto& [d, rope, qk_rows] :
        {std::tuple<int64_t, bool, const char*>{64, false, "1"}, {1000, false, "1"},
-        {1280, false, "1"}, {64, true, "1"}, {64, true, "4"}, {128, true, "1"}, {128, true, "4"}}) {
+        {1280, false, "1"}, {64, true, "1"}, {64, true, "lanes"}, {128, true, "1"},
+        {128, true, "lanes"}, {16, true, "lanes"}, {256, true, "lanes"}}) {
     const testing::ScopedEnv rows_per_warp("HESSGPT_QK_NORM_ROWS", qk_rows);
     const Run generic = [&] {
       const testing::ScopedEnv kernels("HESSGPT_NORM_KERNELS", "generic");

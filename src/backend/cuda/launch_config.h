@@ -121,11 +121,15 @@ inline int rmsnorm_held_width(int64_t units, bool pairs) {
   }
   return 0;
 }
-// Rows per warp of the held QK-Norm + RoPE kernels' multi-row form
-// (HESSGPT_QK_NORM_ROWS=4, rmsnorm.cu): 4 where a lane holds one pair (head
-// dims up to 64), else 1. One row per warp is the default: on an H200 the
-// 4-row form measured slower.
-HG_HD constexpr int qk_norm_rows_per_warp(int pairs_width) { return pairs_width == 1 ? 4 : 1; }
+// Lanes per row of the QK-Norm + RoPE lane-group kernels (qk_norm_lanes.cuh):
+// a lane holds 4 rotation pairs, so L = d / 8 lanes per row, 32 / L rows per
+// warp; where L is not a power of two up to 32 (d % 8 != 0, d > 256), 0: a
+// warp per row. Head dim 64: 8 lanes, 4 rows per warp.
+HG_HD constexpr int qk_norm_lanes_per_row(int64_t d) {
+  if (d <= 0 || d % 8 != 0 || d / 8 > 32) return 0;
+  const int64_t lanes = d / 8;
+  return (lanes & (lanes - 1)) == 0 ? static_cast<int>(lanes) : 0;
+}
 
 // dw is summed in two passes without atomics: partition p (one block) sums its
 // contiguous rows into partial[p, :], then each column adds the partitions in

@@ -9,6 +9,7 @@
 
 #include "backend/cuda/device_util.cuh"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/qk_norm_lanes.cuh"
 #include "backend/cuda/rmsnorm_held.cuh"
 #include "core/error.h"
 
@@ -144,28 +145,34 @@ int64_t held_units(int64_t d, bool rope, std::initializer_list<const void*> poin
   return d / 4;
 }
 
-// HESSGPT_QK_NORM_ROWS=4 gives each warp of the held QK-Norm + RoPE kernels
-// four consecutive rows at head dims up to 64, all loaded before any is
-// reduced (more bytes in flight per warp). On an H200 (bench ops, model1's q)
-// it was slower: forward 0.220 against 0.179 ms, backward 0.292 against
-// 0.226. 1, the default, keeps a row per warp. Read at every call.
-bool qk_norm_multi_rows_wanted() {
+// QK-Norm + RoPE in lane groups (qk_norm_lanes.cuh) where the head dim allows
+// (qk_norm_lanes_per_row) and every pointer is 16-byte aligned; else a warp
+// per row. HESSGPT_QK_NORM_ROWS=1 keeps a warp per row (A/B timings, and the
+// test comparing the two); read at every call.
+int qk_norm_lanes(int64_t d, std::initializer_list<const void*> pointers) {
   const char* e = std::getenv("HESSGPT_QK_NORM_ROWS");
-  if (!e || !*e || std::string_view(e) == "1") return false;
-  if (std::string_view(e) == "4") return true;
-  HG_FAIL("HESSGPT_QK_NORM_ROWS must be 1 or 4 (got '", e, "')");
+  if (e && *e && std::string_view(e) != "lanes") {
+    if (std::string_view(e) == "1") return 0;
+    HG_FAIL("HESSGPT_QK_NORM_ROWS must be lanes or 1 (got '", e, "')");
+  }
+  if (!held_kernels_wanted()) return 0;
+  for (const void* p : pointers)
+    if (p && !aligned_to(p, 16)) return 0;
+  return qk_norm_lanes_per_row(d);
 }
 
-// f(Width<R>{}) with R the held QK-Norm + RoPE kernels' rows per warp for
-// width N (above).
-template <int N, typename F>
-void with_qk_rows(F&& f) {
-  if constexpr (qk_norm_rows_per_warp(N) > 1)
-    if (qk_norm_multi_rows_wanted()) {
-      f(Width<qk_norm_rows_per_warp(N)>{});
-      return;
-    }
-  f(Width<1>{});
+// f(Width<L>{}) for L lanes per row (1 to 32, a power of two); false for 0.
+template <typename F>
+bool with_lanes(int lanes, F&& f) {
+  switch (lanes) {
+    case 1: f(Width<1>{}); return true;
+    case 2: f(Width<2>{}); return true;
+    case 4: f(Width<4>{}); return true;
+    case 8: f(Width<8>{}); return true;
+    case 16: f(Width<16>{}); return true;
+    case 32: f(Width<32>{}); return true;
+    default: return false;
+  }
 }
 
 template <typename Out>
@@ -173,18 +180,22 @@ bool rmsnorm_forward_held(Out* out, float* rstd, const float* x, const float* w,
                           int64_t d, double eps, cudaStream_t stream, const RopeRows& rope) {
   const bool pairs = rope.cos != nullptr;
   const unsigned blocks = static_cast<unsigned>(rmsnorm_blocks(rows));
+  if (pairs && with_lanes(qk_norm_lanes(d, {out, x, w, rope.cos, rope.sin}), [&](auto lanes) {
+        constexpr int L = decltype(lanes)::value;
+        const auto grid = static_cast<unsigned>(rmsnorm_blocks(ceil_div(rows, 32 / L)));
+        qk_norm_rope_forward_lanes_kernel<device_t<Out>, L>
+            <<<grid, kNormWarps * 32, 0, stream>>>(device_ptr(out), rstd, x, w, rows, d, eps, rope);
+        HG_CUDA_CHECK_LAUNCH();
+      }))
+    return true;
   return with_held_width(held_units(d, pairs, {out, x, w}), pairs, [&](auto width) {
     constexpr int N = decltype(width)::value;
     if constexpr (N <= kMaxHeldPairs)
       if (pairs) {
-        with_qk_rows<N>([&](auto rows_per_warp) {
-          constexpr int R = decltype(rows_per_warp)::value;
-          const auto qk_blocks = static_cast<unsigned>(rmsnorm_blocks(ceil_div(rows, R)));
-          qk_norm_rope_forward_held_kernel<device_t<Out>, N, R>
-              <<<qk_blocks, kNormWarps * 32, 0, stream>>>(device_ptr(out), rstd, x, w, rows, d,
-                                                          eps, rope);
-          HG_CUDA_CHECK_LAUNCH();
-        });
+        qk_norm_rope_forward_held_kernel<device_t<Out>, N>
+            <<<blocks, kNormWarps * 32, 0, stream>>>(device_ptr(out), rstd, x, w, rows, d, eps,
+                                                     rope);
+        HG_CUDA_CHECK_LAUNCH();
         return;
       }
     rmsnorm_forward_held_kernel<device_t<Out>, N><<<blocks, kNormWarps * 32, 0, stream>>>(
@@ -202,21 +213,28 @@ bool rmsnorm_backward_held(DX* dx, uint16_t* dx_copy, float* dw_partials, const 
                            cudaStream_t stream, const RopeRows& rope) {
   const bool pairs = rope.cos != nullptr;
   const int64_t units = held_units(d, pairs, {dx, dx_copy, dout, x, w});
+  const unsigned grid = static_cast<unsigned>(parts);
+  if (pairs &&
+      with_lanes(qk_norm_lanes(d, {dx, dx_copy, dout, x, w, rope.cos, rope.sin}), [&](auto lanes) {
+        constexpr int L = decltype(lanes)::value;
+        qk_norm_rope_backward_lanes_kernel<device_t<DX>, device_t<DO>, L>
+            <<<grid, warps * 32, smem, stream>>>(device_ptr(dx), device_ptr(dx_copy), dw_partials,
+                                                 device_ptr(dout), x, w, rstd, rows, d, parts,
+                                                 accumulate_dx, rope);
+        HG_CUDA_CHECK_LAUNCH();
+      }))
+    return true;
   if constexpr (!std::is_same_v<DO, float>)
     if (!pairs || rmsnorm_held_width(units, pairs) > kMaxHeldPairs) return false;
   return with_held_width(units, pairs, [&](auto width) {
     constexpr int N = decltype(width)::value;
-    const unsigned grid = static_cast<unsigned>(parts);
     if constexpr (N <= kMaxHeldPairs)
       if (pairs) {
-        with_qk_rows<N>([&](auto rows_per_warp) {
-          constexpr int R = decltype(rows_per_warp)::value;
-          qk_norm_rope_backward_held_kernel<device_t<DX>, device_t<DO>, N, R>
-              <<<grid, warps * 32, smem, stream>>>(device_ptr(dx), device_ptr(dx_copy),
-                                                   dw_partials, device_ptr(dout), x, w, rstd, rows,
-                                                   d, parts, accumulate_dx, rope);
-          HG_CUDA_CHECK_LAUNCH();
-        });
+        qk_norm_rope_backward_held_kernel<device_t<DX>, device_t<DO>, N>
+            <<<grid, warps * 32, smem, stream>>>(device_ptr(dx), device_ptr(dx_copy), dw_partials,
+                                                 device_ptr(dout), x, w, rstd, rows, d, parts,
+                                                 accumulate_dx, rope);
+        HG_CUDA_CHECK_LAUNCH();
         return;
       }
     if constexpr (std::is_same_v<DO, float>) {

@@ -61,53 +61,41 @@ __global__ void rmsnorm_forward_held_kernel(Out* out, float* rstd, const float* 
   }
 }
 
-// kRows consecutive rows per warp, loaded before any is reduced: at head dim 64
-// a row is 256 bytes, one pair per lane, and a warp per row kept too few bytes
-// in flight (QK-Norm + RoPE forward at 1.9 TB/s on an H200).
-template <typename Out, int kPairs, int kRows>
+template <typename Out, int kPairs>
 __global__ void qk_norm_rope_forward_held_kernel(Out* out, float* rstd, const float* x,
                                                  const float* w, int64_t rows, int64_t d,
                                                  double eps, RopeRows rope) {
   constexpr float sign = 1.0f;  // the rotation itself (the backward: its transpose)
   const int lane = threadIdx.x & 31;
-  const int64_t first = norm_row() * kRows;
+  const int64_t r = norm_row();
+  if (r >= rows) return;
   const int64_t half = d / 2;
-  float lo[kRows][kPairs], hi[kRows][kPairs];
-  double ss[kRows];
+  const float* xr = x + r * d;
+  float lo[kPairs], hi[kPairs];
+  double ss = 0.0;
 #pragma unroll
-  for (int i = 0; i < kRows; ++i) {
-    ss[i] = 0.0;
-    if (first + i >= rows) continue;
-    const float* xr = x + (first + i) * d;
-#pragma unroll
-    for (int k = 0; k < kPairs; ++k) {
-      const int64_t j = lane + 32 * k;
-      if (j >= half) continue;
-      lo[i][k] = xr[j];
-      hi[i][k] = xr[j + half];
-      ss[i] += static_cast<double>(lo[i][k]) * lo[i][k];
-      ss[i] += static_cast<double>(hi[i][k]) * hi[i][k];
-    }
+  for (int k = 0; k < kPairs; ++k) {
+    const int64_t j = lane + 32 * k;
+    if (j >= half) continue;
+    lo[k] = xr[j];
+    hi[k] = xr[j + half];
+    ss += static_cast<double>(lo[k]) * lo[k];
+    ss += static_cast<double>(hi[k]) * hi[k];
   }
+  const float s = inv_rms(ss, d, eps);
+  if (lane == 0) rstd[r] = s;
+  const int64_t pos = rope.pos0 + (r / rope.heads) % rope.t;
+  const float* cr = rope.cos + pos * half;
+  const float* sr = rope.sin + pos * half;
+  Out* o = out + r * d;
 #pragma unroll
-  for (int i = 0; i < kRows; ++i) {
-    const int64_t r = first + i;  // the same for every lane: the shuffles stay converged
-    if (r >= rows) break;
-    const float s = inv_rms(ss[i], d, eps);
-    if (lane == 0) rstd[r] = s;
-    const int64_t pos = rope.pos0 + (r / rope.heads) % rope.t;
-    const float* cr = rope.cos + pos * half;
-    const float* sr = rope.sin + pos * half;
-    Out* o = out + r * d;
-#pragma unroll
-    for (int k = 0; k < kPairs; ++k) {
-      const int64_t j = lane + 32 * k;
-      if (j >= half) continue;
-      const float a = lo[i][k] * s * w[j], b = hi[i][k] * s * w[j + half];
-      const float c = cr[j], sn = sr[j];
-      store_float(o + j, a * c - sign * b * sn);
-      store_float(o + j + half, b * c + sign * a * sn);
-    }
+  for (int k = 0; k < kPairs; ++k) {
+    const int64_t j = lane + 32 * k;
+    if (j >= half) continue;
+    const float a = lo[k] * s * w[j], b = hi[k] * s * w[j + half];
+    const float c = cr[j], sn = sr[j];
+    store_float(o + j, a * c - sign * b * sn);
+    store_float(o + j + half, b * c + sign * a * sn);
   }
 }
 
@@ -196,9 +184,7 @@ __global__ void rmsnorm_backward_held_kernel(DX* dx, __nv_bfloat16* dx_copy, flo
 }
 
 // QK-Norm + RoPE, pass 1: dout is rotated back (the transpose) pair by pair.
-// Each warp takes kRows consecutive rows of its partition at a time, all
-// loaded before any is reduced (as the forward); dw adds them in row order.
-template <typename DX, typename DO, int kPairs, int kRows>
+template <typename DX, typename DO, int kPairs>
 __global__ void qk_norm_rope_backward_held_kernel(DX* dx, __nv_bfloat16* dx_copy,
                                                   float* dw_partials, const DO* dout,
                                                   const float* x, const float* w,
@@ -216,54 +202,37 @@ __global__ void qk_norm_rope_backward_held_kernel(DX* dx, __nv_bfloat16* dx_copy
     if (j < half) dw_local[j] = dw_local[j + half] = 0.0f;
   }
   const RowRange range = partition_rows(rows, parts, blockIdx.x);
-  for (int64_t first = range.begin + static_cast<int64_t>(warp) * kRows; first < range.end;
-       first += static_cast<int64_t>(warps) * kRows) {
-    float xl[kRows][kPairs], xh[kRows][kPairs], gl[kRows][kPairs], gh[kRows][kPairs];
-    float s[kRows];
+  for (int64_t r = range.begin + warp; r < range.end; r += warps) {
+    const int64_t pos = rope.pos0 + (r / rope.heads) % rope.t;
+    const float* xr = x + r * d;
+    const DO* gr = dout + r * d;
+    const float s = rstd[r];
+    float xl[kPairs], xh[kPairs], gl[kPairs], gh[kPairs];
+    double dot = 0.0;
 #pragma unroll
-    for (int i = 0; i < kRows; ++i) {
-      const int64_t r = first + i;
-      if (r >= range.end) continue;
-      const int64_t pos = rope.pos0 + (r / rope.heads) % rope.t;
-      const float* xr = x + r * d;
-      const DO* gr = dout + r * d;
-      s[i] = rstd[r];
-#pragma unroll
-      for (int k = 0; k < kPairs; ++k) {
-        const int64_t j = lane + 32 * k;
-        if (j >= half) continue;
-        xl[i][k] = xr[j];
-        xh[i][k] = xr[j + half];
-        const float g1 = as_float(gr[j]), g2 = as_float(gr[j + half]);
-        const float c = rope.cos[pos * half + j], sn = rope.sin[pos * half + j];
-        gl[i][k] = g1 * c - sign * g2 * sn;
-        gh[i][k] = g2 * c + sign * g1 * sn;
-      }
+    for (int k = 0; k < kPairs; ++k) {
+      const int64_t j = lane + 32 * k;
+      if (j >= half) continue;
+      xl[k] = xr[j];
+      xh[k] = xr[j + half];
+      const float g1 = as_float(gr[j]), g2 = as_float(gr[j + half]);
+      const float c = rope.cos[pos * half + j], sn = rope.sin[pos * half + j];
+      gl[k] = g1 * c - sign * g2 * sn;
+      gh[k] = g2 * c + sign * g1 * sn;
+      dot += static_cast<double>(gl[k]) * w[j] * xl[k] * s;
+      dot += static_cast<double>(gh[k]) * w[j + half] * xh[k] * s;
     }
+    const float mean_dot = static_cast<float>(warp_sum(dot) / static_cast<double>(d));
+    DX* dxr = dx + r * d;
+    __nv_bfloat16* copy = dx_copy ? dx_copy + r * d : nullptr;
 #pragma unroll
-    for (int i = 0; i < kRows; ++i) {
-      const int64_t r = first + i;  // the same for every lane
-      if (r >= range.end) break;
-      double dot = 0.0;
-#pragma unroll
-      for (int k = 0; k < kPairs; ++k) {
-        const int64_t j = lane + 32 * k;
-        if (j >= half) continue;
-        dot += static_cast<double>(gl[i][k]) * w[j] * xl[i][k] * s[i];
-        dot += static_cast<double>(gh[i][k]) * w[j + half] * xh[i][k] * s[i];
-      }
-      const float mean_dot = static_cast<float>(warp_sum(dot) / static_cast<double>(d));
-      DX* dxr = dx + r * d;
-      __nv_bfloat16* copy = dx_copy ? dx_copy + r * d : nullptr;
-#pragma unroll
-      for (int k = 0; k < kPairs; ++k) {
-        const int64_t j = lane + 32 * k;
-        if (j >= half) continue;
-        dw_local[j] += norm_grad_element(dxr, copy, j, gl[i][k], xl[i][k], w[j], s[i], mean_dot,
-                                         accumulate_dx);
-        dw_local[j + half] += norm_grad_element(dxr, copy, j + half, gh[i][k], xh[i][k],
-                                                w[j + half], s[i], mean_dot, accumulate_dx);
-      }
+    for (int k = 0; k < kPairs; ++k) {
+      const int64_t j = lane + 32 * k;
+      if (j >= half) continue;
+      dw_local[j] += norm_grad_element(dxr, copy, j, gl[k], xl[k], w[j], s, mean_dot,
+                                       accumulate_dx);
+      dw_local[j + half] += norm_grad_element(dxr, copy, j + half, gh[k], xh[k], w[j + half], s,
+                                              mean_dot, accumulate_dx);
     }
   }
   write_dw_partial(dw_partials, dw_rows, d);
