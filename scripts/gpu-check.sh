@@ -511,16 +511,17 @@ PY
   fi
 }
 
-# KV-cache decoding on the GPU: FP32 weights, greedy, 128 prompt + 128 new tokens.
-decode_row() {  # model [label VAR=value...]
-  local model=$1 label=${2:-} out="$OUT/decode-$1${2:+-$2}.json"
-  if env "${@:3}" timeout -k 5 "$BENCH_TIMEOUT" "$HG" bench generate --device cuda --model "$model" \
-      --prompt-len 128 --gen 128 --json >"$out" 2>"$out.err"; then
-    row "decode $model fp32 (128+128)${label:+ $label}" ok "$(json_field "$out" decode_tokens_per_s) tok/s decode, \
+# KV-cache decoding on the GPU: greedy, 128 prompt + 128 new tokens, the
+# matrices in FP32 (bits 32) or BF16 (16).
+decode_row() {  # model bits [label VAR=value...]
+  local model=$1 bits=$2 label=${3:-} out="$OUT/decode-$1-$2${3:+-$3}.json"
+  if env "${@:4}" timeout -k 5 "$BENCH_TIMEOUT" "$HG" bench generate --device cuda --model "$model" \
+      --bits "$bits" --prompt-len 128 --gen 128 --json >"$out" 2>"$out.err"; then
+    row "decode $model bits $bits (128+128)${label:+ $label}" ok "$(json_field "$out" decode_tokens_per_s) tok/s decode, \
 $(json_field "$out" prefill_tokens_per_s) tok/s prefill, $(json_field "$out" decode_weight_gb_per_s) GB/s of weights, \
 $(json_field "$out" decode_path)"
   else
-    row "decode $model fp32${label:+ $label}" FAIL "$(tail -1 "$out.err")"
+    row "decode $model bits $bits${label:+ $label}" FAIL "$(tail -1 "$out.err")"
   fi
 }
 
@@ -575,11 +576,12 @@ ncu_attention_rows() {
 [[ " $models " == *" model1 "* && ${NCU_ATTENTION:-0} == 1 ]] && ncu_attention_rows
 [[ " $models " == *" model1 "* && ${ATTN_WARPS_AB:-0} == 1 ]] && ops_rows model1 32 1024 attention-8-warps HESSGPT_ATTN_WARPS=8 HESSGPT_ATTENTION=ours
 for m in ${DECODE_MODELS-model1 model2}; do
-  decode_row "$m"
+  decode_row "$m" 32
+  decode_row "$m" 16
   # The one-token products through cuBLASLt instead of the GEMV kernel.
-  [[ ${GEMV_AB:-1} == 1 ]] && decode_row "$m" cublaslt HESSGPT_GEMV=0
+  [[ ${GEMV_AB:-1} == 1 ]] && decode_row "$m" 32 cublaslt HESSGPT_GEMV=0
   # The step's ops launched one by one instead of a CUDA graph's replay.
-  [[ ${GRAPHS_AB:-1} == 1 ]] && decode_row "$m" no-graphs HESSGPT_CUDA_GRAPHS=0
+  [[ ${GRAPHS_AB:-1} == 1 ]] && decode_row "$m" 32 no-graphs HESSGPT_CUDA_GRAPHS=0
 done
 for m in ${PROFILE_MODELS-model1}; do [[ " $models " == *" $m "* ]] && profile_rows "$m" 32 1024; done
 for m in $models; do

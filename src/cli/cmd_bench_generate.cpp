@@ -1,8 +1,8 @@
 // hessgpt bench generate: prefill and decode tokens/s of KV-cache generation
 // at a weight precision, on random weights for a preset or on a checkpoint.
 // On the CPU the memory-bandwidth bound (weight bytes per token / measured
-// read bandwidth) stands beside the decode figure; on the GPU (FP32 weights,
-// DeviceSession) the weight bytes per token and the GB/s they imply, and
+// read bandwidth) stands beside the decode figure; on the GPU (DeviceSession,
+// FP32 or BF16 matrices) the weight bytes per token and the GB/s they imply, and
 // whether the decoding steps replayed a CUDA graph (decode_path
 // "recorded-step"; HESSGPT_CUDA_GRAPHS=0 gives "backend-ops" for A/B).
 #include <cstdio>
@@ -124,7 +124,7 @@ void setup(CLI::App& app) {
   auto* model = cmd->add_option("--model", o->model, "Preset or config.json (random weights)");
   auto* ck = cmd->add_option("--checkpoint", o->checkpoint, "Model directory");
   model->excludes(ck);
-  cmd->add_option("--bits", o->bits, "Weights: 32, 16 (bf16), 8 (int8), 4 (int4); the GPU decodes 32")
+  cmd->add_option("--bits", o->bits, "Weights: 32, 16 (bf16), 8 (int8), 4 (int4); the GPU decodes 32 or 16")
       ->capture_default_str();
   cmd->add_option("--group-size", o->group_size, "INT4 group size")->capture_default_str();
   cmd->add_option("--prompt-len", o->prompt_len, "Prompt tokens (one prefill pass)")->capture_default_str();

@@ -11,17 +11,24 @@
 #include "model/rope_tables.h"
 
 namespace hessgpt::infer {
-DeviceSession::DeviceSession(std::unique_ptr<const Model> model, int64_t capacity)
-    : DeviceSession(*model, capacity) {
+namespace {
+const Model& checked(const Model& m) {
+  if (m.dtype() != DType::F32)
+    HG_FAIL("DeviceSession decodes FP32 models (got ", dtype_name(m.dtype()), ")");
+  if (m.has_lora()) HG_FAIL("DeviceSession decodes merged weights: merge the LoRA adapters first");
+  return m;
+}
+}  // namespace
+
+DeviceSession::DeviceSession(std::unique_ptr<const Model> model, int64_t capacity,
+                             WeightFormat format)
+    : DeviceSession(*model, capacity, format) {
   owned_ = std::move(model);  // moving the pointer keeps m_'s referent where it is
 }
 
-DeviceSession::DeviceSession(const Model& model, int64_t capacity)
-    : m_(model), be_(model.backend()) {
+DeviceSession::DeviceSession(const Model& model, int64_t capacity, WeightFormat format)
+    : m_(checked(model)), be_(model.backend()), w_(model, format) {
   const ModelConfig& c = m_.config();
-  if (m_.dtype() != DType::F32)
-    HG_FAIL("DeviceSession decodes FP32 models (got ", dtype_name(m_.dtype()), ")");
-  if (m_.has_lora()) HG_FAIL("DeviceSession decodes merged weights: merge the LoRA adapters first");
   capacity_ = capacity > 0 ? capacity : c.max_position_embeddings;
   const int64_t kvd = c.num_key_value_heads * c.head_dim;
   layer_stride_ = capacity_ * kvd;
@@ -29,22 +36,12 @@ DeviceSession::DeviceSession(const Model& model, int64_t capacity)
   // The same tables as Model::ensure_rope.
   rope_ = upload_rope_tables(be_, c, capacity_, DType::F32);
   logits_.resize(static_cast<size_t>(c.vocab_size));
-  // Stacking needs each weight right after the one before it, in every layer.
-  const ParamLayout& lay = m_.layout();
-  const auto adjacent = [&](int a, int b) {
-    const ParamInfo& x = lay.params[static_cast<size_t>(a)];
-    return lay.params[static_cast<size_t>(b)].offset == x.offset + x.numel;
-  };
-  stacked_qkv_ = stacked_gate_up_ = true;
-  for (const LayerParamIndex& p : lay.layers) {
-    stacked_qkv_ = stacked_qkv_ && adjacent(p.q_proj, p.k_proj) && adjacent(p.k_proj, p.v_proj);
-    stacked_gate_up_ = stacked_gate_up_ && adjacent(p.gate_proj, p.up_proj);
-  }
   const int64_t d = c.hidden_size, qd = c.num_attention_heads * c.head_dim;
   const int64_t f = c.intermediate_size;
   step_ = carve_buffer(be_, DType::F32, [&](BufferCarver& cv) {
     io_ = cv.take({2}, DType::I32);
     x1_ = cv.take({1, d});
+    x16_1_ = cv.take({1, d}, DType::BF16);
     ln1_ = cv.take({1, d});
     rstd1_ = cv.take({1});
     qkv1_ = cv.take({1, qd + 2 * kvd});
@@ -57,12 +54,7 @@ DeviceSession::DeviceSession(const Model& model, int64_t capacity)
 }
 
 SessionInfo DeviceSession::info() const {
-  const ParamLayout& lay = m_.layout();
-  size_t bytes = static_cast<size_t>(lay.params[static_cast<size_t>(lay.embed)].numel);
-  for (const LayerParamIndex& p : lay.layers)
-    for (int i : {p.q_proj, p.k_proj, p.v_proj, p.o_proj, p.gate_proj, p.up_proj, p.down_proj})
-      bytes += static_cast<size_t>(lay.params[static_cast<size_t>(i)].numel);
-  return {be_.name(), WeightFormat::F32, 0, bytes * sizeof(float)};
+  return {be_.name(), w_.format(), 0, w_.bytes_per_token()};
 }
 
 Tensor DeviceSession::dev(float* p, std::initializer_list<int64_t> dims) const {
@@ -86,6 +78,7 @@ void DeviceSession::ensure_scratch(int64_t t) {
   scratch_ = carve_buffer(be_, DType::F32, [&](BufferCarver& cv) {
     ids_ = cv.take({t}, DType::I32);
     x_ = cv.take({t, d});
+    x16_ = cv.take({t, d}, DType::BF16);
     ln_ = cv.take({t, d});
     q_ = cv.take({t, qd});
     qn_ = cv.take({t, qd});
@@ -100,13 +93,14 @@ void DeviceSession::ensure_scratch(int64_t t) {
   scratch_rows_ = t;
 }
 
-void DeviceSession::linear(const Tensor& y, const Tensor& x, int index) {
-  be_.matmul(y, x, false, m_.param(index), true, 1.0f, 0.0f);
+void DeviceSession::linear(const Tensor& y, const Tensor& x, const Tensor& w) {
+  be_.matmul(y, x, false, w, true, 1.0f, 0.0f);
 }
 
-Tensor DeviceSession::stacked(int first, int64_t rows) const {
-  const Tensor w = m_.param(first);
-  return Tensor(w.data, w.dtype, w.device, {rows, w.cols()});
+void DeviceSession::round_embedding(const Tensor& x, const Tensor& x16) {
+  if (w_.format() != WeightFormat::BF16) return;
+  be_.convert(x16, x);
+  be_.convert(x, x16);
 }
 
 void DeviceSession::attend(int64_t l, int64_t t, const Tensor& q_proj, const Tensor& k_proj) {
@@ -155,29 +149,31 @@ std::span<const float> DeviceSession::feed(std::span<const int32_t> ids, float* 
   const Tensor x = x_.slice(0, t), ln = ln_.slice(0, t);
   const Tensor rstd = rstd_.slice(0, t);
   be_.embedding_forward(x, ids_t, m_.param(lay.embed));
+  round_embedding(x, x16_.slice(0, t));
 
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     const LayerParamIndex& p = lay.layers[static_cast<size_t>(l)];
     const Tensor vc = dev(v_cache(l) + pos0 * kv * hd, {t, kv * hd});  // this step's rows
     // Attention sub-block; K and V land in the cache.
     be_.rmsnorm_forward(ln, rstd, x, m_.param(p.input_norm), eps);
-    linear(q_.slice(0, t), ln, p.q_proj);
-    linear(k_.slice(0, t), ln, p.k_proj);
-    linear(vc, ln, p.v_proj);
+    const DeviceLayerWeights& w = w_.layer(l);
+    linear(q_.slice(0, t), ln, w.q);
+    linear(k_.slice(0, t), ln, w.k);
+    linear(vc, ln, w.v);
     attend(l, t, q_.slice(0, t), k_.slice(0, t));
     // The residual adds come out of the products (beta 1): one launch, not two.
-    be_.matmul(x, att_.slice(0, t), false, m_.param(p.o_proj), true, 1.0f, 1.0f);
+    be_.matmul(x, att_.slice(0, t), false, w.o, true, 1.0f, 1.0f);
     // MLP sub-block.
     be_.rmsnorm_forward(ln, rstd, x, m_.param(p.post_norm), eps);
-    linear(gate_.slice(0, t), ln, p.gate_proj);
-    linear(up_.slice(0, t), ln, p.up_proj);
+    linear(gate_.slice(0, t), ln, w.gate);
+    linear(up_.slice(0, t), ln, w.up);
     be_.swiglu_forward(act_.slice(0, t), gate_.slice(0, t), up_.slice(0, t));
-    be_.matmul(x, act_.slice(0, t), false, m_.param(p.down_proj), true, 1.0f, 1.0f);
+    be_.matmul(x, act_.slice(0, t), false, w.down, true, 1.0f, 1.0f);
   }
   pos_ = end;
 
   // Head: only the rows whose logits are wanted, at most a chunk of rows per pass.
-  const Tensor fnorm = m_.param(lay.final_norm), embed = m_.param(lay.embed);
+  const Tensor fnorm = m_.param(lay.final_norm), embed = w_.head();
   const int64_t r_begin = all_logits ? 0 : t - 1;
   const int64_t chunk = std::clamp<int64_t>(head_chunk_floats_ / v, 1, t - r_begin);
   if (chunk > head_rows_) {
@@ -241,15 +237,17 @@ void DeviceSession::decode_ops() {
   step.pos = io_.slice(1, 2);
   step.eps = eps;
   step.scale = 1.0 / std::sqrt(static_cast<double>(hd));
+  round_embedding(x1_, x16_1_);
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     const LayerParamIndex& p = lay.layers[static_cast<size_t>(l)];
+    const DeviceLayerWeights& w = w_.layer(l);
     be_.rmsnorm_forward(ln1_, rstd1_, x1_, m_.param(p.input_norm), eps);
-    if (stacked_qkv_) {
-      be_.matmul(qkv1_, ln1_, false, stacked(p.q_proj, qd + 2 * kvd), true, 1.0f, 0.0f);
+    if (w.qkv.data) {
+      linear(qkv1_, ln1_, w.qkv);
     } else {
-      linear(q, ln1_, p.q_proj);
-      linear(k, ln1_, p.k_proj);
-      linear(v, ln1_, p.v_proj);
+      linear(q, ln1_, w.q);
+      linear(k, ln1_, w.k);
+      linear(v, ln1_, w.v);
     }
     if (c.qk_norm) {
       step.q_norm = m_.param(p.q_norm);
@@ -259,19 +257,19 @@ void DeviceSession::decode_ops() {
     step.v_cache = dev(v_cache(l), {capacity_, kv, hd});
     be_.decode_attention(step);
     // The residual adds come out of the products (beta 1): one launch, not two.
-    be_.matmul(x1_, att1_, false, m_.param(p.o_proj), true, 1.0f, 1.0f);
+    be_.matmul(x1_, att1_, false, w.o, true, 1.0f, 1.0f);
     be_.rmsnorm_forward(ln1_, rstd1_, x1_, m_.param(p.post_norm), eps);
-    if (stacked_gate_up_) {
-      be_.matmul(gate_up1_, ln1_, false, stacked(p.gate_proj, 2 * f), true, 1.0f, 0.0f);
+    if (w.gate_up.data) {
+      linear(gate_up1_, ln1_, w.gate_up);
     } else {
-      linear(gate, ln1_, p.gate_proj);
-      linear(up, ln1_, p.up_proj);
+      linear(gate, ln1_, w.gate);
+      linear(up, ln1_, w.up);
     }
     be_.swiglu_forward(act1_, gate, up);
-    be_.matmul(x1_, act1_, false, m_.param(p.down_proj), true, 1.0f, 1.0f);
+    be_.matmul(x1_, act1_, false, w.down, true, 1.0f, 1.0f);
   }
   be_.rmsnorm_forward(ln1_, rstd1_, x1_, m_.param(lay.final_norm), eps);
-  be_.matmul(logits1_, ln1_, false, m_.param(lay.embed), true, 1.0f, 0.0f);
+  be_.matmul(logits1_, ln1_, false, w_.head(), true, 1.0f, 0.0f);
   be_.softcap_forward(logits1_, c.logit_softcap);
 }
 

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "infer/device_weights.h"
 #include "infer/session_interface.h"
 #include "model/model.h"
 
@@ -30,9 +31,14 @@ class DeviceSession final : public Session {
  public:
   // capacity: positions the cache holds (0: the config's max_position_embeddings).
   // The model must be FP32 and outlive the session; it runs on model.backend().
-  explicit DeviceSession(const Model& model, int64_t capacity = 0);
+  // format: the matrices as the products read them, FP32 (the model's own) or
+  // BF16 (copies, as the CPU DecoderSession's BF16 format: the embedding rows
+  // looked up are rounded to BF16 too; norms stay FP32).
+  explicit DeviceSession(const Model& model, int64_t capacity = 0,
+                         WeightFormat format = WeightFormat::F32);
   // The same, owning the model.
-  explicit DeviceSession(std::unique_ptr<const Model> model, int64_t capacity = 0);
+  explicit DeviceSession(std::unique_ptr<const Model> model, int64_t capacity = 0,
+                         WeightFormat format = WeightFormat::F32);
 
   const ModelConfig& config() const override { return m_.config(); }
   int64_t position() const override { return pos_; }
@@ -63,11 +69,11 @@ class DeviceSession final : public Session {
   // cache -> att_, for t tokens from position pos_ of layer l (V already in
   // the cache).
   void attend(int64_t layer, int64_t t, const Tensor& q, const Tensor& k);
-  // y[t, out] = x[t, in] W^T for parameter `index`.
-  void linear(const Tensor& y, const Tensor& x, int index);
-  // Parameters `first` and the ones after it, stacked: [rows, in] over the
-  // model's contiguous parameter buffer (q|k|v, gate|up).
-  Tensor stacked(int first, int64_t rows) const;
+  // y[t, out] = x[t, in] w^T.
+  void linear(const Tensor& y, const Tensor& x, const Tensor& w);
+  // x's rows as a BF16 session reads the embedding: rounded to BF16 (through
+  // x16, of x's size); nothing for FP32 weights.
+  void round_embedding(const Tensor& x, const Tensor& x16);
   // A backend tensor at `p` (device memory).
   Tensor dev(float* p, std::initializer_list<int64_t> dims) const;
   float* k_cache(int64_t layer) const;
@@ -76,6 +82,7 @@ class DeviceSession final : public Session {
   std::unique_ptr<const Model> owned_;  // null when the caller keeps the model
   const Model& m_;
   Backend& be_;
+  DeviceWeights w_;
   int64_t capacity_ = 0;
   int64_t pos_ = 0;
   int64_t layer_stride_ = 0;  // capacity * KV * head_dim floats
@@ -84,16 +91,15 @@ class DeviceSession final : public Session {
   // Scratch for up to scratch_rows_ tokens, one buffer carved into tensors.
   int64_t scratch_rows_ = 0;
   Buffer scratch_;
-  Tensor ids_, x_, ln_, q_, qn_, att_, k_, lse_, rstd_, gate_, up_, act_;
+  Tensor ids_, x_, x16_, ln_, q_, qn_, att_, k_, lse_, rstd_, gate_, up_, act_;
   // One token (decoding): its own tensors, carved once, so that a recording
   // keeps valid pointers whatever prompts are fed in between. q|k|v and
   // gate|up each come out of one product over the stacked weights (fewer
   // launches: decoding is launch-bound), when the layout keeps those weights
   // adjacent.
-  bool stacked_qkv_ = false, stacked_gate_up_ = false;
   Buffer step_;
   Tensor io_;  // I32 [2]: the token's id, then its position
-  Tensor x1_, ln1_, rstd1_, q1_, att1_, logits1_;
+  Tensor x1_, x16_1_, ln1_, rstd1_, q1_, att1_, logits1_;
   Tensor qkv1_, gate_up1_, act1_;  // [1, H*D + 2 KV*D], [1, 2 FFN], [1, FFN]
   std::unique_ptr<RecordedOps> recorded_;
   bool step_warm_ = false;    // the step has run op by op once

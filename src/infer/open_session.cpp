@@ -12,15 +12,18 @@
 namespace hessgpt::infer {
 namespace {
 
-bool quantised_bits(int bits) { return bits != -1 && bits != 32; }
+// INT8 and INT4: the CPU's formats. Devices decode FP32 checkpoints with
+// their matrices in FP32 or BF16 (--bits 32 or 16).
+bool quantised_bits(int bits) { return bits != -1 && bits != 32 && bits != 16; }
 
-// Non-CPU backends decode FP32 weights only.
 void check_device_bits(const std::string& device, int bits) {
   if (bits != -1) weight_format_from_bits(bits);  // rejects 5, 12, ...
   if (quantised_bits(bits))
     HG_FAIL("--device ", device, " decodes FP32 checkpoints; --bits ", bits,
-            " is a CPU format: use --device cpu (or --bits 32)");
+            " is a CPU format: use --device cpu (or --bits 32 or 16)");
 }
+
+WeightFormat device_format(int bits) { return bits == 16 ? WeightFormat::BF16 : WeightFormat::F32; }
 
 void check_device_dir(const std::string& device, const std::string& dir) {
   if (is_quantized_dir(dir))
@@ -52,7 +55,7 @@ std::unique_ptr<Session> open_session(const std::string& dir, Backend& backend, 
   check_device_bits(backend.name(), bits);
   check_device_dir(backend.name(), dir);
   return std::make_unique<DeviceSession>(std::unique_ptr<const Model>(load_model_dir(dir, backend)),
-                                         capacity);
+                                         capacity, device_format(bits));
 }
 
 std::unique_ptr<Session> open_random_session(const ModelConfig& config, uint64_t seed,
@@ -63,7 +66,8 @@ std::unique_ptr<Session> open_random_session(const ModelConfig& config, uint64_t
   auto model = std::make_unique<Model>(config, backend);
   model->init_random(seed);
   if (backend.device() != Device::CPU)
-    return std::make_unique<DeviceSession>(std::unique_ptr<const Model>(std::move(model)), capacity);
+    return std::make_unique<DeviceSession>(std::unique_ptr<const Model>(std::move(model)), capacity,
+                                           device_format(bits));
   return std::make_unique<DecoderSession>(
       std::make_unique<const InferWeights>(weights_from_model(std::move(model), format, group_size)),
       backend, capacity);

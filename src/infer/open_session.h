@@ -1,9 +1,9 @@
 // Opening a decoder session for the command line: which device decodes, and
 // which Session runs there.
 //   CPU backend   -> InferWeights (FP32 views, BF16, INT8, INT4) + DecoderSession;
-//   other (CUDA)  -> the FP32 Model on that backend + DeviceSession.
-// Quantised weights (a quantised checkpoint, or --bits 16/8/4) are CPU
-// formats: the GPU decodes FP32 only.
+//   other (CUDA)  -> the FP32 Model on that backend + DeviceSession, its
+//                    matrices in FP32 or (--bits 16) BF16 copies.
+// Quantised weights (a quantised checkpoint, or --bits 8/4) are CPU formats.
 #pragma once
 
 #include <cstdint>

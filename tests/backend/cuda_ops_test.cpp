@@ -99,6 +99,58 @@ TEST_F(CudaOps, MatmulOfAFewRowsMatchesTheReference) {
                Error);
 }
 
+// The same with the weights b stored in BF16 (a BF16 decoding session's),
+// their rows exact or padded with zeros to a multiple of 8 (the down
+// projection's 3413 -> 3416): the product of the stored values, under FP32
+// and under BF16 products (a rounded too).
+TEST_F(CudaOps, MatmulOfAFewRowsWithBf16Weights) {
+  struct Case {
+    int64_t m, n, k;
+    bool padded;
+  };
+  for (const Case cs : {Case{1, 1920, 1280, false}, Case{1, 1280, 3413, true},
+                        Case{1, 37, 3413, false}, Case{3, 131, 19, true}, Case{8, 64, 256, false}}) {
+    const int64_t m = cs.m, n = cs.n, k = cs.k, ldb = cs.padded ? padded_width(k) : k;
+    const Vec a = random_floats(m * k, 31), c0 = random_floats(m * n, 33);
+    const std::vector<uint16_t> b16 = [&] {
+      const std::vector<uint16_t> exact = rounded(random_floats(n * k, 32));
+      std::vector<uint16_t> rows(static_cast<size_t>(n * ldb), 0);
+      for (int64_t j = 0; j < n; ++j)
+        std::copy_n(exact.begin() + j * k, k, rows.begin() + j * ldb);
+      return rows;
+    }();
+    for (const bool bf16 : {false, true}) {
+      if (bf16 && !gpu_->supports_matmul_precision(MatmulPrecision::BF16)) continue;
+      for (const float beta : {0.0f, 1.0f}) {
+        Vec want(static_cast<size_t>(m * n));
+        for (int64_t i = 0; i < m; ++i)
+          for (int64_t j = 0; j < n; ++j) {
+            double sum = beta * c0[static_cast<size_t>(i * n + j)];
+            for (int64_t l = 0; l < k; ++l) {
+              const float x = a[static_cast<size_t>(i * k + l)];
+              sum += static_cast<double>(bf16 ? bf16_to_float(float_to_bf16(x)) : x) *
+                     bf16_to_float(b16[static_cast<size_t>(j * ldb + l)]);
+            }
+            want[static_cast<size_t>(i * n + j)] = static_cast<float>(sum);
+          }
+        const auto run = [&](const char* gemv) {
+          const testing::ScopedEnv env("HESSGPT_GEMV", gemv);
+          gpu_->set_matmul_precision(bf16 ? MatmulPrecision::BF16 : MatmulPrecision::FP32);
+          const Tensor c = on(*gpu_, beta == 0.0f ? poison(static_cast<size_t>(m * n)) : c0, {m, n});
+          gpu_->matmul(c, on(*gpu_, a, {m, k}), false, on16(*gpu_, b16, {n, ldb}), true, 1.0f, beta);
+          gpu_->set_matmul_precision(MatmulPrecision::FP32);
+          return host(*gpu_, c);
+        };
+        const std::string what = std::to_string(m) + " x " + std::to_string(n) + " over " +
+                                 std::to_string(k) + (cs.padded ? " (rows padded)" : "") +
+                                 (bf16 ? ", bf16" : ", fp32") + (beta == 0.0f ? "" : ", added");
+        expect_close(run("1"), want, 1e-5, what);
+        expect_close(run("0"), want, 1e-5, what + " (cuBLASLt)");
+      }
+    }
+  }
+}
+
 // BF16 products: both operands are rounded to BF16 (nearest even) exactly as
 // core/bf16.h does; a product of two BF16 values (8-bit significands) is exact
 // in FP32, so the only difference from a reference that multiplies the rounded

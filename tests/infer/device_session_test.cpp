@@ -54,16 +54,18 @@ std::pair<GenerateResult, GenerateResult> greedy_pair(SessionPair& p,
   return {std::move(a), std::move(b)};
 }
 
+// format: the matrices' (FP32 or BF16), the same on both sides.
 SessionPair make_pair(const ModelConfig& c, Backend& dev_backend, uint64_t seed,
-                      int64_t capacity = 0) {
+                      int64_t capacity = 0, WeightFormat format = WeightFormat::F32) {
   SessionPair p;
   p.cpu = make_backend("cpu", 2);
   auto cpu_model = random_model(c, *p.cpu, seed);
   auto dev_model = std::make_unique<Model>(c, dev_backend);
   dev_model->set_params_host(cpu_model->params_host());
-  p.dev = std::make_unique<DeviceSession>(std::unique_ptr<const Model>(std::move(dev_model)), capacity);
+  p.dev = std::make_unique<DeviceSession>(std::unique_ptr<const Model>(std::move(dev_model)),
+                                          capacity, format);
   p.ref = std::make_unique<DecoderSession>(
-      std::make_unique<const InferWeights>(weights_from_model(std::move(cpu_model), WeightFormat::F32)),
+      std::make_unique<const InferWeights>(weights_from_model(std::move(cpu_model), format)),
       *p.cpu, capacity);
   return p;
 }
@@ -106,8 +108,8 @@ double expect_same_logits(Session& ref, Session& got, const std::vector<int32_t>
 
 // Runs expect_same_logits on a fresh pair and prints the worst error.
 void compare_on(Backend& be, const ModelConfig& c, int64_t n, int64_t prefill, double tol,
-                const char* what) {
-  SessionPair p = make_pair(c, be, 7);
+                const char* what, WeightFormat format = WeightFormat::F32) {
+  SessionPair p = make_pair(c, be, 7, 0, format);
   const double worst = expect_same_logits(*p.ref, *p.dev, random_ids(n, c.vocab_size, 11), prefill, tol);
   std::printf("%s on %s: worst relative logit difference %.2e over %lld positions\n", what,
               be.name().c_str(), worst, static_cast<long long>(n));
@@ -165,7 +167,34 @@ void expect_same_errors(Backend& be) {
   EXPECT_EQ(p.dev->position(), 16);
 }
 
+// BF16 matrices (the CPU DecoderSession's BF16 format: the embedding rows
+// looked up rounded too): the same logits as that session's, half the bytes
+// per token, and logits that differ from the FP32 session's (so the BF16
+// copies are what the products read). An FFN of 177 pads the down
+// projection's rows to 184.
+void expect_bf16_matrices(Backend& be) {
+  compare_on(be, tiny_config(64), 40, 9, 1e-4, "BF16 matrices", WeightFormat::BF16);
+  compare_on(be, no_qk_norm_config(), 30, 7, 1e-4, "BF16, FFN 177", WeightFormat::BF16);
+  const ModelConfig c = tiny_config(64);
+  SessionPair f32 = make_pair(c, be, 7), bf16 = make_pair(c, be, 7, 0, WeightFormat::BF16);
+  EXPECT_EQ(bf16.dev->info().format, WeightFormat::BF16);
+  EXPECT_EQ(2 * bf16.dev->info().weight_bytes_per_token, f32.dev->info().weight_bytes_per_token);
+  const std::vector<int32_t> ids = random_ids(12, c.vocab_size, 5);
+  for (size_t i = 4; i <= ids.size(); ++i) {  // a prompt of 4, then 8 tokens one by one
+    const std::span<const int32_t> t = std::span(ids).subspan(i == 4 ? 0 : i - 1, i == 4 ? 4 : 1);
+    const std::span<const float> a = f32.dev->feed(t);
+    const std::vector<float> x(a.begin(), a.end());
+    const std::span<const float> b = bf16.dev->feed(t);
+    EXPECT_GT(rel_err(b.data(), x.data(), c.vocab_size), 1e-4) << "position " << i;
+  }
+}
+
 // ---- DeviceSession on the CPU backend ----------------------------------------
+
+TEST(DeviceSession, Bf16MatricesMatchTheDecoderSessionsBf16) {
+  auto be = make_backend("cpu", 2);
+  expect_bf16_matrices(*be);
+}
 
 TEST(DeviceSession, PrefillAndDecodeMatchTheDecoderSession) {
   auto be = make_backend("cpu", 2);
@@ -264,11 +293,13 @@ TEST(OpenSession, QuantisedWeightsDecodeOnTheCpuAndCudaSaysSo) {
   EXPECT_EQ(decode_device("", {dir / "fp32"}, -1), "");
   EXPECT_EQ(decode_device("", {dir / "fp32"}, 32), "");
   EXPECT_EQ(decode_device("", {dir / "fp32"}, 8), "cpu");
+  EXPECT_EQ(decode_device("", {dir / "fp32"}, 16), "");  // BF16 matrices decode on the GPU too
+  EXPECT_EQ(decode_device("cuda", {dir / "fp32"}, 16), "cuda");
   EXPECT_EQ(decode_device("", {dir / "fp32", dir / "int8"}, -1), "cpu");
   EXPECT_EQ(decode_device("cpu", {dir / "int8"}, -1), "cpu");
   EXPECT_EQ(decode_device("cuda", {dir / "fp32"}, 32), "cuda");
   const std::string bits = error_text([&] { decode_device("cuda", {dir / "fp32"}, 8); });
-  EXPECT_NE(bits.find("--device cuda decodes FP32 checkpoints; --bits 8 is a CPU format: use --device cpu"),
+  EXPECT_NE(bits.find("--device cuda decodes FP32 checkpoints; --bits 8 is a CPU format: use --device cpu (or --bits 32 or 16)"),
             std::string::npos) << bits;
   const std::string quantised = error_text([&] { decode_device("cuda", {dir / "int8"}, -1); });
   EXPECT_NE(quantised.find("holds quantised weights"), std::string::npos) << quantised;
@@ -372,6 +403,11 @@ TEST(CudaDecode, RecordedStepsMatchTheStepOpByOp) {
       other.dev->feed(std::span(ids).first(1));
     }
   }
+}
+
+TEST(CudaDecode, Bf16MatricesMatchTheCpuDecodersBf16) {
+  GPU_BACKEND_OR_SKIP(be);
+  expect_bf16_matrices(*be);
 }
 
 TEST(CudaDecode, ErrorsAreTheCpuDecodersAndLeaveTheCacheAlone) {

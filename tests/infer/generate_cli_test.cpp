@@ -101,8 +101,8 @@ TEST_F(GenerateCli, BadInputIsAClearError) {
   EXPECT_NE(r.out.find("vocabulary"), std::string::npos) << r.out;
 }
 
-// The GPU decodes FP32 only; the check runs before any backend is made, so it
-// reads the same on machines without CUDA.
+// The GPU decodes FP32 checkpoints (matrices in FP32 or BF16); the check runs
+// before any backend is made, so it reads the same on machines without CUDA.
 TEST_F(GenerateCli, QuantisedWeightsOnCudaAreAClearError) {
   auto r = run_command(bin() + " generate --checkpoint " + ck() + " --prompt hi --device cuda --bits 8");
   EXPECT_NE(r.exit_code, 0);

@@ -157,16 +157,18 @@ void CudaBackend::clear_timing_marks() { s_->marks_used = 0; }
 
 namespace {
 // Products of a few rows (decoding's one token) go to the GEMV kernel
-// (gemv.cu): F32 storage, a [m, k] times b [n, k] transposed, no padded
-// widths. HESSGPT_GEMV=0 sends them to cuBLASLt too (A/B timings); read at
+// (gemv.cu): F32 a and c, F32 or BF16 (storage) b, a [m, k] times b [n, k]
+// transposed, b's rows possibly padded, no other padded widths. HESSGPT_GEMV=0 sends them to cuBLASLt too (A/B timings); read at
 // every call.
 bool runs_as_gemv(const Tensor& c, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b,
                   const MatmulShape& s) {
   if (trans_a || !trans_b || s.m > cuda::kGemvMaxRows) return false;
-  if (s.m != s.rows || s.n != s.cols || a.cols() != s.k || b.cols() != s.k || b.rows() != s.n)
+  // b's rows may be padded (a BF16 session's down projection: 3413 -> 3416).
+  if (s.m != s.rows || s.n != s.cols || a.cols() != s.k || b.rows() != s.n ||
+      (b.cols() != s.k && b.cols() != padded_width(s.k)))
     return false;
-  for (const Tensor* t : {&c, &a, &b})
-    if (t->dtype != DType::F32) return false;
+  if (c.dtype != DType::F32 || a.dtype != DType::F32) return false;
+  if (b.dtype != DType::F32 && b.dtype != DType::BF16) return false;
   const char* e = std::getenv("HESSGPT_GEMV");
   if (!e || !*e || std::string_view(e) == "1") return true;
   if (std::string_view(e) == "0") return false;
@@ -198,7 +200,8 @@ void CudaBackend::matmul(const Tensor& c, const Tensor& a, bool trans_a, const T
   const bool bf16 = matmul_precision_ == MatmulPrecision::BF16 && alpha == 1.0f &&
                     (beta == 0.0f || beta == 1.0f);
   if (runs_as_gemv(c, a, trans_a, b, trans_b, s)) {
-    cuda::gemv_rows(f32(c), f32(a), f32(b), s.m, s.n, s.k, alpha, beta, bf16, s_->stream);
+    cuda::gemv_rows(f32(c), f32(a), b.data, b.dtype == DType::BF16, s.m, s.n, s.k, b.cols(),
+                    alpha, beta, bf16, s_->stream);
     return;
   }
   // Padded widths (backend.h): under BF16 products B's copy is padded with

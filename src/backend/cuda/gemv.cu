@@ -2,7 +2,8 @@
 // decoding's one token. A GEMM tiles c, so such a product runs on about
 // n / 128 thread blocks, each pulling its slice of b (the weights) at a small
 // share of the memory's bandwidth; here every warp reads one row of b once,
-// for all m rows of a, and the whole GPU streams the weights.
+// for all m rows of a, and the whole GPU streams the weights. The weights may
+// be BF16 (storage: decoding's BF16 sessions), half the bytes to stream.
 #include "backend/cuda/device_util.cuh"
 #include "backend/cuda/kernels.h"
 #include "core/error.h"
@@ -18,35 +19,52 @@ __device__ __forceinline__ float operand(float x) {
   return x;
 }
 
-// One warp per column n of c: lane l takes k = l, l + 32, ... (4 at a time
-// where rows are 16-byte aligned), then the warp adds its lanes.
-template <int M, bool kBf16, bool kVec>
-__global__ void gemv_kernel(float* c, const float* a, const float* b, int64_t n, int64_t k,
-                            float alpha, float beta) {
+// One warp per column n of c: lane l takes 16 bytes of b's row at a time (4
+// F32 or 8 BF16 weights) where its rows are 16-byte aligned, then the row's
+// tail one value at a time; the warp adds its lanes. a's rows are read 4
+// floats at a time where they are 16-byte aligned too (a_vec).
+template <int M, bool kBf16, typename W, bool kVec>
+__global__ void gemv_kernel(float* c, const float* a, const W* b, int64_t n, int64_t k,
+                            int64_t ldb, float alpha, float beta, bool a_vec) {
+  constexpr int kPer = 16 / static_cast<int>(sizeof(W));
   const int lane = threadIdx.x & 31;
   const int64_t col = static_cast<int64_t>(blockIdx.x) * kGemvWarps + (threadIdx.x >> 5);
   if (col >= n) return;
-  const float* row = b + col * k;
+  const W* row = b + col * ldb;
   float acc[M];
 #pragma unroll
   for (int m = 0; m < M; ++m) acc[m] = 0.0f;
+  int64_t tail = 0;
   if constexpr (kVec) {
-    for (int64_t i = 4 * lane; i < k; i += 4 * 32) {
-      const Pack<float, 4> w = load_pack<4>(row + i);
+    tail = k / kPer * kPer;
+    for (int64_t i = kPer * lane; i < tail; i += kPer * 32) {
+      const Pack<W, kPer> w = load_pack<kPer>(row + i);
 #pragma unroll
       for (int m = 0; m < M; ++m) {
-        const Pack<float, 4> x = load_pack<4>(a + m * k + i);
+        const float* am = a + m * k + i;
+        float x[kPer];
+        if (a_vec) {
 #pragma unroll
-        for (int e = 0; e < 4; ++e) acc[m] += operand<kBf16>(x.v[e]) * operand<kBf16>(w.v[e]);
+          for (int q = 0; q < kPer / 4; ++q) {
+            const Pack<float, 4> v = load_pack<4>(am + 4 * q);
+#pragma unroll
+            for (int e = 0; e < 4; ++e) x[4 * q + e] = v.v[e];
+          }
+        } else {
+#pragma unroll
+          for (int e = 0; e < kPer; ++e) x[e] = am[e];
+        }
+#pragma unroll
+        for (int e = 0; e < kPer; ++e)
+          acc[m] += operand<kBf16>(x[e]) * operand<kBf16>(as_float(w.v[e]));
       }
     }
-  } else {
+  }
 #pragma unroll 4
-    for (int64_t i = lane; i < k; i += 32) {
-      const float w = operand<kBf16>(row[i]);
+  for (int64_t i = tail + lane; i < k; i += 32) {
+    const float w = operand<kBf16>(as_float(row[i]));
 #pragma unroll
-      for (int m = 0; m < M; ++m) acc[m] += operand<kBf16>(a[m * k + i]) * w;
-    }
+    for (int m = 0; m < M; ++m) acc[m] += operand<kBf16>(a[m * k + i]) * w;
   }
 #pragma unroll
   for (int m = 0; m < M; ++m) acc[m] = warp_sum(acc[m]);
@@ -59,35 +77,49 @@ __global__ void gemv_kernel(float* c, const float* a, const float* b, int64_t n,
   }
 }
 
-template <int M>
-void launch(float* c, const float* a, const float* b, int64_t n, int64_t k, float alpha,
-            float beta, bool bf16, bool vec, cudaStream_t stream) {
+template <int M, typename W>
+void launch(float* c, const float* a, const W* b, int64_t n, int64_t k, int64_t ldb, float alpha,
+            float beta, bool bf16, cudaStream_t stream) {
+  constexpr int64_t kPer = 16 / static_cast<int64_t>(sizeof(W));
+  const bool vec = ldb % kPer == 0 && aligned_to(b, 16);
+  const bool a_vec = k % 4 == 0 && aligned_to(a, 16);
   const auto blocks = static_cast<unsigned>(gemv_blocks(n));
   const auto go = [&](auto kernel) {
-    kernel<<<blocks, kGemvWarps * 32, 0, stream>>>(c, a, b, n, k, alpha, beta);
+    kernel<<<blocks, kGemvWarps * 32, 0, stream>>>(c, a, b, n, k, ldb, alpha, beta, a_vec);
     HG_CUDA_CHECK_LAUNCH();
   };
-  if (bf16) vec ? go(gemv_kernel<M, true, true>) : go(gemv_kernel<M, true, false>);
-  else vec ? go(gemv_kernel<M, false, true>) : go(gemv_kernel<M, false, false>);
+  if (bf16) vec ? go(gemv_kernel<M, true, W, true>) : go(gemv_kernel<M, true, W, false>);
+  else vec ? go(gemv_kernel<M, false, W, true>) : go(gemv_kernel<M, false, W, false>);
+}
+
+template <typename W>
+void gemv_typed(float* c, const float* a, const W* b, int64_t m, int64_t n, int64_t k,
+                int64_t ldb, float alpha, float beta, bool bf16, cudaStream_t stream) {
+  switch (m) {
+    case 1: return launch<1>(c, a, b, n, k, ldb, alpha, beta, bf16, stream);
+    case 2: return launch<2>(c, a, b, n, k, ldb, alpha, beta, bf16, stream);
+    case 3: return launch<3>(c, a, b, n, k, ldb, alpha, beta, bf16, stream);
+    case 4: return launch<4>(c, a, b, n, k, ldb, alpha, beta, bf16, stream);
+    case 5: return launch<5>(c, a, b, n, k, ldb, alpha, beta, bf16, stream);
+    case 6: return launch<6>(c, a, b, n, k, ldb, alpha, beta, bf16, stream);
+    case 7: return launch<7>(c, a, b, n, k, ldb, alpha, beta, bf16, stream);
+    case 8: return launch<8>(c, a, b, n, k, ldb, alpha, beta, bf16, stream);
+    default: HG_FAIL("gemv_rows: ", m, " rows (at most ", kGemvMaxRows, ")");
+  }
 }
 
 }  // namespace
 
-void gemv_rows(float* c, const float* a, const float* b, int64_t m, int64_t n, int64_t k,
-               float alpha, float beta, bool bf16_operands, cudaStream_t stream) {
+void gemv_rows(float* c, const float* a, const void* b, bool b_bf16, int64_t m, int64_t n,
+               int64_t k, int64_t ldb, float alpha, float beta, bool bf16_operands,
+               cudaStream_t stream) {
   if (m <= 0 || n <= 0) return;
-  const bool vec = k % 4 == 0 && aligned_to(a, 16) && aligned_to(b, 16);
-  switch (m) {
-    case 1: return launch<1>(c, a, b, n, k, alpha, beta, bf16_operands, vec, stream);
-    case 2: return launch<2>(c, a, b, n, k, alpha, beta, bf16_operands, vec, stream);
-    case 3: return launch<3>(c, a, b, n, k, alpha, beta, bf16_operands, vec, stream);
-    case 4: return launch<4>(c, a, b, n, k, alpha, beta, bf16_operands, vec, stream);
-    case 5: return launch<5>(c, a, b, n, k, alpha, beta, bf16_operands, vec, stream);
-    case 6: return launch<6>(c, a, b, n, k, alpha, beta, bf16_operands, vec, stream);
-    case 7: return launch<7>(c, a, b, n, k, alpha, beta, bf16_operands, vec, stream);
-    case 8: return launch<8>(c, a, b, n, k, alpha, beta, bf16_operands, vec, stream);
-    default: HG_FAIL("gemv_rows: ", m, " rows (at most ", kGemvMaxRows, ")");
-  }
+  if (b_bf16)
+    gemv_typed(c, a, static_cast<const __nv_bfloat16*>(b), m, n, k, ldb, alpha, beta,
+               bf16_operands, stream);
+  else
+    gemv_typed(c, a, static_cast<const float*>(b), m, n, k, ldb, alpha, beta, bf16_operands,
+               stream);
 }
 
 }  // namespace hessgpt::cuda

@@ -72,11 +72,13 @@ void embedding_backward(float* dtable, const int32_t* order, const int32_t* offs
                         const int32_t* run_ids, int64_t runs, const float* dout, int64_t c,
                         cudaStream_t stream);
 
-// ---- gemv.cu: c[m, n] = alpha a b^T + beta c for m <= kGemvMaxRows, all F32,
-// row-major a [m, k], b [n, k], c [m, n] (beta 0: c not read). bf16_operands:
-// a and b rounded to BF16 as read (the BF16 products' rule), FP32 sums.
-void gemv_rows(float* c, const float* a, const float* b, int64_t m, int64_t n, int64_t k,
-               float alpha, float beta, bool bf16_operands, cudaStream_t stream);
+// ---- gemv.cu: c[m, n] = alpha a b^T + beta c for m <= kGemvMaxRows, row-major
+// a [m, k] and c [m, n] F32, b [n, k] with row length ldb >= k, F32 or (b_bf16)
+// BF16 storage (beta 0: c not read). bf16_operands: a and b rounded to BF16 as
+// read (the BF16 products' rule), FP32 sums.
+void gemv_rows(float* c, const float* a, const void* b, bool b_bf16, int64_t m, int64_t n,
+               int64_t k, int64_t ldb, float alpha, float beta, bool bf16_operands,
+               cudaStream_t stream);
 
 // ---- rmsnorm.cu -------------------------------------------------------------
 // RoPE fused into QK-Norm: the rows are those of a [B, T, heads, D] tensor, row r
