@@ -97,6 +97,12 @@ void DeviceSession::linear(const Tensor& y, const Tensor& x, const Tensor& w) {
   be_.matmul(y, x, false, w, true, 1.0f, 0.0f);
 }
 
+void DeviceSession::linear_stacked(const Tensor& y, const Tensor& x, const Tensor& stacked,
+                                   std::initializer_list<std::pair<const Tensor*, const Tensor*>> parts) {
+  if (stacked.data) return linear(y, x, stacked);
+  for (const auto& [out, w] : parts) linear(*out, x, *w);
+}
+
 void DeviceSession::round_embedding(const Tensor& x, const Tensor& x16) {
   if (w_.format() != WeightFormat::BF16) return;
   be_.convert(x16, x);
@@ -242,13 +248,7 @@ void DeviceSession::decode_ops() {
     const LayerParamIndex& p = lay.layers[static_cast<size_t>(l)];
     const DeviceLayerWeights& w = w_.layer(l);
     be_.rmsnorm_forward(ln1_, rstd1_, x1_, m_.param(p.input_norm), eps);
-    if (w.qkv.data) {
-      linear(qkv1_, ln1_, w.qkv);
-    } else {
-      linear(q, ln1_, w.q);
-      linear(k, ln1_, w.k);
-      linear(v, ln1_, w.v);
-    }
+    linear_stacked(qkv1_, ln1_, w.qkv, {{&q, &w.q}, {&k, &w.k}, {&v, &w.v}});
     if (c.qk_norm) {
       step.q_norm = m_.param(p.q_norm);
       step.k_norm = m_.param(p.k_norm);
@@ -259,12 +259,7 @@ void DeviceSession::decode_ops() {
     // The residual adds come out of the products (beta 1): one launch, not two.
     be_.matmul(x1_, att1_, false, w.o, true, 1.0f, 1.0f);
     be_.rmsnorm_forward(ln1_, rstd1_, x1_, m_.param(p.post_norm), eps);
-    if (w.gate_up.data) {
-      linear(gate_up1_, ln1_, w.gate_up);
-    } else {
-      linear(gate, ln1_, w.gate);
-      linear(up, ln1_, w.up);
-    }
+    linear_stacked(gate_up1_, ln1_, w.gate_up, {{&gate, &w.gate}, {&up, &w.up}});
     be_.swiglu_forward(act1_, gate, up);
     be_.matmul(x1_, act1_, false, w.down, true, 1.0f, 1.0f);
   }

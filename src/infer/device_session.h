@@ -16,8 +16,10 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "backend/backend.h"
@@ -71,6 +73,10 @@ class DeviceSession final : public Session {
   void attend(int64_t layer, int64_t t, const Tensor& q, const Tensor& k);
   // y[t, out] = x[t, in] w^T.
   void linear(const Tensor& y, const Tensor& x, const Tensor& w);
+  // The same through stacked weights (y holds the parts' outputs side by
+  // side) where there are, else part by part: {output, weights} each.
+  void linear_stacked(const Tensor& y, const Tensor& x, const Tensor& stacked,
+                      std::initializer_list<std::pair<const Tensor*, const Tensor*>> parts);
   // x's rows as a BF16 session reads the embedding: rounded to BF16 (through
   // x16, of x's size); nothing for FP32 weights.
   void round_embedding(const Tensor& x, const Tensor& x16);
