@@ -1,6 +1,7 @@
 // The matrices a DeviceSession multiplies by: the Model's FP32 parameters
 // (views, no copies) or, for a BF16 session, BF16 copies of them on the
-// model's backend (half the bytes each decoded token streams). Rows that are
+// model's backend (half the bytes each decoded token streams), taken when the
+// session is made: a session sees later changes to the model in FP32 only. Rows that are
 // adjacent in the parameter buffer are also offered stacked (q|k|v,
 // gate|up), so that one product serves them.
 #pragma once
