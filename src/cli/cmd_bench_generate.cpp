@@ -124,7 +124,8 @@ void setup(CLI::App& app) {
   auto* model = cmd->add_option("--model", o->model, "Preset or config.json (random weights)");
   auto* ck = cmd->add_option("--checkpoint", o->checkpoint, "Model directory");
   model->excludes(ck);
-  cmd->add_option("--bits", o->bits, "Weights: 32, 16 (bf16), 8 (int8), 4 (int4); the GPU decodes 32 or 16")
+  cmd->add_option("--bits", o->bits,
+                  "Weights: 32, 16 (bf16), 8 (int8), 4 (int4); the GPU decodes 32 or 16")
       ->capture_default_str();
   cmd->add_option("--group-size", o->group_size, "INT4 group size")->capture_default_str();
   cmd->add_option("--prompt-len", o->prompt_len, "Prompt tokens (one prefill pass)")->capture_default_str();

@@ -98,7 +98,7 @@ void DeviceSession::linear(const Tensor& y, const Tensor& x, const Tensor& w) {
 }
 
 void DeviceSession::linear_stacked(const Tensor& y, const Tensor& x, const Tensor& stacked,
-                                   std::initializer_list<std::pair<const Tensor*, const Tensor*>> parts) {
+                                   std::initializer_list<TensorPair> parts) {
   if (stacked.data) return linear(y, x, stacked);
   for (const auto& [out, w] : parts) linear(*out, x, *w);
 }

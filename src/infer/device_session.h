@@ -75,8 +75,9 @@ class DeviceSession final : public Session {
   void linear(const Tensor& y, const Tensor& x, const Tensor& w);
   // The same through stacked weights (y holds the parts' outputs side by
   // side) where there are, else part by part: {output, weights} each.
+  using TensorPair = std::pair<const Tensor*, const Tensor*>;
   void linear_stacked(const Tensor& y, const Tensor& x, const Tensor& stacked,
-                      std::initializer_list<std::pair<const Tensor*, const Tensor*>> parts);
+                      std::initializer_list<TensorPair> parts);
   // x's rows as a BF16 session reads the embedding: rounded to BF16 (through
   // x16, of x's size); nothing for FP32 weights.
   void round_embedding(const Tensor& x, const Tensor& x16);

@@ -109,7 +109,8 @@ TEST_F(CudaOps, MatmulOfAFewRowsWithBf16Weights) {
     bool padded;
   };
   for (const Case cs : {Case{1, 1920, 1280, false}, Case{1, 1280, 3413, true},
-                        Case{1, 37, 3413, false}, Case{3, 131, 19, true}, Case{8, 64, 256, false}}) {
+                        Case{1, 37, 3413, false}, Case{3, 131, 19, true},
+                        Case{8, 64, 256, false}}) {
     const int64_t m = cs.m, n = cs.n, k = cs.k, ldb = cs.padded ? padded_width(k) : k;
     const Vec a = random_floats(m * k, 31), c0 = random_floats(m * n, 33);
     const std::vector<uint16_t> b16 = [&] {
@@ -136,8 +137,10 @@ TEST_F(CudaOps, MatmulOfAFewRowsWithBf16Weights) {
         const auto run = [&](const char* gemv) {
           const testing::ScopedEnv env("HESSGPT_GEMV", gemv);
           gpu_->set_matmul_precision(bf16 ? MatmulPrecision::BF16 : MatmulPrecision::FP32);
-          const Tensor c = on(*gpu_, beta == 0.0f ? poison(static_cast<size_t>(m * n)) : c0, {m, n});
-          gpu_->matmul(c, on(*gpu_, a, {m, k}), false, on16(*gpu_, b16, {n, ldb}), true, 1.0f, beta);
+          const Vec c_start = beta == 0.0f ? poison(static_cast<size_t>(m * n)) : c0;
+          const Tensor c = on(*gpu_, c_start, {m, n});
+          const Tensor b = on16(*gpu_, b16, {n, ldb});
+          gpu_->matmul(c, on(*gpu_, a, {m, k}), false, b, true, 1.0f, beta);
           gpu_->set_matmul_precision(MatmulPrecision::FP32);
           return host(*gpu_, c);
         };

@@ -62,7 +62,8 @@ Expected reference(const DecodeCase& c, const DecodeInputs& in, int64_t pos) {
   // Keys 0 .. pos: the cache's earlier rows, then this step's.
   const auto key = [&](int64_t j, int64_t g, int64_t i, bool value) {
     const size_t at = static_cast<size_t>((j * c.kv + g) * c.d + i);
-    if (j == pos) return value ? e.v_row[static_cast<size_t>(g * c.d + i)] : e.k_row[static_cast<size_t>(g * c.d + i)];
+    const auto own = static_cast<size_t>(g * c.d + i);
+    if (j == pos) return value ? e.v_row[own] : e.k_row[own];
     return static_cast<double>(value ? in.v_cache[at] : in.k_cache[at]);
   };
   const double scale = 1.0 / std::sqrt(static_cast<double>(c.d));
@@ -72,7 +73,8 @@ Expected reference(const DecodeCase& c, const DecodeInputs& in, int64_t pos) {
     double mx = -INFINITY;
     for (int64_t j = 0; j <= pos; ++j) {
       double dot = 0;
-      for (int64_t i = 0; i < c.d; ++i) dot += e.q_out[static_cast<size_t>(h * c.d + i)] * key(j, g, i, false);
+      for (int64_t i = 0; i < c.d; ++i)
+        dot += e.q_out[static_cast<size_t>(h * c.d + i)] * key(j, g, i, false);
       scores[static_cast<size_t>(j)] = dot * scale;
       mx = std::max(mx, dot * scale);
     }
@@ -144,10 +146,12 @@ TEST(DecodeAttention, RejectsWhatDoesNotFit) {
   });
   expect_error("q_norm and k_norm go together",
                [](testing::DecodeTensors& t) { t.step.k_norm = Tensor(); });
-  expect_error("k_raw", [](testing::DecodeTensors& t) { t.step.k_raw = t.step.k_raw.view({16}).slice(0, 8); });
+  expect_error("k_raw",
+               [](testing::DecodeTensors& t) { t.step.k_raw = t.step.k_raw.view({16}).slice(0, 8); });
   expect_error("pos must be one I32",
                [](testing::DecodeTensors& t) { t.step.pos = t.step.out.view({32}).slice(0, 1); });
-  expect_error("RoPE table", [](testing::DecodeTensors& t) { t.step.cos = t.step.cos.slice(0, 8); });
+  expect_error("RoPE table",
+               [](testing::DecodeTensors& t) { t.step.cos = t.step.cos.slice(0, 8); });
 }
 
 }  // namespace

@@ -191,6 +191,16 @@ void expect_bf16_matrices(Backend& be) {
 
 // ---- DeviceSession on the CPU backend ----------------------------------------
 
+std::string error_text(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+
 TEST(DeviceSession, Bf16MatricesMatchTheDecoderSessionsBf16) {
   auto be = make_backend("cpu", 2);
   expect_bf16_matrices(*be);
@@ -270,18 +280,12 @@ TEST(DeviceSession, RefusesWhatItCannotDecode) {
   auto be = make_backend("cpu", 1);
   Model f64(c, *be, DType::F64);
   EXPECT_THROW({ DeviceSession s(f64); }, Error);
+  Model f32(c, *be);
+  const std::string q8 = error_text([&] { DeviceSession s(f32, 0, WeightFormat::Q8); });
+  EXPECT_NE(q8.find("keeps its weights in FP32 or BF16, not int8"), std::string::npos) << q8;
 }
 
 // ---- the factory --------------------------------------------------------------
-
-std::string error_text(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 TEST(OpenSession, QuantisedWeightsDecodeOnTheCpuAndCudaSaysSo) {
   testing::TempDir dir;
@@ -299,7 +303,8 @@ TEST(OpenSession, QuantisedWeightsDecodeOnTheCpuAndCudaSaysSo) {
   EXPECT_EQ(decode_device("cpu", {dir / "int8"}, -1), "cpu");
   EXPECT_EQ(decode_device("cuda", {dir / "fp32"}, 32), "cuda");
   const std::string bits = error_text([&] { decode_device("cuda", {dir / "fp32"}, 8); });
-  EXPECT_NE(bits.find("--device cuda decodes FP32 checkpoints; --bits 8 is a CPU format: use --device cpu (or --bits 32 or 16)"),
+  EXPECT_NE(bits.find("--device cuda decodes FP32 checkpoints; --bits 8 is a CPU format: "
+                      "use --device cpu (or --bits 32 or 16)"),
             std::string::npos) << bits;
   const std::string quantised = error_text([&] { decode_device("cuda", {dir / "int8"}, -1); });
   EXPECT_NE(quantised.find("holds quantised weights"), std::string::npos) << quantised;

@@ -158,8 +158,8 @@ void CudaBackend::clear_timing_marks() { s_->marks_used = 0; }
 namespace {
 // Products of a few rows (decoding's one token) go to the GEMV kernel
 // (gemv.cu): F32 a and c, F32 or BF16 (storage) b, a [m, k] times b [n, k]
-// transposed, b's rows possibly padded, no other padded widths. HESSGPT_GEMV=0 sends them to cuBLASLt too (A/B timings); read at
-// every call.
+// transposed, b's rows possibly padded, no other padded widths.
+// HESSGPT_GEMV=0 sends them to cuBLASLt too (A/B timings); read at every call.
 bool runs_as_gemv(const Tensor& c, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b,
                   const MatmulShape& s) {
   if (trans_a || !trans_b || s.m > cuda::kGemvMaxRows) return false;

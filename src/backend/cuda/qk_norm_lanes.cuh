@@ -51,7 +51,8 @@ __global__ void qk_norm_rope_forward_lanes_kernel(Out* out, float* rstd, const f
   const float s = static_cast<float>(1.0 / sqrt(ss / static_cast<double>(d) + eps));
   if (sl == 0) rstd[r] = s;
   const int64_t pos = rope.pos0 + (r / rope.heads) % rope.t;
-  const F4 c = load_pack<4>(rope.cos + pos * half + j), sn = load_pack<4>(rope.sin + pos * half + j);
+  const F4 c = load_pack<4>(rope.cos + pos * half + j);
+  const F4 sn = load_pack<4>(rope.sin + pos * half + j);
   const F4 wl = load_pack<4>(w + j), wh = load_pack<4>(w + half + j);
   Pack<Out, 4> ol, oh;
 #pragma unroll
