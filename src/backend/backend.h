@@ -252,7 +252,10 @@ class Backend {
   // first, so that the backend's working memory has grown to what they need.
   // Returns null where the backend does not record (the default) or the ops
   // cannot be recorded (the reason is logged); the caller runs them op by op.
-  virtual std::unique_ptr<RecordedOps> record(const std::function<void()>& ops);
+  virtual std::unique_ptr<RecordedOps> record(const std::function<void()>& ops) {
+    (void)ops;
+    return nullptr;
+  }
 
   // ---- timing marks (hessgpt bench train --profile) --------------------------
   // A mark notes where the op stream has got to; ms_between(from, to) is the

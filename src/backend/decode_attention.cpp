@@ -92,9 +92,4 @@ void Backend::decode_attention(const DecodeAttention& s) {
                     s.v_cache.slice(0, keys).view({1, keys, kv, hd}), s.scale, p);
 }
 
-std::unique_ptr<RecordedOps> Backend::record(const std::function<void()>& ops) {
-  (void)ops;
-  return nullptr;
-}
-
 }  // namespace hessgpt

@@ -158,6 +158,18 @@ class CudaOps : public ::testing::Test {
                           scale);
     return {host(be, dq), host(be, dk), host(be, dv)};
   }
+  // c [m, n] = a [m, k] b^T + beta c0 (c starts as poison for beta 0) on the
+  // GPU, under BF16 or FP32 products, with HESSGPT_GEMV=gemv ("1": the GEMV
+  // kernel, "0": cuBLASLt); b is on the GPU already.
+  Vec few_rows_product(const Vec& a, const Tensor& b, const Vec& c0, int64_t m, int64_t n,
+                       int64_t k, float beta, bool bf16, const char* gemv) {
+    const testing::ScopedEnv env("HESSGPT_GEMV", gemv);
+    gpu_->set_matmul_precision(bf16 ? MatmulPrecision::BF16 : MatmulPrecision::FP32);
+    const Tensor c = on(*gpu_, beta == 0.0f ? poison(static_cast<size_t>(m * n)) : c0, {m, n});
+    gpu_->matmul(c, on(*gpu_, a, {m, k}), false, b, true, 1.0f, beta);
+    gpu_->set_matmul_precision(MatmulPrecision::FP32);
+    return host(*gpu_, c);
+  }
   // Fresh poison, so that an element the kernel never writes shows up.
   Vec poison(size_t n) { return Vec(n, std::numeric_limits<float>::quiet_NaN()); }
 
