@@ -51,3 +51,14 @@ for spec in "${NPM_PACKAGES[@]}"; do
     npm install --silent --no-audit --no-fund --prefix .deps/npm "$spec"
   fi
 done
+# llama.cpp, prebuilt for x64 CPUs, as the GGUF export's test oracle. Its own
+# folder and --omit=optional keep out the CUDA and Vulkan builds (~1 GB) that
+# node-llama-cpp lists as optional dependencies.
+LLAMA_PACKAGES=(node-llama-cpp@3.22.1 @node-llama-cpp/linux-x64@3.22.1)
+if [[ ! -f .deps/llama/node_modules/@node-llama-cpp/linux-x64/package.json ||
+      ! -f .deps/llama/node_modules/node-llama-cpp/package.json ]]; then
+  echo "setup: installing npm packages ${LLAMA_PACKAGES[*]} (llama.cpp, the GGUF test oracle)"
+  mkdir -p .deps/llama
+  npm install --silent --no-audit --no-fund --omit=optional --save-exact --prefix .deps/llama \
+    "${LLAMA_PACKAGES[@]}"
+fi

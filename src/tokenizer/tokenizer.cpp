@@ -152,6 +152,23 @@ std::string Tokenizer::id_to_piece(int32_t id) const {
   return impl_->sp.IdToPiece(id);
 }
 
+Tokenizer::PieceKind Tokenizer::piece_kind(int32_t id) const {
+  if (id < 0 || id >= token::kVocabSize) HG_FAIL("token id ", id, " is outside the vocabulary");
+  if (token::is_special(id)) return PieceKind::kControl;
+  if (id >= impl_->piece_count) return PieceKind::kUnused;
+  const auto& sp = impl_->sp;
+  if (sp.IsUnknown(id)) return PieceKind::kUnknown;
+  if (sp.IsControl(id)) return PieceKind::kControl;
+  if (sp.IsByte(id)) return PieceKind::kByte;
+  if (sp.IsUnused(id)) return PieceKind::kUnused;
+  return PieceKind::kNormal;
+}
+
+float Tokenizer::piece_score(int32_t id) const {
+  if (id < 0 || id >= token::kVocabSize) HG_FAIL("token id ", id, " is outside the vocabulary");
+  return id < impl_->piece_count ? impl_->sp.GetScore(id) : 0.0f;
+}
+
 int32_t Tokenizer::vocab_size() const { return token::kVocabSize; }
 int32_t Tokenizer::piece_count() const { return impl_->piece_count; }
 const std::string& Tokenizer::checksum() const { return impl_->checksum; }

@@ -67,6 +67,13 @@ class Tokenizer {
   std::string decode(std::span<const int32_t> ids) const;
   // The piece of one id ("▁the", "<0x0A>", "<|end|>").
   std::string id_to_piece(int32_t id) const;
+  // What an id is, for exports that carry the vocabulary (GGUF token types):
+  // kUnused for ids between the last piece and the special tokens.
+  enum class PieceKind { kNormal, kUnknown, kControl, kByte, kUnused };
+  PieceKind piece_kind(int32_t id) const;
+  // The SentencePiece score of a piece (its merge priority); 0 for special
+  // and unused ids. Throws Error on an id outside 0..vocab_size()-1.
+  float piece_score(int32_t id) const;
 
   // Ids this tokenizer can produce or read: always token::kVocabSize (32008),
   // since the special tokens sit at 32000..32007 whatever the model's size.
