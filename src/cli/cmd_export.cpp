@@ -43,17 +43,24 @@ void run(const ExportOptions& o) {
   if (o.format == "gguf" && fs::is_directory(o.out))
     HG_FAIL("'", o.out, "' is a directory; --format gguf writes a file");
 
-  auto backend = hessgpt::make_backend("cpu", resolve_threads(0));
-  auto model = load_model_dir(o.checkpoint, *backend);
-  if (!o.adapter.empty()) {
+  // Without an adapter the checkpoint's values are all an export needs: no
+  // model (and no second copy of the weights) is built.
+  ModelConfig config = load_config_file((fs::path(o.checkpoint) / "config.json").string());
+  ParamLayout layout = make_param_layout(config);
+  std::vector<float> values;
+  if (o.adapter.empty()) {
+    values = read_param_values((fs::path(o.checkpoint) / "model.safetensors").string(), layout);
+  } else {
+    auto backend = hessgpt::make_backend("cpu", resolve_threads(0));
+    auto model = load_model_dir(o.checkpoint, *backend);
     load_adapter_dir(*model, o.adapter);
     model->merge_lora();
+    values = model->params_host();
   }
   const auto tokenizer = o.tokenizer.empty() ? Tokenizer::load_default()
                                              : Tokenizer::load(o.tokenizer);
   const ExportVocab vocab = export_vocab(*tokenizer);
-  const std::vector<float> values = model->params_host();
-  const ExportWeights weights{model->config(), model->layout(), values};
+  const ExportWeights weights{config, layout, values};
   const std::string name =
       !o.name.empty() ? o.name : fs::path(o.checkpoint).lexically_normal().filename().string();
   if (o.format == "hf")
@@ -66,11 +73,11 @@ void run(const ExportOptions& o) {
   const uintmax_t bytes = fs::is_directory(o.out) ? fs::file_size(fs::path(o.out) / "model.safetensors")
                                                   : fs::file_size(o.out);
   log_info("exported ", o.checkpoint, " as ", o.format, " (", dtype, ") -> ", o.out, " in ",
-           seconds, " s. ", softcap_note(model->config()));
+           seconds, " s. ", softcap_note(config));
   if (o.json)
     print_json({{"format", o.format}, {"dtype", dtype}, {"out", o.out}, {"weights_bytes", bytes},
-                {"parameters", model->config().parameter_count()}, {"seconds", seconds},
-                {"note", softcap_note(model->config())}});
+                {"parameters", config.parameter_count()}, {"seconds", seconds},
+                {"note", softcap_note(config)}});
 }
 
 void setup(CLI::App& app) {

@@ -36,9 +36,8 @@ void save_model_dir(const Model& model, const std::string& dir) {
   fsync_path(dir);
 }
 
-void load_model_weights(Model& model, const std::string& path) {
+std::vector<float> read_param_values(const std::string& path, const ParamLayout& layout) {
   SafetensorsReader reader(path);
-  const ParamLayout& layout = model.layout();
   std::vector<float> values(static_cast<size_t>(layout.total));
   for (const ParamInfo& p : layout.params) {
     const SafetensorsEntry& e = reader.at(p.name);
@@ -55,7 +54,11 @@ void load_model_weights(Model& model, const std::string& path) {
   for (const auto& [name, entry] : reader.entries())
     if (!layout.find(name))
       HG_FAIL(path, ": unexpected tensor '", name, "' (not part of this model config)");
-  model.set_params_host(values);
+  return values;
+}
+
+void load_model_weights(Model& model, const std::string& path) {
+  model.set_params_host(read_param_values(path, model.layout()));
 }
 
 std::unique_ptr<Model> load_model_dir(const std::string& dir, Backend& backend, DType dtype) {

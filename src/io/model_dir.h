@@ -13,6 +13,12 @@ namespace hessgpt {
 // to a temporary name, flushed and renamed, so a crash never leaves a torn file.
 void save_model_dir(const Model& model, const std::string& dir);
 
+// A safetensors file's values in the layout's order, checking that every
+// expected tensor is present with the right shape and nothing unexpected is
+// there (no model needed: exports read checkpoints this way).
+std::vector<float> read_param_values(const std::string& safetensors_path,
+                                     const ParamLayout& layout);
+
 // Weights from a safetensors file into the model, checking that every expected
 // tensor is present with the right shape and nothing unexpected is there.
 void load_model_weights(Model& model, const std::string& safetensors_path);
