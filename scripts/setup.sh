@@ -14,6 +14,7 @@ DEBIAN_PACKAGES=(
   nlohmann-json3-dev libcli11-dev libcpp-httplib-dev libxxhash-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   bubblewrap                    # the Python sandbox
+  libopenmpi-dev openmpi-bin    # data-parallel training (mpirun -np N hessgpt pretrain)
   python3-torch python3-numpy   # independent numerical oracle for tests (/usr/bin/python3)
   python3.11-doc dict-foldoc git-doc   # demo corpus: Python docs (PSF), FOLDOC (GFDL), Git manual HTML (GPL-2)
 )

@@ -1,9 +1,11 @@
 #include "cli/cli_util.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <thread>
 
+#include "dist/communicator.h"
 #include "infer/open_session.h"
 
 namespace hessgpt::cli {
@@ -36,8 +38,9 @@ void add_memory_options(CLI::App* cmd, MemoryOptions& options) {
 
 int resolve_threads(int requested) {
   if (requested > 0) return requested;
-  const unsigned n = std::thread::hardware_concurrency();
-  return n == 0 ? 1 : static_cast<int>(n);
+  // Ranks sharing a host share its cores (mpirun -np N on one machine).
+  const int n = static_cast<int>(std::thread::hardware_concurrency());
+  return std::max(1, n / std::max(1, dist::local_size()));
 }
 
 std::unique_ptr<Backend> make_backend(const ComputeOptions& options, bool cuda_ready) {

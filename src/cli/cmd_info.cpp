@@ -5,6 +5,7 @@
 #include "backend/backend.h"
 #include "cli/cli_util.h"
 #include "cli/command_registry.h"
+#include "dist/communicator.h"
 #include "core/model_config.h"
 #include "model/memory_estimate.h"
 
@@ -43,12 +44,15 @@ double gib(size_t bytes) { return static_cast<double>(bytes) / (1024.0 * 1024.0 
 
 void run_info(const InfoOptions& o) {
   if (o.backends) {
-    const nlohmann::json j = {{"compiled", compiled_backends()}, {"available", available_backends()}};
+    const nlohmann::json j = {{"compiled", compiled_backends()},
+                              {"available", available_backends()},
+                              {"data_parallel", dist::compiled_transports()}};
     if (o.json) {
       print_json(j);
     } else {
-      std::printf("compiled backends:  %s\navailable backends: %s\n", j["compiled"].dump().c_str(),
-                  j["available"].dump().c_str());
+      std::printf("compiled backends:  %s\navailable backends: %s\ndata parallel:      %s\n",
+                  j["compiled"].dump().c_str(), j["available"].dump().c_str(),
+                  j["data_parallel"].dump().c_str());
     }
     return;
   }

@@ -6,9 +6,12 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
+#include <span>
 
 #include "core/log.h"
 #include "data/loader.h"
+#include "dist/local_communicator.h"
 #include "io/model_dir.h"
 #include "model/memory_estimate.h"
 #include "model/model.h"
@@ -34,7 +37,7 @@ void PretrainConfig::validate() const {
 }
 
 nlohmann::json PretrainConfig::identity() const {
-  return {{"data_dir", fs::weakly_canonical(data_dir).string()},
+  nlohmann::json j = {{"data_dir", fs::weakly_canonical(data_dir).string()},
           {"steps", steps},
           {"batch", batch},
           {"accum", accum},
@@ -49,6 +52,9 @@ nlohmann::json PretrainConfig::identity() const {
           {"eps", eps},
           {"clip_norm", clip_norm},
           {"seed", seed}};
+  // Only when data parallel, so single-process runs keep their identity.
+  if (ranks > 1) j["ranks"] = ranks;
+  return j;
 }
 
 namespace {
@@ -61,15 +67,15 @@ struct DataPosition {
 };
 
 int64_t steps_in_chunk(const data::Dataset& data, int chunk, const PretrainConfig& c) {
-  data::BatchLoader probe(data, chunk, data::Split::kTrain, c.batch, c.seq,
+  data::BatchLoader probe(data, chunk, data::Split::kTrain, c.global_batch(), c.seq,
                           data::Order::kRandom, c.seed, 65536);
-  return probe.examples_per_epoch() / (c.batch * c.accum);
+  return probe.examples_per_epoch() / (c.global_batch() * c.accum);
 }
 
 class PretrainRun {
  public:
-  PretrainRun(const PretrainConfig& config, Backend& backend)
-      : cfg_(config), backend_(backend), data_(data::Dataset::open(config.data_dir)) {}
+  PretrainRun(const PretrainConfig& config, Backend& backend, dist::Communicator& comm)
+      : cfg_(config), backend_(backend), comm_(comm), data_(data::Dataset::open(config.data_dir)) {}
 
   PretrainResult run();
 
@@ -80,8 +86,12 @@ class PretrainRun {
   nlohmann::json checkpoint_state() const;
   void restore(const nlohmann::json& state);
 
+  // Every rank takes the same decision on a value only rank 0 may have seen.
+  void check_same_on_every_rank(int64_t value, const char* what);
+
   PretrainConfig cfg_;
   Backend& backend_;
+  dist::Communicator& comm_;
   data::Dataset data_;
   std::unique_ptr<Model> model_;
   std::unique_ptr<AdamW> opt_;
@@ -110,7 +120,7 @@ void PretrainRun::check_memory(const ModelConfig& mc) const {
 
 void PretrainRun::open_loader() {
   loader_ = std::make_unique<data::BatchLoader>(
-      data_, static_cast<int>(pos_.chunk), data::Split::kTrain, cfg_.batch, cfg_.seq,
+      data_, static_cast<int>(pos_.chunk), data::Split::kTrain, cfg_.global_batch(), cfg_.seq,
       data::Order::kRandom, cfg_.seed + static_cast<uint64_t>(pos_.pass), 
       static_cast<int32_t>(model_->config().vocab_size));
 }
@@ -121,21 +131,28 @@ double PretrainRun::validate_chunk() {
   if (rows == 0) return std::nan("");
   data::BatchLoader probe(data_, chunk, data::Split::kVal, 1, cfg_.seq, data::Order::kSequential,
                           0, static_cast<int32_t>(model_->config().vocab_size));
-  const int64_t batch = std::min(cfg_.batch, probe.examples_per_epoch());
+  // Batches of the global micro-batch's size, each dealt out over the ranks as
+  // in training: the validation loss does not depend on the number of ranks.
+  const int64_t batch = std::min(cfg_.global_batch(), probe.examples_per_epoch());
   data::BatchLoader val(data_, chunk, data::Split::kVal, batch, cfg_.seq,
                         data::Order::kSequential, 0,
                         static_cast<int32_t>(model_->config().vocab_size));
   const int64_t n_batches = std::max<int64_t>(1, std::min(cfg_.eval_batches, val.batches_per_epoch()));
+  const int64_t per_rank = (batch + comm_.size() - 1) / comm_.size();
+  const int64_t first = std::min(batch, comm_.rank() * per_rank);
+  const int64_t mine = std::min(batch, first + per_rank) - first;
+  const size_t offset = static_cast<size_t>(first * cfg_.seq);
   std::vector<int32_t> ids(static_cast<size_t>(batch * cfg_.seq)), tg(ids.size());
-  double sum = 0;
-  int64_t count = 0;
+  double totals[2] = {0, 0};  // loss sum, token count
   for (int64_t i = 0; i < n_batches; ++i) {
     val.next(ids, tg);
-    const LossSum l = model_->evaluate(ids.data(), tg.data(), batch, cfg_.seq);
-    sum += l.sum;
-    count += l.count;
+    if (mine == 0) continue;
+    const LossSum l = model_->evaluate(ids.data() + offset, tg.data() + offset, mine, cfg_.seq);
+    totals[0] += l.sum;
+    totals[1] += static_cast<double>(l.count);
   }
-  return count ? sum / static_cast<double>(count) : std::nan("");
+  comm_.allreduce_sum(totals);
+  return totals[1] > 0 ? totals[0] / totals[1] : std::nan("");
 }
 
 nlohmann::json PretrainRun::checkpoint_state() const {
@@ -145,6 +162,16 @@ nlohmann::json PretrainRun::checkpoint_state() const {
           {"loader", loader_->state().to_json()},
           {"val_loss_by_chunk", val_by_chunk_},
           {"skipped_steps", skipped_}};
+}
+
+void PretrainRun::check_same_on_every_rank(int64_t value, const char* what) {
+  if (comm_.size() == 1) return;
+  double v[2] = {static_cast<double>(value), static_cast<double>(value) * static_cast<double>(value)};
+  comm_.allreduce_sum(v);
+  const double n = comm_.size(), mean = v[0] / n;
+  if (v[1] / n - mean * mean > 1e-9)
+    HG_FAIL("the ranks disagree on ", what, " (this rank: ", value, "); every rank must see the "
+            "same run directory and data (a shared filesystem)");
 }
 
 void PretrainRun::restore(const nlohmann::json& s) {
@@ -186,8 +213,12 @@ PretrainResult PretrainRun::run() {
   AdamWConfig oc{cfg_.beta1, cfg_.beta2, cfg_.eps, cfg_.weight_decay, cfg_.clip_norm};
   opt_ = std::make_unique<AdamW>(*model_, oc);
 
+  // One set of initial weights for all replicas, whatever each host's RNG and
+  // thread count would give.
+  comm_.broadcast(backend_, model_->params(), 0);
   int64_t start = 0;
-  fs::create_directories(cfg_.run_dir);
+  if (comm_.rank() == 0) fs::create_directories(cfg_.run_dir);
+  comm_.barrier();
   if (auto ck = find_latest_checkpoint(cfg_.run_dir)) {
     const nlohmann::json saved = read_checkpoint_state(*ck);
     nlohmann::json want = cfg_.identity();
@@ -207,16 +238,24 @@ PretrainResult PretrainRun::run() {
     if (cfg_.resume) log_info("no checkpoint in ", cfg_.run_dir, ": starting a new run");
     open_loader();
   }
-  {
+  check_same_on_every_rank(start, "the step to resume from");
+  const bool writer = comm_.rank() == 0;
+  if (writer) {
     nlohmann::json saved = cfg_.identity();
     saved["steps"] = total;
     saved["model"] = config_to_json(mc);
     std::ofstream(fs::path(cfg_.run_dir) / "train_config.json") << saved.dump(2) << "\n";
   }
-  MetricsLog metrics((fs::path(cfg_.run_dir) / "metrics.jsonl").string(), start);
-  const int64_t step_tokens = cfg_.batch * cfg_.seq * cfg_.accum;
+  std::optional<MetricsLog> metrics;
+  if (writer) metrics.emplace((fs::path(cfg_.run_dir) / "metrics.jsonl").string(), start);
+  if (comm_.size() > 1)
+    log_info("data parallel over ", comm_.size(), " ranks (", comm_.name(), "): ", cfg_.batch,
+             " sequences per rank and micro-batch, ", cfg_.global_batch() * cfg_.accum, " per step");
+  const int64_t step_tokens = cfg_.global_batch() * cfg_.seq * cfg_.accum;
   const double loss_scale = 1.0 / static_cast<double>(step_tokens);
-  std::vector<int32_t> ids(static_cast<size_t>(cfg_.batch * cfg_.seq)), tg(ids.size());
+  // The global micro-batch; this rank trains on its rows.
+  std::vector<int32_t> ids(static_cast<size_t>(cfg_.global_batch() * cfg_.seq)), tg(ids.size());
+  const size_t my_rows = static_cast<size_t>(comm_.rank() * cfg_.batch * cfg_.seq);
   ProgressMeter progress(total, start);
   int bad_in_a_row = 0;
 
@@ -235,7 +274,12 @@ PretrainResult PretrainRun::run() {
     double loss_sum = 0;
     for (int64_t a = 0; a < cfg_.accum; ++a) {
       loader_->next(ids, tg);
-      loss_sum += model_->forward_backward(ids.data(), tg.data(), cfg_.batch, cfg_.seq, loss_scale).sum;
+      loss_sum += model_->forward_backward(ids.data() + my_rows, tg.data() + my_rows, cfg_.batch,
+                                           cfg_.seq, loss_scale).sum;
+    }
+    if (comm_.size() > 1) {
+      comm_.allreduce_sum(backend_, model_->grads());
+      comm_.allreduce_sum(std::span<double>(&loss_sum, 1));
     }
     const double loss = loss_sum / static_cast<double>(step_tokens);
     const double norm = opt_->grad_norm();
@@ -248,7 +292,7 @@ PretrainResult PretrainRun::run() {
                "); update skipped");
       if (++bad_in_a_row >= cfg_.max_bad_steps) {
         rec["skipped_total"] = skipped_;
-        metrics.append(rec);
+        if (metrics) metrics->append(rec);
         HG_FAIL("stopping: ", bad_in_a_row, " consecutive steps had a non-finite loss or gradient "
                 "(lower --lr, check the data); the last good checkpoint is in ", cfg_.run_dir);
       }
@@ -274,13 +318,13 @@ PretrainResult PretrainRun::run() {
         result.last_val_loss = val;
       }
     }
-    metrics.append(rec);
-    if (cfg_.log_every > 0 && (step % cfg_.log_every == 0 || step == total || rec.contains("val_loss")))
+    if (metrics) metrics->append(rec);
+    if (writer && cfg_.log_every > 0 && (step % cfg_.log_every == 0 || step == total || rec.contains("val_loss")))
       progress.print(rec);
     result.last_loss = loss;
     result.steps_done = step;
 
-    if ((cfg_.save_every > 0 && step % cfg_.save_every == 0) || step == total) {
+    if (writer && ((cfg_.save_every > 0 && step % cfg_.save_every == 0) || step == total)) {
       const auto t_save = std::chrono::steady_clock::now();
       const std::string where = save_training_checkpoint(cfg_.run_dir, step, *model_, *opt_,
                                                          checkpoint_state(), cfg_.keep_last);
@@ -294,7 +338,8 @@ PretrainResult PretrainRun::run() {
     }
   }
   if (start >= total) log_info("run already complete (", total, " steps)");
-  save_model_dir(*model_, (fs::path(cfg_.run_dir) / "final").string());
+  if (writer) save_model_dir(*model_, (fs::path(cfg_.run_dir) / "final").string());
+  comm_.barrier();  // the run directory is whole before any rank returns
   result.completed = true;
   result.steps_done = total;
   result.skipped_steps = skipped_;
@@ -304,10 +349,18 @@ PretrainResult PretrainRun::run() {
 
 }  // namespace
 
-PretrainResult run_pretrain(const PretrainConfig& config, Backend& backend) {
-  config.validate();
-  PretrainRun run(config, backend);
+PretrainResult run_pretrain(const PretrainConfig& config, Backend& backend,
+                            dist::Communicator& comm) {
+  PretrainConfig c = config;
+  c.ranks = comm.size();
+  c.validate();
+  PretrainRun run(c, backend, comm);
   return run.run();
+}
+
+PretrainResult run_pretrain(const PretrainConfig& config, Backend& backend) {
+  dist::LocalCommunicator one;
+  return run_pretrain(config, backend, one);
 }
 
 }  // namespace hessgpt

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "backend/backend.h"
+#include "dist/communicator.h"
 #include "core/model_config.h"
 #include "model/activations.h"
 
@@ -42,6 +43,10 @@ struct PretrainConfig {
   int max_bad_steps = 5;        // consecutive non-finite steps before giving up
   int64_t stop_after = 0;       // stop (as if killed) after this step; for tests
   bool resume = false;          // informational: resuming is automatic
+  int ranks = 1;                // data-parallel ranks (set by run_pretrain from its communicator)
+
+  // Sequences in one micro-batch over all ranks.
+  int64_t global_batch() const { return batch * ranks; }
 
   MemoryOptions memory() const { return {recompute, bf16_ffn, bf16_activations, recompute_mlp}; }
   void validate() const;
@@ -61,5 +66,13 @@ struct PretrainResult {
 // Runs (or resumes) the run in config.run_dir. Throws Error for bad input,
 // a run that cannot fit in memory, or repeated non-finite steps.
 PretrainResult run_pretrain(const PretrainConfig& config, Backend& backend);
+// Data parallel over comm's ranks (dist/communicator.h): --batch is each
+// rank's micro-batch, so a step holds batch x accum x ranks sequences; rank r
+// trains on rows [r batch, (r+1) batch) of each global micro-batch, which
+// makes N ranks at --batch B the same run as one rank at --batch N*B. Only
+// rank 0 writes the run directory (which every rank must see: resuming reads
+// it on all of them).
+PretrainResult run_pretrain(const PretrainConfig& config, Backend& backend,
+                            dist::Communicator& comm);
 
 }  // namespace hessgpt

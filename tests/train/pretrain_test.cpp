@@ -8,7 +8,7 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "common/test_util.h"
-#include "data/pipeline.h"
+#include "train/byte_dataset.h"
 #include "io/safetensors.h"
 #include "train/checkpoint.h"
 #include "train/metrics_log.h"
@@ -23,29 +23,7 @@ namespace fs = std::filesystem;
 using hessgpt::testing::TempDir;
 
 using hessgpt::testing::read_bytes;
-
-// A small prepared dataset (byte-level ids, so no tokenizer is involved).
-void prepare_bytes(const std::string& dir) {
-  std::string corpus;
-  for (int i = 0; i < 400; ++i) {
-    std::string text = "Line " + std::to_string(i) + ": the quick brown fox " +
-                       std::to_string(i * 7919 % 1000) + " jumps over the lazy dog near river " +
-                       std::to_string(i % 13) + ".";
-    corpus += nlohmann::json({{"text", text}}).dump() + "\n";
-  }
-  fs::create_directories(dir);
-  std::ofstream(dir + "/c.jsonl") << corpus;
-  data::PrepareOptions o;
-  o.mix = data::parse_mix({{"sources", {{{"name", "c"}, {"share", 1}, {"paths", {"c.jsonl"}},
-                                         {"format", "jsonl"}, {"filter", {{"profile", "none"}}}}}}},
-                          "mix", dir, "");
-  o.out_dir = dir + "/data";
-  o.seq_len = 64;
-  o.chunk_tokens = 12000;  // several chunks
-  o.val_fraction = 0.1;
-  o.threads = 1;
-  data::run_prepare(o, *data::make_byte_encoder());
-}
+using hessgpt::testing::prepare_bytes;
 
 class Pretrain : public ::testing::Test {
  protected:

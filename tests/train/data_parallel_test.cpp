@@ -1,0 +1,119 @@
+// Data-parallel pretraining under mpirun (dist/communicator.h): two ranks at
+// --batch B train the same run as one process at --batch 2B (same losses,
+// gradient norms, validation and weights up to summation order), write the
+// run directory once, and resume exactly. Skipped where the binary has no MPI
+// or mpirun is missing.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "common/test_util.h"
+#include "io/safetensors.h"
+#include "train/byte_dataset.h"
+
+namespace hessgpt {
+namespace {
+
+using testing::run_command;
+using testing::TempDir;
+
+bool mpi_ready() {
+  const auto info = run_command("(" + testing::hessgpt_binary() + " info --backends --json 2>/dev/null)");
+  if (info.exit_code != 0) return false;
+  const auto transports = nlohmann::json::parse(info.out)["data_parallel"];
+  return std::find(transports.begin(), transports.end(), "mpi") != transports.end() &&
+         run_command("command -v mpirun").exit_code == 0;
+}
+
+// mpirun as the CI's root user, two ranks on however many cores there are.
+std::string mpirun(int ranks) {
+  return "env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "
+         "OMPI_MCA_btl_vader_single_copy_mechanism=none "
+         "mpirun --oversubscribe --bind-to none -np " + std::to_string(ranks) + " ";
+}
+
+std::vector<nlohmann::json> metrics(const std::string& run) {
+  std::vector<nlohmann::json> lines;
+  std::ifstream in(run + "/metrics.jsonl");
+  for (std::string line; std::getline(in, line);) lines.push_back(nlohmann::json::parse(line));
+  return lines;
+}
+
+class DataParallel : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!mpi_ready()) GTEST_SKIP() << "built without MPI, or mpirun missing";
+    testing::prepare_bytes(dir.path().string());
+  }
+  std::string pretrain(const std::string& run, int batch, const std::string& extra = "") {
+    return testing::hessgpt_binary() + " pretrain --model tiny --data " + dir / "data" +
+           " --out " + dir / run + " --steps 6 --batch " + std::to_string(batch) +
+           " --accum 2 --seq 32 --lr 3e-3 --eval-every 3 --eval-batches 4 --save-every 3"
+           " --threads 1 --seed 5 " + extra;
+  }
+  TempDir dir;
+};
+
+TEST_F(DataParallel, TwoRanksTrainTheRunOfOneRankWithTwiceTheBatch) {
+  const auto two = run_command(mpirun(2) + pretrain("two", 2));
+  ASSERT_EQ(two.exit_code, 0) << two.out;
+  EXPECT_NE(two.out.find("data parallel over 2 ranks (mpi)"), std::string::npos) << two.out;
+  const auto one = run_command(pretrain("one", 4));
+  ASSERT_EQ(one.exit_code, 0) << one.out;
+
+  const auto a = metrics(dir / "two"), b = metrics(dir / "one");
+  ASSERT_EQ(a.size(), 6u) << "one line per step: only rank 0 writes";
+  ASSERT_EQ(b.size(), 6u);
+  for (size_t i = 0; i < a.size(); ++i) {
+    const double la = a[i]["loss"], lb = b[i]["loss"];
+    EXPECT_NEAR(la, lb, 1e-5 * lb) << "step " << i + 1;
+    EXPECT_NEAR(a[i]["grad_norm"].get<double>(), b[i]["grad_norm"].get<double>(),
+                1e-4 * b[i]["grad_norm"].get<double>()) << "step " << i + 1;
+    EXPECT_EQ(a[i].contains("val_loss"), b[i].contains("val_loss"));
+    if (!b[i].contains("val_loss")) continue;
+    EXPECT_NEAR(a[i]["val_loss"].get<double>(), b[i]["val_loss"].get<double>(),
+                1e-5 * b[i]["val_loss"].get<double>()) << "validation, step " << i + 1;
+  }
+  // Training changed the weights, the same way in both runs.
+  SafetensorsReader wa(dir / "two/final/model.safetensors"), wb(dir / "one/final/model.safetensors");
+  double worst = 0, scale = 0;
+  for (const auto& [name, entry] : wb.entries()) {
+    const std::vector<float> x = wa.read_float(name), y = wb.read_float(name);
+    for (size_t i = 0; i < y.size(); ++i) {
+      worst = std::max(worst, std::abs(static_cast<double>(x[i]) - y[i]));
+      scale = std::max(scale, std::abs(static_cast<double>(y[i])));
+    }
+  }
+  EXPECT_LT(worst, 1e-4 * scale);
+  EXPECT_LT(b.back()["loss"].get<double>(), b.front()["loss"].get<double>());
+}
+
+TEST_F(DataParallel, ResumedRunIsTheUninterruptedOne) {
+  const auto straight = run_command(mpirun(2) + pretrain("straight", 2));
+  ASSERT_EQ(straight.exit_code, 0) << straight.out;
+  const auto first = run_command(mpirun(2) + pretrain("parts", 2, "--stop-after 3"));
+  ASSERT_EQ(first.exit_code, 0) << first.out;
+  const auto second = run_command(mpirun(2) + pretrain("parts", 2));
+  ASSERT_EQ(second.exit_code, 0) << second.out;
+  EXPECT_NE(second.out.find("resuming from"), std::string::npos) << second.out;
+  EXPECT_EQ(testing::read_bytes(dir / "parts/final/model.safetensors"),
+            testing::read_bytes(dir / "straight/final/model.safetensors"));
+  // The same run with another number of ranks is another run: refused.
+  const auto other = run_command(pretrain("parts", 4));
+  EXPECT_NE(other.exit_code, 0);
+  EXPECT_NE(other.out.find("holds a run with other settings"), std::string::npos) << other.out;
+}
+
+TEST_F(DataParallel, AnErrorEndsEveryRank) {
+  // Too large a step for the data: every rank refuses, none is left waiting.
+  const auto r = run_command("timeout 60 " + mpirun(2) + pretrain("big", 5000));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.exit_code, 124) << "timed out: a rank hung";
+  EXPECT_NE(r.out.find("fewer than one step"), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace hessgpt
