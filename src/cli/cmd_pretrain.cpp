@@ -1,6 +1,5 @@
 // hessgpt pretrain: train a model from scratch on prepared chunks.
 #include <algorithm>
-#include <cstdio>
 #include <fstream>
 #include <type_traits>
 #include <variant>
@@ -8,8 +7,7 @@
 
 #include "cli/cli_util.h"
 #include "cli/command_registry.h"
-#include "core/log.h"
-#include "dist/communicator.h"
+#include "cli/ranked_run.h"
 #include "train/pretrain.h"
 
 namespace hessgpt::cli {
@@ -126,22 +124,10 @@ void setup(CLI::App& app) {
   cmd->callback([o, cmd] {
     PretrainConfig config = o->run;
     if (!o->config_file.empty()) apply_config_file(o->config_file, *cmd, config);
-    // Under mpirun each rank takes its own GPU, and the ranks train one
-    // model data-parallel (dist/communicator.h).
-    if (dist::launched_by_mpi()) dist::select_local_gpu();
-    auto backend = make_backend(o->compute);
-    const auto comm = dist::make_communicator(*backend);
-    if (comm->rank() > 0) set_log_level(std::max(log_level(), LogLevel::Warn));
+    const RankedRun ranked = start_ranked_run(o->compute);
     PretrainResult r;
-    try {
-      r = run_pretrain(config, *backend, *comm);
-    } catch (const std::exception& e) {
-      if (comm->size() == 1) throw;
-      // The other ranks would wait for this one forever in the next collective.
-      std::fprintf(stderr, "error (rank %d of %d): %s\n", comm->rank(), comm->size(), e.what());
-      comm->abort(1);
-    }
-    if (comm->rank() > 0) return;
+    run_on_every_rank(*ranked.comm, [&] { r = run_pretrain(config, *ranked.backend, *ranked.comm); });
+    if (ranked.comm->rank() > 0) return;
     if (o->json)
       print_json({{"steps", r.steps_done}, {"resumed_from", r.resumed_from}, {"loss", r.last_loss},
                   {"val_loss", r.last_val_loss}, {"skipped_steps", r.skipped_steps},

@@ -1,6 +1,7 @@
 // hessgpt sft: chat fine-tuning with LoRA (default) or --full, optional YaRN.
 #include "cli/cli_util.h"
 #include "cli/command_registry.h"
+#include "cli/ranked_run.h"
 #include "train/sft.h"
 
 namespace hessgpt::cli {
@@ -51,8 +52,10 @@ void setup(CLI::App& app) {
   cmd->add_flag("--json", o->json, "Print a JSON summary on stdout at the end");
   add_compute_options(cmd, o->compute);
   cmd->callback([o] {
-    auto backend = make_backend(o->compute);
-    const SftResult r = run_sft(o->run, *backend);
+    const RankedRun ranked = start_ranked_run(o->compute);
+    SftResult r;
+    run_on_every_rank(*ranked.comm, [&] { r = run_sft(o->run, *ranked.backend, *ranked.comm); });
+    if (ranked.comm->rank() > 0) return;
     if (o->json)
       print_json({{"steps", r.steps_done}, {"resumed_from", r.resumed_from}, {"loss", r.last_loss},
                   {"val_loss", r.last_val_loss}, {"trainable_parameters", r.trainable_parameters},

@@ -45,6 +45,19 @@ void select_local_gpu() {
   ::setenv("CUDA_VISIBLE_DEVICES", mine.c_str(), 1);
 }
 
+void check_same_on_every_rank(Communicator& comm, int64_t value, const std::string& what) {
+  if (comm.size() == 1) return;
+  // Sum and sum of squares: all equal exactly when the variance is zero
+  // (exact in double for the step counts this serves).
+  const auto v = static_cast<double>(value);
+  double sums[2] = {v, v * v};
+  comm.allreduce_sum(sums);
+  const double n = comm.size(), mean = sums[0] / n;
+  if (sums[1] / n - mean * mean > 1e-9)
+    HG_FAIL("the ranks disagree on ", what, " (this rank: ", value, "); every rank must see the "
+            "same run directory and data (a shared filesystem)");
+}
+
 std::vector<std::string> compiled_transports() {
   std::vector<std::string> t;
 #ifdef HESSGPT_HAVE_MPI

@@ -37,6 +37,10 @@ class Communicator {
   [[noreturn]] virtual void abort(int exit_code) = 0;
 };
 
+// Throws Error on every rank (the same decision everywhere) unless all ranks
+// hold the same value; `what` names it. For state each rank reads from disk.
+void check_same_on_every_rank(Communicator& comm, int64_t value, const std::string& what);
+
 // Whether this process was started by an MPI launcher (mpirun, srun with PMIx).
 bool launched_by_mpi();
 // Ranks on this host and this process's index among them (1 and 0 when not

@@ -86,9 +86,6 @@ class PretrainRun {
   nlohmann::json checkpoint_state() const;
   void restore(const nlohmann::json& state);
 
-  // Every rank takes the same decision on a value only rank 0 may have seen.
-  void check_same_on_every_rank(int64_t value, const char* what);
-
   PretrainConfig cfg_;
   Backend& backend_;
   dist::Communicator& comm_;
@@ -164,16 +161,6 @@ nlohmann::json PretrainRun::checkpoint_state() const {
           {"skipped_steps", skipped_}};
 }
 
-void PretrainRun::check_same_on_every_rank(int64_t value, const char* what) {
-  if (comm_.size() == 1) return;
-  double v[2] = {static_cast<double>(value), static_cast<double>(value) * static_cast<double>(value)};
-  comm_.allreduce_sum(v);
-  const double n = comm_.size(), mean = v[0] / n;
-  if (v[1] / n - mean * mean > 1e-9)
-    HG_FAIL("the ranks disagree on ", what, " (this rank: ", value, "); every rank must see the "
-            "same run directory and data (a shared filesystem)");
-}
-
 void PretrainRun::restore(const nlohmann::json& s) {
   const auto& p = s.at("data_position");
   pos_.chunk = p.at("chunk");
@@ -238,7 +225,7 @@ PretrainResult PretrainRun::run() {
     if (cfg_.resume) log_info("no checkpoint in ", cfg_.run_dir, ": starting a new run");
     open_loader();
   }
-  check_same_on_every_rank(start, "the step to resume from");
+  dist::check_same_on_every_rank(comm_, start, "the step to resume from");
   const bool writer = comm_.rank() == 0;
   if (writer) {
     nlohmann::json saved = cfg_.identity();

@@ -1,11 +1,15 @@
 #include "train/sft.h"
 
+#include <optional>
+#include <span>
+
 #include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 
 #include "core/log.h"
+#include "dist/local_communicator.h"
 #include "io/adapter_dir.h"
 #include "io/model_dir.h"
 #include "model/memory_estimate.h"
@@ -47,6 +51,7 @@ nlohmann::json SftConfig::identity() const {
                        {"eval_fraction", eval_fraction}};
   // Only when set, so that run folders from before dropout existed still resume.
   if (lora_dropout > 0) id["lora_dropout"] = lora_dropout;
+  if (ranks > 1) id["ranks"] = ranks;
   // The schedule's shape, likewise only when it is not the default.
   const SftConfig defaults;
   if (warmup_fraction != defaults.warmup_fraction || decay_fraction != defaults.decay_fraction ||
@@ -70,24 +75,44 @@ ModelConfig with_yarn(const ModelConfig& base, double factor) {
 
 namespace {
 
-double evaluate(Model& model, const std::vector<ChatExample>& eval, int64_t batch, int64_t max_batches) {
-  double sum = 0;
-  int64_t count = 0;
-  for (int64_t b = 0; b < max_batches && b * batch < static_cast<int64_t>(eval.size()); ++b) {
+// This rank's rows [first, first + count) of a global micro-batch of n.
+std::pair<int64_t, int64_t> rank_rows(const dist::Communicator& comm, int64_t n) {
+  const int64_t per_rank = (n + comm.size() - 1) / comm.size();
+  const int64_t first = std::min(n, comm.rank() * per_rank);
+  return {first, std::min(n, first + per_rank) - first};
+}
+
+// Batches of the global micro-batch's size, each dealt out over the ranks: the
+// loss does not depend on the number of ranks.
+double evaluate(Model& model, const std::vector<ChatExample>& eval, int64_t batch,
+                int64_t max_batches, dist::Communicator& comm) {
+  double totals[2] = {0, 0};  // loss sum, token count
+  const auto n_eval = static_cast<int64_t>(eval.size());
+  for (int64_t b = 0; b < max_batches && b * batch < n_eval; ++b) {
+    const int64_t size = std::min((b + 1) * batch, n_eval) - b * batch;
+    const auto [first, count] = rank_rows(comm, size);
     std::vector<const ChatExample*> rows;
-    for (int64_t i = b * batch; i < std::min<int64_t>((b + 1) * batch, static_cast<int64_t>(eval.size())); ++i)
-      rows.push_back(&eval[static_cast<size_t>(i)]);
+    for (int64_t i = 0; i < count; ++i) rows.push_back(&eval[static_cast<size_t>(b * batch + first + i)]);
+    if (rows.empty()) continue;
     const PaddedBatch pb = pad_batch(rows);
     const LossSum l = model.evaluate(pb.ids.data(), pb.targets.data(), pb.batch, pb.seq);
-    sum += l.sum;
-    count += l.count;
+    totals[0] += l.sum;
+    totals[1] += static_cast<double>(l.count);
   }
-  return count ? sum / static_cast<double>(count) : std::nan("");
+  comm.allreduce_sum(totals);
+  return totals[1] > 0 ? totals[0] / totals[1] : std::nan("");
 }
 
 }  // namespace
 
-SftResult run_sft(const SftConfig& cfg, Backend& backend) {
+SftResult run_sft(const SftConfig& config, Backend& backend) {
+  dist::LocalCommunicator one;
+  return run_sft(config, backend, one);
+}
+
+SftResult run_sft(const SftConfig& config, Backend& backend, dist::Communicator& comm) {
+  SftConfig cfg = config;
+  cfg.ranks = comm.size();
   cfg.validate();
   SftResult result;
   const std::string base_config_path = (fs::path(cfg.base_dir) / "config.json").string();
@@ -140,7 +165,9 @@ SftResult run_sft(const SftConfig& cfg, Backend& backend) {
   result.trainable_parameters = cfg.full ? model.layout().total : model.lora_layout().total;
   AdamW opt(model, AdamWConfig{0.9, 0.95, 1e-8, cfg.weight_decay, cfg.clip_norm});
 
-  const int64_t per_step = cfg.batch * cfg.accum;
+  // One set of starting adapters (or weights) for all replicas.
+  comm.broadcast(backend, model.has_lora() ? model.lora_params() : model.params(), 0);
+  const int64_t per_step = cfg.global_batch() * cfg.accum;
   const int64_t total = cfg.steps > 0 ? cfg.steps
                                       : std::max<int64_t>(1, cfg.epochs * static_cast<int64_t>(train.size()) / per_step);
   WsdSchedule sched{cfg.lr, total, cfg.warmup_fraction, cfg.decay_fraction, cfg.lr_floor_fraction};
@@ -148,12 +175,15 @@ SftResult run_sft(const SftConfig& cfg, Backend& backend) {
   // Micro-batches of similar lengths: dynamic padding then wastes little.
   std::vector<int64_t> lengths;
   for (const ChatExample& e : train) lengths.push_back(static_cast<int64_t>(e.ids.size()));
-  ChatSampler sampler(static_cast<int64_t>(train.size()), cfg.seed, std::move(lengths), cfg.batch);
+  ChatSampler sampler(static_cast<int64_t>(train.size()), cfg.seed, std::move(lengths),
+                      cfg.global_batch());
   nlohmann::json identity = cfg.identity();
   identity["steps"] = total;
 
   int64_t start = 0;
-  fs::create_directories(cfg.run_dir);
+  const bool writer = comm.rank() == 0;
+  if (writer) fs::create_directories(cfg.run_dir);
+  comm.barrier();
   if (auto ck = find_latest_checkpoint(cfg.run_dir)) {
     const nlohmann::json saved = read_checkpoint_state(*ck);
     if (saved.at("run") != identity)
@@ -165,35 +195,54 @@ SftResult run_sft(const SftConfig& cfg, Backend& backend) {
     result.resumed_from = start;
     log_info("resuming from ", *ck, " at step ", start, " of ", total);
   }
+  dist::check_same_on_every_rank(comm, start, "the step to resume from");
   log_info("trainable parameters: ", result.trainable_parameters,
            cfg.full ? " (full fine-tuning)" : " (LoRA adapters; base frozen)");
-  MetricsLog metrics((fs::path(cfg.run_dir) / "metrics.jsonl").string(), start);
+  if (comm.size() > 1)
+    log_info("data parallel over ", comm.size(), " ranks (", comm.name(), "): ", cfg.batch,
+             " conversations per rank and micro-batch, ", per_step, " per step");
+  std::optional<MetricsLog> metrics;
+  if (writer) metrics.emplace((fs::path(cfg.run_dir) / "metrics.jsonl").string(), start);
   ProgressMeter progress(total, start);
 
   for (int64_t step = start + 1; step <= total; ++step) {
     const auto t0 = std::chrono::steady_clock::now();
     std::vector<PaddedBatch> micro;
-    int64_t trained = 0, tokens = 0;
+    // Trained tokens and padded tokens of the step, over all ranks.
+    double counts[2] = {0, 0};
+    const auto [first, mine] = rank_rows(comm, cfg.global_batch());
     for (int64_t a = 0; a < cfg.accum; ++a) {
       std::vector<const ChatExample*> rows;
-      for (int64_t i = 0; i < cfg.batch; ++i) rows.push_back(&train[static_cast<size_t>(sampler.next())]);
+      for (int64_t i = 0; i < cfg.global_batch(); ++i) {
+        const int64_t example = sampler.next();
+        if (i >= first && i < first + mine) rows.push_back(&train[static_cast<size_t>(example)]);
+      }
       micro.push_back(pad_batch(rows));
-      trained += micro.back().trained_tokens;
-      tokens += micro.back().batch * micro.back().seq;
+      counts[0] += static_cast<double>(micro.back().trained_tokens);
+      counts[1] += static_cast<double>(micro.back().batch * micro.back().seq);
     }
+    comm.allreduce_sum(counts);
+    const double trained = counts[0];
     model.zero_grads();
     // Masks follow the step (each micro-batch adds one), which the checkpoint
-    // restores: a resumed run draws the masks the uninterrupted one did.
-    model.set_lora_dropout_counter(static_cast<uint64_t>((step - 1) * cfg.accum));
+    // restores: a resumed run draws the masks the uninterrupted one did. Each
+    // rank has its own stream of them.
+    model.set_lora_dropout_counter(
+        static_cast<uint64_t>(((step - 1) * cfg.ranks + comm.rank()) * cfg.accum));
     double loss_sum = 0;
     for (const PaddedBatch& pb : micro)
       loss_sum += model.forward_backward(pb.ids.data(), pb.targets.data(), pb.batch, pb.seq,
-                                         1.0 / static_cast<double>(trained)).sum;
-    const double loss = loss_sum / static_cast<double>(trained);
+                                         1.0 / trained).sum;
+    if (comm.size() > 1) {
+      comm.allreduce_sum(backend, model.has_lora() ? model.lora_grads() : model.grads());
+      comm.allreduce_sum(std::span<double>(&loss_sum, 1));
+    }
+    const double loss = loss_sum / trained;
     const double lr = sched.lr(step);
     const double norm = opt.grad_norm();
     nlohmann::json rec = {{"step", step}, {"loss", loss}, {"lr", lr}, {"grad_norm", norm},
-                          {"epoch", sampler.epoch()}, {"trained_tokens", trained}};
+                          {"epoch", sampler.epoch()},
+                          {"trained_tokens", static_cast<int64_t>(trained)}};
     if (std::isfinite(loss) && std::isfinite(norm)) {
       opt.step_with_norm(lr, 1.0, norm);
     } else {
@@ -201,17 +250,17 @@ SftResult run_sft(const SftConfig& cfg, Backend& backend) {
       log_warn("step ", step, ": non-finite loss or gradient; update skipped");
     }
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    rec["tokens_per_s"] = static_cast<double>(tokens) / secs;
+    rec["tokens_per_s"] = counts[1] / secs;
     progress.update(step, secs);
     if (!eval.empty() && ((cfg.eval_every > 0 && step % cfg.eval_every == 0) || step == total)) {
-      rec["val_loss"] = evaluate(model, eval, cfg.batch, cfg.eval_batches);
+      rec["val_loss"] = evaluate(model, eval, cfg.global_batch(), cfg.eval_batches, comm);
       result.last_val_loss = rec["val_loss"];
     }
-    metrics.append(rec);
-    if (cfg.log_every > 0 && (step % cfg.log_every == 0 || step == total)) progress.print(rec);
+    if (metrics) metrics->append(rec);
+    if (writer && cfg.log_every > 0 && (step % cfg.log_every == 0 || step == total)) progress.print(rec);
     result.last_loss = loss;
     result.steps_done = step;
-    if ((cfg.save_every > 0 && step % cfg.save_every == 0) || step == total)
+    if (writer && ((cfg.save_every > 0 && step % cfg.save_every == 0) || step == total))
       save_training_checkpoint(cfg.run_dir, step, model, opt,
                                {{"run", identity},
                                 {"sampler_epoch", sampler.epoch()},
@@ -220,9 +269,11 @@ SftResult run_sft(const SftConfig& cfg, Backend& backend) {
     if (cfg.stop_after > 0 && step >= cfg.stop_after && step < total) return result;
   }
   // Outputs: the adapter on its own, and the merged model ready for generate/chat.
-  if (model.has_lora()) save_adapter_dir(model, (fs::path(cfg.run_dir) / "adapter").string(), cfg.base_dir);
+  if (writer && model.has_lora())
+    save_adapter_dir(model, (fs::path(cfg.run_dir) / "adapter").string(), cfg.base_dir);
   if (model.has_lora()) model.merge_lora();
-  save_model_dir(model, (fs::path(cfg.run_dir) / "final").string());
+  if (writer) save_model_dir(model, (fs::path(cfg.run_dir) / "final").string());
+  comm.barrier();  // the run directory is whole before any rank returns
   log_info("fine-tuned model written to ", (fs::path(cfg.run_dir) / "final").string());
   result.completed = true;
   result.steps_done = total;

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "backend/backend.h"
+#include "dist/communicator.h"
 #include "core/model_config.h"
 #include "model/activations.h"
 
@@ -45,6 +46,10 @@ struct SftConfig {
   uint64_t seed = 1234;
   MemoryOptions memory;        // recomputation, BF16 storage (model/activations.h)
   int64_t stop_after = 0;      // stop as if interrupted (tests)
+  int ranks = 1;               // data-parallel ranks (set by run_sft from its communicator)
+
+  // Conversations in one micro-batch over all ranks.
+  int64_t global_batch() const { return batch * ranks; }
 
   void validate() const;
   nlohmann::json identity() const;
@@ -58,6 +63,12 @@ struct SftResult {
 };
 
 SftResult run_sft(const SftConfig& config, Backend& backend);
+// Data parallel over comm's ranks, as run_pretrain (train/pretrain.h): --batch
+// is per rank, rank r trains rows [r batch, (r+1) batch) of each global
+// micro-batch (drawn and grouped by length as one process at batch x ranks
+// would), and the loss is normalised by the step's trained tokens over all
+// ranks. Only rank 0 writes the run directory.
+SftResult run_sft(const SftConfig& config, Backend& backend, dist::Communicator& comm);
 
 // The base config with YaRN switched on: factor s over the base's context.
 ModelConfig with_yarn(const ModelConfig& base, double factor);

@@ -107,6 +107,54 @@ TEST_F(DataParallel, ResumedRunIsTheUninterruptedOne) {
   EXPECT_NE(other.out.find("holds a run with other settings"), std::string::npos) << other.out;
 }
 
+// Fine-tuning: LoRA and full, on conversations of different lengths (so the
+// ranks' micro-batches are padded differently than the one process's).
+TEST_F(DataParallel, FineTuningOnTwoRanksIsFineTuningWithTwiceTheBatch) {
+  std::ofstream(dir / "model.json")
+      << R"({"vocab_size": 32008, "hidden_size": 64, "num_hidden_layers": 2,
+             "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16,
+             "intermediate_size": 176, "max_position_embeddings": 256})";
+  ASSERT_EQ(run_command(testing::hessgpt_binary() + " init --model " + dir / "model.json" +
+                        " --seed 5 --out " + dir / "base").exit_code, 0);
+  {
+    std::ofstream chat(dir / "chat.jsonl");
+    for (int i = 0; i < 40; ++i) {
+      std::string answer = "Item " + std::to_string(i) + ":";
+      for (int w = 0; w < i % 7; ++w) answer += " word" + std::to_string(w * i);
+      chat << nlohmann::json({{"messages", {{{"role", "user"}, {"content", "Tell me " + std::to_string(i)}},
+                                            {{"role", "assistant"}, {"content", answer}}}}}).dump()
+           << "\n";
+    }
+  }
+  for (const std::string mode : {"--lora-rank 4", "--full"}) {
+    const auto sft = [&](const std::string& run, int batch) {
+      return testing::hessgpt_binary() + " sft --base " + dir / "base" + " --data " +
+             dir / "chat.jsonl" + " --out " + dir / run + " " + mode +
+             " --steps 4 --accum 2 --lr 1e-2 --eval-every 2 --eval-batches 2 --save-every 2"
+             " --threads 1 --seed 5 --batch " + std::to_string(batch);
+    };
+    const std::string tag = mode == "--full" ? "full" : "lora";
+    const auto two = run_command(mpirun(2) + sft(tag + "-two", 2));
+    ASSERT_EQ(two.exit_code, 0) << two.out;
+    const auto one = run_command(sft(tag + "-one", 4));
+    ASSERT_EQ(one.exit_code, 0) << one.out;
+    const auto a = metrics(dir / (tag + "-two")), b = metrics(dir / (tag + "-one"));
+    ASSERT_EQ(a.size(), 4u) << tag;
+    ASSERT_EQ(b.size(), 4u) << tag;
+    for (size_t i = 0; i < a.size(); ++i) {
+      EXPECT_EQ(a[i]["trained_tokens"], b[i]["trained_tokens"]) << tag << " step " << i + 1;
+      EXPECT_NEAR(a[i]["loss"].get<double>(), b[i]["loss"].get<double>(),
+                  1e-5 * b[i]["loss"].get<double>()) << tag << " step " << i + 1;
+      EXPECT_NEAR(a[i]["grad_norm"].get<double>(), b[i]["grad_norm"].get<double>(),
+                  1e-4 * b[i]["grad_norm"].get<double>()) << tag << " step " << i + 1;
+      if (!b[i].contains("val_loss")) continue;
+      EXPECT_NEAR(a[i]["val_loss"].get<double>(), b[i]["val_loss"].get<double>(),
+                  1e-5 * b[i]["val_loss"].get<double>()) << tag << " step " << i + 1;
+    }
+    EXPECT_LT(b.back()["loss"].get<double>(), b.front()["loss"].get<double>()) << tag;
+  }
+}
+
 TEST_F(DataParallel, AnErrorEndsEveryRank) {
   // Too large a step for the data: every rank refuses, none is left waiting.
   const auto r = run_command("timeout 60 " + mpirun(2) + pretrain("big", 5000));
