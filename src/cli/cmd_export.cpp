@@ -57,8 +57,8 @@ void run(const ExportOptions& o) {
     model->merge_lora();
     values = model->params_host();
   }
-  const auto tokenizer = o.tokenizer.empty() ? Tokenizer::load_default()
-                                             : Tokenizer::load(o.tokenizer);
+  const auto tokenizer =
+      o.tokenizer.empty() ? Tokenizer::load_default() : Tokenizer::load(o.tokenizer);
   const ExportVocab vocab = export_vocab(*tokenizer);
   const ExportWeights weights{config, layout, values};
   const std::string name =
@@ -70,13 +70,18 @@ void run(const ExportOptions& o) {
 
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  const uintmax_t bytes = fs::is_directory(o.out) ? fs::file_size(fs::path(o.out) / "model.safetensors")
-                                                  : fs::file_size(o.out);
+  const uintmax_t bytes = fs::is_directory(o.out)
+                              ? fs::file_size(fs::path(o.out) / "model.safetensors")
+                              : fs::file_size(o.out);
   log_info("exported ", o.checkpoint, " as ", o.format, " (", dtype, ") -> ", o.out, " in ",
            seconds, " s. ", softcap_note(config));
   if (o.json)
-    print_json({{"format", o.format}, {"dtype", dtype}, {"out", o.out}, {"weights_bytes", bytes},
-                {"parameters", config.parameter_count()}, {"seconds", seconds},
+    print_json({{"format", o.format},
+                {"dtype", dtype},
+                {"out", o.out},
+                {"weights_bytes", bytes},
+                {"parameters", config.parameter_count()},
+                {"seconds", seconds},
                 {"note", softcap_note(config)}});
 }
 
@@ -84,12 +89,14 @@ void setup(CLI::App& app) {
   auto o = std::make_shared<ExportOptions>();
   CLI::App* cmd = app.add_subcommand(
       "export", "Export a checkpoint as a Hugging Face directory or a GGUF file (llama.cpp)");
-  cmd->add_option("--checkpoint", o->checkpoint, "Model directory (config.json + model.safetensors)")
+  cmd->add_option("--checkpoint", o->checkpoint,
+                  "Model directory (config.json + model.safetensors)")
       ->required()
       ->check(CLI::ExistingDirectory);
   cmd->add_option("--adapter", o->adapter, "LoRA adapter directory to fold in first")
       ->check(CLI::ExistingDirectory);
-  cmd->add_option("--format", o->format, "hf (Qwen3ForCausalLM directory) or gguf (llama.cpp qwen3)")
+  cmd->add_option("--format", o->format,
+                  "hf (Qwen3ForCausalLM directory) or gguf (llama.cpp qwen3)")
       ->required()
       ->check(CLI::IsMember({"hf", "gguf"}));
   cmd->add_option("--out", o->out, "Output directory (hf) or file (gguf)")->required();

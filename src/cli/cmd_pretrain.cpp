@@ -126,7 +126,8 @@ void setup(CLI::App& app) {
     if (!o->config_file.empty()) apply_config_file(o->config_file, *cmd, config);
     const RankedRun ranked = start_ranked_run(o->compute);
     PretrainResult r;
-    run_on_every_rank(*ranked.comm, [&] { r = run_pretrain(config, *ranked.backend, *ranked.comm); });
+    run_on_every_rank(*ranked.comm,
+                      [&] { r = run_pretrain(config, *ranked.backend, *ranked.comm); });
     if (ranked.comm->rank() > 0) return;
     if (o->json)
       print_json({{"steps", r.steps_done}, {"resumed_from", r.resumed_from}, {"loss", r.last_loss},

@@ -20,7 +20,12 @@ namespace {
 
 // gguf_type values of the metadata.
 enum class ValueType : uint32_t {
-  kUint32 = 4, kInt32 = 5, kFloat32 = 6, kBool = 7, kString = 8, kArray = 9
+  kUint32 = 4,
+  kInt32 = 5,
+  kFloat32 = 6,
+  kBool = 7,
+  kString = 8,
+  kArray = 9
 };
 
 class ByteSink {
@@ -95,17 +100,22 @@ void encode_q8_0(std::span<const float> block, uint8_t* out) {
   const uint16_t d16 = float_to_half(d);
   std::memcpy(out, &d16, sizeof(d16));
   for (size_t i = 0; i < block.size(); ++i)
-    out[sizeof(d16) + i] = static_cast<uint8_t>(static_cast<int8_t>(std::lround(block[i] * inverse)));
+    out[sizeof(d16) + i] =
+        static_cast<uint8_t>(static_cast<int8_t>(std::lround(block[i] * inverse)));
 }
 
 }  // namespace
 
 const char* type_name(TensorType type) {
   switch (type) {
-    case TensorType::kF32: return "F32";
-    case TensorType::kF16: return "F16";
-    case TensorType::kQ8_0: return "Q8_0";
-    case TensorType::kBF16: return "BF16";
+    case TensorType::kF32:
+      return "F32";
+    case TensorType::kF16:
+      return "F16";
+    case TensorType::kQ8_0:
+      return "Q8_0";
+    case TensorType::kBF16:
+      return "BF16";
   }
   return "?";
 }
@@ -113,9 +123,11 @@ const char* type_name(TensorType type) {
 size_t row_bytes(TensorType type, int64_t cols) {
   const auto n = static_cast<size_t>(cols);
   switch (type) {
-    case TensorType::kF32: return 4 * n;
+    case TensorType::kF32:
+      return 4 * n;
     case TensorType::kF16:
-    case TensorType::kBF16: return 2 * n;
+    case TensorType::kBF16:
+      return 2 * n;
     case TensorType::kQ8_0:
       if (cols % kQ8BlockValues != 0)
         HG_FAIL("Q8_0 needs rows whose length is a multiple of ", kQ8BlockValues, " (got ", cols,
@@ -153,13 +165,13 @@ void Writer::set(const std::string& key, Value value) {
   metadata_.emplace_back(key, std::move(value));
 }
 
-void Writer::add_tensor(const std::string& name, const std::vector<int64_t>& shape,
-                        TensorType type, std::span<const float> values) {
+void Writer::add_tensor(const std::string& name, const std::vector<int64_t>& shape, TensorType type,
+                        std::span<const float> values) {
   HG_CHECK(!shape.empty(), "GGUF tensor '", name, "' has no dimensions");
   int64_t numel = 1;
   for (int64_t d : shape) numel *= d;
-  HG_CHECK(numel == static_cast<int64_t>(values.size()), "GGUF tensor '", name, "': ",
-           values.size(), " values for ", numel, " elements");
+  HG_CHECK(numel == static_cast<int64_t>(values.size()), "GGUF tensor '", name,
+           "': ", values.size(), " values for ", numel, " elements");
   for (const Tensor& t : tensors_) HG_CHECK(t.name != name, "GGUF tensor '", name, "' added twice");
   try {
     tensors_.push_back({name, shape, type, encode(type, values, shape.back())});

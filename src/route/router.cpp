@@ -134,6 +134,7 @@ TurnResult Router::run_turn() {
         break;
       }
       answer_ids.push_back(id);
+      if (options_.on_answer_token) options_.on_answer_token(id);
       continue;
     }
 

@@ -34,6 +34,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -90,6 +91,11 @@ struct RouterOptions {
   int64_t max_model1_tokens = 512;              // sampled Model 1 tokens per turn
   int64_t max_model2_tokens = 512;              // per route
   size_t max_code_result_chars = 4000;          // a code route's result in Model 1's context
+  // Called with each id Model 1 adds to its answer (not route tokens, requests
+  // or injected results) as soon as it is sampled, so a server can stream the
+  // answer; TurnResult::answer is the trimmed decode of exactly these ids.
+  // May throw to abandon the turn (a client that went away).
+  std::function<void(int32_t)> on_answer_token;
   void validate() const;
 };
 

@@ -237,7 +237,8 @@ PretrainResult PretrainRun::run() {
   if (writer) metrics.emplace((fs::path(cfg_.run_dir) / "metrics.jsonl").string(), start);
   if (comm_.size() > 1)
     log_info("data parallel over ", comm_.size(), " ranks (", comm_.name(), "): ", cfg_.batch,
-             " sequences per rank and micro-batch, ", cfg_.global_batch() * cfg_.accum, " per step");
+             " sequences per rank and micro-batch, ", cfg_.global_batch() * cfg_.accum,
+             " per step");
   const int64_t step_tokens = cfg_.global_batch() * cfg_.seq * cfg_.accum;
   const double loss_scale = 1.0 / static_cast<double>(step_tokens);
   // The global micro-batch; this rank trains on its rows.
@@ -306,7 +307,8 @@ PretrainResult PretrainRun::run() {
       }
     }
     if (metrics) metrics->append(rec);
-    if (writer && cfg_.log_every > 0 && (step % cfg_.log_every == 0 || step == total || rec.contains("val_loss")))
+    if (writer && cfg_.log_every > 0 &&
+        (step % cfg_.log_every == 0 || step == total || rec.contains("val_loss")))
       progress.print(rec);
     result.last_loss = loss;
     result.steps_done = step;

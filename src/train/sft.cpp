@@ -92,7 +92,8 @@ double evaluate(Model& model, const std::vector<ChatExample>& eval, int64_t batc
     const int64_t size = std::min((b + 1) * batch, n_eval) - b * batch;
     const auto [first, count] = rank_rows(comm, size);
     std::vector<const ChatExample*> rows;
-    for (int64_t i = 0; i < count; ++i) rows.push_back(&eval[static_cast<size_t>(b * batch + first + i)]);
+    for (int64_t i = 0; i < count; ++i)
+      rows.push_back(&eval[static_cast<size_t>(b * batch + first + i)]);
     if (rows.empty()) continue;
     const PaddedBatch pb = pad_batch(rows);
     const LossSum l = model.evaluate(pb.ids.data(), pb.targets.data(), pb.batch, pb.seq);
@@ -257,7 +258,8 @@ SftResult run_sft(const SftConfig& config, Backend& backend, dist::Communicator&
       result.last_val_loss = rec["val_loss"];
     }
     if (metrics) metrics->append(rec);
-    if (writer && cfg.log_every > 0 && (step % cfg.log_every == 0 || step == total)) progress.print(rec);
+    if (writer && cfg.log_every > 0 && (step % cfg.log_every == 0 || step == total))
+      progress.print(rec);
     result.last_loss = loss;
     result.steps_done = step;
     if (writer && ((cfg.save_every > 0 && step % cfg.save_every == 0) || step == total))

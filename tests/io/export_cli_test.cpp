@@ -5,7 +5,6 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
-
 #include <nlohmann/json.hpp>
 
 #include "common/test_util.h"
@@ -69,7 +68,8 @@ TEST_F(ExportCli, HuggingFaceDirectoryHoldsTheSameModel) {
   EXPECT_EQ(tok["added_tokens_decoder"]["32003"]["content"], "<|end|>");
   EXPECT_EQ(tok["added_tokens_decoder"].size(), 11u) << "<unk>, <s>, </s> and the 8 specials";
   const auto tokenizer = Tokenizer::load_default();
-  EXPECT_EQ(testing::read_bytes(dir / "hf/tokenizer.model"), testing::read_bytes(tokenizer->path()));
+  EXPECT_EQ(testing::read_bytes(dir / "hf/tokenizer.model"),
+            testing::read_bytes(tokenizer->path()));
   EXPECT_NE(testing::read_bytes(dir / "hf/README.md").find("soft-cap"), std::string::npos);
 
   // Our loader reads the export as a checkpoint: the same logits exactly.
@@ -106,7 +106,8 @@ TEST_F(ExportCli, Bf16DirectoryStoresRoundedWeights) {
   const auto r = run_command(bin() + " export --checkpoint " + dir / "ck" +
                              " --format hf --dtype bf16 --out " + dir / "hf16");
   ASSERT_EQ(r.exit_code, 0) << r.out;
-  SafetensorsReader original(dir / "ck/model.safetensors"), exported(dir / "hf16/model.safetensors");
+  SafetensorsReader original(dir / "ck/model.safetensors"),
+      exported(dir / "hf16/model.safetensors");
   ASSERT_EQ(exported.entries().size(), original.entries().size());
   for (const auto& [name, entry] : original.entries()) {
     ASSERT_EQ(exported.at(name).dtype, DType::BF16) << name;
@@ -137,8 +138,8 @@ TEST_F(ExportCli, RefusesWhatItCannotDoWithAClearMessage) {
   fails_with("--format onnx --out " + dir / "x", "--format");
   const auto tiny = run_command(bin() + " init --model tiny --seed 1 --out " + dir / "tiny");
   ASSERT_EQ(tiny.exit_code, 0) << tiny.out;
-  const auto r = run_command(bin() + " export --checkpoint " + dir / "tiny" + " --format gguf --out " +
-                             dir / "tiny.gguf");
+  const auto r = run_command(bin() + " export --checkpoint " + dir / "tiny" +
+                             " --format gguf --out " + dir / "tiny.gguf");
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.out.find("vocab_size (512) is smaller than the tokenizer's 32008"), std::string::npos)
       << r.out;

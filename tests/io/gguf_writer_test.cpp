@@ -2,6 +2,8 @@
 // definition (ggml's GGUF spec and Q8_0 block), and the names llama.cpp's
 // qwen3 loader expects. The whole file is checked by llama.cpp itself in
 // llama_cpp_oracle.mjs.
+#include "io/gguf_writer.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -10,7 +12,6 @@
 #include "common/test_util.h"
 #include "core/error.h"
 #include "io/export_model.h"
-#include "io/gguf_writer.h"
 #include "io/half.h"
 
 namespace hessgpt {
@@ -110,7 +111,7 @@ TEST(Gguf, FileLayoutFollowsTheSpec) {
   EXPECT_EQ(read_string(b, at), "h");
   EXPECT_EQ(read_at<uint32_t>(b, at), 1u);
   EXPECT_EQ(read_at<uint64_t>(b, at), 5u);
-  EXPECT_EQ(read_at<uint32_t>(b, at), 1u);  // F16
+  EXPECT_EQ(read_at<uint32_t>(b, at), 1u);   // F16
   EXPECT_EQ(read_at<uint64_t>(b, at), 32u);  // 24 bytes of m, padded
   const size_t data = (at + 31) / 32 * 32;
   ASSERT_EQ(b.size(), data + 32 + 10);
@@ -127,9 +128,11 @@ TEST(Gguf, TensorNamesAreLlamaCppsQwen3Names) {
   EXPECT_EQ(gguf_tensor_name("model.embed_tokens.weight"), "token_embd.weight");
   EXPECT_EQ(gguf_tensor_name("model.norm.weight"), "output_norm.weight");
   EXPECT_EQ(gguf_tensor_name("model.layers.0.input_layernorm.weight"), "blk.0.attn_norm.weight");
-  EXPECT_EQ(gguf_tensor_name("model.layers.12.self_attn.o_proj.weight"), "blk.12.attn_output.weight");
+  EXPECT_EQ(gguf_tensor_name("model.layers.12.self_attn.o_proj.weight"),
+            "blk.12.attn_output.weight");
   EXPECT_EQ(gguf_tensor_name("model.layers.3.self_attn.k_norm.weight"), "blk.3.attn_k_norm.weight");
-  EXPECT_EQ(gguf_tensor_name("model.layers.3.post_attention_layernorm.weight"), "blk.3.ffn_norm.weight");
+  EXPECT_EQ(gguf_tensor_name("model.layers.3.post_attention_layernorm.weight"),
+            "blk.3.ffn_norm.weight");
   EXPECT_EQ(gguf_tensor_name("model.layers.21.mlp.down_proj.weight"), "blk.21.ffn_down.weight");
   EXPECT_THROW(gguf_tensor_name("lm_head.weight"), Error);
   EXPECT_THROW(gguf_tensor_name("model.layers.1.mlp.fc1.weight"), Error);

@@ -7,7 +7,6 @@
 
 #include <cmath>
 #include <fstream>
-
 #include <nlohmann/json.hpp>
 
 #include "common/test_util.h"
@@ -21,7 +20,8 @@ using testing::run_command;
 using testing::TempDir;
 
 bool mpi_ready() {
-  const auto info = run_command("(" + testing::hessgpt_binary() + " info --backends --json 2>/dev/null)");
+  const auto info =
+      run_command("(" + testing::hessgpt_binary() + " info --backends --json 2>/dev/null)");
   if (info.exit_code != 0) return false;
   const auto transports = nlohmann::json::parse(info.out)["data_parallel"];
   return std::find(transports.begin(), transports.end(), "mpi") != transports.end() &&
@@ -32,7 +32,8 @@ bool mpi_ready() {
 std::string mpirun(int ranks) {
   return "env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "
          "OMPI_MCA_btl_vader_single_copy_mechanism=none "
-         "mpirun --oversubscribe --bind-to none -np " + std::to_string(ranks) + " ";
+         "mpirun --oversubscribe --bind-to none -np " +
+         std::to_string(ranks) + " ";
 }
 
 std::vector<nlohmann::json> metrics(const std::string& run) {
@@ -49,10 +50,11 @@ class DataParallel : public ::testing::Test {
     testing::prepare_bytes(dir.path().string());
   }
   std::string pretrain(const std::string& run, int batch, const std::string& extra = "") {
-    return testing::hessgpt_binary() + " pretrain --model tiny --data " + dir / "data" +
-           " --out " + dir / run + " --steps 6 --batch " + std::to_string(batch) +
+    return testing::hessgpt_binary() + " pretrain --model tiny --data " + dir / "data" + " --out " +
+           dir / run + " --steps 6 --batch " + std::to_string(batch) +
            " --accum 2 --seq 32 --lr 3e-3 --eval-every 3 --eval-batches 4 --save-every 3"
-           " --threads 1 --seed 5 " + extra;
+           " --threads 1 --seed 5 " +
+           extra;
   }
   TempDir dir;
 };
@@ -71,14 +73,17 @@ TEST_F(DataParallel, TwoRanksTrainTheRunOfOneRankWithTwiceTheBatch) {
     const double la = a[i]["loss"], lb = b[i]["loss"];
     EXPECT_NEAR(la, lb, 1e-5 * lb) << "step " << i + 1;
     EXPECT_NEAR(a[i]["grad_norm"].get<double>(), b[i]["grad_norm"].get<double>(),
-                1e-4 * b[i]["grad_norm"].get<double>()) << "step " << i + 1;
+                1e-4 * b[i]["grad_norm"].get<double>())
+        << "step " << i + 1;
     EXPECT_EQ(a[i].contains("val_loss"), b[i].contains("val_loss"));
     if (!b[i].contains("val_loss")) continue;
     EXPECT_NEAR(a[i]["val_loss"].get<double>(), b[i]["val_loss"].get<double>(),
-                1e-5 * b[i]["val_loss"].get<double>()) << "validation, step " << i + 1;
+                1e-5 * b[i]["val_loss"].get<double>())
+        << "validation, step " << i + 1;
   }
   // Training changed the weights, the same way in both runs.
-  SafetensorsReader wa(dir / "two/final/model.safetensors"), wb(dir / "one/final/model.safetensors");
+  SafetensorsReader wa(dir / "two/final/model.safetensors"),
+      wb(dir / "one/final/model.safetensors");
   double worst = 0, scale = 0;
   for (const auto& [name, entry] : wb.entries()) {
     const std::vector<float> x = wa.read_float(name), y = wb.read_float(name);
@@ -115,14 +120,18 @@ TEST_F(DataParallel, FineTuningOnTwoRanksIsFineTuningWithTwiceTheBatch) {
              "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16,
              "intermediate_size": 176, "max_position_embeddings": 256})";
   ASSERT_EQ(run_command(testing::hessgpt_binary() + " init --model " + dir / "model.json" +
-                        " --seed 5 --out " + dir / "base").exit_code, 0);
+                        " --seed 5 --out " + dir / "base")
+                .exit_code,
+            0);
   {
     std::ofstream chat(dir / "chat.jsonl");
     for (int i = 0; i < 40; ++i) {
       std::string answer = "Item " + std::to_string(i) + ":";
       for (int w = 0; w < i % 7; ++w) answer += " word" + std::to_string(w * i);
-      chat << nlohmann::json({{"messages", {{{"role", "user"}, {"content", "Tell me " + std::to_string(i)}},
-                                            {{"role", "assistant"}, {"content", answer}}}}}).dump()
+      chat << nlohmann::json({{"messages",
+                               {{{"role", "user"}, {"content", "Tell me " + std::to_string(i)}},
+                                {{"role", "assistant"}, {"content", answer}}}}})
+                  .dump()
            << "\n";
     }
   }
@@ -131,7 +140,8 @@ TEST_F(DataParallel, FineTuningOnTwoRanksIsFineTuningWithTwiceTheBatch) {
       return testing::hessgpt_binary() + " sft --base " + dir / "base" + " --data " +
              dir / "chat.jsonl" + " --out " + dir / run + " " + mode +
              " --steps 4 --accum 2 --lr 1e-2 --eval-every 2 --eval-batches 2 --save-every 2"
-             " --threads 1 --seed 5 --batch " + std::to_string(batch);
+             " --threads 1 --seed 5 --batch " +
+             std::to_string(batch);
     };
     const std::string tag = mode == "--full" ? "full" : "lora";
     const auto two = run_command(mpirun(2) + sft(tag + "-two", 2));
@@ -144,12 +154,15 @@ TEST_F(DataParallel, FineTuningOnTwoRanksIsFineTuningWithTwiceTheBatch) {
     for (size_t i = 0; i < a.size(); ++i) {
       EXPECT_EQ(a[i]["trained_tokens"], b[i]["trained_tokens"]) << tag << " step " << i + 1;
       EXPECT_NEAR(a[i]["loss"].get<double>(), b[i]["loss"].get<double>(),
-                  1e-5 * b[i]["loss"].get<double>()) << tag << " step " << i + 1;
+                  1e-5 * b[i]["loss"].get<double>())
+          << tag << " step " << i + 1;
       EXPECT_NEAR(a[i]["grad_norm"].get<double>(), b[i]["grad_norm"].get<double>(),
-                  1e-4 * b[i]["grad_norm"].get<double>()) << tag << " step " << i + 1;
+                  1e-4 * b[i]["grad_norm"].get<double>())
+          << tag << " step " << i + 1;
       if (!b[i].contains("val_loss")) continue;
       EXPECT_NEAR(a[i]["val_loss"].get<double>(), b[i]["val_loss"].get<double>(),
-                  1e-5 * b[i]["val_loss"].get<double>()) << tag << " step " << i + 1;
+                  1e-5 * b[i]["val_loss"].get<double>())
+          << tag << " step " << i + 1;
     }
     EXPECT_LT(b.back()["loss"].get<double>(), b.front()["loss"].get<double>()) << tag;
   }
