@@ -9,6 +9,7 @@
 #include "cli/cli_util.h"
 #include "cli/command_registry.h"
 #include "core/log.h"
+#include "infer/quant_file.h"
 #include "io/adapter_dir.h"
 #include "io/export_model.h"
 #include "io/model_dir.h"
@@ -45,6 +46,11 @@ void run(const ExportOptions& o) {
 
   // Without an adapter the checkpoint's values are all an export needs: no
   // model (and no second copy of the weights) is built.
+  if (!fs::exists(fs::path(o.checkpoint) / "config.json"))
+    HG_FAIL("'", o.checkpoint, "' is not a model directory (no config.json)");
+  if (infer::is_quantized_dir(o.checkpoint))
+    HG_FAIL("'", o.checkpoint, "' holds quantized weights (hessgpt quantize): export the "
+            "full-precision checkpoint it was made from, choosing the export's --dtype");
   ModelConfig config = load_config_file((fs::path(o.checkpoint) / "config.json").string());
   ParamLayout layout = make_param_layout(config);
   std::vector<float> values;

@@ -145,6 +145,18 @@ TEST_F(ExportCli, RefusesWhatItCannotDoWithAClearMessage) {
       << r.out;
   EXPECT_FALSE(std::filesystem::exists(dir / "tiny.gguf"));
 
+  const auto quantize = run_command(bin() + " quantize " + dir / "ck" + " --bits 8 --out " +
+                                    dir / "q8");
+  ASSERT_EQ(quantize.exit_code, 0) << quantize.out;
+  const auto q = run_command(bin() + " export --checkpoint " + dir / "q8" +
+                             " --format gguf --out " + dir / "q.gguf");
+  EXPECT_NE(q.exit_code, 0);
+  EXPECT_NE(q.out.find("holds quantized weights"), std::string::npos) << q.out;
+  const auto empty = run_command(bin() + " export --checkpoint " + dir / "taken" +
+                                 " --format gguf --out " + dir / "e.gguf");
+  EXPECT_NE(empty.out.find("is not a model directory (no config.json)"), std::string::npos)
+      << empty.out;
+
   // --force replaces an earlier export.
   for (int i = 0; i < 2; ++i) {
     const auto ok = run_command(bin() + " export --checkpoint " + dir / "ck" +
