@@ -59,6 +59,9 @@
 #     is a block per row.
 #   QK_ROWS_AB [1]: the QK-Norm rows of `bench ops` again with a warp per row
 #     (HESSGPT_QK_NORM_ROWS=1; the default is a group of d / 8 lanes per row).
+#   HEAD_CHUNK_AB [1]: a `bench train` row on AB_MODELS with the head's logits in
+#     chunks of 4096 rows (HESSGPT_HEAD_CHUNK_ROWS; the default is 2^26 / V, 2096 at
+#     V = 32008): the dE product's F32 output read and written half as often, +0.4 GB.
 #   GEMV_AB [1]: each decode row again with the one-token products through cuBLASLt
 #     (HESSGPT_GEMV=0; the default is the GEMV kernel).
 #   GRAPHS_AB [1]: each decode row again with the step's ops launched one by one
@@ -457,6 +460,9 @@ bench_pair() {  # model batch seq steps
       "${BENCH_FLAGS---recompute} --bf16-activations" HESSGPT_ATTENTION=ours
   [[ ${ATT_GRADS_AB:-1} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-activations-bf16-attention-grads \
       "${BENCH_FLAGS---recompute} --bf16-activations" HESSGPT_BF16_ATTENTION_GRADS=1
+  [[ ${HEAD_CHUNK_AB:-1} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 \
+      bf16-activations-head-4096 "${BENCH_FLAGS---recompute} --bf16-activations" \
+      HESSGPT_HEAD_CHUNK_ROWS=4096
   [[ ${TUNE_AB:-0} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-activations-tuned \
       "${BENCH_FLAGS---recompute} --bf16-activations" HESSGPT_CUBLASLT_TUNE=verbose
   fi

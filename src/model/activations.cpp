@@ -5,12 +5,24 @@
 #include <string_view>
 
 #include "backend/buffer_carver.h"
+#include "core/error.h"
 
 namespace hessgpt {
 
 int64_t head_chunk_rows(int64_t rows, int64_t vocab) {
   const int64_t budget_elements = int64_t{1} << 26;
-  return std::max<int64_t>(1, std::min(rows, budget_elements / vocab));
+  int64_t chunk = budget_elements / vocab;
+  // HESSGPT_HEAD_CHUNK_ROWS=R sets the chunk for A/B timings on a GPU: at
+  // model1's 2096 rows each chunk's dE product reads and writes the F32
+  // embedding gradient once more, which larger chunks would halve.
+  if (const char* e = std::getenv("HESSGPT_HEAD_CHUNK_ROWS"); e && *e) {
+    char* end = nullptr;
+    const long long r = std::strtoll(e, &end, 10);
+    if (*end != '\0' || r <= 0)
+      HG_FAIL("HESSGPT_HEAD_CHUNK_ROWS must be a positive row count (got '", e, "')");
+    chunk = r;
+  }
+  return std::max<int64_t>(1, std::min(rows, chunk));
 }
 
 MemoryOptions effective_memory_options(const MemoryOptions& wanted, DType dtype,

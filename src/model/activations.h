@@ -128,7 +128,9 @@ struct ArenaOptions {
   MemoryOptions memory;  // effective ones (effective_memory_options)
 };
 
-// Rows of the logits processed at once: bounds head memory to ~256 MiB at V = 32k.
+// Rows of the logits processed at once: bounds head memory to ~256 MiB at V = 32k
+// (HESSGPT_HEAD_CHUNK_ROWS overrides it; throws Error when that is not a
+// positive count).
 int64_t head_chunk_rows(int64_t rows, int64_t vocab);
 
 // Bytes the arena needs (training keeps backward scratch; inference does not).
