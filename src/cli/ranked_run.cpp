@@ -9,7 +9,7 @@
 namespace hessgpt::cli {
 
 RankedRun start_ranked_run(const ComputeOptions& options) {
-  if (dist::launched_by_mpi()) dist::select_local_gpu();  // before any CUDA call
+  dist::select_local_gpu();  // before any CUDA call
   RankedRun r;
   r.backend = make_backend(options);
   r.comm = dist::make_communicator(*r.backend);

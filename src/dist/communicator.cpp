@@ -1,5 +1,6 @@
 #include "dist/communicator.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <sstream>
 #include <vector>
@@ -45,6 +46,12 @@ void select_local_gpu() {
   ::setenv("CUDA_VISIBLE_DEVICES", mine.c_str(), 1);
 }
 
+RankRows rank_rows(const Communicator& comm, int64_t n) {
+  const int64_t per_rank = (n + comm.size() - 1) / comm.size();
+  const int64_t first = std::min(n, comm.rank() * per_rank);
+  return {first, std::min(n, first + per_rank) - first};
+}
+
 void check_same_on_every_rank(Communicator& comm, int64_t value, const std::string& what) {
   if (comm.size() == 1) return;
   // Sum and sum of squares: all equal exactly when the variance is zero
@@ -69,16 +76,14 @@ std::vector<std::string> compiled_transports() {
   return t;
 }
 
-std::unique_ptr<Communicator> make_communicator(Backend& backend) {
+std::unique_ptr<Communicator> make_communicator([[maybe_unused]] Backend& backend) {
   if (!launched_by_mpi()) return std::make_unique<LocalCommunicator>();
 #ifdef HESSGPT_HAVE_NCCL
   if (backend.device() == Device::CUDA) return std::make_unique<NcclCommunicator>();
 #endif
 #ifdef HESSGPT_HAVE_MPI
-  (void)backend;
   return std::make_unique<MpiCommunicator>();
 #else
-  (void)backend;
   if (env_int("OMPI_COMM_WORLD_SIZE", 1) <= 1) return std::make_unique<LocalCommunicator>();
   HG_FAIL("launched by mpirun with ", env_int("OMPI_COMM_WORLD_SIZE", 1),
           " ranks, but this binary was built without MPI (install libopenmpi-dev and rebuild)");

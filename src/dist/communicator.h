@@ -37,6 +37,14 @@ class Communicator {
   [[noreturn]] virtual void abort(int exit_code) = 0;
 };
 
+// This rank's share of a batch of n rows: rows [first, first + count), equal
+// shares in rank order (the last ranks take fewer, or none, when n does not
+// divide). Trainers deal each global micro-batch out this way.
+struct RankRows {
+  int64_t first = 0, count = 0;
+};
+RankRows rank_rows(const Communicator& comm, int64_t n);
+
 // Throws Error on every rank (the same decision everywhere) unless all ranks
 // hold the same value; `what` names it. For state each rank reads from disk.
 void check_same_on_every_rank(Communicator& comm, int64_t value, const std::string& what);

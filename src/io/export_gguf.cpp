@@ -83,7 +83,7 @@ void set_tokenizer(gguf::Writer& w, const ExportVocab& v, int64_t vocab_size) {
   std::vector<int32_t> types;
   for (GgufTokenType t : v.types) types.push_back(static_cast<int32_t>(t));
   for (auto id = static_cast<int64_t>(tokens.size()); id < vocab_size; ++id) {
-    tokens.push_back(str_cat("[PAD", id, "]"));
+    tokens.push_back(unused_piece(id));
     scores.push_back(0.0f);
     types.push_back(static_cast<int32_t>(GgufTokenType::kUnused));
   }

@@ -13,6 +13,10 @@ enum class GgufTokenType : int32_t {
   kNormal = 1, kUnknown = 2, kControl = 3, kUserDefined = 4, kUnused = 5, kByte = 6
 };
 
+// The piece an export gives an id that no SentencePiece piece has (ids between
+// the model's pieces and the special tokens, rows past the tokenizer's ids).
+inline std::string unused_piece(int64_t id) { return "[PAD" + std::to_string(id) + "]"; }
+
 struct ExportVocab {
   std::vector<std::string> pieces;  // per id, SentencePiece spelling ("▁the", "<0x0A>")
   std::vector<float> scores;        // per id

@@ -31,7 +31,7 @@ ExportVocab export_vocab(const Tokenizer& tokenizer) {
       case Tokenizer::PieceKind::kByte: type = GgufTokenType::kByte; break;
       case Tokenizer::PieceKind::kUnused: type = GgufTokenType::kUnused; break;
     }
-    v.pieces.push_back(kind == Tokenizer::PieceKind::kUnused ? "[PAD" + std::to_string(id) + "]"
+    v.pieces.push_back(kind == Tokenizer::PieceKind::kUnused ? unused_piece(id)
                                                              : tokenizer.id_to_piece(id));
     v.scores.push_back(tokenizer.piece_score(id));
     v.types.push_back(type);

@@ -135,16 +135,15 @@ double PretrainRun::validate_chunk() {
                         data::Order::kSequential, 0,
                         static_cast<int32_t>(model_->config().vocab_size));
   const int64_t n_batches = std::max<int64_t>(1, std::min(cfg_.eval_batches, val.batches_per_epoch()));
-  const int64_t per_rank = (batch + comm_.size() - 1) / comm_.size();
-  const int64_t first = std::min(batch, comm_.rank() * per_rank);
-  const int64_t mine = std::min(batch, first + per_rank) - first;
-  const size_t offset = static_cast<size_t>(first * cfg_.seq);
+  const dist::RankRows mine = dist::rank_rows(comm_, batch);
+  const size_t offset = static_cast<size_t>(mine.first * cfg_.seq);
   std::vector<int32_t> ids(static_cast<size_t>(batch * cfg_.seq)), tg(ids.size());
   double totals[2] = {0, 0};  // loss sum, token count
   for (int64_t i = 0; i < n_batches; ++i) {
     val.next(ids, tg);
-    if (mine == 0) continue;
-    const LossSum l = model_->evaluate(ids.data() + offset, tg.data() + offset, mine, cfg_.seq);
+    if (mine.count == 0) continue;
+    const LossSum l =
+        model_->evaluate(ids.data() + offset, tg.data() + offset, mine.count, cfg_.seq);
     totals[0] += l.sum;
     totals[1] += static_cast<double>(l.count);
   }
@@ -200,9 +199,6 @@ PretrainResult PretrainRun::run() {
   AdamWConfig oc{cfg_.beta1, cfg_.beta2, cfg_.eps, cfg_.weight_decay, cfg_.clip_norm};
   opt_ = std::make_unique<AdamW>(*model_, oc);
 
-  // One set of initial weights for all replicas, whatever each host's RNG and
-  // thread count would give.
-  comm_.broadcast(backend_, model_->params(), 0);
   int64_t start = 0;
   if (comm_.rank() == 0) fs::create_directories(cfg_.run_dir);
   comm_.barrier();
@@ -226,6 +222,9 @@ PretrainResult PretrainRun::run() {
     open_loader();
   }
   dist::check_same_on_every_rank(comm_, start, "the step to resume from");
+  // A new run: one set of initial weights for all replicas, whatever each
+  // host's RNG and thread count would give (a resumed one loaded the same file).
+  if (start == 0) comm_.broadcast(backend_, model_->params(), 0);
   const bool writer = comm_.rank() == 0;
   if (writer) {
     nlohmann::json saved = cfg_.identity();
@@ -243,7 +242,8 @@ PretrainResult PretrainRun::run() {
   const double loss_scale = 1.0 / static_cast<double>(step_tokens);
   // The global micro-batch; this rank trains on its rows.
   std::vector<int32_t> ids(static_cast<size_t>(cfg_.global_batch() * cfg_.seq)), tg(ids.size());
-  const size_t my_rows = static_cast<size_t>(comm_.rank() * cfg_.batch * cfg_.seq);
+  const size_t my_rows =
+      static_cast<size_t>(dist::rank_rows(comm_, cfg_.global_batch()).first * cfg_.seq);
   ProgressMeter progress(total, start);
   int bad_in_a_row = 0;
 
@@ -265,10 +265,8 @@ PretrainResult PretrainRun::run() {
       loss_sum += model_->forward_backward(ids.data() + my_rows, tg.data() + my_rows, cfg_.batch,
                                            cfg_.seq, loss_scale).sum;
     }
-    if (comm_.size() > 1) {
-      comm_.allreduce_sum(backend_, model_->grads());
-      comm_.allreduce_sum(std::span<double>(&loss_sum, 1));
-    }
+    comm_.allreduce_sum(backend_, model_->grads());  // no-ops for a single rank
+    comm_.allreduce_sum(std::span<double>(&loss_sum, 1));
     const double loss = loss_sum / static_cast<double>(step_tokens);
     const double norm = opt_->grad_norm();
     nlohmann::json rec = {{"step", step}, {"loss", loss}, {"lr", lr}, {"grad_norm", norm},

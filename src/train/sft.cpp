@@ -1,12 +1,11 @@
 #include "train/sft.h"
 
-#include <optional>
-#include <span>
-
 #include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <optional>
+#include <span>
 
 #include "core/log.h"
 #include "dist/local_communicator.h"
@@ -75,13 +74,6 @@ ModelConfig with_yarn(const ModelConfig& base, double factor) {
 
 namespace {
 
-// This rank's rows [first, first + count) of a global micro-batch of n.
-std::pair<int64_t, int64_t> rank_rows(const dist::Communicator& comm, int64_t n) {
-  const int64_t per_rank = (n + comm.size() - 1) / comm.size();
-  const int64_t first = std::min(n, comm.rank() * per_rank);
-  return {first, std::min(n, first + per_rank) - first};
-}
-
 // Batches of the global micro-batch's size, each dealt out over the ranks: the
 // loss does not depend on the number of ranks.
 double evaluate(Model& model, const std::vector<ChatExample>& eval, int64_t batch,
@@ -90,7 +82,7 @@ double evaluate(Model& model, const std::vector<ChatExample>& eval, int64_t batc
   const auto n_eval = static_cast<int64_t>(eval.size());
   for (int64_t b = 0; b < max_batches && b * batch < n_eval; ++b) {
     const int64_t size = std::min((b + 1) * batch, n_eval) - b * batch;
-    const auto [first, count] = rank_rows(comm, size);
+    const auto [first, count] = dist::rank_rows(comm, size);
     std::vector<const ChatExample*> rows;
     for (int64_t i = 0; i < count; ++i)
       rows.push_back(&eval[static_cast<size_t>(b * batch + first + i)]);
@@ -166,8 +158,6 @@ SftResult run_sft(const SftConfig& config, Backend& backend, dist::Communicator&
   result.trainable_parameters = cfg.full ? model.layout().total : model.lora_layout().total;
   AdamW opt(model, AdamWConfig{0.9, 0.95, 1e-8, cfg.weight_decay, cfg.clip_norm});
 
-  // One set of starting adapters (or weights) for all replicas.
-  comm.broadcast(backend, model.has_lora() ? model.lora_params() : model.params(), 0);
   const int64_t per_step = cfg.global_batch() * cfg.accum;
   const int64_t total = cfg.steps > 0 ? cfg.steps
                                       : std::max<int64_t>(1, cfg.epochs * static_cast<int64_t>(train.size()) / per_step);
@@ -197,6 +187,9 @@ SftResult run_sft(const SftConfig& config, Backend& backend, dist::Communicator&
     log_info("resuming from ", *ck, " at step ", start, " of ", total);
   }
   dist::check_same_on_every_rank(comm, start, "the step to resume from");
+  // A new run: one set of starting adapters (or weights) for all replicas.
+  if (start == 0)
+    comm.broadcast(backend, model.has_lora() ? model.lora_params() : model.params(), 0);
   log_info("trainable parameters: ", result.trainable_parameters,
            cfg.full ? " (full fine-tuning)" : " (LoRA adapters; base frozen)");
   if (comm.size() > 1)
@@ -211,7 +204,7 @@ SftResult run_sft(const SftConfig& config, Backend& backend, dist::Communicator&
     std::vector<PaddedBatch> micro;
     // Trained tokens and padded tokens of the step, over all ranks.
     double counts[2] = {0, 0};
-    const auto [first, mine] = rank_rows(comm, cfg.global_batch());
+    const auto [first, mine] = dist::rank_rows(comm, cfg.global_batch());
     for (int64_t a = 0; a < cfg.accum; ++a) {
       std::vector<const ChatExample*> rows;
       for (int64_t i = 0; i < cfg.global_batch(); ++i) {
@@ -234,10 +227,9 @@ SftResult run_sft(const SftConfig& config, Backend& backend, dist::Communicator&
     for (const PaddedBatch& pb : micro)
       loss_sum += model.forward_backward(pb.ids.data(), pb.targets.data(), pb.batch, pb.seq,
                                          1.0 / trained).sum;
-    if (comm.size() > 1) {
-      comm.allreduce_sum(backend, model.has_lora() ? model.lora_grads() : model.grads());
-      comm.allreduce_sum(std::span<double>(&loss_sum, 1));
-    }
+    // (No-ops for a single rank.)
+    comm.allreduce_sum(backend, model.has_lora() ? model.lora_grads() : model.grads());
+    comm.allreduce_sum(std::span<double>(&loss_sum, 1));
     const double loss = loss_sum / trained;
     const double lr = sched.lr(step);
     const double norm = opt.grad_norm();
@@ -271,10 +263,14 @@ SftResult run_sft(const SftConfig& config, Backend& backend, dist::Communicator&
     if (cfg.stop_after > 0 && step >= cfg.stop_after && step < total) return result;
   }
   // Outputs: the adapter on its own, and the merged model ready for generate/chat.
-  if (writer && model.has_lora())
-    save_adapter_dir(model, (fs::path(cfg.run_dir) / "adapter").string(), cfg.base_dir);
-  if (model.has_lora()) model.merge_lora();
-  if (writer) save_model_dir(model, (fs::path(cfg.run_dir) / "final").string());
+  // Rank 0 writes them; the other replicas are the same model.
+  if (writer) {
+    if (model.has_lora()) {
+      save_adapter_dir(model, (fs::path(cfg.run_dir) / "adapter").string(), cfg.base_dir);
+      model.merge_lora();
+    }
+    save_model_dir(model, (fs::path(cfg.run_dir) / "final").string());
+  }
   comm.barrier();  // the run directory is whole before any rank returns
   log_info("fine-tuned model written to ", (fs::path(cfg.run_dir) / "final").string());
   result.completed = true;

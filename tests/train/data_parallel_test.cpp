@@ -12,6 +12,7 @@
 #include "common/test_util.h"
 #include "io/safetensors.h"
 #include "train/byte_dataset.h"
+#include "train/metrics_log.h"
 
 namespace hessgpt {
 namespace {
@@ -37,10 +38,7 @@ std::string mpirun(int ranks) {
 }
 
 std::vector<nlohmann::json> metrics(const std::string& run) {
-  std::vector<nlohmann::json> lines;
-  std::ifstream in(run + "/metrics.jsonl");
-  for (std::string line; std::getline(in, line);) lines.push_back(nlohmann::json::parse(line));
-  return lines;
+  return read_metrics(run + "/metrics.jsonl");
 }
 
 class DataParallel : public ::testing::Test {
