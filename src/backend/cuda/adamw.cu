@@ -6,16 +6,19 @@
 namespace hessgpt::cuda {
 namespace {
 
-// One element, the CPU kernel's arithmetic.
+// One element, the CPU kernel's arithmetic. The _rn intrinsics are never
+// contracted into FMAs: left to itself nvcc contracted the 16-byte loop and the
+// scalar loop differently, and the one-launch update drifted from adamw_step
+// by an ulp.
 __device__ __forceinline__ void adamw_update(float& param, float grad, float& m, float& v,
                                              float decay, const AdamWConstants& c) {
-  const float g = grad * c.grad_scale;
-  const float mi = c.beta1 * m + (1.0f - c.beta1) * g;
-  const float vi = c.beta2 * v + (1.0f - c.beta2) * g * g;
+  const float g = __fmul_rn(grad, c.grad_scale);
+  const float mi = __fadd_rn(__fmul_rn(c.beta1, m), __fmul_rn(1.0f - c.beta1, g));
+  const float vi = __fadd_rn(__fmul_rn(c.beta2, v), __fmul_rn(__fmul_rn(1.0f - c.beta2, g), g));
   m = mi;
   v = vi;
-  const float denom = sqrtf(vi) * c.inv_sqrt_bc2 + c.eps;
-  param = param * decay - c.step_size * mi / denom;
+  const float denom = __fadd_rn(__fmul_rn(__fsqrt_rn(vi), c.inv_sqrt_bc2), c.eps);
+  param = __fsub_rn(__fmul_rn(param, decay), __fdiv_rn(__fmul_rn(c.step_size, mi), denom));
 }
 
 __global__ void adamw_kernel(float* param, const float* grad, float* m, float* v, int64_t n,
