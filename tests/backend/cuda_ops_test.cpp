@@ -566,9 +566,9 @@ TEST_F(CudaOps, MatmulAddReadsTheResidual) {
 // Vocabularies held in registers (an odd width; 32008, the Mistral one) and
 // one past kCrossEntropyHeld (32768), which the two-sweep kernel takes.
 TEST_F(CudaOps, SoftcapAndFusedCrossEntropy) {
-  // Every kernel: a block per row (the default), a warp per row, and blocks
-  // per row segment (split; 32769 is 9 segments); the widths cover 16-byte
-  // and scalar accesses.
+  // Every kernel: a block per row, a warp per row, and blocks per row
+  // segment (split, the default; 32769 is 9 segments); the widths cover
+  // 16-byte and scalar accesses.
   for (const char* kernel : {"rows", "warp", "split"})
   for (const int64_t v : {int64_t{32008 % 1001}, int64_t{32008}, int64_t{32769}}) {
     const testing::ScopedEnv choice("HESSGPT_CE_KERNEL", kernel);

@@ -224,19 +224,21 @@ TEST(Bf16Activations, FusedKvProjectionsMatchSeparateProducts) {
   EXPECT_EQ(concats("1", bf16_activations(), true), 0) << "adapters";
 }
 
-// Attention's gradients in BF16 too (HESSGPT_BF16_ATTENTION_GRADS=1): the
-// forward is unchanged, so are the losses; the gradients move by the
-// roundings of datt and of dq, dk, dv (on the GPU, cuDNN's backward rounds
-// dout and writes BF16 anyway). The fused k/v operand then lives in datt's
+// Attention's gradients in BF16 too (the default; HESSGPT_BF16_ATTENTION_GRADS=0
+// keeps them in F32): the forward is unchanged, so are the losses; the
+// gradients move by the roundings of datt and of dq, dk, dv (on the GPU,
+// cuDNN's backward rounds dout and writes BF16 anyway). The fused k/v operand then lives in datt's
 // bytes, and the fused q/k/v backward still runs once per layer (two concats).
 TEST(Bf16Activations, AttentionGradientsInBf16) {
   if (!cpu_has_bf16_products()) GTEST_SKIP() << "no BF16 products in this build (oneDNN)";
   const ModelConfig c = preset_config("tiny");
-  const Passes f32_grads = train_twice(c, false, false, bf16_activations(), true);
-  Passes bf16_grads;
+  Passes f32_grads;
   {
-    const testing::ScopedEnv on("HESSGPT_BF16_ATTENTION_GRADS", "1");
-    bf16_grads = train_twice(c, false, false, bf16_activations(), true);
+    const testing::ScopedEnv off("HESSGPT_BF16_ATTENTION_GRADS", "0");
+    f32_grads = train_twice(c, false, false, bf16_activations(), true);
+  }
+  const Passes bf16_grads = train_twice(c, false, false, bf16_activations(), true);
+  {
     CpuBackend inner(2);
     inner.set_matmul_precision(MatmulPrecision::BF16);
     TimedBackend timed(inner);

@@ -172,14 +172,14 @@ inline int rmsnorm_backward_warps(int64_t d) {
   return static_cast<int>(std::clamp<int64_t>(fit, 0, kNormWarps));  // 0: d too wide
 }
 
-// ---- soft-cap + cross-entropy: one block per row of the vocabulary ------------
-// Rows of up to kCrossEntropyHeld values are read once and kept in registers
+// ---- soft-cap + cross-entropy ---------------------------------------------------
+// A block per row (HESSGPT_CE_KERNEL=rows): rows of up to kCrossEntropyHeld values are read once and kept in registers
 // (kCrossEntropyHeldThreads threads, kCrossEntropyPerThread each: 32768, the
 // Mistral vocabulary's 32008 with room); wider rows are swept twice.
 constexpr int kCrossEntropyThreads = 512;
 // The warp-per-row kernel (HESSGPT_CE_KERNEL=warp): 8 rows per block.
 constexpr int kCrossEntropyWarpThreads = 256;
-// The split kernels (HESSGPT_CE_KERNEL=split): a block per (row, segment of
+// The split kernels (the default): a block per (row, segment of
 // kCrossEntropySpan values), so that thousands of blocks are in flight where a
 // block per row keeps one row per SM. Pass 1 writes each segment's (max, sum
 // of exponentials), pass 2 merges its row's and writes the gradient.
