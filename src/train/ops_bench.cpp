@@ -187,6 +187,14 @@ std::vector<OpTiming> run_ops_bench(const ModelConfig& c, Backend& be, int64_t b
            });
     b.time("k+v dW (fused)", dims({2 * kvd, d}), kv_flops, dkv_bytes + 2.0 * n * d + 2 * w_bytes,
            [&, dkv, ln, gkv] { be.matmul(gkv, dkv, true, ln, false, 1.0f, 1.0f); });
+    // The fused q/k/v backward's operands (Model::qkv_projections_backward):
+    // dk_raw | dv, then dq_raw | that, all BF16; bytes read and written.
+    const Tensor dk16b = b.bf16({n, kvd}), dv16 = b.bf16({n, kvd});
+    const Tensor dq16 = b.bf16({n, c.q_dim()}), dqkv = b.bf16({n, qkv});
+    b.time("concat k | v (bf16)", dims({n, 2 * kvd}), 0, 2.0 * 2 * n * 2 * kvd,
+           [&, dkv, dk16b, dv16] { be.concat_columns(dkv, dk16b, dv16); });
+    b.time("concat q | kv (bf16)", dims({n, qkv}), 0, 2.0 * 2 * n * qkv,
+           [&, dqkv, dq16, dkv] { be.concat_columns(dqkv, dq16, dkv); });
   }
   {
     const Tensor x = b.random({n, d}), w = b.random({d}), out = b.random({n, d}), rstd = b.random({n});

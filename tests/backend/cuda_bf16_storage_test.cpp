@@ -316,9 +316,12 @@ TEST_F(CudaOps, CrossEntropyIntoBf16AndConvert) {
 }
 
 // concat_columns in every mix of F32 and BF16 against the CPU's, bit for bit
-// (a copy or one rounding per value), at model1's k|v widths and an odd one.
+// (a copy or one rounding per value), at model1's k|v and q|kv widths (one
+// storage type: the 16-byte chunk kernel), rows of whole chunks in both types
+// (8 | 16) or in F32 only (4 | 12), and odd widths (the per-value kernel).
 TEST_F(CudaOps, ConcatColumnsMatchesCpu) {
-  for (const auto& [ca, cb] : {std::pair<int64_t, int64_t>{320, 320}, {37, 5}}) {
+  for (const auto& [ca, cb] : {std::pair<int64_t, int64_t>{320, 320}, {1280, 640}, {8, 16},
+                               {4, 12}, {37, 5}}) {
     const int64_t rows = 129;
     const Vec a = random_floats(rows * ca, 95, 3.0), b = random_floats(rows * cb, 96, 3.0);
     for (const bool a16 : {false, true})

@@ -3,6 +3,8 @@
 // matrix-product operands.
 #include <cuda_bf16.h>
 
+#include <type_traits>
+
 #include "backend/cuda/device_util.cuh"
 #include "backend/cuda/kernels.h"
 #include "core/error.h"
@@ -264,11 +266,38 @@ __global__ void concat_columns_kernel(Out* dst, const A* a, const B* b, int64_t 
     store_float(dst + i, c < ca ? as_float(a[r * ca + c]) : as_float(b[r * cb + c - ca]));
   }
 }
+
+// One storage type, rows of whole 16-byte chunks: a thread per chunk, with
+// 32-bit index math. The per-value kernel above spends its time on 64-bit
+// division (1.3 TB/s for the fused q/k/v gradient operand on an H200, where
+// copies reach 3.5): this is the form training uses.
+__global__ void concat_chunks_kernel(uint4* dst, const uint4* a, const uint4* b, uint32_t n,
+                                     uint32_t ka, uint32_t kb) {
+  const uint32_t width = ka + kb;
+  for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+    const uint32_t r = i / width, c = i - r * width;
+    dst[i] = c < ka ? a[r * ka + c] : b[r * kb + c - ka];
+  }
+}
 }  // namespace
 
 template <typename Out, typename A, typename B>
 void concat_columns(Out* dst, const A* a, const B* b, int64_t rows, int64_t ca, int64_t cb,
                     cudaStream_t stream) {
+  constexpr int64_t kChunk = sizeof(uint4);
+  const int64_t bytes_a = ca * static_cast<int64_t>(sizeof(A));
+  const int64_t bytes_b = cb * static_cast<int64_t>(sizeof(B));
+  const int64_t chunks = rows * (bytes_a + bytes_b) / kChunk;
+  if constexpr (std::is_same_v<Out, A> && std::is_same_v<A, B>) {
+    if (bytes_a % kChunk == 0 && bytes_b % kChunk == 0 && chunks < (int64_t{1} << 31) &&
+        aligned_to(dst, kChunk) && aligned_to(a, kChunk) && aligned_to(b, kChunk)) {
+      launch_elementwise(chunks, stream, concat_chunks_kernel, reinterpret_cast<uint4*>(dst),
+                         reinterpret_cast<const uint4*>(a), reinterpret_cast<const uint4*>(b),
+                         static_cast<uint32_t>(chunks), static_cast<uint32_t>(bytes_a / kChunk),
+                         static_cast<uint32_t>(bytes_b / kChunk));
+      return;
+    }
+  }
   launch_elementwise(rows * (ca + cb), stream,
                      concat_columns_kernel<device_t<Out>, device_t<A>, device_t<B>>,
                      device_ptr(dst), device_ptr(a), device_ptr(b), rows, ca, cb);
