@@ -434,7 +434,9 @@ PY
   while IFS='|' read -r name detail; do row "  $name" info "$detail"; done <"$1.rows"
 }
 
-bench_pair() {  # model batch seq steps
+# The issue's figures: the baseline rows (and keep-all), then PyTorch's step in
+# the same call, before any A/B row, so that a call cut short still has them.
+headline_rows() {  # model batch seq steps
   local model=$1 batch=$2 seq=$3 steps=$4
   for precision in ${BENCH_PRECISIONS:-bf16}; do
     bench_row "$model" "$batch" "$seq" "$steps" "$precision" "$precision" "${BENCH_FLAGS---recompute}"
@@ -445,9 +447,26 @@ bench_pair() {  # model batch seq steps
     # (With BENCH_FLAGS empty the row above keeps all already.)
     [[ -n ${BENCH_FLAGS---recompute} ]] &&
       bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-activations-keep-all "--bf16-activations"
-    [[ ${RECOMPUTE_MLP_AB:-1} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 \
-      bf16-activations-recompute-mlp "--bf16-activations --recompute-mlp"
   fi
+  [[ ${SKIP_TORCH:-0} == 1 ]] && return 0
+  [[ " ${TORCH_MODELS:-$model} " != *" $model "* ]] && return 0
+  local tout="$OUT/torch-$model.json"
+  if peak_mem_run "$tout" python3 bench/torch_train_step.py --device cuda --precision bf16 --compile \
+      --head plain --model "$model" --batch "$batch" --seq "$seq" --steps "$steps" --warmup 3 \
+      $([[ ${TORCH_PROFILE:-1} == 1 ]] && echo --profile) --json; then
+    row "pytorch $model bf16 compile" ok \
+      "$(json_field "$tout" tokens_per_s) tok/s, peak $(( $(json_field "$tout" peak_memory_bytes) / 1048576 )) MiB allocated"
+    torch_profile_rows "$tout"
+  else
+    row "pytorch $model bf16 compile" FAIL "$(tail -1 "$tout.err")"
+  fi
+}
+
+ab_rows() {  # model batch seq steps
+  local model=$1 batch=$2 seq=$3 steps=$4
+  [[ ${BF16_ACTS_AB:-1} == 1 && ${RECOMPUTE_MLP_AB:-1} == 1 ]] &&
+    bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-activations-recompute-mlp \
+      "--bf16-activations --recompute-mlp"
   if [[ " ${AB_MODELS:-model1} " == *" $model "* ]]; then
   [[ ${BF16_FFN_AB:-0} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-ffn-storage \
       "${BENCH_FLAGS---recompute} --bf16-ffn"
@@ -475,29 +494,24 @@ bench_pair() {  # model batch seq steps
       "${BENCH_FLAGS---recompute} --bf16-activations" HESSGPT_CUBLASLT_TUNE=verbose
   fi
   ab_summary "$model"
-  [[ ${SKIP_TORCH:-0} == 1 ]] && return 0
-  [[ " ${TORCH_MODELS:-$model} " != *" $model "* ]] && return 0
-  local tout="$OUT/torch-$model.json"
-  if peak_mem_run "$tout" python3 bench/torch_train_step.py --device cuda --precision bf16 --compile \
-      --head plain --model "$model" --batch "$batch" --seq "$seq" --steps "$steps" --warmup 3 \
-      $([[ ${TORCH_PROFILE:-1} == 1 ]] && echo --profile) --json; then
-    row "pytorch $model bf16 compile" ok \
-      "$(json_field "$tout" tokens_per_s) tok/s, peak $(( $(json_field "$tout" peak_memory_bytes) / 1048576 )) MiB allocated"
-    torch_profile_rows "$tout"
-    [[ -s $OUT/profile-$model.json ]] && products_side_by_side "$OUT/profile-$model.json" "$tout"
-    local ours
-    for ours in "$OUT"/bench-"$model"-bf16*.json; do
-      [[ -s $ours ]] || continue
-      local label=${ours#"$OUT"/bench-"$model"-}
-      python3 - "$ours" "$tout" <<'PY' >>"$LOG" 2>&1 && row "  ratio ${label%.json} / pytorch" info "$(tail -1 "$LOG")"
+}
+
+# Each of our rows as a ratio of PyTorch's, and the products side by side
+# (once the profile rows have run).
+torch_report() {  # model
+  local model=$1 tout="$OUT/torch-$1.json"
+  [[ -s $tout ]] || return 0
+  [[ -s $OUT/profile-$model.json ]] && products_side_by_side "$OUT/profile-$model.json" "$tout"
+  local ours
+  for ours in "$OUT"/bench-"$model"-bf16*.json; do
+    [[ -s $ours ]] || continue
+    local label=${ours#"$OUT"/bench-"$model"-}
+    python3 - "$ours" "$tout" <<'PY' >>"$LOG" 2>&1 && row "  ratio ${label%.json} / pytorch" info "$(tail -1 "$LOG")"
 import json, sys
 ours, theirs = (json.load(open(p)) for p in sys.argv[1:3])
 print(f"{ours['tokens_per_s'] / theirs['tokens_per_s']:.2f}x")
 PY
-    done
-  else
-    row "pytorch $model bf16 compile" FAIL "$(tail -1 "$tout.err")"
-  fi
+  done
 }
 
 # Where a step's time goes: each op alone at model1's (or small's) shapes, BF16 products.
@@ -545,6 +559,10 @@ $(json_field "$out" decode_path)"
 # BENCH_MODELS picks others (e.g. the ones a cut-short run did not reach).
 models=${BENCH_MODELS:-model1 model2}
 [[ $quick == 1 ]] && models=small
+bench_shape() {  # model -> batch seq steps
+  case $1 in small|tiny) echo 16 1024 10 ;; *) echo 32 1024 5 ;; esac
+}
+for m in $models; do headline_rows "$m" $(bench_shape "$m"); done
 [[ " $models " == *" model1 "* ]] && ops_rows model1 32 1024
 [[ " $models " == *" model1 "* && ${ATTN_ROWS_AB:-1} == 1 ]] && ops_rows model1 32 1024 attention-32-rows HESSGPT_ATTN_ROWS=32 HESSGPT_ATTENTION=ours
 [[ " $models " == *" model1 "* && ${CUDNN_AB:-1} == 1 ]] && ops_rows model1 32 1024 our-attention HESSGPT_ATTENTION=ours
@@ -598,11 +616,7 @@ for m in ${DECODE_MODELS-model1 model2}; do
   [[ ${GRAPHS_AB:-1} == 1 ]] && decode_row "$m" 32 no-graphs HESSGPT_CUDA_GRAPHS=0
 done
 for m in ${PROFILE_MODELS-model1}; do [[ " $models " == *" $m "* ]] && profile_rows "$m" 32 1024; done
-for m in $models; do
-  case $m in
-    small|tiny) bench_pair "$m" 16 1024 10 ;;
-    *) bench_pair "$m" 32 1024 5 ;;
-  esac
-done
+for m in $models; do ab_rows "$m" $(bench_shape "$m"); done
+for m in $models; do torch_report "$m"; done
 
 exit $failed

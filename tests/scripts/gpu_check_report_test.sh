@@ -3,7 +3,8 @@
 # commands, so that a script error cannot waste a GPU session: the script
 # parses; the products side by side (ours from `bench train --profile`,
 # PyTorch's from torch_train_step.py --profile) find matching shapes; the A/B
-# summary gives each row's ratio and skips a broken JSON; racecheck's reports
+# summary gives each row's ratio and skips a broken JSON; the PyTorch report
+# gives our rows as ratios of its step and the products beside ours; racecheck's reports
 # inside vendor kernels alone are not a failure, one in ours is.
 # Usage: gpu_check_report_test.sh HESSGPT_BINARY SOURCE_DIR TORCH_PYTHON
 set -euo pipefail
@@ -18,7 +19,7 @@ ROWS=$OUT/rows
 row() { printf '%s|%s|%s\n' "$1" "$2" "$3" >>"$ROWS"; }
 fail() { echo "gpu_check_report_test: $*" >&2; cat "$ROWS" >&2 2>/dev/null || true; exit 1; }
 eval "$(grep '^VENDOR_KERNELS=' "$SCRIPT")"
-for f in products_side_by_side ab_summary sanitizer_row; do
+for f in products_side_by_side ab_summary sanitizer_row torch_report; do
   body=$(sed -n "/^$f() {/,/^}/p" "$SCRIPT")
   [[ -n $body ]] || fail "no function $f in $SCRIPT"
   eval "$body"
@@ -57,6 +58,19 @@ if [[ $torch == 1 ]]; then
     fail "PyTorch's 32 x 64 products over 64 not matched"
 fi
 grep -q '^  products, all shapes|info|ours ' "$ROWS" || fail "no total row"
+
+# The PyTorch report, run after the A/B rows: our rows as ratios of its step
+# (a stub stands in for it where this python has no torch).
+[[ $torch == 1 ]] || echo '{"tokens_per_s": 1000, "profile": {"products": []}}' >"$OUT/torch.json"
+mkdir "$OUT/report"
+cp "$OUT/ours.json" "$OUT/report/profile-m.json"
+cp "$OUT/ours.json" "$OUT/report/bench-m-bf16-activations.json"
+cp "$OUT/torch.json" "$OUT/report/torch-m.json"
+: >"$ROWS"
+(OUT=$OUT/report torch_report m)
+grep -q '^  ratio bf16-activations / pytorch|info|[0-9]*\.[0-9][0-9]x$' "$ROWS" ||
+  fail "no ratio row against PyTorch"
+grep -q '^  products, all shapes|info|ours ' "$ROWS" || fail "the report has no products table"
 
 # Racecheck: hazards in cuDNN's and cuBLAS's kernels only, then one in ours.
 race() { echo "========= Error: Race reported between Read access at $1+0x2f0"; }
