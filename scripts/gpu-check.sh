@@ -250,7 +250,8 @@ while IFS= read -r line; do row "  cudnn" info "$line"; done \
 # default); these run our kernels throughout.
 row "  cudnn plans" info "$(grep -c 'attention: cuDNN fused' "$OUT/test__model_steps_vs_CPU.log" 2>/dev/null) built in the model steps"
 HESSGPT_ATTENTION=ours gtest_row "test: model steps, our attention" "$BUILD/tests/test_model" 'Presets/CudaModel.*' 0
-HESSGPT_BF16_ATTENTION_GRADS=0 gtest_row "test: model steps, F32 attention gradients" "$BUILD/tests/test_model" 'Presets/CudaModel.*' 0
+HESSGPT_BF16_ATTENTION_GRADS=0 gtest_row "test: model steps, F32 attention gradients" \
+  "$BUILD/tests/test_model" 'Presets/CudaModel.*' 0
 # The tensor-core attention at its other block size (HESSGPT_ATTN_WARPS).
 export HESSGPT_ATTN_WARPS=8
 gtest_row "test: attention, 8-warp blocks" "$BUILD/tests/test_backend" 'CudaAttention.*:CudaOps.Attention*' 0
@@ -272,7 +273,8 @@ sanitizer_row() {  # name, log, rc, detail when clean
          row "$name" info "${summary}, all inside vendor kernels (cuDNN, cuBLAS), see $log"
        else
          row "$name" FAIL "${summary:-errors found}, see $log"
-         grep -m10 -A4 'Invalid\|Error\|Race\|Hazard' "$log" | grep -v "$VENDOR_KERNELS" | sed 's/^/    /'
+         grep -m10 -A4 'Invalid\|Error\|Race\|Hazard' "$log" | grep -v "$VENDOR_KERNELS" |
+           sed 's/^/    /'
        fi ;;
     124) row "$name" FAIL "timed out after $TEST_TIMEOUT s" ;;
     *) row "$name" info "${summary:-no summary}; a test failed under it (exit $rc), see the test rows" ;;
@@ -485,7 +487,8 @@ ab_rows() {  # model batch seq steps
       "${BENCH_FLAGS---recompute} --bf16-activations" HESSGPT_FUSED_QKV=0
   [[ ${CUDNN_AB:-1} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-activations-our-attention \
       "${BENCH_FLAGS---recompute} --bf16-activations" HESSGPT_ATTENTION=ours
-  [[ ${ATT_GRADS_AB:-1} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-activations-f32-attention-grads \
+  [[ ${ATT_GRADS_AB:-1} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 \
+      bf16-activations-f32-attention-grads \
       "${BENCH_FLAGS---recompute} --bf16-activations" HESSGPT_BF16_ATTENTION_GRADS=0
   [[ ${HEAD_CHUNK_AB:-1} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 \
       bf16-activations-head-4096 "${BENCH_FLAGS---recompute} --bf16-activations" \
@@ -580,7 +583,8 @@ fi
 [[ " $models " == *" model1 "* && ${CE_AB:-1} == 1 ]] &&
   OPS_MATCH='softcap cross' ops_rows model1 32 1024 warp-cross-entropy HESSGPT_CE_KERNEL=warp
 [[ " $models " == *" model1 "* && ${CE_AB:-1} == 1 ]] &&
-  OPS_MATCH='softcap cross' OPS_ONLY='softcap cross' ops_rows model1 32 1024 rows-cross-entropy HESSGPT_CE_KERNEL=rows
+  OPS_MATCH='softcap cross' OPS_ONLY='softcap cross' ops_rows model1 32 1024 rows-cross-entropy \
+    HESSGPT_CE_KERNEL=rows
 [[ " $models " == *" model1 "* && ${QK_ROWS_AB:-1} == 1 ]] &&
   OPS_MATCH='qk-norm' OPS_ONLY='qk-norm' ops_rows model1 32 1024 qk-norm-warp-rows HESSGPT_QK_NORM_ROWS=1
 [[ " $models " == *" model1 "* && ${NORM_AB:-1} == 1 ]] &&

@@ -39,9 +39,10 @@ namespace {
 
 // Attention's gradients (datt, dq, dk, dv) in BF16 storage too, where dq_raw
 // and dk_raw are: the default since the H200 measured 1.02x model1's tok/s
-// (HESSGPT_BF16_ATTENTION_GRADS=0 keeps them in F32, for A/B timings). The o projection's backward then writes datt rounded once, as
-// cuDNN's fused backward reads it, and dq, dk, dv come out of it in BF16
-// without widening passes; our own kernels stage them in F32.
+// (HESSGPT_BF16_ATTENTION_GRADS=0 keeps them in F32, for A/B timings). The o
+// projection's backward then writes datt rounded once, as cuDNN's fused
+// backward reads it, and dq, dk, dv come out of it in BF16 without widening
+// passes; our own kernels stage them in F32.
 bool bf16_attention_grads_wanted() {
   const char* e = std::getenv("HESSGPT_BF16_ATTENTION_GRADS");
   if (!e || !*e || std::string_view(e) == "1") return true;

@@ -79,7 +79,8 @@ race() { echo "========= Error: Race reported between Read access at $1+0x2f0"; 
   echo "========= RACECHECK SUMMARY: 2 hazards displayed (2 errors, 0 warnings)"; } >"$OUT/race.log"
 : >"$ROWS"
 sanitizer_row "compute-sanitizer racecheck" "$OUT/race.log" 9 clean >/dev/null
-grep -q '^compute-sanitizer racecheck|info|RACECHECK SUMMARY: 2 hazards, all inside vendor' "$ROWS" ||
+grep -q '^compute-sanitizer racecheck|info|RACECHECK SUMMARY: 2 hazards, all inside vendor' \
+  "$ROWS" ||
   fail "vendor-only hazards not told apart"
 race '_ZN7hessgpt4cuda12rmsnorm_kernelEv' >>"$OUT/race.log"
 : >"$ROWS"

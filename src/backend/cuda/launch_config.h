@@ -173,9 +173,10 @@ inline int rmsnorm_backward_warps(int64_t d) {
 }
 
 // ---- soft-cap + cross-entropy ---------------------------------------------------
-// A block per row (HESSGPT_CE_KERNEL=rows): rows of up to kCrossEntropyHeld values are read once and kept in registers
-// (kCrossEntropyHeldThreads threads, kCrossEntropyPerThread each: 32768, the
-// Mistral vocabulary's 32008 with room); wider rows are swept twice.
+// A block per row (HESSGPT_CE_KERNEL=rows): rows of up to kCrossEntropyHeld
+// values are read once and kept in registers (kCrossEntropyHeldThreads
+// threads, kCrossEntropyPerThread each: 32768, the Mistral vocabulary's 32008
+// with room); wider rows are swept twice.
 constexpr int kCrossEntropyThreads = 512;
 // The warp-per-row kernel (HESSGPT_CE_KERNEL=warp): 8 rows per block.
 constexpr int kCrossEntropyWarpThreads = 256;
