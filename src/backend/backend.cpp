@@ -107,7 +107,12 @@ void Backend::qk_norm_rope_forward(const Tensor& out, const Tensor& rstd, const 
 
 void Backend::qk_norm_rope_backward(const Tensor& dx, const Tensor& dw, const Tensor& dout,
                                     const Tensor& x, const Tensor& w, const Tensor& rstd,
-                                    const Tensor& cos, const Tensor& sin, int64_t pos0) {
+                                    const Tensor& cos, const Tensor& sin, int64_t pos0,
+                                    int64_t dx_head0) {
+  check_head_range(dx, dout, dx_head0);
+  HG_CHECK(dx_head0 == 0 && dx.numel() == dout.numel(),
+           "qk_norm_rope_backward: this backend writes whole rows only, not heads [", dx_head0,
+           ", ", dx_head0 + dout.dim(2), ") of ", dx.shape_string());
   rope_backward(dout, cos, sin, pos0);
   rmsnorm_backward(head_rows(dx), dw, head_rows(dout), head_rows(x), w, rstd, false);
 }
@@ -173,6 +178,25 @@ void check_concat_columns(const Tensor& dst, const Tensor& a, const Tensor& b) {
   HG_CHECK(a.rows() == dst.rows() && b.rows() == dst.rows() && a.cols() + b.cols() == dst.cols(),
            "concat_columns: ", dst.shape_string(), " is not ", a.shape_string(), " beside ",
            b.shape_string());
+}
+
+void check_copy_columns(const Tensor& dst, int64_t col0, const Tensor& src) {
+  for (const Tensor* t : {&dst, &src}) {
+    HG_CHECK(t->ndim >= 1 && t->data != nullptr, "copy_columns: an empty operand");
+    if (t->dtype != DType::F32 && t->dtype != DType::BF16)
+      HG_FAIL("copy_columns: F32 or BF16 operands, not ", dtype_name(t->dtype));
+  }
+  HG_CHECK(src.rows() == dst.rows() && col0 >= 0 && col0 + src.cols() <= dst.cols(),
+           "copy_columns: ", src.shape_string(), " does not fit ", dst.shape_string(),
+           " from column ", col0);
+}
+
+void check_head_range(const Tensor& dx, const Tensor& dout, int64_t dx_head0) {
+  HG_CHECK(dx.ndim == 4 && dout.ndim == 4 && dx.dim(0) == dout.dim(0) &&
+               dx.dim(1) == dout.dim(1) && dx.dim(3) == dout.dim(3) && dx_head0 >= 0 &&
+               dx_head0 + dout.dim(2) <= dx.dim(2),
+           "qk_norm_rope_backward: dout ", dout.shape_string(), " from head ", dx_head0,
+           " does not fit dx ", dx.shape_string());
 }
 
 std::vector<float> download_floats(Backend& backend, const Tensor& t) {

@@ -94,6 +94,9 @@ class Backend {
   // converted to dst's dtype as convert() does (F32 or BF16, any mix): one
   // operand for two products that share the other.
   virtual void concat_columns(const Tensor& dst, const Tensor& a, const Tensor& b) = 0;
+  // Columns [col0, col0 + C) of dst [R, W] = src [R, C], converted as convert()
+  // does; dst's other columns are left alone.
+  virtual void copy_columns(const Tensor& dst, int64_t col0, const Tensor& src) = 0;
   virtual void fill(const Tensor& x, double value) = 0;
   virtual void synchronize() {}
   // Bytes this backend could still allocate now (host: MemAvailable; GPU:
@@ -168,9 +171,14 @@ class Backend {
   // The backward of both: dx =, dw +=. dout may be overwritten (the default
   // rotates it back in place first); it may be BF16 (storage: attention's
   // gradients under --bf16-activations), where the backend overrides this.
+  // dx may have more heads than dout, [B, T, Hx, D]: the gradient then goes to
+  // heads [dx_head0, dx_head0 + heads) of each token, the others left alone
+  // (q's and k's gradients written straight into the fused q/k/v operand).
+  // The default takes dx_head0 = 0 and dout's heads only.
   virtual void qk_norm_rope_backward(const Tensor& dx, const Tensor& dw, const Tensor& dout,
                                      const Tensor& x, const Tensor& w, const Tensor& rstd,
-                                     const Tensor& cos, const Tensor& sin, int64_t pos0);
+                                     const Tensor& cos, const Tensor& sin, int64_t pos0,
+                                     int64_t dx_head0);
 
   // ---- causal GQA attention, flash-style (memory linear in T) --------------
   // q[B,Tq,H,D], k/v[B,Tk,KV,D], out[B,Tq,H,D], lse[B,H,Tq] (log-sum-exp of the
@@ -310,6 +318,11 @@ class Buffer {
 // The shapes and dtypes concat_columns takes (every backend checks them so):
 // throws Error naming the mismatch.
 void check_concat_columns(const Tensor& dst, const Tensor& a, const Tensor& b);
+// The same for copy_columns.
+void check_copy_columns(const Tensor& dst, int64_t col0, const Tensor& src);
+// qk_norm_rope_backward's dx against dout: [B, T, Hx, D] with heads
+// [dx_head0, dx_head0 + dout's heads) inside Hx.
+void check_head_range(const Tensor& dx, const Tensor& dout, int64_t dx_head0);
 // adamw_step_groups' operands: one dtype and length, each group inside them.
 void check_adamw_groups(const Tensor& params, const Tensor& grads, const Tensor& m,
                         const Tensor& v, const std::vector<AdamWGroup>& groups);

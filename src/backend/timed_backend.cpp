@@ -120,6 +120,10 @@ void TimedBackend::concat_columns(const Tensor& dst, const Tensor& a, const Tens
   timed("concat_columns", sig(a) + " | " + sig(b) + " -> " + sig(dst),
         [&] { inner_.concat_columns(dst, a, b); });
 }
+void TimedBackend::copy_columns(const Tensor& dst, int64_t col0, const Tensor& src) {
+  timed("copy_columns", sig(src) + " -> " + sig(dst) + " from column " + std::to_string(col0),
+        [&] { inner_.copy_columns(dst, col0, src); });
+}
 void TimedBackend::fill(const Tensor& x, double value) {
   timed("fill", sig(x), [&] { inner_.fill(x, value); });
 }
@@ -185,9 +189,11 @@ void TimedBackend::qk_norm_rope_forward(const Tensor& out, const Tensor& rstd, c
 }
 void TimedBackend::qk_norm_rope_backward(const Tensor& dx, const Tensor& dw, const Tensor& dout,
                                          const Tensor& x, const Tensor& w, const Tensor& rstd,
-                                         const Tensor& cos, const Tensor& sin, int64_t pos0) {
-  timed("qk_norm_rope_backward", sig(x) + " -> " + sig(dx),
-        [&] { inner_.qk_norm_rope_backward(dx, dw, dout, x, w, rstd, cos, sin, pos0); });
+                                         const Tensor& cos, const Tensor& sin, int64_t pos0,
+                                         int64_t dx_head0) {
+  timed("qk_norm_rope_backward",
+        sig(x) + " -> " + sig(dx) + (dx_head0 > 0 ? " from head " + std::to_string(dx_head0) : ""),
+        [&] { inner_.qk_norm_rope_backward(dx, dw, dout, x, w, rstd, cos, sin, pos0, dx_head0); });
 }
 void TimedBackend::attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q,
                                      const Tensor& k, const Tensor& v, double scale,

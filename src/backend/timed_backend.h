@@ -61,6 +61,7 @@ class TimedBackend final : public Backend {
   void copy(const Tensor& dst, const Tensor& src) override;
   void convert(const Tensor& dst, const Tensor& src) override;
   void concat_columns(const Tensor& dst, const Tensor& a, const Tensor& b) override;
+  void copy_columns(const Tensor& dst, int64_t col0, const Tensor& src) override;
   void fill(const Tensor& x, double value) override;
 
   void matmul(const Tensor& c, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b,
@@ -88,7 +89,8 @@ class TimedBackend final : public Backend {
                             int64_t pos0) override;
   void qk_norm_rope_backward(const Tensor& dx, const Tensor& dw, const Tensor& dout,
                              const Tensor& x, const Tensor& w, const Tensor& rstd,
-                             const Tensor& cos, const Tensor& sin, int64_t pos0) override;
+                             const Tensor& cos, const Tensor& sin, int64_t pos0,
+                             int64_t dx_head0) override;
   void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k,
                          const Tensor& v, double scale, int64_t q_pos0) override;
   void attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv,

@@ -187,14 +187,14 @@ std::vector<OpTiming> run_ops_bench(const ModelConfig& c, Backend& be, int64_t b
            });
     b.time("k+v dW (fused)", dims({2 * kvd, d}), kv_flops, dkv_bytes + 2.0 * n * d + 2 * w_bytes,
            [&, dkv, ln, gkv] { be.matmul(gkv, dkv, true, ln, false, 1.0f, 1.0f); });
-    // The fused q/k/v backward's operands (Model::qkv_projections_backward):
-    // dk_raw | dv, then dq_raw | that, all BF16; bytes read and written.
-    const Tensor dk16b = b.bf16({n, kvd}), dv16 = b.bf16({n, kvd});
-    const Tensor dq16 = b.bf16({n, c.q_dim()}), dqkv = b.bf16({n, qkv});
+    // The fused k/v backward's operand, dk_raw | dv (Model::kv_projections_backward),
+    // and the fused q/k/v one's dv beside dq_raw and dk_raw, which QK-Norm's
+    // backward wrote in place (qkv_projections_backward); BF16, bytes read and written.
+    const Tensor dk16b = b.bf16({n, kvd}), dv16 = b.bf16({n, kvd}), dqkv = b.bf16({n, qkv});
     b.time("concat k | v (bf16)", dims({n, 2 * kvd}), 0, 2.0 * 2 * n * 2 * kvd,
            [&, dkv, dk16b, dv16] { be.concat_columns(dkv, dk16b, dv16); });
-    b.time("concat q | kv (bf16)", dims({n, qkv}), 0, 2.0 * 2 * n * qkv,
-           [&, dqkv, dq16, dkv] { be.concat_columns(dqkv, dq16, dkv); });
+    b.time("copy v into q|k|v (bf16)", dims({n, kvd}), 0, 2.0 * 2 * n * kvd,
+           [&, dqkv, dv16] { be.copy_columns(dqkv, qkv - kvd, dv16); });
   }
   {
     const Tensor x = b.random({n, d}), w = b.random({d}), out = b.random({n, d}), rstd = b.random({n});
@@ -235,8 +235,17 @@ std::vector<OpTiming> run_ops_bench(const ModelConfig& c, Backend& be, int64_t b
            [&, q, out, wq, rq, cs, sn] { be.qk_norm_rope_forward(out, rq, q, wq, c.rms_norm_eps, cs, sn, 0); });
     b.time("qk-norm + rope bwd (q)", dims({batch, seq, h, hd}), 0, f4 * 3 * n * h * hd,
            [&, q, wq, rq, cs, sn, dout, dq, dwq] {
-             be.qk_norm_rope_backward(dq, dwq, dout, q, wq, rq, cs, sn, 0);
+             be.qk_norm_rope_backward(dq, dwq, dout, q, wq, rq, cs, sn, 0, 0);
            });
+    if (be.supports(DType::BF16)) {
+      // --bf16-activations: BF16 gradients in, q's written into its heads of
+      // the fused q/k/v operand (Model::backward).
+      const Tensor dout16 = b.bf16({batch, seq, h, hd}), dqkv = b.bf16({batch, seq, h + 2 * kv, hd});
+      b.time("qk-norm+rope bwd (q into qkv, bf16)", dims({batch, seq, h, hd}), 0,
+             (f4 + 2.0 + 2.0) * n * h * hd, [&, q, wq, rq, cs, sn, dout16, dqkv, dwq] {
+               be.qk_norm_rope_backward(dqkv, dwq, dout16, q, wq, rq, cs, sn, 0, 0);
+             });
+    }
   }
   {
     const Tensor q = b.random({batch, seq, h, hd}), k = b.random({batch, seq, kv, hd});

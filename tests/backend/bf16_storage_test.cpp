@@ -5,6 +5,7 @@
 // F32 path on pre-rounded inputs (an output: the F32 result, rounded once).
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
@@ -278,7 +279,7 @@ TEST(Bf16Storage, AttentionGradientsInBf16) {
     std::vector<float> dx(q.size()), dw(hd, 0.0f);
     be.qk_norm_rope_backward(q4(dx), host(dw, {hd}), g, q4(q), host(w, {hd}),
                              host(rstd, {b * t * h}), host(cosv, {positions, hd / 2}),
-                             host(sinv, {positions, hd / 2}), 2);
+                             host(sinv, {positions, hd / 2}), 2, 0);
     return std::make_pair(dx, dw);
   };
   std::vector<uint16_t> g16 = dq16;
@@ -355,6 +356,73 @@ TEST(Bf16Storage, ConcatColumnsPutsRowsSideBySide) {
   EXPECT_THROW(be.concat_columns(host(wrong, {rows, ca + cb + 1}), host(a, {rows, ca}),
                                  host(b, {rows, cb})),
                Error);
+}
+
+// One tensor's rows into a column range of wider rows, converted as
+// convert() does; the other columns untouched; a range past the row refused.
+TEST(Bf16Storage, CopyColumnsWritesItsColumnsOnly) {
+  CpuBackend be(2);
+  const int64_t rows = 4, width = 11, col0 = 3, cols = 5;
+  std::vector<float> src = random_floats(rows * cols, 3, 3.0);
+  std::vector<uint16_t> src16 = rounded(src);
+  for (const bool src_bf16 : {false, true}) {
+    const std::vector<float> sv = src_bf16 ? widened(src16) : src;
+    const Tensor ts = src_bf16 ? host16(src16, {rows, cols}) : host(src, {rows, cols});
+    std::vector<float> want(rows * width, -1.0f);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c) want[r * width + col0 + c] = sv[r * cols + c];
+    std::vector<float> out(want.size(), -1.0f);
+    be.copy_columns(host(out, {rows, width}), col0, ts);
+    EXPECT_EQ(out, want) << "F32 out, src " << (src_bf16 ? "BF16" : "F32");
+    std::vector<uint16_t> out16(want.size(), float_to_bf16(-1.0f));
+    be.copy_columns(host16(out16, {rows, width}), col0, ts);
+    EXPECT_EQ(out16, rounded(want)) << "BF16 out, src " << (src_bf16 ? "BF16" : "F32");
+  }
+  std::vector<float> out(rows * width);
+  for (const int64_t bad : {int64_t{-1}, width - cols + 1})
+    EXPECT_THROW(be.copy_columns(host(out, {rows, width}), bad, host(src, {rows, cols})), Error)
+        << bad;
+}
+
+// QK-Norm + RoPE's gradient into some heads of wider rows (the fused q/k/v
+// operand): the contiguous gradient, in place, rounded once where dx is BF16;
+// the other heads untouched; heads past the row refused.
+TEST(Bf16Storage, QkNormRopeBackwardIntoHeadsOfWiderRows) {
+  CpuBackend be(2);
+  const int64_t b = 2, t = 5, h = 3, hx = 7, head0 = 2, hd = 8, positions = 8;
+  std::vector<float> q = random_floats(b * t * h * hd, 41, 2.0), w = random_floats(hd, 42);
+  const std::vector<float> g = random_floats(q.size(), 43);
+  std::vector<float> cosv(positions * hd / 2), sinv(cosv.size());
+  for (size_t i = 0; i < cosv.size(); ++i) {
+    cosv[i] = std::cos(0.1f * static_cast<float>(i));
+    sinv[i] = std::sin(0.1f * static_cast<float>(i));
+  }
+  std::vector<float> out(q.size()), rstd(b * t * h);
+  const auto q4 = [&](std::vector<float>& v) { return host(v, {b, t, h, hd}); };
+  std::vector<float> qc = q;
+  be.qk_norm_rope_forward(q4(out), host(rstd, {b * t * h}), q4(qc), host(w, {hd}), 1e-6,
+                          host(cosv, {positions, hd / 2}), host(sinv, {positions, hd / 2}), 1);
+  const auto backward = [&](const Tensor& dx, int64_t dx_head0) {
+    std::vector<float> dout = g, dw(hd, 0.0f);
+    be.qk_norm_rope_backward(dx, host(dw, {hd}), q4(dout), q4(qc), host(w, {hd}),
+                             host(rstd, {b * t * h}), host(cosv, {positions, hd / 2}),
+                             host(sinv, {positions, hd / 2}), 1, dx_head0);
+    return dw;
+  };
+  std::vector<float> whole(q.size());
+  const std::vector<float> dw_whole = backward(q4(whole), 0);
+  std::vector<float> want(b * t * hx * hd, -1.0f);
+  for (int64_t token = 0; token < b * t; ++token)
+    for (int64_t i = 0; i < h * hd; ++i)
+      want[(token * hx + head0) * hd + i] = whole[token * h * hd + i];
+  std::vector<float> wide(want.size(), -1.0f);
+  EXPECT_EQ(backward(host(wide, {b, t, hx, hd}), head0), dw_whole);
+  EXPECT_EQ(wide, want);
+  std::vector<uint16_t> wide16(want.size(), float_to_bf16(-1.0f));
+  backward(host16(wide16, {b, t, hx, hd}), head0);
+  EXPECT_EQ(wide16, rounded(want));
+  EXPECT_THROW(backward(host(wide, {b, t, hx, hd}), hx - h + 1), Error);
+  EXPECT_THROW(backward(host(wide, {b, t, hx, hd + 1}), 0), Error);
 }
 
 TEST(Bf16Storage, CrossEntropyGradientIntoBf16) {

@@ -450,12 +450,82 @@ TEST_F(CudaOps, AttentionGradientsInBf16) {
     const auto backward = [&](const Tensor& g) {
       const Tensor dx = on(*gpu_, poison(q.size()), {c.b, c.t, c.h, c.d});
       const Tensor dw = on(*gpu_, Vec(c.d, 0.0f), {c.d});
-      gpu_->qk_norm_rope_backward(dx, dw, g, tx, tw, rstd, tcos, tsin, 0);
+      gpu_->qk_norm_rope_backward(dx, dw, g, tx, tw, rstd, tcos, tsin, 0, 0);
       return std::make_pair(host(*gpu_, dx), host(*gpu_, dw));
     };
     EXPECT_EQ(backward(on16(*gpu_, dout16, {c.b, c.t, c.h, c.d})),
               backward(on(*gpu_, dout, {c.b, c.t, c.h, c.d})))
         << "qk-norm + rope backward, " << kernels << " kernels";
+  }
+}
+
+// QK-Norm + RoPE's backward into heads of wider rows (the fused q/k/v
+// operand), under each kernel (lane groups, a warp per row, generic) and dx
+// type: the contiguous gradient of the same kernel, placed, bit for bit; the
+// other heads untouched; and against the CPU's.
+TEST_F(CudaOps, QkNormRopeBackwardIntoHeadsOfWiderRows) {
+  const int64_t b = 2, t = 33, h = 4, hx = 10, head0 = 3, positions = 40, pos0 = 2;
+  for (const int64_t d : {int64_t{64}, int64_t{128}}) {
+    const int64_t rows = b * t * h, tokens = b * t;
+    const Vec x = random_floats(rows * d, 60, 2.0), w = random_floats(d, 61);
+    const Vec cosv = random_floats(positions * d / 2, 62), sinv = random_floats(positions * d / 2, 63);
+    const std::vector<uint16_t> dout16 = rounded(random_floats(rows * d, 64));
+    const auto run = [&](Backend& be, bool wide, bool dx16) {
+      const Tensor tx = on(be, x, {b, t, h, d}), tw = on(be, w, {d});
+      const Tensor tcos = on(be, cosv, {positions, d / 2}), tsin = on(be, sinv, {positions, d / 2});
+      const Tensor rstd = on(be, poison(rows), {rows});
+      be.qk_norm_rope_forward(on(be, poison(rows * d), {b, t, h, d}), rstd, tx, tw, 1e-6, tcos,
+                              tsin, pos0);
+      const int64_t heads = wide ? hx : h, n = tokens * heads * d;
+      const Tensor dx = dx16 ? on16(be, std::vector<uint16_t>(n, 0x3f80), {b, t, heads, d})
+                             : on(be, Vec(n, 1.0f), {b, t, heads, d});
+      const Tensor dw = on(be, Vec(d, 0.0f), {d});
+      be.qk_norm_rope_backward(dx, dw, on16(be, dout16, {b, t, h, d}), tx, tw, rstd, tcos, tsin,
+                               pos0, wide ? head0 : 0);
+      return std::make_pair(dx16 ? widened(bits_of(be, dx)) : host(be, dx), host(be, dw));
+    };
+    for (const auto& [kernels, lanes] : {std::pair<const char*, const char*>{"held", "lanes"},
+                                         {"held", "1"}, {"generic", "lanes"}})
+      for (const bool dx16 : {false, true}) {
+        const testing::ScopedEnv choice("HESSGPT_NORM_KERNELS", kernels);
+        const testing::ScopedEnv rows_per_warp("HESSGPT_QK_NORM_ROWS", lanes);
+        const std::string what = std::string(kernels) + " kernels, rows " + lanes + ", d " +
+                                 std::to_string(d) + (dx16 ? ", BF16 dx" : ", F32 dx");
+        const auto [whole, dw_whole] = run(*gpu_, false, dx16);
+        const auto [wide, dw_wide] = run(*gpu_, true, dx16);
+        Vec want(tokens * hx * d, 1.0f);
+        for (int64_t token = 0; token < tokens; ++token)
+          for (int64_t i = 0; i < h * d; ++i)
+            want[(token * hx + head0) * d + i] = whole[token * h * d + i];
+        EXPECT_EQ(wide, want) << what;
+        EXPECT_EQ(dw_wide, dw_whole) << what;
+        const auto [cpu_wide, cpu_dw] = run(cpu_, true, dx16);
+        expect_close(wide, cpu_wide, dx16 ? 1e-2 : 2e-5, what + ", against the CPU");
+        expect_close(dw_wide, cpu_dw, 2e-5, what + ", dw against the CPU");
+      }
+  }
+}
+
+// copy_columns against the CPU's, bit for bit, in every mix of F32 and BF16:
+// model1's dv into the q/k/v operand (the 16-byte chunk kernel where the types
+// match), an F32 range of whole chunks, and odd widths (the per-value kernel).
+TEST_F(CudaOps, CopyColumnsMatchesCpu) {
+  for (const auto& [width, col0, cols] :
+       {std::tuple<int64_t, int64_t, int64_t>{1920, 1600, 320}, {64, 16, 32}, {11, 3, 5}}) {
+    const int64_t rows = 129;
+    const Vec src = random_floats(rows * cols, 70, 3.0), dst0 = random_floats(rows * width, 71);
+    for (const bool src16 : {false, true})
+      for (const bool out16 : {false, true}) {
+        const auto run = [&](Backend& be) {
+          const Tensor ts = src16 ? on16(be, rounded(src), {rows, cols}) : on(be, src, {rows, cols});
+          const Tensor o = out16 ? on16(be, rounded(dst0), {rows, width}) : on(be, dst0, {rows, width});
+          be.copy_columns(o, col0, ts);
+          return out16 ? widened(bits_of(be, o)) : host(be, o);
+        };
+        EXPECT_EQ(run(*gpu_), run(cpu_)) << "copy " << cols << " columns into " << width
+                                         << " from " << col0 << ", src16 " << src16 << ", out16 "
+                                         << out16;
+      }
   }
 }
 

@@ -269,9 +269,9 @@ TEST_F(CudaOps, NormKernelsHeldAndGenericAgree) {
     if (rope) {
       gpu_->qk_norm_rope_forward(out16.view({b, t, heads, d}), rstd, tx, tw, 1e-6, c, s, pos0);
       gpu_->qk_norm_rope_forward(out, rstd, tx, tw, 1e-6, c, s, pos0);
-      gpu_->qk_norm_rope_backward(dx, dw, shaped(dout), tx, tw, rstd, c, s, pos0);
+      gpu_->qk_norm_rope_backward(dx, dw, shaped(dout), tx, tw, rstd, c, s, pos0, 0);
       gpu_->qk_norm_rope_backward(dx16.view({b, t, heads, d}), dw, shaped(dout), tx, tw, rstd, c, s,
-                                  pos0);
+                                  pos0, 0);
     } else {
       gpu_->rmsnorm_forward(out16, rstd, tx, tw, 1e-6);
       gpu_->rmsnorm_forward(out, rstd, tx, tw, 1e-6);
@@ -346,7 +346,7 @@ TEST_F(CudaOps, QkNormRopeFusedMatchesTheTwoOps) {
       const Tensor out = on(be, poison(rows * d), {b, t, heads, d}), rstd = on(be, poison(rows), {rows});
       be.qk_norm_rope_forward(out, rstd, tx, tw, 1e-6, c, s, pos0);
       const Tensor dx = on(be, poison(rows * d), {b, t, heads, d}), dw = on(be, dw0, {d});
-      be.qk_norm_rope_backward(dx, dw, on(be, dout, {b, t, heads, d}), tx, tw, rstd, c, s, pos0);
+      be.qk_norm_rope_backward(dx, dw, on(be, dout, {b, t, heads, d}), tx, tw, rstd, c, s, pos0, 0);
       return Outputs{{"out", host(be, out)}, {"rstd", host(be, rstd)}, {"dx", host(be, dx)}, {"dw", host(be, dw)}};
     };
     expect_outputs_close(run(*gpu_), run(cpu_), 2e-5, "qk-norm + rope d=" + std::to_string(d));
@@ -358,8 +358,10 @@ TEST_F(CudaOps, QkNormRopeFusedMatchesTheTwoOps) {
     const Tensor dx32 = on(*gpu_, poison(rows * d), {b, t, heads, d}), dw32 = on(*gpu_, dw0, {d});
     const Tensor dx16 = on16(*gpu_, std::vector<uint16_t>(rows * d, 0xffff), {b, t, heads, d});
     const Tensor dw16 = on(*gpu_, dw0, {d});
-    gpu_->qk_norm_rope_backward(dx32, dw32, on(*gpu_, dout, {b, t, heads, d}), tx, tw, rstd, c, s, pos0);
-    gpu_->qk_norm_rope_backward(dx16, dw16, on(*gpu_, dout, {b, t, heads, d}), tx, tw, rstd, c, s, pos0);
+    gpu_->qk_norm_rope_backward(dx32, dw32, on(*gpu_, dout, {b, t, heads, d}), tx, tw, rstd, c, s,
+                                pos0, 0);
+    gpu_->qk_norm_rope_backward(dx16, dw16, on(*gpu_, dout, {b, t, heads, d}), tx, tw, rstd, c, s,
+                                pos0, 0);
     EXPECT_EQ(bits_of(*gpu_, dx16), rounded(host(*gpu_, dx32))) << "bf16 dx, d=" << d;
     EXPECT_EQ(host(*gpu_, dw16), host(*gpu_, dw32)) << "d=" << d;
   }

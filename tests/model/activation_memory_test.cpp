@@ -190,10 +190,14 @@ TEST(Bf16Activations, FusedKvProjectionsMatchSeparateProducts) {
     }
   }
   // Where it applies: BF16 activations without adapters, unless switched
-  // off; none with F32 activations or with adapters.
+  // off; none with F32 activations or with adapters. Fused q/k/v copies dv
+  // beside dq_raw and dk_raw, which QK-Norm's backward wrote in place (one
+  // copy a layer); fused k/v alone concatenates dk_raw | dv (one a layer).
   const ModelConfig c = preset_config("tiny");
-  const auto concats = [&](const char* setting, const MemoryOptions& memory, bool lora,
-                           const char* qkv = "1") {
+  const int64_t layers = c.num_hidden_layers;
+  using Counts = std::pair<int64_t, int64_t>;  // concat_columns, copy_columns calls
+  const auto joins = [&](const char* setting, const MemoryOptions& memory, bool lora,
+                         const char* qkv = "1") {
     const testing::ScopedEnv choice("HESSGPT_FUSED_KV", setting);
     const testing::ScopedEnv with_q("HESSGPT_FUSED_QKV", qkv);
     CpuBackend inner(2);
@@ -212,23 +216,25 @@ TEST(Bf16Activations, FusedKvProjectionsMatchSeparateProducts) {
     else m.zero_grads();
     const lora_test::Batch batch = lora_test::random_batch(2 * 24, 1);
     m.forward_backward(batch.ids.data(), batch.targets.data(), 2, 24, 0.01);
-    int64_t n = 0;
-    for (const TimedBackend::Entry& e : timed.entries())
-      if (e.op == "concat_columns") n += e.calls;
+    Counts n{0, 0};
+    for (const TimedBackend::Entry& e : timed.entries()) {
+      if (e.op == "concat_columns") n.first += e.calls;
+      if (e.op == "copy_columns") n.second += e.calls;
+    }
     return n;
   };
-  EXPECT_EQ(concats("1", bf16_activations(), false), 2 * c.num_hidden_layers);
-  EXPECT_EQ(concats("1", bf16_activations(), false, "0"), c.num_hidden_layers);
-  EXPECT_EQ(concats("0", bf16_activations(), false), 0);
-  EXPECT_EQ(concats("1", bf16_ffn(), false), 0) << "F32 products' inputs";
-  EXPECT_EQ(concats("1", bf16_activations(), true), 0) << "adapters";
+  EXPECT_EQ(joins("1", bf16_activations(), false), Counts(0, layers));
+  EXPECT_EQ(joins("1", bf16_activations(), false, "0"), Counts(layers, 0));
+  EXPECT_EQ(joins("0", bf16_activations(), false), Counts(0, 0));
+  EXPECT_EQ(joins("1", bf16_ffn(), false), Counts(0, 0)) << "F32 products' inputs";
+  EXPECT_EQ(joins("1", bf16_activations(), true), Counts(0, 0)) << "adapters";
 }
 
 // Attention's gradients in BF16 too (the default; HESSGPT_BF16_ATTENTION_GRADS=0
 // keeps them in F32): the forward is unchanged, so are the losses; the
 // gradients move by the roundings of datt and of dq, dk, dv (on the GPU,
-// cuDNN's backward rounds dout and writes BF16 anyway). The fused k/v operand then lives in datt's
-// bytes, and the fused q/k/v backward still runs once per layer (two concats).
+// cuDNN's backward rounds dout and writes BF16 anyway), and the fused q/k/v
+// backward still runs once per layer (one copy of dv beside dq_raw, dk_raw).
 TEST(Bf16Activations, AttentionGradientsInBf16) {
   if (!cpu_has_bf16_products()) GTEST_SKIP() << "no BF16 products in this build (oneDNN)";
   const ModelConfig c = preset_config("tiny");
@@ -248,10 +254,10 @@ TEST(Bf16Activations, AttentionGradientsInBf16) {
     m.zero_grads();
     const lora_test::Batch batch = lora_test::random_batch(2 * 24, 1);
     m.forward_backward(batch.ids.data(), batch.targets.data(), 2, 24, 0.01);
-    int64_t concats = 0;
+    int64_t copies = 0;
     for (const TimedBackend::Entry& e : timed.entries())
-      if (e.op == "concat_columns") concats += e.calls;
-    EXPECT_EQ(concats, 2 * c.num_hidden_layers);
+      if (e.op == "copy_columns") copies += e.calls;
+    EXPECT_EQ(copies, c.num_hidden_layers);
   }
   EXPECT_EQ(bf16_grads.losses, f32_grads.losses);
   const double err = rel_error(bf16_grads.grads, f32_grads.grads);

@@ -119,19 +119,24 @@ void CpuBackend::convert(const Tensor& dst, const Tensor& src) {
 void CpuBackend::concat_columns(const Tensor& dst, const Tensor& a, const Tensor& b) {
   for (const Tensor* t : {&dst, &a, &b}) check_cpu(*t, "concat_columns operand");
   check_concat_columns(dst, a, b);
-  const int64_t rows = dst.rows(), ca = a.cols(), cb = b.cols();
-  const auto value = [](const Tensor& t, int64_t i) {
-    return t.dtype == DType::BF16 ? bf16_to_float(t.as<uint16_t>()[i]) : t.as<float>()[i];
+  copy_columns(dst, 0, a);
+  copy_columns(dst, a.cols(), b);
+}
+
+void CpuBackend::copy_columns(const Tensor& dst, int64_t col0, const Tensor& src) {
+  for (const Tensor* t : {&dst, &src}) check_cpu(*t, "copy_columns operand");
+  check_copy_columns(dst, col0, src);
+  const int64_t rows = dst.rows(), width = dst.cols(), cols = src.cols();
+  const auto value = [&](int64_t i) {
+    return src.dtype == DType::BF16 ? bf16_to_float(src.as<uint16_t>()[i]) : src.as<float>()[i];
   };
   const auto put = [&](int64_t i, float v) {
     if (dst.dtype == DType::BF16) dst.as<uint16_t>()[i] = float_to_bf16(v);
     else dst.as<float>()[i] = v;
   };
 #pragma omp parallel for num_threads(threads_) schedule(static)
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t c = 0; c < ca; ++c) put(r * (ca + cb) + c, value(a, r * ca + c));
-    for (int64_t c = 0; c < cb; ++c) put(r * (ca + cb) + ca + c, value(b, r * cb + c));
-  }
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) put(r * width + col0 + c, value(r * cols + c));
 }
 
 void CpuBackend::fill(const Tensor& x, double value) {
@@ -425,10 +430,25 @@ void CpuBackend::attention_backward(const Tensor& dq, const Tensor& dk, const Te
 
 void CpuBackend::qk_norm_rope_backward(const Tensor& dx, const Tensor& dw, const Tensor& dout,
                                        const Tensor& x, const Tensor& w, const Tensor& rstd,
-                                       const Tensor& cos, const Tensor& sin, int64_t pos0) {
+                                       const Tensor& cos, const Tensor& sin, int64_t pos0,
+                                       int64_t dx_head0) {
   check_cpu(dout, "qk-norm + rope dout");
-  Backend::qk_norm_rope_backward(dx, dw, dout.dtype == DType::BF16 ? widened(wide_b_, dout) : dout,
-                                 x, w, rstd, cos, sin, pos0);
+  check_cpu(dx, "qk-norm + rope dx");
+  check_head_range(dx, dout, dx_head0);
+  const Tensor g = dout.dtype == DType::BF16 ? widened(wide_b_, dout) : dout;
+  if (dx.dim(2) == dout.dim(2)) {
+    Backend::qk_norm_rope_backward(dx, dw, g, x, w, rstd, cos, sin, pos0, 0);
+    return;
+  }
+  // Heads of a wider row: the gradient in F32 first, then into its columns
+  // (rounded there once where dx is BF16, as the contiguous path rounds it).
+  head_rows_.resize(static_cast<size_t>(dout.numel()));
+  const Tensor grad(head_rows_.data(), DType::F32, Device::CPU,
+                    {dout.dim(0), dout.dim(1), dout.dim(2), dout.dim(3)});
+  Backend::qk_norm_rope_backward(grad, dw, g, x, w, rstd, cos, sin, pos0, 0);
+  const int64_t tokens = dx.dim(0) * dx.dim(1), d = dx.dim(3);
+  copy_columns(dx.view({tokens, dx.dim(2) * d}), dx_head0 * d,
+               grad.view({tokens, dout.dim(2) * d}));
 }
 
 void CpuBackend::qk_norm_rope_forward(const Tensor& out, const Tensor& rstd, const Tensor& x,

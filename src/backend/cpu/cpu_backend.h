@@ -31,6 +31,7 @@ class CpuBackend final : public Backend {
   void fill(const Tensor& x, double value) override;
   void convert(const Tensor& dst, const Tensor& src) override;
   void concat_columns(const Tensor& dst, const Tensor& a, const Tensor& b) override;
+  void copy_columns(const Tensor& dst, int64_t col0, const Tensor& src) override;
 
   void matmul(const Tensor& c, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b,
               float alpha, float beta) override;
@@ -66,7 +67,8 @@ class CpuBackend final : public Backend {
   // dout may be BF16 (storage): rotated back in an F32 copy.
   void qk_norm_rope_backward(const Tensor& dx, const Tensor& dw, const Tensor& dout,
                              const Tensor& x, const Tensor& w, const Tensor& rstd,
-                             const Tensor& cos, const Tensor& sin, int64_t pos0) override;
+                             const Tensor& cos, const Tensor& sin, int64_t pos0,
+                             int64_t dx_head0) override;
 
   void softcap_forward(const Tensor& logits, double cap) override;
   void softcap_cross_entropy(const Tensor& logits, const Tensor& losses, const Tensor& targets,
@@ -96,6 +98,7 @@ class CpuBackend final : public Backend {
   std::vector<float> staged_;              // F32 result of an op with a BF16 output
   std::vector<float> wide_a_, wide_b_;     // widened BF16 inputs
   std::vector<float> attn_grads_;          // attention's BF16 gradients, staged in F32
+  std::vector<float> head_rows_;  // QK-Norm's gradient before it goes to a wider row's heads
   std::vector<float> attn_q_, attn_k_, attn_v_;  // attention's operands (attention_operand)
 };
 

@@ -272,6 +272,22 @@ void CudaBackend::concat_columns(const Tensor& dst, const Tensor& a, const Tenso
   });
 }
 
+void CudaBackend::copy_columns(const Tensor& dst, int64_t col0, const Tensor& src) {
+  for (const Tensor* t : {&dst, &src})
+    HG_CHECK(t->device == Device::CUDA, "copy_columns: not CUDA tensors");
+  check_copy_columns(dst, col0, src);
+  const auto run = [&](auto* out) {
+    if (src.dtype == DType::BF16)
+      cuda::copy_columns(out, static_cast<const uint16_t*>(bits(src)), dst.rows(), dst.cols(),
+                         col0, src.cols(), s_->stream);
+    else
+      cuda::copy_columns(out, static_cast<const float*>(f32(src)), dst.rows(), dst.cols(), col0,
+                         src.cols(), s_->stream);
+  };
+  if (dst.dtype == DType::BF16) run(bits(dst));
+  else run(f32(dst));
+}
+
 void CudaBackend::add_inplace(const Tensor& y, const Tensor& x) {
   check_f32(y, "add_inplace y");
   check_f32(x, "add_inplace x");
@@ -377,7 +393,7 @@ void CudaBackend::norm_backward(const Tensor& dx, const Tensor* dx16, const Tens
   check_f32(x, "rmsnorm x");
   check_f32(w, "rmsnorm w");
   check_f32(rstd, "rmsnorm rstd");
-  check_size(dx, x, "rmsnorm_backward");
+  if (rope.dx_heads == 0) check_size(dx, x, "rmsnorm_backward");  // else check_head_range
   check_size(dout, x, "rmsnorm_backward dout");
   HG_CHECK(w.numel() == x.cols() && dw.numel() == w.numel() && rstd.numel() == x.rows(),
            "rmsnorm_backward shapes");
@@ -474,8 +490,15 @@ void CudaBackend::qk_norm_rope_forward(const Tensor& out, const Tensor& rstd, co
 
 void CudaBackend::qk_norm_rope_backward(const Tensor& dx, const Tensor& dw, const Tensor& dout,
                                         const Tensor& x, const Tensor& w, const Tensor& rstd,
-                                        const Tensor& cos, const Tensor& sin, int64_t pos0) {
-  norm_backward(dx, nullptr, dw, dout, x, w, rstd, false, rope_rows(x, cos, sin, pos0));
+                                        const Tensor& cos, const Tensor& sin, int64_t pos0,
+                                        int64_t dx_head0) {
+  check_head_range(dx, dout, dx_head0);
+  cuda::RopeRows rope = rope_rows(x, cos, sin, pos0);
+  if (dx.dim(2) != dout.dim(2)) {
+    rope.dx_heads = dx.dim(2);
+    rope.dx_head0 = dx_head0;
+  }
+  norm_backward(dx, nullptr, dw, dout, x, w, rstd, false, rope);
 }
 
 // ---- SwiGLU ---------------------------------------------------------------------

@@ -53,6 +53,7 @@ class CudaBackend final : public Backend {
   void add_inplace(const Tensor& y, const Tensor& x) override;
   void convert(const Tensor& dst, const Tensor& src) override;
   void concat_columns(const Tensor& dst, const Tensor& a, const Tensor& b) override;
+  void copy_columns(const Tensor& dst, int64_t col0, const Tensor& src) override;
   void softcap_cross_entropy_into(const Tensor& dlogits, const Tensor& logits,
                                   const Tensor& losses, const Tensor& targets, double cap,
                                   double dlogits_scale) override;
@@ -78,7 +79,8 @@ class CudaBackend final : public Backend {
                             int64_t pos0) override;
   void qk_norm_rope_backward(const Tensor& dx, const Tensor& dw, const Tensor& dout,
                              const Tensor& x, const Tensor& w, const Tensor& rstd,
-                             const Tensor& cos, const Tensor& sin, int64_t pos0) override;
+                             const Tensor& cos, const Tensor& sin, int64_t pos0,
+                             int64_t dx_head0) override;
 
   // True when attention runs on the tensor cores (BF16 precision; see the .cpp).
   bool attention_on_tensor_cores() const;

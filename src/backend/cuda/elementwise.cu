@@ -302,6 +302,53 @@ void concat_columns(Out* dst, const A* a, const B* b, int64_t rows, int64_t ca, 
                      concat_columns_kernel<device_t<Out>, device_t<A>, device_t<B>>,
                      device_ptr(dst), device_ptr(a), device_ptr(b), rows, ca, cb);
 }
+namespace {
+// A thread per value of src, converted into its place in dst's row.
+template <typename Out, typename In>
+__global__ void copy_columns_kernel(Out* dst, const In* src, int64_t n, int64_t width,
+                                    int64_t col0, int64_t cols) {
+  for (int64_t i = global_thread(); i < n; i += grid_stride())
+    store_float(dst + i / cols * width + col0 + i % cols, as_float(src[i]));
+}
+
+// One storage type, whole 16-byte chunks: a thread per chunk, 32-bit index math.
+__global__ void copy_column_chunks_kernel(uint4* dst, const uint4* src, uint32_t n, uint32_t kw,
+                                          uint32_t k0, uint32_t kc) {
+  for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+    const uint32_t r = i / kc;
+    dst[r * kw + k0 + (i - r * kc)] = src[i];
+  }
+}
+}  // namespace
+
+template <typename Out, typename In>
+void copy_columns(Out* dst, const In* src, int64_t rows, int64_t width, int64_t col0,
+                  int64_t cols, cudaStream_t stream) {
+  constexpr int64_t kChunk = sizeof(uint4), kSize = sizeof(In);
+  const int64_t chunks = rows * cols * kSize / kChunk;
+  if constexpr (std::is_same_v<Out, In>) {
+    if ((cols * kSize) % kChunk == 0 && (width * kSize) % kChunk == 0 &&
+        (col0 * kSize) % kChunk == 0 && rows * width * kSize / kChunk < (int64_t{1} << 31) &&
+        aligned_to(dst, kChunk) && aligned_to(src, kChunk)) {
+      launch_elementwise(chunks, stream, copy_column_chunks_kernel, reinterpret_cast<uint4*>(dst),
+                         reinterpret_cast<const uint4*>(src), static_cast<uint32_t>(chunks),
+                         static_cast<uint32_t>(width * kSize / kChunk),
+                         static_cast<uint32_t>(col0 * kSize / kChunk),
+                         static_cast<uint32_t>(cols * kSize / kChunk));
+      return;
+    }
+  }
+  launch_elementwise(rows * cols, stream, copy_columns_kernel<device_t<Out>, device_t<In>>,
+                     device_ptr(dst), device_ptr(src), rows * cols, width, col0, cols);
+}
+template void copy_columns(float*, const float*, int64_t, int64_t, int64_t, int64_t, cudaStream_t);
+template void copy_columns(float*, const uint16_t*, int64_t, int64_t, int64_t, int64_t,
+                           cudaStream_t);
+template void copy_columns(uint16_t*, const float*, int64_t, int64_t, int64_t, int64_t,
+                           cudaStream_t);
+template void copy_columns(uint16_t*, const uint16_t*, int64_t, int64_t, int64_t, int64_t,
+                           cudaStream_t);
+
 #define HG_CONCAT_COLUMNS(Out, A, B) \
   template void concat_columns(Out*, const A*, const B*, int64_t, int64_t, int64_t, cudaStream_t);
 #define HG_CONCAT_COLUMNS_INTO(Out)     \

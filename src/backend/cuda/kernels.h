@@ -46,6 +46,11 @@ void widen_bf16(float* dst, const uint16_t* src, int64_t n, cudaStream_t stream)
 template <typename Out, typename A, typename B>
 void concat_columns(Out* dst, const A* a, const B* b, int64_t rows, int64_t ca, int64_t cb,
                     cudaStream_t stream);
+// Columns [col0, col0 + cols) of dst [rows, width] = src [rows, cols], each
+// value converted (Out, In: float or uint16_t BF16).
+template <typename Out, typename In>
+void copy_columns(Out* dst, const In* src, int64_t rows, int64_t width, int64_t col0,
+                  int64_t cols, cudaStream_t stream);
 
 // c[rows, cols] *= beta outside its top-left m x n block (0 when beta is 0);
 // T: float or uint16_t (BF16).
@@ -84,11 +89,19 @@ void gemv_rows(float* c, const float* a, const void* b, bool b_bf16, int64_t m, 
 // RoPE fused into QK-Norm: the rows are those of a [B, T, heads, D] tensor, row r
 // at position pos0 + (r / heads) % t, cos/sin [P, D/2] as rope() reads them.
 // cos == nullptr: a plain RMSNorm.
+// dx_heads > 0 (backward only): dx's rows hold dx_heads heads per token and
+// row r's gradient goes to head dx_head0 + r % heads of its token.
 struct RopeRows {
   const float* cos = nullptr;
   const float* sin = nullptr;
   int64_t t = 1, heads = 1, pos0 = 0;
+  int64_t dx_heads = 0, dx_head0 = 0;
 };
+// Where row r's gradient starts in dx (in values).
+HG_HD inline int64_t dx_row_offset(const RopeRows& rope, int64_t r, int64_t d) {
+  if (rope.dx_heads == 0) return r * d;
+  return ((r / rope.heads) * rope.dx_heads + rope.dx_head0 + r % rope.heads) * d;
+}
 // Out: float or uint16_t (BF16). With rope.cos the output is rotated (QK-Norm
 // then RoPE in one pass).
 template <typename Out>

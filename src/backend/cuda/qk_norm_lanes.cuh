@@ -117,9 +117,10 @@ __global__ void qk_norm_rope_backward_lanes_kernel(DX* dx, __nv_bfloat16* dx_cop
     const float mean_dot = static_cast<float>(dot / static_cast<double>(d));
     Pack<DX, 4> vl, vh;
     Pack<__nv_bfloat16, 4> cl, ch;
+    DX* dxr = dx + dx_row_offset(rope, r, d);
     if (accumulate_dx) {
-      vl = load_pack<4>(dx + r * d + j);
-      vh = load_pack<4>(dx + r * d + half + j);
+      vl = load_pack<4>(dxr + j);
+      vh = load_pack<4>(dxr + half + j);
     }
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
@@ -128,8 +129,8 @@ __global__ void qk_norm_rope_backward_lanes_kernel(DX* dx, __nv_bfloat16* dx_cop
       dwh.v[e] += norm_grad_element(vh.v, ch.v, e, gh.v[e], xh.v[e], wh.v[e], s, mean_dot,
                                     accumulate_dx);
     }
-    store_pack(dx + r * d + j, vl);
-    store_pack(dx + r * d + half + j, vh);
+    store_pack(dxr + j, vl);
+    store_pack(dxr + half + j, vh);
     if (dx_copy) {
       store_pack(dx_copy + r * d + j, cl);
       store_pack(dx_copy + r * d + half + j, ch);

@@ -76,7 +76,7 @@ __global__ void rmsnorm_backward_kernel(DX* dx, __nv_bfloat16* dx_copy, float* d
       dot += static_cast<double>(grad(i)) * w[i] * xr[i] * s;
     dot = warp_sum(dot);
     const float mean_dot = static_cast<float>(dot / static_cast<double>(d));
-    DX* dxr = dx + r * d;
+    DX* dxr = dx + dx_row_offset(rope, r, d);
     __nv_bfloat16* copy = dx_copy ? dx_copy + r * d : nullptr;
     for (int64_t i = lane; i < d; i += 32)
       dw_local[i] += norm_grad_element(dxr, copy, i, grad(i), xr[i], w[i], s, mean_dot,

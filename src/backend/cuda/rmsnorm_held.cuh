@@ -223,7 +223,7 @@ __global__ void qk_norm_rope_backward_held_kernel(DX* dx, __nv_bfloat16* dx_copy
       dot += static_cast<double>(gh[k]) * w[j + half] * xh[k] * s;
     }
     const float mean_dot = static_cast<float>(warp_sum(dot) / static_cast<double>(d));
-    DX* dxr = dx + r * d;
+    DX* dxr = dx + dx_row_offset(rope, r, d);
     __nv_bfloat16* copy = dx_copy ? dx_copy + r * d : nullptr;
 #pragma unroll
     for (int k = 0; k < kPairs; ++k) {
