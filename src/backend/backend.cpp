@@ -169,15 +169,15 @@ void Backend::set_matmul_precision(MatmulPrecision p) {
   matmul_precision_ = p;
 }
 
-void check_concat_columns(const Tensor& dst, const Tensor& a, const Tensor& b) {
-  for (const Tensor* t : {&dst, &a, &b}) {
+void Backend::concat_columns(const Tensor& dst, const Tensor& a, const Tensor& b) {
+  // Shapes checked before either copy writes; types are copy_columns' checks.
+  for (const Tensor* t : {&dst, &a, &b})
     HG_CHECK(t->ndim >= 1 && t->data != nullptr, "concat_columns: an empty operand");
-    if (t->dtype != DType::F32 && t->dtype != DType::BF16)
-      HG_FAIL("concat_columns: F32 or BF16 operands, not ", dtype_name(t->dtype));
-  }
   HG_CHECK(a.rows() == dst.rows() && b.rows() == dst.rows() && a.cols() + b.cols() == dst.cols(),
            "concat_columns: ", dst.shape_string(), " is not ", a.shape_string(), " beside ",
            b.shape_string());
+  copy_columns(dst, 0, a);
+  copy_columns(dst, a.cols(), b);
 }
 
 void check_copy_columns(const Tensor& dst, int64_t col0, const Tensor& src) {

@@ -92,8 +92,9 @@ class Backend {
   virtual void convert(const Tensor& dst, const Tensor& src) = 0;
   // dst [R, A + B] = the rows of a [R, A] and b [R, B] side by side, each
   // converted to dst's dtype as convert() does (F32 or BF16, any mix): one
-  // operand for two products that share the other.
-  virtual void concat_columns(const Tensor& dst, const Tensor& a, const Tensor& b) = 0;
+  // operand for two products that share the other. The default runs
+  // copy_columns for each.
+  virtual void concat_columns(const Tensor& dst, const Tensor& a, const Tensor& b);
   // Columns [col0, col0 + C) of dst [R, W] = src [R, C], converted as convert()
   // does; dst's other columns are left alone.
   virtual void copy_columns(const Tensor& dst, int64_t col0, const Tensor& src) = 0;
@@ -315,10 +316,8 @@ class Buffer {
   size_t bytes_ = 0;
 };
 
-// The shapes and dtypes concat_columns takes (every backend checks them so):
+// The shapes and dtypes copy_columns takes (every backend checks them so):
 // throws Error naming the mismatch.
-void check_concat_columns(const Tensor& dst, const Tensor& a, const Tensor& b);
-// The same for copy_columns.
 void check_copy_columns(const Tensor& dst, int64_t col0, const Tensor& src);
 // qk_norm_rope_backward's dx against dout: [B, T, Hx, D] with heads
 // [dx_head0, dx_head0 + dout's heads) inside Hx.

@@ -28,7 +28,7 @@ struct ChatOptions {
 
 void run_chat(const ChatOptions& o) {
   auto backend = make_decode_backend(o.compute, {o.model1, o.model2}, o.bits);
-  auto tokenizer = o.tokenizer.empty() ? Tokenizer::load_default() : Tokenizer::load(o.tokenizer);
+  auto tokenizer = Tokenizer::load_or_default(o.tokenizer);
   route::AssistantOptions ao;
   ao.model1_dir = o.model1;
   ao.model2_dir = o.model2;

@@ -22,7 +22,7 @@ struct EvalRoutingOptions {
 
 void run(const EvalRoutingOptions& o) {
   auto backend = make_decode_backend(o.compute, {o.model1, o.model2}, o.bits);
-  auto tokenizer = o.tokenizer.empty() ? Tokenizer::load_default() : Tokenizer::load(o.tokenizer);
+  auto tokenizer = Tokenizer::load_or_default(o.tokenizer);
   const auto items = route::load_routing_eval(o.data);
   route::Assistant assistant(*tokenizer, *backend,
                              eval_assistant_options(o.model1, o.model2, o.bits, o.max_tokens));

@@ -63,8 +63,7 @@ void run(const ExportOptions& o) {
     model->merge_lora();
     values = model->params_host();
   }
-  const auto tokenizer =
-      o.tokenizer.empty() ? Tokenizer::load_default() : Tokenizer::load(o.tokenizer);
+  const auto tokenizer = Tokenizer::load_or_default(o.tokenizer);
   const ExportVocab vocab = export_vocab(*tokenizer);
   const ExportWeights weights{config, layout, values};
   const std::string name =

@@ -51,7 +51,7 @@ void run_generate(const GenerateCliOptions& o) {
   o.sampling.validate();
   if (o.max_new < 0) HG_FAIL("--max-new must be >= 0");
   if (o.prompt.empty() && !o.chat) HG_FAIL("--prompt is empty");
-  auto tokenizer = o.tokenizer.empty() ? Tokenizer::load_default() : Tokenizer::load(o.tokenizer);
+  auto tokenizer = Tokenizer::load_or_default(o.tokenizer);
   auto backend = make_decode_backend(o.compute, {o.checkpoint}, o.bits);
   const std::unique_ptr<infer::Session> session =
       infer::open_session(o.checkpoint, *backend, o.bits, o.group_size);

@@ -86,8 +86,7 @@ void run(const PrepareFlags& f) {
     return;
   }
   if (f.out.empty()) HG_FAIL("--out is required");
-  auto tokenizer = std::shared_ptr<const Tokenizer>(f.tokenizer.empty() ? Tokenizer::load_default()
-                                                                        : Tokenizer::load(f.tokenizer));
+  auto tokenizer = std::shared_ptr<const Tokenizer>(Tokenizer::load_or_default(f.tokenizer));
   const auto encoder = data::make_tokenizer_encoder(tokenizer);
   nlohmann::json report = nlohmann::json::object();
   for (const auto& [out, mix_json] : parts) {

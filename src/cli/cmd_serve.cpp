@@ -73,7 +73,7 @@ class SignalWaiter {
 void run_serve(ServeOptions& o) {
   const sigset_t signals = block_stop_signals();
   auto backend = make_decode_backend(o.compute, {o.model1, o.model2}, o.bits);
-  auto tokenizer = o.tokenizer.empty() ? Tokenizer::load_default() : Tokenizer::load(o.tokenizer);
+  auto tokenizer = Tokenizer::load_or_default(o.tokenizer);
   serve::EngineOptions eo;
   eo.model1_dir = o.model1;
   eo.model2_dir = o.model2;

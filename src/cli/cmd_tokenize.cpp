@@ -225,7 +225,7 @@ void run_tokenize(TokenizeOptions o) {
     std::fprintf(stderr, "wrote %s (sha256 %s)\n", o.out.c_str(), digest.c_str());
     return;
   }
-  const std::unique_ptr<Tokenizer> tok = o.tokenizer.empty() ? Tokenizer::load_default() : Tokenizer::load(o.tokenizer);
+  const std::unique_ptr<Tokenizer> tok = Tokenizer::load_or_default(o.tokenizer);
   if (o.count) {
     run_count(o, *tok);
   } else if (o.chat && o.decode) {

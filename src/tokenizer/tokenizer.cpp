@@ -103,6 +103,10 @@ std::unique_ptr<Tokenizer> Tokenizer::load_default() {
   return load(path);
 }
 
+std::unique_ptr<Tokenizer> Tokenizer::load_or_default(const std::string& model_path) {
+  return model_path.empty() ? load_default() : load(model_path);
+}
+
 std::vector<int32_t> Tokenizer::encode(std::string_view text) const {
   std::vector<int32_t> ids;
   // The scan is cheap next to BPE; the copy happens only for invalid input.

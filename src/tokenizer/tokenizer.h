@@ -47,6 +47,9 @@ class Tokenizer {
   static std::unique_ptr<Tokenizer> load_from_memory(std::string_view model_bytes, const std::string& name);
   // The offline-rebuilt Mistral model (or $HESSGPT_TOKENIZER when set).
   static std::unique_ptr<Tokenizer> load_default();
+  // load(model_path), or load_default() where model_path is empty (the
+  // commands' --tokenizer).
+  static std::unique_ptr<Tokenizer> load_or_default(const std::string& model_path);
   // Where load_default() looks: $HESSGPT_TOKENIZER if set and non-empty, else
   // data/mistral-tokenizer.model next to the running executable if present,
   // else the build folder's data/mistral-tokenizer.model (compiled in).

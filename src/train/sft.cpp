@@ -120,7 +120,7 @@ SftResult run_sft(const SftConfig& config, Backend& backend, dist::Communicator&
     log_warn("YaRN factor ", mc.rope_scaling->factor, " extends the context to ",
              mc.max_position_embeddings, " but sequences are capped at ", seq);
 
-  auto tokenizer = cfg.tokenizer_path.empty() ? Tokenizer::load_default() : Tokenizer::load(cfg.tokenizer_path);
+  auto tokenizer = Tokenizer::load_or_default(cfg.tokenizer_path);
   if (tokenizer->vocab_size() > mc.vocab_size)
     HG_FAIL("the tokenizer has ", tokenizer->vocab_size(), " ids but the base model only ",
             mc.vocab_size, "; run hessgpt resize-vocab first");

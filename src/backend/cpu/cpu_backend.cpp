@@ -116,13 +116,6 @@ void CpuBackend::convert(const Tensor& dst, const Tensor& src) {
   }
 }
 
-void CpuBackend::concat_columns(const Tensor& dst, const Tensor& a, const Tensor& b) {
-  for (const Tensor* t : {&dst, &a, &b}) check_cpu(*t, "concat_columns operand");
-  check_concat_columns(dst, a, b);
-  copy_columns(dst, 0, a);
-  copy_columns(dst, a.cols(), b);
-}
-
 void CpuBackend::copy_columns(const Tensor& dst, int64_t col0, const Tensor& src) {
   for (const Tensor* t : {&dst, &src}) check_cpu(*t, "copy_columns operand");
   check_copy_columns(dst, col0, src);

@@ -30,7 +30,6 @@ class CpuBackend final : public Backend {
   void copy(const Tensor& dst, const Tensor& src) override;
   void fill(const Tensor& x, double value) override;
   void convert(const Tensor& dst, const Tensor& src) override;
-  void concat_columns(const Tensor& dst, const Tensor& a, const Tensor& b) override;
   void copy_columns(const Tensor& dst, int64_t col0, const Tensor& src) override;
 
   void matmul(const Tensor& c, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b,

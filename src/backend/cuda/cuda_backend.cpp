@@ -253,25 +253,6 @@ void CudaBackend::convert(const Tensor& dst, const Tensor& src) {
   }
 }
 
-void CudaBackend::concat_columns(const Tensor& dst, const Tensor& a, const Tensor& b) {
-  for (const Tensor* t : {&dst, &a, &b})
-    HG_CHECK(t->device == Device::CUDA, "concat_columns: not CUDA tensors");
-  check_concat_columns(dst, a, b);
-  // The storage of each operand, as a typed pointer: float or BF16 bits.
-  const auto typed = [](const Tensor& t, auto&& f) {
-    if (t.dtype == DType::BF16) f(static_cast<const uint16_t*>(bits(t)));
-    else f(static_cast<const float*>(f32(t)));
-  };
-  typed(a, [&](auto* pa) {
-    typed(b, [&](auto* pb) {
-      if (dst.dtype == DType::BF16)
-        cuda::concat_columns(bits(dst), pa, pb, dst.rows(), a.cols(), b.cols(), s_->stream);
-      else
-        cuda::concat_columns(f32(dst), pa, pb, dst.rows(), a.cols(), b.cols(), s_->stream);
-    });
-  });
-}
-
 void CudaBackend::copy_columns(const Tensor& dst, int64_t col0, const Tensor& src) {
   for (const Tensor* t : {&dst, &src})
     HG_CHECK(t->device == Device::CUDA, "copy_columns: not CUDA tensors");

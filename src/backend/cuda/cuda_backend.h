@@ -52,7 +52,6 @@ class CudaBackend final : public Backend {
                   const Tensor& d) override;
   void add_inplace(const Tensor& y, const Tensor& x) override;
   void convert(const Tensor& dst, const Tensor& src) override;
-  void concat_columns(const Tensor& dst, const Tensor& a, const Tensor& b) override;
   void copy_columns(const Tensor& dst, int64_t col0, const Tensor& src) override;
   void softcap_cross_entropy_into(const Tensor& dlogits, const Tensor& logits,
                                   const Tensor& losses, const Tensor& targets, double cap,

@@ -256,53 +256,6 @@ void widen_bf16(float* dst, const uint16_t* src, int64_t n, cudaStream_t stream)
 }
 
 namespace {
-// A thread per output element; consecutive threads write consecutive columns.
-template <typename Out, typename A, typename B>
-__global__ void concat_columns_kernel(Out* dst, const A* a, const B* b, int64_t rows, int64_t ca,
-                                      int64_t cb) {
-  const int64_t width = ca + cb, n = rows * width;
-  for (int64_t i = global_thread(); i < n; i += grid_stride()) {
-    const int64_t r = i / width, c = i % width;
-    store_float(dst + i, c < ca ? as_float(a[r * ca + c]) : as_float(b[r * cb + c - ca]));
-  }
-}
-
-// One storage type, rows of whole 16-byte chunks: a thread per chunk, with
-// 32-bit index math. The per-value kernel above spends its time on 64-bit
-// division (1.3 TB/s for the fused q/k/v gradient operand on an H200, where
-// copies reach 3.5): this is the form training uses.
-__global__ void concat_chunks_kernel(uint4* dst, const uint4* a, const uint4* b, uint32_t n,
-                                     uint32_t ka, uint32_t kb) {
-  const uint32_t width = ka + kb;
-  for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
-    const uint32_t r = i / width, c = i - r * width;
-    dst[i] = c < ka ? a[r * ka + c] : b[r * kb + c - ka];
-  }
-}
-}  // namespace
-
-template <typename Out, typename A, typename B>
-void concat_columns(Out* dst, const A* a, const B* b, int64_t rows, int64_t ca, int64_t cb,
-                    cudaStream_t stream) {
-  constexpr int64_t kChunk = sizeof(uint4);
-  const int64_t bytes_a = ca * static_cast<int64_t>(sizeof(A));
-  const int64_t bytes_b = cb * static_cast<int64_t>(sizeof(B));
-  const int64_t chunks = rows * (bytes_a + bytes_b) / kChunk;
-  if constexpr (std::is_same_v<Out, A> && std::is_same_v<A, B>) {
-    if (bytes_a % kChunk == 0 && bytes_b % kChunk == 0 && chunks < (int64_t{1} << 31) &&
-        aligned_to(dst, kChunk) && aligned_to(a, kChunk) && aligned_to(b, kChunk)) {
-      launch_elementwise(chunks, stream, concat_chunks_kernel, reinterpret_cast<uint4*>(dst),
-                         reinterpret_cast<const uint4*>(a), reinterpret_cast<const uint4*>(b),
-                         static_cast<uint32_t>(chunks), static_cast<uint32_t>(bytes_a / kChunk),
-                         static_cast<uint32_t>(bytes_b / kChunk));
-      return;
-    }
-  }
-  launch_elementwise(rows * (ca + cb), stream,
-                     concat_columns_kernel<device_t<Out>, device_t<A>, device_t<B>>,
-                     device_ptr(dst), device_ptr(a), device_ptr(b), rows, ca, cb);
-}
-namespace {
 // A thread per value of src, converted into its place in dst's row.
 template <typename Out, typename In>
 __global__ void copy_columns_kernel(Out* dst, const In* src, int64_t n, int64_t width,
@@ -311,7 +264,9 @@ __global__ void copy_columns_kernel(Out* dst, const In* src, int64_t n, int64_t 
     store_float(dst + i / cols * width + col0 + i % cols, as_float(src[i]));
 }
 
-// One storage type, whole 16-byte chunks: a thread per chunk, 32-bit index math.
+// One storage type, whole 16-byte chunks: a thread per chunk, with 32-bit
+// index math. A thread per value with 64-bit division held the fused q/k/v
+// operand's concatenation to 1.3 TB/s on an H200, where copies reach 3.5.
 __global__ void copy_column_chunks_kernel(uint4* dst, const uint4* src, uint32_t n, uint32_t kw,
                                           uint32_t k0, uint32_t kc) {
   for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
@@ -349,16 +304,5 @@ template void copy_columns(uint16_t*, const float*, int64_t, int64_t, int64_t, i
 template void copy_columns(uint16_t*, const uint16_t*, int64_t, int64_t, int64_t, int64_t,
                            cudaStream_t);
 
-#define HG_CONCAT_COLUMNS(Out, A, B) \
-  template void concat_columns(Out*, const A*, const B*, int64_t, int64_t, int64_t, cudaStream_t);
-#define HG_CONCAT_COLUMNS_INTO(Out)     \
-  HG_CONCAT_COLUMNS(Out, float, float)    \
-  HG_CONCAT_COLUMNS(Out, float, uint16_t) \
-  HG_CONCAT_COLUMNS(Out, uint16_t, float) \
-  HG_CONCAT_COLUMNS(Out, uint16_t, uint16_t)
-HG_CONCAT_COLUMNS_INTO(float)
-HG_CONCAT_COLUMNS_INTO(uint16_t)
-#undef HG_CONCAT_COLUMNS_INTO
-#undef HG_CONCAT_COLUMNS
 
 }  // namespace hessgpt::cuda

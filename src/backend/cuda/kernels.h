@@ -41,11 +41,6 @@ void to_bf16(uint16_t* dst, int64_t dst_ld, int64_t dst_rows, const In* src, int
              int64_t rows, int64_t cols, cudaStream_t stream);
 // dst[i] = float(src[i]), exact.
 void widen_bf16(float* dst, const uint16_t* src, int64_t n, cudaStream_t stream);
-// dst [rows, ca + cb] = a [rows, ca] and b [rows, cb] side by side; each of
-// Out, A, B float or uint16_t (BF16), rounded to nearest even into BF16.
-template <typename Out, typename A, typename B>
-void concat_columns(Out* dst, const A* a, const B* b, int64_t rows, int64_t ca, int64_t cb,
-                    cudaStream_t stream);
 // Columns [col0, col0 + cols) of dst [rows, width] = src [rows, cols], each
 // value converted (Out, In: float or uint16_t BF16).
 template <typename Out, typename In>
