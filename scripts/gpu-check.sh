@@ -62,6 +62,9 @@
 #   HEAD_CHUNK_AB [1]: a `bench train` row on AB_MODELS with the head's logits in
 #     chunks of 4096 rows (HESSGPT_HEAD_CHUNK_ROWS; the default is 2^26 / V, 2096 at
 #     V = 32008): the dE product's F32 output read and written half as often, +0.4 GB.
+#   WEIGHT_COPIES_AB [1]: a `bench train` row on AB_MODELS with each product
+#     converting its F32 weight itself (HESSGPT_BF16_WEIGHT_COPIES=0; the default
+#     converts each matrix once per pass into BF16 copies the products read).
 #   GEMV_AB [1]: each decode row again with the one-token products through cuBLASLt
 #     (HESSGPT_GEMV=0; the default is the GEMV kernel).
 #   GRAPHS_AB [1]: each decode row again with the step's ops launched one by one
@@ -493,6 +496,9 @@ ab_rows() {  # model batch seq steps
   [[ ${HEAD_CHUNK_AB:-1} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 \
       bf16-activations-head-4096 "${BENCH_FLAGS---recompute} --bf16-activations" \
       HESSGPT_HEAD_CHUNK_ROWS=4096
+  [[ ${WEIGHT_COPIES_AB:-1} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 \
+      bf16-activations-weights-converted-per-product \
+      "${BENCH_FLAGS---recompute} --bf16-activations" HESSGPT_BF16_WEIGHT_COPIES=0
   [[ ${TUNE_AB:-0} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-activations-tuned \
       "${BENCH_FLAGS---recompute} --bf16-activations" HESSGPT_CUBLASLT_TUNE=verbose
   fi

@@ -15,7 +15,7 @@
 namespace hessgpt {
 
 struct TrainingMemory {
-  size_t weights = 0;
+  size_t weights = 0;      // and their BF16 copies for the products (weight_copies.h)
   size_t gradients = 0;
   size_t optimizer = 0;    // AdamW first and second moments
   size_t activations = 0;  // the arena of one micro-batch, backward scratch included

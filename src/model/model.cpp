@@ -1,6 +1,8 @@
 #include "model/model.h"
 
 #include <cmath>
+#include <cstdlib>
+#include <string_view>
 
 #include "core/rng.h"
 #include "model/rope_tables.h"
@@ -14,6 +16,7 @@ Model::Model(const ModelConfig& config, Backend& backend, DType dtype)
     HG_FAIL("backend ", backend_.name(), " cannot compute in ", dtype_name(dtype_));
   params_ = Buffer(&backend_, static_cast<size_t>(layout_.total) * dtype_size(dtype_));
   backend_.fill(params(), 0.0);
+  weight_copies_ = WeightCopies(config_, layout_);
 }
 
 Tensor Model::param(int index) const {
@@ -21,6 +24,27 @@ Tensor Model::param(int index) const {
   const size_t offset = static_cast<size_t>(p.offset) * dtype_size(dtype_);
   return p.shape.size() == 1 ? params_.tensor(dtype_, {p.shape[0]}, offset)
                              : params_.tensor(dtype_, {p.shape[0], p.shape[1]}, offset);
+}
+
+// HESSGPT_BF16_WEIGHT_COPIES=0 converts inside each product instead (A/B timings).
+bool Model::uses_weight_copies() const {
+  if (!acts_.bf16_activations || has_lora() || dtype_ != DType::F32 ||
+      backend_.matmul_precision() != MatmulPrecision::BF16)
+    return false;
+  const char* e = std::getenv("HESSGPT_BF16_WEIGHT_COPIES");
+  if (!e || !*e || std::string_view(e) == "1") return true;
+  if (std::string_view(e) == "0") return false;
+  HG_FAIL("HESSGPT_BF16_WEIGHT_COPIES must be 0 or 1 (got '", e, "')");
+}
+
+Tensor Model::product_weight(int index) const {
+  return weight_copies_live_ ? weight_copies_.weight(index) : param(index);
+}
+
+Tensor Model::stacked_product_weights(int first, int second, int64_t rows) const {
+  const Tensor a = product_weight(first), b = product_weight(second);
+  if (static_cast<const char*>(a.data) + a.bytes() != b.data) return {};
+  return Tensor(a.data, a.dtype, a.device, {rows, a.cols()});
 }
 
 void Model::enable_grads() {

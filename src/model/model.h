@@ -15,6 +15,7 @@
 #include "model/lora_dropout.h"
 #include "model/param_layout.h"
 #include "model/rope_tables.h"
+#include "model/weight_copies.h"
 
 namespace hessgpt {
 
@@ -131,6 +132,13 @@ class Model {
                           int64_t row0, bool accumulate);
   // Where a norm's weight gradient goes: the real gradient, or scratch when frozen.
   Tensor norm_grad(int index);
+  // The products read a weight matrix through its BF16 copy during passes
+  // that make them (weight_copies.h), else as the parameter itself.
+  bool uses_weight_copies() const;
+  Tensor product_weight(int index) const;
+  // [rows of first; rows of second] as one operand of the products, where
+  // the two matrices lie back to back (q, k, v for the fused backward).
+  Tensor stacked_product_weights(int first, int second, int64_t rows) const;
 
   ModelConfig config_;
   Backend& backend_;
@@ -151,6 +159,8 @@ class Model {
   bool lora_dropout_active_ = false;
   uint64_t lora_dropout_seed_ = 0, lora_dropout_counter_ = 0;
   Buffer lora_dropout_scratch_;  // a few rows of dropout(x) or du A, not whole masks
+  WeightCopies weight_copies_;
+  bool weight_copies_live_ = false;  // this pass's products read weight_copies_
 };
 
 }  // namespace hessgpt

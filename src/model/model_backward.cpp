@@ -118,7 +118,9 @@ bool Model::fuses_kv_projections() const {
   if (const char* e = std::getenv("HESSGPT_FUSED_KV"); e && std::string_view(e) == "0") return false;
   for (const LayerParamIndex& p : layout_.layers) {
     const ParamInfo& k = layout_.params[static_cast<size_t>(p.k_proj)];
-    if (layout_.params[static_cast<size_t>(p.v_proj)].offset != k.offset + k.numel) return false;
+    if (layout_.params[static_cast<size_t>(p.v_proj)].offset != k.offset + k.numel ||
+        !stacked_product_weights(p.k_proj, p.v_proj, 2 * config_.kv_dim()).data)
+      return false;
   }
   return true;
 }
@@ -136,7 +138,9 @@ bool Model::fuses_qkv_projections() const {
     return false;
   for (const LayerParamIndex& p : layout_.layers) {
     const ParamInfo& q = layout_.params[static_cast<size_t>(p.q_proj)];
-    if (layout_.params[static_cast<size_t>(p.k_proj)].offset != q.offset + q.numel) return false;
+    if (layout_.params[static_cast<size_t>(p.k_proj)].offset != q.offset + q.numel ||
+        !stacked_product_weights(p.q_proj, p.k_proj, config_.q_dim() + config_.kv_dim()).data)
+      return false;
   }
   return true;
 }
@@ -145,8 +149,7 @@ void Model::qkv_projections_backward(const LayerParamIndex& p, const Tensor& ln1
   Activations& a = acts_;
   const int64_t n = a.batch * a.seq, kvd = config_.kv_dim(), rows = config_.q_dim() + 2 * kvd;
   backend_.copy_columns(a.dqkv, config_.q_dim() + kvd, a.dv.view({n, kvd}));
-  const Tensor wq = param(p.q_proj), gq = grad(p.q_proj);
-  const Tensor w(wq.data, wq.dtype, wq.device, {rows, wq.cols()});
+  const Tensor w = stacked_product_weights(p.q_proj, p.k_proj, rows), gq = grad(p.q_proj);
   const Tensor dw(gq.data, gq.dtype, gq.device, {rows, gq.cols()});
   backend_.matmul(dw, a.dqkv, true, ln1, false, 1.0f, 1.0f);     // d[Wq; Wk; Wv] += dqkv^T ln1
   backend_.matmul(a.dln, a.dqkv, false, w, false, 1.0f, 0.0f);  // dln = dqkv [Wq; Wk; Wv]
@@ -157,8 +160,7 @@ void Model::kv_projections_backward(const LayerParamIndex& p, const Tensor& ln1)
   const int64_t n = a.batch * a.seq, kvd = config_.kv_dim();
   const Tensor dkv = kv_gradient_operand();
   backend_.concat_columns(dkv, a.dk_raw, a.dv.view({n, kvd}));
-  const Tensor wk = param(p.k_proj), gk = grad(p.k_proj);
-  const Tensor w(wk.data, wk.dtype, wk.device, {2 * kvd, wk.cols()});
+  const Tensor w = stacked_product_weights(p.k_proj, p.v_proj, 2 * kvd), gk = grad(p.k_proj);
   const Tensor dw(gk.data, gk.dtype, gk.device, {2 * kvd, gk.cols()});
   backend_.matmul(dw, dkv, true, ln1, false, 1.0f, 1.0f);     // d[Wk; Wv] += dkv^T ln1
   backend_.matmul(a.dln, dkv, false, w, false, 1.0f, 1.0f);  // dln += dkv [Wk; Wv]

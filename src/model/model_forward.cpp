@@ -36,6 +36,11 @@ void Model::forward_blocks() {
   const int64_t h = c.num_attention_heads, kv = c.num_key_value_heads, hd = c.head_dim;
   const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
 
+  // This pass's products read BF16 copies of the weights (weight_copies.h).
+  weight_copies_live_ = uses_weight_copies();
+  if (weight_copies_live_) weight_copies_.refresh(be, layout_, params());
+  else weight_copies_.release();
+
   Tensor x = a.layers.empty() ? a.output : a.layers[0].input;
   be.embedding_forward(x, a.ids, param(layout_.embed));
 

@@ -142,8 +142,9 @@ Tensor as_rows(const Tensor& t) { return t.view({t.rows(), t.cols()}); }
 
 void Model::project(int64_t layer, LoraTarget target, int weight, const Tensor& y,
                     const Tensor& x, const Tensor* residual) {
-  if (residual) backend_.matmul_add(y, x, false, param(weight), true, *residual);
-  else backend_.matmul(y, x, false, param(weight), true, 1.0f, 0.0f);
+  const Tensor w = product_weight(weight);
+  if (residual) backend_.matmul_add(y, x, false, w, true, *residual);
+  else backend_.matmul(y, x, false, w, true, 1.0f, 0.0f);
   if (!has_lora()) return;
   const LoraLayerIndex& li = lora_layout_.layers[static_cast<size_t>(layer)];
   const int t = static_cast<int>(target);
@@ -171,7 +172,7 @@ void Model::project(int64_t layer, LoraTarget target, int weight, const Tensor& 
 void Model::project_backward(int64_t layer, LoraTarget target, int weight, const Tensor& dx,
                              const Tensor& dy, const Tensor& x, float dx_beta) {
   if (trains_base()) backend_.matmul(grad(weight), dy, true, x, false, 1.0f, 1.0f);
-  backend_.matmul(dx, dy, false, param(weight), false, 1.0f, dx_beta);
+  backend_.matmul(dx, dy, false, product_weight(weight), false, 1.0f, dx_beta);
   if (!has_lora()) return;
   const LoraLayerIndex& li = lora_layout_.layers[static_cast<size_t>(layer)];
   const int t = static_cast<int>(target);

@@ -13,6 +13,7 @@
 #include "backend/backend.h"
 #include "backend/cpu/cpu_backend.h"
 #include "common/gpu_test_backend.h"
+#include "common/test_util.h"
 #include "core/rng.h"
 #include "model/model.h"
 #include "train/optimizer.h"
@@ -240,6 +241,32 @@ TEST_P(CudaModel, RecomputeGivesTheSameBf16Step) {
       ASSERT_EQ(a.grads.size(), r.grads.size());
       EXPECT_LT(rel_error(r.grads, a.grads), 1e-6) << what;
     }
+}
+
+// The products reading BF16 copies of the weights made once per pass
+// (weight_copies.h) against converting each weight themselves
+// (HESSGPT_BF16_WEIGHT_COPIES=0): the same BF16 values, the FFN's zeros
+// against zeros. A library may still sum a padded K in another order (the
+// CPU stand-in's oneDNN does at small's 683 -> 688: loss 7.5e-7 apart), and
+// the BF16 step spreads that: a gradient stored in BF16 rounds the other way
+// here and there, each layer down adding its share (4.2e-3 at layer 0 on the
+// stand-in; 0 on tiny, whose 176 is not padded). A copy of the wrong matrix,
+// or a stale one, moves the loss by far more than 1e-5.
+TEST_P(CudaModel, WeightCopiesKeepTheBf16Step) {
+  MemoryOptions bf16_inputs;
+  bf16_inputs.bf16_activations = true;
+  const Bf16Step copies = bf16_step(GetParam(), *gpu_, bf16_inputs);
+  Bf16Step on_the_fly;
+  {
+    const testing::ScopedEnv off("HESSGPT_BF16_WEIGHT_COPIES", "0");
+    on_the_fly = bf16_step(GetParam(), *gpu_, bf16_inputs);
+  }
+  EXPECT_NEAR(copies.loss, on_the_fly.loss, 1e-5 * std::abs(on_the_fly.loss));
+  ASSERT_EQ(copies.grads.size(), on_the_fly.grads.size());
+  const double err = rel_error(copies.grads, on_the_fly.grads);
+  EXPECT_LT(err, 1e-2);
+  std::printf("[ %s ] weight copies on the GPU: loss %.9g vs %.9g, gradient relative error %.2e\n",
+              GetParam(), copies.loss, on_the_fly.loss, err);
 }
 
 // BF16 storage of the products' and attention's inputs on the GPU, against
