@@ -65,6 +65,9 @@
 #   WEIGHT_COPIES_AB [1]: a `bench train` row on AB_MODELS with each product
 #     converting its F32 weight itself (HESSGPT_BF16_WEIGHT_COPIES=0; the default
 #     converts each matrix once per pass into BF16 copies the products read).
+#   JOINED_GATE_UP_AB [1]: a `bench train` row on AB_MODELS with gate and up
+#     apart (HESSGPT_JOINED_GATE_UP=0; the default puts them side by side: one
+#     product for both, one for dln, one for their weights' gradient).
 #   GEMV_AB [1]: each decode row again with the one-token products through cuBLASLt
 #     (HESSGPT_GEMV=0; the default is the GEMV kernel).
 #   GRAPHS_AB [1]: each decode row again with the step's ops launched one by one
@@ -499,6 +502,9 @@ ab_rows() {  # model batch seq steps
   [[ ${WEIGHT_COPIES_AB:-1} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 \
       bf16-activations-weights-converted-per-product \
       "${BENCH_FLAGS---recompute} --bf16-activations" HESSGPT_BF16_WEIGHT_COPIES=0
+  [[ ${JOINED_GATE_UP_AB:-1} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 \
+      bf16-activations-gate-up-apart "${BENCH_FLAGS---recompute} --bf16-activations" \
+      HESSGPT_JOINED_GATE_UP=0
   [[ ${TUNE_AB:-0} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-activations-tuned \
       "${BENCH_FLAGS---recompute} --bf16-activations" HESSGPT_CUBLASLT_TUNE=verbose
   fi

@@ -191,6 +191,16 @@ void check_copy_columns(const Tensor& dst, int64_t col0, const Tensor& src) {
            " from column ", col0);
 }
 
+void check_swiglu_joined(const Tensor& half, const Tensor& gate_up, const char* op) {
+  for (const Tensor* t : {&half, &gate_up}) {
+    HG_CHECK(t->ndim >= 1 && t->data != nullptr, op, ": an empty operand");
+    if (t->dtype != DType::F32 && t->dtype != DType::BF16)
+      HG_FAIL(op, ": F32 or BF16 operands, not ", dtype_name(t->dtype));
+  }
+  HG_CHECK(gate_up.rows() == half.rows() && gate_up.cols() == 2 * half.cols(), op, ": gate|up ",
+           gate_up.shape_string(), " is not two of ", half.shape_string(), " side by side");
+}
+
 void check_head_range(const Tensor& dx, const Tensor& dout, int64_t dx_head0) {
   HG_CHECK(dx.ndim == 4 && dout.ndim == 4 && dx.dim(0) == dout.dim(0) &&
                dx.dim(1) == dout.dim(1) && dx.dim(3) == dout.dim(3) && dx_head0 >= 0 &&

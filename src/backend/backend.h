@@ -224,6 +224,13 @@ class Backend {
   // dgate and dup may be BF16 (storage; both or neither).
   virtual void swiglu_backward(const Tensor& dgate, const Tensor& dup, const Tensor& dout,
                                const Tensor& gate, const Tensor& up) = 0;
+  // The same with gate and up side by side, as one product writes them and
+  // one product reads their gradients: gate_up [R, 2W] holds gate in columns
+  // [0, W) and up in [W, 2W) (so does dgate_up), out and dout are [R, W].
+  // F32 or BF16 storage each, as above; the same values as the ops above.
+  virtual void swiglu_forward_joined(const Tensor& out, const Tensor& gate_up) = 0;
+  virtual void swiglu_backward_joined(const Tensor& dgate_up, const Tensor& dout,
+                                      const Tensor& gate_up) = 0;
 
   // ---- soft-cap, then cross-entropy -----------------------------------------
   // logits[R,V] raw in; on return they hold cap*tanh(z/cap) (cap <= 0: unchanged).
@@ -319,6 +326,9 @@ class Buffer {
 // The shapes and dtypes copy_columns takes (every backend checks them so):
 // throws Error naming the mismatch.
 void check_copy_columns(const Tensor& dst, int64_t col0, const Tensor& src);
+// swiglu_*_joined's operands: F32 or BF16, gate_up (and dgate_up) [R, 2W]
+// beside out (or dout) [R, W]. Throws Error naming the mismatch.
+void check_swiglu_joined(const Tensor& half, const Tensor& gate_up, const char* op);
 // qk_norm_rope_backward's dx against dout: [B, T, Hx, D] with heads
 // [dx_head0, dx_head0 + dout's heads) inside Hx.
 void check_head_range(const Tensor& dx, const Tensor& dout, int64_t dx_head0);

@@ -217,6 +217,15 @@ void TimedBackend::swiglu_backward(const Tensor& dgate, const Tensor& dup, const
   timed("swiglu_backward", sig(gate) + " -> " + sig(dgate),
         [&] { inner_.swiglu_backward(dgate, dup, dout, gate, up); });
 }
+void TimedBackend::swiglu_forward_joined(const Tensor& out, const Tensor& gate_up) {
+  timed("swiglu_forward_joined", sig(gate_up) + " -> " + sig(out),
+        [&] { inner_.swiglu_forward_joined(out, gate_up); });
+}
+void TimedBackend::swiglu_backward_joined(const Tensor& dgate_up, const Tensor& dout,
+                                          const Tensor& gate_up) {
+  timed("swiglu_backward_joined", sig(gate_up) + " -> " + sig(dgate_up),
+        [&] { inner_.swiglu_backward_joined(dgate_up, dout, gate_up); });
+}
 void TimedBackend::softcap_forward(const Tensor& logits, double cap) {
   timed("softcap_forward", sig(logits), [&] { inner_.softcap_forward(logits, cap); });
 }

@@ -99,6 +99,9 @@ class TimedBackend final : public Backend {
   void swiglu_forward(const Tensor& out, const Tensor& gate, const Tensor& up) override;
   void swiglu_backward(const Tensor& dgate, const Tensor& dup, const Tensor& dout,
                        const Tensor& gate, const Tensor& up) override;
+  void swiglu_forward_joined(const Tensor& out, const Tensor& gate_up) override;
+  void swiglu_backward_joined(const Tensor& dgate_up, const Tensor& dout,
+                              const Tensor& gate_up) override;
   void softcap_forward(const Tensor& logits, double cap) override;
   void softcap_cross_entropy(const Tensor& logits, const Tensor& losses, const Tensor& targets,
                              double cap, double dlogits_scale) override;

@@ -75,6 +75,7 @@ Activations carve(const ModelConfig& c, BufferCarver& cv, int64_t b, int64_t t,
   // 3416). Adapters' own products keep the exact width.
   const bool pad_ffn = a.bf16_activations && lora.rank == 0;
   const int64_t ffn = pad_ffn ? padded_width(c.intermediate_size) : c.intermediate_size;
+  a.joined_gate_up = o.join_gate_up && pad_ffn;
   // Attention's inputs q, k, v: BF16 too where QK-Norm + RoPE writes q and k
   // (not the in-place RoPE without QK-Norm) and no adapter adds into v. Under
   // BF16 products attention reads them rounded either way (backend.h).
@@ -110,8 +111,12 @@ Activations carve(const ModelConfig& c, BufferCarver& cv, int64_t b, int64_t t,
     la.mid = cv.take({n, d});
     la.ln2 = own(sm, shared.ln2, {n, d}, input_type);
     la.rstd2 = cv.take({n});
-    la.gate = cv.take({n, ffn}, ffn_type);
-    la.up = cv.take({n, ffn}, ffn_type);
+    if (a.joined_gate_up) {
+      la.gate_up = cv.take({n, 2 * ffn}, ffn_type);
+    } else {
+      la.gate = cv.take({n, ffn}, ffn_type);
+      la.up = cv.take({n, ffn}, ffn_type);
+    }
     la.act = own(sm, shared.act, {n, ffn}, input_type);
     for (int k = 0; k < kLoraTargets; ++k)
       if (lora.rank > 0 && lora.mask[static_cast<size_t>(k)]) la.lora_u[static_cast<size_t>(k)] = cv.take({n, lora.rank});
@@ -147,8 +152,17 @@ Activations carve(const ModelConfig& c, BufferCarver& cv, int64_t b, int64_t t,
         raw_grad_type == DType::BF16 && bf16_attention_grads_wanted() ? DType::BF16 : cv.dtype();
     if (grad_type == DType::BF16) a.dres16 = cv.take({n, d}, DType::BF16);
     const size_t scratch = cv.offset();
-    a.dgate = cv.take({n, ffn}, grad_type);
-    a.dup = cv.take({n, ffn}, grad_type);
+    if (a.joined_gate_up) {
+      a.dgate_up = cv.take({n, 2 * ffn}, grad_type);
+      // Into the logits' block where it fits: the head is done before the blocks' backward.
+      const bool in_logits = 2 * ffn * d <= a.head_chunk * c.vocab_size;
+      if (ffn != c.intermediate_size && !in_logits) a.dw_gate_up = cv.take({2 * ffn, d});
+      else if (ffn != c.intermediate_size && a.logits.data)
+        a.dw_gate_up = Tensor(a.logits.data, a.logits.dtype, a.logits.device, {2 * ffn, d});
+    } else {
+      a.dgate = cv.take({n, ffn}, grad_type);
+      a.dup = cv.take({n, ffn}, grad_type);
+    }
     a.dact = cv.take({n, ffn}, grad_type);
     const size_t mlp_end = cv.offset();
     cv.rewind(scratch);

@@ -48,6 +48,7 @@ struct LayerActivations {
   Tensor rstd2;        // [N]
   Tensor gate;         // [N, FFN], FFN padded under BF16 product inputs (above)
   Tensor up;           // [N, FFN]
+  Tensor gate_up;      // [N, 2 FFN]: gate | up side by side instead, where joined (below)
   Tensor act;          // [N, FFN] silu(gate) * up (shared)
   std::array<Tensor, kLoraTargets> lora_u;  // [N, r] = x A^T per adapted target
 };
@@ -64,6 +65,10 @@ struct Activations {
   bool shared_mlp = false;        // ln2, act are one copy for all layers
   bool bf16_ffn = false;  // gate, up are BF16
   bool bf16_activations = false;  // ln1, att, ln2, act are BF16
+  // gate and up side by side in one tensor per layer (ArenaOptions), their
+  // gradients too: one product each for them, their input gradient, and
+  // their weights' gradient.
+  bool joined_gate_up = false;
   Tensor ids, targets;  // [N] I32
   std::vector<LayerActivations> layers;
   Tensor output;        // [N, C] residual after the last block
@@ -93,6 +98,10 @@ struct Activations {
   // dk_raw are BF16 and no adapter reads them; else none.
   Tensor dqkv;                       // [N, H*D + 2 KV*D]
   Tensor dgate, dup, dact;           // [N, FFN]
+  Tensor dgate_up;                   // [N, 2 FFN] where joined, instead of dgate, dup
+  // Joined, with a padded FFN: [gate; up]'s weight gradient with the padding
+  // rows, added into the parameters' gradients without them (F32).
+  Tensor dw_gate_up;                 // [2 FFN, C]
   Tensor lora_du;                    // [N, r]
 };
 
@@ -126,6 +135,10 @@ struct ArenaOptions {
   bool training = true;  // backward scratch too
   LoraShape lora;        // the adapters' intermediates
   MemoryOptions memory;  // effective ones (effective_memory_options)
+  // Gate and up side by side (Activations::joined_gate_up): for products
+  // over weight copies with the FFN padded alike (weight_copies.h); only
+  // with BF16 product inputs and no adapters.
+  bool join_gate_up = false;
 };
 
 // Rows of the logits processed at once: bounds head memory to ~256 MiB at V = 32k

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <string>
 #include <string_view>
 
 #include "core/rng.h"
@@ -26,15 +27,23 @@ Tensor Model::param(int index) const {
                              : params_.tensor(dtype_, {p.shape[0], p.shape[1]}, offset);
 }
 
-// HESSGPT_BF16_WEIGHT_COPIES=0 converts inside each product instead (A/B timings).
-bool Model::uses_weight_copies() const {
-  if (!acts_.bf16_activations || has_lora() || dtype_ != DType::F32 ||
-      backend_.matmul_precision() != MatmulPrecision::BF16)
-    return false;
-  const char* e = std::getenv("HESSGPT_BF16_WEIGHT_COPIES");
+namespace {
+// HESSGPT_<name>=0 switches a default form off (A/B timings); 1 or unset keeps it.
+bool default_form(const char* name) {
+  const std::string var = std::string("HESSGPT_") + name;
+  const char* e = std::getenv(var.c_str());
   if (!e || !*e || std::string_view(e) == "1") return true;
   if (std::string_view(e) == "0") return false;
-  HG_FAIL("HESSGPT_BF16_WEIGHT_COPIES must be 0 or 1 (got '", e, "')");
+  HG_FAIL(var, " must be 0 or 1 (got '", e, "')");
+}
+}  // namespace
+
+// HESSGPT_BF16_WEIGHT_COPIES=0 converts inside each product instead.
+bool Model::weight_copies_wanted(bool bf16_activations) const {
+  if (!bf16_activations || has_lora() || dtype_ != DType::F32 ||
+      backend_.matmul_precision() != MatmulPrecision::BF16)
+    return false;
+  return default_form("BF16_WEIGHT_COPIES");
 }
 
 Tensor Model::product_weight(int index) const {
@@ -125,11 +134,16 @@ void Model::prepare(const int32_t* ids, const int32_t* targets, int64_t batch, i
   want.training = training;
   if (has_lora()) want.lora = {lora_rank_, lora_config_.target_mask()};
   want.memory = memory_options();
+  // Gate and up side by side need their weight copies padded alike
+  // (HESSGPT_JOINED_GATE_UP=0 keeps them apart).
+  want.join_gate_up = weight_copies_wanted(want.memory.bf16_activations) &&
+                      default_form("JOINED_GATE_UP");
   // Evaluation runs in any layout of its shape (it only needs the BF16
   // storage to match); training needs a training one whose sharing matches.
   const bool same_layout = arena_.data() && acts_.batch == batch && acts_.seq == seq &&
                            acts_.bf16_ffn == want.memory.bf16_ffn &&
                            acts_.bf16_activations == want.memory.bf16_activations &&
+                           acts_.joined_gate_up == want.join_gate_up &&
                            (!training || (arena_training_ &&
                                           acts_.shared_attention == want.memory.recompute &&
                                           acts_.shared_mlp == (want.memory.recompute ||

@@ -122,6 +122,10 @@ class Model {
   // gradient, over the arena's dqkv (model_backward.cpp), where it applies.
   bool fuses_qkv_projections() const;
   void qkv_projections_backward(const LayerParamIndex& p, const Tensor& ln1);
+  // Gate and up side by side (Activations::joined_gate_up): their stacked
+  // weight copies, and SwiGLU's, the input's and the weights' gradients.
+  Tensor gate_up_weights(const LayerParamIndex& p) const;
+  void gate_up_backward(const LayerParamIndex& p, const LayerActivations& la);
   // Dropout is live only inside forward_backward, never in evaluate.
   void begin_lora_pass(bool training);
   void end_lora_pass();
@@ -134,7 +138,8 @@ class Model {
   Tensor norm_grad(int index);
   // The products read a weight matrix through its BF16 copy during passes
   // that make them (weight_copies.h), else as the parameter itself.
-  bool uses_weight_copies() const;
+  bool uses_weight_copies() const { return weight_copies_wanted(acts_.bf16_activations); }
+  bool weight_copies_wanted(bool bf16_activations) const;
   Tensor product_weight(int index) const;
   // [rows of first; rows of second] as one operand of the products, where
   // the two matrices lie back to back (q, k, v for the fused backward).

@@ -42,13 +42,18 @@ void Model::backward_blocks() {
       // Rebuild what this layer's forward left in the shared tensors
       // (activations.h): ln2 and act now, q, k and ln1 before their use.
       be.rmsnorm_forward(la.ln2, la.rstd2, la.mid, param(p.post_norm), c.rms_norm_eps);
-      be.swiglu_forward(la.act, la.gate, la.up);
+      if (a.joined_gate_up) be.swiglu_forward_joined(la.act, la.gate_up);
+      else be.swiglu_forward(la.act, la.gate, la.up);
     }
     // MLP: out = mid + act Wdown^T
     project_backward(l, LoraTarget::Down, p.down_proj, a.dact, dres_operand, la.act, 0.0f);
-    be.swiglu_backward(a.dgate, a.dup, a.dact, la.gate, la.up);
-    project_backward(l, LoraTarget::Gate, p.gate_proj, a.dln, a.dgate, la.ln2, 0.0f);
-    project_backward(l, LoraTarget::Up, p.up_proj, a.dln, a.dup, la.ln2, 1.0f);
+    if (a.joined_gate_up) {
+      gate_up_backward(p, la);
+    } else {
+      be.swiglu_backward(a.dgate, a.dup, a.dact, la.gate, la.up);
+      project_backward(l, LoraTarget::Gate, p.gate_proj, a.dln, a.dgate, la.ln2, 0.0f);
+      project_backward(l, LoraTarget::Up, p.up_proj, a.dln, a.dup, la.ln2, 1.0f);
+    }
     norm_backward(p.post_norm, la.mid, la.rstd2, true, copy_dres);
     // Attention: mid = input + att Wo^T
     project_backward(l, LoraTarget::O, p.o_proj, a.datt.view({n, h * hd}), dres_operand,
@@ -164,6 +169,35 @@ void Model::kv_projections_backward(const LayerParamIndex& p, const Tensor& ln1)
   const Tensor dw(gk.data, gk.dtype, gk.device, {2 * kvd, gk.cols()});
   backend_.matmul(dw, dkv, true, ln1, false, 1.0f, 1.0f);     // d[Wk; Wv] += dkv^T ln1
   backend_.matmul(a.dln, dkv, false, w, false, 1.0f, 1.0f);  // dln += dkv [Wk; Wv]
+}
+
+// Gate and up side by side: one product wrote both (forward), and here one
+// gives dln (K = 2 FFN: the separate up product read and wrote the F32 dln
+// again, 336 MB a layer for model1) and one their weights' gradient. The
+// weight copies hold gate's and up's rows padded alike, so they stack as the
+// columns do; the gradients do not (3413 rows each for model1), so a padded
+// FFN's weight gradient goes through scratch and into each half.
+Tensor Model::gate_up_weights(const LayerParamIndex& p) const {
+  const int64_t ffn = padded_width(config_.intermediate_size);
+  const Tensor w = stacked_product_weights(p.gate_proj, p.up_proj, 2 * ffn);
+  HG_CHECK(weight_copies_live_ && w.data, "gate|up: the weight copies are not side by side");
+  return w;
+}
+
+void Model::gate_up_backward(const LayerParamIndex& p, const LayerActivations& la) {
+  Activations& a = acts_;
+  const int64_t f = config_.intermediate_size, ffn = la.act.cols();
+  backend_.swiglu_backward_joined(a.dgate_up, a.dact, la.gate_up);
+  const Tensor gg = grad(p.gate_proj), gu = grad(p.up_proj);
+  if (ffn == f) {
+    const Tensor dw(gg.data, gg.dtype, gg.device, {2 * f, gg.cols()});
+    backend_.matmul(dw, a.dgate_up, true, la.ln2, false, 1.0f, 1.0f);  // d[Wg; Wu] += dgu^T ln2
+  } else {
+    backend_.matmul(a.dw_gate_up, a.dgate_up, true, la.ln2, false, 1.0f, 0.0f);
+    backend_.add_inplace(gg, a.dw_gate_up.slice(0, f));
+    backend_.add_inplace(gu, a.dw_gate_up.slice(ffn, ffn + f));
+  }
+  backend_.matmul(a.dln, a.dgate_up, false, gate_up_weights(p), false, 1.0f, 0.0f);
 }
 
 }  // namespace hessgpt

@@ -57,9 +57,14 @@ void Model::forward_blocks() {
     project(l, LoraTarget::O, p.o_proj, la.mid, la.att.view({n, h * hd}), &la.input);
     // MLP sub-block.
     be.rmsnorm_forward(la.ln2, la.rstd2, la.mid, param(p.post_norm), c.rms_norm_eps);
-    project(l, LoraTarget::Gate, p.gate_proj, la.gate, la.ln2);
-    project(l, LoraTarget::Up, p.up_proj, la.up, la.ln2);
-    be.swiglu_forward(la.act, la.gate, la.up);
+    if (a.joined_gate_up) {
+      be.matmul(la.gate_up, la.ln2, false, gate_up_weights(p), true, 1.0f, 0.0f);
+      be.swiglu_forward_joined(la.act, la.gate_up);
+    } else {
+      project(l, LoraTarget::Gate, p.gate_proj, la.gate, la.ln2);
+      project(l, LoraTarget::Up, p.up_proj, la.up, la.ln2);
+      be.swiglu_forward(la.act, la.gate, la.up);
+    }
     const Tensor out = l + 1 < c.num_hidden_layers
                            ? a.layers[static_cast<size_t>(l + 1)].input
                            : a.output;

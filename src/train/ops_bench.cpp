@@ -315,6 +315,12 @@ std::vector<OpTiming> run_ops_bench(const ModelConfig& c, Backend& be, int64_t b
       const Tensor d16 = b.bf16({n, ffn}), dg16 = b.bf16({n, ffn}), du16 = b.bf16({n, ffn});
       b.time("swiglu bwd (all bf16)", dims({n, ffn}), 0, 2.0 * 5 * n * ffn,
              [&, g16, u16, d16, dg16, du16] { be.swiglu_backward(dg16, du16, d16, g16, u16); });
+      // Gate and up side by side (Activations::joined_gate_up, the default).
+      const Tensor gu16 = b.bf16({n, 2 * ffn}), dgu16 = b.bf16({n, 2 * ffn});
+      b.time("swiglu fwd (joined, bf16)", dims({n, ffn}), 0, 2.0 * 3 * n * ffn,
+             [&, gu16, o16] { be.swiglu_forward_joined(o16, gu16); });
+      b.time("swiglu bwd (joined, bf16)", dims({n, ffn}), 0, 2.0 * 5 * n * ffn,
+             [&, gu16, d16, dgu16] { be.swiglu_backward_joined(dgu16, d16, gu16); });
     }
   }
   {

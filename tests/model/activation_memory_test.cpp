@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -239,6 +240,7 @@ TEST(Bf16Activations, FusedKvProjectionsMatchSeparateProducts) {
 // the products converted it at each use; none with F32 products or adapters.
 TEST(Bf16Activations, WeightCopiesChangeNothing) {
   if (!cpu_has_bf16_products()) GTEST_SKIP() << "no BF16 products in this build (oneDNN)";
+  const testing::ScopedEnv apart("HESSGPT_JOINED_GATE_UP", "0");  // (it needs the copies)
   for (const ModelConfig& c : {preset_config("tiny"), tiny_odd_ffn()}) {
     const Passes copies = train_twice(c, false, false, bf16_activations(), true);
     Passes on_the_fly;
@@ -286,6 +288,63 @@ TEST(Bf16Activations, WeightCopiesChangeNothing) {
   const ModelConfig c = preset_config("tiny");
   EXPECT_THROW(conversions(c, "yes", true, false), Error);
   EXPECT_NO_THROW(conversions(c, "yes", false, false)) << "F32 products never read it";
+}
+
+// Gate and up side by side (Activations::joined_gate_up, the default with
+// the weight copies; HESSGPT_JOINED_GATE_UP=0 keeps them apart): one product
+// for both, SwiGLU over their halves, one product for dln and one for their
+// weights' gradient (through scratch where the FFN is padded, 173 -> 176).
+// The forward computes the same values, so the losses are equal. dln sums
+// gate's and up's terms in one product: F32 summation order, which the last
+// block's norm shows (2.4e-7) and gate's and up's weight gradients do not
+// (the same products of the same values). Below it, a BF16-stored gradient
+// (dres16, dact, dgate|up) that rounds the other way spreads a little
+// further with each layer: 2.4e-8 overall at FFN 176, where none did, 7.5e-4
+// at 173. A misplaced row or half would be off by O(1). One joined SwiGLU a
+// layer each way and no separate one.
+TEST(Bf16Activations, JoinedGateUpMatchesSeparateProducts) {
+  if (!cpu_has_bf16_products()) GTEST_SKIP() << "no BF16 products in this build (oneDNN)";
+  for (const ModelConfig& c : {preset_config("tiny"), tiny_odd_ffn()}) {
+    for (const bool recompute : {false, true}) {
+      const Passes joined = train_twice(c, recompute, false, bf16_activations(), true);
+      Passes apart;
+      {
+        const testing::ScopedEnv off("HESSGPT_JOINED_GATE_UP", "0");
+        apart = train_twice(c, recompute, false, bf16_activations(), true);
+      }
+      EXPECT_EQ(joined.losses, apart.losses) << "FFN " << c.intermediate_size;
+      const ParamLayout layout = make_param_layout(c);
+      const LayerParamIndex& last = layout.layers.back();
+      for (const int i : {last.gate_proj, last.up_proj, last.post_norm}) {
+        const ParamInfo& p = layout.params[static_cast<size_t>(i)];
+        const auto part = [&](const Passes& r) {
+          return std::vector<float>(r.grads.begin() + p.offset, r.grads.begin() + p.offset + p.numel);
+        };
+        EXPECT_LT(rel_error(part(joined), part(apart)), 1e-5) << p.name << ", FFN " << c.intermediate_size;
+      }
+      const double err = rel_error(joined.grads, apart.grads);
+      EXPECT_LT(err, 2e-3) << "FFN " << c.intermediate_size << ", recompute " << recompute;
+      std::printf("[ tiny, FFN %lld%s ] gate|up joined: gradient relative error %.2e\n",
+                  static_cast<long long>(c.intermediate_size), recompute ? ", recompute" : "", err);
+    }
+    CpuBackend inner(2);
+    inner.set_matmul_precision(MatmulPrecision::BF16);
+    TimedBackend timed(inner);
+    Model m(c, timed);
+    lora_test::randomise(m, 11, 0.2);
+    m.set_memory_options(bf16_activations());
+    m.zero_grads();
+    const lora_test::Batch batch = lora_test::random_batch(2 * 24, 1);
+    m.forward_backward(batch.ids.data(), batch.targets.data(), 2, 24, 0.01);
+    std::map<std::string, int64_t> calls;
+    for (const TimedBackend::Entry& e : timed.entries()) calls[e.op] += e.calls;
+    EXPECT_EQ(calls["swiglu_forward_joined"], c.num_hidden_layers);
+    EXPECT_EQ(calls["swiglu_backward_joined"], c.num_hidden_layers);
+    EXPECT_EQ(calls["swiglu_forward"] + calls["swiglu_backward"], 0);
+    EXPECT_EQ(calls["add_inplace"], c.intermediate_size % 8 ? 2 * c.num_hidden_layers : 0);
+  }
+  const testing::ScopedEnv bad("HESSGPT_JOINED_GATE_UP", "yes");
+  EXPECT_THROW(train_twice(preset_config("tiny"), false, false, bf16_activations(), true), Error);
 }
 
 // Attention's gradients in BF16 too (the default; HESSGPT_BF16_ATTENTION_GRADS=0

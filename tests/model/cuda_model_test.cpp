@@ -244,9 +244,10 @@ TEST_P(CudaModel, RecomputeGivesTheSameBf16Step) {
 }
 
 // The products reading BF16 copies of the weights made once per pass
-// (weight_copies.h) against converting each weight themselves
-// (HESSGPT_BF16_WEIGHT_COPIES=0): the same BF16 values, the FFN's zeros
-// against zeros. A library may still sum a padded K in another order (the
+// (weight_copies.h), gate and up side by side over them (one product each
+// way, Activations::joined_gate_up), against converting each weight in its
+// product, gate and up apart (HESSGPT_BF16_WEIGHT_COPIES=0): the same BF16
+// values, the FFN's zeros against zeros, dln summed in one product. A library may still sum a padded K in another order (the
 // CPU stand-in's oneDNN does at small's 683 -> 688: loss 7.5e-7 apart), and
 // the BF16 step spreads that: a gradient stored in BF16 rounds the other way
 // here and there, each layer down adding its share (4.2e-3 at layer 0 on the

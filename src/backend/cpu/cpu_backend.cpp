@@ -472,13 +472,14 @@ void CpuBackend::swiglu_forward(const Tensor& out, const Tensor& gate, const Ten
   }
   if (gate.dtype == DType::BF16) {
     HG_CHECK(out.dtype == DType::F32 && out.numel() == gate.numel(), "swiglu: BF16 gate/up need an F32 output of their size");
-    cpu::swiglu_forward<float>(out.as<float>(), gate.as<uint16_t>(), up.as<uint16_t>(), out.numel());
+    cpu::swiglu_forward<float>(out.as<float>(), gate.as<uint16_t>(), up.as<uint16_t>(), 1,
+                               out.numel(), out.numel());
     return;
   }
   check_same(out, gate, "swiglu");
   dispatch_float(out.dtype, [&](auto tag) {
     using T = decltype(tag);
-    cpu::swiglu_forward<T>(out.as<T>(), gate.as<T>(), up.as<T>(), out.numel());
+    cpu::swiglu_forward<T>(out.as<T>(), gate.as<T>(), up.as<T>(), 1, out.numel(), out.numel());
   });
 }
 
@@ -510,10 +511,12 @@ void CpuBackend::swiglu_backward(const Tensor& dgate, const Tensor& dup, const T
              "swiglu_backward: BF16 gate/up need an F32 or BF16 dout of their size");
     if (dout.dtype == DType::BF16)
       cpu::swiglu_backward<float>(dgate.as<float>(), dup.as<float>(), dout.as<uint16_t>(),
-                                  gate.as<uint16_t>(), up.as<uint16_t>(), gate.numel());
+                                  gate.as<uint16_t>(), up.as<uint16_t>(), 1, gate.numel(),
+                                  gate.numel());
     else
       cpu::swiglu_backward<float>(dgate.as<float>(), dup.as<float>(), dout.as<float>(),
-                                  gate.as<uint16_t>(), up.as<uint16_t>(), gate.numel());
+                                  gate.as<uint16_t>(), up.as<uint16_t>(), 1, gate.numel(),
+                                  gate.numel());
     return;
   }
   HG_CHECK(dout.dtype != DType::BF16, "swiglu_backward: a BF16 dout needs BF16 gate/up");
@@ -522,8 +525,44 @@ void CpuBackend::swiglu_backward(const Tensor& dgate, const Tensor& dup, const T
   dispatch_float(gate.dtype, [&](auto tag) {
     using T = decltype(tag);
     cpu::swiglu_backward<T>(dgate.as<T>(), dup.as<T>(), dout.as<T>(), gate.as<T>(), up.as<T>(),
-                            gate.numel());
+                            1, gate.numel(), gate.numel());
   });
+}
+
+// Gate and up side by side (backend.h): the kernels above over rows whose
+// gate and up lie 2W apart, in F32 (staged where an output is BF16).
+void CpuBackend::swiglu_forward_joined(const Tensor& out, const Tensor& gate_up) {
+  check_cpu(out, "swiglu_forward_joined out");
+  check_cpu(gate_up, "swiglu_forward_joined gate_up");
+  check_swiglu_joined(out, gate_up, "swiglu_forward_joined");
+  const int64_t rows = out.rows(), w = out.cols();
+  float* o = (out.dtype == DType::BF16 ? staged_f32(out) : out).as<float>();
+  if (gate_up.dtype == DType::BF16) {
+    const uint16_t* g = gate_up.as<uint16_t>();
+    cpu::swiglu_forward<float>(o, g, g + w, rows, w, 2 * w);
+  } else {
+    const float* g = gate_up.as<float>();
+    cpu::swiglu_forward<float>(o, g, g + w, rows, w, 2 * w);
+  }
+  if (out.dtype == DType::BF16) cpu::to_bf16(out.as<uint16_t>(), o, out.numel());
+}
+
+void CpuBackend::swiglu_backward_joined(const Tensor& dgate_up, const Tensor& dout,
+                                        const Tensor& gate_up) {
+  for (const Tensor* t : {&dgate_up, &dout, &gate_up}) check_cpu(*t, "swiglu_backward_joined operand");
+  check_swiglu_joined(dout, gate_up, "swiglu_backward_joined");
+  check_swiglu_joined(dout, dgate_up, "swiglu_backward_joined");
+  HG_CHECK(dout.dtype == DType::F32 || gate_up.dtype == DType::BF16,
+           "swiglu_backward_joined: a BF16 dout needs a BF16 gate|up");
+  const int64_t rows = dout.rows(), w = dout.cols();
+  float* dg = (dgate_up.dtype == DType::BF16 ? staged_f32(dgate_up) : dgate_up).as<float>();
+  const auto run = [&](const auto* d, const auto* g) {
+    cpu::swiglu_backward<float>(dg, dg + w, d, g, g + w, rows, w, 2 * w);
+  };
+  if (gate_up.dtype == DType::F32) run(dout.as<float>(), gate_up.as<float>());
+  else if (dout.dtype == DType::BF16) run(dout.as<uint16_t>(), gate_up.as<uint16_t>());
+  else run(dout.as<float>(), gate_up.as<uint16_t>());
+  if (dgate_up.dtype == DType::BF16) cpu::to_bf16(dgate_up.as<uint16_t>(), dg, dgate_up.numel());
 }
 
 void CpuBackend::softcap_forward(const Tensor& logits, double cap) {

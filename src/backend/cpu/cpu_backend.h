@@ -59,6 +59,9 @@ class CpuBackend final : public Backend {
   void swiglu_forward(const Tensor& out, const Tensor& gate, const Tensor& up) override;
   void swiglu_backward(const Tensor& dgate, const Tensor& dup, const Tensor& dout,
                        const Tensor& gate, const Tensor& up) override;
+  void swiglu_forward_joined(const Tensor& out, const Tensor& gate_up) override;
+  void swiglu_backward_joined(const Tensor& dgate_up, const Tensor& dout,
+                              const Tensor& gate_up) override;
 
   void qk_norm_rope_forward(const Tensor& out, const Tensor& rstd, const Tensor& x,
                             const Tensor& w, double eps, const Tensor& cos, const Tensor& sin,

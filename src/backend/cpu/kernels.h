@@ -24,11 +24,15 @@ template <typename T> void scale_inplace(T* x, T s, int64_t n);
 template <typename T> double sum_squares(const T* x, int64_t n);
 template <typename T> void fill(T* x, T value, int64_t n);
 // out = silu(gate) * up; gate/up are T, or (In = uint16_t, T = float) BF16 storage.
+// Over rows of w: out's (and dout's) element (r, j) at r w + j, gate's, up's,
+// dgate's and dup's at r ld + j (ld = w for tensors of their own, 2 w for
+// gate and up side by side, up then starting w after gate).
 template <typename T, typename In = T>
-void swiglu_forward(T* out, const In* gate, const In* up, int64_t n);
+void swiglu_forward(T* out, const In* gate, const In* up, int64_t rows, int64_t w, int64_t ld);
 // dout too may be BF16 storage (DOut = uint16_t) when gate/up are.
 template <typename T, typename In = T, typename DOut = T>
-void swiglu_backward(T* dgate, T* dup, const DOut* dout, const In* gate, const In* up, int64_t n);
+void swiglu_backward(T* dgate, T* dup, const DOut* dout, const In* gate, const In* up,
+                     int64_t rows, int64_t w, int64_t ld);
 
 // ---- embedding.cpp: out[N,C] = table[ids]; dtable[V,C] += scatter(dout) ---
 // Ids are checked against V; an out-of-range id throws Error.

@@ -490,13 +490,34 @@ void CudaBackend::swiglu_forward(const Tensor& out, const Tensor& gate, const Te
   check_same(up, gate, "swiglu");
   check_size(out, gate, "swiglu");
   HG_CHECK(up.device == Device::CUDA, "swiglu up is not a CUDA tensor");
+  run_swiglu_forward(out, gate, up, 0);
+}
+
+void CudaBackend::swiglu_forward_joined(const Tensor& out, const Tensor& gate_up) {
+  check_f32_or_bf16(out, "swiglu_forward_joined out");
+  check_f32_or_bf16(gate_up, "swiglu_forward_joined gate_up");
+  check_swiglu_joined(out, gate_up, "swiglu_forward_joined");
+  run_swiglu_forward(out, gate_up, up_half(gate_up, out.cols()), out.cols());
+}
+
+// up as a tensor of its own at column w of gate|up's first row (what the
+// kernels' joined layout reads it from).
+Tensor CudaBackend::up_half(const Tensor& gate_up, int64_t w) {
+  Tensor up = gate_up;
+  up.data = static_cast<char*>(gate_up.data) + static_cast<size_t>(w) * dtype_size(gate_up.dtype);
+  return up;
+}
+
+void CudaBackend::run_swiglu_forward(const Tensor& out, const Tensor& gate, const Tensor& up,
+                                     int64_t joined_w) {
   const auto run = [&](auto* o) {
     if (gate.dtype == DType::BF16)
       cuda::swiglu_forward(o, static_cast<const uint16_t*>(bits(gate)),
-                           static_cast<const uint16_t*>(bits(up)), out.numel(), s_->stream);
+                           static_cast<const uint16_t*>(bits(up)), out.numel(), joined_w,
+                           s_->stream);
     else
       cuda::swiglu_forward(o, static_cast<const float*>(f32(gate)),
-                           static_cast<const float*>(f32(up)), out.numel(), s_->stream);
+                           static_cast<const float*>(f32(up)), out.numel(), joined_w, s_->stream);
   };
   if (out.dtype == DType::BF16) run(bits(out));
   else run(f32(out));
@@ -514,18 +535,37 @@ void CudaBackend::swiglu_backward(const Tensor& dgate, const Tensor& dup, const 
   check_same(up, gate, "swiglu_backward");
   HG_CHECK(up.device == Device::CUDA, "swiglu_backward up is not a CUDA tensor");
   for (const Tensor* t : {&dgate, &dup, &dout}) check_size(*t, gate, "swiglu_backward");
+  run_swiglu_backward(dgate, dup, dout, gate, up, 0);
+}
+
+void CudaBackend::swiglu_backward_joined(const Tensor& dgate_up, const Tensor& dout,
+                                         const Tensor& gate_up) {
+  check_f32_or_bf16(dout, "swiglu_backward_joined dout");
+  check_f32_or_bf16(dgate_up, "swiglu_backward_joined dgate_up");
+  check_f32_or_bf16(gate_up, "swiglu_backward_joined gate_up");
+  check_swiglu_joined(dout, gate_up, "swiglu_backward_joined");
+  check_swiglu_joined(dout, dgate_up, "swiglu_backward_joined");
+  HG_CHECK(dout.dtype == DType::F32 || gate_up.dtype == DType::BF16,
+           "swiglu_backward_joined: a BF16 dout needs a BF16 gate|up");
+  const int64_t w = dout.cols();
+  run_swiglu_backward(dgate_up, up_half(dgate_up, w), dout, gate_up, up_half(gate_up, w), w);
+}
+
+void CudaBackend::run_swiglu_backward(const Tensor& dgate, const Tensor& dup, const Tensor& dout,
+                                      const Tensor& gate, const Tensor& up, int64_t joined_w) {
+  const int64_t n = dout.numel();
   const auto run = [&](auto* dg, auto* du) {
     const auto* g16 = static_cast<const uint16_t*>(bits(gate));
     const auto* u16 = static_cast<const uint16_t*>(bits(up));
     if (dout.dtype == DType::BF16)
-      cuda::swiglu_backward(dg, du, static_cast<const uint16_t*>(bits(dout)), g16, u16,
-                            gate.numel(), s_->stream);
+      cuda::swiglu_backward(dg, du, static_cast<const uint16_t*>(bits(dout)), g16, u16, n,
+                            joined_w, s_->stream);
     else if (gate.dtype == DType::BF16)
-      cuda::swiglu_backward(dg, du, static_cast<const float*>(f32(dout)), g16, u16, gate.numel(),
+      cuda::swiglu_backward(dg, du, static_cast<const float*>(f32(dout)), g16, u16, n, joined_w,
                             s_->stream);
     else
       cuda::swiglu_backward(dg, du, f32(dout), static_cast<const float*>(f32(gate)),
-                            static_cast<const float*>(f32(up)), gate.numel(), s_->stream);
+                            static_cast<const float*>(f32(up)), n, joined_w, s_->stream);
   };
   if (dgate.dtype == DType::BF16) run(bits(dgate), bits(dup));
   else run(f32(dgate), f32(dup));

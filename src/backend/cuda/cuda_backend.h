@@ -113,6 +113,9 @@ class CudaBackend final : public Backend {
   void swiglu_forward(const Tensor& out, const Tensor& gate, const Tensor& up) override;
   void swiglu_backward(const Tensor& dgate, const Tensor& dup, const Tensor& dout,
                        const Tensor& gate, const Tensor& up) override;
+  void swiglu_forward_joined(const Tensor& out, const Tensor& gate_up) override;
+  void swiglu_backward_joined(const Tensor& dgate_up, const Tensor& dout,
+                              const Tensor& gate_up) override;
 
   void softcap_forward(const Tensor& logits, double cap) override;
   void softcap_cross_entropy(const Tensor& logits, const Tensor& losses, const Tensor& targets,
@@ -133,6 +136,12 @@ class CudaBackend final : public Backend {
                                 const Tensor& dout, const Tensor& q, const Tensor& k,
                                 const Tensor& v, const Tensor& out, const Tensor& lse,
                                 double scale);
+  // SwiGLU's kernels over gate and up apart (joined_w 0) or side by side.
+  static Tensor up_half(const Tensor& gate_up, int64_t w);
+  void run_swiglu_forward(const Tensor& out, const Tensor& gate, const Tensor& up,
+                          int64_t joined_w);
+  void run_swiglu_backward(const Tensor& dgate, const Tensor& dup, const Tensor& dout,
+                           const Tensor& gate, const Tensor& up, int64_t joined_w);
   struct State;
   std::unique_ptr<State> s_;
 };

@@ -47,38 +47,44 @@ __global__ void sum_partials(double* result, const double* partials, int64_t par
 // consecutive elements per step: 8 (16-byte accesses of BF16) where n and the
 // pointers allow it (swiglu_pack), else 1; at model1's [32768, 3416] one BF16
 // element per thread moved 1.6-2.2 TB/s on an H200.
-template <int kN, typename Out, typename In>
-__global__ void swiglu_forward_kernel(Out* out, const In* gate, const In* up, int64_t steps) {
+// kJoined: gate and up side by side in rows of 2 w (up = gate + w), their
+// gradients likewise: element e of out / dout (row e / w) is at e + (e / w) w
+// in them.
+template <int kN, bool kJoined, typename Out, typename In>
+__global__ void swiglu_forward_kernel(Out* out, const In* gate, const In* up, int64_t steps,
+                                      int64_t w) {
   for (int64_t p = global_thread(); p < steps; p += grid_stride()) {
-    const Pack<In, kN> g = load_pack<kN>(gate + p * kN), u = load_pack<kN>(up + p * kN);
+    const int64_t e = p * kN, i = kJoined ? e + e / w * w : e;
+    const Pack<In, kN> g = load_pack<kN>(gate + i), u = load_pack<kN>(up + i);
     Pack<Out, kN> o;
 #pragma unroll
-    for (int e = 0; e < kN; ++e) {
-      const float gf = as_float(g.v[e]);
-      store_float(&o.v[e], gf / (1.0f + expf(-gf)) * as_float(u.v[e]));
+    for (int k = 0; k < kN; ++k) {
+      const float gf = as_float(g.v[k]);
+      store_float(&o.v[k], gf / (1.0f + expf(-gf)) * as_float(u.v[k]));
     }
-    store_pack(out + p * kN, o);
+    store_pack(out + e, o);
   }
 }
 
-template <int kN, typename Grad, typename In, typename DOut>
+template <int kN, bool kJoined, typename Grad, typename In, typename DOut>
 __global__ void swiglu_backward_kernel(Grad* dgate, Grad* dup, const DOut* dout,
-                                       const In* gate, const In* up, int64_t steps) {
+                                       const In* gate, const In* up, int64_t steps, int64_t w) {
   for (int64_t p = global_thread(); p < steps; p += grid_stride()) {
+    const int64_t e = p * kN, i = kJoined ? e + e / w * w : e;
     // All read before any is written: dup may alias up's storage.
-    const Pack<In, kN> g = load_pack<kN>(gate + p * kN), u = load_pack<kN>(up + p * kN);
-    const Pack<DOut, kN> dv = load_pack<kN>(dout + p * kN);
+    const Pack<In, kN> g = load_pack<kN>(gate + i), u = load_pack<kN>(up + i);
+    const Pack<DOut, kN> dv = load_pack<kN>(dout + e);
     Pack<Grad, kN> dg, du;
 #pragma unroll
-    for (int e = 0; e < kN; ++e) {
-      const float gf = as_float(g.v[e]);
+    for (int k = 0; k < kN; ++k) {
+      const float gf = as_float(g.v[k]);
       const float sig = 1.0f / (1.0f + expf(-gf));
-      const float d = as_float(dv.v[e]);
-      store_float(&du.v[e], d * gf * sig);
-      store_float(&dg.v[e], d * as_float(u.v[e]) * sig * (1.0f + gf * (1.0f - sig)));
+      const float d = as_float(dv.v[k]);
+      store_float(&du.v[k], d * gf * sig);
+      store_float(&dg.v[k], d * as_float(u.v[k]) * sig * (1.0f + gf * (1.0f - sig)));
     }
-    store_pack(dup + p * kN, du);
-    store_pack(dgate + p * kN, dg);
+    store_pack(dup + i, du);
+    store_pack(dgate + i, dg);
   }
 }
 
@@ -174,46 +180,63 @@ void sum_squares(double* result, double* partials, const float* x, int64_t n,
 }
 
 template <typename Out, typename In>
-void swiglu_forward(Out* out, const In* gate, const In* up, int64_t n, cudaStream_t stream) {
+void swiglu_forward(Out* out, const In* gate, const In* up, int64_t n, int64_t joined_w,
+                    cudaStream_t stream) {
   using O = device_t<Out>;
   using I = device_t<In>;
-  if (swiglu_pack(n, out, gate, up))
-    launch_elementwise(n / 8, stream, swiglu_forward_kernel<8, O, I>, device_ptr(out),
-                       device_ptr(gate), device_ptr(up), n / 8);
+  const bool pack = swiglu_pack(n, out, gate, up) && joined_w % 8 == 0;
+  const int64_t steps = pack ? n / 8 : n;
+  const auto launch = [&](auto kernel) {
+    launch_elementwise(steps, stream, kernel, device_ptr(out), device_ptr(gate), device_ptr(up),
+                       steps, joined_w);
+  };
+  if (joined_w > 0)
+    pack ? launch(swiglu_forward_kernel<8, true, O, I>)
+         : launch(swiglu_forward_kernel<1, true, O, I>);
   else
-    launch_elementwise(n, stream, swiglu_forward_kernel<1, O, I>, device_ptr(out),
-                       device_ptr(gate), device_ptr(up), n);
+    pack ? launch(swiglu_forward_kernel<8, false, O, I>)
+         : launch(swiglu_forward_kernel<1, false, O, I>);
 }
-template void swiglu_forward(float*, const float*, const float*, int64_t, cudaStream_t);
-template void swiglu_forward(float*, const uint16_t*, const uint16_t*, int64_t, cudaStream_t);
-template void swiglu_forward(uint16_t*, const float*, const float*, int64_t, cudaStream_t);
-template void swiglu_forward(uint16_t*, const uint16_t*, const uint16_t*, int64_t, cudaStream_t);
+template void swiglu_forward(float*, const float*, const float*, int64_t, int64_t,
+                             cudaStream_t);
+template void swiglu_forward(float*, const uint16_t*, const uint16_t*, int64_t, int64_t,
+                             cudaStream_t);
+template void swiglu_forward(uint16_t*, const float*, const float*, int64_t, int64_t,
+                             cudaStream_t);
+template void swiglu_forward(uint16_t*, const uint16_t*, const uint16_t*, int64_t, int64_t,
+                             cudaStream_t);
 
 template <typename Grad, typename In, typename DOut>
 void swiglu_backward(Grad* dgate, Grad* dup, const DOut* dout, const In* gate, const In* up,
-                     int64_t n, cudaStream_t stream) {
+                     int64_t n, int64_t joined_w, cudaStream_t stream) {
   using G = device_t<Grad>;
   using I = device_t<In>;
   using D = device_t<DOut>;
-  if (swiglu_pack(n, dgate, dup, dout, gate, up))
-    launch_elementwise(n / 8, stream, swiglu_backward_kernel<8, G, I, D>, device_ptr(dgate),
-                       device_ptr(dup), device_ptr(dout), device_ptr(gate), device_ptr(up), n / 8);
+  const bool pack = swiglu_pack(n, dgate, dup, dout, gate, up) && joined_w % 8 == 0;
+  const int64_t steps = pack ? n / 8 : n;
+  const auto launch = [&](auto kernel) {
+    launch_elementwise(steps, stream, kernel, device_ptr(dgate), device_ptr(dup), device_ptr(dout),
+                       device_ptr(gate), device_ptr(up), steps, joined_w);
+  };
+  if (joined_w > 0)
+    pack ? launch(swiglu_backward_kernel<8, true, G, I, D>)
+         : launch(swiglu_backward_kernel<1, true, G, I, D>);
   else
-    launch_elementwise(n, stream, swiglu_backward_kernel<1, G, I, D>, device_ptr(dgate),
-                       device_ptr(dup), device_ptr(dout), device_ptr(gate), device_ptr(up), n);
+    pack ? launch(swiglu_backward_kernel<8, false, G, I, D>)
+         : launch(swiglu_backward_kernel<1, false, G, I, D>);
 }
 template void swiglu_backward(float*, float*, const float*, const float*, const float*, int64_t,
-                              cudaStream_t);
+                              int64_t, cudaStream_t);
 template void swiglu_backward(float*, float*, const float*, const uint16_t*, const uint16_t*,
-                              int64_t, cudaStream_t);
+                              int64_t, int64_t, cudaStream_t);
 template void swiglu_backward(uint16_t*, uint16_t*, const float*, const float*, const float*,
-                              int64_t, cudaStream_t);
+                              int64_t, int64_t, cudaStream_t);
 template void swiglu_backward(uint16_t*, uint16_t*, const float*, const uint16_t*,
-                              const uint16_t*, int64_t, cudaStream_t);
+                              const uint16_t*, int64_t, int64_t, cudaStream_t);
 template void swiglu_backward(float*, float*, const uint16_t*, const uint16_t*, const uint16_t*,
-                              int64_t, cudaStream_t);
+                              int64_t, int64_t, cudaStream_t);
 template void swiglu_backward(uint16_t*, uint16_t*, const uint16_t*, const uint16_t*,
-                              const uint16_t*, int64_t, cudaStream_t);
+                              const uint16_t*, int64_t, int64_t, cudaStream_t);
 
 void merge_columns(float* dst, int64_t dst_ld, const float* src, int64_t src_ld, int64_t rows,
                    int64_t cols, float beta, cudaStream_t stream) {

@@ -25,14 +25,17 @@ void fill(float* x, float value, int64_t n, cudaStream_t stream);
 // *result = sum(x^2) in double; partials holds reduction_blocks(n) doubles.
 void sum_squares(double* result, double* partials, const float* x, int64_t n,
                  cudaStream_t stream);
-// Out, In: float or uint16_t (BF16), any combination.
+// Out, In: float or uint16_t (BF16), any combination. n values of out;
+// joined_w > 0: gate and up (and dgate, dup) side by side in rows of
+// 2 joined_w, up = gate + joined_w (Backend::swiglu_*_joined); 0: apart.
 template <typename Out, typename In>
-void swiglu_forward(Out* out, const In* gate, const In* up, int64_t n, cudaStream_t stream);
+void swiglu_forward(Out* out, const In* gate, const In* up, int64_t n, int64_t joined_w,
+                    cudaStream_t stream);
 // Grad: float or uint16_t (BF16 dgate/dup); DOut uint16_t (BF16) only with
 // BF16 gate/up.
 template <typename Grad, typename In, typename DOut>
 void swiglu_backward(Grad* dgate, Grad* dup, const DOut* dout, const In* gate, const In* up,
-                     int64_t n, cudaStream_t stream);
+                     int64_t n, int64_t joined_w, cudaStream_t stream);
 // dst[r, c] (leading dim dst_ld, dst_rows >= rows rows) = bf16(src[r, c])
 // (leading dim src_ld), round to nearest even (a copy for a BF16 source);
 // padding columns [cols, dst_ld) and padding rows [rows, dst_rows) are zero.
