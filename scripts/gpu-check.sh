@@ -68,6 +68,8 @@
 #   JOINED_GATE_UP_AB [1]: a `bench train` row on AB_MODELS with gate and up
 #     apart (HESSGPT_JOINED_GATE_UP=0; the default puts them side by side: one
 #     product for both, one for dln, one for their weights' gradient).
+#   BF16_DLN_AB [1]: a `bench train` row on AB_MODELS with dln in F32
+#     (HESSGPT_BF16_DLN=0; the default writes it in BF16 where one product does).
 #   GEMV_AB [1]: each decode row again with the one-token products through cuBLASLt
 #     (HESSGPT_GEMV=0; the default is the GEMV kernel).
 #   GRAPHS_AB [1]: each decode row again with the step's ops launched one by one
@@ -505,6 +507,8 @@ ab_rows() {  # model batch seq steps
   [[ ${JOINED_GATE_UP_AB:-1} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 \
       bf16-activations-gate-up-apart "${BENCH_FLAGS---recompute} --bf16-activations" \
       HESSGPT_JOINED_GATE_UP=0
+  [[ ${BF16_DLN_AB:-1} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 \
+      bf16-activations-f32-dln "${BENCH_FLAGS---recompute} --bf16-activations" HESSGPT_BF16_DLN=0
   [[ ${TUNE_AB:-0} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-activations-tuned \
       "${BENCH_FLAGS---recompute} --bf16-activations" HESSGPT_CUBLASLT_TUNE=verbose
   fi

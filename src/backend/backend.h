@@ -141,7 +141,7 @@ class Backend {
   virtual void rmsnorm_forward(const Tensor& out, const Tensor& rstd, const Tensor& x,
                                const Tensor& w, double eps) = 0;
   // dx (= or += when accumulate_dx), dw +=. dx may be BF16 (storage) when it
-  // does not accumulate.
+  // does not accumulate; dout may be BF16 (storage, read widened) for an F32 x.
   virtual void rmsnorm_backward(const Tensor& dx, const Tensor& dw, const Tensor& dout,
                                 const Tensor& x, const Tensor& w, const Tensor& rstd,
                                 bool accumulate_dx) = 0;

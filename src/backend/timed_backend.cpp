@@ -13,6 +13,11 @@ std::string sig(const Tensor& t) {
   return s;
 }
 
+// A norm's backward reading a BF16 gradient (Activations::dln16) says so.
+std::string dout_note(const Tensor& dout) {
+  return dout.dtype == DType::BF16 ? " (bf16 dout)" : "";
+}
+
 std::string product(const Tensor& c, const Tensor& a, bool trans_a, const Tensor& b,
                     bool trans_b) {
   return sig(a) + (trans_a ? "^T" : "") + " x " + sig(b) + (trans_b ? "^T" : "") + " -> " + sig(c);
@@ -163,15 +168,15 @@ void TimedBackend::rmsnorm_forward(const Tensor& out, const Tensor& rstd, const 
 void TimedBackend::rmsnorm_backward(const Tensor& dx, const Tensor& dw, const Tensor& dout,
                                     const Tensor& x, const Tensor& w, const Tensor& rstd,
                                     bool accumulate_dx) {
-  timed("rmsnorm_backward", sig(x) + " -> " + sig(dx),
+  timed("rmsnorm_backward", sig(x) + " -> " + sig(dx) + dout_note(dout),
         [&] { inner_.rmsnorm_backward(dx, dw, dout, x, w, rstd, accumulate_dx); });
 }
 void TimedBackend::rmsnorm_backward_copy(const Tensor& dx, const Tensor& dx16, const Tensor& dw,
                                          const Tensor& dout, const Tensor& x, const Tensor& w,
                                          const Tensor& rstd, bool accumulate_dx) {
-  timed("rmsnorm_backward_copy", sig(x) + " -> " + sig(dx) + " + " + sig(dx16), [&] {
-    inner_.rmsnorm_backward_copy(dx, dx16, dw, dout, x, w, rstd, accumulate_dx);
-  });
+  timed("rmsnorm_backward_copy",
+        sig(x) + " -> " + sig(dx) + " + " + sig(dx16) + dout_note(dout),
+        [&] { inner_.rmsnorm_backward_copy(dx, dx16, dw, dout, x, w, rstd, accumulate_dx); });
 }
 void TimedBackend::rope_forward(const Tensor& x, const Tensor& cos, const Tensor& sin,
                                 int64_t pos0) {

@@ -88,6 +88,10 @@ struct Activations {
   // Backward scratch (the attention's overlays the MLP's: one block's MLP
   // backward is over before its attention backward starts).
   Tensor dres, dln;                  // [N, C]
+  // dln in BF16 where one product writes it (fused q|k|v, joined gate|up)
+  // and the norm's backward reads it: a rounding of its own, as autocast's
+  // (the product's output is BF16 there too), half the bytes either way.
+  Tensor dln16;                      // [N, C] BF16, or none
   // dres rounded to BF16 by the norms' backward, for the products that read
   // it (the o and down projections' backward), where dgate and dup are BF16.
   Tensor dres16;                     // [N, C] BF16, or none

@@ -125,6 +125,9 @@ class Model {
   // Gate and up side by side (Activations::joined_gate_up): their stacked
   // weight copies, and SwiGLU's, the input's and the weights' gradients.
   Tensor gate_up_weights(const LayerParamIndex& p) const;
+  // Where a norm's input gradient goes when one product writes it (fused
+  // q|k|v, joined gate|up): its BF16 copy where the arena has one, else dln.
+  Tensor one_product_dln() const { return acts_.dln16.data ? acts_.dln16 : acts_.dln; }
   void gate_up_backward(const LayerParamIndex& p, const LayerActivations& la);
   // Dropout is live only inside forward_backward, never in evaluate.
   void begin_lora_pass(bool training);

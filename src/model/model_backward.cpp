@@ -22,18 +22,18 @@ void Model::backward_blocks() {
   const bool copy_dres = a.dres16.data != nullptr;
   const Tensor& dres_operand = copy_dres ? a.dres16 : a.dres;
   const auto norm_backward = [&](int norm, const Tensor& x, const Tensor& rstd, bool accumulate,
-                                 bool copy) {
+                                 bool copy, const Tensor& dln) {
     if (copy)
-      be.rmsnorm_backward_copy(a.dres, a.dres16, norm_grad(norm), a.dln, x, param(norm), rstd,
+      be.rmsnorm_backward_copy(a.dres, a.dres16, norm_grad(norm), dln, x, param(norm), rstd,
                                accumulate);
     else
-      be.rmsnorm_backward(a.dres, norm_grad(norm), a.dln, x, param(norm), rstd, accumulate);
+      be.rmsnorm_backward(a.dres, norm_grad(norm), dln, x, param(norm), rstd, accumulate);
   };
 
   const bool fuse_kv = fuses_kv_projections();
   const bool fuse_qkv = fuse_kv && fuses_qkv_projections();
   // Final norm: dln holds dloss/dlnf from the head.
-  norm_backward(layout_.final_norm, a.output, a.rstdf, false, copy_dres);
+  norm_backward(layout_.final_norm, a.output, a.rstdf, false, copy_dres, a.dln);
 
   for (int64_t l = c.num_hidden_layers - 1; l >= 0; --l) {
     const LayerParamIndex& p = layout_.layers[static_cast<size_t>(l)];
@@ -54,7 +54,8 @@ void Model::backward_blocks() {
       project_backward(l, LoraTarget::Gate, p.gate_proj, a.dln, a.dgate, la.ln2, 0.0f);
       project_backward(l, LoraTarget::Up, p.up_proj, a.dln, a.dup, la.ln2, 1.0f);
     }
-    norm_backward(p.post_norm, la.mid, la.rstd2, true, copy_dres);
+    norm_backward(p.post_norm, la.mid, la.rstd2, true, copy_dres,
+                  a.joined_gate_up ? one_product_dln() : a.dln);
     // Attention: mid = input + att Wo^T
     project_backward(l, LoraTarget::O, p.o_proj, a.datt.view({n, h * hd}), dres_operand,
                      la.att.view({n, h * hd}), 0.0f);
@@ -92,7 +93,8 @@ void Model::backward_blocks() {
       }
     }
     // The embedding's backward below reads the F32 dres: no copy after layer 0.
-    norm_backward(p.input_norm, la.input, la.rstd1, true, copy_dres && l > 0);
+    norm_backward(p.input_norm, la.input, la.rstd1, true, copy_dres && l > 0,
+                  fuse_qkv ? one_product_dln() : a.dln);
   }
   if (trains_base()) be.embedding_backward(grad(layout_.embed), a.ids, a.dres);
 }
@@ -157,7 +159,7 @@ void Model::qkv_projections_backward(const LayerParamIndex& p, const Tensor& ln1
   const Tensor w = stacked_product_weights(p.q_proj, p.k_proj, rows), gq = grad(p.q_proj);
   const Tensor dw(gq.data, gq.dtype, gq.device, {rows, gq.cols()});
   backend_.matmul(dw, a.dqkv, true, ln1, false, 1.0f, 1.0f);     // d[Wq; Wk; Wv] += dqkv^T ln1
-  backend_.matmul(a.dln, a.dqkv, false, w, false, 1.0f, 0.0f);  // dln = dqkv [Wq; Wk; Wv]
+  backend_.matmul(one_product_dln(), a.dqkv, false, w, false, 1.0f, 0.0f);  // dln = dqkv [Wq; Wk; Wv]
 }
 
 void Model::kv_projections_backward(const LayerParamIndex& p, const Tensor& ln1) {
@@ -197,7 +199,7 @@ void Model::gate_up_backward(const LayerParamIndex& p, const LayerActivations& l
     backend_.add_inplace(gg, a.dw_gate_up.slice(0, f));
     backend_.add_inplace(gu, a.dw_gate_up.slice(ffn, ffn + f));
   }
-  backend_.matmul(a.dln, a.dgate_up, false, gate_up_weights(p), false, 1.0f, 0.0f);
+  backend_.matmul(one_product_dln(), a.dgate_up, false, gate_up_weights(p), false, 1.0f, 0.0f);
 }
 
 }  // namespace hessgpt

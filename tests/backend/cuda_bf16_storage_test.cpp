@@ -104,6 +104,23 @@ TEST_F(CudaOps, Bf16StorageOfOutputsAndOperands) {
     EXPECT_EQ(host(*gpu_, dres), host(*gpu_, dres_plain)) << "rmsnorm backward copy d=" << d;
     EXPECT_EQ(host(*gpu_, dwc), host(*gpu_, dwp)) << "rmsnorm backward copy d=" << d;
     EXPECT_EQ(bits_of(*gpu_, dres16), rounded(host(*gpu_, dres))) << "rmsnorm backward copy d=" << d;
+    // A BF16 dout (Activations::dln16) reads as its widened values, in the
+    // held kernel (1280) and the generic one (37): bit for bit those of the
+    // F32 dout widened, and the CPU's to F32 summation order.
+    const std::vector<uint16_t> dout16 = rounded(host(*gpu_, dout));
+    const Vec dout_wide = widened(dout16);
+    const Tensor dx_wide = on(*gpu_, dres0, {r, d}), dx_half = on(*gpu_, dres0, {r, d});
+    const Tensor dw_wide = on(*gpu_, Vec(d, 0.5f), {d}), dw_half = on(*gpu_, Vec(d, 0.5f), {d});
+    gpu_->rmsnorm_backward(dx_wide, dw_wide, on(*gpu_, dout_wide, {r, d}), tx, tw, rstd32, true);
+    gpu_->rmsnorm_backward(dx_half, dw_half, on16(*gpu_, dout16, {r, d}), tx, tw, rstd32, true);
+    EXPECT_EQ(host(*gpu_, dx_half), host(*gpu_, dx_wide)) << "rmsnorm backward, bf16 dout d=" << d;
+    EXPECT_EQ(host(*gpu_, dw_half), host(*gpu_, dw_wide)) << "rmsnorm backward, bf16 dout d=" << d;
+    const Tensor cx = on(cpu_, x, {r, d}), cw = on(cpu_, w, {d}), crstd = on(cpu_, Vec(r), {r});
+    cpu_.rmsnorm_forward(on(cpu_, Vec(r * d), {r, d}), crstd, cx, cw, 1e-6);
+    const Tensor cdx = on(cpu_, dres0, {r, d}), cdw = on(cpu_, Vec(d, 0.5f), {d});
+    cpu_.rmsnorm_backward(cdx, cdw, on16(cpu_, dout16, {r, d}), cx, cw, crstd, true);
+    expect_close(host(*gpu_, dx_half), host(cpu_, cdx), 1e-5, "rmsnorm backward, bf16 dout dx");
+    expect_close(host(*gpu_, dw_half), host(cpu_, cdw), 1e-5, "rmsnorm backward, bf16 dout dw");
   }
   {
     const int64_t n = 4097;

@@ -174,6 +174,9 @@ TEST(Bf16Activations, SameLossAsF32InputsUnderBf16Products) {
 // q, k, v (k|v, then q beside it), one for k, v.
 TEST(Bf16Activations, FusedKvProjectionsMatchSeparateProducts) {
   if (!cpu_has_bf16_products()) GTEST_SKIP() << "no BF16 products in this build (oneDNN)";
+  // (The separate products accumulate dln in F32; the fused product's BF16
+  // dln is a rounding of its own: Bf16Activations.Bf16Dln.)
+  const testing::ScopedEnv f32_dln("HESSGPT_BF16_DLN", "0");
   for (const ModelConfig& c : {preset_config("tiny"), tiny_odd_ffn()}) {
     const Passes fused = train_twice(c, false, false, bf16_activations(), true);
     Passes separate, kv_only;
@@ -304,6 +307,7 @@ TEST(Bf16Activations, WeightCopiesChangeNothing) {
 // layer each way and no separate one.
 TEST(Bf16Activations, JoinedGateUpMatchesSeparateProducts) {
   if (!cpu_has_bf16_products()) GTEST_SKIP() << "no BF16 products in this build (oneDNN)";
+  const testing::ScopedEnv f32_dln("HESSGPT_BF16_DLN", "0");  // (as above)
   for (const ModelConfig& c : {preset_config("tiny"), tiny_odd_ffn()}) {
     for (const bool recompute : {false, true}) {
       const Passes joined = train_twice(c, recompute, false, bf16_activations(), true);
@@ -345,6 +349,44 @@ TEST(Bf16Activations, JoinedGateUpMatchesSeparateProducts) {
   }
   const testing::ScopedEnv bad("HESSGPT_JOINED_GATE_UP", "yes");
   EXPECT_THROW(train_twice(preset_config("tiny"), false, false, bf16_activations(), true), Error);
+}
+
+// dln in BF16 where one product writes it (Activations::dln16, the default;
+// HESSGPT_BF16_DLN=0 keeps it F32): the fused q|k|v and joined gate|up
+// products round it once, as autocast's do, and the norms' backward reads it
+// widened. The forward is untouched, so the losses are equal; the gradients
+// move by that rounding (the same order as BF16 attention gradients), and
+// every block's two norms read the BF16 copy.
+TEST(Bf16Activations, Bf16Dln) {
+  if (!cpu_has_bf16_products()) GTEST_SKIP() << "no BF16 products in this build (oneDNN)";
+  const ModelConfig c = tiny_odd_ffn();
+  Passes f32_dln;
+  {
+    const testing::ScopedEnv off("HESSGPT_BF16_DLN", "0");
+    f32_dln = train_twice(c, false, false, bf16_activations(), true);
+  }
+  const Passes bf16_dln = train_twice(c, false, false, bf16_activations(), true);
+  EXPECT_EQ(bf16_dln.losses, f32_dln.losses);
+  const double err = rel_error(bf16_dln.grads, f32_dln.grads);
+  EXPECT_LT(err, 1e-2);
+  EXPECT_GT(err, 0.0);
+  std::printf("[ tiny, FFN 173 ] BF16 dln: gradient relative error %.2e\n", err);
+  CpuBackend inner(2);
+  inner.set_matmul_precision(MatmulPrecision::BF16);
+  TimedBackend timed(inner);
+  Model m(c, timed);
+  lora_test::randomise(m, 11, 0.2);
+  m.set_memory_options(bf16_activations());
+  m.zero_grads();
+  const lora_test::Batch batch = lora_test::random_batch(2 * 24, 1);
+  m.forward_backward(batch.ids.data(), batch.targets.data(), 2, 24, 0.01);
+  int64_t bf16_dout = 0;
+  for (const TimedBackend::Entry& e : timed.entries())
+    if (e.op.rfind("rmsnorm_backward", 0) == 0 && e.shape.find("bf16 dout") != std::string::npos)
+      bf16_dout += e.calls;
+  EXPECT_EQ(bf16_dout, 2 * c.num_hidden_layers);
+  const testing::ScopedEnv bad("HESSGPT_BF16_DLN", "yes");
+  EXPECT_THROW(train_twice(c, false, false, bf16_activations(), true), Error);
 }
 
 // Attention's gradients in BF16 too (the default; HESSGPT_BF16_ATTENTION_GRADS=0
@@ -469,8 +511,8 @@ TEST(Recompute, ArenaShrinksByThePerLayerCopies) {
   // in the backward scratch dgate, dup, dq_raw, dk_raw (the MLP's and the
   // attention's scratch overlay: the larger counts); attention's inputs, each
   // layer's v and the shared q and k; the FFN's tensors now at the padded
-  // width (3416), and the head's BF16 embedding and gradient and the residual
-  // gradient's BF16 copy, which cost a little back.
+  // width (3416), and the head's BF16 embedding and gradient and the BF16
+  // copies of the residual gradient and of dln, which cost a little back.
   ArenaOptions inputs = half;
   inputs.memory.bf16_activations = true;
   const int64_t kvd = c.num_key_value_heads * c.head_dim, ffn = c.intermediate_size;
@@ -489,7 +531,7 @@ TEST(Recompute, ArenaShrinksByThePerLayerCopies) {
                 std::max(mlp32, attn32) - std::max(mlp16, attn16) -
                 i64(bytes16(c.vocab_size * c.hidden_size)) -
                 i64(bytes16(head_chunk_rows(n, c.vocab_size) * c.vocab_size)) -
-                i64(bytes16(n * c.hidden_size)));
+                2 * i64(bytes16(n * c.hidden_size)));
   // Evaluation shares them too, whatever the setting.
   keep_all.training = redo_some.training = false;
   EXPECT_EQ(activation_bytes(c, b, t, DType::F32, keep_all),
@@ -537,7 +579,7 @@ TEST(MemoryAdvice, NamesTheUnusedOptionsWithTheirEstimates) {
   EXPECT_NE(none.find("--recompute --bf16-ffn needs 34.4 GiB"), std::string::npos) << none;
   EXPECT_NE(none.find("lower --batch"), std::string::npos);
   const std::string none16 = memory_advice(c, 32, 1024, m, true);
-  EXPECT_NE(none16.find("--recompute --bf16-activations needs 32.1 GiB"), std::string::npos) << none16;
+  EXPECT_NE(none16.find("--recompute --bf16-activations needs 32.2 GiB"), std::string::npos) << none16;
   EXPECT_EQ(none16.find("--bf16-ffn"), std::string::npos) << none16;
   m.recompute_mlp = true;
   const std::string mlp = memory_advice(c, 32, 1024, m, false);
@@ -551,7 +593,7 @@ TEST(MemoryAdvice, NamesTheUnusedOptionsWithTheirEstimates) {
   m.bf16_ffn = true;
   const std::string done = "or lower --batch (raise --accum to keep the tokens per step) or --seq";
   EXPECT_EQ(memory_advice(c, 32, 1024, m, false), done);
-  EXPECT_NE(memory_advice(c, 32, 1024, m, true).find("--bf16-activations needs 32.1 GiB"), std::string::npos);
+  EXPECT_NE(memory_advice(c, 32, 1024, m, true).find("--bf16-activations needs 32.2 GiB"), std::string::npos);
   m.bf16_activations = true;
   EXPECT_EQ(memory_advice(c, 32, 1024, m, true), done);
 }

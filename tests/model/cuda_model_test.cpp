@@ -254,6 +254,7 @@ TEST_P(CudaModel, RecomputeGivesTheSameBf16Step) {
 // stand-in; 0 on tiny, whose 176 is not padded). A copy of the wrong matrix,
 // or a stale one, moves the loss by far more than 1e-5.
 TEST_P(CudaModel, WeightCopiesKeepTheBf16Step) {
+  const testing::ScopedEnv f32_dln("HESSGPT_BF16_DLN", "0");  // (its own rounding: below)
   MemoryOptions bf16_inputs;
   bf16_inputs.bf16_activations = true;
   const Bf16Step copies = bf16_step(GetParam(), *gpu_, bf16_inputs);

@@ -306,6 +306,12 @@ void CpuBackend::rmsnorm_backward(const Tensor& dx, const Tensor& dw, const Tens
     cpu::to_bf16(dx.as<uint16_t>(), staged_.data(), dx.numel());
     return;
   }
+  if (dout.dtype == DType::BF16 && x.dtype == DType::F32) {
+    check_cpu(dout, "rmsnorm dout");
+    HG_CHECK(dout.numel() == x.numel(), "rmsnorm_backward: size mismatch");
+    rmsnorm_backward(dx, dw, widened(wide_a_, dout), x, w, rstd, accumulate_dx);
+    return;
+  }
   check_same(dx, x, "rmsnorm_backward");
   check_same(dout, x, "rmsnorm_backward");
   HG_CHECK(w.numel() == x.cols() && dw.numel() == w.numel() && rstd.numel() == x.rows(),

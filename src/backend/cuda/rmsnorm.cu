@@ -204,8 +204,8 @@ bool rmsnorm_forward_held(Out* out, float* rstd, const float* x, const float* w,
   });
 }
 
-// dout BF16 (storage) only where rows are pairs (QK-Norm + RoPE); the
-// generic kernel takes the rest.
+// Rows held in registers where they fit (rmsnorm_held_width), else the
+// generic kernel.
 template <typename DX, typename DO>
 bool rmsnorm_backward_held(DX* dx, uint16_t* dx_copy, float* dw_partials, const DO* dout,
                            const float* x, const float* w, const float* rstd, int64_t rows,
@@ -224,8 +224,6 @@ bool rmsnorm_backward_held(DX* dx, uint16_t* dx_copy, float* dw_partials, const 
         HG_CUDA_CHECK_LAUNCH();
       }))
     return true;
-  if constexpr (!std::is_same_v<DO, float>)
-    if (!pairs || rmsnorm_held_width(units, pairs) > kMaxHeldPairs) return false;
   return with_held_width(units, pairs, [&](auto width) {
     constexpr int N = decltype(width)::value;
     if constexpr (N <= kMaxHeldPairs)
@@ -237,12 +235,11 @@ bool rmsnorm_backward_held(DX* dx, uint16_t* dx_copy, float* dw_partials, const 
         HG_CUDA_CHECK_LAUNCH();
         return;
       }
-    if constexpr (std::is_same_v<DO, float>) {
-      rmsnorm_backward_held_kernel<device_t<DX>, N><<<grid, warps * 32, smem, stream>>>(
-          device_ptr(dx), device_ptr(dx_copy), dw_partials, dout, x, w, rstd, rows, d, parts,
-          accumulate_dx);
-      HG_CUDA_CHECK_LAUNCH();
-    }
+    rmsnorm_backward_held_kernel<device_t<DX>, device_t<DO>, N>
+        <<<grid, warps * 32, smem, stream>>>(device_ptr(dx), device_ptr(dx_copy), dw_partials,
+                                             device_ptr(dout), x, w, rstd, rows, d, parts,
+                                             accumulate_dx);
+    HG_CUDA_CHECK_LAUNCH();
   });
 }
 

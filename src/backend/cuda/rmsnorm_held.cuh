@@ -127,10 +127,11 @@ __device__ __forceinline__ void write_dw_partial(float* dw_partials, const float
   }
 }
 
-// Pass 1 of the backward, partitions as the generic kernel's.
-template <typename DX, int kVec>
+// Pass 1 of the backward, partitions as the generic kernel's. dout F32, or
+// BF16 (storage: the block's dln out of a product under --bf16-activations).
+template <typename DX, typename DO, int kVec>
 __global__ void rmsnorm_backward_held_kernel(DX* dx, __nv_bfloat16* dx_copy, float* dw_partials,
-                                             const float* dout, const float* x, const float* w,
+                                             const DO* dout, const float* x, const float* w,
                                              const float* rstd, int64_t rows, int64_t d,
                                              int64_t parts, bool accumulate_dx) {
   extern __shared__ float dw_rows[];  // [warps, d]
@@ -148,7 +149,9 @@ __global__ void rmsnorm_backward_held_kernel(DX* dx, __nv_bfloat16* dx_copy, flo
       const int64_t c = lane + 32 * k;
       if (c >= groups) continue;
       xv[k] = load_pack<4>(x + r * d + 4 * c);
-      gv[k] = load_pack<4>(dout + r * d + 4 * c);
+      const Pack<DO, 4> g = load_pack<4>(dout + r * d + 4 * c);
+#pragma unroll
+      for (int e = 0; e < 4; ++e) gv[k].v[e] = as_float(g.v[e]);
     }
     const float s = rstd[r];
     double dot = 0.0;  // sum_i dout_i * w_i * xhat_i
