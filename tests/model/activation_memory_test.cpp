@@ -11,7 +11,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -59,6 +58,37 @@ Passes train_twice(const ModelConfig& c, bool recompute, bool lora, MemoryOption
   }
   r.grads = lora ? m.lora_grads_host() : m.grads_host();
   return r;
+}
+
+// The backend ops of one training step of c (memory options, BF16 products
+// or not, rank-4 adapters without dropout or none): calls of an op, those
+// whose shape note contains `note` where given.
+struct StepOps {
+  std::vector<TimedBackend::Entry> entries;
+  int64_t calls(const std::string& op, const std::string& note = "") const {
+    int64_t n = 0;
+    for (const TimedBackend::Entry& e : entries)
+      if (e.op == op && e.shape.find(note) != std::string::npos) n += e.calls;
+    return n;
+  }
+};
+StepOps timed_step(const ModelConfig& c, const MemoryOptions& memory, bool bf16_products = true,
+                   bool lora = false) {
+  CpuBackend inner(2);
+  if (bf16_products) inner.set_matmul_precision(MatmulPrecision::BF16);
+  TimedBackend timed(inner);
+  Model m(c, timed);
+  if (lora) {
+    LoraConfig lc;
+    lc.rank = 4;
+    lc.dropout = 0.0;
+    m.enable_lora(lc, 3);
+  }
+  lora_test::randomise(m, 11, 0.2);
+  m.set_memory_options(memory);
+  const lora_test::Batch batch = lora_test::random_batch(2 * 24, 1);
+  m.forward_backward(batch.ids.data(), batch.targets.data(), 2, 24, 0.01);
+  return {timed.entries()};
 }
 
 // Every layer's tensors kept, against both recomputations: all five shared,
@@ -204,28 +234,8 @@ TEST(Bf16Activations, FusedKvProjectionsMatchSeparateProducts) {
                          const char* qkv = "1") {
     const testing::ScopedEnv choice("HESSGPT_FUSED_KV", setting);
     const testing::ScopedEnv with_q("HESSGPT_FUSED_QKV", qkv);
-    CpuBackend inner(2);
-    inner.set_matmul_precision(MatmulPrecision::BF16);
-    TimedBackend timed(inner);
-    Model m(c, timed);
-    if (lora) {
-      LoraConfig lc;
-      lc.rank = 4;
-      lc.dropout = 0.0;
-      m.enable_lora(lc, 3);
-    }
-    lora_test::randomise(m, 11, 0.2);
-    m.set_memory_options(memory);
-    if (lora) m.zero_lora_grads();
-    else m.zero_grads();
-    const lora_test::Batch batch = lora_test::random_batch(2 * 24, 1);
-    m.forward_backward(batch.ids.data(), batch.targets.data(), 2, 24, 0.01);
-    Counts n{0, 0};
-    for (const TimedBackend::Entry& e : timed.entries()) {
-      if (e.op == "concat_columns") n.first += e.calls;
-      if (e.op == "copy_columns") n.second += e.calls;
-    }
-    return n;
+    const StepOps ops = timed_step(c, memory, true, lora);
+    return Counts{ops.calls("concat_columns"), ops.calls("copy_columns")};
   };
   EXPECT_EQ(joins("1", bf16_activations(), false), Counts(0, layers));
   EXPECT_EQ(joins("1", bf16_activations(), false, "0"), Counts(layers, 0));
@@ -260,26 +270,8 @@ TEST(Bf16Activations, WeightCopiesChangeNothing) {
   const auto conversions = [](const ModelConfig& c, const char* setting, bool bf16_products,
                               bool lora) {
     const testing::ScopedEnv choice("HESSGPT_BF16_WEIGHT_COPIES", setting);
-    CpuBackend inner(2);
-    if (bf16_products) inner.set_matmul_precision(MatmulPrecision::BF16);
-    TimedBackend timed(inner);
-    Model m(c, timed);
-    if (lora) {
-      LoraConfig lc;
-      lc.rank = 4;
-      lc.dropout = 0.0;
-      m.enable_lora(lc, 3);
-    }
-    lora_test::randomise(m, 11, 0.2);
-    m.set_memory_options(bf16_activations());
-    const lora_test::Batch batch = lora_test::random_batch(2 * 24, 1);
-    m.forward_backward(batch.ids.data(), batch.targets.data(), 2, 24, 0.01);
-    Counts n{0, 0};
-    for (const TimedBackend::Entry& e : timed.entries()) {
-      if (e.op == "convert") n.first += e.calls;
-      if (e.op == "copy_columns") n.second += e.calls;
-    }
-    return n;
+    const StepOps ops = timed_step(c, bf16_activations(), bf16_products, lora);
+    return Counts{ops.calls("convert"), ops.calls("copy_columns")};
   };
   for (const ModelConfig& c : {preset_config("tiny"), tiny_odd_ffn()}) {
     const int64_t layers = c.num_hidden_layers, padded = c.intermediate_size % 8 != 0;
@@ -331,21 +323,11 @@ TEST(Bf16Activations, JoinedGateUpMatchesSeparateProducts) {
       std::printf("[ tiny, FFN %lld%s ] gate|up joined: gradient relative error %.2e\n",
                   static_cast<long long>(c.intermediate_size), recompute ? ", recompute" : "", err);
     }
-    CpuBackend inner(2);
-    inner.set_matmul_precision(MatmulPrecision::BF16);
-    TimedBackend timed(inner);
-    Model m(c, timed);
-    lora_test::randomise(m, 11, 0.2);
-    m.set_memory_options(bf16_activations());
-    m.zero_grads();
-    const lora_test::Batch batch = lora_test::random_batch(2 * 24, 1);
-    m.forward_backward(batch.ids.data(), batch.targets.data(), 2, 24, 0.01);
-    std::map<std::string, int64_t> calls;
-    for (const TimedBackend::Entry& e : timed.entries()) calls[e.op] += e.calls;
-    EXPECT_EQ(calls["swiglu_forward_joined"], c.num_hidden_layers);
-    EXPECT_EQ(calls["swiglu_backward_joined"], c.num_hidden_layers);
-    EXPECT_EQ(calls["swiglu_forward"] + calls["swiglu_backward"], 0);
-    EXPECT_EQ(calls["add_inplace"], c.intermediate_size % 8 ? 2 * c.num_hidden_layers : 0);
+    const StepOps ops = timed_step(c, bf16_activations());
+    EXPECT_EQ(ops.calls("swiglu_forward_joined"), c.num_hidden_layers);
+    EXPECT_EQ(ops.calls("swiglu_backward_joined"), c.num_hidden_layers);
+    EXPECT_EQ(ops.calls("swiglu_forward") + ops.calls("swiglu_backward"), 0);
+    EXPECT_EQ(ops.calls("add_inplace"), c.intermediate_size % 8 ? 2 * c.num_hidden_layers : 0);
   }
   const testing::ScopedEnv bad("HESSGPT_JOINED_GATE_UP", "yes");
   EXPECT_THROW(train_twice(preset_config("tiny"), false, false, bf16_activations(), true), Error);
@@ -371,20 +353,10 @@ TEST(Bf16Activations, Bf16Dln) {
   EXPECT_LT(err, 1e-2);
   EXPECT_GT(err, 0.0);
   std::printf("[ tiny, FFN 173 ] BF16 dln: gradient relative error %.2e\n", err);
-  CpuBackend inner(2);
-  inner.set_matmul_precision(MatmulPrecision::BF16);
-  TimedBackend timed(inner);
-  Model m(c, timed);
-  lora_test::randomise(m, 11, 0.2);
-  m.set_memory_options(bf16_activations());
-  m.zero_grads();
-  const lora_test::Batch batch = lora_test::random_batch(2 * 24, 1);
-  m.forward_backward(batch.ids.data(), batch.targets.data(), 2, 24, 0.01);
-  int64_t bf16_dout = 0;
-  for (const TimedBackend::Entry& e : timed.entries())
-    if (e.op.rfind("rmsnorm_backward", 0) == 0 && e.shape.find("bf16 dout") != std::string::npos)
-      bf16_dout += e.calls;
-  EXPECT_EQ(bf16_dout, 2 * c.num_hidden_layers);
+  const StepOps ops = timed_step(c, bf16_activations());
+  EXPECT_EQ(ops.calls("rmsnorm_backward", "bf16 dout") +
+                ops.calls("rmsnorm_backward_copy", "bf16 dout"),
+            2 * c.num_hidden_layers);
   const testing::ScopedEnv bad("HESSGPT_BF16_DLN", "yes");
   EXPECT_THROW(train_twice(c, false, false, bf16_activations(), true), Error);
 }
@@ -403,21 +375,7 @@ TEST(Bf16Activations, AttentionGradientsInBf16) {
     f32_grads = train_twice(c, false, false, bf16_activations(), true);
   }
   const Passes bf16_grads = train_twice(c, false, false, bf16_activations(), true);
-  {
-    CpuBackend inner(2);
-    inner.set_matmul_precision(MatmulPrecision::BF16);
-    TimedBackend timed(inner);
-    Model m(c, timed);
-    lora_test::randomise(m, 11, 0.2);
-    m.set_memory_options(bf16_activations());
-    m.zero_grads();
-    const lora_test::Batch batch = lora_test::random_batch(2 * 24, 1);
-    m.forward_backward(batch.ids.data(), batch.targets.data(), 2, 24, 0.01);
-    int64_t copies = 0;
-    for (const TimedBackend::Entry& e : timed.entries())
-      if (e.op == "copy_columns") copies += e.calls;
-    EXPECT_EQ(copies, c.num_hidden_layers);
-  }
+  EXPECT_EQ(timed_step(c, bf16_activations()).calls("copy_columns"), c.num_hidden_layers);
   EXPECT_EQ(bf16_grads.losses, f32_grads.losses);
   const double err = rel_error(bf16_grads.grads, f32_grads.grads);
   EXPECT_LT(err, 1e-2);
