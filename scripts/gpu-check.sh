@@ -70,6 +70,8 @@
 #     product for both, one for dln, one for their weights' gradient).
 #   BF16_DLN_AB [1]: a `bench train` row on AB_MODELS with dln in F32
 #     (HESSGPT_BF16_DLN=0; the default writes it in BF16 where one product does).
+#   BF16_QK_RAW_AB [1]: a `bench train` row on AB_MODELS with q and k before
+#     QK-Norm in F32 (HESSGPT_BF16_QK_RAW=0; the default keeps them in BF16).
 #   GEMV_AB [1]: each decode row again with the one-token products through cuBLASLt
 #     (HESSGPT_GEMV=0; the default is the GEMV kernel).
 #   GRAPHS_AB [1]: each decode row again with the step's ops launched one by one
@@ -509,6 +511,9 @@ ab_rows() {  # model batch seq steps
       HESSGPT_JOINED_GATE_UP=0
   [[ ${BF16_DLN_AB:-1} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 \
       bf16-activations-f32-dln "${BENCH_FLAGS---recompute} --bf16-activations" HESSGPT_BF16_DLN=0
+  [[ ${BF16_QK_RAW_AB:-1} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 \
+      bf16-activations-f32-qk-raw "${BENCH_FLAGS---recompute} --bf16-activations" \
+      HESSGPT_BF16_QK_RAW=0
   [[ ${TUNE_AB:-0} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 bf16-activations-tuned \
       "${BENCH_FLAGS---recompute} --bf16-activations" HESSGPT_CUBLASLT_TUNE=verbose
   fi

@@ -165,14 +165,15 @@ class Backend {
   // cached) and the rotation at pos0, as rmsnorm_forward then rope_forward do
   // them. The default runs those two ops; a backend may fuse them (one pass
   // over the tensor instead of three). out may be BF16 (storage; rounded once,
-  // after the rotation), where the backend overrides this.
+  // after the rotation), and x BF16 (storage, read widened: q's and k's
+  // product outputs under --bf16-activations), where the backend overrides this.
   virtual void qk_norm_rope_forward(const Tensor& out, const Tensor& rstd, const Tensor& x,
                                     const Tensor& w, double eps, const Tensor& cos,
                                     const Tensor& sin, int64_t pos0);
   // The backward of both: dx =, dw +=. dout may be overwritten (the default
   // rotates it back in place first); it may be BF16 (storage: attention's
-  // gradients under --bf16-activations), where the backend overrides this.
-  // dx may have more heads than dout, [B, T, Hx, D]: the gradient then goes to
+  // gradients under --bf16-activations), and so may x (as above), where the
+  // backend overrides this. dx may have more heads than dout, [B, T, Hx, D]: the gradient then goes to
   // heads [dx_head0, dx_head0 + heads) of each token, the others left alone
   // (q's and k's gradients written straight into the fused q/k/v operand).
   // The default takes dx_head0 = 0 and dout's heads only.

@@ -2,9 +2,9 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <string_view>
 
 #include "backend/buffer_carver.h"
+#include "core/env_switch.h"
 #include "core/error.h"
 
 namespace hessgpt {
@@ -43,22 +43,19 @@ namespace {
 // projection's backward then writes datt rounded once, as cuDNN's fused
 // backward reads it, and dq, dk, dv come out of it in BF16 without widening
 // passes; our own kernels stage them in F32.
-bool bf16_attention_grads_wanted() {
-  const char* e = std::getenv("HESSGPT_BF16_ATTENTION_GRADS");
-  if (!e || !*e || std::string_view(e) == "1") return true;
-  if (std::string_view(e) == "0") return false;
-  HG_FAIL("HESSGPT_BF16_ATTENTION_GRADS must be 0 or 1 (got '", e, "')");
-}
+bool bf16_attention_grads_wanted() { return env_switch_on("HESSGPT_BF16_ATTENTION_GRADS"); }
 
 // dln in BF16 where one product writes it (Activations::dln16): the default
 // (HESSGPT_BF16_DLN=0 keeps it in F32, for A/B timings). The norms' backward
 // reads it: 84 MB a norm fewer written and read for model1, ~2 ms a step.
-bool bf16_dln_wanted() {
-  const char* e = std::getenv("HESSGPT_BF16_DLN");
-  if (!e || !*e || std::string_view(e) == "1") return true;
-  if (std::string_view(e) == "0") return false;
-  HG_FAIL("HESSGPT_BF16_DLN must be 0 or 1 (got '", e, "')");
-}
+bool bf16_dln_wanted() { return env_switch_on("HESSGPT_BF16_DLN"); }
+
+// q and k before QK-Norm in BF16 under --bf16-activations (the default;
+// HESSGPT_BF16_QK_RAW=0 keeps them F32): their products write half the bytes,
+// QK-Norm reads them widened, forward and backward, and each layer keeps 2.3 GB
+// less for model1's step (105 MB a layer). A rounding of the forward's own, as
+// --bf16-ffn's of gate and up (and autocast's): the loss moves by ~5e-4.
+bool bf16_qk_raw_wanted() { return env_switch_on("HESSGPT_BF16_QK_RAW"); }
 
 Activations carve(const ModelConfig& c, BufferCarver& cv, int64_t b, int64_t t,
                   const ArenaOptions& o) {
@@ -90,6 +87,9 @@ Activations carve(const ModelConfig& c, BufferCarver& cv, int64_t b, int64_t t,
   // (not the in-place RoPE without QK-Norm) and no adapter adds into v. Under
   // BF16 products attention reads them rounded either way (backend.h).
   const DType qkv_type = a.bf16_activations && lora.rank == 0 && c.qk_norm ? DType::BF16 : cv.dtype();
+  // q and k before QK-Norm too: product outputs that only QK-Norm reads, as
+  // gate and up are SwiGLU's (bf16_qk_raw_wanted).
+  const DType raw_type = qkv_type == DType::BF16 && bf16_qk_raw_wanted() ? DType::BF16 : cv.dtype();
   LayerActivations shared;
   if (a.shared_attention) {
     shared.ln1 = cv.take({n, d}, input_type);
@@ -109,8 +109,8 @@ Activations carve(const ModelConfig& c, BufferCarver& cv, int64_t b, int64_t t,
     la.input = cv.take({n, d});
     la.ln1 = own(sa, shared.ln1, {n, d}, input_type);
     la.rstd1 = cv.take({n});
-    la.q_raw = cv.take({n, h * hd});
-    la.k_raw = cv.take({n, kv * hd});
+    la.q_raw = cv.take({n, h * hd}, raw_type);
+    la.k_raw = cv.take({n, kv * hd}, raw_type);
     la.q = own(sa, shared.q, {b, t, h, hd}, qkv_type);
     la.k = own(sa, shared.k, {b, t, kv, hd}, qkv_type);
     la.v = cv.take({b, t, kv, hd}, qkv_type);

@@ -34,7 +34,7 @@ struct LayerActivations {
   Tensor input;        // [N, C] residual stream entering the block
   Tensor ln1;          // [N, C]            (shared under recomputation)
   Tensor rstd1;        // [N]
-  Tensor q_raw;        // [N, H*D] before QK-Norm
+  Tensor q_raw;        // [N, H*D] before QK-Norm (BF16 under --bf16-activations)
   Tensor k_raw;        // [N, KV*D]
   Tensor q;            // [B, T, H, D] after QK-Norm and RoPE (shared)
   Tensor k;            // [B, T, KV, D]     (shared)
@@ -121,8 +121,10 @@ struct MemoryOptions {
   // BF16 (meant for BF16 products, which round them anyway): no F32 -> BF16
   // operand copies and half the traffic of the ops that write them; without
   // adapters attention's inputs q, k, v (with QK-Norm), the backward's product
-  // inputs dgate, dup, dq_raw, dk_raw and dres's copy too, and dact (the one
-  // rounding of its own, as autocast's).
+  // inputs dgate, dup, dq_raw, dk_raw and dres's copy too, and dact and dln
+  // (roundings of their own, as autocast's); with QK-Norm, q and k before it
+  // too (q_raw, k_raw: product outputs only QK-Norm reads, rounded as
+  // --bf16-ffn rounds gate and up, which moves the loss a little).
   // Implies bf16_ffn where allowed; not with LoRA dropout (it reads x as F32).
   bool bf16_activations = false;
   // --recompute-mlp: the MLP's part of `recompute` only (above); implied by it.

@@ -1,10 +1,8 @@
 #include "model/model.h"
 
 #include <cmath>
-#include <cstdlib>
-#include <string>
-#include <string_view>
 
+#include "core/env_switch.h"
 #include "core/rng.h"
 #include "model/rope_tables.h"
 
@@ -27,23 +25,12 @@ Tensor Model::param(int index) const {
                              : params_.tensor(dtype_, {p.shape[0], p.shape[1]}, offset);
 }
 
-namespace {
-// HESSGPT_<name>=0 switches a default form off (A/B timings); 1 or unset keeps it.
-bool default_form(const char* name) {
-  const std::string var = std::string("HESSGPT_") + name;
-  const char* e = std::getenv(var.c_str());
-  if (!e || !*e || std::string_view(e) == "1") return true;
-  if (std::string_view(e) == "0") return false;
-  HG_FAIL(var, " must be 0 or 1 (got '", e, "')");
-}
-}  // namespace
-
 // HESSGPT_BF16_WEIGHT_COPIES=0 converts inside each product instead.
 bool Model::weight_copies_wanted(bool bf16_activations) const {
   if (!bf16_activations || has_lora() || dtype_ != DType::F32 ||
       backend_.matmul_precision() != MatmulPrecision::BF16)
     return false;
-  return default_form("BF16_WEIGHT_COPIES");
+  return env_switch_on("HESSGPT_BF16_WEIGHT_COPIES");
 }
 
 Tensor Model::product_weight(int index) const {
@@ -137,7 +124,7 @@ void Model::prepare(const int32_t* ids, const int32_t* targets, int64_t batch, i
   // Gate and up side by side need their weight copies padded alike
   // (HESSGPT_JOINED_GATE_UP=0 keeps them apart).
   want.join_gate_up = weight_copies_wanted(want.memory.bf16_activations) &&
-                      default_form("JOINED_GATE_UP");
+                      env_switch_on("HESSGPT_JOINED_GATE_UP");
   // Evaluation runs in any layout of its shape (it only needs the BF16
   // storage to match); training needs a training one whose sharing matches.
   const bool same_layout = arena_.data() && acts_.batch == batch && acts_.seq == seq &&

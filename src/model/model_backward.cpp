@@ -2,9 +2,8 @@
 // the residual stream; each sub-block adds its contribution to it (the
 // residual connection passes it through unchanged). Parameter gradients +=.
 #include <cmath>
-#include <cstdlib>
-#include <string_view>
 
+#include "core/env_switch.h"
 #include "model/model.h"
 
 namespace hessgpt {
@@ -122,7 +121,7 @@ bool Model::fuses_kv_projections() const {
   if (has_lora() || !a.bf16_activations || a.dk_raw.dtype != DType::BF16 ||
       kv_gradient_operand().data == nullptr)
     return false;
-  if (const char* e = std::getenv("HESSGPT_FUSED_KV"); e && std::string_view(e) == "0") return false;
+  if (!env_switch_on("HESSGPT_FUSED_KV")) return false;
   for (const LayerParamIndex& p : layout_.layers) {
     const ParamInfo& k = layout_.params[static_cast<size_t>(p.k_proj)];
     if (layout_.params[static_cast<size_t>(p.v_proj)].offset != k.offset + k.numel ||
@@ -141,8 +140,7 @@ bool Model::fuses_kv_projections() const {
 // dq_raw | dk_raw | dv instead moved 5.6 ms of model1's step on an H200.)
 bool Model::fuses_qkv_projections() const {
   if (acts_.dqkv.data == nullptr || !config_.qk_norm) return false;
-  if (const char* e = std::getenv("HESSGPT_FUSED_QKV"); e && std::string_view(e) == "0")
-    return false;
+  if (!env_switch_on("HESSGPT_FUSED_QKV")) return false;
   for (const LayerParamIndex& p : layout_.layers) {
     const ParamInfo& q = layout_.params[static_cast<size_t>(p.q_proj)];
     if (layout_.params[static_cast<size_t>(p.k_proj)].offset != q.offset + q.numel ||

@@ -364,6 +364,21 @@ TEST_F(CudaOps, QkNormRopeFusedMatchesTheTwoOps) {
                                 pos0, 0);
     EXPECT_EQ(bits_of(*gpu_, dx16), rounded(host(*gpu_, dx32))) << "bf16 dx, d=" << d;
     EXPECT_EQ(host(*gpu_, dw16), host(*gpu_, dw32)) << "d=" << d;
+    // A BF16 x (q_raw, k_raw under --bf16-activations), read widened: bit for
+    // bit the F32 x of its widened values, forward and backward.
+    const std::vector<uint16_t> x16 = rounded(x);
+    const auto with_x = [&](const Tensor& tx_) {
+      const Tensor o = on(*gpu_, poison(rows * d), {b, t, heads, d}), r = on(*gpu_, poison(rows), {rows});
+      gpu_->qk_norm_rope_forward(o, r, tx_, tw, 1e-6, c, s, pos0);
+      const Tensor g = on(*gpu_, poison(rows * d), {b, t, heads, d}), gw = on(*gpu_, dw0, {d});
+      gpu_->qk_norm_rope_backward(g, gw, on(*gpu_, dout, {b, t, heads, d}), tx_, tw, r, c, s, pos0, 0);
+      return Outputs{{"out", host(*gpu_, o)}, {"rstd", host(*gpu_, r)}, {"dx", host(*gpu_, g)},
+                     {"dw", host(*gpu_, gw)}};
+    };
+    const Outputs half = with_x(on16(*gpu_, x16, {b, t, heads, d}));
+    const Outputs wide = with_x(on(*gpu_, widened(x16), {b, t, heads, d}));
+    for (size_t i = 0; i < wide.size(); ++i)
+      EXPECT_EQ(half[i].second, wide[i].second) << "bf16 x, " << wide[i].first << ", d=" << d;
   }
 }
 

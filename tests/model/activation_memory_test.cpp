@@ -181,9 +181,11 @@ TEST(Bf16Ffn, StepStaysCloseToF32Storage) {
 // bit those of BF16 gate/up alone. Only attention's backward reads att
 // otherwise (its row term dout . out), and dact is stored in BF16 (a rounding
 // of its own, as under autocast), so the gradients move, a little: 3.0e-3
-// from att alone, 4.9-5.0e-3 with dact.
+// from att alone, 4.9-5.0e-3 with dact. (q and k before QK-Norm are product
+// outputs in BF16 by default, a rounding of the forward's own: below.)
 TEST(Bf16Activations, SameLossAsF32InputsUnderBf16Products) {
   if (!cpu_has_bf16_products()) GTEST_SKIP() << "no BF16 products in this build (oneDNN)";
+  const testing::ScopedEnv f32_raw("HESSGPT_BF16_QK_RAW", "0");
   for (const ModelConfig& c : {preset_config("tiny"), tiny_odd_ffn()}) {
     const Passes f32 = train_twice(c, false, false, bf16_ffn(), true),
                  bf16 = train_twice(c, false, false, bf16_activations(), true);
@@ -194,6 +196,46 @@ TEST(Bf16Activations, SameLossAsF32InputsUnderBf16Products) {
     std::printf("[ tiny, FFN %lld ] bf16 activations: loss %.6f (same), gradient relative error %.2e\n",
                 static_cast<long long>(c.intermediate_size), bf16.losses[0], err);
   }
+}
+
+// q and k before QK-Norm in BF16 (the default under --bf16-activations;
+// HESSGPT_BF16_QK_RAW=0 keeps them F32): product outputs that only QK-Norm
+// reads, rounded once as --bf16-ffn rounds gate and up (and as autocast
+// does). The loss moves by that rounding (4.9e-4 on tiny; bound 2e-3, as the
+// BF16 gate/up test's 1e-3 with margin), the gradients by ~1e-2, and each
+// layer keeps half the bytes of q_raw and k_raw.
+TEST(Bf16Activations, QkRawInBf16) {
+  if (!cpu_has_bf16_products()) GTEST_SKIP() << "no BF16 products in this build (oneDNN)";
+  const ModelConfig c = preset_config("tiny");
+  Passes f32_raw;
+  {
+    const testing::ScopedEnv off("HESSGPT_BF16_QK_RAW", "0");
+    f32_raw = train_twice(c, false, false, bf16_activations(), true);
+  }
+  const Passes bf16_raw = train_twice(c, false, false, bf16_activations(), true);
+  for (size_t i = 0; i < f32_raw.losses.size(); ++i)
+    EXPECT_NEAR(bf16_raw.losses[i], f32_raw.losses[i], 2e-3 * std::abs(f32_raw.losses[i])) << i;
+  EXPECT_NE(bf16_raw.losses, f32_raw.losses);
+  const double err = rel_error(bf16_raw.grads, f32_raw.grads);
+  EXPECT_LT(err, 3e-2);
+  std::printf("[ tiny ] BF16 q/k before QK-Norm: loss %.6f vs %.6f, gradient relative error %.2e\n",
+              bf16_raw.losses[0], f32_raw.losses[0], err);
+  ArenaOptions o;
+  o.memory = bf16_activations();
+  size_t f32_bytes = 0;
+  {
+    const testing::ScopedEnv off("HESSGPT_BF16_QK_RAW", "0");
+    f32_bytes = activation_bytes(c, 2, 24, DType::F32, o);
+  }
+  const auto saved = [](int64_t elements) {  // F32 against BF16, each 64-byte aligned
+    return (static_cast<size_t>(elements) * 4 + 63) / 64 * 64 -
+           (static_cast<size_t>(elements) * 2 + 63) / 64 * 64;
+  };
+  const int64_t n = 2 * 24;
+  EXPECT_EQ(f32_bytes - activation_bytes(c, 2, 24, DType::F32, o),
+            static_cast<size_t>(c.num_hidden_layers) * (saved(n * c.q_dim()) + saved(n * c.kv_dim())));
+  const testing::ScopedEnv bad("HESSGPT_BF16_QK_RAW", "yes");
+  EXPECT_THROW(train_twice(c, false, false, bf16_activations(), true), Error);
 }
 
 // q's, k's and v's projection backward as one product each over dq_raw, dk_raw
@@ -471,6 +513,8 @@ TEST(Recompute, ArenaShrinksByThePerLayerCopies) {
   // layer's v and the shared q and k; the FFN's tensors now at the padded
   // width (3416), and the head's BF16 embedding and gradient and the BF16
   // copies of the residual gradient and of dln, which cost a little back.
+  // (q_raw and k_raw kept F32 here: Bf16Activations.QkRawInBf16 counts them.)
+  const testing::ScopedEnv f32_raw("HESSGPT_BF16_QK_RAW", "0");
   ArenaOptions inputs = half;
   inputs.memory.bf16_activations = true;
   const int64_t kvd = c.num_key_value_heads * c.head_dim, ffn = c.intermediate_size;
@@ -537,7 +581,7 @@ TEST(MemoryAdvice, NamesTheUnusedOptionsWithTheirEstimates) {
   EXPECT_NE(none.find("--recompute --bf16-ffn needs 34.4 GiB"), std::string::npos) << none;
   EXPECT_NE(none.find("lower --batch"), std::string::npos);
   const std::string none16 = memory_advice(c, 32, 1024, m, true);
-  EXPECT_NE(none16.find("--recompute --bf16-activations needs 32.2 GiB"), std::string::npos) << none16;
+  EXPECT_NE(none16.find("--recompute --bf16-activations needs 30.1 GiB"), std::string::npos) << none16;
   EXPECT_EQ(none16.find("--bf16-ffn"), std::string::npos) << none16;
   m.recompute_mlp = true;
   const std::string mlp = memory_advice(c, 32, 1024, m, false);
@@ -551,7 +595,7 @@ TEST(MemoryAdvice, NamesTheUnusedOptionsWithTheirEstimates) {
   m.bf16_ffn = true;
   const std::string done = "or lower --batch (raise --accum to keep the tokens per step) or --seq";
   EXPECT_EQ(memory_advice(c, 32, 1024, m, false), done);
-  EXPECT_NE(memory_advice(c, 32, 1024, m, true).find("--bf16-activations needs 32.2 GiB"), std::string::npos);
+  EXPECT_NE(memory_advice(c, 32, 1024, m, true).find("--bf16-activations needs 30.1 GiB"), std::string::npos);
   m.bf16_activations = true;
   EXPECT_EQ(memory_advice(c, 32, 1024, m, true), done);
 }

@@ -435,6 +435,11 @@ void CpuBackend::qk_norm_rope_backward(const Tensor& dx, const Tensor& dw, const
   check_cpu(dx, "qk-norm + rope dx");
   check_head_range(dx, dout, dx_head0);
   const Tensor g = dout.dtype == DType::BF16 ? widened(wide_b_, dout) : dout;
+  if (x.dtype == DType::BF16) {
+    check_cpu(x, "qk-norm + rope x");
+    qk_norm_rope_backward(dx, dw, g, widened(wide_a_, x), w, rstd, cos, sin, pos0, dx_head0);
+    return;
+  }
   if (dx.dim(2) == dout.dim(2)) {
     Backend::qk_norm_rope_backward(dx, dw, g, x, w, rstd, cos, sin, pos0, 0);
     return;
@@ -454,6 +459,11 @@ void CpuBackend::qk_norm_rope_forward(const Tensor& out, const Tensor& rstd, con
                                       const Tensor& w, double eps, const Tensor& cos,
                                       const Tensor& sin, int64_t pos0) {
   check_cpu(out, "qk-norm + rope out");
+  if (x.dtype == DType::BF16) {
+    check_cpu(x, "qk-norm + rope x");
+    qk_norm_rope_forward(out, rstd, widened(wide_a_, x), w, eps, cos, sin, pos0);
+    return;
+  }
   if (out.dtype != DType::BF16) {
     Backend::qk_norm_rope_forward(out, rstd, x, w, eps, cos, sin, pos0);
     return;

@@ -8,9 +8,7 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
-#include <cstdlib>
 #include <limits>
-#include <string_view>
 #include <vector>
 
 #include "backend/cuda/cuda_backend_state.h"
@@ -18,6 +16,7 @@
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/launch_config.h"
 #include "backend/cuda/matmul_lt.h"
+#include "core/env_switch.h"
 #include "core/log.h"
 
 namespace hessgpt {
@@ -169,10 +168,7 @@ bool runs_as_gemv(const Tensor& c, const Tensor& a, bool trans_a, const Tensor& 
     return false;
   if (c.dtype != DType::F32 || a.dtype != DType::F32) return false;
   if (b.dtype != DType::F32 && b.dtype != DType::BF16) return false;
-  const char* e = std::getenv("HESSGPT_GEMV");
-  if (!e || !*e || std::string_view(e) == "1") return true;
-  if (std::string_view(e) == "0") return false;
-  HG_FAIL("HESSGPT_GEMV must be 0 or 1 (got '", e, "')");
+  return env_switch_on("HESSGPT_GEMV");
 }
 }  // namespace
 
@@ -349,15 +345,19 @@ void CudaBackend::norm_forward(const Tensor& out, const Tensor& rstd, const Tens
                                const Tensor& w, double eps, const cuda::RopeRows& rope) {
   check_f32_or_bf16(out, "rmsnorm out");
   check_f32(rstd, "rmsnorm rstd");
-  check_f32(x, "rmsnorm x");
+  check_f32_or_bf16(x, "rmsnorm x");
   check_f32(w, "rmsnorm w");
   check_size(out, x, "rmsnorm");
   HG_CHECK(w.numel() == x.cols() && rstd.numel() == x.rows(), "rmsnorm shapes");
-  const auto run = [&](auto* o) {
-    cuda::rmsnorm_forward(o, f32(rstd), f32(x), f32(w), x.rows(), x.cols(), eps, s_->stream, rope);
+  const auto run = [&](auto* o, const auto* xs) {
+    cuda::rmsnorm_forward(o, f32(rstd), xs, f32(w), x.rows(), x.cols(), eps, s_->stream, rope);
   };
-  if (out.dtype == DType::BF16) run(bits(out));
-  else run(f32(out));
+  const auto with_x = [&](auto* o) {
+    if (x.dtype == DType::BF16) run(o, static_cast<const uint16_t*>(bits(x)));
+    else run(o, static_cast<const float*>(f32(x)));
+  };
+  if (out.dtype == DType::BF16) with_x(bits(out));
+  else with_x(f32(out));
 }
 
 void CudaBackend::norm_backward(const Tensor& dx, const Tensor* dx16, const Tensor& dw,
@@ -369,7 +369,7 @@ void CudaBackend::norm_backward(const Tensor& dx, const Tensor* dx16, const Tens
            "rmsnorm_backward cannot accumulate into a BF16 dx");
   check_f32(dw, "rmsnorm dw");
   check_f32_or_bf16(dout, "rmsnorm dout");
-  check_f32(x, "rmsnorm x");
+  check_f32_or_bf16(x, "rmsnorm x");
   check_f32(w, "rmsnorm w");
   check_f32(rstd, "rmsnorm rstd");
   if (rope.dx_heads == 0) check_size(dx, x, "rmsnorm_backward");  // else check_head_range
@@ -385,13 +385,17 @@ void CudaBackend::norm_backward(const Tensor& dx, const Tensor* dx16, const Tens
     check_size(*dx16, x, "rmsnorm_backward_copy dx16");
   }
   uint16_t* copy = dx16 ? bits(*dx16) : nullptr;
-  const auto run = [&](auto* out, const auto* g) {
-    cuda::rmsnorm_backward(out, copy, f32(dw), partials, g, f32(x), f32(w), f32(rstd), x.rows(),
+  const auto run = [&](auto* out, const auto* g, const auto* xs) {
+    cuda::rmsnorm_backward(out, copy, f32(dw), partials, g, xs, f32(w), f32(rstd), x.rows(),
                            x.cols(), accumulate_dx, s_->stream, rope);
   };
+  const auto with_x = [&](auto* out, const auto* g) {
+    if (x.dtype == DType::BF16) run(out, g, static_cast<const uint16_t*>(bits(x)));
+    else run(out, g, static_cast<const float*>(f32(x)));
+  };
   const auto with_dout = [&](auto* out) {
-    if (dout.dtype == DType::BF16) run(out, static_cast<const uint16_t*>(bits(dout)));
-    else run(out, static_cast<const float*>(f32(dout)));
+    if (dout.dtype == DType::BF16) with_x(out, static_cast<const uint16_t*>(bits(dout)));
+    else with_x(out, static_cast<const float*>(f32(dout)));
   };
   if (dx.dtype == DType::BF16) with_dout(bits(dx));
   else with_dout(f32(dx));
@@ -417,8 +421,11 @@ void CudaBackend::rmsnorm_backward_copy(const Tensor& dx, const Tensor& dx16, co
 // ---- RoPE -----------------------------------------------------------------------
 
 namespace {
-void check_rope(const Tensor& x, const Tensor& cos, const Tensor& sin, int64_t pos0) {
-  check_f32(x, "rope x");
+// x F32 (RoPE in place), or F32 or BF16 (QK-Norm + RoPE's input: x_bf16).
+void check_rope(const Tensor& x, const Tensor& cos, const Tensor& sin, int64_t pos0,
+                bool x_bf16 = false) {
+  if (x_bf16) check_f32_or_bf16(x, "qk-norm x");
+  else check_f32(x, "rope x");
   check_f32(cos, "rope cos");
   check_f32(sin, "rope sin");
   HG_CHECK(x.ndim == 4, "rope expects [B, T, heads, D], got ", x.shape_string());
@@ -449,7 +456,7 @@ void CudaBackend::rope_backward(const Tensor& dx, const Tensor& cos, const Tenso
 
 namespace {
 cuda::RopeRows rope_rows(const Tensor& x, const Tensor& cos, const Tensor& sin, int64_t pos0) {
-  check_rope(x, cos, sin, pos0);
+  check_rope(x, cos, sin, pos0, true);
   cuda::RopeRows r;
   r.cos = f32(cos);
   r.sin = f32(sin);
@@ -654,7 +661,7 @@ void CudaBackend::adamw_step_groups(const Tensor& params, const Tensor& grads, c
                                     const AdamWParams& hp) {
   for (const Tensor* t : {&params, &grads, &m, &v}) check_f32(*t, "adamw operand");
   check_adamw_groups(params, grads, m, v, groups);
-  if (const char* e = std::getenv("HESSGPT_ADAMW_CHUNKED"); e && std::string_view(e) == "0") {
+  if (!env_switch_on("HESSGPT_ADAMW_CHUNKED")) {
     Backend::adamw_step_groups(params, grads, m, v, groups, hp);
     return;
   }

@@ -2,23 +2,17 @@
 // graph, replayed with one launch. Decoding a token is ~250 small launches
 // (11 per layer): launched one by one, the host's launch rate, not the
 // device, sets the pace.
-#include <cstdlib>
 #include <exception>
 #include <string>
-#include <string_view>
 
 #include "backend/cuda/cuda_backend_state.h"
+#include "core/env_switch.h"
 #include "core/log.h"
 
 namespace hessgpt {
 namespace {
 
-bool cuda_graphs_wanted() {
-  const char* e = std::getenv("HESSGPT_CUDA_GRAPHS");
-  if (!e || !*e || std::string_view(e) == "1") return true;
-  if (std::string_view(e) == "0") return false;
-  HG_FAIL("HESSGPT_CUDA_GRAPHS must be 0 or 1 (got '", e, "')");
-}
+bool cuda_graphs_wanted() { return env_switch_on("HESSGPT_CUDA_GRAPHS"); }
 
 class CudaGraphReplay final : public RecordedOps {
  public:

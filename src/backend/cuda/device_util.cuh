@@ -108,6 +108,15 @@ inline bool aligned_to(const void* p, size_t bytes) {
 
 __device__ __forceinline__ float as_float(float x) { return x; }
 __device__ __forceinline__ float as_float(__nv_bfloat16 x) { return __bfloat162float(x); }
+// 4 consecutive F32 or BF16 values (16 or 8 bytes, aligned so), as floats.
+template <typename T>
+__device__ __forceinline__ Pack<float, 4> load_floats4(const T* p) {
+  const Pack<T, 4> v = load_pack<4>(p);
+  Pack<float, 4> f;
+#pragma unroll
+  for (int e = 0; e < 4; ++e) f.v[e] = as_float(v.v[e]);
+  return f;
+}
 __device__ __forceinline__ void store_float(float* p, float v) { *p = v; }
 __device__ __forceinline__ void store_float(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
 

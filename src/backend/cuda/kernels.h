@@ -100,19 +100,19 @@ HG_HD inline int64_t dx_row_offset(const RopeRows& rope, int64_t r, int64_t d) {
   if (rope.dx_heads == 0) return r * d;
   return ((r / rope.heads) * rope.dx_heads + rope.dx_head0 + r % rope.heads) * d;
 }
-// Out: float or uint16_t (BF16). With rope.cos the output is rotated (QK-Norm
-// then RoPE in one pass).
-template <typename Out>
-void rmsnorm_forward(Out* out, float* rstd, const float* x, const float* w, int64_t rows,
+// Out, X (x): float or uint16_t (BF16). With rope.cos the output is rotated
+// (QK-Norm then RoPE in one pass).
+template <typename Out, typename X>
+void rmsnorm_forward(Out* out, float* rstd, const X* x, const float* w, int64_t rows,
                      int64_t d, double eps, cudaStream_t stream, const RopeRows& rope = {});
 // dx (= or +=), dw +=; dw_partials holds rmsnorm_dw_partitions(rows) * d
-// floats. DX and DO (dout): float or uint16_t (BF16). dx_copy (may be null):
+// floats. DX, DO (dout), X (x): float or uint16_t (BF16). dx_copy (may be null):
 // dx's final values rounded to BF16 as well. With rope.cos, dout is the
 // gradient of the rotated output (it is rotated back on the way in; dout is
 // not written).
-template <typename DX, typename DO>
+template <typename DX, typename DO, typename X>
 void rmsnorm_backward(DX* dx, uint16_t* dx_copy, float* dw, float* dw_partials, const DO* dout,
-                      const float* x, const float* w, const float* rstd, int64_t rows, int64_t d,
+                      const X* x, const float* w, const float* rstd, int64_t rows, int64_t d,
                       bool accumulate_dx, cudaStream_t stream, const RopeRows& rope = {});
 
 // ---- rope.cu: x[b, t, heads, d] in place; rows pos0 + t of cos/sin[P, d/2] --

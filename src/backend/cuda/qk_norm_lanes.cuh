@@ -26,8 +26,8 @@ __device__ __forceinline__ double group_sum(double x) {
   return x;
 }
 
-template <typename Out, int L>
-__global__ void qk_norm_rope_forward_lanes_kernel(Out* out, float* rstd, const float* x,
+template <typename Out, typename X, int L>
+__global__ void qk_norm_rope_forward_lanes_kernel(Out* out, float* rstd, const X* x,
                                                   const float* w, int64_t rows, int64_t d,
                                                   double eps, RopeRows rope) {
   constexpr int kRowsPerWarp = 32 / L;
@@ -37,8 +37,8 @@ __global__ void qk_norm_rope_forward_lanes_kernel(Out* out, float* rstd, const f
   const int64_t half = d / 2, j = 4 * sl;
   F4 lo{}, hi{};
   if (live) {
-    lo = load_pack<4>(x + r * d + j);
-    hi = load_pack<4>(x + r * d + half + j);
+    lo = load_floats4(x + r * d + j);
+    hi = load_floats4(x + r * d + half + j);
   }
   double ss = 0.0;
 #pragma unroll
@@ -68,10 +68,10 @@ __global__ void qk_norm_rope_forward_lanes_kernel(Out* out, float* rstd, const f
 // Pass 1 of the backward, partitions as the other kernels'. Each lane sums
 // dw for its 8 columns over the rows its group takes; the warp's groups are
 // then added (shuffles) and the block's warps in order (write_dw_partial).
-template <typename DX, typename DO, int L>
+template <typename DX, typename DO, typename X, int L>
 __global__ void qk_norm_rope_backward_lanes_kernel(DX* dx, __nv_bfloat16* dx_copy,
                                                    float* dw_partials, const DO* dout,
-                                                   const float* x, const float* w,
+                                                   const X* x, const float* w,
                                                    const float* rstd, int64_t rows, int64_t d,
                                                    int64_t parts, bool accumulate_dx,
                                                    RopeRows rope) {
@@ -90,8 +90,8 @@ __global__ void qk_norm_rope_backward_lanes_kernel(DX* dx, __nv_bfloat16* dx_cop
     F4 xl{}, xh{}, gl{}, gh{};
     float s = 0.0f;
     if (live) {
-      xl = load_pack<4>(x + r * d + j);
-      xh = load_pack<4>(x + r * d + half + j);
+      xl = load_floats4(x + r * d + j);
+      xh = load_floats4(x + r * d + half + j);
       const Pack<DO, 4> g1 = load_pack<4>(dout + r * d + j);
       const Pack<DO, 4> g2 = load_pack<4>(dout + r * d + half + j);
       const int64_t pos = rope.pos0 + (r / rope.heads) % rope.t;

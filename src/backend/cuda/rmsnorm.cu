@@ -30,31 +30,34 @@ __device__ __forceinline__ float rotated(const RopeRows& rope, int64_t r, int64_
   return first ? self * c - sign * partner * s : self * c + sign * partner * s;
 }
 
-template <typename Out>
-__global__ void rmsnorm_forward_kernel(Out* out, float* rstd, const float* x, const float* w,
+template <typename Out, typename X>
+__global__ void rmsnorm_forward_kernel(Out* out, float* rstd, const X* x, const float* w,
                                        int64_t rows, int64_t d, double eps, RopeRows rope) {
   const int lane = threadIdx.x & 31;
   const int64_t r = norm_row();
   if (r >= rows) return;
-  const float* xr = x + r * d;
+  const X* xr = x + r * d;
   double ss = 0.0;  // in double, as the CPU kernel
-  for (int64_t i = lane; i < d; i += 32) ss += static_cast<double>(xr[i]) * xr[i];
+  for (int64_t i = lane; i < d; i += 32) {
+    const float xi = as_float(xr[i]);
+    ss += static_cast<double>(xi) * xi;
+  }
   const float s = inv_rms(ss, d, eps);
   if (lane == 0) rstd[r] = s;
   Out* o = out + r * d;
   if (!rope.cos) {
-    for (int64_t i = lane; i < d; i += 32) store_float(o + i, xr[i] * s * w[i]);
+    for (int64_t i = lane; i < d; i += 32) store_float(o + i, as_float(xr[i]) * s * w[i]);
     return;
   }
-  const auto normed = [&](int64_t e) { return xr[e] * s * w[e]; };
+  const auto normed = [&](int64_t e) { return as_float(xr[e]) * s * w[e]; };
   for (int64_t i = lane; i < d; i += 32) store_float(o + i, rotated(rope, r, i, d, 1.0f, normed));
 }
 
 // Pass 1: block p = partition p; warp w takes rows begin + w, begin + w + warps, ...
 // dout: F32, or BF16 (storage; read widened).
-template <typename DX, typename DO>
+template <typename DX, typename DO, typename X>
 __global__ void rmsnorm_backward_kernel(DX* dx, __nv_bfloat16* dx_copy, float* dw_partials,
-                                        const DO* dout, const float* x, const float* w,
+                                        const DO* dout, const X* x, const float* w,
                                         const float* rstd, int64_t rows, int64_t d,
                                         int64_t parts, bool accumulate_dx, RopeRows rope) {
   extern __shared__ float dw_rows[];  // [warps, d]
@@ -63,7 +66,7 @@ __global__ void rmsnorm_backward_kernel(DX* dx, __nv_bfloat16* dx_copy, float* d
   for (int64_t i = lane; i < d; i += 32) dw_local[i] = 0.0f;
   const RowRange range = partition_rows(rows, parts, blockIdx.x);
   for (int64_t r = range.begin + warp; r < range.end; r += warps) {
-    const float* xr = x + r * d;
+    const X* xr = x + r * d;
     const DO* gr = dout + r * d;
     // The gradient of the norm's output: dout, or dout rotated back.
     const auto grad = [&](int64_t i) {
@@ -73,14 +76,14 @@ __global__ void rmsnorm_backward_kernel(DX* dx, __nv_bfloat16* dx_copy, float* d
     const float s = rstd[r];
     double dot = 0.0;  // sum_i dout_i * w_i * xhat_i
     for (int64_t i = lane; i < d; i += 32)
-      dot += static_cast<double>(grad(i)) * w[i] * xr[i] * s;
+      dot += static_cast<double>(grad(i)) * w[i] * as_float(xr[i]) * s;
     dot = warp_sum(dot);
     const float mean_dot = static_cast<float>(dot / static_cast<double>(d));
     DX* dxr = dx + dx_row_offset(rope, r, d);
     __nv_bfloat16* copy = dx_copy ? dx_copy + r * d : nullptr;
     for (int64_t i = lane; i < d; i += 32)
-      dw_local[i] += norm_grad_element(dxr, copy, i, grad(i), xr[i], w[i], s, mean_dot,
-                                       accumulate_dx);
+      dw_local[i] += norm_grad_element(dxr, copy, i, grad(i), as_float(xr[i]), w[i], s,
+                                       mean_dot, accumulate_dx);
   }
   write_dw_partial(dw_partials, dw_rows, d);
 }
@@ -175,16 +178,17 @@ bool with_lanes(int lanes, F&& f) {
   }
 }
 
-template <typename Out>
-bool rmsnorm_forward_held(Out* out, float* rstd, const float* x, const float* w, int64_t rows,
+template <typename Out, typename X>
+bool rmsnorm_forward_held(Out* out, float* rstd, const X* x, const float* w, int64_t rows,
                           int64_t d, double eps, cudaStream_t stream, const RopeRows& rope) {
   const bool pairs = rope.cos != nullptr;
   const unsigned blocks = static_cast<unsigned>(rmsnorm_blocks(rows));
   if (pairs && with_lanes(qk_norm_lanes(d, {out, x, w, rope.cos, rope.sin}), [&](auto lanes) {
         constexpr int L = decltype(lanes)::value;
         const auto grid = static_cast<unsigned>(rmsnorm_blocks(ceil_div(rows, 32 / L)));
-        qk_norm_rope_forward_lanes_kernel<device_t<Out>, L>
-            <<<grid, kNormWarps * 32, 0, stream>>>(device_ptr(out), rstd, x, w, rows, d, eps, rope);
+        qk_norm_rope_forward_lanes_kernel<device_t<Out>, device_t<X>, L>
+            <<<grid, kNormWarps * 32, 0, stream>>>(device_ptr(out), rstd, device_ptr(x), w, rows,
+                                                   d, eps, rope);
         HG_CUDA_CHECK_LAUNCH();
       }))
     return true;
@@ -192,23 +196,24 @@ bool rmsnorm_forward_held(Out* out, float* rstd, const float* x, const float* w,
     constexpr int N = decltype(width)::value;
     if constexpr (N <= kMaxHeldPairs)
       if (pairs) {
-        qk_norm_rope_forward_held_kernel<device_t<Out>, N>
-            <<<blocks, kNormWarps * 32, 0, stream>>>(device_ptr(out), rstd, x, w, rows, d, eps,
-                                                     rope);
+        qk_norm_rope_forward_held_kernel<device_t<Out>, device_t<X>, N>
+            <<<blocks, kNormWarps * 32, 0, stream>>>(device_ptr(out), rstd, device_ptr(x), w, rows,
+                                                     d, eps, rope);
         HG_CUDA_CHECK_LAUNCH();
         return;
       }
-    rmsnorm_forward_held_kernel<device_t<Out>, N><<<blocks, kNormWarps * 32, 0, stream>>>(
-        device_ptr(out), rstd, x, w, rows, d, eps);
+    rmsnorm_forward_held_kernel<device_t<Out>, device_t<X>, N>
+        <<<blocks, kNormWarps * 32, 0, stream>>>(device_ptr(out), rstd, device_ptr(x), w, rows, d,
+                                                 eps);
     HG_CUDA_CHECK_LAUNCH();
   });
 }
 
 // Rows held in registers where they fit (rmsnorm_held_width), else the
 // generic kernel.
-template <typename DX, typename DO>
+template <typename DX, typename DO, typename X>
 bool rmsnorm_backward_held(DX* dx, uint16_t* dx_copy, float* dw_partials, const DO* dout,
-                           const float* x, const float* w, const float* rstd, int64_t rows,
+                           const X* x, const float* w, const float* rstd, int64_t rows,
                            int64_t d, int64_t parts, int warps, size_t smem, bool accumulate_dx,
                            cudaStream_t stream, const RopeRows& rope) {
   const bool pairs = rope.cos != nullptr;
@@ -217,10 +222,10 @@ bool rmsnorm_backward_held(DX* dx, uint16_t* dx_copy, float* dw_partials, const 
   if (pairs &&
       with_lanes(qk_norm_lanes(d, {dx, dx_copy, dout, x, w, rope.cos, rope.sin}), [&](auto lanes) {
         constexpr int L = decltype(lanes)::value;
-        qk_norm_rope_backward_lanes_kernel<device_t<DX>, device_t<DO>, L>
+        qk_norm_rope_backward_lanes_kernel<device_t<DX>, device_t<DO>, device_t<X>, L>
             <<<grid, warps * 32, smem, stream>>>(device_ptr(dx), device_ptr(dx_copy), dw_partials,
-                                                 device_ptr(dout), x, w, rstd, rows, d, parts,
-                                                 accumulate_dx, rope);
+                                                 device_ptr(dout), device_ptr(x), w, rstd, rows, d,
+                                                 parts, accumulate_dx, rope);
         HG_CUDA_CHECK_LAUNCH();
       }))
     return true;
@@ -228,41 +233,45 @@ bool rmsnorm_backward_held(DX* dx, uint16_t* dx_copy, float* dw_partials, const 
     constexpr int N = decltype(width)::value;
     if constexpr (N <= kMaxHeldPairs)
       if (pairs) {
-        qk_norm_rope_backward_held_kernel<device_t<DX>, device_t<DO>, N>
+        qk_norm_rope_backward_held_kernel<device_t<DX>, device_t<DO>, device_t<X>, N>
             <<<grid, warps * 32, smem, stream>>>(device_ptr(dx), device_ptr(dx_copy), dw_partials,
-                                                 device_ptr(dout), x, w, rstd, rows, d, parts,
-                                                 accumulate_dx, rope);
+                                                 device_ptr(dout), device_ptr(x), w, rstd, rows, d,
+                                                 parts, accumulate_dx, rope);
         HG_CUDA_CHECK_LAUNCH();
         return;
       }
-    rmsnorm_backward_held_kernel<device_t<DX>, device_t<DO>, N>
+    rmsnorm_backward_held_kernel<device_t<DX>, device_t<DO>, device_t<X>, N>
         <<<grid, warps * 32, smem, stream>>>(device_ptr(dx), device_ptr(dx_copy), dw_partials,
-                                             device_ptr(dout), x, w, rstd, rows, d, parts,
-                                             accumulate_dx);
+                                             device_ptr(dout), device_ptr(x), w, rstd, rows, d,
+                                             parts, accumulate_dx);
     HG_CUDA_CHECK_LAUNCH();
   });
 }
 
 }  // namespace
 
-template <typename Out>
-void rmsnorm_forward(Out* out, float* rstd, const float* x, const float* w, int64_t rows,
+template <typename Out, typename X>
+void rmsnorm_forward(Out* out, float* rstd, const X* x, const float* w, int64_t rows,
                      int64_t d, double eps, cudaStream_t stream, const RopeRows& rope) {
   const int64_t blocks = rmsnorm_blocks(rows);
   if (blocks == 0 || d <= 0) return;
   if (rmsnorm_forward_held(out, rstd, x, w, rows, d, eps, stream, rope)) return;
   rmsnorm_forward_kernel<<<static_cast<unsigned>(blocks), kNormWarps * 32, 0, stream>>>(
-      device_ptr(out), rstd, x, w, rows, d, eps, rope);
+      device_ptr(out), rstd, device_ptr(x), w, rows, d, eps, rope);
   HG_CUDA_CHECK_LAUNCH();
 }
-template void rmsnorm_forward(float*, float*, const float*, const float*, int64_t, int64_t, double,
-                              cudaStream_t, const RopeRows&);
-template void rmsnorm_forward(uint16_t*, float*, const float*, const float*, int64_t, int64_t,
-                              double, cudaStream_t, const RopeRows&);
+#define HG_RMSNORM_FORWARD(OUT, X)                                                             \
+  template void rmsnorm_forward(OUT*, float*, const X*, const float*, int64_t, int64_t, double, \
+                                cudaStream_t, const RopeRows&);
+HG_RMSNORM_FORWARD(float, float)
+HG_RMSNORM_FORWARD(uint16_t, float)
+HG_RMSNORM_FORWARD(float, uint16_t)
+HG_RMSNORM_FORWARD(uint16_t, uint16_t)
+#undef HG_RMSNORM_FORWARD
 
-template <typename DX, typename DO>
+template <typename DX, typename DO, typename X>
 void rmsnorm_backward(DX* dx, uint16_t* dx_copy, float* dw, float* dw_partials, const DO* dout,
-                      const float* x, const float* w, const float* rstd, int64_t rows, int64_t d,
+                      const X* x, const float* w, const float* rstd, int64_t rows, int64_t d,
                       bool accumulate_dx, cudaStream_t stream, const RopeRows& rope) {
   if (rows <= 0 || d <= 0) return;
   const int warps = rmsnorm_backward_warps(d);
@@ -272,7 +281,8 @@ void rmsnorm_backward(DX* dx, uint16_t* dx_copy, float* dw, float* dw_partials, 
   if (!rmsnorm_backward_held(dx, dx_copy, dw_partials, dout, x, w, rstd, rows, d, parts, warps,
                              smem, accumulate_dx, stream, rope)) {
     rmsnorm_backward_kernel<<<static_cast<unsigned>(parts), warps * 32, smem, stream>>>(
-        device_ptr(dx), device_ptr(dx_copy), dw_partials, device_ptr(dout), x, w, rstd, rows, d,
+        device_ptr(dx), device_ptr(dx_copy), dw_partials, device_ptr(dout), device_ptr(x), w, rstd,
+        rows, d,
         parts, accumulate_dx, rope);
     HG_CUDA_CHECK_LAUNCH();
   }
@@ -281,14 +291,18 @@ void rmsnorm_backward(DX* dx, uint16_t* dx_copy, float* dw, float* dw_partials, 
   HG_CUDA_CHECK_LAUNCH();
 }
 
-#define HG_RMSNORM_BACKWARD(DX, DO)                                                             \
-  template void rmsnorm_backward(DX*, uint16_t*, float*, float*, const DO*, const float*,       \
+#define HG_RMSNORM_BACKWARD(DX, DO, X)                                                          \
+  template void rmsnorm_backward(DX*, uint16_t*, float*, float*, const DO*, const X*,           \
                                  const float*, const float*, int64_t, int64_t, bool,            \
                                  cudaStream_t, const RopeRows&);
-HG_RMSNORM_BACKWARD(float, float)
-HG_RMSNORM_BACKWARD(uint16_t, float)
-HG_RMSNORM_BACKWARD(float, uint16_t)
-HG_RMSNORM_BACKWARD(uint16_t, uint16_t)
+#define HG_RMSNORM_BACKWARD_X(DX, DO) \
+  HG_RMSNORM_BACKWARD(DX, DO, float)  \
+  HG_RMSNORM_BACKWARD(DX, DO, uint16_t)
+HG_RMSNORM_BACKWARD_X(float, float)
+HG_RMSNORM_BACKWARD_X(uint16_t, float)
+HG_RMSNORM_BACKWARD_X(float, uint16_t)
+HG_RMSNORM_BACKWARD_X(uint16_t, uint16_t)
+#undef HG_RMSNORM_BACKWARD_X
 #undef HG_RMSNORM_BACKWARD
 
 }  // namespace hessgpt::cuda

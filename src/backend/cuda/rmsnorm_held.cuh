@@ -28,21 +28,21 @@ __device__ __forceinline__ float inv_rms(double ss, int64_t d, double eps) {
   return static_cast<float>(1.0 / sqrt(warp_sum(ss) / static_cast<double>(d) + eps));
 }
 
-template <typename Out, int kVec>
-__global__ void rmsnorm_forward_held_kernel(Out* out, float* rstd, const float* x, const float* w,
+template <typename Out, typename X, int kVec>
+__global__ void rmsnorm_forward_held_kernel(Out* out, float* rstd, const X* x, const float* w,
                                             int64_t rows, int64_t d, double eps) {
   const int lane = threadIdx.x & 31;
   const int64_t r = norm_row();
   if (r >= rows) return;
   const int64_t groups = d / 4;
-  const float* xr = x + r * d;
+  const X* xr = x + r * d;
   F4 xv[kVec];
   double ss = 0.0;
 #pragma unroll
   for (int k = 0; k < kVec; ++k) {
     const int64_t c = lane + 32 * k;
     if (c >= groups) continue;
-    xv[k] = load_pack<4>(xr + 4 * c);
+    xv[k] = load_floats4(xr + 4 * c);
 #pragma unroll
     for (int e = 0; e < 4; ++e) ss += static_cast<double>(xv[k].v[e]) * xv[k].v[e];
   }
@@ -61,8 +61,8 @@ __global__ void rmsnorm_forward_held_kernel(Out* out, float* rstd, const float* 
   }
 }
 
-template <typename Out, int kPairs>
-__global__ void qk_norm_rope_forward_held_kernel(Out* out, float* rstd, const float* x,
+template <typename Out, typename X, int kPairs>
+__global__ void qk_norm_rope_forward_held_kernel(Out* out, float* rstd, const X* x,
                                                  const float* w, int64_t rows, int64_t d,
                                                  double eps, RopeRows rope) {
   constexpr float sign = 1.0f;  // the rotation itself (the backward: its transpose)
@@ -70,15 +70,15 @@ __global__ void qk_norm_rope_forward_held_kernel(Out* out, float* rstd, const fl
   const int64_t r = norm_row();
   if (r >= rows) return;
   const int64_t half = d / 2;
-  const float* xr = x + r * d;
+  const X* xr = x + r * d;
   float lo[kPairs], hi[kPairs];
   double ss = 0.0;
 #pragma unroll
   for (int k = 0; k < kPairs; ++k) {
     const int64_t j = lane + 32 * k;
     if (j >= half) continue;
-    lo[k] = xr[j];
-    hi[k] = xr[j + half];
+    lo[k] = as_float(xr[j]);
+    hi[k] = as_float(xr[j + half]);
     ss += static_cast<double>(lo[k]) * lo[k];
     ss += static_cast<double>(hi[k]) * hi[k];
   }
@@ -129,9 +129,9 @@ __device__ __forceinline__ void write_dw_partial(float* dw_partials, const float
 
 // Pass 1 of the backward, partitions as the generic kernel's. dout F32, or
 // BF16 (storage: the block's dln out of a product under --bf16-activations).
-template <typename DX, typename DO, int kVec>
+template <typename DX, typename DO, typename X, int kVec>
 __global__ void rmsnorm_backward_held_kernel(DX* dx, __nv_bfloat16* dx_copy, float* dw_partials,
-                                             const DO* dout, const float* x, const float* w,
+                                             const DO* dout, const X* x, const float* w,
                                              const float* rstd, int64_t rows, int64_t d,
                                              int64_t parts, bool accumulate_dx) {
   extern __shared__ float dw_rows[];  // [warps, d]
@@ -148,7 +148,7 @@ __global__ void rmsnorm_backward_held_kernel(DX* dx, __nv_bfloat16* dx_copy, flo
     for (int k = 0; k < kVec; ++k) {
       const int64_t c = lane + 32 * k;
       if (c >= groups) continue;
-      xv[k] = load_pack<4>(x + r * d + 4 * c);
+      xv[k] = load_floats4(x + r * d + 4 * c);
       const Pack<DO, 4> g = load_pack<4>(dout + r * d + 4 * c);
 #pragma unroll
       for (int e = 0; e < 4; ++e) gv[k].v[e] = as_float(g.v[e]);
@@ -187,10 +187,10 @@ __global__ void rmsnorm_backward_held_kernel(DX* dx, __nv_bfloat16* dx_copy, flo
 }
 
 // QK-Norm + RoPE, pass 1: dout is rotated back (the transpose) pair by pair.
-template <typename DX, typename DO, int kPairs>
+template <typename DX, typename DO, typename X, int kPairs>
 __global__ void qk_norm_rope_backward_held_kernel(DX* dx, __nv_bfloat16* dx_copy,
                                                   float* dw_partials, const DO* dout,
-                                                  const float* x, const float* w,
+                                                  const X* x, const float* w,
                                                   const float* rstd, int64_t rows, int64_t d,
                                                   int64_t parts, bool accumulate_dx,
                                                   RopeRows rope) {
@@ -207,7 +207,7 @@ __global__ void qk_norm_rope_backward_held_kernel(DX* dx, __nv_bfloat16* dx_copy
   const RowRange range = partition_rows(rows, parts, blockIdx.x);
   for (int64_t r = range.begin + warp; r < range.end; r += warps) {
     const int64_t pos = rope.pos0 + (r / rope.heads) % rope.t;
-    const float* xr = x + r * d;
+    const X* xr = x + r * d;
     const DO* gr = dout + r * d;
     const float s = rstd[r];
     float xl[kPairs], xh[kPairs], gl[kPairs], gh[kPairs];
@@ -216,8 +216,8 @@ __global__ void qk_norm_rope_backward_held_kernel(DX* dx, __nv_bfloat16* dx_copy
     for (int k = 0; k < kPairs; ++k) {
       const int64_t j = lane + 32 * k;
       if (j >= half) continue;
-      xl[k] = xr[j];
-      xh[k] = xr[j + half];
+      xl[k] = as_float(xr[j]);
+      xh[k] = as_float(xr[j + half]);
       const float g1 = as_float(gr[j]), g2 = as_float(gr[j + half]);
       const float c = rope.cos[pos * half + j], sn = rope.sin[pos * half + j];
       gl[k] = g1 * c - sign * g2 * sn;
