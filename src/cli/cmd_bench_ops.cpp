@@ -1,4 +1,5 @@
 // hessgpt bench ops: each backend op timed alone at a model's training shapes.
+#include <algorithm>
 #include <cstdio>
 
 #include "cli/cli_util.h"
@@ -38,9 +39,11 @@ void run_bench_ops(const BenchOpsOptions& o) {
   std::printf("%s on %s (%s products), batch %lld x %lld; median of %d\n", o.model.c_str(),
               backend->name().c_str(), o.compute.precision.c_str(),
               static_cast<long long>(o.batch), static_cast<long long>(o.seq), o.repeat);
-  std::printf("%-32s %10s %10s %10s  %s\n", "op", "ms", "TFLOP/s", "GB/s", "shape");
+  int width = 2;  // the longest name, so that the columns line up
+  for (const OpTiming& t : ops) width = std::max(width, static_cast<int>(t.name.size()));
+  std::printf("%-*s %10s %10s %10s  %s\n", width, "op", "ms", "TFLOP/s", "GB/s", "shape");
   for (const OpTiming& t : ops)
-    std::printf("%-32s %10.3f %10.2f %10.1f  %s\n", t.name.c_str(), t.ms, t.tflops_per_s(),
+    std::printf("%-*s %10.3f %10.2f %10.1f  %s\n", width, t.name.c_str(), t.ms, t.tflops_per_s(),
                 t.gbytes_per_s(), t.shape.c_str());
 }
 

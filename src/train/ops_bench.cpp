@@ -245,6 +245,16 @@ std::vector<OpTiming> run_ops_bench(const ModelConfig& c, Backend& be, int64_t b
              (f4 + 2.0 + 2.0) * n * h * hd, [&, q, wq, rq, cs, sn, dout16, dqkv, dwq] {
                be.qk_norm_rope_backward(dqkv, dwq, dout16, q, wq, rq, cs, sn, 0, 0);
              });
+      // The default under --bf16-activations: q before the norm in BF16 too.
+      const Tensor q16 = b.bf16({batch, seq, h, hd}), out16 = b.bf16({batch, seq, h, hd});
+      b.time("qk-norm+rope fwd (q, all bf16)", dims({batch, seq, h, hd}), 0, 2.0 * 2 * n * h * hd,
+             [&, q16, out16, wq, rq, cs, sn] {
+               be.qk_norm_rope_forward(out16, rq, q16, wq, c.rms_norm_eps, cs, sn, 0);
+             });
+      b.time("qk-norm+rope bwd (q into qkv, all bf16)", dims({batch, seq, h, hd}), 0,
+             2.0 * 3 * n * h * hd, [&, q16, wq, rq, cs, sn, dout16, dqkv, dwq] {
+               be.qk_norm_rope_backward(dqkv, dwq, dout16, q16, wq, rq, cs, sn, 0, 0);
+             });
     }
   }
   {
