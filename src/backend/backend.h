@@ -173,9 +173,10 @@ class Backend {
   // The backward of both: dx =, dw +=. dout may be overwritten (the default
   // rotates it back in place first); it may be BF16 (storage: attention's
   // gradients under --bf16-activations), and so may x (as above), where the
-  // backend overrides this. dx may have more heads than dout, [B, T, Hx, D]: the gradient then goes to
-  // heads [dx_head0, dx_head0 + heads) of each token, the others left alone
-  // (q's and k's gradients written straight into the fused q/k/v operand).
+  // backend overrides this. dx may have more heads than dout, [B, T, Hx, D]:
+  // the gradient then goes to heads [dx_head0, dx_head0 + heads) of each
+  // token, the others left alone (q's and k's gradients written straight into
+  // the fused q/k/v operand).
   // The default takes dx_head0 = 0 and dout's heads only.
   virtual void qk_norm_rope_backward(const Tensor& dx, const Tensor& dw, const Tensor& dout,
                                      const Tensor& x, const Tensor& w, const Tensor& rstd,

@@ -20,7 +20,8 @@ TrainingMemory estimate_training_memory(const ModelConfig& config, int64_t batch
   m.activations = activation_bytes(config, batch, seq, dtype, o);
   // The products' BF16 copies of the matrices (weight_copies.h): BF16
   // activations need BF16 products (check_memory_options).
-  if (o.memory.bf16_activations) m.weights += WeightCopies(config, make_param_layout(config)).bytes();
+  if (o.memory.bf16_activations)
+    m.weights += WeightCopies(config, make_param_layout(config)).bytes();
   return m;
 }
 

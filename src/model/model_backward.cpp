@@ -157,7 +157,8 @@ void Model::qkv_projections_backward(const LayerParamIndex& p, const Tensor& ln1
   const Tensor w = stacked_product_weights(p.q_proj, p.k_proj, rows), gq = grad(p.q_proj);
   const Tensor dw(gq.data, gq.dtype, gq.device, {rows, gq.cols()});
   backend_.matmul(dw, a.dqkv, true, ln1, false, 1.0f, 1.0f);     // d[Wq; Wk; Wv] += dqkv^T ln1
-  backend_.matmul(one_product_dln(), a.dqkv, false, w, false, 1.0f, 0.0f);  // dln = dqkv [Wq; Wk; Wv]
+  // dln = dqkv [Wq; Wk; Wv]
+  backend_.matmul(one_product_dln(), a.dqkv, false, w, false, 1.0f, 0.0f);
 }
 
 void Model::kv_projections_backward(const LayerParamIndex& p, const Tensor& ln1) {

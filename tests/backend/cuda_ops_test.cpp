@@ -368,10 +368,12 @@ TEST_F(CudaOps, QkNormRopeFusedMatchesTheTwoOps) {
     // bit the F32 x of its widened values, forward and backward.
     const std::vector<uint16_t> x16 = rounded(x);
     const auto with_x = [&](const Tensor& tx_) {
-      const Tensor o = on(*gpu_, poison(rows * d), {b, t, heads, d}), r = on(*gpu_, poison(rows), {rows});
+      const Tensor o = on(*gpu_, poison(rows * d), {b, t, heads, d});
+      const Tensor r = on(*gpu_, poison(rows), {rows});
       gpu_->qk_norm_rope_forward(o, r, tx_, tw, 1e-6, c, s, pos0);
       const Tensor g = on(*gpu_, poison(rows * d), {b, t, heads, d}), gw = on(*gpu_, dw0, {d});
-      gpu_->qk_norm_rope_backward(g, gw, on(*gpu_, dout, {b, t, heads, d}), tx_, tw, r, c, s, pos0, 0);
+      gpu_->qk_norm_rope_backward(g, gw, on(*gpu_, dout, {b, t, heads, d}), tx_, tw, r, c, s,
+                                  pos0, 0);
       return Outputs{{"out", host(*gpu_, o)}, {"rstd", host(*gpu_, r)}, {"dx", host(*gpu_, g)},
                      {"dw", host(*gpu_, gw)}};
     };

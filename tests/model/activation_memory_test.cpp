@@ -233,7 +233,8 @@ TEST(Bf16Activations, QkRawInBf16) {
   };
   const int64_t n = 2 * 24;
   EXPECT_EQ(f32_bytes - activation_bytes(c, 2, 24, DType::F32, o),
-            static_cast<size_t>(c.num_hidden_layers) * (saved(n * c.q_dim()) + saved(n * c.kv_dim())));
+            static_cast<size_t>(c.num_hidden_layers) *
+                (saved(n * c.q_dim()) + saved(n * c.kv_dim())));
   const testing::ScopedEnv bad("HESSGPT_BF16_QK_RAW", "yes");
   EXPECT_THROW(train_twice(c, false, false, bf16_activations(), true), Error);
 }
@@ -356,9 +357,11 @@ TEST(Bf16Activations, JoinedGateUpMatchesSeparateProducts) {
       for (const int i : {last.gate_proj, last.up_proj, last.post_norm}) {
         const ParamInfo& p = layout.params[static_cast<size_t>(i)];
         const auto part = [&](const Passes& r) {
-          return std::vector<float>(r.grads.begin() + p.offset, r.grads.begin() + p.offset + p.numel);
+          const auto first = r.grads.begin() + p.offset;
+          return std::vector<float>(first, first + p.numel);
         };
-        EXPECT_LT(rel_error(part(joined), part(apart)), 1e-5) << p.name << ", FFN " << c.intermediate_size;
+        EXPECT_LT(rel_error(part(joined), part(apart)), 1e-5)
+            << p.name << ", FFN " << c.intermediate_size;
       }
       const double err = rel_error(joined.grads, apart.grads);
       EXPECT_LT(err, 2e-3) << "FFN " << c.intermediate_size << ", recompute " << recompute;
@@ -581,7 +584,8 @@ TEST(MemoryAdvice, NamesTheUnusedOptionsWithTheirEstimates) {
   EXPECT_NE(none.find("--recompute --bf16-ffn needs 34.4 GiB"), std::string::npos) << none;
   EXPECT_NE(none.find("lower --batch"), std::string::npos);
   const std::string none16 = memory_advice(c, 32, 1024, m, true);
-  EXPECT_NE(none16.find("--recompute --bf16-activations needs 30.1 GiB"), std::string::npos) << none16;
+  EXPECT_NE(none16.find("--recompute --bf16-activations needs 30.1 GiB"), std::string::npos)
+      << none16;
   EXPECT_EQ(none16.find("--bf16-ffn"), std::string::npos) << none16;
   m.recompute_mlp = true;
   const std::string mlp = memory_advice(c, 32, 1024, m, false);
@@ -595,7 +599,8 @@ TEST(MemoryAdvice, NamesTheUnusedOptionsWithTheirEstimates) {
   m.bf16_ffn = true;
   const std::string done = "or lower --batch (raise --accum to keep the tokens per step) or --seq";
   EXPECT_EQ(memory_advice(c, 32, 1024, m, false), done);
-  EXPECT_NE(memory_advice(c, 32, 1024, m, true).find("--bf16-activations needs 30.1 GiB"), std::string::npos);
+  EXPECT_NE(memory_advice(c, 32, 1024, m, true).find("--bf16-activations needs 30.1 GiB"),
+            std::string::npos);
   m.bf16_activations = true;
   EXPECT_EQ(memory_advice(c, 32, 1024, m, true), done);
 }

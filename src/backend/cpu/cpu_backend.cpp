@@ -565,7 +565,8 @@ void CpuBackend::swiglu_forward_joined(const Tensor& out, const Tensor& gate_up)
 
 void CpuBackend::swiglu_backward_joined(const Tensor& dgate_up, const Tensor& dout,
                                         const Tensor& gate_up) {
-  for (const Tensor* t : {&dgate_up, &dout, &gate_up}) check_cpu(*t, "swiglu_backward_joined operand");
+  for (const Tensor* t : {&dgate_up, &dout, &gate_up})
+    check_cpu(*t, "swiglu_backward_joined operand");
   check_swiglu_joined(dout, gate_up, "swiglu_backward_joined");
   check_swiglu_joined(dout, dgate_up, "swiglu_backward_joined");
   HG_CHECK(dout.dtype == DType::F32 || gate_up.dtype == DType::BF16,
