@@ -74,6 +74,8 @@
 #     QK-Norm in F32 (HESSGPT_BF16_QK_RAW=0; the default keeps them in BF16).
 #   GEMV_AB [1]: each decode row again with the one-token products through cuBLASLt
 #     (HESSGPT_GEMV=0; the default is the GEMV kernel).
+#   PROLOGUE_AB [1]: each decode row again with the norms and SwiGLU as kernels of
+#     their own (HESSGPT_GEMV_PROLOGUE=0; the default folds them into the GEMV).
 #   GRAPHS_AB [1]: each decode row again with the step's ops launched one by one
 #     (HESSGPT_CUDA_GRAPHS=0; the default replays a CUDA graph of the step).
 #   NORM_AB [1]: the RMSNorm and QK-Norm rows of `bench ops` again with the
@@ -639,6 +641,7 @@ for m in ${DECODE_MODELS-model1 model2}; do
   [[ ${GEMV_AB:-1} == 1 ]] && decode_row "$m" 32 cublaslt HESSGPT_GEMV=0
   # The step's ops launched one by one instead of a CUDA graph's replay.
   [[ ${GRAPHS_AB:-1} == 1 ]] && decode_row "$m" 32 no-graphs HESSGPT_CUDA_GRAPHS=0
+  [[ ${PROLOGUE_AB:-1} == 1 ]] && decode_row "$m" 32 no-prologue HESSGPT_GEMV_PROLOGUE=0
 done
 for m in ${PROFILE_MODELS-model1}; do [[ " $models " == *" $m "* ]] && profile_rows "$m" 32 1024; done
 for m in $models; do ab_rows "$m" $(bench_shape "$m"); done

@@ -80,6 +80,18 @@ void Backend::rmsnorm_backward_copy(const Tensor& dx, const Tensor& dx16, const 
   convert(dx16, dx);
 }
 
+void Backend::rmsnorm_matmul(const Tensor& c, const Tensor& x, const Tensor& norm_w, double eps,
+                             const Tensor& w, const Tensor& ln, const Tensor& rstd) {
+  rmsnorm_forward(ln, rstd, x, norm_w, eps);
+  matmul(c, ln, false, w, true, 1.0f, 0.0f);
+}
+
+void Backend::swiglu_matmul_add(const Tensor& c, const Tensor& gate, const Tensor& up,
+                                const Tensor& w, const Tensor& act) {
+  swiglu_forward(act, gate, up);
+  matmul(c, act, false, w, true, 1.0f, 1.0f);
+}
+
 void Backend::matmul_add(const Tensor& c, const Tensor& a, bool trans_a, const Tensor& b,
                          bool trans_b, const Tensor& d) {
   HG_CHECK(d.dtype == c.dtype && d.numel() == c.numel(), "matmul_add: addend ", d.shape_string(),

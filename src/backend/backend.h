@@ -124,6 +124,16 @@ class Backend {
   virtual void matmul_add(const Tensor& c, const Tensor& a, bool trans_a, const Tensor& b,
                           bool trans_b, const Tensor& d);
 
+  // Decoding's products with the op before them (a backend may fold it into
+  // the product's reads; the defaults run the two ops, writing the scratch).
+  // c = rmsnorm(x; norm_w) w^T, ln and rstd the norm's scratch (x's shape,
+  // x's rows).
+  virtual void rmsnorm_matmul(const Tensor& c, const Tensor& x, const Tensor& norm_w, double eps,
+                              const Tensor& w, const Tensor& ln, const Tensor& rstd);
+  // c += (silu(gate) * up) w^T, act the SwiGLU's scratch (gate's shape).
+  virtual void swiglu_matmul_add(const Tensor& c, const Tensor& gate, const Tensor& up,
+                                 const Tensor& w, const Tensor& act);
+
   // y += x (residual connections; gradient accumulation).
   virtual void add_inplace(const Tensor& y, const Tensor& x) = 0;
   // x *= s

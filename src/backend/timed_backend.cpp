@@ -222,6 +222,18 @@ void TimedBackend::swiglu_backward(const Tensor& dgate, const Tensor& dup, const
   timed("swiglu_backward", sig(gate) + " -> " + sig(dgate),
         [&] { inner_.swiglu_backward(dgate, dup, dout, gate, up); });
 }
+// (Decoding's fused products: "matmul" in their names puts them with the products.)
+void TimedBackend::rmsnorm_matmul(const Tensor& c, const Tensor& x, const Tensor& norm_w,
+                                  double eps, const Tensor& w, const Tensor& ln,
+                                  const Tensor& rstd) {
+  timed("matmul_rmsnorm", product(c, x, false, w, true),
+        [&] { inner_.rmsnorm_matmul(c, x, norm_w, eps, w, ln, rstd); });
+}
+void TimedBackend::swiglu_matmul_add(const Tensor& c, const Tensor& gate, const Tensor& up,
+                                     const Tensor& w, const Tensor& act) {
+  timed("matmul_swiglu_add", product(c, gate, false, w, true),
+        [&] { inner_.swiglu_matmul_add(c, gate, up, w, act); });
+}
 void TimedBackend::swiglu_forward_joined(const Tensor& out, const Tensor& gate_up) {
   timed("swiglu_forward_joined", sig(gate_up) + " -> " + sig(out),
         [&] { inner_.swiglu_forward_joined(out, gate_up); });

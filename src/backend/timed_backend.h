@@ -99,6 +99,10 @@ class TimedBackend final : public Backend {
   void swiglu_forward(const Tensor& out, const Tensor& gate, const Tensor& up) override;
   void swiglu_backward(const Tensor& dgate, const Tensor& dup, const Tensor& dout,
                        const Tensor& gate, const Tensor& up) override;
+  void rmsnorm_matmul(const Tensor& c, const Tensor& x, const Tensor& norm_w, double eps,
+                      const Tensor& w, const Tensor& ln, const Tensor& rstd) override;
+  void swiglu_matmul_add(const Tensor& c, const Tensor& gate, const Tensor& up, const Tensor& w,
+                         const Tensor& act) override;
   void swiglu_forward_joined(const Tensor& out, const Tensor& gate_up) override;
   void swiglu_backward_joined(const Tensor& dgate_up, const Tensor& dout,
                               const Tensor& gate_up) override;

@@ -103,6 +103,17 @@ void DeviceSession::linear_stacked(const Tensor& y, const Tensor& x, const Tenso
   for (const auto& [out, w] : parts) linear(*out, x, *w);
 }
 
+void DeviceSession::normed_linear(const Tensor& y, const Tensor& norm_w, const Tensor& stacked,
+                                  std::initializer_list<TensorPair> parts) {
+  const double eps = m_.config().rms_norm_eps;
+  if (stacked.data) {
+    be_.rmsnorm_matmul(y, x1_, norm_w, eps, stacked, ln1_, rstd1_);
+    return;
+  }
+  be_.rmsnorm_forward(ln1_, rstd1_, x1_, norm_w, eps);
+  linear_stacked(y, ln1_, stacked, parts);
+}
+
 void DeviceSession::round_embedding(const Tensor& x, const Tensor& x16) {
   if (w_.format() != WeightFormat::BF16) return;
   be_.convert(x16, x);
@@ -247,8 +258,8 @@ void DeviceSession::decode_ops() {
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     const LayerParamIndex& p = lay.layers[static_cast<size_t>(l)];
     const DeviceLayerWeights& w = w_.layer(l);
-    be_.rmsnorm_forward(ln1_, rstd1_, x1_, m_.param(p.input_norm), eps);
-    linear_stacked(qkv1_, ln1_, w.qkv, {{&q, &w.q}, {&k, &w.k}, {&v, &w.v}});
+    // The norms and SwiGLU ride in the products that read their output.
+    normed_linear(qkv1_, m_.param(p.input_norm), w.qkv, {{&q, &w.q}, {&k, &w.k}, {&v, &w.v}});
     if (c.qk_norm) {
       step.q_norm = m_.param(p.q_norm);
       step.k_norm = m_.param(p.k_norm);
@@ -258,13 +269,10 @@ void DeviceSession::decode_ops() {
     be_.decode_attention(step);
     // The residual adds come out of the products (beta 1): one launch, not two.
     be_.matmul(x1_, att1_, false, w.o, true, 1.0f, 1.0f);
-    be_.rmsnorm_forward(ln1_, rstd1_, x1_, m_.param(p.post_norm), eps);
-    linear_stacked(gate_up1_, ln1_, w.gate_up, {{&gate, &w.gate}, {&up, &w.up}});
-    be_.swiglu_forward(act1_, gate, up);
-    be_.matmul(x1_, act1_, false, w.down, true, 1.0f, 1.0f);
+    normed_linear(gate_up1_, m_.param(p.post_norm), w.gate_up, {{&gate, &w.gate}, {&up, &w.up}});
+    be_.swiglu_matmul_add(x1_, gate, up, w.down, act1_);
   }
-  be_.rmsnorm_forward(ln1_, rstd1_, x1_, m_.param(lay.final_norm), eps);
-  be_.matmul(logits1_, ln1_, false, w_.head(), true, 1.0f, 0.0f);
+  be_.rmsnorm_matmul(logits1_, x1_, m_.param(lay.final_norm), eps, w_.head(), ln1_, rstd1_);
   be_.softcap_forward(logits1_, c.logit_softcap);
 }
 

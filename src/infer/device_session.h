@@ -78,6 +78,10 @@ class DeviceSession final : public Session {
   using TensorPair = std::pair<const Tensor*, const Tensor*>;
   void linear_stacked(const Tensor& y, const Tensor& x, const Tensor& stacked,
                       std::initializer_list<TensorPair> parts);
+  // The same over rmsnorm(x1_): where the rows are stacked, one product with
+  // the norm folded in where the backend can (Backend::rmsnorm_matmul).
+  void normed_linear(const Tensor& y, const Tensor& norm_w, const Tensor& stacked,
+                     std::initializer_list<TensorPair> parts);
   // x's rows as a BF16 session reads the embedding: rounded to BF16 (through
   // x16, of x's size); nothing for FP32 weights.
   void round_embedding(const Tensor& x, const Tensor& x16);

@@ -212,6 +212,40 @@ void CudaBackend::matmul(const Tensor& c, const Tensor& a, bool trans_a, const T
               out_bf16 ? nullptr : f32(c), c.cols(), s_->stream, out_bf16 ? bits(c) : nullptr);
 }
 
+// Decoding's one row through the GEMV with the op before it as its prologue
+// (gemv_prologue.cu), where gemv_rows would take the product (runs_as_gemv)
+// and the operand fits shared memory; else the two ops (and with
+// HESSGPT_GEMV_PROLOGUE=0, for A/B timings).
+bool CudaBackend::prologue_gemv_fits(const Tensor& c, const Tensor& x, const Tensor& w) const {
+  if (x.rows() != 1 || x.dtype != DType::F32 || !cuda::gemv_prologue_fits(x.cols())) return false;
+  if (!env_switch_on("HESSGPT_GEMV_PROLOGUE")) return false;
+  const MatmulShape s = matmul_shape(c, x, false, w, true);
+  return runs_as_gemv(c, x, false, w, true, s);
+}
+
+void CudaBackend::rmsnorm_matmul(const Tensor& c, const Tensor& x, const Tensor& norm_w,
+                                 double eps, const Tensor& w, const Tensor& ln,
+                                 const Tensor& rstd) {
+  if (!prologue_gemv_fits(c, x, w) || norm_w.dtype != DType::F32 ||
+      norm_w.numel() != x.cols()) {
+    Backend::rmsnorm_matmul(c, x, norm_w, eps, w, ln, rstd);
+    return;
+  }
+  cuda::gemv_norm(f32(c), f32(x), f32(norm_w), eps, w.data, w.dtype == DType::BF16, w.rows(),
+                  x.cols(), w.cols(), matmul_precision_ == MatmulPrecision::BF16, s_->stream);
+}
+
+void CudaBackend::swiglu_matmul_add(const Tensor& c, const Tensor& gate, const Tensor& up,
+                                    const Tensor& w, const Tensor& act) {
+  if (!prologue_gemv_fits(c, gate, w) || up.dtype != DType::F32 || up.numel() != gate.numel()) {
+    Backend::swiglu_matmul_add(c, gate, up, w, act);
+    return;
+  }
+  cuda::gemv_swiglu(f32(c), f32(gate), f32(up), w.data, w.dtype == DType::BF16, w.rows(),
+                    gate.cols(), w.cols(), 1.0f, matmul_precision_ == MatmulPrecision::BF16,
+                    s_->stream);
+}
+
 // The residual read by cuBLASLt as C while D is c (C != D): no copy of d into c.
 // Shapes that need margins or a staged output take the default.
 void CudaBackend::matmul_add(const Tensor& c, const Tensor& a, bool trans_a, const Tensor& b,

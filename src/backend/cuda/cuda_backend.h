@@ -113,6 +113,10 @@ class CudaBackend final : public Backend {
   void swiglu_forward(const Tensor& out, const Tensor& gate, const Tensor& up) override;
   void swiglu_backward(const Tensor& dgate, const Tensor& dup, const Tensor& dout,
                        const Tensor& gate, const Tensor& up) override;
+  void rmsnorm_matmul(const Tensor& c, const Tensor& x, const Tensor& norm_w, double eps,
+                      const Tensor& w, const Tensor& ln, const Tensor& rstd) override;
+  void swiglu_matmul_add(const Tensor& c, const Tensor& gate, const Tensor& up, const Tensor& w,
+                         const Tensor& act) override;
   void swiglu_forward_joined(const Tensor& out, const Tensor& gate_up) override;
   void swiglu_backward_joined(const Tensor& dgate_up, const Tensor& dout,
                               const Tensor& gate_up) override;
@@ -136,6 +140,9 @@ class CudaBackend final : public Backend {
                                 const Tensor& dout, const Tensor& q, const Tensor& k,
                                 const Tensor& v, const Tensor& out, const Tensor& lse,
                                 double scale);
+  // Whether decoding's fused products (rmsnorm_matmul, swiglu_matmul_add) run
+  // as one GEMV with a prologue.
+  bool prologue_gemv_fits(const Tensor& c, const Tensor& x, const Tensor& w) const;
   // SwiGLU's kernels over gate and up apart (joined_w 0) or side by side.
   static Tensor up_half(const Tensor& gate_up, int64_t w);
   void run_swiglu_forward(const Tensor& out, const Tensor& gate, const Tensor& up,

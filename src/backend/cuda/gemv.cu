@@ -5,69 +5,22 @@
 // for all m rows of a, and the whole GPU streams the weights. The weights may
 // be BF16 (storage: decoding's BF16 sessions), half the bytes to stream.
 #include "backend/cuda/device_util.cuh"
+#include "backend/cuda/gemv_dot.cuh"
 #include "backend/cuda/kernels.h"
 #include "core/error.h"
 
 namespace hessgpt::cuda {
 namespace {
 
-// An operand value as the product reads it: itself, or rounded to BF16 (the
-// BF16 products' operands).
-template <bool kBf16>
-__device__ __forceinline__ float operand(float x) {
-  if constexpr (kBf16) return __bfloat162float(__float2bfloat16_rn(x));
-  return x;
-}
-
-// One warp per column n of c: lane l takes 16 bytes of b's row at a time (4
-// F32 or 8 BF16 weights) where its rows are 16-byte aligned, then the row's
-// tail one value at a time; the warp adds its lanes. a's rows are read 4
-// floats at a time where they are 16-byte aligned too (a_vec).
+// One warp per column n of c (gemv_dot.cuh: warp_dot).
 template <int M, bool kBf16, typename W, bool kVec>
 __global__ void gemv_kernel(float* c, const float* a, const W* b, int64_t n, int64_t k,
                             int64_t ldb, float alpha, float beta, bool a_vec) {
-  constexpr int kPer = 16 / static_cast<int>(sizeof(W));
   const int lane = threadIdx.x & 31;
   const int64_t col = static_cast<int64_t>(blockIdx.x) * kGemvWarps + (threadIdx.x >> 5);
   if (col >= n) return;
-  const W* row = b + col * ldb;
   float acc[M];
-#pragma unroll
-  for (int m = 0; m < M; ++m) acc[m] = 0.0f;
-  int64_t tail = 0;
-  if constexpr (kVec) {
-    tail = k / kPer * kPer;
-    for (int64_t i = kPer * lane; i < tail; i += kPer * 32) {
-      const Pack<W, kPer> w = load_pack<kPer>(row + i);
-#pragma unroll
-      for (int m = 0; m < M; ++m) {
-        const float* am = a + m * k + i;
-        float x[kPer];
-        if (a_vec) {
-#pragma unroll
-          for (int q = 0; q < kPer / 4; ++q) {
-            const Pack<float, 4> v = load_pack<4>(am + 4 * q);
-#pragma unroll
-            for (int e = 0; e < 4; ++e) x[4 * q + e] = v.v[e];
-          }
-        } else {
-#pragma unroll
-          for (int e = 0; e < kPer; ++e) x[e] = am[e];
-        }
-#pragma unroll
-        for (int e = 0; e < kPer; ++e)
-          acc[m] += operand<kBf16>(x[e]) * operand<kBf16>(as_float(w.v[e]));
-      }
-    }
-  }
-#pragma unroll 4
-  for (int64_t i = tail + lane; i < k; i += 32) {
-    const float w = operand<kBf16>(as_float(row[i]));
-#pragma unroll
-    for (int m = 0; m < M; ++m) acc[m] += operand<kBf16>(a[m * k + i]) * w;
-  }
-#pragma unroll
-  for (int m = 0; m < M; ++m) acc[m] = warp_sum(acc[m]);
+  warp_dot<M, kBf16, W, kVec>(acc, b + col * ldb, a, k, a_vec, lane);
   if (lane != 0) return;
 #pragma unroll
   for (int m = 0; m < M; ++m) {

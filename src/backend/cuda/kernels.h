@@ -83,6 +83,16 @@ void gemv_rows(float* c, const float* a, const void* b, bool b_bf16, int64_t m, 
                int64_t k, int64_t ldb, float alpha, float beta, bool bf16_operands,
                cudaStream_t stream);
 
+// ---- gemv_prologue.cu: one row, c[n] = rmsnorm(x) b^T (beta 0) or c[n] =
+// swiglu(gate, up) b^T + beta c, the operand built per block in shared memory
+// (gemv_prologue_fits(k)); b as gemv_rows reads it.
+void gemv_norm(float* c, const float* x, const float* norm_w, double eps, const void* b,
+               bool b_bf16, int64_t n, int64_t k, int64_t ldb, bool bf16_operands,
+               cudaStream_t stream);
+void gemv_swiglu(float* c, const float* gate, const float* up, const void* b, bool b_bf16,
+                 int64_t n, int64_t k, int64_t ldb, float beta, bool bf16_operands,
+                 cudaStream_t stream);
+
 // ---- rmsnorm.cu -------------------------------------------------------------
 // RoPE fused into QK-Norm: the rows are those of a [B, T, heads, D] tensor, row r
 // at position pos0 + (r / heads) % t, cos/sin [P, D/2] as rope() reads them.

@@ -78,6 +78,15 @@ inline std::vector<AdamWChunk> adamw_chunks(const std::vector<AdamWChunk>& group
 constexpr int64_t kGemvMaxRows = 8;
 constexpr int kGemvWarps = 8;
 inline int64_t gemv_blocks(int64_t n) { return n <= 0 ? 0 : ceil_div(n, kGemvWarps); }
+// With a prologue (gemv_prologue.cu) each block first builds the operand, k
+// floats of shared memory (up to the default 48 KB): at most 512 blocks
+// (about four per SM on an H100), each warp then taking every
+// (512 * kGemvWarps)-th column, so few blocks repeat the prologue.
+constexpr int64_t kGemvPrologueBlocks = 512;
+inline bool gemv_prologue_fits(int64_t k) { return k > 0 && k <= 12288; }
+inline int64_t gemv_prologue_blocks(int64_t n) {
+  return n <= 0 ? 0 : std::min(gemv_blocks(n), kGemvPrologueBlocks);
+}
 
 // ---- one decoding step's attention (decode.cu) -----------------------------------
 // Keys are split into runs of kDecodeKeys, a block of kDecodeWarps warps per

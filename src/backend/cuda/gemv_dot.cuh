@@ -1,0 +1,65 @@
+// One warp's share of a product of a few rows (gemv.cu): the dot products of
+// one row of b (the weights) with each of a's M rows. Shared by the plain
+// GEMV and the ones that stage a through a prologue (gemv_prologue.cu).
+#pragma once
+
+#include "backend/cuda/device_util.cuh"
+
+namespace hessgpt::cuda {
+
+// An operand value as the product reads it: itself, or rounded to BF16 (the
+// BF16 products' operands).
+template <bool kBf16>
+__device__ __forceinline__ float operand(float x) {
+  if constexpr (kBf16) return __bfloat162float(__float2bfloat16_rn(x));
+  return x;
+}
+
+// acc[m] = sum over k of a[m, i] row[i], over the warp's lanes (every lane
+// gets the sums). Lane l takes 16 bytes of the row at a time (4 F32 or 8 BF16
+// weights) where its rows are 16-byte aligned (kVec), then the row's tail one
+// value at a time. a's rows are read 4 floats at a time where they are
+// 16-byte aligned too (a_vec).
+template <int M, bool kBf16, typename W, bool kVec>
+__device__ __forceinline__ void warp_dot(float (&acc)[M], const W* row, const float* a, int64_t k,
+                                         bool a_vec, int lane) {
+  constexpr int kPer = 16 / static_cast<int>(sizeof(W));
+#pragma unroll
+  for (int m = 0; m < M; ++m) acc[m] = 0.0f;
+  int64_t tail = 0;
+  if constexpr (kVec) {
+    tail = k / kPer * kPer;
+    for (int64_t i = kPer * lane; i < tail; i += kPer * 32) {
+      const Pack<W, kPer> w = load_pack<kPer>(row + i);
+#pragma unroll
+      for (int m = 0; m < M; ++m) {
+        const float* am = a + m * k + i;
+        float x[kPer];
+        if (a_vec) {
+#pragma unroll
+          for (int q = 0; q < kPer / 4; ++q) {
+            const Pack<float, 4> v = load_pack<4>(am + 4 * q);
+#pragma unroll
+            for (int e = 0; e < 4; ++e) x[4 * q + e] = v.v[e];
+          }
+        } else {
+#pragma unroll
+          for (int e = 0; e < kPer; ++e) x[e] = am[e];
+        }
+#pragma unroll
+        for (int e = 0; e < kPer; ++e)
+          acc[m] += operand<kBf16>(x[e]) * operand<kBf16>(as_float(w.v[e]));
+      }
+    }
+  }
+#pragma unroll 4
+  for (int64_t i = tail + lane; i < k; i += 32) {
+    const float w = operand<kBf16>(as_float(row[i]));
+#pragma unroll
+    for (int m = 0; m < M; ++m) acc[m] += operand<kBf16>(a[m * k + i]) * w;
+  }
+#pragma unroll
+  for (int m = 0; m < M; ++m) acc[m] = warp_sum(acc[m]);
+}
+
+}  // namespace hessgpt::cuda
