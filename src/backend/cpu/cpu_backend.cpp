@@ -187,6 +187,17 @@ void CpuBackend::matmul(const Tensor& c, const Tensor& a, bool trans_a, const Te
   check_cpu(c, "matmul C");
   check_cpu(a, "matmul A");
   check_cpu(b, "matmul B");
+  if (c.dtype == DType::BF16) {
+    // The F32 product into scratch, then rounded (backend.h); BF16 operands
+    // go in as they are (below).
+    HG_CHECK(a.dtype != DType::F64 && b.dtype != DType::F64,
+             "a BF16 matmul output needs F32 or BF16 operands");
+    HG_CHECK(beta == 0.0f, "a BF16 matmul output cannot accumulate (beta must be 0)");
+    const Tensor staged = staged_f32(c).view({c.rows(), c.cols()});
+    matmul(staged, a, trans_a, b, trans_b, alpha, 0.0f);
+    cpu::to_bf16(c.as<uint16_t>(), staged_.data(), c.numel());
+    return;
+  }
   // BF16 operands: BF16 products take their bits as they are (the rounding
   // is the identity); anything else reads them widened (exact) by F32 rules.
   const bool bf16_operand = a.dtype == DType::BF16 || b.dtype == DType::BF16;
@@ -196,16 +207,6 @@ void CpuBackend::matmul(const Tensor& c, const Tensor& a, bool trans_a, const Te
     const Tensor a32 = a.dtype == DType::BF16 ? widened(wide_a_, a) : a;
     const Tensor b32 = b.dtype == DType::BF16 ? widened(wide_b_, b) : b;
     matmul(c, a32, trans_a, b32, trans_b, alpha, beta);
-    return;
-  }
-  if (c.dtype == DType::BF16) {
-    // The F32 product into scratch, then rounded (backend.h).
-    HG_CHECK(a.dtype == DType::F32 && b.dtype == DType::F32,
-             "a BF16 matmul output needs F32 operands");
-    HG_CHECK(beta == 0.0f, "a BF16 matmul output cannot accumulate (beta must be 0)");
-    const Tensor staged = staged_f32(c).view({c.rows(), c.cols()});
-    matmul(staged, a, trans_a, b, trans_b, alpha, 0.0f);
-    cpu::to_bf16(c.as<uint16_t>(), staged_.data(), c.numel());
     return;
   }
   for (const Tensor* t : {&a, &b})
