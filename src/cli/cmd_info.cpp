@@ -93,7 +93,7 @@ void run_info(const InfoOptions& o) {
               static_cast<long long>(o.batch), static_cast<long long>(o.seq),
               m.recompute ? ", selective recomputation"
                           : (m.recompute_mlp ? ", the MLP's inputs recomputed" : ""),
-              m.bf16_activations ? ", BF16 product inputs and gate/up"
+              m.bf16_activations ? ", BF16 product inputs, gate/up and q/k"
                                  : (m.bf16_ffn ? ", BF16 gate/up" : ""));
   std::printf("  weights      %8.2f GiB\n  gradients    %8.2f GiB\n  AdamW state  %8.2f GiB\n"
               "  activations  %8.2f GiB\n  total        %8.2f GiB\n",

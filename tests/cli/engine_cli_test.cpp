@@ -59,7 +59,7 @@ TEST(EngineCli, MemoryOptionsShrinkTheEstimate) {
                "--bf16-activations needs --precision bf16");
   const auto r = run_command(bin() + " info --model model1 --recompute --bf16-activations");
   EXPECT_EQ(r.exit_code, 0) << r.out;
-  EXPECT_NE(r.out.find("selective recomputation, BF16 product inputs and gate/up"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("selective recomputation, BF16 product inputs, gate/up and q/k"), std::string::npos) << r.out;
 }
 
 // bench train --profile: the step's time per backend op, as JSON rows.
