@@ -71,9 +71,11 @@ class CudaGemvPrologue : public CudaOps {
 // away may round to the neighbouring BF16 value (1e-4).
 TEST_F(CudaGemvPrologue, MatchesTheTwoOps) {
   for (const MatmulPrecision p : {MatmulPrecision::FP32, MatmulPrecision::BF16}) {
-    if (!gpu_->supports_matmul_precision(p) || !cpu_.supports_matmul_precision(p)) continue;
+    if (!gpu_->supports_matmul_precision(p)) continue;
     gpu_->set_matmul_precision(p);
-    cpu_.set_matmul_precision(p);
+    // (The device machine's CPU backend has no BF16 products: no oneDNN there.)
+    const bool on_cpu = cpu_.supports_matmul_precision(p);
+    if (on_cpu) cpu_.set_matmul_precision(p);
     for (const Shape& s : kShapes) {
       for (const bool bf16_weights : {false, true}) {
         const std::string what = std::string(p == MatmulPrecision::BF16 ? "bf16" : "fp32") +
@@ -81,12 +83,14 @@ TEST_F(CudaGemvPrologue, MatchesTheTwoOps) {
                                  std::to_string(s.n) + ", " + std::to_string(s.k) + "]";
         const Vec fused = norm_product(*gpu_, s, bf16_weights, true);
         expect_close(fused, norm_product(*gpu_, s, bf16_weights, false), 1e-6, "norm, " + what);
-        expect_close(fused, norm_product(cpu_, s, bf16_weights, true), 1e-4, "norm cpu, " + what);
+        if (on_cpu)
+          expect_close(fused, norm_product(cpu_, s, bf16_weights, true), 1e-4, "norm cpu, " + what);
         const Vec fused_glu = swiglu_product(*gpu_, s, bf16_weights, true);
         expect_close(fused_glu, swiglu_product(*gpu_, s, bf16_weights, false), 1e-6,
                      "swiglu, " + what);
-        expect_close(fused_glu, swiglu_product(cpu_, s, bf16_weights, true), 1e-4,
-                     "swiglu cpu, " + what);
+        if (on_cpu)
+          expect_close(fused_glu, swiglu_product(cpu_, s, bf16_weights, true), 1e-4,
+                       "swiglu cpu, " + what);
       }
     }
   }
