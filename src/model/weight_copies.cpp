@@ -8,7 +8,7 @@ WeightCopies::WeightCopies(const ModelConfig& config, const ParamLayout& layout)
   for (size_t i = 0; i < layout.params.size(); ++i) {
     const ParamInfo& p = layout.params[i];
     if (p.kind != ParamKind::Matrix) continue;
-    entries_[i] = {elements_, p.shape[0], p.shape[1]};
+    entries_[i] = {0, p.shape[0], p.shape[1]};  // offset set below, once padded
   }
   for (const LayerParamIndex& l : layout.layers) {
     entries_[static_cast<size_t>(l.gate_proj)].rows = ffn;
@@ -17,7 +17,6 @@ WeightCopies::WeightCopies(const ModelConfig& config, const ParamLayout& layout)
   }
   // Offsets after the padding; adjacent matrices stay adjacent (q, k, v:
   // the fused products read them as one) wherever sizes are 16-byte multiples.
-  elements_ = 0;
   for (Entry& e : entries_) {
     if (e.offset < 0) continue;
     e.offset = elements_;

@@ -135,6 +135,14 @@ bool cpu_has_bf16_products() {
   return CpuBackend(1).supports_matmul_precision(MatmulPrecision::BF16);
 }
 
+// train_twice under BF16 products and --bf16-activations, with the
+// environment switch `var` (one of the A/B forms) set to `value`.
+Passes bf16_train_twice_with(const char* var, const char* value, const ModelConfig& c,
+                             bool recompute = false) {
+  const testing::ScopedEnv form(var, value);
+  return train_twice(c, recompute, false, bf16_activations(), true);
+}
+
 TEST(Recompute, BitIdenticalWithBf16GateAndUp) { expect_identical(preset_config("tiny"), false, bf16_ffn()); }
 
 // tiny with an FFN width that is not a multiple of 8, so that the FFN's
@@ -207,11 +215,7 @@ TEST(Bf16Activations, SameLossAsF32InputsUnderBf16Products) {
 TEST(Bf16Activations, QkRawInBf16) {
   if (!cpu_has_bf16_products()) GTEST_SKIP() << "no BF16 products in this build (oneDNN)";
   const ModelConfig c = preset_config("tiny");
-  Passes f32_raw;
-  {
-    const testing::ScopedEnv off("HESSGPT_BF16_QK_RAW", "0");
-    f32_raw = train_twice(c, false, false, bf16_activations(), true);
-  }
+  const Passes f32_raw = bf16_train_twice_with("HESSGPT_BF16_QK_RAW", "0", c);
   const Passes bf16_raw = train_twice(c, false, false, bf16_activations(), true);
   for (size_t i = 0; i < f32_raw.losses.size(); ++i)
     EXPECT_NEAR(bf16_raw.losses[i], f32_raw.losses[i], 2e-3 * std::abs(f32_raw.losses[i])) << i;
@@ -235,8 +239,7 @@ TEST(Bf16Activations, QkRawInBf16) {
   EXPECT_EQ(f32_bytes - activation_bytes(c, 2, 24, DType::F32, o),
             static_cast<size_t>(c.num_hidden_layers) *
                 (saved(n * c.q_dim()) + saved(n * c.kv_dim())));
-  const testing::ScopedEnv bad("HESSGPT_BF16_QK_RAW", "yes");
-  EXPECT_THROW(train_twice(c, false, false, bf16_activations(), true), Error);
+  EXPECT_THROW(bf16_train_twice_with("HESSGPT_BF16_QK_RAW", "yes", c), Error);
 }
 
 // q's, k's and v's projection backward as one product each over dq_raw, dk_raw
@@ -252,15 +255,8 @@ TEST(Bf16Activations, FusedKvProjectionsMatchSeparateProducts) {
   const testing::ScopedEnv f32_dln("HESSGPT_BF16_DLN", "0");
   for (const ModelConfig& c : {preset_config("tiny"), tiny_odd_ffn()}) {
     const Passes fused = train_twice(c, false, false, bf16_activations(), true);
-    Passes separate, kv_only;
-    {
-      const testing::ScopedEnv off("HESSGPT_FUSED_KV", "0");
-      separate = train_twice(c, false, false, bf16_activations(), true);
-    }
-    {
-      const testing::ScopedEnv off("HESSGPT_FUSED_QKV", "0");
-      kv_only = train_twice(c, false, false, bf16_activations(), true);
-    }
+    const Passes separate = bf16_train_twice_with("HESSGPT_FUSED_KV", "0", c);
+    const Passes kv_only = bf16_train_twice_with("HESSGPT_FUSED_QKV", "0", c);
     for (const Passes* other : {&separate, &kv_only}) {
       EXPECT_EQ(fused.losses, other->losses) << "FFN " << c.intermediate_size;
       EXPECT_LT(rel_error(fused.grads, other->grads), 1e-5) << "FFN " << c.intermediate_size;
@@ -299,11 +295,7 @@ TEST(Bf16Activations, WeightCopiesChangeNothing) {
   const testing::ScopedEnv apart("HESSGPT_JOINED_GATE_UP", "0");  // (it needs the copies)
   for (const ModelConfig& c : {preset_config("tiny"), tiny_odd_ffn()}) {
     const Passes copies = train_twice(c, false, false, bf16_activations(), true);
-    Passes on_the_fly;
-    {
-      const testing::ScopedEnv off("HESSGPT_BF16_WEIGHT_COPIES", "0");
-      on_the_fly = train_twice(c, false, false, bf16_activations(), true);
-    }
+    const Passes on_the_fly = bf16_train_twice_with("HESSGPT_BF16_WEIGHT_COPIES", "0", c);
     EXPECT_EQ(copies.losses, on_the_fly.losses) << "FFN " << c.intermediate_size;
     ASSERT_EQ(copies.grads.size(), on_the_fly.grads.size());
     for (size_t i = 0; i < copies.grads.size(); ++i)
@@ -346,11 +338,7 @@ TEST(Bf16Activations, JoinedGateUpMatchesSeparateProducts) {
   for (const ModelConfig& c : {preset_config("tiny"), tiny_odd_ffn()}) {
     for (const bool recompute : {false, true}) {
       const Passes joined = train_twice(c, recompute, false, bf16_activations(), true);
-      Passes apart;
-      {
-        const testing::ScopedEnv off("HESSGPT_JOINED_GATE_UP", "0");
-        apart = train_twice(c, recompute, false, bf16_activations(), true);
-      }
+      const Passes apart = bf16_train_twice_with("HESSGPT_JOINED_GATE_UP", "0", c, recompute);
       EXPECT_EQ(joined.losses, apart.losses) << "FFN " << c.intermediate_size;
       const ParamLayout layout = make_param_layout(c);
       const LayerParamIndex& last = layout.layers.back();
@@ -374,8 +362,8 @@ TEST(Bf16Activations, JoinedGateUpMatchesSeparateProducts) {
     EXPECT_EQ(ops.calls("swiglu_forward") + ops.calls("swiglu_backward"), 0);
     EXPECT_EQ(ops.calls("add_inplace"), c.intermediate_size % 8 ? 2 * c.num_hidden_layers : 0);
   }
-  const testing::ScopedEnv bad("HESSGPT_JOINED_GATE_UP", "yes");
-  EXPECT_THROW(train_twice(preset_config("tiny"), false, false, bf16_activations(), true), Error);
+  EXPECT_THROW(bf16_train_twice_with("HESSGPT_JOINED_GATE_UP", "yes", preset_config("tiny")),
+               Error);
 }
 
 // dln in BF16 where one product writes it (Activations::dln16, the default;
@@ -387,11 +375,7 @@ TEST(Bf16Activations, JoinedGateUpMatchesSeparateProducts) {
 TEST(Bf16Activations, Bf16Dln) {
   if (!cpu_has_bf16_products()) GTEST_SKIP() << "no BF16 products in this build (oneDNN)";
   const ModelConfig c = tiny_odd_ffn();
-  Passes f32_dln;
-  {
-    const testing::ScopedEnv off("HESSGPT_BF16_DLN", "0");
-    f32_dln = train_twice(c, false, false, bf16_activations(), true);
-  }
+  const Passes f32_dln = bf16_train_twice_with("HESSGPT_BF16_DLN", "0", c);
   const Passes bf16_dln = train_twice(c, false, false, bf16_activations(), true);
   EXPECT_EQ(bf16_dln.losses, f32_dln.losses);
   const double err = rel_error(bf16_dln.grads, f32_dln.grads);
@@ -402,8 +386,7 @@ TEST(Bf16Activations, Bf16Dln) {
   EXPECT_EQ(ops.calls("rmsnorm_backward", "bf16 dout") +
                 ops.calls("rmsnorm_backward_copy", "bf16 dout"),
             2 * c.num_hidden_layers);
-  const testing::ScopedEnv bad("HESSGPT_BF16_DLN", "yes");
-  EXPECT_THROW(train_twice(c, false, false, bf16_activations(), true), Error);
+  EXPECT_THROW(bf16_train_twice_with("HESSGPT_BF16_DLN", "yes", c), Error);
 }
 
 // Attention's gradients in BF16 too (the default; HESSGPT_BF16_ATTENTION_GRADS=0
@@ -414,11 +397,7 @@ TEST(Bf16Activations, Bf16Dln) {
 TEST(Bf16Activations, AttentionGradientsInBf16) {
   if (!cpu_has_bf16_products()) GTEST_SKIP() << "no BF16 products in this build (oneDNN)";
   const ModelConfig c = preset_config("tiny");
-  Passes f32_grads;
-  {
-    const testing::ScopedEnv off("HESSGPT_BF16_ATTENTION_GRADS", "0");
-    f32_grads = train_twice(c, false, false, bf16_activations(), true);
-  }
+  const Passes f32_grads = bf16_train_twice_with("HESSGPT_BF16_ATTENTION_GRADS", "0", c);
   const Passes bf16_grads = train_twice(c, false, false, bf16_activations(), true);
   EXPECT_EQ(timed_step(c, bf16_activations()).calls("copy_columns"), c.num_hidden_layers);
   EXPECT_EQ(bf16_grads.losses, f32_grads.losses);
@@ -426,8 +405,7 @@ TEST(Bf16Activations, AttentionGradientsInBf16) {
   EXPECT_LT(err, 1e-2);
   EXPECT_GT(err, 0.0);
   std::printf("[ tiny ] BF16 attention gradients: gradient relative error %.2e\n", err);
-  const testing::ScopedEnv bad("HESSGPT_BF16_ATTENTION_GRADS", "yes");
-  EXPECT_THROW(train_twice(c, false, false, bf16_activations(), true), Error);
+  EXPECT_THROW(bf16_train_twice_with("HESSGPT_BF16_ATTENTION_GRADS", "yes", c), Error);
 }
 
 // With adapters (no dropout) the products' inputs are BF16 too, at the exact

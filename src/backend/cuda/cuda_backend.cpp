@@ -523,6 +523,16 @@ void CudaBackend::qk_norm_rope_backward(const Tensor& dx, const Tensor& dw, cons
 
 // ---- SwiGLU ---------------------------------------------------------------------
 
+namespace {
+// up as a tensor of its own at column w of gate|up's first row (what the
+// kernels' joined layout reads it from).
+Tensor up_half(const Tensor& gate_up, int64_t w) {
+  Tensor up = gate_up;
+  up.data = static_cast<char*>(gate_up.data) + static_cast<size_t>(w) * dtype_size(gate_up.dtype);
+  return up;
+}
+}  // namespace
+
 void CudaBackend::swiglu_forward(const Tensor& out, const Tensor& gate, const Tensor& up) {
   check_f32_or_bf16(out, "swiglu out");
   check_f32_or_bf16(gate, "swiglu gate");
@@ -537,14 +547,6 @@ void CudaBackend::swiglu_forward_joined(const Tensor& out, const Tensor& gate_up
   check_f32_or_bf16(gate_up, "swiglu_forward_joined gate_up");
   check_swiglu_joined(out, gate_up, "swiglu_forward_joined");
   run_swiglu_forward(out, gate_up, up_half(gate_up, out.cols()), out.cols());
-}
-
-// up as a tensor of its own at column w of gate|up's first row (what the
-// kernels' joined layout reads it from).
-Tensor CudaBackend::up_half(const Tensor& gate_up, int64_t w) {
-  Tensor up = gate_up;
-  up.data = static_cast<char*>(gate_up.data) + static_cast<size_t>(w) * dtype_size(gate_up.dtype);
-  return up;
 }
 
 void CudaBackend::run_swiglu_forward(const Tensor& out, const Tensor& gate, const Tensor& up,

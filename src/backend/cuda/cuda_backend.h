@@ -144,7 +144,6 @@ class CudaBackend final : public Backend {
   // as one GEMV with a prologue.
   bool prologue_gemv_fits(const Tensor& c, const Tensor& x, const Tensor& w) const;
   // SwiGLU's kernels over gate and up apart (joined_w 0) or side by side.
-  static Tensor up_half(const Tensor& gate_up, int64_t w);
   void run_swiglu_forward(const Tensor& out, const Tensor& gate, const Tensor& up,
                           int64_t joined_w);
   void run_swiglu_backward(const Tensor& dgate, const Tensor& dup, const Tensor& dout,
