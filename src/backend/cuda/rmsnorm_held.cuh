@@ -129,8 +129,16 @@ __device__ __forceinline__ void write_dw_partial(float* dw_partials, const float
 
 // Pass 1 of the backward, partitions as the generic kernel's. dout F32, or
 // BF16 (storage: the block's dln out of a product under --bf16-activations).
+//
+// Occupancy rules this kernel: at model1's width (kVec 10) two 8-warp blocks
+// fit an SM only at <= 128 registers, and with dout widened into floats the
+// BF16-dout forms took 133-135 and ran with one block, at 2.2 TB/s against 3.3
+// (the fifth and sixth GPU sessions' profiles). So dout stays in its storage
+// type until used (2 registers a BF16 group, not 4), and the launch bounds ask
+// for two blocks where the rows are that narrow.
 template <typename DX, typename DO, typename X, int kVec>
-__global__ void rmsnorm_backward_held_kernel(DX* dx, __nv_bfloat16* dx_copy, float* dw_partials,
+__global__ void __launch_bounds__(kNormWarps * 32, kVec <= 10 ? 2 : 1)
+    rmsnorm_backward_held_kernel(DX* dx, __nv_bfloat16* dx_copy, float* dw_partials,
                                              const DO* dout, const X* x, const float* w,
                                              const float* rstd, int64_t rows, int64_t d,
                                              int64_t parts, bool accumulate_dx) {
@@ -143,15 +151,14 @@ __global__ void rmsnorm_backward_held_kernel(DX* dx, __nv_bfloat16* dx_copy, flo
     if (lane + 32 * k < groups) store_pack(dw_local + 4 * (lane + 32 * k), F4{});
   const RowRange range = partition_rows(rows, parts, blockIdx.x);
   for (int64_t r = range.begin + warp; r < range.end; r += warps) {
-    F4 xv[kVec], gv[kVec];
+    F4 xv[kVec];
+    Pack<DO, 4> gv[kVec];
 #pragma unroll
     for (int k = 0; k < kVec; ++k) {
       const int64_t c = lane + 32 * k;
       if (c >= groups) continue;
       xv[k] = load_floats4(x + r * d + 4 * c);
-      const Pack<DO, 4> g = load_pack<4>(dout + r * d + 4 * c);
-#pragma unroll
-      for (int e = 0; e < 4; ++e) gv[k].v[e] = as_float(g.v[e]);
+      gv[k] = load_pack<4>(dout + r * d + 4 * c);
     }
     const float s = rstd[r];
     double dot = 0.0;  // sum_i dout_i * w_i * xhat_i
@@ -162,7 +169,7 @@ __global__ void rmsnorm_backward_held_kernel(DX* dx, __nv_bfloat16* dx_copy, flo
       const F4 wv = load_pack<4>(w + 4 * c);
 #pragma unroll
       for (int e = 0; e < 4; ++e)
-        dot += static_cast<double>(gv[k].v[e]) * wv.v[e] * xv[k].v[e] * s;
+        dot += static_cast<double>(as_float(gv[k].v[e])) * wv.v[e] * xv[k].v[e] * s;
     }
     const float mean_dot = static_cast<float>(warp_sum(dot) / static_cast<double>(d));
 #pragma unroll
@@ -176,8 +183,8 @@ __global__ void rmsnorm_backward_held_kernel(DX* dx, __nv_bfloat16* dx_copy, flo
       if (accumulate_dx) dv = load_pack<4>(dx + r * d + 4 * c);
 #pragma unroll
       for (int e = 0; e < 4; ++e)
-        dl.v[e] += norm_grad_element(dv.v, copy.v, e, gv[k].v[e], xv[k].v[e], wv.v[e], s,
-                                     mean_dot, accumulate_dx);
+        dl.v[e] += norm_grad_element(dv.v, copy.v, e, as_float(gv[k].v[e]), xv[k].v[e], wv.v[e],
+                                     s, mean_dot, accumulate_dx);
       store_pack(dx + r * d + 4 * c, dv);
       if (dx_copy) store_pack(dx_copy + r * d + 4 * c, copy);
       store_pack(dw_local + 4 * c, dl);
