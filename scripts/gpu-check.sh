@@ -60,8 +60,13 @@
 #   QK_ROWS_AB [1]: the QK-Norm rows of `bench ops` again with a warp per row
 #     (HESSGPT_QK_NORM_ROWS=1; the default is a group of d / 8 lanes per row).
 #   HEAD_CHUNK_AB [1]: a `bench train` row on AB_MODELS with the head's logits in
-#     chunks of 4096 rows (HESSGPT_HEAD_CHUNK_ROWS; the default is 2^26 / V, 2096 at
-#     V = 32008): the dE product's F32 output read and written half as often, +0.4 GB.
+#     chunks of 8192 rows (HESSGPT_HEAD_CHUNK_ROWS; the default is 256 MiB of logits:
+#     4193 rows of BF16 at V = 32008): the dE product's F32 output read and written
+#     half as often, +0.27 GB.
+#   BF16_LOGITS_AB [1]: a `bench train` row on AB_MODELS with the training head's
+#     logits in F32 and their gradient in a BF16 tensor of its own (HESSGPT_BF16_LOGITS=0;
+#     the default has the product write BF16 logits and the cross-entropy its
+#     gradient over them, 4193 rows a chunk).
 #   WEIGHT_COPIES_AB [1]: a `bench train` row on AB_MODELS with each product
 #     converting its F32 weight itself (HESSGPT_BF16_WEIGHT_COPIES=0; the default
 #     converts each matrix once per pass into BF16 copies the products read).
@@ -503,8 +508,11 @@ ab_rows() {  # model batch seq steps
       bf16-activations-f32-attention-grads \
       "${BENCH_FLAGS---recompute} --bf16-activations" HESSGPT_BF16_ATTENTION_GRADS=0
   [[ ${HEAD_CHUNK_AB:-1} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 \
-      bf16-activations-head-4096 "${BENCH_FLAGS---recompute} --bf16-activations" \
-      HESSGPT_HEAD_CHUNK_ROWS=4096
+      bf16-activations-head-8192 "${BENCH_FLAGS---recompute} --bf16-activations" \
+      HESSGPT_HEAD_CHUNK_ROWS=8192
+  [[ ${BF16_LOGITS_AB:-1} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 \
+      bf16-activations-f32-logits "${BENCH_FLAGS---recompute} --bf16-activations" \
+      HESSGPT_BF16_LOGITS=0
   [[ ${WEIGHT_COPIES_AB:-1} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 \
       bf16-activations-weights-converted-per-product \
       "${BENCH_FLAGS---recompute} --bf16-activations" HESSGPT_BF16_WEIGHT_COPIES=0

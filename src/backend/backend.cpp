@@ -65,6 +65,8 @@ void Backend::softcap_cross_entropy_into(const Tensor& dlogits, const Tensor& lo
   HG_CHECK(dlogits.dtype == DType::BF16 && dlogits.numel() == logits.numel(),
            "cross-entropy: dlogits must be BF16 of the logits' size, got ", dtype_name(dlogits.dtype),
            " ", dlogits.shape_string());
+  HG_CHECK(logits.dtype != DType::BF16,
+           "cross-entropy over BF16 logits: this backend does not score them");
   softcap_cross_entropy(logits, losses, targets, cap, dlogits_scale);
   convert(dlogits, logits);
 }

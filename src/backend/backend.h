@@ -255,7 +255,9 @@ class Backend {
                                      double dlogits_scale) = 0;
   // The same with the gradient (dlogits_scale != 0) written to dlogits, BF16
   // storage [R, V], for products that round it anyway; the logits are left
-  // unspecified. The default runs the op above, then converts.
+  // unspecified. The logits may be BF16 storage too (a BF16 product's output,
+  // as under autocast), scored widened, and dlogits may then be the logits
+  // themselves. The default runs the op above on F32 logits, then converts.
   virtual void softcap_cross_entropy_into(const Tensor& dlogits, const Tensor& logits,
                                           const Tensor& losses, const Tensor& targets,
                                           double cap, double dlogits_scale);

@@ -9,9 +9,9 @@
 
 namespace hessgpt {
 
-int64_t head_chunk_rows(int64_t rows, int64_t vocab) {
-  const int64_t budget_elements = int64_t{1} << 26;
-  int64_t chunk = budget_elements / vocab;
+int64_t head_chunk_rows(int64_t rows, int64_t vocab, size_t logit_bytes) {
+  const int64_t budget_bytes = int64_t{1} << 28;
+  int64_t chunk = budget_bytes / static_cast<int64_t>(logit_bytes) / vocab;
   // HESSGPT_HEAD_CHUNK_ROWS=R sets the chunk for A/B timings on a GPU: at
   // model1's 2096 rows each chunk's dE product reads and writes the F32
   // embedding gradient once more, which larger chunks would halve.
@@ -23,6 +23,10 @@ int64_t head_chunk_rows(int64_t rows, int64_t vocab) {
     chunk = r;
   }
   return std::max<int64_t>(1, std::min(rows, chunk));
+}
+
+bool bf16_logits_wanted(const MemoryOptions& memory) {
+  return memory.bf16_activations && env_switch_on("HESSGPT_BF16_LOGITS");
 }
 
 MemoryOptions effective_memory_options(const MemoryOptions& wanted, DType dtype,
@@ -66,7 +70,8 @@ Activations carve(const ModelConfig& c, BufferCarver& cv, int64_t b, int64_t t,
   Activations a;
   a.batch = b;
   a.seq = t;
-  a.head_chunk = head_chunk_rows(n, c.vocab_size);
+  a.bf16_logits = o.bf16_logits;
+  a.head_chunk = head_chunk_rows(n, c.vocab_size, a.bf16_logits ? 2 : dtype_size(cv.dtype()));
   a.ids = cv.take({n}, DType::I32);
   a.targets = cv.take({n}, DType::I32);
   a.shared_attention = o.memory.recompute || !training;
@@ -135,14 +140,15 @@ Activations carve(const ModelConfig& c, BufferCarver& cv, int64_t b, int64_t t,
   a.output = cv.take({n, d});
   a.lnf = cv.take({n, d});
   a.rstdf = cv.take({n});
-  a.logits = cv.take({a.head_chunk, c.vocab_size});
+  a.logits = cv.take({a.head_chunk, c.vocab_size}, a.bf16_logits ? DType::BF16 : cv.dtype());
   a.losses = cv.take({n});
   a.head_rows = cv.take({n}, DType::I32);
   a.head_targets = cv.take({n}, DType::I32);
   a.head_hidden = cv.take({n, d});
   if (a.bf16_activations) {
     a.embed16 = cv.take({c.vocab_size, d}, DType::BF16);
-    if (training) a.dlogits16 = cv.take({a.head_chunk, c.vocab_size}, DType::BF16);
+    if (training && !a.bf16_logits)
+      a.dlogits16 = cv.take({a.head_chunk, c.vocab_size}, DType::BF16);
   }
   if (training) {
     a.head_dhidden = cv.take({n, d});
@@ -166,10 +172,12 @@ Activations carve(const ModelConfig& c, BufferCarver& cv, int64_t b, int64_t t,
     if (a.joined_gate_up) {
       a.dgate_up = cv.take({n, 2 * ffn}, grad_type);
       // Into the logits' block where it fits: the head is done before the blocks' backward.
-      const bool in_logits = 2 * ffn * d <= a.head_chunk * c.vocab_size;
+      const DType logit_type = a.bf16_logits ? DType::BF16 : cv.dtype();
+      const bool in_logits = 2 * ffn * d * static_cast<int64_t>(dtype_size(cv.dtype())) <=
+                             a.head_chunk * c.vocab_size * static_cast<int64_t>(dtype_size(logit_type));
       if (ffn != c.intermediate_size && !in_logits) a.dw_gate_up = cv.take({2 * ffn, d});
       else if (ffn != c.intermediate_size && a.logits.data)
-        a.dw_gate_up = Tensor(a.logits.data, a.logits.dtype, a.logits.device, {2 * ffn, d});
+        a.dw_gate_up = Tensor(a.logits.data, cv.dtype(), a.logits.device, {2 * ffn, d});
     } else {
       a.dgate = cv.take({n, ffn}, grad_type);
       a.dup = cv.take({n, ffn}, grad_type);

@@ -69,6 +69,11 @@ struct Activations {
   // gradients too: one product each for them, their input gradient, and
   // their weights' gradient.
   bool joined_gate_up = false;
+  // The head's product writes the logits in BF16 (ArenaOptions), as under
+  // autocast, and the cross-entropy writes their gradient over them: half
+  // the bytes each way and twice the rows a chunk for the same memory, no
+  // dlogits16. A rounding of the loss's own (~1e-3 of it).
+  bool bf16_logits = false;
   Tensor ids, targets;  // [N] I32
   std::vector<LayerActivations> layers;
   Tensor output;        // [N, C] residual after the last block
@@ -84,7 +89,7 @@ struct Activations {
   // embedding (made once per pass, not once per product) and the
   // cross-entropy's gradient in BF16.
   Tensor embed16;    // [V, C] BF16
-  Tensor dlogits16;  // [head_chunk, V] BF16 (training)
+  Tensor dlogits16;  // [head_chunk, V] BF16 (training, F32 logits)
   // Backward scratch (the attention's overlays the MLP's: one block's MLP
   // backward is over before its attention backward starts).
   Tensor dres, dln;                  // [N, C]
@@ -145,12 +150,19 @@ struct ArenaOptions {
   // over weight copies with the FFN padded alike (weight_copies.h); only
   // with BF16 product inputs and no adapters.
   bool join_gate_up = false;
+  // The head's logits in BF16 storage (Activations::bf16_logits): training
+  // under BF16 product inputs.
+  bool bf16_logits = false;
 };
 
-// Rows of the logits processed at once: bounds head memory to ~256 MiB at V = 32k
-// (HESSGPT_HEAD_CHUNK_ROWS overrides it; throws Error when that is not a
-// positive count).
-int64_t head_chunk_rows(int64_t rows, int64_t vocab);
+// Whether training under these (effective) memory options keeps the logits in
+// BF16: under BF16 product inputs, unless HESSGPT_BF16_LOGITS=0 (A/B timings).
+bool bf16_logits_wanted(const MemoryOptions& memory);
+
+// Rows of the logits processed at once: bounds the logits to 256 MiB (2096
+// rows of F32 at V = 32008, 4193 of BF16; HESSGPT_HEAD_CHUNK_ROWS overrides
+// it; throws Error when that is not a positive count).
+int64_t head_chunk_rows(int64_t rows, int64_t vocab, size_t logit_bytes = 4);
 
 // Bytes the arena needs (training keeps backward scratch; inference does not).
 size_t activation_bytes(const ModelConfig& config, int64_t batch, int64_t seq, DType dtype,

@@ -17,6 +17,7 @@ TrainingMemory estimate_training_memory(const ModelConfig& config, int64_t batch
   ArenaOptions o;
   o.memory = effective_memory_options(memory, dtype, nullptr);
   o.join_gate_up = o.memory.bf16_activations;  // as Model::prepare does by default
+  o.bf16_logits = bf16_logits_wanted(o.memory);
   m.activations = activation_bytes(config, batch, seq, dtype, o);
   // The products' BF16 copies of the matrices (weight_copies.h): BF16
   // activations need BF16 products (check_memory_options).

@@ -125,12 +125,16 @@ void Model::prepare(const int32_t* ids, const int32_t* targets, int64_t batch, i
   // (HESSGPT_JOINED_GATE_UP=0 keeps them apart).
   want.join_gate_up = weight_copies_wanted(want.memory.bf16_activations) &&
                       env_switch_on("HESSGPT_JOINED_GATE_UP");
+  // BF16 logits for training (HESSGPT_BF16_LOGITS=0 keeps them F32): an
+  // evaluation scores F32 ones, which it may also hand out.
+  want.bf16_logits = training && bf16_logits_wanted(want.memory);
   // Evaluation runs in any layout of its shape (it only needs the BF16
   // storage to match); training needs a training one whose sharing matches.
   const bool same_layout = arena_.data() && acts_.batch == batch && acts_.seq == seq &&
                            acts_.bf16_ffn == want.memory.bf16_ffn &&
                            acts_.bf16_activations == want.memory.bf16_activations &&
                            acts_.joined_gate_up == want.join_gate_up &&
+                           acts_.bf16_logits == want.bf16_logits &&
                            (!training || (arena_training_ &&
                                           acts_.shared_attention == want.memory.recompute &&
                                           acts_.shared_mlp == (want.memory.recompute ||

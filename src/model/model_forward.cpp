@@ -77,6 +77,7 @@ LossSum Model::head_forward(bool training, double loss_scale, float* logits_out)
   Backend& be = backend_;
   Activations& a = acts_;
   const int64_t n = a.batch * a.seq, v = config_.vocab_size;
+  HG_CHECK(!(logits_out && a.bf16_logits), "a logits dump needs F32 logits (an evaluation's)");
   // The tied embedding as the products read it (activations.h: embed16).
   Tensor embed = param(layout_.embed);
   if (a.bf16_activations) {
@@ -129,6 +130,11 @@ LossSum Model::head_forward(bool training, double loss_scale, float* logits_out)
       }
       // Logits are capped already: score them uncapped (cap 0) to avoid capping twice.
       be.softcap_cross_entropy(logits, a.losses.slice(r0, r1), targets_all.slice(r0, r1), 0.0, 0.0);
+    } else if (a.bf16_logits) {
+      // The gradient over the BF16 logits themselves (in place).
+      be.softcap_cross_entropy_into(logits, logits, a.losses.slice(r0, r1),
+                                    targets_all.slice(r0, r1), config_.logit_softcap,
+                                    training ? loss_scale : 0.0);
     } else if (training && a.bf16_activations) {
       be.softcap_cross_entropy_into(a.dlogits16.slice(0, r1 - r0), logits, a.losses.slice(r0, r1),
                                     targets_all.slice(r0, r1), config_.logit_softcap, loss_scale);
@@ -138,7 +144,8 @@ LossSum Model::head_forward(bool training, double loss_scale, float* logits_out)
     }
     if (training) {
       // dlnf[rows] = dlogits E ; dE += dlogits^T lnf[rows] (when the base trains)
-      const Tensor dlogits = a.bf16_activations ? a.dlogits16.slice(0, r1 - r0) : logits;
+      const Tensor dlogits =
+          a.bf16_activations && !a.bf16_logits ? a.dlogits16.slice(0, r1 - r0) : logits;
       be.matmul(dhidden_all.slice(r0, r1), dlogits, false, embed, false, 1.0f, 0.0f);
       if (trains_base()) be.matmul(grad(layout_.embed), dlogits, true, hidden, false, 1.0f, 1.0f);
     }

@@ -352,6 +352,21 @@ std::vector<OpTiming> run_ops_bench(const ModelConfig& c, Backend& be, int64_t b
              });
     }
   }
+  if (be.supports(DType::BF16)) {
+    // The training head's default under --bf16-activations: its product writes
+    // BF16 logits (twice the rows a chunk for the same bytes) and the
+    // cross-entropy writes their gradient over them. Per row, against the rows above.
+    const int64_t chunk16 = head_chunk_rows(n, v, 2);
+    const Tensor x = b.random({chunk16, d}), e = b.bf16({v, d}), z16 = b.bf16({chunk16, v});
+    b.time("matmul head chunk (bf16 logits)", dims({chunk16, d}) + " x " + dims({v, d}) + "^T",
+           2.0 * chunk16 * d * v, f4 * chunk16 * d + 2.0 * (v * d + chunk16 * v),
+           [&, x, e, z16] { be.matmul(z16, x, false, e, true, 1.0f, 0.0f); });
+    const Tensor losses = b.random({chunk16}), targets = b.ids(chunk16, v);
+    b.time("softcap cross-entropy (bf16 logits, in place)", dims({chunk16, v}), 0,
+           2.0 * 2 * chunk16 * v, [&, z16, losses, targets] {
+             be.softcap_cross_entropy_into(z16, z16, losses, targets, c.logit_softcap, 1.0 / n);
+           });
+  }
   {
     const Tensor table = b.random({v, d}, 0.02f), out = b.random({n, d});
     const Tensor tok = b.ids(n, v);

@@ -442,5 +442,45 @@ TEST(Bf16Storage, CrossEntropyGradientIntoBf16) {
                Error);
 }
 
+// BF16 logits (the head's product output under --bf16-activations): scored
+// as their widened values are by the F32 kernel, bit for bit: the same losses,
+// the F32 gradient rounded once, written over the logits or into another
+// tensor. A zero scale scores them and writes nothing.
+TEST(Bf16Storage, CrossEntropyOverBf16Logits) {
+  CpuBackend be(2);
+  const int64_t r = 5, v = 97;
+  const std::vector<uint16_t> z16 = rounded(random_floats(r * v, 21, 6.0));
+  std::vector<int32_t> targets = {3, -100, 96, 0, 50};
+  const Tensor t(targets.data(), DType::I32, Device::CPU, {r});
+  std::vector<float> wide(r * v), l32(r);
+  for (size_t i = 0; i < wide.size(); ++i) wide[i] = bf16_to_float(z16[i]);
+  be.softcap_cross_entropy(host(wide, {r, v}), host(l32, {r}), t, 30.0, 0.25);
+  std::vector<uint16_t> in_place = z16, logits = z16, into(r * v, 0xffff);
+  std::vector<float> l_in_place(r), l_into(r);
+  be.softcap_cross_entropy_into(host16(in_place, {r, v}), host16(in_place, {r, v}),
+                                host(l_in_place, {r}), t, 30.0, 0.25);
+  be.softcap_cross_entropy_into(host16(into, {r, v}), host16(logits, {r, v}), host(l_into, {r}), t,
+                                30.0, 0.25);
+  EXPECT_EQ(l_in_place, l32);
+  EXPECT_EQ(l_into, l32);
+  EXPECT_EQ(in_place, rounded(wide));
+  EXPECT_EQ(into, rounded(wide));
+  EXPECT_EQ(logits, z16) << "read only when the gradient goes elsewhere";
+  std::vector<uint16_t> untouched = z16;
+  std::vector<float> l_scored(r);
+  be.softcap_cross_entropy_into(host16(untouched, {r, v}), host16(untouched, {r, v}),
+                                host(l_scored, {r}), t, 30.0, 0.0);
+  EXPECT_EQ(l_scored, l32);
+  EXPECT_EQ(untouched, z16);
+  std::vector<float> f32_grad(r * v);
+  EXPECT_THROW(be.softcap_cross_entropy_into(host(f32_grad, {r, v}), host16(logits, {r, v}),
+                                             host(l_into, {r}), t, 30.0, 0.25),
+               Error);
+  targets[1] = static_cast<int32_t>(v);
+  EXPECT_THROW(be.softcap_cross_entropy_into(host16(into, {r, v}), host16(logits, {r, v}),
+                                             host(l_into, {r}), t, 30.0, 0.25),
+               Error);
+}
+
 }  // namespace
 }  // namespace hessgpt

@@ -301,7 +301,8 @@ TEST_F(CudaOps, MatmulWithOddRowsRunsTransposed) {
 
 // The gradient into BF16 (the head under --bf16-activations): the GPU's
 // losses against the CPU's, its BF16 gradient within one BF16 step of the CPU's
-// F32 gradient; and convert both ways.
+// F32 gradient, from F32 logits and from BF16 ones in place; and convert both
+// ways.
 TEST_F(CudaOps, CrossEntropyIntoBf16AndConvert) {
   // Every kernel (HESSGPT_CE_KERNEL), the warp and split ones at both access widths.
   for (const char* kernel : {"rows", "warp", "split"})
@@ -318,6 +319,19 @@ TEST_F(CudaOps, CrossEntropyIntoBf16AndConvert) {
       const std::string what = std::string(kernel) + " cross-entropy into bf16, v=" + std::to_string(v);
       expect_close(host(*gpu_, lossg), host(cpu_, lossc), 1e-5, what + ": losses");
       expect_within_one_bf16_step(bits_of(*gpu_, g16), host(cpu_, lc), what + ": dlogits");
+
+      // BF16 logits (the training head's), the gradient over them: against
+      // the CPU's F32 kernel over the same widened values.
+      std::vector<uint16_t> z16(z.size());
+      Vec zw(z.size());
+      for (size_t i = 0; i < z.size(); ++i) zw[i] = bf16_to_float(z16[i] = float_to_bf16(z[i]));
+      const Tensor lw = on(cpu_, zw, {r, v}), losswc = on(cpu_, poison(r), {r});
+      cpu_.softcap_cross_entropy(lw, losswc, ids_on(cpu_, targets), 30.0, 1.0 / 7.0);
+      const Tensor l16 = on16(*gpu_, z16, {r, v}), loss16 = on(*gpu_, poison(r), {r});
+      gpu_->softcap_cross_entropy_into(l16, l16, loss16, ids_on(*gpu_, targets), 30.0, 1.0 / 7.0);
+      expect_close(host(*gpu_, loss16), host(cpu_, losswc), 1e-5, what + ", bf16 logits: losses");
+      expect_within_one_bf16_step(bits_of(*gpu_, l16), host(cpu_, lw),
+                                  what + ", bf16 logits: dlogits in place");
     }
 
   const Vec x = random_floats(1001, 91, 3.0);

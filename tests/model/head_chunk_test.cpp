@@ -38,6 +38,8 @@ Pass train_pass() {
 
 TEST(HeadChunks, AnyCutOfTheRowsGivesTheSameLossAndGradients) {
   EXPECT_EQ(head_chunk_rows(60, 512), 60) << "tiny's 60 rows fit one chunk";
+  EXPECT_EQ(head_chunk_rows(32768, 32008), 2096) << "model1's F32 logits: 256 MiB";
+  EXPECT_EQ(head_chunk_rows(32768, 32008, 2), 4193) << "BF16 logits: twice the rows";
   const Pass whole = train_pass();
   for (const char* rows : {"1", "7", "59"}) {
     const testing::ScopedEnv cut("HESSGPT_HEAD_CHUNK_ROWS", rows);

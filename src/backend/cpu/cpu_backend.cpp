@@ -590,8 +590,10 @@ void CpuBackend::softcap_forward(const Tensor& logits, double cap) {
   });
 }
 
-void CpuBackend::softcap_cross_entropy(const Tensor& logits, const Tensor& losses,
-                                       const Tensor& targets, double cap, double dlogits_scale) {
+namespace {
+// The targets of a cross-entropy over logits [R, V]: I32, one per row, each
+// -100 (ignored) or in [0, V).
+const int32_t* checked_targets(const Tensor& targets, const Tensor& logits, const Tensor& losses) {
   HG_CHECK(targets.dtype == DType::I32, "targets must be I32");
   HG_CHECK(targets.numel() == logits.rows() && losses.numel() == logits.rows(),
            "cross-entropy shapes");
@@ -600,11 +602,36 @@ void CpuBackend::softcap_cross_entropy(const Tensor& logits, const Tensor& losse
     if (t[r] != -100 && (t[r] < 0 || t[r] >= logits.cols()))
       HG_FAIL("target id ", t[r], " at position ", r, " is outside the vocabulary [0, ",
               logits.cols(), ")");
+  return t;
+}
+}  // namespace
+
+void CpuBackend::softcap_cross_entropy(const Tensor& logits, const Tensor& losses,
+                                       const Tensor& targets, double cap, double dlogits_scale) {
+  const int32_t* t = checked_targets(targets, logits, losses);
   dispatch_float(logits.dtype, [&](auto tag) {
     using T = decltype(tag);
     cpu::softcap_cross_entropy<T>(logits.as<T>(), losses.as<T>(), t, logits.rows(),
                                   logits.cols(), cap, dlogits_scale);
   });
+}
+
+void CpuBackend::softcap_cross_entropy_into(const Tensor& dlogits, const Tensor& logits,
+                                            const Tensor& losses, const Tensor& targets,
+                                            double cap, double dlogits_scale) {
+  if (logits.dtype != DType::BF16) {
+    Backend::softcap_cross_entropy_into(dlogits, logits, losses, targets, cap, dlogits_scale);
+    return;
+  }
+  HG_CHECK(dlogits.dtype == DType::BF16 && dlogits.numel() == logits.numel() &&
+               losses.dtype == DType::F32,
+           "cross-entropy over BF16 logits ", logits.shape_string(),
+           " needs BF16 dlogits of their size and F32 losses, got ", dtype_name(dlogits.dtype),
+           " ", dlogits.shape_string(), " and ", dtype_name(losses.dtype));
+  const int32_t* t = checked_targets(targets, logits, losses);
+  cpu::softcap_cross_entropy_bf16(logits.as<uint16_t>(), dlogits.as<uint16_t>(),
+                                  losses.as<float>(), t, logits.rows(), logits.cols(), cap,
+                                  dlogits_scale);
 }
 
 void CpuBackend::adamw_step(const Tensor& param, const Tensor& grad, const Tensor& m,

@@ -75,6 +75,9 @@ class CpuBackend final : public Backend {
   void softcap_forward(const Tensor& logits, double cap) override;
   void softcap_cross_entropy(const Tensor& logits, const Tensor& losses, const Tensor& targets,
                              double cap, double dlogits_scale) override;
+  void softcap_cross_entropy_into(const Tensor& dlogits, const Tensor& logits,
+                                  const Tensor& losses, const Tensor& targets, double cap,
+                                  double dlogits_scale) override;
 
   void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v,
                   const AdamWParams& hp) override;

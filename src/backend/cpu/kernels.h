@@ -78,6 +78,11 @@ template <typename T> void softcap(T* logits, int64_t rows, int64_t v, double ca
 template <typename T>
 void softcap_cross_entropy(T* logits, T* losses, const int32_t* targets, int64_t rows, int64_t v,
                            double cap, double dscale);
+// The same over BF16 logits (storage: widened, each row scored in float), the
+// gradient (dscale != 0) rounded into grad, which may alias logits.
+void softcap_cross_entropy_bf16(const uint16_t* logits, uint16_t* grad, float* losses,
+                                const int32_t* targets, int64_t rows, int64_t v, double cap,
+                                double dscale);
 
 // ---- adamw.cpp: decoupled weight decay, bias-corrected moments ------------
 template <typename T>

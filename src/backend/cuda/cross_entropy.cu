@@ -91,21 +91,21 @@ __device__ __forceinline__ void merge_across_block(float& m, float& s, float* sh
 
 // Rows of at most kCrossEntropyHeld: thread t holds the capped logits t,
 // t + blockDim, ... (-inf past the row's end, which add exp(-inf) = 0).
-template <typename Grad>
+template <typename L, typename Grad>
 __global__ void __launch_bounds__(kCrossEntropyHeldThreads)
-    cross_entropy_held_kernel(const float* logits, Grad* grad, float* losses,
+    cross_entropy_held_kernel(const L* logits, Grad* grad, float* losses,
                               const int32_t* targets, int64_t rows, int64_t v, float cap,
                               float inv_cap, float dscale, uint32_t* bad) {
   __shared__ float scratch[32];
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
-    const float* z = logits + r * v;
+    const L* z = logits + r * v;
     Grad* gz = grad + r * v;
     const int32_t target = targets[r];
     if (ignored_row(r, target, v, gz, losses, dscale, bad, threadIdx.x, blockDim.x)) continue;
     // Slot k is element threadIdx.x + k * kCrossEntropyHeldThreads: constant
     // offsets from the thread's first element (immediates in the loads and
     // stores, not a register each).
-    const float* zt = z + threadIdx.x;
+    const L* zt = z + threadIdx.x;
     Grad* gt = gz + threadIdx.x;
     const int64_t left = v - threadIdx.x, target_at = target - static_cast<int64_t>(threadIdx.x);
     float x[kCrossEntropyPerThread];
@@ -113,7 +113,7 @@ __global__ void __launch_bounds__(kCrossEntropyHeldThreads)
 #pragma unroll
     for (int k = 0; k < kCrossEntropyPerThread; ++k) {
       x[k] = k * kCrossEntropyHeldThreads < left
-                 ? capped(zt[k * kCrossEntropyHeldThreads], cap, inv_cap)
+                 ? capped(as_float(zt[k * kCrossEntropyHeldThreads]), cap, inv_cap)
                  : -INFINITY;
       m = fmaxf(m, x[k]);
     }
@@ -145,21 +145,21 @@ __global__ void softcap_kernel(float* logits, int64_t n, float cap, float inv_ca
 
 // Wider rows. The gradient goes to grad (rows v apart): the logits
 // themselves, or a BF16 tensor.
-template <typename Grad>
+template <typename L, typename Grad>
 __global__ void __launch_bounds__(kCrossEntropyThreads)
-    cross_entropy_sweep_kernel(float* logits, Grad* grad, float* losses, const int32_t* targets,
+    cross_entropy_sweep_kernel(const L* logits, Grad* grad, float* losses, const int32_t* targets,
                          int64_t rows, int64_t v, float cap, float inv_cap, float dscale,
                          uint32_t* bad) {
   __shared__ float shared_m[32], shared_s[32];
   __shared__ float row_lse;
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
-    float* z = logits + r * v;
+    const L* z = logits + r * v;
     Grad* gz = grad + r * v;
     const int32_t target = targets[r];
     if (ignored_row(r, target, v, gz, losses, dscale, bad, threadIdx.x, blockDim.x)) continue;
     float m = -INFINITY, s = 0.0f;
     for (int64_t i = threadIdx.x; i < v; i += blockDim.x) {
-      const float x = capped(z[i], cap, inv_cap);
+      const float x = capped(as_float(z[i]), cap, inv_cap);
       if (x > m) {
         s = s * expf(m - x) + 1.0f;  // expf(-inf) = 0 on the first element
         m = x;
@@ -171,13 +171,13 @@ __global__ void __launch_bounds__(kCrossEntropyThreads)
     if (threadIdx.x == 0) {
       const float lse = m + logf(s);
       row_lse = lse;
-      losses[r] = lse - capped(z[target], cap, inv_cap);
+      losses[r] = lse - capped(as_float(z[target]), cap, inv_cap);
     }
     __syncthreads();
     const float lse = row_lse;
     if (dscale != 0.0f) {
       for (int64_t i = threadIdx.x; i < v; i += blockDim.x) {
-        const float x = capped(z[i], cap, inv_cap);
+        const float x = capped(as_float(z[i]), cap, inv_cap);
         const float t = x * inv_cap;  // tanh(z / cap); 0 when uncapped
         float g = dscale * expf(x - lse) * (1.0f - t * t);
         if (i == target) g -= dscale * (1.0f - t * t);  // the one-hot term
@@ -190,15 +190,15 @@ __global__ void __launch_bounds__(kCrossEntropyThreads)
 
 // The kernels that sweep a row VEC values at a time (4: 16-byte accesses,
 // the caller checks the alignment) share these steps.
-template <int VEC>
-__device__ __forceinline__ void load_capped(const float* z, float (&x)[VEC], float cap,
+template <int VEC, typename L>
+__device__ __forceinline__ void load_capped(const L* z, float (&x)[VEC], float cap,
                                             float inv_cap) {
   if constexpr (VEC == 4) {
-    const Pack<float, 4> p = load_pack<4>(z);
+    const Pack<L, 4> p = load_pack<4>(z);
 #pragma unroll
-    for (int k = 0; k < 4; ++k) x[k] = capped(p.v[k], cap, inv_cap);
+    for (int k = 0; k < 4; ++k) x[k] = capped(as_float(p.v[k]), cap, inv_cap);
   } else {
-    x[0] = capped(*z, cap, inv_cap);
+    x[0] = capped(as_float(*z), cap, inv_cap);
   }
 }
 
@@ -244,16 +244,16 @@ __device__ __forceinline__ void store_gradient(Grad* gz, const float (&x)[VEC], 
 // in flight per SM, where the register-held kernel keeps one 1024-thread block
 // (one row) per SM that idles through its reductions. VEC: values per access
 // (4: 16-byte loads, the row width a multiple of 4 and the rows aligned).
-template <int VEC, typename Grad>
+template <int VEC, typename L, typename Grad>
 __global__ void __launch_bounds__(kCrossEntropyWarpThreads)
-    cross_entropy_warp_kernel(float* logits, Grad* grad, float* losses, const int32_t* targets,
+    cross_entropy_warp_kernel(const L* logits, Grad* grad, float* losses, const int32_t* targets,
                               int64_t rows, int64_t v, float cap, float inv_cap, float dscale,
                               uint32_t* bad) {
   const int lane = threadIdx.x & 31;
   const int64_t warps_per_block = blockDim.x >> 5;
   const int64_t stride = gridDim.x * warps_per_block;
   for (int64_t r = blockIdx.x * warps_per_block + (threadIdx.x >> 5); r < rows; r += stride) {
-    const float* z = logits + r * v;
+    const L* z = logits + r * v;
     Grad* gz = grad + r * v;
     const int32_t target = targets[r];
     if (ignored_row(r, target, v, gz, losses, dscale, bad, lane, 32)) continue;
@@ -266,7 +266,7 @@ __global__ void __launch_bounds__(kCrossEntropyWarpThreads)
     }
     merge_across_warp(m, s);
     const float lse = m + logf(s);
-    if (lane == 0) losses[r] = lse - capped(z[target], cap, inv_cap);
+    if (lane == 0) losses[r] = lse - capped(as_float(z[target]), cap, inv_cap);
     if (dscale == 0.0f) continue;
     __syncwarp();  // z[target] is read before the gradient may overwrite it
 #pragma unroll 4
@@ -289,9 +289,9 @@ __device__ __forceinline__ SplitItem split_item(int64_t item, int64_t segments, 
 
 // Split pass 1: the (max, sum of exp(x - max)) of each segment of each row
 // that has a target, into partials[row * segments + segment].
-template <int VEC>
+template <int VEC, typename L>
 __global__ void __launch_bounds__(kCrossEntropySplitThreads)
-    cross_entropy_partials_kernel(const float* logits, float2* partials, const int32_t* targets,
+    cross_entropy_partials_kernel(const L* logits, float2* partials, const int32_t* targets,
                                   int64_t rows, int64_t v, int64_t segments, float cap,
                                   float inv_cap) {
   constexpr int kWarps = kCrossEntropySplitThreads / 32;
@@ -300,7 +300,7 @@ __global__ void __launch_bounds__(kCrossEntropySplitThreads)
     const SplitItem it = split_item(item, segments, v);
     const int32_t target = targets[it.row];
     if (target < 0 || target >= v) continue;  // pass 2 handles the row alone
-    const float* z = logits + it.row * v;
+    const L* z = logits + it.row * v;
     float m = -INFINITY, s = 0.0f;
     constexpr int64_t kStep = int64_t{kCrossEntropySplitThreads} * VEC;
     for (int64_t i = it.begin + threadIdx.x * VEC; i < it.end; i += kStep) {
@@ -318,9 +318,9 @@ __global__ void __launch_bounds__(kCrossEntropySplitThreads)
 // the log-sum-exp, then writes its segment's gradient; the block holding the
 // target writes the loss. Rows without a valid target are pass 1's gap:
 // loss 0, zero gradient, and an out-of-range target reported.
-template <int VEC, typename Grad>
+template <int VEC, typename L, typename Grad>
 __global__ void __launch_bounds__(kCrossEntropySplitThreads)
-    cross_entropy_split_grad_kernel(float* logits, Grad* grad, float* losses,
+    cross_entropy_split_grad_kernel(const L* logits, Grad* grad, float* losses,
                                     const float2* partials, const int32_t* targets, int64_t rows,
                                     int64_t v, int64_t segments, float cap, float inv_cap,
                                     float dscale, uint32_t* bad) {
@@ -339,9 +339,9 @@ __global__ void __launch_bounds__(kCrossEntropySplitThreads)
       merge(m, s, p.x, p.y);
     }
     const float lse = m + logf(s);
-    const float* z = logits + it.row * v;
+    const L* z = logits + it.row * v;
     if (dscale == 0.0f) {
-      if (threadIdx.x == 0) losses[it.row] = lse - capped(z[target], cap, inv_cap);
+      if (threadIdx.x == 0) losses[it.row] = lse - capped(as_float(z[target]), cap, inv_cap);
       continue;
     }
     constexpr int64_t kStep = int64_t{kCrossEntropySplitThreads} * VEC;
@@ -371,15 +371,16 @@ CeKernel ce_kernel_choice() {
   HG_FAIL("HESSGPT_CE_KERNEL must be rows, warp or split (got '", e, "')");
 }
 
-template <typename Grad>
-void launch_split_kernels(float* logits, Grad* grad, float* losses, const int32_t* targets,
+template <typename L, typename Grad>
+void launch_split_kernels(const L* logits, Grad* grad, float* losses, const int32_t* targets,
                           int64_t rows, int64_t v, float cap, float inv_cap, float dscale,
                           uint32_t* bad, float* scratch, cudaStream_t stream) {
   HG_CHECK(scratch != nullptr, "cross-entropy: the split kernels need their scratch");
   const int64_t segments = cross_entropy_segments(v);
   const auto blocks = static_cast<unsigned>(std::min<int64_t>(rows * segments, int64_t{1} << 20));
   auto* partials = reinterpret_cast<float2*>(scratch);
-  const bool vec = v % 4 == 0 && aligned_to(logits, 16) && aligned_to(grad, 4 * sizeof(Grad));
+  const bool vec =
+      v % 4 == 0 && aligned_to(logits, 4 * sizeof(L)) && aligned_to(grad, 4 * sizeof(Grad));
   const auto launch = [&](auto width) {
     constexpr int VEC = decltype(width)::value;
     cross_entropy_partials_kernel<VEC><<<blocks, kCrossEntropySplitThreads, 0, stream>>>(
@@ -393,13 +394,14 @@ void launch_split_kernels(float* logits, Grad* grad, float* losses, const int32_
   else launch(std::integral_constant<int, 1>{});
 }
 
-template <typename Grad>
-void launch_warp_kernel(float* logits, Grad* grad, float* losses, const int32_t* targets,
+template <typename L, typename Grad>
+void launch_warp_kernel(const L* logits, Grad* grad, float* losses, const int32_t* targets,
                         int64_t rows, int64_t v, float cap, float inv_cap, float dscale,
                         uint32_t* bad, cudaStream_t stream) {
   constexpr int64_t kRowsPerBlock = kCrossEntropyWarpThreads / 32;
   const auto blocks = static_cast<unsigned>(std::min<int64_t>(ceil_div(rows, kRowsPerBlock), 65535));
-  const bool vec = v % 4 == 0 && aligned_to(logits, 16) && aligned_to(grad, 4 * sizeof(Grad));
+  const bool vec =
+      v % 4 == 0 && aligned_to(logits, 4 * sizeof(L)) && aligned_to(grad, 4 * sizeof(Grad));
   if (vec)
     cross_entropy_warp_kernel<4><<<blocks, kCrossEntropyWarpThreads, 0, stream>>>(
         logits, grad, losses, targets, rows, v, cap, inv_cap, dscale, bad);
@@ -420,11 +422,12 @@ int64_t softcap_cross_entropy_scratch(int64_t rows, int64_t v) {
   return ce_kernel_choice() == CeKernel::Split ? 2 * rows * cross_entropy_segments(v) : 0;
 }
 
-template <typename Grad>
-void softcap_cross_entropy(float* logits, float* losses, const int32_t* targets, int64_t rows,
-                           int64_t v, float cap, float dscale, uint32_t* bad,
+template <typename Logit, typename Grad>
+void softcap_cross_entropy(const Logit* logits_in, float* losses, const int32_t* targets,
+                           int64_t rows, int64_t v, float cap, float dscale, uint32_t* bad,
                            cudaStream_t stream, Grad* grad, float* scratch) {
   if (rows <= 0) return;
+  const auto* logits = device_ptr(logits_in);
   const float inv_cap = cap > 0.0f ? 1.0f / cap : 0.0f;
   switch (ce_kernel_choice()) {
     case CeKernel::Warp:
@@ -447,9 +450,12 @@ void softcap_cross_entropy(float* logits, float* losses, const int32_t* targets,
                                            cap, inv_cap, dscale, bad);
   HG_CUDA_CHECK_LAUNCH();
 }
-template void softcap_cross_entropy(float*, float*, const int32_t*, int64_t, int64_t, float, float,
-                                    uint32_t*, cudaStream_t, float*, float*);
-template void softcap_cross_entropy(float*, float*, const int32_t*, int64_t, int64_t, float, float,
-                                    uint32_t*, cudaStream_t, uint16_t*, float*);
+#define HG_CROSS_ENTROPY(LOGIT, GRAD)                                                          \
+  template void softcap_cross_entropy(const LOGIT*, float*, const int32_t*, int64_t, int64_t,   \
+                                      float, float, uint32_t*, cudaStream_t, GRAD*, float*);
+HG_CROSS_ENTROPY(float, float)
+HG_CROSS_ENTROPY(float, uint16_t)
+HG_CROSS_ENTROPY(uint16_t, uint16_t)
+#undef HG_CROSS_ENTROPY
 
 }  // namespace hessgpt::cuda

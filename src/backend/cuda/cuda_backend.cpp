@@ -636,7 +636,9 @@ void CudaBackend::softcap_cross_entropy_into(const Tensor& dlogits, const Tensor
 
 void CudaBackend::cross_entropy(const Tensor& logits, const Tensor& losses, const Tensor& targets,
                                 double cap, double dlogits_scale, const Tensor* dlogits16) {
-  check_f32(logits, "cross-entropy logits");
+  // BF16 logits (storage) only with a BF16 gradient tensor: they cannot take an F32 one in place.
+  if (dlogits16) check_f32_or_bf16(logits, "cross-entropy logits");
+  else check_f32(logits, "cross-entropy logits");
   check_f32(losses, "cross-entropy losses");
   check_i32(targets, "targets");
   HG_CHECK(targets.numel() == logits.rows() && losses.numel() == logits.rows(),
@@ -646,13 +648,14 @@ void CudaBackend::cross_entropy(const Tensor& logits, const Tensor& losses, cons
   auto* scratch = scratch_floats > 0 ? static_cast<float*>(s_->get(
                                            kCePartials, sizeof(float) * static_cast<size_t>(scratch_floats)))
                                      : nullptr;
-  const auto run = [&](auto* grad) {
-    cuda::softcap_cross_entropy(f32(logits), f32(losses), targets.as<int32_t>(), logits.rows(),
+  const auto run = [&](const auto* z, auto* grad) {
+    cuda::softcap_cross_entropy(z, f32(losses), targets.as<int32_t>(), logits.rows(),
                                 logits.cols(), static_cast<float>(cap),
                                 static_cast<float>(dlogits_scale), flag, s_->stream, grad, scratch);
   };
-  if (dlogits16) run(bits(*dlogits16));
-  else run(f32(logits));
+  if (!dlogits16) run(f32(logits), f32(logits));
+  else if (logits.dtype == DType::BF16) run(bits(logits), bits(*dlogits16));
+  else run(f32(logits), bits(*dlogits16));
   const uint32_t bad = s_->read_flag();
   if (bad != kNoBadIndex)
     HG_FAIL("target id ", s_->read_i32(targets, bad), " at position ", bad,

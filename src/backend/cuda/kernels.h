@@ -186,12 +186,13 @@ void attention_mma_backward(float* dq, float* dk, float* dv, float* delta, const
 void softcap(float* logits, int64_t rows, int64_t v, float cap, cudaStream_t stream);
 // As cpu::softcap_cross_entropy; a target outside [0, v) other than -100
 // records the smallest such row in *bad (set to UINT32_MAX by the caller).
-// The gradient goes to grad ([rows, v]; the logits themselves for F32 in place,
-// or uint16_t: BF16 storage). scratch: softcap_cross_entropy_scratch(rows, v)
-// floats of device memory (null where that is 0).
-template <typename Grad>
-void softcap_cross_entropy(float* logits, float* losses, const int32_t* targets, int64_t rows,
-                           int64_t v, float cap, float dscale, uint32_t* bad,
+// The logits are float, or uint16_t: BF16 storage, read widened. The gradient
+// goes to grad ([rows, v], float or BF16; it may be the logits themselves).
+// scratch: softcap_cross_entropy_scratch(rows, v) floats of device memory
+// (null where that is 0).
+template <typename Logit, typename Grad>
+void softcap_cross_entropy(const Logit* logits, float* losses, const int32_t* targets,
+                           int64_t rows, int64_t v, float cap, float dscale, uint32_t* bad,
                            cudaStream_t stream, Grad* grad, float* scratch);
 // The floats of scratch the kernel chosen for rows x v needs (HESSGPT_CE_KERNEL).
 int64_t softcap_cross_entropy_scratch(int64_t rows, int64_t v);
