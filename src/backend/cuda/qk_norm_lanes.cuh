@@ -68,13 +68,16 @@ __global__ void qk_norm_rope_forward_lanes_kernel(Out* out, float* rstd, const X
 // Pass 1 of the backward, partitions as the other kernels'. Each lane sums
 // dw for its 8 columns over the rows its group takes; the warp's groups are
 // then added (shuffles) and the block's warps in order (write_dw_partial).
+// Each warp's loop waits on memory once per 4 rows, so resident warps set the
+// pace: at 77-94 registers two 8-warp blocks fit an SM and model1's q ran at
+// 1.4 TB/s (the sixth GPU session). The launch bounds ask for three (<= 85
+// registers, no spills; four spilled a little).
 template <typename DX, typename DO, typename X, int L>
-__global__ void qk_norm_rope_backward_lanes_kernel(DX* dx, __nv_bfloat16* dx_copy,
-                                                   float* dw_partials, const DO* dout,
-                                                   const X* x, const float* w,
-                                                   const float* rstd, int64_t rows, int64_t d,
-                                                   int64_t parts, bool accumulate_dx,
-                                                   RopeRows rope) {
+__global__ void __launch_bounds__(kNormWarps * 32, 3)
+    qk_norm_rope_backward_lanes_kernel(DX* dx, __nv_bfloat16* dx_copy, float* dw_partials,
+                                       const DO* dout, const X* x, const float* w,
+                                       const float* rstd, int64_t rows, int64_t d, int64_t parts,
+                                       bool accumulate_dx, RopeRows rope) {
   constexpr int kRowsPerWarp = 32 / L;
   extern __shared__ float dw_rows[];  // [warps, d]
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
