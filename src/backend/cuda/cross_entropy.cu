@@ -287,6 +287,32 @@ __device__ __forceinline__ SplitItem split_item(int64_t item, int64_t segments, 
   return {item / segments, begin, end < v ? end : v};
 }
 
+// A segment is kSweeps strides of the block; each thread loads all of its
+// values (capped) before it uses any, so that kSweeps loads are in flight
+// per thread rather than one (the sixth GPU session: 1.9 TB/s for the
+// two-pass sweep of model1's chunks). Used in the loops' order: the same sums.
+template <int VEC>
+constexpr int kSweeps = static_cast<int>(kCrossEntropySpan / (kCrossEntropySplitThreads * VEC));
+static_assert(kSweeps<4> * kCrossEntropySplitThreads * 4 == kCrossEntropySpan);
+static_assert(kSweeps<1> * kCrossEntropySplitThreads == kCrossEntropySpan);
+
+// x[b] = the capped values at first + b * stride (VEC each) where they lie
+// before end; returns how many do.
+template <int VEC, typename L>
+__device__ __forceinline__ int load_segment(const L* z, int64_t first, int64_t end,
+                                            float (&x)[kSweeps<VEC>][VEC], float cap,
+                                            float inv_cap) {
+  constexpr int64_t kStride = int64_t{kCrossEntropySplitThreads} * VEC;
+  int loaded = 0;
+#pragma unroll
+  for (int b = 0; b < kSweeps<VEC>; ++b)
+    if (first + b * kStride < end) {
+      load_capped(z + first + b * kStride, x[b], cap, inv_cap);
+      loaded = b + 1;
+    }
+  return loaded;
+}
+
 // Split pass 1: the (max, sum of exp(x - max)) of each segment of each row
 // that has a target, into partials[row * segments + segment].
 template <int VEC, typename L>
@@ -300,14 +326,13 @@ __global__ void __launch_bounds__(kCrossEntropySplitThreads)
     const SplitItem it = split_item(item, segments, v);
     const int32_t target = targets[it.row];
     if (target < 0 || target >= v) continue;  // pass 2 handles the row alone
-    const L* z = logits + it.row * v;
+    float x[kSweeps<VEC>][VEC];
+    const int loaded = load_segment<VEC>(logits + it.row * v, it.begin + threadIdx.x * VEC,
+                                         it.end, x, cap, inv_cap);
     float m = -INFINITY, s = 0.0f;
-    constexpr int64_t kStep = int64_t{kCrossEntropySplitThreads} * VEC;
-    for (int64_t i = it.begin + threadIdx.x * VEC; i < it.end; i += kStep) {
-      float x[VEC];
-      load_capped(z + i, x, cap, inv_cap);
-      add_online(m, s, x);
-    }
+#pragma unroll
+    for (int b = 0; b < kSweeps<VEC>; ++b)
+      if (b < loaded) add_online(m, s, x[b]);
     merge_across_block(m, s, shared_m, shared_s);
     if (threadIdx.x == 0) partials[item] = make_float2(m, s);
     __syncthreads();  // shared_m/s are reused by the next item
@@ -344,15 +369,19 @@ __global__ void __launch_bounds__(kCrossEntropySplitThreads)
       if (threadIdx.x == 0) losses[it.row] = lse - capped(as_float(z[target]), cap, inv_cap);
       continue;
     }
-    constexpr int64_t kStep = int64_t{kCrossEntropySplitThreads} * VEC;
-    for (int64_t i = it.begin + threadIdx.x * VEC; i < it.end; i += kStep) {
-      float x[VEC];
-      load_capped(z + i, x, cap, inv_cap);
-      const int64_t target_at = target - i;
+    // Every value this thread writes is loaded first (the gradient may go over the logits).
+    constexpr int64_t kStride = int64_t{kCrossEntropySplitThreads} * VEC;
+    const int64_t first = it.begin + threadIdx.x * VEC;
+    float x[kSweeps<VEC>][VEC];
+    const int loaded = load_segment<VEC>(z, first, it.end, x, cap, inv_cap);
+#pragma unroll
+    for (int b = 0; b < kSweeps<VEC>; ++b) {
+      if (b >= loaded) break;
+      const int64_t i = first + b * kStride, target_at = target - i;
 #pragma unroll
       for (int k = 0; k < VEC; ++k)
-        if (k == target_at) losses[it.row] = lse - x[k];
-      store_gradient(gz + i, x, lse, target_at, inv_cap, dscale);
+        if (k == target_at) losses[it.row] = lse - x[b][k];
+      store_gradient(gz + i, x[b], lse, target_at, inv_cap, dscale);
     }
   }
 }
