@@ -172,9 +172,12 @@ Activations carve(const ModelConfig& c, BufferCarver& cv, int64_t b, int64_t t,
     if (a.joined_gate_up) {
       a.dgate_up = cv.take({n, 2 * ffn}, grad_type);
       // Into the logits' block where it fits: the head is done before the blocks' backward.
+      const auto bytes = [](int64_t elements, DType type) {
+        return elements * static_cast<int64_t>(dtype_size(type));
+      };
       const DType logit_type = a.bf16_logits ? DType::BF16 : cv.dtype();
-      const bool in_logits = 2 * ffn * d * static_cast<int64_t>(dtype_size(cv.dtype())) <=
-                             a.head_chunk * c.vocab_size * static_cast<int64_t>(dtype_size(logit_type));
+      const bool in_logits =
+          bytes(2 * ffn * d, cv.dtype()) <= bytes(a.head_chunk * c.vocab_size, logit_type);
       if (ffn != c.intermediate_size && !in_logits) a.dw_gate_up = cv.take({2 * ffn, d});
       else if (ffn != c.intermediate_size && a.logits.data)
         a.dw_gate_up = Tensor(a.logits.data, cv.dtype(), a.logits.device, {2 * ffn, d});

@@ -29,6 +29,7 @@ void softcap(T* logits, int64_t rows, int64_t v, double cap) {
   parallel_for(rows, [&](int64_t r) { softcap_row(logits + r * v, v, static_cast<T>(cap)); });
 }
 
+namespace {
 // Three vectorised sweeps over a row (cap, max, sum of exponentials) and one
 // for the gradient, over the row in place; returns the row's loss.
 template <typename T>
@@ -60,6 +61,7 @@ T softcap_cross_entropy_row(T* s, int64_t v, int32_t target, T cap, double dscal
   s[target] -= scale * (T(1) - target_cap * target_cap);
   return loss;
 }
+}  // namespace
 
 template <typename T>
 void softcap_cross_entropy(T* logits, T* losses, const int32_t* targets, int64_t rows, int64_t v,
