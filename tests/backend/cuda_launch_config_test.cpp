@@ -297,20 +297,6 @@ TEST(CudaLaunchConfig, RowMajorGemmPlanMatchesRowMajorProduct) {
   }
 }
 
-TEST(CudaLaunchConfig, EmbeddingRunsGroupPositionsByIdInOrder) {
-  const std::vector<int32_t> ids = {5, 0, 5, 2, 5, 0, 9};
-  const EmbeddingRuns r = make_embedding_runs(ids.data(), static_cast<int64_t>(ids.size()), 10);
-  EXPECT_EQ(r.ids, (std::vector<int32_t>{0, 2, 5, 9}));
-  EXPECT_EQ(r.offsets, (std::vector<int32_t>{0, 2, 3, 6, 7}));
-  EXPECT_EQ(r.order, (std::vector<int32_t>{1, 5, 3, 0, 2, 4, 6}));
-  for (int64_t run = 0; run < r.runs(); ++run)
-    for (int32_t s = r.offsets[run]; s < r.offsets[run + 1]; ++s)
-      EXPECT_EQ(ids[static_cast<size_t>(r.order[s])], r.ids[static_cast<size_t>(run)]);
-  const EmbeddingRuns empty = make_embedding_runs(nullptr, 0, 4);
-  EXPECT_EQ(empty.runs(), 0);
-  EXPECT_EQ(empty.offsets, std::vector<int32_t>{0});
-}
-
 }  // namespace
 }  // namespace hessgpt::cuda
 

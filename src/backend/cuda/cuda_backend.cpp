@@ -347,30 +347,14 @@ void CudaBackend::embedding_backward(const Tensor& dtable, const Tensor& ids, co
   HG_CHECK(dout.rows() == ids.numel() && dout.cols() == dtable.cols(), "embedding shapes");
   const int64_t n = ids.numel(), v = dtable.rows();
   if (n == 0) return;
-  // Grouping positions by id is a counting sort over a few thousand ids: on
-  // the host it is cheap, deterministic, and checks the ids on the way.
-  std::vector<int32_t> host_ids(static_cast<size_t>(n));
-  copy_to_host(host_ids.data(), ids);
-  for (int64_t i = 0; i < n; ++i)
-    if (host_ids[static_cast<size_t>(i)] < 0 || host_ids[static_cast<size_t>(i)] >= v)
-      HG_FAIL("token id ", host_ids[static_cast<size_t>(i)], " at position ", i,
-              " is outside the vocabulary [0, ", v, ")");
-  const cuda::EmbeddingRuns runs = cuda::make_embedding_runs(host_ids.data(), n, v);
-  std::vector<int32_t> packed;
-  packed.reserve(runs.order.size() + runs.offsets.size() + runs.ids.size());
-  packed.insert(packed.end(), runs.order.begin(), runs.order.end());
-  packed.insert(packed.end(), runs.offsets.begin(), runs.offsets.end());
-  packed.insert(packed.end(), runs.ids.begin(), runs.ids.end());
-  auto* dev = static_cast<int32_t*>(s_->get(kEmbeddingRuns, sizeof(int32_t) * packed.size()));
-  HG_CUDA_CHECK(cudaMemcpyAsync(dev, packed.data(), sizeof(int32_t) * packed.size(),
-                                cudaMemcpyHostToDevice, s_->stream));
-  const int32_t* order = dev;
-  const int32_t* offsets = order + runs.order.size();
-  const int32_t* run_ids = offsets + runs.offsets.size();
-  cuda::embedding_backward(f32(dtable), order, offsets, run_ids, runs.runs(), f32(dout),
-                           dtable.cols(), s_->stream);
-  // `packed` is pageable host memory read by the copy above: wait before it goes.
-  HG_CUDA_CHECK(cudaStreamSynchronize(s_->stream));
+  uint32_t* flag = s_->reset_flag();
+  void* scratch = s_->get(kEmbeddingRuns, cuda::embedding_backward_scratch(n, v));
+  cuda::embedding_backward(f32(dtable), ids.as<int32_t>(), n, v, f32(dout), dtable.cols(), scratch,
+                           flag, s_->stream);
+  const uint32_t bad = s_->read_flag();
+  if (bad != kNoBadIndex)
+    HG_FAIL("token id ", s_->read_i32(ids, bad), " at position ", bad,
+            " is outside the vocabulary [0, ", v, ")");
 }
 
 // ---- RMSNorm (QK-Norm + RoPE below: the same kernels with the rotation fused in) ---

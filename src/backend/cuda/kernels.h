@@ -69,11 +69,13 @@ void merge_transposed(float* dst, int64_t dst_ld, const float* src, int64_t src_
 // the smallest such position in *bad (which the caller set to UINT32_MAX).
 void embedding_forward(float* out, const int32_t* ids, const float* table, int64_t n, int64_t c,
                        int64_t v, uint32_t* bad, cudaStream_t stream);
-// dtable[ids[run]] += sum over the run's positions (in order) of dout[pos];
-// order/offsets/run_ids come from make_embedding_runs (launch_config.h).
-void embedding_backward(float* dtable, const int32_t* order, const int32_t* offsets,
-                        const int32_t* run_ids, int64_t runs, const float* dout, int64_t c,
-                        cudaStream_t stream);
+// dtable[id] += the sum of dout's rows at id's positions, in position order,
+// for each id in ids[n]; an id outside [0, v) adds nothing and records the
+// smallest such position in *bad (set to UINT32_MAX by the caller). scratch:
+// embedding_backward_scratch(n, v) bytes of device memory.
+size_t embedding_backward_scratch(int64_t n, int64_t v);
+void embedding_backward(float* dtable, const int32_t* ids, int64_t n, int64_t v, const float* dout,
+                        int64_t c, void* scratch, uint32_t* bad, cudaStream_t stream);
 
 // ---- gemv.cu: c[m, n] = alpha a b^T + beta c for m <= kGemvMaxRows, row-major
 // a [m, k] and c [m, n] F32, b [n, k] with row length ldb >= k, F32 or (b_bf16)

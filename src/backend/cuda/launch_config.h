@@ -203,34 +203,6 @@ constexpr int64_t kCrossEntropyHeld = int64_t{kCrossEntropyHeldThreads} * kCross
 // ---- embedding backward: one block per (run of equal ids, column chunk) -------
 constexpr int kEmbeddingColumns = 256;
 
-// Positions grouped by id, each group in increasing position order, so that
-// dtable[id] adds its rows in the order the CPU kernel does, whatever the GPU.
-struct EmbeddingRuns {
-  std::vector<int32_t> order;    // positions, grouped by id
-  std::vector<int32_t> offsets;  // runs + 1 entries: run r is order[offsets[r] .. offsets[r+1])
-  std::vector<int32_t> ids;      // the id of each run
-  int64_t runs() const { return static_cast<int64_t>(ids.size()); }
-};
-
-// A stable counting sort; ids must already be inside [0, vocab).
-inline EmbeddingRuns make_embedding_runs(const int32_t* ids, int64_t n, int64_t vocab) {
-  std::vector<int32_t> count(static_cast<size_t>(vocab) + 1, 0);
-  for (int64_t i = 0; i < n; ++i) ++count[static_cast<size_t>(ids[i]) + 1];
-  for (int64_t v = 0; v < vocab; ++v) count[static_cast<size_t>(v) + 1] += count[static_cast<size_t>(v)];
-  EmbeddingRuns r;
-  r.order.resize(static_cast<size_t>(n));
-  std::vector<int32_t> next(count.begin(), count.end() - 1);
-  for (int64_t i = 0; i < n; ++i)
-    r.order[static_cast<size_t>(next[static_cast<size_t>(ids[i])]++)] = static_cast<int32_t>(i);
-  for (int64_t v = 0; v < vocab; ++v) {
-    if (count[static_cast<size_t>(v) + 1] == count[static_cast<size_t>(v)]) continue;
-    r.ids.push_back(static_cast<int32_t>(v));
-    r.offsets.push_back(count[static_cast<size_t>(v)]);
-  }
-  r.offsets.push_back(static_cast<int32_t>(n));
-  return r;
-}
-
 // ---- attention ------------------------------------------------------------------
 // Tiles of kAttnTile queries x kAttnTile keys; kAttnWarps warps per block, each
 // owning kAttnTile / kAttnWarps query rows (scores: lane = key; outputs: lane =
