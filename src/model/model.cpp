@@ -163,11 +163,11 @@ void Model::prepare(const int32_t* ids, const int32_t* targets, int64_t batch, i
       if (targets[i] != -100 && (targets[i] < 0 || targets[i] >= config_.vocab_size))
         HG_FAIL("target id ", targets[i], " at position ", i, " is outside the vocabulary [0, ",
                 config_.vocab_size, ")");
-    backend_.copy_from_host(acts_.targets, targets);
+    targets_host_.assign(targets, targets + n);
   } else {
-    const std::vector<int32_t> ignore(static_cast<size_t>(n), -100);
-    backend_.copy_from_host(acts_.targets, ignore.data());
+    targets_host_.assign(static_cast<size_t>(n), -100);
   }
+  backend_.copy_from_host(acts_.targets, targets_host_.data());
 }
 
 LossSum Model::evaluate(const int32_t* ids, const int32_t* targets, int64_t batch, int64_t seq,
@@ -175,7 +175,7 @@ LossSum Model::evaluate(const int32_t* ids, const int32_t* targets, int64_t batc
   prepare(ids, targets, batch, seq, false);
   begin_lora_pass(false);
   forward_blocks();
-  return head_forward(false, 0.0, logits_out);
+  return head_loss(head_forward(false, 0.0, logits_out));
 }
 
 LossSum Model::forward_backward(const int32_t* ids, const int32_t* targets, int64_t batch,
@@ -185,10 +185,11 @@ LossSum Model::forward_backward(const int32_t* ids, const int32_t* targets, int6
   prepare(ids, targets, batch, seq, true);
   begin_lora_pass(true);
   forward_blocks();
-  const LossSum loss = head_forward(true, loss_scale, nullptr);
+  const HeadRows rows = head_forward(true, loss_scale, nullptr);
   backward_blocks();
   end_lora_pass();
-  return loss;
+  // Read back after the backward is enqueued: the device never waits on the host mid-step.
+  return head_loss(rows);
 }
 
 }  // namespace hessgpt

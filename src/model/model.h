@@ -105,7 +105,14 @@ class Model {
   // QK-Norm and RoPE of layer l: q_raw, k_raw -> q, k (forward, and backward
   // under recomputation).
   void attention_inputs(int64_t l);
-  LossSum head_forward(bool training, double loss_scale, float* logits_out);
+  // The head, enqueued: which rows it scored (all, or the compact ones with a
+  // target), for head_loss to sum their losses once they are read back.
+  struct HeadRows {
+    int64_t scored = 0;
+    bool compact = false;
+  };
+  HeadRows head_forward(bool training, double loss_scale, float* logits_out);
+  LossSum head_loss(const HeadRows& rows);
   void backward_blocks();
   // y = x W^T (+ residual when given) for a target, plus its adapter when present.
   void project(int64_t layer, LoraTarget target, int weight, const Tensor& y, const Tensor& x,
@@ -156,6 +163,9 @@ class Model {
   Buffer grads_;
   Buffer arena_;
   Activations acts_;
+  // The pass's targets as prepare() copied them up (-100 where none): the
+  // head picks its rows from them without reading them back.
+  std::vector<int32_t> targets_host_;
   bool arena_training_ = false;
   MemoryOptions memory_;
   BackendRopeTables rope_;

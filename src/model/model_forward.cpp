@@ -73,7 +73,7 @@ void Model::forward_blocks() {
   be.rmsnorm_forward(a.lnf, a.rstdf, a.output, param(layout_.final_norm), c.rms_norm_eps);
 }
 
-LossSum Model::head_forward(bool training, double loss_scale, float* logits_out) {
+Model::HeadRows Model::head_forward(bool training, double loss_scale, float* logits_out) {
   Backend& be = backend_;
   Activations& a = acts_;
   const int64_t n = a.batch * a.seq, v = config_.vocab_size;
@@ -84,8 +84,7 @@ LossSum Model::head_forward(bool training, double loss_scale, float* logits_out)
     be.convert(a.embed16, embed);
     embed = a.embed16;
   }
-  std::vector<int32_t> targets_host(static_cast<size_t>(n));
-  be.copy_to_host(targets_host.data(), a.targets);
+  const std::vector<int32_t>& targets_host = targets_host_;
 
   // Rows without a target need no logits. Fine-tuning masks most of a
   // conversation (system, user, tool results, padding) and the vocabulary
@@ -157,20 +156,25 @@ LossSum Model::head_forward(bool training, double loss_scale, float* logits_out)
     if (m > 0) be.embedding_backward(a.dln, a.head_rows.slice(0, m), a.head_dhidden.slice(0, m));
   }
 
+  return {scored, compact};
+}
+
+LossSum Model::head_loss(const HeadRows& rows) {
   // Sum the per-token losses on the host in double, in order.
+  const int64_t scored = rows.scored;
   std::vector<double> losses_host(static_cast<size_t>(scored));
   if (scored > 0) {
     if (dtype_ == DType::F32) {
       std::vector<float> l(static_cast<size_t>(scored));
-      be.copy_to_host(l.data(), a.losses.slice(0, scored));
+      backend_.copy_to_host(l.data(), acts_.losses.slice(0, scored));
       losses_host.assign(l.begin(), l.end());
     } else {
-      be.copy_to_host(losses_host.data(), a.losses.slice(0, scored));
+      backend_.copy_to_host(losses_host.data(), acts_.losses.slice(0, scored));
     }
   }
   LossSum loss;
   for (int64_t i = 0; i < scored; ++i) {
-    if (!compact && targets_host[static_cast<size_t>(i)] == -100) continue;
+    if (!rows.compact && targets_host_[static_cast<size_t>(i)] == -100) continue;
     loss.sum += losses_host[static_cast<size_t>(i)];
     ++loss.count;
   }
