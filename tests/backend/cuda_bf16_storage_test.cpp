@@ -334,16 +334,22 @@ TEST_F(CudaOps, CrossEntropyIntoBf16AndConvert) {
                                   what + ", bf16 logits: dlogits in place");
     }
 
-  const Vec x = random_floats(1001, 91, 3.0);
-  const Tensor x16 = on16(*gpu_, std::vector<uint16_t>(1001, 0xffff), {7, 143});
-  gpu_->convert(x16, on(*gpu_, x, {7, 143}));
-  std::vector<uint16_t> want(x.size());
-  for (size_t i = 0; i < x.size(); ++i) want[i] = float_to_bf16(x[i]);
-  EXPECT_EQ(bits_of(*gpu_, x16), want);
-  const Tensor back = on(*gpu_, poison(1001), {1001});
-  gpu_->convert(back, x16.view({1001}));
-  const Vec wide = host(*gpu_, back);
-  for (size_t i = 0; i < x.size(); ++i) ASSERT_EQ(wide[i], bf16_to_float(want[i])) << i;
+  // 1001 values: one at a time; 1000: four at a time (the weight copies' path).
+  for (const int64_t n : {int64_t{1001}, int64_t{1000}}) {
+    const Vec x = random_floats(static_cast<size_t>(n), 91, 3.0);
+    const Tensor x16 = on16(*gpu_, std::vector<uint16_t>(static_cast<size_t>(n), 0xffff), {n});
+    gpu_->convert(x16, on(*gpu_, x, {n}));
+    std::vector<uint16_t> want(x.size());
+    for (size_t i = 0; i < x.size(); ++i) want[i] = float_to_bf16(x[i]);
+    EXPECT_EQ(bits_of(*gpu_, x16), want) << n << " values";
+    const Tensor copy16 = on16(*gpu_, std::vector<uint16_t>(static_cast<size_t>(n), 0xffff), {n});
+    gpu_->convert(copy16, x16);  // BF16 to BF16: a copy
+    EXPECT_EQ(bits_of(*gpu_, copy16), want) << n << " values";
+    const Tensor back = on(*gpu_, poison(n), {n});
+    gpu_->convert(back, x16);
+    const Vec wide = host(*gpu_, back);
+    for (size_t i = 0; i < x.size(); ++i) ASSERT_EQ(wide[i], bf16_to_float(want[i])) << i;
+  }
 }
 
 // concat_columns in every mix of F32 and BF16 against the CPU's, bit for bit
