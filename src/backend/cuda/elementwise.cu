@@ -3,6 +3,7 @@
 // matrix-product operands.
 #include <cuda_bf16.h>
 
+#include <algorithm>
 #include <type_traits>
 
 #include "backend/cuda/device_util.cuh"
@@ -163,13 +164,16 @@ __global__ void widen_kernel(float* dst, const __nv_bfloat16* src, int64_t n) {
   for (int64_t i = global_thread(); i < n; i += grid_stride()) dst[i] = __bfloat162float(src[i]);
 }
 
-__global__ void merge_columns_kernel(float* dst, int64_t dst_ld, const float* src,
-                                     int64_t src_ld, int64_t rows, int64_t cols, float beta) {
-  const int64_t total = rows * cols;
-  for (int64_t i = global_thread(); i < total; i += grid_stride()) {
-    const int64_t r = i / cols, c = i % cols;
-    float* d = dst + r * dst_ld + c;
-    const float x = src[r * src_ld + c];
+// Index: uint32_t where every index fits (as copy_columns_kernel).
+template <typename Index>
+__global__ void merge_columns_kernel(float* dst, Index dst_ld, const float* src, Index src_ld,
+                                     Index rows, Index cols, float beta) {
+  const Index total = rows * cols;
+  for (Index i = static_cast<Index>(global_thread()); i < total;
+       i += static_cast<Index>(grid_stride())) {
+    const Index r = i / cols, c = i - r * cols;
+    float* d = dst + static_cast<int64_t>(r) * dst_ld + c;
+    const float x = src[static_cast<int64_t>(r) * src_ld + c];
     *d = beta == 0.0f ? x : x + beta * *d;
   }
 }
@@ -258,8 +262,14 @@ template void swiglu_backward(uint16_t*, uint16_t*, const uint16_t*, const uint1
 
 void merge_columns(float* dst, int64_t dst_ld, const float* src, int64_t src_ld, int64_t rows,
                    int64_t cols, float beta, cudaStream_t stream) {
-  launch_elementwise(rows * cols, stream, merge_columns_kernel, dst, dst_ld, src, src_ld, rows,
-                     cols, beta);
+  if (rows * std::max(dst_ld, src_ld) < (int64_t{1} << 31)) {
+    const auto u32 = [](int64_t x) { return static_cast<uint32_t>(x); };
+    launch_elementwise(rows * cols, stream, merge_columns_kernel<uint32_t>, dst, u32(dst_ld), src,
+                       u32(src_ld), u32(rows), u32(cols), beta);
+    return;
+  }
+  launch_elementwise(rows * cols, stream, merge_columns_kernel<int64_t>, dst, dst_ld, src, src_ld,
+                     rows, cols, beta);
 }
 
 void merge_transposed(float* dst, int64_t dst_ld, const float* src, int64_t src_ld, int64_t rows,
