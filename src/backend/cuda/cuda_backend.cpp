@@ -348,7 +348,8 @@ void CudaBackend::embedding_backward(const Tensor& dtable, const Tensor& ids, co
   const int64_t n = ids.numel(), v = dtable.rows();
   if (n == 0) return;
   HG_CHECK(n < std::numeric_limits<int32_t>::max() && v < std::numeric_limits<int32_t>::max(),
-           "embedding backward: ", n, " positions over ", v, " ids is past the sort's 32-bit counts");
+           "embedding backward: ", n, " positions over ", v,
+           " ids is past the sort's 32-bit counts");
   uint32_t* flag = s_->reset_flag();
   void* scratch = s_->get(kEmbeddingRuns, cuda::embedding_backward_scratch(n, v));
   cuda::embedding_backward(f32(dtable), ids.as<int32_t>(), n, v, f32(dout), dtable.cols(), scratch,
