@@ -11,8 +11,8 @@ SPEC §4), zero_grad.  Random token ids; timing starts after the warm-up steps.
     /usr/bin/python3 bench/torch_train_step.py --model small --batch 8 --seq 256 --steps 5 --threads 2 --json
 
 On a GPU (--device cuda) it is the overview's own stack: FP32 master weights and AdamW state,
-BF16 autocast (--precision bf16), scaled_dot_product_attention (causal, GQA) and, with
---compile, torch.compile; it reports peak GPU memory too:
+AdamW's fused CUDA kernel, BF16 autocast (--precision bf16), scaled_dot_product_attention
+(causal, GQA) and, with --compile, torch.compile; it reports peak GPU memory too:
 
     python3 bench/torch_train_step.py --device cuda --precision bf16 --compile --head plain \
         --model model1 --batch 32 --seq 1024 --steps 10 --json
@@ -41,7 +41,10 @@ def parse_args(argv=None):
     p.add_argument("--chunk", type=int, default=256, help="rows per chunk of the fused head")
     p.add_argument("--clip", type=float, default=0.0, help="global-norm clip (0 = off)")
     p.add_argument("--foreach", choices=["auto", "on", "off"], default="auto",
-                   help="AdamW multi-tensor path (auto = torch's default)")
+                   help="AdamW multi-tensor path (auto = torch's default) where it is not fused")
+    p.add_argument("--fused", choices=["auto", "on", "off"], default="auto",
+                   help="AdamW's fused CUDA kernel (auto = on CUDA, as the overview's stack "
+                   "runs it: 'AdamW (fused on CUDA)'; torch 1.13's CPU AdamW has none)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                    help="bf16: autocast matrix products to BF16 (FP32 master weights)")
@@ -189,8 +192,12 @@ def main(argv=None) -> int:
     named = list(model.named_parameters())
     groups = [{"params": [p for n, p in named if ht.is_matrix(n)], "weight_decay": 0.1},
               {"params": [p for n, p in named if not ht.is_matrix(n)], "weight_decay": 0.0}]
-    foreach = {"auto": None, "on": True, "off": False}[args.foreach]
-    opt = torch.optim.AdamW(groups, lr=4e-4, betas=(0.9, 0.95), eps=1e-8, foreach=foreach)
+    fused = args.fused == "on" or (args.fused == "auto" and cuda)
+    if fused:
+        opt = torch.optim.AdamW(groups, lr=4e-4, betas=(0.9, 0.95), eps=1e-8, fused=True)
+    else:
+        foreach = {"auto": None, "on": True, "off": False}[args.foreach]
+        opt = torch.optim.AdamW(groups, lr=4e-4, betas=(0.9, 0.95), eps=1e-8, foreach=foreach)
 
     gen = torch.Generator().manual_seed(args.seed + 1)
     B, T = args.batch, args.seq
@@ -241,6 +248,8 @@ def main(argv=None) -> int:
         "device": args.device,
         "precision": args.precision,
         "compile": args.compile,
+        "adamw": "fused" if fused else {"auto": "torch's default", "on": "foreach",
+                                         "off": "per tensor"}[args.foreach],
     }
     if cuda:
         result["gpu"] = torch.cuda.get_device_name()

@@ -5,7 +5,7 @@
 # curve, GPU decoding against the CPU decoder), compute-sanitizer over the op
 # tests, `bench ops` at model1's shapes, GPU decoding tokens/s, then training
 # throughput of hessgpt on the GPU (BF16 products, selective recomputation)
-# beside the same step in PyTorch (torch.compile + SDPA, BF16 autocast), and
+# beside the same step in PyTorch (torch.compile + SDPA, BF16 autocast, fused AdamW), and
 # one summary table at the end. The defaults fit one 10-minute device call.
 #
 # The device machine has CUDA, CMake, ninja and PyTorch but none of our Debian
@@ -30,6 +30,9 @@
 #     models with a PyTorch baseline, SKIP_TORCH=1 for none; DECODE_MODELS
 #     ["model1 model2"], "" for none. TORCH_PROFILE [1]: one more PyTorch step under
 #     torch.profiler, its kernel time per category and top kernels in the table.
+#   TORCH_FOREACH_AB [0]: PyTorch's step again with its default (foreach) AdamW
+#     instead of the fused kernel the overview's stack uses (the baseline of the
+#     first six GPU sessions' ratios).
 #   BF16_ACTS_AB [1]: on every bench model, rows with --bf16-activations (BF16
 #     product inputs, padded FFN) after BENCH_FLAGS and alone (no recomputation), and
 #     (RECOMPUTE_MLP_AB [1]) with --recompute-mlp.
@@ -474,10 +477,21 @@ headline_rows() {  # model batch seq steps
       --head plain --model "$model" --batch "$batch" --seq "$seq" --steps "$steps" --warmup 3 \
       $([[ ${TORCH_PROFILE:-1} == 1 ]] && echo --profile) --json; then
     row "pytorch $model bf16 compile" ok \
-      "$(json_field "$tout" tokens_per_s) tok/s, peak $(( $(json_field "$tout" peak_memory_bytes) / 1048576 )) MiB allocated"
+      "$(json_field "$tout" tokens_per_s) tok/s, peak $(( $(json_field "$tout" peak_memory_bytes) / 1048576 )) MiB allocated, AdamW $(json_field "$tout" adamw)"
     torch_profile_rows "$tout"
   else
     row "pytorch $model bf16 compile" FAIL "$(tail -1 "$tout.err")"
+  fi
+  # PyTorch with its default (foreach) AdamW instead of the fused kernel: the
+  # baseline of the first six GPU sessions' ratios.
+  [[ ${TORCH_FOREACH_AB:-0} == 1 ]] || return 0
+  local fout="$OUT/torch-$model-foreach.json"
+  if peak_mem_run "$fout" python3 bench/torch_train_step.py --device cuda --precision bf16 --compile \
+      --head plain --fused off --model "$model" --batch "$batch" --seq "$seq" --steps "$steps" \
+      --warmup 3 --json; then
+    row "pytorch $model bf16 compile, foreach AdamW" ok "$(json_field "$fout" tokens_per_s) tok/s"
+  else
+    row "pytorch $model bf16 compile, foreach AdamW" FAIL "$(tail -1 "$fout.err")"
   fi
 }
 
