@@ -58,7 +58,9 @@ __device__ __forceinline__ void warp_dot(float (&acc)[M], const W* row, const fl
       }
     }
   }
-#pragma unroll 4
+  // Rows that are not 16-byte aligned (FP32 weights of the down projection, k = 3413)
+  // take this loop whole: unrolled as deep as the 16-byte one for a single row.
+#pragma unroll(M == 1 ? 8 : 4)
   for (int64_t i = tail + lane; i < k; i += 32) {
     const float w = operand<kBf16>(as_float(row[i]));
 #pragma unroll
