@@ -62,9 +62,7 @@ MatmulShape matmul_shape(const Tensor& c, const Tensor& a, bool trans_a, const T
 void Backend::softcap_cross_entropy_into(const Tensor& dlogits, const Tensor& logits,
                                          const Tensor& losses, const Tensor& targets, double cap,
                                          double dlogits_scale) {
-  HG_CHECK(dlogits.dtype == DType::BF16 && dlogits.numel() == logits.numel(),
-           "cross-entropy: dlogits must be BF16 of the logits' size, got ", dtype_name(dlogits.dtype),
-           " ", dlogits.shape_string());
+  check_cross_entropy_into(dlogits, logits);
   HG_CHECK(logits.dtype != DType::BF16,
            "cross-entropy over BF16 logits: this backend does not score them");
   softcap_cross_entropy(logits, losses, targets, cap, dlogits_scale);
@@ -192,6 +190,14 @@ void Backend::concat_columns(const Tensor& dst, const Tensor& a, const Tensor& b
            b.shape_string());
   copy_columns(dst, 0, a);
   copy_columns(dst, a.cols(), b);
+}
+
+void check_cross_entropy_into(const Tensor& dlogits, const Tensor& logits) {
+  HG_CHECK(dlogits.dtype == DType::BF16 && dlogits.numel() == logits.numel(),
+           "cross-entropy: dlogits must be BF16 of the logits' size ", logits.shape_string(),
+           ", got ", dtype_name(dlogits.dtype), " ", dlogits.shape_string());
+  HG_CHECK(logits.dtype == DType::F32 || logits.dtype == DType::BF16,
+           "cross-entropy into BF16: F32 or BF16 logits, not ", dtype_name(logits.dtype));
 }
 
 void check_copy_columns(const Tensor& dst, int64_t col0, const Tensor& src) {

@@ -340,6 +340,9 @@ class Buffer {
 // The shapes and dtypes copy_columns takes (every backend checks them so):
 // throws Error naming the mismatch.
 void check_copy_columns(const Tensor& dst, int64_t col0, const Tensor& src);
+// softcap_cross_entropy_into's gradient: BF16 of the logits' size (which are
+// F32 or BF16). Throws Error naming the mismatch.
+void check_cross_entropy_into(const Tensor& dlogits, const Tensor& logits);
 // swiglu_*_joined's operands: F32 or BF16, gate_up (and dgate_up) [R, 2W]
 // beside out (or dout) [R, W]. Throws Error naming the mismatch.
 void check_swiglu_joined(const Tensor& half, const Tensor& gate_up, const char* op);

@@ -71,7 +71,8 @@ Activations carve(const ModelConfig& c, BufferCarver& cv, int64_t b, int64_t t,
   a.batch = b;
   a.seq = t;
   a.bf16_logits = o.bf16_logits;
-  a.head_chunk = head_chunk_rows(n, c.vocab_size, a.bf16_logits ? 2 : dtype_size(cv.dtype()));
+  const DType logit_type = a.bf16_logits ? DType::BF16 : cv.dtype();
+  a.head_chunk = head_chunk_rows(n, c.vocab_size, dtype_size(logit_type));
   a.ids = cv.take({n}, DType::I32);
   a.targets = cv.take({n}, DType::I32);
   a.shared_attention = o.memory.recompute || !training;
@@ -140,7 +141,7 @@ Activations carve(const ModelConfig& c, BufferCarver& cv, int64_t b, int64_t t,
   a.output = cv.take({n, d});
   a.lnf = cv.take({n, d});
   a.rstdf = cv.take({n});
-  a.logits = cv.take({a.head_chunk, c.vocab_size}, a.bf16_logits ? DType::BF16 : cv.dtype());
+  a.logits = cv.take({a.head_chunk, c.vocab_size}, logit_type);
   a.losses = cv.take({n});
   a.head_rows = cv.take({n}, DType::I32);
   a.head_targets = cv.take({n}, DType::I32);
@@ -175,7 +176,6 @@ Activations carve(const ModelConfig& c, BufferCarver& cv, int64_t b, int64_t t,
       const auto bytes = [](int64_t elements, DType type) {
         return elements * static_cast<int64_t>(dtype_size(type));
       };
-      const DType logit_type = a.bf16_logits ? DType::BF16 : cv.dtype();
       const bool in_logits =
           bytes(2 * ffn * d, cv.dtype()) <= bytes(a.head_chunk * c.vocab_size, logit_type);
       if (ffn != c.intermediate_size && !in_logits) a.dw_gate_up = cv.take({2 * ffn, d});

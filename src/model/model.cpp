@@ -185,11 +185,11 @@ LossSum Model::forward_backward(const int32_t* ids, const int32_t* targets, int6
   prepare(ids, targets, batch, seq, true);
   begin_lora_pass(true);
   forward_blocks();
-  const HeadRows rows = head_forward(true, loss_scale, nullptr);
+  const int64_t scored = head_forward(true, loss_scale, nullptr);
   backward_blocks();
   end_lora_pass();
   // Read back after the backward is enqueued: the device never waits on the host mid-step.
-  return head_loss(rows);
+  return head_loss(scored);
 }
 
 }  // namespace hessgpt

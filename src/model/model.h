@@ -105,14 +105,10 @@ class Model {
   // QK-Norm and RoPE of layer l: q_raw, k_raw -> q, k (forward, and backward
   // under recomputation).
   void attention_inputs(int64_t l);
-  // The head, enqueued: which rows it scored (all, or the compact ones with a
-  // target), for head_loss to sum their losses once they are read back.
-  struct HeadRows {
-    int64_t scored = 0;
-    bool compact = false;
-  };
-  HeadRows head_forward(bool training, double loss_scale, float* logits_out);
-  LossSum head_loss(const HeadRows& rows);
+  // The head, enqueued; returns how many rows it scored (all, or the compact
+  // ones with a target), whose losses head_loss reads back and sums.
+  int64_t head_forward(bool training, double loss_scale, float* logits_out);
+  LossSum head_loss(int64_t scored);
   void backward_blocks();
   // y = x W^T (+ residual when given) for a target, plus its adapter when present.
   void project(int64_t layer, LoraTarget target, int weight, const Tensor& y, const Tensor& x,

@@ -1,6 +1,7 @@
 // The forward pass: embedding, L pre-norm blocks (GQA attention with QK-Norm
 // and RoPE, SwiGLU MLP), final norm, and the tied, soft-capped head whose
 // logits are produced one row chunk at a time.
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -73,7 +74,7 @@ void Model::forward_blocks() {
   be.rmsnorm_forward(a.lnf, a.rstdf, a.output, param(layout_.final_norm), c.rms_norm_eps);
 }
 
-Model::HeadRows Model::head_forward(bool training, double loss_scale, float* logits_out) {
+int64_t Model::head_forward(bool training, double loss_scale, float* logits_out) {
   Backend& be = backend_;
   Activations& a = acts_;
   const int64_t n = a.batch * a.seq, v = config_.vocab_size;
@@ -84,7 +85,6 @@ Model::HeadRows Model::head_forward(bool training, double loss_scale, float* log
     be.convert(a.embed16, embed);
     embed = a.embed16;
   }
-  const std::vector<int32_t>& targets_host = targets_host_;
 
   // Rows without a target need no logits. Fine-tuning masks most of a
   // conversation (system, user, tool results, padding) and the vocabulary
@@ -92,9 +92,9 @@ Model::HeadRows Model::head_forward(bool training, double loss_scale, float* log
   // gathered into a dense block first. A logits dump needs every row.
   std::vector<int32_t> rows, row_targets;
   for (int64_t i = 0; i < n; ++i) {
-    if (targets_host[static_cast<size_t>(i)] == -100) continue;
+    if (targets_host_[static_cast<size_t>(i)] == -100) continue;
     rows.push_back(static_cast<int32_t>(i));
-    row_targets.push_back(targets_host[static_cast<size_t>(i)]);
+    row_targets.push_back(targets_host_[static_cast<size_t>(i)]);
   }
   const int64_t m = static_cast<int64_t>(rows.size());
   const bool compact = logits_out == nullptr && m < n;
@@ -156,12 +156,13 @@ Model::HeadRows Model::head_forward(bool training, double loss_scale, float* log
     if (m > 0) be.embedding_backward(a.dln, a.head_rows.slice(0, m), a.head_dhidden.slice(0, m));
   }
 
-  return {scored, compact};
+  return scored;
 }
 
-LossSum Model::head_loss(const HeadRows& rows) {
-  // Sum the per-token losses on the host in double, in order.
-  const int64_t scored = rows.scored;
+LossSum Model::head_loss(int64_t scored) {
+  // Sum the per-token losses on the host in double, in order. Rows without a
+  // target scored 0 (backend.h), so every scored row adds; the count is the
+  // targets'.
   std::vector<double> losses_host(static_cast<size_t>(scored));
   if (scored > 0) {
     if (dtype_ == DType::F32) {
@@ -173,11 +174,9 @@ LossSum Model::head_loss(const HeadRows& rows) {
     }
   }
   LossSum loss;
-  for (int64_t i = 0; i < scored; ++i) {
-    if (!rows.compact && targets_host_[static_cast<size_t>(i)] == -100) continue;
-    loss.sum += losses_host[static_cast<size_t>(i)];
-    ++loss.count;
-  }
+  for (const double l : losses_host) loss.sum += l;
+  loss.count = static_cast<int64_t>(std::count_if(targets_host_.begin(), targets_host_.end(),
+                                                  [](int32_t t) { return t != -100; }));
   return loss;
 }
 

@@ -623,11 +623,9 @@ void CpuBackend::softcap_cross_entropy_into(const Tensor& dlogits, const Tensor&
     Backend::softcap_cross_entropy_into(dlogits, logits, losses, targets, cap, dlogits_scale);
     return;
   }
-  HG_CHECK(dlogits.dtype == DType::BF16 && dlogits.numel() == logits.numel() &&
-               losses.dtype == DType::F32,
-           "cross-entropy over BF16 logits ", logits.shape_string(),
-           " needs BF16 dlogits of their size and F32 losses, got ", dtype_name(dlogits.dtype),
-           " ", dlogits.shape_string(), " and ", dtype_name(losses.dtype));
+  check_cross_entropy_into(dlogits, logits);
+  HG_CHECK(losses.dtype == DType::F32, "cross-entropy over BF16 logits needs F32 losses, got ",
+           dtype_name(losses.dtype));
   const int32_t* t = checked_targets(targets, logits, losses);
   cpu::softcap_cross_entropy_bf16(logits.as<uint16_t>(), dlogits.as<uint16_t>(),
                                   losses.as<float>(), t, logits.rows(), logits.cols(), cap,

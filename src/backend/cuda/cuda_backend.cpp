@@ -334,10 +334,7 @@ void CudaBackend::embedding_forward(const Tensor& out, const Tensor& ids, const 
   uint32_t* flag = s_->reset_flag();
   cuda::embedding_forward(f32(out), ids.as<int32_t>(), f32(table), ids.numel(), table.cols(),
                           table.rows(), flag, s_->stream);
-  const uint32_t bad = s_->read_flag();
-  if (bad != kNoBadIndex)
-    HG_FAIL("token id ", s_->read_i32(ids, bad), " at position ", bad,
-            " is outside the vocabulary [0, ", table.rows(), ")");
+  s_->check_ids_flag(ids, "token", table.rows());
 }
 
 void CudaBackend::embedding_backward(const Tensor& dtable, const Tensor& ids, const Tensor& dout) {
@@ -354,10 +351,7 @@ void CudaBackend::embedding_backward(const Tensor& dtable, const Tensor& ids, co
   void* scratch = s_->get(kEmbeddingRuns, cuda::embedding_backward_scratch(n, v));
   cuda::embedding_backward(f32(dtable), ids.as<int32_t>(), n, v, f32(dout), dtable.cols(), scratch,
                            flag, s_->stream);
-  const uint32_t bad = s_->read_flag();
-  if (bad != kNoBadIndex)
-    HG_FAIL("token id ", s_->read_i32(ids, bad), " at position ", bad,
-            " is outside the vocabulary [0, ", v, ")");
+  s_->check_ids_flag(ids, "token", v);
 }
 
 // ---- RMSNorm (QK-Norm + RoPE below: the same kernels with the rotation fused in) ---
@@ -614,10 +608,8 @@ void CudaBackend::softcap_cross_entropy(const Tensor& logits, const Tensor& loss
 void CudaBackend::softcap_cross_entropy_into(const Tensor& dlogits, const Tensor& logits,
                                              const Tensor& losses, const Tensor& targets,
                                              double cap, double dlogits_scale) {
-  HG_CHECK(dlogits.device == Device::CUDA && dlogits.dtype == DType::BF16 &&
-               dlogits.numel() == logits.numel(),
-           "cross-entropy: dlogits must be a CUDA BF16 tensor of the logits' size, got ",
-           dtype_name(dlogits.dtype), " ", dlogits.shape_string());
+  check_cross_entropy_into(dlogits, logits);
+  HG_CHECK(dlogits.device == Device::CUDA, "cross-entropy: dlogits must be a CUDA tensor");
   cross_entropy(logits, losses, targets, cap, dlogits_scale, &dlogits);
 }
 
@@ -643,10 +635,7 @@ void CudaBackend::cross_entropy(const Tensor& logits, const Tensor& losses, cons
   if (!dlogits16) run(f32(logits), f32(logits));
   else if (logits.dtype == DType::BF16) run(bits(logits), bits(*dlogits16));
   else run(f32(logits), bits(*dlogits16));
-  const uint32_t bad = s_->read_flag();
-  if (bad != kNoBadIndex)
-    HG_FAIL("target id ", s_->read_i32(targets, bad), " at position ", bad,
-            " is outside the vocabulary [0, ", logits.cols(), ")");
+  s_->check_ids_flag(targets, "target", logits.cols());
 }
 
 // ---- optimizer ------------------------------------------------------------------

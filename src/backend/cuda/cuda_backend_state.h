@@ -111,6 +111,15 @@ struct CudaBackend::State {
     return *host;
   }
 
+  // After a kernel that checked ids against [0, vocab) into the flag: throws
+  // Error naming the first bad one (kind: "token" or "target").
+  void check_ids_flag(const Tensor& ids, const char* kind, int64_t vocab) {
+    const uint32_t bad = read_flag();
+    if (bad != cuda_backend_detail::kNoBadIndex)
+      HG_FAIL(kind, " id ", read_i32(ids, bad), " at position ", bad,
+              " is outside the vocabulary [0, ", vocab, ")");
+  }
+
   int32_t read_i32(const Tensor& t, int64_t index) {
     int32_t value = 0;
     HG_CUDA_CHECK(cudaMemcpyAsync(&value, t.as<int32_t>() + index, sizeof(value),
