@@ -95,6 +95,8 @@
 #     gradients computed directly (HESSGPT_CUBLASLT_TRANSPOSE=0); TUNE_AB=1 cuBLASLt's candidates
 #     timed per shape (HESSGPT_CUBLASLT_TUNE=verbose: the picks in the row's .err).
 #   SKIP_SANITIZER=1; SANITIZER_FILTER [the op and attention tests].
+#   COMMANDS_CHECK [1]: scripts/gpu-commands.sh, the commands end to end with
+#     --device cuda against the CPU (~1-2 minutes; tests section; COMMANDS_TIMEOUT [240]).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -314,6 +316,24 @@ elif command -v compute-sanitizer >/dev/null; then
   sanitizer_row "compute-sanitizer racecheck" "$log" $? "${SANITIZER_FILTER:-attention, rmsnorm, cross-entropy}"
 else
   row "compute-sanitizer" skip "not installed"
+fi
+
+# The commands a user runs, on the GPU beside the CPU (scripts/gpu-commands.sh):
+# prepare, pretrain (FP32, a stop and resume, BF16), score, eval perplexity,
+# greedy generate (FP32 and BF16 weights), LoRA + YaRN sft, merge, chat. The
+# tokenizer is not built here (it needs npm): scripts/gpu-debs.sh carries it.
+if [[ ${COMMANDS_CHECK:-1} == 1 ]]; then
+  [[ -z ${HESSGPT_TOKENIZER:-} && -f .gpu-debs/mistral-tokenizer.model ]] &&
+    export HESSGPT_TOKENIZER=$PWD/.gpu-debs/mistral-tokenizer.model
+  log="$OUT/commands.log" t0=$(date +%s)
+  timeout -k 5 "${COMMANDS_TIMEOUT:-240}" bash scripts/gpu-commands.sh --device cuda --reference cpu \
+    --work "$OUT/commands" --hessgpt "$HG" >"$log" 2>&1
+  rc=$?
+  detail="$(grep -c '^PASS' "$log") passed, $(grep -c '^FAIL' "$log") failed, $(( $(date +%s) - t0 )) s"
+  if [[ $rc == 0 ]]; then row "commands on the GPU vs CPU" ok "$detail"
+  else row "commands on the GPU vs CPU" FAIL "$detail (exit $rc), see $log"; fi
+  grep '^FAIL' "$log" | head -10 | cut -c1-300 | sed 's/^/    /' | tee -a "$LOG"
+  rm -rf "$OUT/commands"  # checkpoints: not worth bringing back
 fi
 fi  # bench_only
 

@@ -28,4 +28,11 @@ if compgen -G "/usr/local/cuda/include/cudnn*.h" >/dev/null; then
   mkdir -p .gpu-debs/cudnn/include
   cp /usr/local/cuda/include/cudnn*.h .gpu-debs/cudnn/include/
 fi
+# The Mistral tokenizer rebuilt from its npm package (the device machine has no
+# npm): scripts/gpu-commands.sh prepares and decodes with it.
+for model in build/data/mistral-tokenizer.model "${HESSGPT_TOKENIZER:-}"; do
+  if [ -n "$model" ] && [ -f "$model" ]; then cp "$model" .gpu-debs/mistral-tokenizer.model; break; fi
+done
+[ -f .gpu-debs/mistral-tokenizer.model ] ||
+  echo "gpu-debs: no tokenizer model (build the mistral_tokenizer_model target first)" >&2
 echo "gpu-debs: $(ls .gpu-debs/*.deb | wc -l) packages, $(du -sh .gpu-debs | cut -f1) in .gpu-debs/"

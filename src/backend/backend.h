@@ -143,6 +143,14 @@ class Backend {
 
   // ---- embedding: out[N,C] = table[ids[n]]; dtable[V,C] += scatter(dout) ---
   virtual void embedding_forward(const Tensor& out, const Tensor& ids, const Tensor& table) = 0;
+  // embedding_forward for ids the caller has already checked against table's
+  // rows (decoding checks each token on the host): no read-back of a verdict,
+  // so a recorded step (record below) can hold it. The default runs the
+  // checked op; CUDA's leaves the row of an id outside the table unwritten.
+  virtual void embedding_forward_prechecked(const Tensor& out, const Tensor& ids,
+                                            const Tensor& table) {
+    embedding_forward(out, ids, table);
+  }
   virtual void embedding_backward(const Tensor& dtable, const Tensor& ids, const Tensor& dout) = 0;
 
   // ---- RMSNorm over the last dim: out[R,D] = x / rms(x) * w; caches rstd[R].

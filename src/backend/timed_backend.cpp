@@ -156,6 +156,11 @@ double TimedBackend::sum_squares(const Tensor& x) {
 void TimedBackend::embedding_forward(const Tensor& out, const Tensor& ids, const Tensor& table) {
   timed("embedding_forward", sig(out), [&] { inner_.embedding_forward(out, ids, table); });
 }
+void TimedBackend::embedding_forward_prechecked(const Tensor& out, const Tensor& ids,
+                                               const Tensor& table) {
+  timed("embedding_forward_prechecked", sig(out),
+        [&] { inner_.embedding_forward_prechecked(out, ids, table); });
+}
 void TimedBackend::embedding_backward(const Tensor& dtable, const Tensor& ids,
                                       const Tensor& dout) {
   timed("embedding_backward", sig(dout), [&] { inner_.embedding_backward(dtable, ids, dout); });

@@ -132,7 +132,7 @@ void setup(CLI::App& app) {
     if (o->json)
       print_json({{"steps", r.steps_done}, {"resumed_from", r.resumed_from}, {"loss", r.last_loss},
                   {"val_loss", r.last_val_loss}, {"skipped_steps", r.skipped_steps},
-                  {"completed", r.completed}});
+                  {"completed", r.completed}, {"device", device_name(ranked.backend->device())}});
   });
 }
 

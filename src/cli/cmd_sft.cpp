@@ -59,7 +59,7 @@ void setup(CLI::App& app) {
     if (o->json)
       print_json({{"steps", r.steps_done}, {"resumed_from", r.resumed_from}, {"loss", r.last_loss},
                   {"val_loss", r.last_val_loss}, {"trainable_parameters", r.trainable_parameters},
-                  {"completed", r.completed}});
+                  {"completed", r.completed}, {"device", device_name(ranked.backend->device())}});
   });
 }
 

@@ -216,8 +216,6 @@ std::span<const float> DeviceSession::feed(std::span<const int32_t> ids, float* 
 void DeviceSession::decode_token(int32_t id) {
   const int32_t io[2] = {id, static_cast<int32_t>(pos_)};
   be_.copy_from_host(io_, io);
-  // Outside the recording: the embedding checks the id and reads the verdict back.
-  be_.embedding_forward(x1_, io_.slice(0, 1), m_.param(m_.layout().embed));
   replayed_ = recorded_ && recorded_->replay();
   if (!replayed_ && step_warm_ && may_record_) {
     recorded_ = be_.record([this] { decode_ops(); });
@@ -254,6 +252,9 @@ void DeviceSession::decode_ops() {
   step.pos = io_.slice(1, 2);
   step.eps = eps;
   step.scale = 1.0 / std::sqrt(static_cast<double>(hd));
+  // feed's check_feed checked the id on the host: no read-back, so the lookup
+  // is part of the recorded step.
+  be_.embedding_forward_prechecked(x1_, io_.slice(0, 1), m_.param(lay.embed));
   round_embedding(x1_, x16_1_);
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     const LayerParamIndex& p = lay.layers[static_cast<size_t>(l)];

@@ -59,12 +59,13 @@ class DeviceSession final : public Session {
   bool replayed_last_token() const { return replayed_; }
 
  private:
-  // One token after the prompt: the embedding, then the step's ops from a
-  // recording where the backend makes one (recorded at the second token,
-  // after a first run op by op has grown the backend's scratch), else op by op.
+  // One token after the prompt: its id and position uploaded, then the step's
+  // ops from a recording where the backend makes one (recorded at the second
+  // token, after a first run op by op has grown the backend's scratch), else
+  // op by op.
   void decode_token(int32_t id);
-  // The step after the embedding, on the step's own tensors; nothing in it
-  // depends on the position but the device-held io_[1].
+  // The step from the embedding on, on the step's own tensors; nothing in it
+  // depends on the token or the position but the device-held io_.
   void decode_ops();
   void ensure_scratch(int64_t t);
   // q [t, H*D], k [t, KV*D] (projections) -> QK-Norm/RoPE -> K into the

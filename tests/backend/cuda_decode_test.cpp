@@ -105,5 +105,38 @@ TEST_F(CudaOps, OpsThatReadBackAreNotRecorded) {
   EXPECT_EQ(host(*gpu_, x), (Vec{2.0f, 4.0f, 6.0f})) << "declined: nothing ran";
 }
 
+// Decoding's lookup of a token checked on the host: the same rows as the
+// checked op, recorded and replayed with another id uploaded in between.
+TEST_F(CudaOps, PrecheckedEmbeddingIsRecordedAndMatchesTheCheckedOne) {
+  const int64_t v = 50, c = 70;
+  const Vec table_values = random_floats(v * c, 3);
+  const Tensor table = on(*gpu_, table_values, {v, c});
+  const Tensor ids = ids_on(*gpu_, {17});
+  const Tensor out = on(*gpu_, poison(static_cast<size_t>(c)), {1, c}), want = on(*gpu_, poison(static_cast<size_t>(c)), {1, c});
+  auto row = [&](int32_t id) {
+    return Vec(table_values.begin() + id * c, table_values.begin() + (id + 1) * c);
+  };
+  gpu_->embedding_forward_prechecked(out, ids, table);
+  gpu_->embedding_forward(want, ids, table);
+  EXPECT_EQ(host(*gpu_, out), host(*gpu_, want));
+  EXPECT_EQ(host(*gpu_, out), row(17));
+  std::unique_ptr<RecordedOps> recorded =
+      gpu_->record([&] { gpu_->embedding_forward_prechecked(out, ids, table); });
+  if (gpu_->device() != Device::CUDA) GTEST_SKIP() << "recording is CUDA's";
+  ASSERT_NE(recorded, nullptr) << "the lookup read something back";
+  for (int32_t id : {0, 49, 3}) {
+    gpu_->copy_from_host(ids, &id);
+    ASSERT_TRUE(recorded->replay());
+    EXPECT_EQ(host(*gpu_, out), row(id)) << "id " << id;
+  }
+  // An id the caller failed to check writes nothing and throws nothing; the
+  // checked op still reports its own bad ids afterwards.
+  const Tensor untouched = on(*gpu_, poison(static_cast<size_t>(c)), {1, c});
+  gpu_->embedding_forward_prechecked(untouched, ids_on(*gpu_, {50}), table);
+  for (float x : host(*gpu_, untouched)) ASSERT_TRUE(std::isnan(x));
+  EXPECT_THROW(gpu_->embedding_forward(want, ids_on(*gpu_, {-1}), table), Error);
+  gpu_->embedding_forward(want, ids, table);
+}
+
 }  // namespace
 }  // namespace hessgpt::cuda_test

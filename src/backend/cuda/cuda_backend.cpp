@@ -326,15 +326,28 @@ double CudaBackend::sum_squares(const Tensor& x) {
 
 // ---- embedding ------------------------------------------------------------------
 
-void CudaBackend::embedding_forward(const Tensor& out, const Tensor& ids, const Tensor& table) {
+namespace {
+void check_embedding_forward(const Tensor& out, const Tensor& ids, const Tensor& table) {
   check_i32(ids, "embedding ids");
   check_f32(out, "embedding out");
   check_f32(table, "embedding table");
   HG_CHECK(out.rows() == ids.numel() && out.cols() == table.cols(), "embedding shapes");
+}
+}  // namespace
+
+void CudaBackend::embedding_forward(const Tensor& out, const Tensor& ids, const Tensor& table) {
+  check_embedding_forward(out, ids, table);
   uint32_t* flag = s_->reset_flag();
   cuda::embedding_forward(f32(out), ids.as<int32_t>(), f32(table), ids.numel(), table.cols(),
                           table.rows(), flag, s_->stream);
   s_->check_ids_flag(ids, "token", table.rows());
+}
+
+void CudaBackend::embedding_forward_prechecked(const Tensor& out, const Tensor& ids,
+                                               const Tensor& table) {
+  check_embedding_forward(out, ids, table);
+  cuda::embedding_forward(f32(out), ids.as<int32_t>(), f32(table), ids.numel(), table.cols(),
+                          table.rows(), nullptr, s_->stream);
 }
 
 void CudaBackend::embedding_backward(const Tensor& dtable, const Tensor& ids, const Tensor& dout) {

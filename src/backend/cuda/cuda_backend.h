@@ -60,6 +60,8 @@ class CudaBackend final : public Backend {
   double sum_squares(const Tensor& x) override;
 
   void embedding_forward(const Tensor& out, const Tensor& ids, const Tensor& table) override;
+  void embedding_forward_prechecked(const Tensor& out, const Tensor& ids,
+                                    const Tensor& table) override;
   void embedding_backward(const Tensor& dtable, const Tensor& ids, const Tensor& dout) override;
 
   void rmsnorm_forward(const Tensor& out, const Tensor& rstd, const Tensor& x, const Tensor& w,

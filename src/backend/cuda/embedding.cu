@@ -24,7 +24,7 @@ __global__ void embedding_forward_kernel(float* out, const int32_t* ids, const f
   for (int64_t i = blockIdx.x; i < n; i += gridDim.x) {
     const int32_t id = ids[i];
     if (id < 0 || id >= v) {
-      if (threadIdx.x == 0) atomicMin(bad, static_cast<uint32_t>(i));
+      if (bad && threadIdx.x == 0) atomicMin(bad, static_cast<uint32_t>(i));
       continue;
     }
     const float* src = table + static_cast<int64_t>(id) * c;

@@ -66,7 +66,8 @@ void merge_transposed(float* dst, int64_t dst_ld, const float* src, int64_t src_
 
 // ---- embedding.cu -----------------------------------------------------------
 // out[n, c] = table[ids[n]]; an id outside [0, v) copies nothing and records
-// the smallest such position in *bad (which the caller set to UINT32_MAX).
+// the smallest such position in *bad (which the caller set to UINT32_MAX;
+// null: ids the caller checked, nothing recorded).
 void embedding_forward(float* out, const int32_t* ids, const float* table, int64_t n, int64_t c,
                        int64_t v, uint32_t* bad, cudaStream_t stream);
 // dtable[id] += the sum of dout's rows at id's positions, in position order,
