@@ -84,6 +84,8 @@
 #     (HESSGPT_GEMV=0; the default is the GEMV kernel).
 #   PROLOGUE_AB [1]: each decode row again with the norms and SwiGLU as kernels of
 #     their own (HESSGPT_GEMV_PROLOGUE=0; the default folds them into the GEMV).
+#   PDL_AB [1]: the decode rows (FP32 and BF16 weights) again with plain launches
+#     (HESSGPT_CUDA_PDL=0; the default chains decoding's kernels: chained_launch.cuh).
 #   GRAPHS_AB [1]: each decode row again with the step's ops launched one by one
 #     (HESSGPT_CUDA_GRAPHS=0; the default replays a CUDA graph of the step).
 #   NORM_AB [1]: the RMSNorm and QK-Norm rows of `bench ops` again with the
@@ -684,6 +686,11 @@ for m in ${DECODE_MODELS-model1 model2}; do
   # The step's ops launched one by one instead of a CUDA graph's replay.
   [[ ${GRAPHS_AB:-1} == 1 ]] && decode_row "$m" 32 no-graphs HESSGPT_CUDA_GRAPHS=0
   [[ ${PROLOGUE_AB:-1} == 1 ]] && decode_row "$m" 32 no-prologue HESSGPT_GEMV_PROLOGUE=0
+  # Plain launches instead of chained ones (programmatic dependent launch).
+  if [[ ${PDL_AB:-1} == 1 ]]; then
+    decode_row "$m" 32 no-pdl HESSGPT_CUDA_PDL=0
+    decode_row "$m" 16 no-pdl HESSGPT_CUDA_PDL=0
+  fi
 done
 for m in ${PROFILE_MODELS-model1}; do [[ " $models " == *" $m "* ]] && profile_rows "$m" 32 1024; done
 for m in $models; do ab_rows "$m" $(bench_shape "$m"); done

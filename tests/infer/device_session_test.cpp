@@ -410,6 +410,35 @@ TEST(CudaDecode, RecordedStepsMatchTheStepOpByOp) {
   }
 }
 
+// Decoding's kernels launched chained (chained_launch.cuh: each may start
+// while the one before it finishes, and waits for it before touching its
+// outputs) give the plain launches' logits bit for bit, recorded or not, with
+// FP32 and BF16 weights.
+TEST(CudaDecode, ChainedLaunchesChangeNoLogit) {
+  GPU_BACKEND_OR_SKIP(be);
+  const ModelConfig c = tiny_config(64);
+  const std::vector<int32_t> ids = random_ids(30, c.vocab_size, 4);
+  for (const auto& [graphs, format] : {std::pair{"1", WeightFormat::F32},
+                                       std::pair{"0", WeightFormat::F32},
+                                       std::pair{"1", WeightFormat::BF16}}) {
+    const testing::ScopedEnv recorded("HESSGPT_CUDA_GRAPHS", graphs);
+    SessionPair chained = make_pair(c, *be, 6, 64, format), plain = make_pair(c, *be, 6, 64, format);
+    const auto logits = [](DeviceSession& s, std::span<const int32_t> t) {
+      const std::span<const float> l = s.feed(t);
+      return std::vector<float>(l.begin(), l.end());
+    };
+    for (int64_t i = 0; i < 30; i += i == 0 ? 7 : 1) {
+      const auto t = std::span(ids).subspan(static_cast<size_t>(i), i == 0 ? 7 : 1);
+      const std::vector<float> want = [&] {
+        const testing::ScopedEnv off("HESSGPT_CUDA_PDL", "0");
+        return logits(*plain.dev, t);
+      }();
+      ASSERT_EQ(logits(*chained.dev, t), want)
+          << "position " << i << ", graphs " << graphs << ", BF16 " << (format == WeightFormat::BF16);
+    }
+  }
+}
+
 TEST(CudaDecode, Bf16MatricesMatchTheCpuDecodersBf16) {
   GPU_BACKEND_OR_SKIP(be);
   expect_bf16_matrices(*be);

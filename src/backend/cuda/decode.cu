@@ -12,9 +12,11 @@
 //     past the position return at once (launch_config.h says why).
 // A position outside the cache writes nothing into the caches and NaN into
 // out: the host checks positions (DeviceSession::feed), this keeps a bad one
-// from writing outside the cache.
+// from writing outside the cache. All three are launched chained with the
+// GEMVs around them (chained_launch.cuh).
 #include <cmath>
 
+#include "backend/cuda/chained_launch.cuh"
 #include "backend/cuda/device_util.cuh"
 #include "backend/cuda/kernels.h"
 
@@ -29,6 +31,8 @@ __device__ __forceinline__ bool inside(int64_t pos, int64_t positions) {
 }
 
 __global__ void decode_rows_kernel(DecodeRows a) {
+  allow_next_grid();
+  wait_for_previous_grid();
   const int lane = threadIdx.x & 31;
   const int64_t row = static_cast<int64_t>(blockIdx.x) * kDecodeRowWarps + (threadIdx.x >> 5);
   if (row >= a.heads + 2 * a.kv_heads) return;
@@ -76,6 +80,8 @@ __global__ void __launch_bounds__(kDecodeWarps * 32)
     decode_attention_kernel(float* partials, const float* q, const float* k_cache,
                             const float* v_cache, const int32_t* pos_p, int64_t positions,
                             int64_t heads, int64_t kv_heads, int d, float scale) {
+  allow_next_grid();
+  wait_for_previous_grid();
   const int64_t pos = *pos_p;
   if (!inside(pos, positions)) return;
   const int64_t head = blockIdx.x, run = blockIdx.y, keys = pos + 1;
@@ -146,6 +152,8 @@ __global__ void __launch_bounds__(kDecodeWarps * 32)
 
 __global__ void decode_merge_kernel(float* out, const float* partials, const int32_t* pos_p,
                                     int64_t positions, int64_t runs_total, int d) {
+  allow_next_grid();
+  wait_for_previous_grid();
   const int64_t head = blockIdx.x, pos = *pos_p;
   if (!inside(pos, positions)) {
     for (int c = threadIdx.x; c < d; c += blockDim.x) out[head * d + c] = NAN;
@@ -168,8 +176,7 @@ __global__ void decode_merge_kernel(float* out, const float* partials, const int
 
 void decode_rows(const DecodeRows& a, cudaStream_t stream) {
   const auto blocks = static_cast<unsigned>(decode_rows_blocks(a.heads, a.kv_heads));
-  decode_rows_kernel<<<blocks, kDecodeRowWarps * 32, 0, stream>>>(a);
-  HG_CUDA_CHECK_LAUNCH();
+  launch_chained(decode_rows_kernel, blocks, kDecodeRowWarps * 32, 0, stream, a);
 }
 
 void decode_attention(float* out, float* partials, const float* q, const float* k_cache,
@@ -178,12 +185,10 @@ void decode_attention(float* out, float* partials, const float* q, const float* 
   const int64_t runs = decode_runs(positions);
   const dim3 grid(static_cast<unsigned>(heads), static_cast<unsigned>(runs));
   const int d = static_cast<int>(head_dim);
-  decode_attention_kernel<<<grid, kDecodeWarps * 32, 0, stream>>>(
-      partials, q, k_cache, v_cache, pos, positions, heads, kv_heads, d, scale);
-  HG_CUDA_CHECK_LAUNCH();
-  decode_merge_kernel<<<static_cast<unsigned>(heads), kMergeThreads, 0, stream>>>(
-      out, partials, pos, positions, runs, d);
-  HG_CUDA_CHECK_LAUNCH();
+  launch_chained(decode_attention_kernel, grid, kDecodeWarps * 32, 0, stream, partials, q, k_cache,
+                 v_cache, pos, positions, heads, kv_heads, d, scale);
+  launch_chained(decode_merge_kernel, static_cast<unsigned>(heads), kMergeThreads, 0, stream, out,
+                 partials, pos, positions, runs, d);
 }
 
 }  // namespace hessgpt::cuda

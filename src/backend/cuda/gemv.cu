@@ -12,10 +12,15 @@
 namespace hessgpt::cuda {
 namespace {
 
-// One warp per column n of c (gemv_dot.cuh: warp_dot).
+// One warp per column n of c (gemv_dot.cuh: warp_dot). Launched chained
+// (chained_launch.cuh): the block's weight rows go to L2 while the kernel
+// before it finishes.
 template <int M, bool kBf16, typename W, bool kVec>
 __global__ void gemv_kernel(float* c, const float* a, const W* b, int64_t n, int64_t k,
                             int64_t ldb, float alpha, float beta, bool a_vec) {
+  allow_next_grid();
+  prefetch_block_rows(b, n, k, ldb, static_cast<int64_t>(blockIdx.x) * kGemvWarps);
+  wait_for_previous_grid();
   const int lane = threadIdx.x & 31;
   const int64_t col = static_cast<int64_t>(blockIdx.x) * kGemvWarps + (threadIdx.x >> 5);
   if (col >= n) return;
@@ -38,8 +43,8 @@ void launch(float* c, const float* a, const W* b, int64_t n, int64_t k, int64_t 
   const bool a_vec = k % 4 == 0 && aligned_to(a, 16);
   const auto blocks = static_cast<unsigned>(gemv_blocks(n));
   const auto go = [&](auto kernel) {
-    kernel<<<blocks, kGemvWarps * 32, 0, stream>>>(c, a, b, n, k, ldb, alpha, beta, a_vec);
-    HG_CUDA_CHECK_LAUNCH();
+    launch_chained(kernel, blocks, kGemvWarps * 32, 0, stream, c, a, b, n, k, ldb, alpha, beta,
+                   a_vec);
   };
   if (bf16) vec ? go(gemv_kernel<M, true, W, true>) : go(gemv_kernel<M, true, W, false>);
   else vec ? go(gemv_kernel<M, false, W, true>) : go(gemv_kernel<M, false, W, false>);

@@ -3,9 +3,22 @@
 // GEMV and the ones that stage a through a prologue (gemv_prologue.cu).
 #pragma once
 
+#include "backend/cuda/chained_launch.cuh"
 #include "backend/cuda/device_util.cuh"
 
 namespace hessgpt::cuda {
+
+// Rows [first, first + kGemvWarps) of b (those below n): the columns of c a
+// block of warps takes first, to L2 (chained_launch.cuh). The last row up to
+// its k values: b's rows may be padded, and the padding of the last one need
+// not exist.
+template <typename W>
+__device__ __forceinline__ void prefetch_block_rows(const W* b, int64_t n, int64_t k,
+                                                    int64_t ldb, int64_t first) {
+  const int64_t last = min(n, first + kGemvWarps) - 1;
+  if (last < first) return;
+  prefetch_to_l2(b + first * ldb, ((last - first) * ldb + k) * static_cast<int64_t>(sizeof(W)));
+}
 
 // An operand value as the product reads it: itself, or rounded to BF16 (the
 // BF16 products' operands).

@@ -18,11 +18,16 @@ namespace {
 enum class Prologue { kNorm, kSwiglu };
 
 // x: the norm's input, or gate; y: the norm's weight, or up (k values each).
+// Launched chained (chained_launch.cuh), as gemv.cu's kernel: the weight rows
+// of the block's first columns go to L2 while the kernel before it finishes.
 template <Prologue P, bool kBf16, typename W, bool kVec>
 __global__ void gemv_prologue_kernel(float* c, const float* x, const float* y, double eps,
                                      const W* b, int64_t n, int64_t k, int64_t ldb, float beta) {
   extern __shared__ float a[];  // [k]: the product's operand
   __shared__ double partials[32];
+  allow_next_grid();
+  prefetch_block_rows(b, n, k, ldb, static_cast<int64_t>(blockIdx.x) * kGemvWarps);
+  wait_for_previous_grid();
   if constexpr (P == Prologue::kNorm) {
     double ss = 0.0;  // in double, as rmsnorm.cu
     for (int64_t i = threadIdx.x; i < k; i += blockDim.x) ss += static_cast<double>(x[i]) * x[i];
@@ -57,8 +62,8 @@ void launch(float* c, const float* x, const float* y, double eps, const W* b, in
   const auto blocks = static_cast<unsigned>(gemv_prologue_blocks(n));
   const size_t smem = sizeof(float) * static_cast<size_t>(k);
   const auto go = [&](auto kernel) {
-    kernel<<<blocks, kGemvWarps * 32, smem, stream>>>(c, x, y, eps, b, n, k, ldb, beta);
-    HG_CUDA_CHECK_LAUNCH();
+    launch_chained(kernel, blocks, kGemvWarps * 32, smem, stream, c, x, y, eps, b, n, k, ldb,
+                   beta);
   };
   if (bf16)
     vec ? go(gemv_prologue_kernel<P, true, W, true>)
