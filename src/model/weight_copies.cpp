@@ -22,6 +22,21 @@ WeightCopies::WeightCopies(const ModelConfig& config, const ParamLayout& layout)
     e.offset = elements_;
     elements_ += padded_width(e.rows * e.cols);
   }
+  for (size_t i = 0; i < entries_.size(); ++i) {
+    const Entry& e = entries_[i];
+    if (e.offset < 0) continue;
+    const ParamInfo& p = layout.params[i];
+    if (e.cols != p.shape[1]) {
+      column_padded_.push_back(static_cast<int>(i));
+      continue;
+    }
+    // Rows padded (gate, up): the real rows are a prefix of the copy, but the
+    // next copy starts after the zero rows, so no run goes on past them.
+    const bool continues = !runs_.empty() && runs_.back().src + runs_.back().count == p.offset &&
+                           runs_.back().dst + runs_.back().count == e.offset;
+    if (continues) runs_.back().count += p.numel;
+    else runs_.push_back({p.offset, e.offset, p.numel});
+  }
 }
 
 void WeightCopies::refresh(Backend& backend, const ParamLayout& layout, const Tensor& params) {
@@ -33,13 +48,13 @@ void WeightCopies::refresh(Backend& backend, const ParamLayout& layout, const Te
     buffer_ = Buffer(&backend, bytes());
     backend.fill(buffer_.tensor(DType::BF16, {elements_}), 0.0);  // the padding, for good
   }
-  for (size_t i = 0; i < entries_.size(); ++i) {
-    if (entries_[i].offset < 0) continue;
-    const ParamInfo& p = layout.params[i];
+  const Tensor copies = buffer_.tensor(DType::BF16, {elements_});
+  for (const Run& r : runs_)
+    backend.convert(copies.slice(r.dst, r.dst + r.count), params.slice(r.src, r.src + r.count));
+  for (const int i : column_padded_) {
+    const ParamInfo& p = layout.params[static_cast<size_t>(i)];
     const Tensor src = params.slice(p.offset, p.offset + p.numel).view({p.shape[0], p.shape[1]});
-    const Tensor dst = weight(static_cast<int>(i));
-    if (dst.cols() == p.shape[1]) backend.convert(dst.slice(0, p.shape[0]), src);
-    else backend.copy_columns(dst, 0, src);
+    backend.copy_columns(weight(i), 0, src);
   }
 }
 

@@ -40,7 +40,15 @@ class WeightCopies {
     int64_t offset = -1;  // elements into the buffer, 16-byte aligned; -1: not a matrix
     int64_t rows = 0, cols = 0;
   };
+  // Values converted by one flat `convert`: matrices whose values lie
+  // back to back both in the parameters and in the copies (q|k|v; gate|up|down
+  // where the FFN is not padded) go in one launch.
+  struct Run {
+    int64_t src = 0, dst = 0, count = 0;
+  };
   std::vector<Entry> entries_;
+  std::vector<Run> runs_;
+  std::vector<int> column_padded_;  // matrices copied with copy_columns (down, padded)
   int64_t elements_ = 0;
   Buffer buffer_;
 };
