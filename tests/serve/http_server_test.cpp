@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <future>
 
 #include "http_test_util.h"
@@ -260,18 +261,32 @@ TEST_F(ServeHttp, AClientThatGoesAwayStopsItsTurn) {
   EXPECT_EQ(ok->status, 200);
 }
 
+// Stopped once the stream has begun (its first piece received: a stop before
+// the response's headers leave drops the connection, which is no stream to end).
 TEST_F(ServeHttp, StopEndsARunningStreamPromptly) {
+  std::atomic<int> pieces{0};
+  std::string body;  // read after slow.get()
   std::future<httplib::Result> slow = std::async(std::launch::async, [&] {
     auto c = server_.client();
-    return post(c, user_request("slow", {{"max_tokens", 300}, {"stream", true}}));
+    httplib::Request req;
+    req.method = "POST";
+    req.path = "/v1/chat/completions";
+    req.body = user_request("slow", {{"max_tokens", 300}, {"stream", true}}).dump();
+    req.set_header("Content-Type", "application/json");
+    req.content_receiver = [&](const char* d, size_t n, uint64_t, uint64_t) {
+      body.append(d, n);
+      ++pieces;
+      return true;
+    };
+    return c.send(req);
   });
-  ASSERT_TRUE(serve_test::eventually([&] { return runner_.running(); }));
+  ASSERT_TRUE(serve_test::eventually([&] { return runner_.running() && pieces > 0; }));
   const auto t0 = std::chrono::steady_clock::now();
   server_.stop();
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(3));
   auto r = slow.get();
   ASSERT_TRUE(r);
-  const auto data = serve_test::sse_data(r->body);
+  const auto data = serve_test::sse_data(body);
   ASSERT_GE(data.size(), 2u);
   EXPECT_EQ(json::parse(data[data.size() - 2])["error"]["code"], "server_shutting_down");
 }
