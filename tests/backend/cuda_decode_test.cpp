@@ -1,7 +1,8 @@
-// The CUDA decoding step (decode.cu: the rows kernel, the split attention and
-// its merge) against the CPU's decode_attention, which decode_attention_test
-// checks against the definitions; and CUDA graph recordings (Backend::record)
-// replaying a step at positions other than the recorded one.
+// The CUDA decoding step (decode.cu: the rows kernel, the split attention
+// whose last block per head merges) against the CPU's decode_attention, which
+// decode_attention_test checks against the definitions; and CUDA graph
+// recordings (Backend::record) replaying a step at positions other than the
+// recorded one (each replay must find the merge's counters back at zero).
 #include <gtest/gtest.h>
 
 #include <limits>

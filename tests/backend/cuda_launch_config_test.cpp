@@ -330,5 +330,20 @@ TEST(CudaLaunchConfig, AttentionPackLayout) {
   }
 }
 
+// The decoding step's scratch: the merge's counters first, where every shape
+// finds them (the kernel leaves them at zero for whatever call comes next),
+// then the partials, 16-byte aligned, one (max, sum, D values) per head and run.
+TEST(CudaLaunchConfig, DecodeScratchKeepsTheCountersInPlace) {
+  EXPECT_EQ(kDecodeCounterBytes, sizeof(uint32_t) * kDecodeMaxHeads);
+  EXPECT_EQ(kDecodeCounterBytes % 16, 0u);
+  EXPECT_EQ(decode_runs(1), 1);
+  EXPECT_EQ(decode_runs(kDecodeKeys), 1);
+  EXPECT_EQ(decode_runs(kDecodeKeys + 1), 2);
+  // model1 at 4096 positions: 20 heads x 128 runs x 66 floats.
+  EXPECT_EQ(decode_partial_floats(20, 64, 4096), 20 * 128 * 66);
+  EXPECT_EQ(decode_scratch_bytes(20, 64, 4096), kDecodeCounterBytes + 4u * 20 * 128 * 66);
+  EXPECT_EQ(decode_scratch_bytes(1, 64, 1), kDecodeCounterBytes + 4u * 66);
+}
+
 }  // namespace
 }  // namespace hessgpt::cuda

@@ -260,10 +260,13 @@ void CudaBackend::decode_attention(const DecodeAttention& step) {
   rows.head_dim = d.head_dim;
   rows.eps = step.eps;
   cuda::decode_rows(rows, s_->stream);
-  const int64_t floats = cuda::decode_partial_floats(d.heads, d.head_dim, d.positions);
-  auto* partials =
-      static_cast<float*>(s_->get(kDecodePartials, sizeof(float) * static_cast<size_t>(floats)));
-  cuda::decode_attention(f32(step.out), partials, f32(step.q_out), f32(step.k_cache),
+  // The kernel leaves its counters at zero for the next call: they are set
+  // once, when the scratch is new.
+  const size_t bytes = cuda::decode_scratch_bytes(d.heads, d.head_dim, d.positions);
+  const bool fresh = s_->scratch[kDecodePartials].grows_for(bytes);
+  void* scratch = s_->get(kDecodePartials, bytes);
+  if (fresh) HG_CUDA_CHECK(cudaMemsetAsync(scratch, 0, cuda::kDecodeCounterBytes, s_->stream));
+  cuda::decode_attention(f32(step.out), scratch, f32(step.q_out), f32(step.k_cache),
                          f32(step.v_cache), rows.pos, d.positions, d.heads, d.kv_heads,
                          d.head_dim, static_cast<float>(step.scale), s_->stream);
 }

@@ -8,8 +8,11 @@
 //   decode_attention: the keys 0 .. pos in runs of kDecodeKeys, a block per
 //     (query head, run) whose warps each keep an online softmax over every
 //     kDecodeWarps-th key; the block merges its warps into one partial (max,
-//     sum, weighted values), and decode_merge merges a head's partials. Blocks
-//     past the position return at once (launch_config.h says why).
+//     sum, weighted values), and the head's last block to finish (a counter per
+//     head) merges its partials in run order, so the sums do not depend on
+//     which block that is. Blocks past the position return at once
+//     (launch_config.h says why). One kernel fewer a layer than a separate
+//     merge: a launch boundary is worth more than the merge's work.
 // A position outside the cache writes nothing into the caches and NaN into
 // out: the host checks positions (DeviceSession::feed), this keeps a bad one
 // from writing outside the cache. All three are launched chained with the
@@ -24,7 +27,6 @@ namespace hessgpt::cuda {
 namespace {
 
 constexpr int kDecodePerLane = static_cast<int>(kAttnMaxHeadDim / 32);
-constexpr int kMergeThreads = 128;
 
 __device__ __forceinline__ bool inside(int64_t pos, int64_t positions) {
   return pos >= 0 && pos < positions;
@@ -75,15 +77,37 @@ __global__ void decode_rows_kernel(DecodeRows a) {
   }
 }
 
+// out [D] = the merge of a head's first `runs` partials ([max, sum, D values]
+// each, d + 2 apart), in run order.
+__device__ void merge_head(float* out, const float* base, int64_t runs, int d) {
+  const int64_t stride = d + 2;
+  float mx = -INFINITY;
+  for (int64_t r = 0; r < runs; ++r) mx = fmaxf(mx, __ldcg(base + r * stride));
+  float sum = 0.0f;
+  for (int64_t r = 0; r < runs; ++r)
+    sum += __ldcg(base + r * stride + 1) * expf(__ldcg(base + r * stride) - mx);
+  for (int c = threadIdx.x; c < d; c += blockDim.x) {
+    float v = 0.0f;
+    for (int64_t r = 0; r < runs; ++r)
+      v += __ldcg(base + r * stride + 2 + c) * expf(__ldcg(base + r * stride) - mx);
+    out[c] = v / sum;
+  }
+}
+
 // A partial's layout: [max, sum, D weighted values].
 __global__ void __launch_bounds__(kDecodeWarps * 32)
-    decode_attention_kernel(float* partials, const float* q, const float* k_cache,
-                            const float* v_cache, const int32_t* pos_p, int64_t positions,
-                            int64_t heads, int64_t kv_heads, int d, float scale) {
+    decode_attention_kernel(float* out, float* partials, unsigned* finished, const float* q,
+                            const float* k_cache, const float* v_cache, const int32_t* pos_p,
+                            int64_t positions, int64_t heads, int64_t kv_heads, int d,
+                            float scale) {
   allow_next_grid();
   wait_for_previous_grid();
   const int64_t pos = *pos_p;
-  if (!inside(pos, positions)) return;
+  if (!inside(pos, positions)) {
+    if (blockIdx.y == 0)
+      for (int c = threadIdx.x; c < d; c += blockDim.x) out[blockIdx.x * d + c] = NAN;
+    return;
+  }
   const int64_t head = blockIdx.x, run = blockIdx.y, keys = pos + 1;
   const int64_t j0 = run * kDecodeKeys;
   if (j0 >= keys) return;  // the whole block: no barrier is left waiting
@@ -148,29 +172,21 @@ __global__ void __launch_bounds__(kDecodeWarps * 32)
     part[0] = mx;
     part[1] = sum;
   }
+  // The last of the head's blocks merges (the threadFenceReduction pattern):
+  // each thread's partial writes are made visible before the block counts
+  // itself, and the merging block reads the others' past its L1.
+  __threadfence();
+  __syncthreads();
+  __shared__ bool merges;
+  if (threadIdx.x == 0)
+    merges = atomicAdd(finished + head, 1u) == static_cast<unsigned>(ceil_div(keys, kDecodeKeys)) - 1;
+  __syncthreads();
+  if (!merges) return;
+  merge_head(out + head * d, partials + head * gridDim.y * (d + 2), ceil_div(keys, kDecodeKeys),
+             d);
+  if (threadIdx.x == 0) finished[head] = 0;  // ready for the next call
 }
 
-__global__ void decode_merge_kernel(float* out, const float* partials, const int32_t* pos_p,
-                                    int64_t positions, int64_t runs_total, int d) {
-  allow_next_grid();
-  wait_for_previous_grid();
-  const int64_t head = blockIdx.x, pos = *pos_p;
-  if (!inside(pos, positions)) {
-    for (int c = threadIdx.x; c < d; c += blockDim.x) out[head * d + c] = NAN;
-    return;
-  }
-  const int64_t runs = ceil_div(pos + 1, kDecodeKeys), stride = d + 2;
-  const float* base = partials + head * runs_total * stride;
-  float mx = -INFINITY;
-  for (int64_t r = 0; r < runs; ++r) mx = fmaxf(mx, base[r * stride]);
-  float sum = 0.0f;
-  for (int64_t r = 0; r < runs; ++r) sum += base[r * stride + 1] * expf(base[r * stride] - mx);
-  for (int c = threadIdx.x; c < d; c += blockDim.x) {
-    float v = 0.0f;
-    for (int64_t r = 0; r < runs; ++r) v += base[r * stride + 2 + c] * expf(base[r * stride] - mx);
-    out[head * d + c] = v / sum;
-  }
-}
 
 }  // namespace
 
@@ -179,16 +195,18 @@ void decode_rows(const DecodeRows& a, cudaStream_t stream) {
   launch_chained(decode_rows_kernel, blocks, kDecodeRowWarps * 32, 0, stream, a);
 }
 
-void decode_attention(float* out, float* partials, const float* q, const float* k_cache,
+void decode_attention(float* out, void* scratch, const float* q, const float* k_cache,
                       const float* v_cache, const int32_t* pos, int64_t positions, int64_t heads,
                       int64_t kv_heads, int64_t head_dim, float scale, cudaStream_t stream) {
   const int64_t runs = decode_runs(positions);
   const dim3 grid(static_cast<unsigned>(heads), static_cast<unsigned>(runs));
   const int d = static_cast<int>(head_dim);
-  launch_chained(decode_attention_kernel, grid, kDecodeWarps * 32, 0, stream, partials, q, k_cache,
-                 v_cache, pos, positions, heads, kv_heads, d, scale);
-  launch_chained(decode_merge_kernel, static_cast<unsigned>(heads), kMergeThreads, 0, stream, out,
-                 partials, pos, positions, runs, d);
+  HG_CHECK(heads <= kDecodeMaxHeads, "decode attention: ", heads, " heads (at most ",
+           kDecodeMaxHeads, ")");
+  auto* finished = static_cast<unsigned*>(scratch);
+  auto* partials = reinterpret_cast<float*>(static_cast<char*>(scratch) + kDecodeCounterBytes);
+  launch_chained(decode_attention_kernel, grid, kDecodeWarps * 32, 0, stream, out, partials,
+                 finished, q, k_cache, v_cache, pos, positions, heads, kv_heads, d, scale);
 }
 
 }  // namespace hessgpt::cuda

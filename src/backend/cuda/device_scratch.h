@@ -46,6 +46,8 @@ class DeviceScratch {
     return p_;
   }
   void* data() const { return p_; }
+  // Whether get(bytes) would allocate anew (contents then undefined).
+  bool grows_for(size_t bytes) const { return bytes_ < bytes; }
 
  private:
   void* p_ = nullptr;

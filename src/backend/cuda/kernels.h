@@ -162,9 +162,11 @@ struct DecodeRows {
   double eps = 0.0;
 };
 void decode_rows(const DecodeRows& rows, cudaStream_t stream);
-// out [H, D] = attention of q [H, D] over cache rows 0 .. *pos; partials holds
-// decode_partial_floats(heads, head_dim, positions) floats.
-void decode_attention(float* out, float* partials, const float* q, const float* k_cache,
+// out [H, D] = attention of q [H, D] over cache rows 0 .. *pos; scratch holds
+// decode_scratch_bytes(heads, head_dim, positions), its first
+// kDecodeCounterBytes zero (as each call leaves them: zero them once, when the
+// scratch is new).
+void decode_attention(float* out, void* scratch, const float* q, const float* k_cache,
                       const float* v_cache, const int32_t* pos, int64_t positions, int64_t heads,
                       int64_t kv_heads, int64_t head_dim, float scale, cudaStream_t stream);
 

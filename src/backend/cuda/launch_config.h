@@ -91,7 +91,7 @@ inline int64_t gemv_prologue_blocks(int64_t n) {
 // ---- one decoding step's attention (decode.cu) -----------------------------------
 // Keys are split into runs of kDecodeKeys, a block of kDecodeWarps warps per
 // (query head, run), each keeping a partial softmax (max, sum, D weighted
-// values) that a second kernel merges. The grid covers every position of the
+// values); the head's last block to finish merges them. The grid covers every position of the
 // cache and blocks past the position read on the device return at once: the
 // launch is the same at every position (CUDA graphs replay it), and a short
 // context still spreads over heads x runs blocks.
@@ -101,6 +101,15 @@ inline int64_t decode_runs(int64_t positions) { return ceil_div(positions, kDeco
 // Floats of the partials: (max, sum, D values) per query head and run.
 inline int64_t decode_partial_floats(int64_t heads, int64_t head_dim, int64_t positions) {
   return heads * decode_runs(positions) * (head_dim + 2);
+}
+// The step's scratch: a counter of finished blocks per head, at a place and
+// in a room that do not depend on the shape (the kernel leaves them at zero for
+// the next call, whatever its shape), then the partials.
+constexpr int64_t kDecodeMaxHeads = 1024;
+constexpr size_t kDecodeCounterBytes = sizeof(uint32_t) * kDecodeMaxHeads;
+inline size_t decode_scratch_bytes(int64_t heads, int64_t head_dim, int64_t positions) {
+  return kDecodeCounterBytes +
+         sizeof(float) * static_cast<size_t>(decode_partial_floats(heads, head_dim, positions));
 }
 // The step's first kernel: a warp per head row of q, k (norm and rotation)
 // and v (copied), kDecodeRowWarps rows per block.
