@@ -113,7 +113,8 @@ TEST_F(CudaOps, PrecheckedEmbeddingIsRecordedAndMatchesTheCheckedOne) {
   const Vec table_values = random_floats(v * c, 3);
   const Tensor table = on(*gpu_, table_values, {v, c});
   const Tensor ids = ids_on(*gpu_, {17});
-  const Tensor out = on(*gpu_, poison(static_cast<size_t>(c)), {1, c}), want = on(*gpu_, poison(static_cast<size_t>(c)), {1, c});
+  const auto fresh = [&] { return on(*gpu_, poison(static_cast<size_t>(c)), {1, c}); };
+  const Tensor out = fresh(), want = fresh();
   auto row = [&](int32_t id) {
     return Vec(table_values.begin() + id * c, table_values.begin() + (id + 1) * c);
   };
@@ -132,7 +133,7 @@ TEST_F(CudaOps, PrecheckedEmbeddingIsRecordedAndMatchesTheCheckedOne) {
   }
   // An id the caller failed to check writes nothing and throws nothing; the
   // checked op still reports its own bad ids afterwards.
-  const Tensor untouched = on(*gpu_, poison(static_cast<size_t>(c)), {1, c});
+  const Tensor untouched = fresh();
   gpu_->embedding_forward_prechecked(untouched, ids_on(*gpu_, {50}), table);
   for (float x : host(*gpu_, untouched)) ASSERT_TRUE(std::isnan(x));
   EXPECT_THROW(gpu_->embedding_forward(want, ids_on(*gpu_, {-1}), table), Error);

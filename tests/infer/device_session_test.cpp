@@ -422,7 +422,8 @@ TEST(CudaDecode, ChainedLaunchesChangeNoLogit) {
                                        std::pair{"0", WeightFormat::F32},
                                        std::pair{"1", WeightFormat::BF16}}) {
     const testing::ScopedEnv recorded("HESSGPT_CUDA_GRAPHS", graphs);
-    SessionPair chained = make_pair(c, *be, 6, 64, format), plain = make_pair(c, *be, 6, 64, format);
+    SessionPair chained = make_pair(c, *be, 6, 64, format);
+    SessionPair plain = make_pair(c, *be, 6, 64, format);
     const auto logits = [](DeviceSession& s, std::span<const int32_t> t) {
       const std::span<const float> l = s.feed(t);
       return std::vector<float>(l.begin(), l.end());
@@ -434,7 +435,8 @@ TEST(CudaDecode, ChainedLaunchesChangeNoLogit) {
         return logits(*plain.dev, t);
       }();
       ASSERT_EQ(logits(*chained.dev, t), want)
-          << "position " << i << ", graphs " << graphs << ", BF16 " << (format == WeightFormat::BF16);
+          << "position " << i << ", graphs " << graphs
+          << ", BF16 " << (format == WeightFormat::BF16);
     }
   }
 }

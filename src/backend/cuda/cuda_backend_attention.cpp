@@ -228,9 +228,9 @@ bool CudaBackend::cudnn_attention_backward(const Tensor& dq, const Tensor& dk, c
   return true;
 }
 
-// One decoding step: two of our kernels and a merge (decode.cu), every one
-// reading the position on the device. F32 attention whatever the product
-// precision (the CPU's; the step's work is small beside its products).
+// One decoding step: one kernel of ours (decode.cu), reading the position on
+// the device. F32 attention whatever the product precision (the CPU's; the
+// step's work is small beside its products).
 void CudaBackend::decode_attention(const DecodeAttention& step) {
   const DecodeShape d = check_decode_attention(step);
   for (const Tensor* t : {&step.out, &step.q_out, &step.q_raw, &step.k_raw, &step.v_raw,
@@ -242,33 +242,32 @@ void CudaBackend::decode_attention(const DecodeAttention& step) {
   }
   check_i32(step.pos, "decode attention pos");
   check_head_dim(d.head_dim);
-  cuda::DecodeRows rows;
-  rows.q_out = f32(step.q_out);
-  rows.k_cache = f32(step.k_cache);
-  rows.v_cache = f32(step.v_cache);
-  rows.q_raw = f32(step.q_raw);
-  rows.k_raw = f32(step.k_raw);
-  rows.v_raw = f32(step.v_raw);
-  rows.q_norm = step.q_norm.data ? f32(step.q_norm) : nullptr;
-  rows.k_norm = step.k_norm.data ? f32(step.k_norm) : nullptr;
-  rows.cos = f32(step.cos);
-  rows.sin = f32(step.sin);
-  rows.pos = step.pos.as<int32_t>();
-  rows.positions = d.positions;
-  rows.heads = d.heads;
-  rows.kv_heads = d.kv_heads;
-  rows.head_dim = d.head_dim;
-  rows.eps = step.eps;
-  cuda::decode_rows(rows, s_->stream);
+  cuda::DecodeStep a;
+  a.out = f32(step.out);
+  a.q_out = f32(step.q_out);
+  a.k_cache = f32(step.k_cache);
+  a.v_cache = f32(step.v_cache);
+  a.q_raw = f32(step.q_raw);
+  a.k_raw = f32(step.k_raw);
+  a.v_raw = f32(step.v_raw);
+  a.q_norm = step.q_norm.data ? f32(step.q_norm) : nullptr;
+  a.k_norm = step.k_norm.data ? f32(step.k_norm) : nullptr;
+  a.cos = f32(step.cos);
+  a.sin = f32(step.sin);
+  a.pos = step.pos.as<int32_t>();
+  a.positions = d.positions;
+  a.heads = d.heads;
+  a.kv_heads = d.kv_heads;
+  a.head_dim = d.head_dim;
+  a.eps = step.eps;
+  a.scale = static_cast<float>(step.scale);
   // The kernel leaves its counters at zero for the next call: they are set
   // once, when the scratch is new.
   const size_t bytes = cuda::decode_scratch_bytes(d.heads, d.head_dim, d.positions);
   const bool fresh = s_->scratch[kDecodePartials].grows_for(bytes);
   void* scratch = s_->get(kDecodePartials, bytes);
   if (fresh) HG_CUDA_CHECK(cudaMemsetAsync(scratch, 0, cuda::kDecodeCounterBytes, s_->stream));
-  cuda::decode_attention(f32(step.out), scratch, f32(step.q_out), f32(step.k_cache),
-                         f32(step.v_cache), rows.pos, d.positions, d.heads, d.kv_heads,
-                         d.head_dim, static_cast<float>(step.scale), s_->stream);
+  cuda::decode_step(a, scratch, s_->stream);
 }
 
 }  // namespace hessgpt

@@ -1,22 +1,23 @@
 // One decoding step's attention at a position read on the device
-// (Backend::decode_attention): the launches do not depend on the position, so
-// a recorded decoding step (CUDA graph) replays at every position.
-//   decode_rows: a warp per head row: q and k normed (QK-Norm) and rotated
-//     (RoPE) at the position, q into q_out and k into its cache row; v copied
-//     into its cache row. The arithmetic per element is the QK-Norm + RoPE
-//     kernels' (rmsnorm_held.cuh).
-//   decode_attention: the keys 0 .. pos in runs of kDecodeKeys, a block per
-//     (query head, run) whose warps each keep an online softmax over every
-//     kDecodeWarps-th key; the block merges its warps into one partial (max,
-//     sum, weighted values), and the head's last block to finish (a counter per
-//     head) merges its partials in run order, so the sums do not depend on
-//     which block that is. Blocks past the position return at once
-//     (launch_config.h says why). One kernel fewer a layer than a separate
-//     merge: a launch boundary is worth more than the merge's work.
-// A position outside the cache writes nothing into the caches and NaN into
-// out: the host checks positions (DeviceSession::feed), this keeps a bad one
-// from writing outside the cache. All three are launched chained with the
-// GEMVs around them (chained_launch.cuh).
+// (Backend::decode_attention), in one kernel: the launch does not depend on
+// the position, so a recorded decoding step (CUDA graph) replays at every
+// position. The keys 0 .. pos in runs of kDecodeKeys, a block per (query
+// head, run):
+//   - it norms (QK-Norm) and rotates (RoPE) its head's q at the position; the
+//     run-0 block writes it to q_out. The run holding the new key norms and
+//     rotates that key's k and takes its v too, using them from shared memory,
+//     and the group's first head writes both into the cache row. The
+//     arithmetic per element is the QK-Norm + RoPE kernels' (rmsnorm_held.cuh).
+//   - its warps each keep an online softmax over every kDecodeWarps-th key;
+//     the block merges its warps into one partial (max, sum, weighted values),
+//     and the head's last block to finish (a counter per head) merges the
+//     partials in run order, so the sums do not depend on which block that is.
+//   - blocks past the position return at once (launch_config.h says why).
+// Three kernels once (rows, attention, merge): launch boundaries cost a token
+// more than this work does. A position outside the cache writes nothing into
+// the caches and NaN into out: the host checks positions (DeviceSession::feed),
+// this keeps a bad one from writing outside the cache. Launched chained with
+// the GEMVs around it (chained_launch.cuh).
 #include <cmath>
 
 #include "backend/cuda/chained_launch.cuh"
@@ -27,32 +28,17 @@ namespace hessgpt::cuda {
 namespace {
 
 constexpr int kDecodePerLane = static_cast<int>(kAttnMaxHeadDim / 32);
+static_assert(kDecodeWarps >= 3, "q, k and v each take a warp of the block");
 
 __device__ __forceinline__ bool inside(int64_t pos, int64_t positions) {
   return pos >= 0 && pos < positions;
 }
 
-__global__ void decode_rows_kernel(DecodeRows a) {
-  allow_next_grid();
-  wait_for_previous_grid();
-  const int lane = threadIdx.x & 31;
-  const int64_t row = static_cast<int64_t>(blockIdx.x) * kDecodeRowWarps + (threadIdx.x >> 5);
-  if (row >= a.heads + 2 * a.kv_heads) return;
-  const int64_t pos = *a.pos;
-  if (!inside(pos, a.positions)) return;
-  const int64_t d = a.head_dim, half = d / 2;
-  if (row >= a.heads + a.kv_heads) {
-    const int64_t g = row - a.heads - a.kv_heads;
-    const float* src = a.v_raw + g * d;
-    float* dst = a.v_cache + (pos * a.kv_heads + g) * d;
-    for (int64_t j = lane; j < d; j += 32) dst[j] = src[j];
-    return;
-  }
-  const bool is_q = row < a.heads;
-  const int64_t head = is_q ? row : row - a.heads;
-  const float* x = (is_q ? a.q_raw : a.k_raw) + head * d;
-  const float* w = is_q ? a.q_norm : a.k_norm;
-  float* out = is_q ? a.q_out + head * d : a.k_cache + (pos * a.kv_heads + head) * d;
+// out [d] = x [d] normed (w: QK-Norm's weights, or null for RoPE alone) and
+// rotated by the position's cos and sin rows; one warp.
+__device__ void norm_rope_row(float* out, const float* x, const float* w, const float* cr,
+                              const float* sr, int64_t d, double eps, int lane) {
+  const int64_t half = d / 2;
   float s = 1.0f;
   if (w) {
     double ss = 0.0;
@@ -61,10 +47,8 @@ __global__ void decode_rows_kernel(DecodeRows a) {
       ss += static_cast<double>(lo) * lo;
       ss += static_cast<double>(hi) * hi;
     }
-    s = static_cast<float>(1.0 / sqrt(warp_sum(ss) / static_cast<double>(d) + a.eps));
+    s = static_cast<float>(1.0 / sqrt(warp_sum(ss) / static_cast<double>(d) + eps));
   }
-  const float* cr = a.cos + pos * half;
-  const float* sr = a.sin + pos * half;
   for (int64_t j = lane; j < half; j += 32) {
     float lo = x[j], hi = x[j + half];
     if (w) {
@@ -96,42 +80,62 @@ __device__ void merge_head(float* out, const float* base, int64_t runs, int d) {
 
 // A partial's layout: [max, sum, D weighted values].
 __global__ void __launch_bounds__(kDecodeWarps * 32)
-    decode_attention_kernel(float* out, float* partials, unsigned* finished, const float* q,
-                            const float* k_cache, const float* v_cache, const int32_t* pos_p,
-                            int64_t positions, int64_t heads, int64_t kv_heads, int d,
-                            float scale) {
+    decode_step_kernel(DecodeStep a, float* partials, unsigned* finished) {
   allow_next_grid();
   wait_for_previous_grid();
-  const int64_t pos = *pos_p;
-  if (!inside(pos, positions)) {
+  const int d = static_cast<int>(a.head_dim);
+  const int64_t pos = *a.pos;
+  if (!inside(pos, a.positions)) {
     if (blockIdx.y == 0)
-      for (int c = threadIdx.x; c < d; c += blockDim.x) out[blockIdx.x * d + c] = NAN;
+      for (int c = threadIdx.x; c < d; c += blockDim.x) a.out[blockIdx.x * d + c] = NAN;
     return;
   }
   const int64_t head = blockIdx.x, run = blockIdx.y, keys = pos + 1;
   const int64_t j0 = run * kDecodeKeys;
   if (j0 >= keys) return;  // the whole block: no barrier is left waiting
   const int64_t j1 = min(keys, j0 + kDecodeKeys);
+  const bool holds_new_key = j1 == keys;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int64_t g = head / (heads / kv_heads);
+  const int64_t group = a.heads / a.kv_heads, g = head / group;
+  // The step's new rows: q for this head; k and v at the position where this
+  // run holds it (the cache row is written below, but read from here).
+  __shared__ float new_q[kAttnMaxHeadDim], new_k[kAttnMaxHeadDim], new_v[kAttnMaxHeadDim];
+  const float* cr = a.cos + pos * (d / 2);
+  const float* sr = a.sin + pos * (d / 2);
+  if (warp == 0) norm_rope_row(new_q, a.q_raw + head * d, a.q_norm, cr, sr, d, a.eps, lane);
+  if (holds_new_key && warp == 1)
+    norm_rope_row(new_k, a.k_raw + g * d, a.k_norm, cr, sr, d, a.eps, lane);
+  if (holds_new_key && warp == 2)
+    for (int c = lane; c < d; c += 32) new_v[c] = a.v_raw[g * d + c];
+  __syncthreads();
+  if (run == 0)
+    for (int c = threadIdx.x; c < d; c += blockDim.x) a.q_out[head * d + c] = new_q[c];
+  if (holds_new_key && head % group == 0) {
+    const int64_t row = (pos * a.kv_heads + g) * d;
+    for (int c = threadIdx.x; c < d; c += blockDim.x) {
+      a.k_cache[row + c] = new_k[c];
+      a.v_cache[row + c] = new_v[c];
+    }
+  }
   float qv[kDecodePerLane], acc[kDecodePerLane];
 #pragma unroll
   for (int e = 0; e < kDecodePerLane; ++e) {
     const int c = lane + 32 * e;
-    qv[e] = c < d ? q[head * d + c] : 0.0f;
+    qv[e] = c < d ? new_q[c] : 0.0f;
     acc[e] = 0.0f;
   }
   float m = -INFINITY, l = 0.0f;
   for (int64_t j = j0 + warp; j < j1; j += kDecodeWarps) {
-    const float* kr = k_cache + (j * kv_heads + g) * d;
-    const float* vr = v_cache + (j * kv_heads + g) * d;
+    const bool is_new = j == pos;
+    const float* kr = is_new ? new_k : a.k_cache + (j * a.kv_heads + g) * d;
+    const float* vr = is_new ? new_v : a.v_cache + (j * a.kv_heads + g) * d;
     float dot = 0.0f;
 #pragma unroll
     for (int e = 0; e < kDecodePerLane; ++e) {
       const int c = lane + 32 * e;
       if (c < d) dot += qv[e] * kr[c];
     }
-    const float score = warp_sum(dot) * scale;
+    const float score = warp_sum(dot) * a.scale;
     const float m_new = fmaxf(m, score);
     const float keep = expf(m - m_new);  // 0 at the first key (m = -inf)
     const float p = expf(score - m_new);
@@ -177,36 +181,26 @@ __global__ void __launch_bounds__(kDecodeWarps * 32)
   // itself, and the merging block reads the others' past its L1.
   __threadfence();
   __syncthreads();
+  const int64_t runs = ceil_div(keys, kDecodeKeys);
   __shared__ bool merges;
-  if (threadIdx.x == 0)
-    merges = atomicAdd(finished + head, 1u) == static_cast<unsigned>(ceil_div(keys, kDecodeKeys)) - 1;
+  if (threadIdx.x == 0) merges = atomicAdd(finished + head, 1u) == static_cast<unsigned>(runs - 1);
   __syncthreads();
   if (!merges) return;
-  merge_head(out + head * d, partials + head * gridDim.y * (d + 2), ceil_div(keys, kDecodeKeys),
-             d);
+  merge_head(a.out + head * d, partials + head * gridDim.y * (d + 2), runs, d);
   if (threadIdx.x == 0) finished[head] = 0;  // ready for the next call
 }
 
-
 }  // namespace
 
-void decode_rows(const DecodeRows& a, cudaStream_t stream) {
-  const auto blocks = static_cast<unsigned>(decode_rows_blocks(a.heads, a.kv_heads));
-  launch_chained(decode_rows_kernel, blocks, kDecodeRowWarps * 32, 0, stream, a);
-}
-
-void decode_attention(float* out, void* scratch, const float* q, const float* k_cache,
-                      const float* v_cache, const int32_t* pos, int64_t positions, int64_t heads,
-                      int64_t kv_heads, int64_t head_dim, float scale, cudaStream_t stream) {
-  const int64_t runs = decode_runs(positions);
-  const dim3 grid(static_cast<unsigned>(heads), static_cast<unsigned>(runs));
-  const int d = static_cast<int>(head_dim);
-  HG_CHECK(heads <= kDecodeMaxHeads, "decode attention: ", heads, " heads (at most ",
+void decode_step(const DecodeStep& step, void* scratch, cudaStream_t stream) {
+  HG_CHECK(step.heads <= kDecodeMaxHeads && step.kv_heads > 0 && step.heads % step.kv_heads == 0,
+           "decode step: ", step.heads, " heads over ", step.kv_heads, " key/value heads (at most ",
            kDecodeMaxHeads, ")");
+  const dim3 grid(static_cast<unsigned>(step.heads),
+                  static_cast<unsigned>(decode_runs(step.positions)));
   auto* finished = static_cast<unsigned*>(scratch);
   auto* partials = reinterpret_cast<float*>(static_cast<char*>(scratch) + kDecodeCounterBytes);
-  launch_chained(decode_attention_kernel, grid, kDecodeWarps * 32, 0, stream, out, partials,
-                 finished, q, k_cache, v_cache, pos, positions, heads, kv_heads, d, scale);
+  launch_chained(decode_step_kernel, grid, kDecodeWarps * 32, 0, stream, step, partials, finished);
 }
 
 }  // namespace hessgpt::cuda

@@ -146,8 +146,9 @@ void attention_backward(float* dq, float* dk, float* dv, float* delta, const flo
 
 // ---- decode.cu: one decoding step at the position *pos (read on the device;
 // Backend::decode_attention); head_dim <= kAttnMaxHeadDim ---------------------
-struct DecodeRows {
-  float* q_out = nullptr;                    // [H, D]
+struct DecodeStep {
+  float* out = nullptr;                      // [H, D]: the attention's output
+  float* q_out = nullptr;                    // [H, D]: q normed and rotated
   float* k_cache = nullptr;                  // [P, KV, D]: row *pos written
   float* v_cache = nullptr;                  // [P, KV, D]: row *pos written
   const float* q_raw = nullptr;              // [H, D]
@@ -160,15 +161,14 @@ struct DecodeRows {
   const int32_t* pos = nullptr;              // [1]
   int64_t positions = 0, heads = 0, kv_heads = 0, head_dim = 0;
   double eps = 0.0;
+  float scale = 0.0f;
 };
-void decode_rows(const DecodeRows& rows, cudaStream_t stream);
-// out [H, D] = attention of q [H, D] over cache rows 0 .. *pos; scratch holds
-// decode_scratch_bytes(heads, head_dim, positions), its first
-// kDecodeCounterBytes zero (as each call leaves them: zero them once, when the
-// scratch is new).
-void decode_attention(float* out, void* scratch, const float* q, const float* k_cache,
-                      const float* v_cache, const int32_t* pos, int64_t positions, int64_t heads,
-                      int64_t kv_heads, int64_t head_dim, float scale, cudaStream_t stream);
+// q and k normed (QK-Norm where the weights are given) and rotated at *pos, k
+// and v into cache row *pos, then out = attention of q over rows 0 .. *pos, in
+// one kernel. scratch holds decode_scratch_bytes(heads, head_dim, positions),
+// its first kDecodeCounterBytes zero (as each call leaves them: zero them
+// once, when the scratch is new).
+void decode_step(const DecodeStep& step, void* scratch, cudaStream_t stream);
 
 // ---- attention_mma.cu: the same two, on the tensor cores (BF16 operands, FP32
 // accumulation and softmax), for BF16 precision. scratch holds

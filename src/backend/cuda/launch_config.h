@@ -91,7 +91,9 @@ inline int64_t gemv_prologue_blocks(int64_t n) {
 // ---- one decoding step's attention (decode.cu) -----------------------------------
 // Keys are split into runs of kDecodeKeys, a block of kDecodeWarps warps per
 // (query head, run), each keeping a partial softmax (max, sum, D weighted
-// values); the head's last block to finish merges them. The grid covers every position of the
+// values); the head's last block to finish merges them. Each block norms and
+// rotates its head's q itself, and the run holding the new key its k (and v),
+// so the step is one kernel. The grid covers every position of the
 // cache and blocks past the position read on the device return at once: the
 // launch is the same at every position (CUDA graphs replay it), and a short
 // context still spreads over heads x runs blocks.
@@ -110,12 +112,6 @@ constexpr size_t kDecodeCounterBytes = sizeof(uint32_t) * kDecodeMaxHeads;
 inline size_t decode_scratch_bytes(int64_t heads, int64_t head_dim, int64_t positions) {
   return kDecodeCounterBytes +
          sizeof(float) * static_cast<size_t>(decode_partial_floats(heads, head_dim, positions));
-}
-// The step's first kernel: a warp per head row of q, k (norm and rotation)
-// and v (copied), kDecodeRowWarps rows per block.
-constexpr int kDecodeRowWarps = 8;
-inline int64_t decode_rows_blocks(int64_t heads, int64_t kv_heads) {
-  return ceil_div(heads + 2 * kv_heads, kDecodeRowWarps);
 }
 
 // ---- RMSNorm ------------------------------------------------------------------
