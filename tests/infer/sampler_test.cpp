@@ -78,6 +78,54 @@ TEST(Sampler, TopPKeepsTheSmallestNucleus) {
   EXPECT_EQ(f[3], 0.0);
 }
 
+// A nucleus of hundreds of ids, in a shuffled vocabulary: the sampler sorts
+// its candidates 64, then 256, then 1024 at a time, and must keep exactly the
+// ids a full sort keeps, in softmax proportion; top-k over a nucleus too.
+TEST(Sampler, LargeNucleiAndTopKMatchAFullSort) {
+  const int64_t v = 2000;
+  std::vector<float> z(static_cast<size_t>(v));
+  for (int64_t i = 0; i < v; ++i) z[static_cast<size_t>((i * 7919) % v)] = -0.004f * i;
+  std::vector<int32_t> best(static_cast<size_t>(v));
+  for (int32_t i = 0; i < v; ++i)
+    best[static_cast<size_t>(i)] = static_cast<int32_t>((i * 7919) % v);  // z falls with i
+  const std::vector<double> p = softmax(z, 1.0);
+  for (const int64_t top_k : {int64_t{0}, int64_t{300}}) {
+    // The reference nucleus: best ids by a full sort, renormalised over top-k.
+    const int64_t pool = top_k > 0 ? top_k : v;
+    double pool_mass = 0.0;
+    for (int64_t r = 0; r < pool; ++r)
+      pool_mass += p[static_cast<size_t>(best[static_cast<size_t>(r)])];
+    int64_t nucleus = 0;
+    double mass = 0.0;
+    while (nucleus < pool && mass / pool_mass < 0.8)
+      mass += p[static_cast<size_t>(best[static_cast<size_t>(nucleus++)])];
+    if (top_k == 0) {
+      ASSERT_GT(nucleus, 256) << "the test needs a nucleus past the second sort";
+    }
+    SamplingOptions o;
+    o.temperature = 1.0;
+    o.top_p = 0.8;
+    o.top_k = top_k;
+    o.seed = 11;
+    Sampler s(o);
+    const std::vector<double> f = frequencies(s, z, 40000);
+    double outside = 0.0, first = 0.0, want_first = 0.0;
+    for (int64_t r = 0; r < v; ++r) {
+      const auto id = static_cast<size_t>(best[static_cast<size_t>(r)]);
+      if (r >= nucleus) outside += f[id];
+      if (r < 50) {
+        first += f[id];
+        want_first += p[id] / mass;
+      }
+    }
+    EXPECT_EQ(outside, 0.0) << "top-k " << top_k << ": drew outside the nucleus of " << nucleus;
+    EXPECT_GT(f[static_cast<size_t>(best[static_cast<size_t>(nucleus - 1)])] +
+                  f[static_cast<size_t>(best[static_cast<size_t>(nucleus - 2)])], 0.0)
+        << "the nucleus' last ids are never drawn";
+    EXPECT_NEAR(first, want_first, 0.01) << "top-k " << top_k;
+  }
+}
+
 TEST(Sampler, SameSeedSameDraws) {
   SamplingOptions o;
   o.temperature = 1.0;
