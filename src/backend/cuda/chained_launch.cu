@@ -5,8 +5,10 @@
 namespace hessgpt::cuda {
 namespace {
 
-// Built as every kernel here is (CMAKE_CUDA_ARCHITECTURES): the version of
-// the code the device loads for it is the version the chained kernels run.
+// Built as every kernel here is (CMAKE_CUDA_ARCHITECTURES): the virtual
+// architecture of the code the device loads for it is that of the chained
+// kernels. ptxVersion, not binaryVersion: a newer GPU compiles the sm_80 PTX
+// for itself (binaryVersion its own), and that PTX has no griddepcontrol.
 __global__ void probe_kernel() {}
 
 bool device_code_chains() {
@@ -16,7 +18,7 @@ bool device_code_chains() {
       (void)cudaGetLastError();  // no device: launches stay plain
       return false;
     }
-    return attributes.binaryVersion >= 90;
+    return attributes.ptxVersion >= 90;
   }();
   return chains;
 }

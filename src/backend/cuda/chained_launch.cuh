@@ -51,7 +51,7 @@ __device__ __forceinline__ void prefetch_to_l2(const void* p, int64_t bytes) {
 }
 
 // Whether launch_chained chains: HESSGPT_CUDA_PDL is not 0 (read at every
-// call, for A/B timings) and the loaded kernels were built for sm_90 or later
+// call, for A/B timings) and the loaded kernels come from sm_90 code or later
 // (a device that runs the portable PTX of an older target does not get the
 // instructions above, so its launches stay plain).
 bool chained_launches_on();
