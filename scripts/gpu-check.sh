@@ -84,6 +84,8 @@
 #     (HESSGPT_GEMV=0; the default is the GEMV kernel).
 #   PROLOGUE_AB [1]: each decode row again with the norms and SwiGLU as kernels of
 #     their own (HESSGPT_GEMV_PROLOGUE=0; the default folds them into the GEMV).
+#   SAMPLED_AB [1]: the BF16 decode row again with each token drawn at temperature 0.7
+#     (generate's default) instead of greedily: the host's draw in the decode rate.
 #   PDL_AB [1]: the decode rows (FP32 and BF16 weights) again with plain launches
 #     (HESSGPT_CUDA_PDL=0; the default chains decoding's kernels: chained_launch.cuh).
 #   GRAPHS_AB [1]: each decode row again with the step's ops launched one by one
@@ -611,10 +613,11 @@ PY
 
 # KV-cache decoding on the GPU: greedy, 128 prompt + 128 new tokens, the
 # matrices in FP32 (bits 32) or BF16 (16).
-decode_row() {  # model bits [label VAR=value...]
+decode_row() {  # model bits [label VAR=value...]; DECODE_ARGS: more bench flags
   local model=$1 bits=$2 label=${3:-} out="$OUT/decode-$1-$2${3:+-$3}.json"
+  # shellcheck disable=SC2086  # DECODE_ARGS is split into flags on purpose
   if env "${@:4}" timeout -k 5 "$BENCH_TIMEOUT" "$HG" bench generate --device cuda --model "$model" \
-      --bits "$bits" --prompt-len 128 --gen 128 --json >"$out" 2>"$out.err"; then
+      --bits "$bits" --prompt-len 128 --gen 128 ${DECODE_ARGS:-} --json >"$out" 2>"$out.err"; then
     row "decode $model bits $bits (128+128)${label:+ $label}" ok "$(json_field "$out" decode_tokens_per_s) tok/s decode, \
 $(json_field "$out" prefill_tokens_per_s) tok/s prefill, $(json_field "$out" decode_weight_gb_per_s) GB/s of weights, \
 $(json_field "$out" decode_path)"
@@ -686,6 +689,8 @@ for m in ${DECODE_MODELS-model1 model2}; do
   # The step's ops launched one by one instead of a CUDA graph's replay.
   [[ ${GRAPHS_AB:-1} == 1 ]] && decode_row "$m" 32 no-graphs HESSGPT_CUDA_GRAPHS=0
   [[ ${PROLOGUE_AB:-1} == 1 ]] && decode_row "$m" 32 no-prologue HESSGPT_GEMV_PROLOGUE=0
+  # Each token drawn at generate's default temperature: the host's draw included.
+  [[ ${SAMPLED_AB:-1} == 1 ]] && DECODE_ARGS="--temperature 0.7" decode_row "$m" 16 temperature-0.7
   # Plain launches instead of chained ones (programmatic dependent launch).
   if [[ ${PDL_AB:-1} == 1 ]]; then
     decode_row "$m" 32 no-pdl HESSGPT_CUDA_PDL=0

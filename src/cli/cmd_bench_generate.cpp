@@ -28,6 +28,7 @@ struct BenchGenerateOptions {
   int64_t prompt_len = 128;
   int64_t gen = 64;
   uint64_t seed = 1;
+  double temperature = 0.0;  // greedy by default: the draw's cost apart
   bool measure_bandwidth = true;
   bool per_op_decode = false;
   bool json = false;
@@ -60,7 +61,8 @@ void run_bench_generate(const BenchGenerateOptions& o) {
   for (auto& id : prompt) id = static_cast<int32_t>(rng.below(static_cast<uint64_t>(c.vocab_size)));
   infer::GenerateOptions g;
   g.max_new = o.gen + 1;  // gen decode steps after the prefill
-  g.sampling.temperature = 0.0;
+  g.sampling.temperature = o.temperature;
+  g.sampling.seed = o.seed;
   g.stop_ids = {};
   if (auto* cpu = dynamic_cast<infer::DecoderSession*>(session.get()))
     cpu->set_fused_decode(!o.per_op_decode);
@@ -88,6 +90,7 @@ void run_bench_generate(const BenchGenerateOptions& o) {
                       {"weights", infer::weight_format_name(info.format)},
                       {"prompt_len", o.prompt_len},
                       {"gen", r.decode_steps},
+                      {"temperature", o.temperature},
                       {"prefill_tokens_per_s", r.prefill_tokens_per_s()},
                       {"decode_tokens_per_s", r.decode_tokens_per_s()},
                       {"decode_path", replayed           ? "recorded-step"
@@ -133,7 +136,12 @@ void setup(CLI::App& app) {
   cmd->add_option("--group-size", o->group_size, "INT4 group size")->capture_default_str();
   cmd->add_option("--prompt-len", o->prompt_len, "Prompt tokens (one prefill pass)")->capture_default_str();
   cmd->add_option("--gen", o->gen, "Decode steps")->capture_default_str();
-  cmd->add_option("--seed", o->seed, "Seed for weights and prompt")->capture_default_str();
+  cmd->add_option("--seed", o->seed, "Seed for weights, prompt and draws")->capture_default_str();
+  cmd->add_option("--temperature", o->temperature,
+                  "Draw each token at this temperature (generate's default is 0.7) instead of "
+                  "greedily: the decode rate then includes the host's draw")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   cmd->add_flag("!--no-bandwidth", o->measure_bandwidth,
                 "Skip the memory-bandwidth probe (CPU; never run for --device cuda)");
   cmd->add_flag("--per-op-decode", o->per_op_decode,

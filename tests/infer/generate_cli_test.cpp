@@ -132,6 +132,17 @@ TEST(BenchGenerateCli, ReportsThroughputAndTheBound) {
     EXPECT_TRUE(j.contains("device"));
     EXPECT_GT(j["weight_bytes_per_token"].get<double>(), 0.0);
   }
+  // Drawn tokens: the same number of steps, the temperature reported; a
+  // negative one refused.
+  const nlohmann::json drawn = run_json(
+      "bench generate --model tiny --prompt-len 16 --gen 8 --threads 1 --no-bandwidth "
+      "--temperature 0.7 --json");
+  EXPECT_EQ(drawn["temperature"].get<double>(), 0.7);
+  EXPECT_EQ(drawn["gen"], 8);
+  EXPECT_GT(drawn["decode_tokens_per_s"].get<double>(), 0.0);
+  const auto bad = run_command(bin() + " bench generate --model tiny --temperature -1 --json");
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.out.find("temperature"), std::string::npos) << bad.out;
   // bench train still answers next to it.
   const auto r = run_command(bin() + " bench train --help");
   EXPECT_EQ(r.exit_code, 0);
