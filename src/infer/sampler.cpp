@@ -77,20 +77,17 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
   return draw_from_best(z);
 }
 
-// Each id's weight is exp((z - max) / t), in float (its rounding, 6e-8 of a
-// weight, is far below what a draw can tell), summed in double.
-double Sampler::weight(std::span<const float> z, int32_t id, float zmax) const {
-  const float inv_t = static_cast<float>(1.0 / o_.temperature);
-  return static_cast<double>(std::exp((z[static_cast<size_t>(id)] - zmax) * inv_t));
+Sampler::Weight Sampler::weights(std::span<const float> z, float zmax) const {
+  return {z, zmax, static_cast<float>(1.0 / o_.temperature)};
 }
 
 // Every id stays a candidate: no order is needed, the draw walks the ids.
 int32_t Sampler::draw_from_all(std::span<const float> z) {
   const auto v = static_cast<int32_t>(z.size());
-  const float zmax = z[static_cast<size_t>(first_argmax(z))];
+  const Weight weight = weights(z, z[static_cast<size_t>(first_argmax(z))]);
   probs_.resize(z.size());
   double total = 0.0;
-  for (int32_t id = 0; id < v; ++id) total += probs_[static_cast<size_t>(id)] = weight(z, id, zmax);
+  for (int32_t id = 0; id < v; ++id) total += probs_[static_cast<size_t>(id)] = weight(id);
   double u = rng_.uniform() * total;
   int32_t last = 0;
   for (int32_t id = 0; id < v; ++id) {
@@ -116,19 +113,20 @@ int32_t Sampler::draw_from_best(std::span<const float> z) {
     sorted = n;
   };
   if (keep_k < v) sort_to(keep_k);  // the best first: the max for free
-  const float zmax = z[static_cast<size_t>(keep_k < v ? order_[0] : first_argmax(z))];
+  const int32_t best = keep_k < v ? order_[0] : first_argmax(z);
+  const Weight weight = weights(z, z[static_cast<size_t>(best)]);
   double total = 0.0;  // of the top-k candidates (all ids without top-k)
   if (keep_k < v) {
-    for (int64_t i = 0; i < keep_k; ++i) total += weight(z, order_[static_cast<size_t>(i)], zmax);
+    for (int64_t i = 0; i < keep_k; ++i) total += weight(order_[static_cast<size_t>(i)]);
   } else {
-    for (int32_t id = 0; id < v; ++id) total += weight(z, id, zmax);
+    for (int32_t id = 0; id < v; ++id) total += weight(id);
   }
   probs_.clear();
   double kept = 0.0;
   int64_t keep = 0;
   while (keep < keep_k) {
     if (keep == sorted) sort_to(std::min(keep_k, std::max<int64_t>(64, 4 * sorted)));
-    kept += probs_.emplace_back(weight(z, order_[static_cast<size_t>(keep)], zmax));
+    kept += probs_.emplace_back(weight(order_[static_cast<size_t>(keep)]));
     ++keep;
     if (o_.top_p < 1.0 && kept / total >= o_.top_p) break;
   }

@@ -10,6 +10,7 @@
 // 32008 ids took ~3 ms a token, more than a GPU's whole forward.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -44,7 +45,17 @@ class Sampler {
   // order_[from, to) = the next best candidates by z, in order, given that
   // order_[0, from) holds the best ones in order already.
   void sort_candidates(std::span<const float> z, int64_t from, int64_t to);
-  double weight(std::span<const float> z, int32_t id, float zmax) const;
+  // Each id's weight exp((z - max) / t), in float (its rounding, 6e-8 of a
+  // weight, is far below what a draw can tell) and summed in double; 1 / t
+  // worked out once a draw, not once an id.
+  struct Weight {
+    std::span<const float> z;
+    float zmax, inv_t;
+    double operator()(int32_t id) const {
+      return static_cast<double>(std::exp((z[static_cast<size_t>(id)] - zmax) * inv_t));
+    }
+  };
+  Weight weights(std::span<const float> z, float zmax) const;
   int32_t draw_from_all(std::span<const float> z);   // no top-k, no top-p
   int32_t draw_from_best(std::span<const float> z);  // top-k and/or top-p
 

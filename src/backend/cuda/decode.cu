@@ -193,8 +193,8 @@ __global__ void __launch_bounds__(kDecodeWarps * 32)
 }  // namespace
 
 void decode_step(const DecodeStep& step, void* scratch, cudaStream_t stream) {
-  HG_CHECK(step.heads <= kDecodeMaxHeads && step.kv_heads > 0 && step.heads % step.kv_heads == 0,
-           "decode step: ", step.heads, " heads over ", step.kv_heads, " key/value heads (at most ",
+  // (The shapes are check_decode_attention's; the counters' room is this kernel's.)
+  HG_CHECK(step.heads <= kDecodeMaxHeads, "decode step: ", step.heads, " heads (at most ",
            kDecodeMaxHeads, ")");
   const dim3 grid(static_cast<unsigned>(step.heads),
                   static_cast<unsigned>(decode_runs(step.positions)));
