@@ -15,7 +15,7 @@ namespace {
 // One warp per column n of c (gemv_dot.cuh: warp_dot). Launched chained
 // (chained_launch.cuh): the block's weight rows go to L2 while the kernel
 // before it finishes.
-template <int M, bool kBf16, typename W, bool kVec>
+template <int M, bool kBf16, typename W>
 __global__ void gemv_kernel(float* c, const float* a, const W* b, int64_t n, int64_t k,
                             int64_t ldb, float alpha, float beta, bool a_vec) {
   allow_next_grid();
@@ -25,7 +25,7 @@ __global__ void gemv_kernel(float* c, const float* a, const W* b, int64_t n, int
   const int64_t col = static_cast<int64_t>(blockIdx.x) * kGemvWarps + (threadIdx.x >> 5);
   if (col >= n) return;
   float acc[M];
-  warp_dot<M, kBf16, W, kVec>(acc, b + col * ldb, a, k, a_vec, lane);
+  warp_dot<M, kBf16, W>(acc, b + col * ldb, a, k, a_vec, lane);
   if (lane != 0) return;
 #pragma unroll
   for (int m = 0; m < M; ++m) {
@@ -38,16 +38,13 @@ __global__ void gemv_kernel(float* c, const float* a, const W* b, int64_t n, int
 template <int M, typename W>
 void launch(float* c, const float* a, const W* b, int64_t n, int64_t k, int64_t ldb, float alpha,
             float beta, bool bf16, cudaStream_t stream) {
-  constexpr int64_t kPer = 16 / static_cast<int64_t>(sizeof(W));
-  const bool vec = ldb % kPer == 0 && aligned_to(b, 16);
   const bool a_vec = k % 4 == 0 && aligned_to(a, 16);
   const auto blocks = static_cast<unsigned>(gemv_blocks(n));
   const auto go = [&](auto kernel) {
     launch_chained(kernel, blocks, kGemvWarps * 32, 0, stream, c, a, b, n, k, ldb, alpha, beta,
                    a_vec);
   };
-  if (bf16) vec ? go(gemv_kernel<M, true, W, true>) : go(gemv_kernel<M, true, W, false>);
-  else vec ? go(gemv_kernel<M, false, W, true>) : go(gemv_kernel<M, false, W, false>);
+  bf16 ? go(gemv_kernel<M, true, W>) : go(gemv_kernel<M, false, W>);
 }
 
 template <typename W>

@@ -20,7 +20,7 @@ enum class Prologue { kNorm, kSwiglu };
 // x: the norm's input, or gate; y: the norm's weight, or up (k values each).
 // Launched chained (chained_launch.cuh), as gemv.cu's kernel: the weight rows
 // of the block's first columns go to L2 while the kernel before it finishes.
-template <Prologue P, bool kBf16, typename W, bool kVec>
+template <Prologue P, bool kBf16, typename W>
 __global__ void gemv_prologue_kernel(float* c, const float* x, const float* y, double eps,
                                      const W* b, int64_t n, int64_t k, int64_t ldb, float beta) {
   extern __shared__ float a[];  // [k]: the product's operand
@@ -46,7 +46,7 @@ __global__ void gemv_prologue_kernel(float* c, const float* x, const float* y, d
   for (int64_t col = static_cast<int64_t>(blockIdx.x) * kGemvWarps + (threadIdx.x >> 5); col < n;
        col += static_cast<int64_t>(gridDim.x) * kGemvWarps) {
     float acc[1];
-    warp_dot<1, kBf16, W, kVec>(acc, b + col * ldb, a, k, a_vec, lane);
+    warp_dot<1, kBf16, W>(acc, b + col * ldb, a, k, a_vec, lane);
     // beta == 0 never reads c (it may hold anything, NaN included).
     if (lane == 0) c[col] = beta == 0.0f ? acc[0] : acc[0] + beta * c[col];
   }
@@ -57,20 +57,13 @@ void launch(float* c, const float* x, const float* y, double eps, const W* b, in
             int64_t k, int64_t ldb, float beta, bool bf16, cudaStream_t stream) {
   if (n <= 0) return;
   HG_CHECK(gemv_prologue_fits(k), "gemv with a prologue: ", k, " values do not fit shared memory");
-  constexpr int64_t kPer = 16 / static_cast<int64_t>(sizeof(W));
-  const bool vec = ldb % kPer == 0 && aligned_to(b, 16);
   const auto blocks = static_cast<unsigned>(gemv_prologue_blocks(n));
   const size_t smem = sizeof(float) * static_cast<size_t>(k);
   const auto go = [&](auto kernel) {
     launch_chained(kernel, blocks, kGemvWarps * 32, smem, stream, c, x, y, eps, b, n, k, ldb,
                    beta);
   };
-  if (bf16)
-    vec ? go(gemv_prologue_kernel<P, true, W, true>)
-        : go(gemv_prologue_kernel<P, true, W, false>);
-  else
-    vec ? go(gemv_prologue_kernel<P, false, W, true>)
-        : go(gemv_prologue_kernel<P, false, W, false>);
+  bf16 ? go(gemv_prologue_kernel<P, true, W>) : go(gemv_prologue_kernel<P, false, W>);
 }
 
 template <Prologue P>

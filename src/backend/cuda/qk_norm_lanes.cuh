@@ -112,8 +112,8 @@ __global__ void __launch_bounds__(kNormWarps * 32, 3)
     double dot = 0.0;  // sum_i dout_i * w_i * xhat_i
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
-      dot += static_cast<double>(gl.v[e]) * wl.v[e] * xl.v[e] * s;
-      dot += static_cast<double>(gh.v[e]) * wh.v[e] * xh.v[e] * s;
+      dot = add_dot_term(dot, gl.v[e], wl.v[e], xl.v[e], s);
+      dot = add_dot_term(dot, gh.v[e], wh.v[e], xh.v[e], s);
     }
     dot = group_sum<L>(dot);
     if (!live) continue;  // the loop bound is the warp's: the next shuffles stay converged
@@ -127,10 +127,10 @@ __global__ void __launch_bounds__(kNormWarps * 32, 3)
     }
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
-      dwl.v[e] += norm_grad_element(vl.v, cl.v, e, gl.v[e], xl.v[e], wl.v[e], s, mean_dot,
-                                    accumulate_dx);
-      dwh.v[e] += norm_grad_element(vh.v, ch.v, e, gh.v[e], xh.v[e], wh.v[e], s, mean_dot,
-                                    accumulate_dx);
+      norm_grad_element(vl.v, cl.v, e, dwl.v[e], gl.v[e], xl.v[e], wl.v[e], s, mean_dot,
+                        accumulate_dx);
+      norm_grad_element(vh.v, ch.v, e, dwh.v[e], gh.v[e], xh.v[e], wh.v[e], s, mean_dot,
+                        accumulate_dx);
     }
     store_pack(dxr + j, vl);
     store_pack(dxr + half + j, vh);

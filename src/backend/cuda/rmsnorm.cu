@@ -76,14 +76,14 @@ __global__ void rmsnorm_backward_kernel(DX* dx, __nv_bfloat16* dx_copy, float* d
     const float s = rstd[r];
     double dot = 0.0;  // sum_i dout_i * w_i * xhat_i
     for (int64_t i = lane; i < d; i += 32)
-      dot += static_cast<double>(grad(i)) * w[i] * as_float(xr[i]) * s;
+      dot = add_dot_term(dot, grad(i), w[i], as_float(xr[i]), s);
     dot = warp_sum(dot);
     const float mean_dot = static_cast<float>(dot / static_cast<double>(d));
     DX* dxr = dx + dx_row_offset(rope, r, d);
     __nv_bfloat16* copy = dx_copy ? dx_copy + r * d : nullptr;
     for (int64_t i = lane; i < d; i += 32)
-      dw_local[i] += norm_grad_element(dxr, copy, i, grad(i), as_float(xr[i]), w[i], s,
-                                       mean_dot, accumulate_dx);
+      norm_grad_element(dxr, copy, i, dw_local[i], grad(i), as_float(xr[i]), w[i], s, mean_dot,
+                        accumulate_dx);
   }
   write_dw_partial(dw_partials, dw_rows, d);
 }

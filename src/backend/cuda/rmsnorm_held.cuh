@@ -99,18 +99,31 @@ __global__ void qk_norm_rope_forward_held_kernel(Out* out, float* rstd, const X*
   }
 }
 
+// The backward's arithmetic in explicit roundings: `__f*_rn` and `__fma*_rn`
+// are never fused or split by the compiler, where `a * b + c` may become an
+// fma in one instantiation and a multiply and an add in another (nvcc 13 did
+// exactly that to dw between the F32- and BF16-dout forms of the held kernel,
+// so a BF16 dout no longer gave the bits of its widened F32 values). Every
+// kernel of the backward goes through these two helpers.
+
+// dot + dout_i * w_i * xhat_i (xhat_i = x_i * s), in double.
+__device__ __forceinline__ double add_dot_term(double dot, float gi, float wi, float xi,
+                                               float s) {
+  return __fma_rn(__dmul_rn(__dmul_rn(gi, wi), xi), s, dot);
+}
+
 // One element of the backward: dx (= or +=, and its BF16 copy) from the
-// gradient gi of the norm's output; returns gi * xhat for dw.
+// gradient gi of the norm's output; gi * xhat added to dw.
 template <typename DX>
-__device__ __forceinline__ float norm_grad_element(DX* dx, __nv_bfloat16* dx_copy, int64_t i,
-                                                   float gi, float xi, float wi, float s,
-                                                   float mean_dot, bool accumulate_dx) {
-  const float xhat = xi * s;
-  const float g = s * (gi * wi - xhat * mean_dot);
-  const float value = accumulate_dx ? as_float(dx[i]) + g : g;
+__device__ __forceinline__ void norm_grad_element(DX* dx, __nv_bfloat16* dx_copy, int64_t i,
+                                                  float& dw, float gi, float xi, float wi,
+                                                  float s, float mean_dot, bool accumulate_dx) {
+  const float xhat = __fmul_rn(xi, s);
+  const float t = __fsub_rn(__fmul_rn(gi, wi), __fmul_rn(xhat, mean_dot));
+  const float value = accumulate_dx ? __fmaf_rn(s, t, as_float(dx[i])) : __fmul_rn(s, t);
   store_float(dx + i, value);
   if (dx_copy) store_float(dx_copy + i, value);
-  return gi * xhat;
+  dw = __fmaf_rn(gi, xhat, dw);
 }
 
 // The partition's dw rows of the block's warps, added in warp order (as the
@@ -169,7 +182,7 @@ __global__ void __launch_bounds__(kNormWarps * 32, kVec <= 10 ? 2 : 1)
       const F4 wv = load_pack<4>(w + 4 * c);
 #pragma unroll
       for (int e = 0; e < 4; ++e)
-        dot += static_cast<double>(as_float(gv[k].v[e])) * wv.v[e] * xv[k].v[e] * s;
+        dot = add_dot_term(dot, as_float(gv[k].v[e]), wv.v[e], xv[k].v[e], s);
     }
     const float mean_dot = static_cast<float>(warp_sum(dot) / static_cast<double>(d));
 #pragma unroll
@@ -183,8 +196,8 @@ __global__ void __launch_bounds__(kNormWarps * 32, kVec <= 10 ? 2 : 1)
       if (accumulate_dx) dv = load_pack<4>(dx + r * d + 4 * c);
 #pragma unroll
       for (int e = 0; e < 4; ++e)
-        dl.v[e] += norm_grad_element(dv.v, copy.v, e, as_float(gv[k].v[e]), xv[k].v[e], wv.v[e],
-                                     s, mean_dot, accumulate_dx);
+        norm_grad_element(dv.v, copy.v, e, dl.v[e], as_float(gv[k].v[e]), xv[k].v[e], wv.v[e], s,
+                          mean_dot, accumulate_dx);
       store_pack(dx + r * d + 4 * c, dv);
       if (dx_copy) store_pack(dx_copy + r * d + 4 * c, copy);
       store_pack(dw_local + 4 * c, dl);
@@ -229,8 +242,8 @@ __global__ void qk_norm_rope_backward_held_kernel(DX* dx, __nv_bfloat16* dx_copy
       const float c = rope.cos[pos * half + j], sn = rope.sin[pos * half + j];
       gl[k] = g1 * c - sign * g2 * sn;
       gh[k] = g2 * c + sign * g1 * sn;
-      dot += static_cast<double>(gl[k]) * w[j] * xl[k] * s;
-      dot += static_cast<double>(gh[k]) * w[j + half] * xh[k] * s;
+      dot = add_dot_term(dot, gl[k], w[j], xl[k], s);
+      dot = add_dot_term(dot, gh[k], w[j + half], xh[k], s);
     }
     const float mean_dot = static_cast<float>(warp_sum(dot) / static_cast<double>(d));
     DX* dxr = dx + dx_row_offset(rope, r, d);
@@ -239,10 +252,10 @@ __global__ void qk_norm_rope_backward_held_kernel(DX* dx, __nv_bfloat16* dx_copy
     for (int k = 0; k < kPairs; ++k) {
       const int64_t j = lane + 32 * k;
       if (j >= half) continue;
-      dw_local[j] += norm_grad_element(dxr, copy, j, gl[k], xl[k], w[j], s, mean_dot,
-                                       accumulate_dx);
-      dw_local[j + half] += norm_grad_element(dxr, copy, j + half, gh[k], xh[k], w[j + half], s,
-                                              mean_dot, accumulate_dx);
+      norm_grad_element(dxr, copy, j, dw_local[j], gl[k], xl[k], w[j], s, mean_dot,
+                        accumulate_dx);
+      norm_grad_element(dxr, copy, j + half, dw_local[j + half], gh[k], xh[k], w[j + half], s,
+                        mean_dot, accumulate_dx);
     }
   }
   write_dw_partial(dw_partials, dw_rows, d);
