@@ -88,6 +88,8 @@
 #     (generate's default) instead of greedily: the host's draw in the decode rate.
 #   PDL_AB [1]: the decode rows (FP32 and BF16 weights) again with plain launches
 #     (HESSGPT_CUDA_PDL=0; the default chains decoding's kernels: chained_launch.cuh).
+#   DECODE_PROFILE [1]: each model's BF16 decode again with every op timed (bench
+#     generate --profile: op by op, no graph), its top ops and the time between ops.
 #   GRAPHS_AB [1]: each decode row again with the step's ops launched one by one
 #     (HESSGPT_CUDA_GRAPHS=0; the default replays a CUDA graph of the step).
 #   NORM_AB [1]: the RMSNorm and QK-Norm rows of `bench ops` again with the
@@ -626,6 +628,24 @@ $(json_field "$out" decode_path)"
   fi
 }
 
+# Where a decoded token's time goes (bench generate --profile): the BF16 row
+# again, op by op with every op timed; the top ops and the gaps between ops.
+decode_profile_rows() {  # model bits
+  local out="$OUT/decode-$1-$2-profiled.json"
+  DECODE_ARGS="--profile" decode_row "$1" "$2" profiled || return 0
+  [[ -s $out ]] || return 0
+  python3 - "$out" <<'PY' >"$out.rows" 2>>"$LOG" || return 0
+import json, sys
+d = json.load(open(sys.argv[1]))
+print(f"all ops|{d['profile_ops_ms']:.3f} ms a token, {d['profile_between_ops_ms']:.3f} ms between ops")
+for part, ms in d["profile_categories_ms"].items():
+    print(f"part {part}|{ms:.3f} ms a token")
+for op in d["profile"][:10]:
+    print(f"{op['op']}|{op['ms_per_token']:.4f} ms a token, {op['calls_per_token']:.0f} calls, {op['shape']}")
+PY
+  while IFS='|' read -r name detail; do row "  $name" info "$detail"; done <"$out.rows"
+}
+
 [[ $tests_only == 1 ]] && exit $failed
 # The issue's figures first (model1, then model2), so that a lease cut short
 # still has them; small last, as a quick cross-check of a smaller shape.
@@ -696,6 +716,7 @@ for m in ${DECODE_MODELS-model1 model2}; do
     decode_row "$m" 32 no-pdl HESSGPT_CUDA_PDL=0
     decode_row "$m" 16 no-pdl HESSGPT_CUDA_PDL=0
   fi
+  [[ ${DECODE_PROFILE:-1} == 1 ]] && decode_profile_rows "$m" 16
 done
 for m in ${PROFILE_MODELS-model1}; do [[ " $models " == *" $m "* ]] && profile_rows "$m" 32 1024; done
 for m in $models; do ab_rows "$m" $(bench_shape "$m"); done

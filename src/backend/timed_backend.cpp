@@ -227,6 +227,11 @@ void TimedBackend::swiglu_backward(const Tensor& dgate, const Tensor& dup, const
   timed("swiglu_backward", sig(gate) + " -> " + sig(dgate),
         [&] { inner_.swiglu_backward(dgate, dup, dout, gate, up); });
 }
+// "attention_decode": the attention category, as the training's attention.
+void TimedBackend::decode_attention(const DecodeAttention& step) {
+  timed("attention_decode", "q " + sig(step.q_raw) + ", cache " + sig(step.k_cache),
+        [&] { inner_.decode_attention(step); });
+}
 // (Decoding's fused products: "matmul" in their names puts them with the products.)
 void TimedBackend::rmsnorm_matmul(const Tensor& c, const Tensor& x, const Tensor& norm_w,
                                   double eps, const Tensor& w, const Tensor& ln,

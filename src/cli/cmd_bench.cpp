@@ -4,6 +4,7 @@
 #include "cli/parent_command.h"
 #include "cli/cli_util.h"
 #include "cli/command_registry.h"
+#include "cli/profile_table.h"
 #include "backend/timed_backend.h"
 #include "core/log.h"
 #include "train/train_bench.h"
@@ -25,22 +26,6 @@ struct BenchTrainOptions {
   bool json = false;
   ComputeOptions compute;
 };
-
-// Where a step's time goes: op, calls and milliseconds per step, share of the step.
-void print_profile(const std::vector<TimedBackend::Entry>& entries, int64_t steps,
-                   double seconds_per_step) {
-  std::printf("%-26s %8s %10s %7s  %s\n", "op", "calls", "ms/step", "share", "shape");
-  const double per = 1.0 / static_cast<double>(steps);
-  for (const TimedBackend::Entry& e : entries)
-    std::printf("%-26s %8.1f %10.3f %6.1f%%  %s\n", e.op.c_str(), static_cast<double>(e.calls) * per,
-                e.ms * per, 100.0 * e.ms * per / (1000.0 * seconds_per_step), e.shape.c_str());
-}
-
-double profile_ms_per_step(const std::vector<TimedBackend::Entry>& entries, int64_t steps) {
-  double ms = 0;
-  for (const TimedBackend::Entry& e : entries) ms += e.ms;
-  return ms / static_cast<double>(steps);
-}
 
 void run_bench_train(const BenchTrainOptions& o) {
   if (o.batch <= 0 || o.seq <= 0 || o.steps <= 0)
@@ -76,24 +61,7 @@ void run_bench_train(const BenchTrainOptions& o) {
                       {"gflops_per_s", r.gflops_per_s},
                       {"flops_per_token", r.flops_per_token},
                       {"last_loss", r.last_loss}};
-  if (timed) {
-    nlohmann::json rows = nlohmann::json::array();
-    for (const TimedBackend::Entry& e : profile)
-      rows.push_back({{"op", e.op}, {"shape", e.shape},
-                      {"calls_per_step", static_cast<double>(e.calls) / static_cast<double>(r.steps)},
-                      {"ms_per_step", e.ms / static_cast<double>(r.steps)}});
-    j["profile"] = rows;
-    nlohmann::json parts = nlohmann::json::object();
-    for (const auto& [category, ms] : TimedBackend::by_category(profile))
-      parts[category] = ms / static_cast<double>(r.steps);
-    j["profile_categories_ms"] = parts;  // the categories of torch_train_step.py --profile
-    // The device's time in ops, and the rest of the step: the device idle
-    // between ops (launches, host work, reads back).
-    const double ops_ms = profile_ms_per_step(profile, r.steps);
-    j["profile_ops_ms"] = ops_ms;
-    j["profile_between_ops_ms"] = 1000.0 * r.seconds_per_step - ops_ms;
-    j["profiled"] = true;  // timing marks around every op: a little slower than a plain step
-  }
+  if (timed) add_profile_json(j, profile, r.steps, r.seconds_per_step, "step");
   if (backend->device() == Device::CUDA) {
     // Model FLOPs utilisation against an H100 SXM's dense BF16 peak (issue 9's
     // yardstick), whatever the precision of the run.
@@ -111,12 +79,8 @@ void run_bench_train(const BenchTrainOptions& o) {
                 static_cast<long long>(o.seq), r.tokens_per_s, r.seconds_per_step, r.gflops_per_s,
                 timed ? " (profiled: timing marks around every op)" : "");
     if (timed) {
-      print_profile(profile, r.steps, r.seconds_per_step);
-      for (const auto& [category, ms] : TimedBackend::by_category(profile))
-        std::printf("%-26s %19.3f ms/step\n", category.c_str(), ms / static_cast<double>(r.steps));
-      std::printf("%-26s %19.3f ms/step\n%-26s %19.3f ms/step\n", "all ops",
-                  j["profile_ops_ms"].get<double>(), "between ops",
-                  j["profile_between_ops_ms"].get<double>());
+      print_profile(profile, r.steps, r.seconds_per_step, "step");
+      print_profile_categories(profile, r.steps, r.seconds_per_step, "step");
     }
   }
 }

@@ -5,12 +5,16 @@
 // FP32 or BF16 matrices) the weight bytes per token and the GB/s they imply, and
 // whether the decoding steps replayed a CUDA graph (decode_path
 // "recorded-step"; HESSGPT_CUDA_GRAPHS=0 gives "backend-ops" for A/B).
+// --profile (a device's decoding): every backend op timed, then a table of
+// where a decoded token's time goes (infer/decode_profile.h).
 #include <cstdio>
 
 #include "cli/parent_command.h"
 #include "cli/cli_util.h"
 #include "cli/command_registry.h"
+#include "cli/profile_table.h"
 #include "core/rng.h"
+#include "infer/decode_profile.h"
 #include "infer/device_session.h"
 #include "infer/generate.h"
 #include "infer/membw.h"
@@ -31,6 +35,7 @@ struct BenchGenerateOptions {
   double temperature = 0.0;  // greedy by default: the draw's cost apart
   bool measure_bandwidth = true;
   bool per_op_decode = false;
+  bool profile = false;
   bool json = false;
   ComputeOptions compute;
 };
@@ -45,12 +50,25 @@ void run_bench_generate(const BenchGenerateOptions& o) {
   if (o.per_op_decode && !on_cpu)
     HG_FAIL("--per-op-decode picks a CPU decode path; --device ", backend->name(),
             " decodes through the backend's ops");
+  if (o.profile && o.per_op_decode)
+    HG_FAIL("--profile times the backend-op path (decode_path \"backend-ops\"); --per-op-decode "
+            "picks a path of the CPU decoder");
+  if (o.profile && o.bits != 32 && o.bits != 16)
+    HG_FAIL("--profile times the backend-op path, which decodes with FP32 or BF16 matrices "
+            "(--bits 32 or 16), not --bits ", o.bits);
   const int threads = resolve_threads(o.compute.threads);
   const int64_t capacity = o.prompt_len + o.gen + 1;
+  // --profile: the device's session (on the CPU too: the backend-op path,
+  // not the CPU decoder's one region) on a TimedBackend, which records no CUDA
+  // graph: the rates are then those of the op-by-op path, "backend-ops".
+  std::unique_ptr<TimedBackend> timed;
+  if (o.profile) timed = std::make_unique<TimedBackend>(*backend);
+  const ModelConfig config = o.checkpoint.empty() ? resolve_model_config(o.model) : ModelConfig{};
   const std::unique_ptr<infer::Session> session =
-      o.checkpoint.empty()
-          ? infer::open_random_session(resolve_model_config(o.model), o.seed, *backend, o.bits,
-                                       o.group_size, capacity)
+      timed ? infer::open_backend_ops_session(o.checkpoint, config, o.seed, *timed, o.bits,
+                                              capacity)
+      : o.checkpoint.empty()
+          ? infer::open_random_session(config, o.seed, *backend, o.bits, o.group_size, capacity)
           : infer::open_session(o.checkpoint, *backend, o.bits, o.group_size, capacity);
   const ModelConfig& c = session->config();
   if (o.prompt_len + o.gen > c.max_position_embeddings)
@@ -94,12 +112,18 @@ void run_bench_generate(const BenchGenerateOptions& o) {
                       {"prefill_tokens_per_s", r.prefill_tokens_per_s()},
                       {"decode_tokens_per_s", r.decode_tokens_per_s()},
                       {"decode_path", replayed           ? "recorded-step"
-                                      : !on_cpu         ? "backend-ops"
+                                      : !on_cpu || timed ? "backend-ops"
                                       : o.per_op_decode ? "per-op"
                                                         : "one-region"},
                       {"weight_bytes_per_token", bytes_per_token},
                       {"decode_weight_gb_per_s", bytes_per_token * r.decode_tokens_per_s() / 1e9}};
   if (info.format == infer::WeightFormat::Q4) j["group_size"] = info.group_size;
+  infer::DecodeProfile profile;
+  if (timed) {
+    profile = infer::profile_decode(*session, *timed, prompt, o.gen);
+    add_profile_json(j, profile.entries, profile.tokens,
+                     profile.seconds / static_cast<double>(profile.tokens), "token");
+  }
   if (measure_bandwidth) {
     const double bw = infer::measure_read_bandwidth();
     j["memory_read_gb_per_s"] = bw / 1e9;
@@ -121,6 +145,13 @@ void run_bench_generate(const BenchGenerateOptions& o) {
       std::printf(", bound %.2f tokens/s at %.1f GB/s", j["decode_bound_tokens_per_s"].get<double>(),
                   j["memory_read_gb_per_s"].get<double>());
     std::printf("\n");
+    if (timed) {
+      const double per_token = profile.seconds / static_cast<double>(profile.tokens);
+      std::printf("%lld decoding steps profiled (timing marks around every op), %.3f ms a token\n",
+                  static_cast<long long>(profile.tokens), 1000.0 * per_token);
+      print_profile(profile.entries, profile.tokens, per_token, "token");
+      print_profile_categories(profile.entries, profile.tokens, per_token, "token");
+    }
   }
 }
 
@@ -146,6 +177,10 @@ void setup(CLI::App& app) {
                 "Skip the memory-bandwidth probe (CPU; never run for --device cuda)");
   cmd->add_flag("--per-op-decode", o->per_op_decode,
                 "Decode through the batched path's per-op calls (A/B against the one-region path)");
+  cmd->add_flag("--profile", o->profile,
+                "Time every backend op of --gen decoding steps and show where a token's time "
+                "goes: the device session's op-by-op path (no CUDA graph; on the CPU that path, "
+                "not the CPU decoder)");
   cmd->add_flag("--json", o->json, "One JSON object on stdout");
   add_compute_options(cmd, o->compute);
   cmd->callback([o] { run_bench_generate(*o); });

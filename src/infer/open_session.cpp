@@ -51,8 +51,20 @@ std::unique_ptr<Session> open_session(const std::string& dir, Backend& backend, 
     return std::make_unique<DecoderSession>(
         std::make_unique<const InferWeights>(load_infer_weights(dir, backend, bits, group_size)),
         backend, capacity);
-  if (!std::filesystem::is_directory(dir)) HG_FAIL("checkpoint '", dir, "' is not a directory");
+  return open_backend_ops_session(dir, {}, 0, backend, bits, capacity);
+}
+
+std::unique_ptr<Session> open_backend_ops_session(const std::string& dir,
+                                                  const ModelConfig& config, uint64_t seed,
+                                                  Backend& backend, int bits, int64_t capacity) {
   check_device_bits(backend.name(), bits);
+  if (dir.empty()) {
+    auto model = std::make_unique<Model>(config, backend);
+    model->init_random(seed);
+    return std::make_unique<DeviceSession>(std::unique_ptr<const Model>(std::move(model)),
+                                           capacity, device_format(bits));
+  }
+  if (!std::filesystem::is_directory(dir)) HG_FAIL("checkpoint '", dir, "' is not a directory");
   check_device_dir(backend.name(), dir);
   return std::make_unique<DeviceSession>(std::unique_ptr<const Model>(load_model_dir(dir, backend)),
                                          capacity, device_format(bits));
@@ -61,13 +73,11 @@ std::unique_ptr<Session> open_session(const std::string& dir, Backend& backend, 
 std::unique_ptr<Session> open_random_session(const ModelConfig& config, uint64_t seed,
                                              Backend& backend, int bits, int64_t group_size,
                                              int64_t capacity) {
+  if (backend.device() != Device::CPU)
+    return open_backend_ops_session("", config, seed, backend, bits, capacity);
   const WeightFormat format = weight_format_from_bits(bits);
-  if (backend.device() != Device::CPU) check_device_bits(backend.name(), bits);
   auto model = std::make_unique<Model>(config, backend);
   model->init_random(seed);
-  if (backend.device() != Device::CPU)
-    return std::make_unique<DeviceSession>(std::unique_ptr<const Model>(std::move(model)), capacity,
-                                           device_format(bits));
   return std::make_unique<DecoderSession>(
       std::make_unique<const InferWeights>(weights_from_model(std::move(model), format, group_size)),
       backend, capacity);

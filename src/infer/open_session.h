@@ -35,4 +35,13 @@ std::unique_ptr<Session> open_random_session(const ModelConfig& config, uint64_t
                                              Backend& backend, int bits, int64_t group_size = 32,
                                              int64_t capacity = 0);
 
+// The DeviceSession path (the FP32 model's ops on `backend`, matrices in FP32
+// or, at bits 16, BF16) whatever the backend's device: `bench generate
+// --profile` times that path's backend ops, on the CPU too. dir: a FP32
+// checkpoint; empty: random weights of `config` (Model::init_random(seed)).
+std::unique_ptr<Session> open_backend_ops_session(const std::string& dir,
+                                                  const ModelConfig& config, uint64_t seed,
+                                                  Backend& backend, int bits,
+                                                  int64_t capacity = 0);
+
 }  // namespace hessgpt::infer

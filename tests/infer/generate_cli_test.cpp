@@ -148,5 +148,32 @@ TEST(BenchGenerateCli, ReportsThroughputAndTheBound) {
   EXPECT_EQ(r.exit_code, 0);
 }
 
+// --profile: the backend-op path (here on the CPU) with every op timed; a
+// row per (op, shape) per token, the parts and the gaps between ops; the
+// CPU decoder's formats and paths refused by name.
+TEST(BenchGenerateCli, ProfileTellsWhereATokensTimeGoes) {
+  const nlohmann::json j = run_json(
+      "bench generate --model tiny --prompt-len 16 --gen 6 --threads 1 --no-bandwidth --profile "
+      "--json");
+  EXPECT_EQ(j["decode_path"], "backend-ops");
+  EXPECT_TRUE(j["profiled"].get<bool>());
+  double ms = 0.0;
+  bool attention = false;
+  for (const auto& row : j["profile"]) {
+    EXPECT_GT(row["calls_per_token"].get<double>(), 0.0) << row.dump();
+    ms += row["ms_per_token"].get<double>();
+    attention = attention || (row["op"] == "attention_decode" &&
+                              row["calls_per_token"].get<double>() == 2.0);  // tiny: 2 layers
+  }
+  EXPECT_TRUE(attention) << j["profile"].dump();
+  EXPECT_NEAR(j["profile_ops_ms"].get<double>(), ms, 1e-9);
+  EXPECT_GT(j["profile_categories_ms"]["products"].get<double>(), 0.0);
+  for (const char* flags : {"--bits 8", "--per-op-decode"}) {
+    const auto bad = run_command(bin() + " bench generate --model tiny --profile " + flags);
+    EXPECT_NE(bad.exit_code, 0) << flags;
+    EXPECT_NE(bad.out.find("--profile times the backend-op path"), std::string::npos) << bad.out;
+  }
+}
+
 }  // namespace
 }  // namespace hessgpt

@@ -4,8 +4,9 @@
 # parses; the products side by side (ours from `bench train --profile`,
 # PyTorch's from torch_train_step.py --profile) find matching shapes; the A/B
 # summary gives each row's ratio and skips a broken JSON; the PyTorch report
-# gives our rows as ratios of its step and the products beside ours; racecheck's reports
-# inside vendor kernels alone are not a failure, one in ours is.
+# gives our rows as ratios of its step and the products beside ours; the decode
+# profile rows read `bench generate --profile` (run on the CPU here); racecheck's
+# reports inside vendor kernels alone are not a failure, one in ours is.
 # Usage: gpu_check_report_test.sh HESSGPT_BINARY SOURCE_DIR TORCH_PYTHON
 set -euo pipefail
 HG=$1 SRC=$2 TORCH_PY=${3:-}
@@ -19,8 +20,10 @@ ROWS=$OUT/rows
 row() { printf '%s|%s|%s\n' "$1" "$2" "$3" >>"$ROWS"; }
 fail() { echo "gpu_check_report_test: $*" >&2; cat "$ROWS" >&2 2>/dev/null || true; exit 1; }
 eval "$(grep '^VENDOR_KERNELS=' "$SCRIPT")"
-for f in products_side_by_side ab_summary sanitizer_row torch_report; do
+for f in products_side_by_side ab_summary sanitizer_row torch_report json_field decode_row \
+    decode_profile_rows; do
   body=$(sed -n "/^$f() {/,/^}/p" "$SCRIPT")
+  [[ $f == json_field ]] && body=$(grep "^$f() {" "$SCRIPT")
   [[ -n $body ]] || fail "no function $f in $SCRIPT"
   eval "$body"
 done
@@ -71,6 +74,21 @@ cp "$OUT/torch.json" "$OUT/report/torch-m.json"
 grep -q '^  ratio bf16-activations / pytorch|info|[0-9]*\.[0-9][0-9]x$' "$ROWS" ||
   fail "no ratio row against PyTorch"
 grep -q '^  products, all shapes|info|ours ' "$ROWS" || fail "the report has no products table"
+
+# The decode profile: the BF16 decode row with every op timed, its parts and top
+# ops (decode_row runs `--device cuda`: a wrapper turns it into the CPU here).
+printf '#!/usr/bin/env bash\nexec "%s" "${@//cuda/cpu}"\n' "$HG" >"$OUT/hg-on-cpu"
+chmod +x "$OUT/hg-on-cpu"
+mkdir "$OUT/decode"
+: >"$ROWS"
+(HG=$OUT/hg-on-cpu OUT=$OUT/decode BENCH_TIMEOUT=120 decode_profile_rows tiny 16)
+grep -q '^decode tiny bits 16 (128+128) profiled|ok|[0-9.e+]* tok/s decode, .*, backend-ops$' "$ROWS" ||
+  fail "no profiled decode row"
+grep -q '^  all ops|info|[0-9.]* ms a token, -\?[0-9.]* ms between ops$' "$ROWS" ||
+  fail "no ops-per-token row"
+grep -q '^  part products|info|[0-9.]* ms a token$' "$ROWS" || fail "no products part row"
+grep -q '^  attention_decode|info|[0-9.]* ms a token, 2 calls, q \[1, 64\], cache \[257, 2, 16\]$' \
+  "$ROWS" || fail "no attention_decode row"
 
 # Racecheck: hazards in cuDNN's and cuBLAS's kernels only, then one in ours.
 race() { echo "========= Error: Race reported between Read access at $1+0x2f0"; }
