@@ -324,10 +324,13 @@ TEST(Bf16Activations, FusedKvProjectionsMatchSeparateProducts) {
 }
 
 // The products' BF16 copies of the weights (weight_copies.h) are the roundings
-// the products made on the fly, and the FFN's padding multiplies zeros by
-// zeros: losses and gradients bit for bit those of HESSGPT_BF16_WEIGHT_COPIES=0
-// (oneDNN sums these padded widths in the same order; where it does not, the
-// step moves as under any change of summation order: CudaModel.WeightCopies*).
+// the products made on the fly: losses and gradients bit for bit those of
+// HESSGPT_BF16_WEIGHT_COPIES=0 where the FFN needs no padding. Where it does
+// (173 -> 176), the padding multiplies zeros by zeros, but the products over
+// the padded width may sum in another order: oneDNN's AMX kernels (a Xeon
+// with amx_bf16) block 176 otherwise than 173, the AVX-512 ones did not. The
+// step then moves as under any change of summation order (as on the GPU:
+// CudaModel.WeightCopies*).
 // A pass converts each matrix once (down's into its padded columns), where
 // the products converted it at each use, matrices back to back on both sides
 // in one launch (q|k|v; gate|up|down where the FFN is not padded); none with
@@ -338,10 +341,18 @@ TEST(Bf16Activations, WeightCopiesChangeNothing) {
   for (const ModelConfig& c : {preset_config("tiny"), tiny_odd_ffn()}) {
     const Passes copies = train_twice(c, false, false, bf16_activations(), true);
     const Passes on_the_fly = bf16_train_twice_with("HESSGPT_BF16_WEIGHT_COPIES", "0", c);
-    EXPECT_EQ(copies.losses, on_the_fly.losses) << "FFN " << c.intermediate_size;
     ASSERT_EQ(copies.grads.size(), on_the_fly.grads.size());
-    for (size_t i = 0; i < copies.grads.size(); ++i)
-      ASSERT_EQ(copies.grads[i], on_the_fly.grads[i]) << "FFN " << c.intermediate_size << ", " << i;
+    if (padded_width(c.intermediate_size) == c.intermediate_size) {
+      EXPECT_EQ(copies.losses, on_the_fly.losses) << "FFN " << c.intermediate_size;
+      for (size_t i = 0; i < copies.grads.size(); ++i)
+        ASSERT_EQ(copies.grads[i], on_the_fly.grads[i]) << "FFN " << c.intermediate_size << ", " << i;
+      continue;
+    }
+    ASSERT_EQ(copies.losses.size(), on_the_fly.losses.size());
+    for (size_t i = 0; i < copies.losses.size(); ++i)
+      EXPECT_NEAR(copies.losses[i], on_the_fly.losses[i], 1e-5 * std::abs(on_the_fly.losses[i]))
+          << "FFN " << c.intermediate_size;
+    EXPECT_LT(rel_error(copies.grads, on_the_fly.grads), 1e-4) << "FFN " << c.intermediate_size;
   }
   using Counts = std::pair<int64_t, int64_t>;  // convert, copy_columns calls in one step
   const auto conversions = [](const ModelConfig& c, const char* setting, bool bf16_products,
