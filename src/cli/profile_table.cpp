@@ -11,8 +11,9 @@ void print_profile(const std::vector<TimedBackend::Entry>& entries, int64_t unit
   std::printf("%-26s %8s %10s %7s  %s\n", "op", "calls", per_unit.c_str(), "share", "shape");
   const double per = 1.0 / static_cast<double>(units);
   for (const TimedBackend::Entry& e : entries)
-    std::printf("%-26s %8.1f %10.3f %6.1f%%  %s\n", e.op.c_str(), static_cast<double>(e.calls) * per,
-                e.ms * per, 100.0 * e.ms * per / (1000.0 * seconds_per_unit), e.shape.c_str());
+    std::printf("%-26s %8.1f %10.3f %6.1f%%  %s\n", e.op.c_str(),
+                static_cast<double>(e.calls) * per, e.ms * per,
+                100.0 * e.ms * per / (1000.0 * seconds_per_unit), e.shape.c_str());
 }
 
 double profile_ms_per_unit(const std::vector<TimedBackend::Entry>& entries, int64_t units) {

@@ -92,7 +92,8 @@ TEST(DecodeProfile, RejectsStepsItCannotRun) {
   const std::vector<int32_t> prompt = random_ids(10, c.vocab_size, 3);
   EXPECT_NE(error_of([&] { profile_decode(session, timed, prompt, 0); }).find("0 decoding steps"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { profile_decode(session, timed, prompt, 7); }).find("exceed the session's 16"),
+  EXPECT_NE(error_of([&] { profile_decode(session, timed, prompt, 7); })
+                .find("exceed the session's 16"),
             std::string::npos);
   EXPECT_NE(error_of([&] { profile_decode(session, timed, {}, 2); }).find("the prompt is empty"),
             std::string::npos);

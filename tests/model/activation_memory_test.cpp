@@ -345,7 +345,8 @@ TEST(Bf16Activations, WeightCopiesChangeNothing) {
     if (padded_width(c.intermediate_size) == c.intermediate_size) {
       EXPECT_EQ(copies.losses, on_the_fly.losses) << "FFN " << c.intermediate_size;
       for (size_t i = 0; i < copies.grads.size(); ++i)
-        ASSERT_EQ(copies.grads[i], on_the_fly.grads[i]) << "FFN " << c.intermediate_size << ", " << i;
+        ASSERT_EQ(copies.grads[i], on_the_fly.grads[i])
+            << "FFN " << c.intermediate_size << ", " << i;
       continue;
     }
     ASSERT_EQ(copies.losses.size(), on_the_fly.losses.size());
