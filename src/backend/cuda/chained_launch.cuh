@@ -22,6 +22,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "backend/cuda/chained_launch.h"
 #include "backend/cuda/cuda_check.h"
 
 namespace hessgpt::cuda {
@@ -49,12 +50,6 @@ __device__ __forceinline__ void prefetch_to_l2(const void* p, int64_t bytes) {
     asm volatile("prefetch.global.L2 [%0];" ::"l"(base + at));
 #endif
 }
-
-// Whether launch_chained chains: HESSGPT_CUDA_PDL is not 0 (read at every
-// call, for A/B timings) and the loaded kernels come from sm_90 code or later
-// (a device that runs the portable PTX of an older target does not get the
-// instructions above, so its launches stay plain).
-bool chained_launches_on();
 
 template <typename... Params, typename... Args>
 void launch_chained(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem,
