@@ -26,9 +26,10 @@ TEST(CudaLaunchConfig, ChainedLaunchesOverlapWhereOn) {
       const testing::ScopedEnv off("HESSGPT_CUDA_PDL", "0");
       return cuda::chained_launch_overlap_us(in_graph, kSpinUs);
     }();
-    std::printf("chained launches %s (%s): the second kernel started %.1f us before the first "
-                "ended; plain launches: %.1f us\n",
-                where, cuda::chained_launches_on() ? "on" : "off", chained, plain);
+    std::printf("chained launches %s (%s, code of compute_%d): the second kernel started %.1f us "
+                "before the first ended; plain launches: %.1f us\n",
+                where, cuda::chained_launches_on() ? "on" : "off", cuda::loaded_code_ptx_version(),
+                chained, plain);
     EXPECT_LE(plain, 0.0) << where << ": a plain launch started before the kernel before it ended";
     if (cuda::chained_launches_on()) {
       EXPECT_GT(chained, kSpinUs / 2) << where << ": the chained kernel waited for the first to end";

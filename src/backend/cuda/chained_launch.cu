@@ -11,20 +11,22 @@ namespace {
 // for itself (binaryVersion its own), and that PTX has no griddepcontrol.
 __global__ void probe_kernel() {}
 
-bool device_code_chains() {
-  static const bool chains = [] {
+}  // namespace
+
+int loaded_code_ptx_version() {
+  static const int version = [] {
     cudaFuncAttributes attributes{};
     if (cudaFuncGetAttributes(&attributes, probe_kernel) != cudaSuccess) {
       (void)cudaGetLastError();  // no device: launches stay plain
-      return false;
+      return 0;
     }
-    return attributes.ptxVersion >= 90;
+    return attributes.ptxVersion;
   }();
-  return chains;
+  return version;
 }
 
-}  // namespace
-
-bool chained_launches_on() { return env_switch_on("HESSGPT_CUDA_PDL") && device_code_chains(); }
+bool chained_launches_on() {
+  return env_switch_on("HESSGPT_CUDA_PDL") && loaded_code_ptx_version() >= 90;
+}
 
 }  // namespace hessgpt::cuda

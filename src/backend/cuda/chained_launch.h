@@ -11,6 +11,11 @@ namespace hessgpt::cuda {
 // instructions, so its launches stay plain).
 bool chained_launches_on();
 
+// The virtual architecture (major * 10 + minor) of the code this device runs
+// for the backend's kernels: 90 for sm_90 code, 80 where a newer GPU compiles
+// the portable sm_80 PTX; 0 without a device.
+int loaded_code_ptx_version();
+
 // The seventh GPU session measured decoding with chained launches and without
 // them at the same rate, which is also what it would measure if the GPU never
 // placed a chained kernel early: this tells the two apart.
