@@ -367,6 +367,28 @@ std::vector<OpTiming> run_ops_bench(const ModelConfig& c, Backend& be, int64_t b
              be.softcap_cross_entropy_into(z16, z16, losses, targets, c.logit_softcap, 1.0 / n);
            });
   }
+  if (be.supports(DType::BF16)) {
+    // The head's weight gradient, dE += dlogits^T x into the F32 embedding
+    // gradient, a call per chunk: the seventh GPU session's profile had it at
+    // 0.94 ms a 4193-row chunk (367 TFLOP/s, 6.6 ms a model1 step) where
+    // PyTorch's one call over all 32768 rows took 3.4 ms. The same product over
+    // a chunk, two chunks and the whole batch, and over a chunk with x in BF16
+    // (the model's x is the final norm's F32 output, staged per call), tell
+    // what a chunk's call costs beyond its share.
+    const int64_t chunk16 = head_chunk_rows(n, v, 2);
+    const Tensor de = b.constant({v, d}, 0.0);
+    auto head_dw = [&](const std::string& name, int64_t rows, bool x16) {
+      const Tensor g16 = b.bf16({rows, v});
+      const Tensor x = x16 ? b.bf16({rows, d}) : b.random({rows, d});
+      b.time(name, dims({rows, v}) + "^T x " + dims({rows, d}), 2.0 * rows * v * d,
+             2.0 * rows * v + (x16 ? 2.0 : f4) * rows * d + 2 * f4 * v * d,
+             [&, g16, x, de] { be.matmul(de, g16, true, x, false, 1.0f, 1.0f); });
+    };
+    head_dw("matmul head dW chunk", chunk16, false);
+    head_dw("matmul head dW chunk (bf16 x)", chunk16, true);
+    if (2 * chunk16 < n) head_dw("matmul head dW two chunks", 2 * chunk16, false);
+    if (chunk16 < n) head_dw("matmul head dW whole batch", n, false);
+  }
   {
     const Tensor table = b.random({v, d}, 0.02f), out = b.random({n, d});
     const Tensor tok = b.ids(n, v);

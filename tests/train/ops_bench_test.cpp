@@ -26,7 +26,8 @@ TEST(OpsBench, TimesEveryOpOnTiny) {
   for (const char* op : {"matmul qkv", "matmul head chunk", "attention fwd", "attention bwd",
                          "rmsnorm bwd", "softcap cross-entropy", "adamw (all parameters)",
                          "matmul gate/up (bf16 out)", "swiglu bwd (bf16 gate/up)",
-                         "attention bwd (all bf16)"})
+                         "attention bwd (all bf16)", "matmul head dW chunk",
+                         "matmul head dW chunk (bf16 x)"})
     EXPECT_TRUE(names.count(op)) << op;
 }
 
