@@ -6,6 +6,7 @@
 #include <iterator>
 #include <random>
 #include <set>
+#include <string>
 #include <vector>
 
 #include "backend/cuda/launch_config.h"
@@ -71,6 +72,33 @@ TEST(CudaLaunchConfig, GemvGridCoversEveryColumnOnce) {
     EXPECT_GE(blocks * kGemvWarps, n) << n;
     EXPECT_LT((blocks - 1) * kGemvWarps, n) << n;
   }
+}
+
+// A weight row's split (gemv_dot.cuh): the values before the row's first
+// 16-byte boundary, whole 16-byte chunks from it, and a tail shorter than a
+// chunk, together the row; the chunks start on the boundary. For F32 and BF16
+// rows at every starting offset, model1's down projection width included.
+TEST(CudaLaunchConfig, GemvRowSplitCoversTheRowFromAlignedChunks) {
+  for (const int64_t bytes : {4, 2})
+    for (int64_t misaligned = 0; misaligned < 16; misaligned += bytes)
+      for (const int64_t k : {0, 1, 2, 3, 5, 8, 17, 1280, 3413, 3416}) {
+        const GemvRowSplit s = gemv_row_split(misaligned, k, bytes);
+        const int64_t per_chunk = 16 / bytes, tail = k - s.head - s.body;
+        const std::string what = std::to_string(bytes) + "-byte values from +" +
+                                 std::to_string(misaligned) + ", k " + std::to_string(k);
+        EXPECT_GE(s.head, 0) << what;
+        EXPECT_LT(s.head, per_chunk) << what;
+        EXPECT_EQ(s.body % per_chunk, 0) << what;
+        EXPECT_GE(tail, 0) << what;
+        EXPECT_LT(tail, per_chunk) << what;
+        if (s.head < k) {
+          EXPECT_EQ((misaligned + s.head * bytes) % 16, 0) << what;
+        }
+      }
+  // model1's FP32 down projection: row j starts 4 * 3413 * j bytes in.
+  EXPECT_EQ(gemv_row_split(4, 3413, 4).head, 3);
+  EXPECT_EQ(gemv_row_split(4, 3413, 4).body, 3408);
+  EXPECT_EQ(gemv_row_split(0, 3413, 4).body, 3412);
 }
 
 TEST(CudaLaunchConfig, ReductionPartitionsDependOnSizeOnly) {

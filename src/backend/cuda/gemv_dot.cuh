@@ -5,6 +5,7 @@
 
 #include "backend/cuda/chained_launch.cuh"
 #include "backend/cuda/device_util.cuh"
+#include "backend/cuda/launch_config.h"
 
 namespace hessgpt::cuda {
 
@@ -41,15 +42,15 @@ __device__ __forceinline__ void warp_dot(float (&acc)[M], const W* row, const fl
   constexpr int kPer = 16 / static_cast<int>(sizeof(W));
 #pragma unroll
   for (int m = 0; m < M; ++m) acc[m] = 0.0f;
-  const auto misaligned = static_cast<int64_t>(reinterpret_cast<uintptr_t>(row) % 16);
-  const int64_t head = min(k, misaligned == 0 ? 0 : (16 - misaligned) / int64_t{sizeof(W)});
+  const GemvRowSplit split = gemv_row_split(
+      static_cast<int64_t>(reinterpret_cast<uintptr_t>(row) % 16), k, int64_t{sizeof(W)});
+  const int64_t head = split.head, body_len = split.body;
   if (lane < head) {
     const float w = operand<kBf16>(as_float(row[lane]));
 #pragma unroll
     for (int m = 0; m < M; ++m) acc[m] += operand<kBf16>(a[m * k + lane]) * w;
   }
   const W* body = row + head;
-  const int64_t body_len = (k - head) / kPer * kPer;
   const bool body_a_vec = a_vec && head % 4 == 0;
   // Unrolled so that several of the row's 16-byte loads are in flight at
   // once: a warp per column is few warps for the narrow products (1280

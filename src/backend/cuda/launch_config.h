@@ -78,6 +78,20 @@ inline std::vector<AdamWChunk> adamw_chunks(const std::vector<AdamWChunk>& group
 constexpr int64_t kGemvMaxRows = 8;
 constexpr int kGemvWarps = 8;
 inline int64_t gemv_blocks(int64_t n) { return n <= 0 ? 0 : ceil_div(n, kGemvWarps); }
+// A weight row of k values of `value_bytes` each, starting `misaligned` bytes
+// past a 16-byte boundary (rows of an odd width start anywhere: model1's FP32
+// down projection, k = 3413): `head` values one per lane up to the boundary,
+// then `body` values in 16-byte chunks, then the rest (fewer than a chunk)
+// one per lane. value_bytes divides 16 and misaligned.
+struct GemvRowSplit {
+  int64_t head = 0, body = 0;
+};
+HG_HD inline GemvRowSplit gemv_row_split(int64_t misaligned, int64_t k, int64_t value_bytes) {
+  const int64_t per_chunk = 16 / value_bytes;
+  const int64_t to_boundary = misaligned == 0 ? 0 : (16 - misaligned) / value_bytes;
+  const int64_t head = to_boundary < k ? to_boundary : k;
+  return {head, (k - head) / per_chunk * per_chunk};
+}
 // With a prologue (gemv_prologue.cu) each block first builds the operand, k
 // floats of shared memory (up to the default 48 KB): at most 512 blocks
 // (about four per SM on an H100), each warp then taking every
