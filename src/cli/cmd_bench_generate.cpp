@@ -5,8 +5,8 @@
 // FP32 or BF16 matrices) the weight bytes per token and the GB/s they imply, and
 // whether the decoding steps replayed a CUDA graph (decode_path
 // "recorded-step"; HESSGPT_CUDA_GRAPHS=0 gives "backend-ops" for A/B).
-// --profile (a device's decoding): every backend op timed, then a table of
-// where a decoded token's time goes (infer/decode_profile.h).
+// --profile: the device session's backend ops timed (on the CPU too), then a
+// table of where a decoded token's time goes (infer/decode_profile.h).
 #include <cstdio>
 
 #include "cli/parent_command.h"
