@@ -32,7 +32,8 @@ TEST(CudaLaunchConfig, ChainedLaunchesOverlapWhereOn) {
                 chained, plain);
     EXPECT_LE(plain, 0.0) << where << ": a plain launch started before the kernel before it ended";
     if (cuda::chained_launches_on()) {
-      EXPECT_GT(chained, kSpinUs / 2) << where << ": the chained kernel waited for the first to end";
+      EXPECT_GT(chained, kSpinUs / 2)
+          << where << ": the chained kernel waited for the first to end";
     }
   }
 }
