@@ -19,6 +19,7 @@
 #include "infer/generate.h"
 #include "infer/membw.h"
 #include "infer/open_session.h"
+#include "infer/quant_file.h"
 #include "infer/session.h"
 
 namespace hessgpt::cli {
@@ -56,6 +57,9 @@ void run_bench_generate(const BenchGenerateOptions& o) {
   if (o.profile && o.bits != 32 && o.bits != 16)
     HG_FAIL("--profile times the backend-op path, which decodes with FP32 or BF16 matrices "
             "(--bits 32 or 16), not --bits ", o.bits);
+  if (o.profile && !o.checkpoint.empty() && infer::is_quantized_dir(o.checkpoint))
+    HG_FAIL("--profile times the backend-op path, which decodes FP32 checkpoints; '",
+            o.checkpoint, "' holds quantised weights");
   const int threads = resolve_threads(o.compute.threads);
   const int64_t capacity = o.prompt_len + o.gen + 1;
   // --profile: the device's session (on the CPU too: the backend-op path,

@@ -122,6 +122,22 @@ TEST_F(GenerateCli, QuantisedWeightsOnCudaAreAClearError) {
   EXPECT_EQ(j["weights"], "int8");
 }
 
+// --profile over a checkpoint: the FP32 one is profiled at 16 bits; a
+// quantised one is refused by name (the backend-op path decodes FP32 files).
+TEST_F(GenerateCli, ProfileOfACheckpoint) {
+  const nlohmann::json j = run_json("bench generate --checkpoint " + ck() +
+                                    " --bits 16 --prompt-len 8 --gen 3 --threads 1 --no-bandwidth "
+                                    "--profile --json");
+  EXPECT_EQ(j["bits"], 16);
+  EXPECT_TRUE(j["profiled"].get<bool>());
+  EXPECT_FALSE(j["profile"].empty());
+  const std::string q = *dir_ / "q8-profile";
+  ASSERT_EQ(run_command(bin() + " quantize " + ck() + " --bits 8 --out " + q).exit_code, 0);
+  const auto r = run_command(bin() + " bench generate --checkpoint " + q + " --bits 32 --profile");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.out.find("'" + q + "' holds quantised weights"), std::string::npos) << r.out;
+}
+
 TEST(BenchGenerateCli, ReportsThroughputAndTheBound) {
   for (int bits : {32, 16, 8, 4}) {
     const nlohmann::json j = run_json("bench generate --model tiny --bits " + std::to_string(bits) +
