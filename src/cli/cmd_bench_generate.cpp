@@ -123,10 +123,11 @@ void run_bench_generate(const BenchGenerateOptions& o) {
                       {"decode_weight_gb_per_s", bytes_per_token * r.decode_tokens_per_s() / 1e9}};
   if (info.format == infer::WeightFormat::Q4) j["group_size"] = info.group_size;
   infer::DecodeProfile profile;
+  double seconds_per_token = 0.0;  // of the profiled steps
   if (timed) {
     profile = infer::profile_decode(*session, *timed, prompt, o.gen);
-    add_profile_json(j, profile.entries, profile.tokens,
-                     profile.seconds / static_cast<double>(profile.tokens), "token");
+    seconds_per_token = profile.seconds / static_cast<double>(profile.tokens);
+    add_profile_json(j, profile.entries, profile.tokens, seconds_per_token, "token");
   }
   if (measure_bandwidth) {
     const double bw = infer::measure_read_bandwidth();
@@ -150,11 +151,10 @@ void run_bench_generate(const BenchGenerateOptions& o) {
                   j["memory_read_gb_per_s"].get<double>());
     std::printf("\n");
     if (timed) {
-      const double per_token = profile.seconds / static_cast<double>(profile.tokens);
       std::printf("%lld decoding steps profiled (timing marks around every op), %.3f ms a token\n",
-                  static_cast<long long>(profile.tokens), 1000.0 * per_token);
-      print_profile(profile.entries, profile.tokens, per_token, "token");
-      print_profile_categories(profile.entries, profile.tokens, per_token, "token");
+                  static_cast<long long>(profile.tokens), 1000.0 * seconds_per_token);
+      print_profile(profile.entries, profile.tokens, seconds_per_token, "token");
+      print_profile_categories(profile.entries, profile.tokens, seconds_per_token, "token");
     }
   }
 }

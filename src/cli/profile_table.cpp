@@ -4,6 +4,15 @@
 #include <string>
 
 namespace hessgpt::cli {
+namespace {
+
+double profile_ms_per_unit(const std::vector<TimedBackend::Entry>& entries, int64_t units) {
+  double ms = 0;
+  for (const TimedBackend::Entry& e : entries) ms += e.ms;
+  return ms / static_cast<double>(units);
+}
+
+}  // namespace
 
 void print_profile(const std::vector<TimedBackend::Entry>& entries, int64_t units,
                    double seconds_per_unit, const char* unit) {
@@ -14,12 +23,6 @@ void print_profile(const std::vector<TimedBackend::Entry>& entries, int64_t unit
     std::printf("%-26s %8.1f %10.3f %6.1f%%  %s\n", e.op.c_str(),
                 static_cast<double>(e.calls) * per, e.ms * per,
                 100.0 * e.ms * per / (1000.0 * seconds_per_unit), e.shape.c_str());
-}
-
-double profile_ms_per_unit(const std::vector<TimedBackend::Entry>& entries, int64_t units) {
-  double ms = 0;
-  for (const TimedBackend::Entry& e : entries) ms += e.ms;
-  return ms / static_cast<double>(units);
 }
 
 void print_profile_categories(const std::vector<TimedBackend::Entry>& entries, int64_t units,

@@ -15,8 +15,8 @@ namespace hessgpt::cli {
 // op, calls and milliseconds per unit, share of the unit's wall time, shape.
 void print_profile(const std::vector<TimedBackend::Entry>& entries, int64_t units,
                    double seconds_per_unit, const char* unit);
-// The ops' time per unit, and that time by category (TimedBackend::category).
-double profile_ms_per_unit(const std::vector<TimedBackend::Entry>& entries, int64_t units);
+// The ops' time per unit by category (TimedBackend::category), in all, and
+// the unit's wall time less it.
 void print_profile_categories(const std::vector<TimedBackend::Entry>& entries, int64_t units,
                               double seconds_per_unit, const char* unit);
 // j["profile"] (rows of op, shape, calls_per_<unit>, ms_per_<unit>),
