@@ -57,9 +57,10 @@
 #     attention rows. The forward (0.26 ms) already matches PyTorch's kernel.
 #   ATT_GRADS_AB [1]: a `bench train` row on AB_MODELS with attention's gradients in
 #     F32 (HESSGPT_BF16_ATTENTION_GRADS=0; BF16 is the default).
-#   CE_AB [1]: the cross-entropy rows of `bench ops` again with a warp per row
-#     (HESSGPT_CE_KERNEL=warp) and with a block per row (=rows); the default is
-#     blocks per row segment (split).
+#   CE_AB [1]: the cross-entropy rows of `bench ops` again in two passes
+#     (HESSGPT_CE_KERNEL=split), with a warp per row (=warp) and with a block per
+#     row (=rows); the default is a cluster of blocks per row in one pass
+#     (=cluster); and a `bench train` row on AB_MODELS with the two passes.
 #   QK_ROWS_AB [1]: the QK-Norm rows of `bench ops` again with a warp per row
 #     (HESSGPT_QK_NORM_ROWS=1; the default is a group of d / 8 lanes per row).
 #   HEAD_CHUNK_AB [1]: a `bench train` row on AB_MODELS with the head's logits in
@@ -550,6 +551,9 @@ ab_rows() {  # model batch seq steps
   [[ ${HEAD_CHUNK_AB:-1} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 \
       bf16-activations-head-8192 "${BENCH_FLAGS---recompute} --bf16-activations" \
       HESSGPT_HEAD_CHUNK_ROWS=8192
+  [[ ${CE_AB:-1} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 \
+      bf16-activations-split-cross-entropy "${BENCH_FLAGS---recompute} --bf16-activations" \
+      HESSGPT_CE_KERNEL=split
   [[ ${BF16_LOGITS_AB:-1} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 \
       bf16-activations-f32-logits "${BENCH_FLAGS---recompute} --bf16-activations" \
       HESSGPT_BF16_LOGITS=0
@@ -670,6 +674,9 @@ if [[ " $models " == *" model1 "* && ${CUDNN_CONFIG_SWEEP:-0} == 1 ]]; then
     OPS_ONLY='attention (fwd|bwd) \((all bf16|bf16 inputs)\)' ops_rows model1 32 1024 "$label" "$var=$i"
   done
 fi
+[[ " $models " == *" model1 "* && ${CE_AB:-1} == 1 ]] &&
+  OPS_MATCH='softcap cross' OPS_ONLY='softcap cross' ops_rows model1 32 1024 split-cross-entropy \
+    HESSGPT_CE_KERNEL=split
 [[ " $models " == *" model1 "* && ${CE_AB:-1} == 1 ]] &&
   OPS_MATCH='softcap cross' ops_rows model1 32 1024 warp-cross-entropy HESSGPT_CE_KERNEL=warp
 [[ " $models " == *" model1 "* && ${CE_AB:-1} == 1 ]] &&

@@ -304,8 +304,9 @@ TEST_F(CudaOps, MatmulWithOddRowsRunsTransposed) {
 // F32 gradient, from F32 logits and from BF16 ones in place; and convert both
 // ways.
 TEST_F(CudaOps, CrossEntropyIntoBf16AndConvert) {
-  // Every kernel (HESSGPT_CE_KERNEL), the warp and split ones at both access widths.
-  for (const char* kernel : {"rows", "warp", "split"})
+  // Every kernel (HESSGPT_CE_KERNEL), the warp, split and cluster ones at
+  // both access widths.
+  for (const char* kernel : {"rows", "warp", "split", "cluster"})
     for (const int64_t v : {int64_t{32008 % 1001}, int64_t{32008}}) {
       const testing::ScopedEnv choice("HESSGPT_CE_KERNEL", kernel);
       const int64_t r = 9;

@@ -101,6 +101,31 @@ TEST(CudaLaunchConfig, GemvRowSplitCoversTheRowFromAlignedChunks) {
   EXPECT_EQ(gemv_row_split(0, 3413, 4).body, 3412);
 }
 
+// The one-pass cross-entropy: a row's segments are one cluster of at most 8
+// blocks (none where the row needs more: the split kernels take those), the
+// grid is whole clusters, and its clusters, each stepping a grid's worth of
+// clusters, take every row exactly once.
+TEST(CudaLaunchConfig, CrossEntropyClustersTakeEveryRowOnce) {
+  EXPECT_EQ(cross_entropy_cluster_size(1), 1);
+  EXPECT_EQ(cross_entropy_cluster_size(kCrossEntropySpan), 1);
+  EXPECT_EQ(cross_entropy_cluster_size(kCrossEntropySpan + 1), 2);
+  EXPECT_EQ(cross_entropy_cluster_size(32008), 8);  // the Mistral vocabulary
+  EXPECT_EQ(cross_entropy_cluster_size(8 * kCrossEntropySpan), 8);
+  EXPECT_EQ(cross_entropy_cluster_size(8 * kCrossEntropySpan + 1), 0);
+  for (const int64_t v : {int64_t{979}, int64_t{32008}})
+    for (const int64_t rows : {int64_t{1}, int64_t{9}, int64_t{4193}, int64_t{200000}}) {
+      const int64_t cluster = cross_entropy_cluster_size(v);
+      const int64_t blocks = cross_entropy_cluster_blocks(rows, cluster);
+      ASSERT_EQ(blocks % cluster, 0) << v << " " << rows;
+      EXPECT_LE(blocks, int64_t{1} << 20);
+      const int64_t clusters = blocks / cluster;
+      std::vector<int> taken(static_cast<size_t>(rows), 0);
+      for (int64_t block = 0; block < blocks; block += cluster)
+        for (int64_t row = block / cluster; row < rows; row += clusters) ++taken[row];
+      EXPECT_EQ(std::count(taken.begin(), taken.end(), 1), rows) << v << " " << rows;
+    }
+}
+
 TEST(CudaLaunchConfig, ReductionPartitionsDependOnSizeOnly) {
   EXPECT_EQ(reduction_blocks(0), 1);
   EXPECT_EQ(reduction_blocks(1), 1);

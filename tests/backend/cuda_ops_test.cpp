@@ -11,6 +11,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <random>
 #include <string>
 #include <tuple>
@@ -595,10 +596,11 @@ TEST_F(CudaOps, MatmulAddReadsTheResidual) {
 // Vocabularies held in registers (an odd width; 32008, the Mistral one) and
 // one past kCrossEntropyHeld (32768), which the two-sweep kernel takes.
 TEST_F(CudaOps, SoftcapAndFusedCrossEntropy) {
-  // Every kernel: a block per row, a warp per row, and blocks per row
-  // segment (split, the default; 32769 is 9 segments); the widths cover
-  // 16-byte and scalar accesses.
-  for (const char* kernel : {"rows", "warp", "split"})
+  // Every kernel: a block per row, a warp per row, blocks per row segment in
+  // two passes (split) and in one (cluster, the default; 32769 is 9
+  // segments, which it leaves to split); the widths cover 16-byte and scalar
+  // accesses.
+  for (const char* kernel : {"rows", "warp", "split", "cluster"})
   for (const int64_t v : {int64_t{32008 % 1001}, int64_t{32008}, int64_t{32769}}) {
     const testing::ScopedEnv choice("HESSGPT_CE_KERNEL", kernel);
     const int64_t r = 9;
@@ -626,7 +628,7 @@ TEST_F(CudaOps, SoftcapAndFusedCrossEntropy) {
 }
 
 TEST_F(CudaOps, CrossEntropyRejectsOutOfRangeTargets) {
-  for (const char* kernel : {"rows", "warp", "split"}) {
+  for (const char* kernel : {"rows", "warp", "split", "cluster"}) {
     const testing::ScopedEnv choice("HESSGPT_CE_KERNEL", kernel);
     const Tensor logits = on(*gpu_, random_floats(3 * 11, 32), {3, 11});
     const Tensor losses = on(*gpu_, Vec(3), {3});
@@ -636,6 +638,59 @@ TEST_F(CudaOps, CrossEntropyRejectsOutOfRangeTargets) {
     } catch (const Error& e) {
       EXPECT_NE(std::string(e.what()).find("target id 11 at position 2"), std::string::npos)
           << kernel << ": " << e.what();
+    }
+  }
+}
+
+// The one-pass (cluster) kernel does the split kernels' arithmetic in their
+// order: the same losses and gradients bit for bit, from F32 logits in place
+// and into BF16, from BF16 logits in place, with ignored rows, at 8 segments
+// a row (16-byte accesses) and at one (scalar).
+TEST_F(CudaOps, CrossEntropyInOnePassEqualsTwoPasses) {
+  const auto bits = [](const Vec& v) {
+    std::vector<uint32_t> b(v.size());
+    std::memcpy(b.data(), v.data(), v.size() * sizeof(float));
+    return b;
+  };
+  for (const int64_t v : {int64_t{979}, int64_t{32008}}) {
+    const int64_t r = 300;
+    std::vector<int32_t> targets(static_cast<size_t>(r));
+    for (int64_t i = 0; i < r; ++i)
+      targets[i] = i % 7 == 3 ? -100 : static_cast<int32_t>((i * 7919) % v);
+    const Vec z = random_floats(r * v, 93, 4.0);
+    std::vector<uint16_t> z16(z.size());
+    for (size_t i = 0; i < z.size(); ++i) z16[i] = float_to_bf16(z[i]);
+    for (const double dscale : {0.0, 1.0 / 3.0}) {
+      struct Result {
+        Vec loss_f32, grad_f32, loss_into, loss_bf16;
+        std::vector<uint16_t> grad_into, grad_bf16;
+      };
+      const auto run = [&](const char* kernel) {
+        const testing::ScopedEnv choice("HESSGPT_CE_KERNEL", kernel);
+        Result out;
+        const Tensor logits = on(*gpu_, z, {r, v}), losses = on(*gpu_, poison(r), {r});
+        const Tensor ids = ids_on(*gpu_, targets);
+        const Tensor into = on16(*gpu_, std::vector<uint16_t>(z.size(), 0xffff), {r, v});
+        gpu_->softcap_cross_entropy_into(into, logits, losses, ids, 30.0, dscale);
+        out.loss_into = host(*gpu_, losses);
+        out.grad_into = bits_of(*gpu_, into);
+        gpu_->softcap_cross_entropy(logits, losses, ids, 30.0, dscale);
+        out.loss_f32 = host(*gpu_, losses);
+        out.grad_f32 = host(*gpu_, logits);
+        const Tensor l16 = on16(*gpu_, z16, {r, v});
+        gpu_->softcap_cross_entropy_into(l16, l16, losses, ids, 30.0, dscale);
+        out.loss_bf16 = host(*gpu_, losses);
+        out.grad_bf16 = bits_of(*gpu_, l16);
+        return out;
+      };
+      const Result one = run("cluster"), two = run("split");
+      const std::string what = "v=" + std::to_string(v) + " dscale=" + std::to_string(dscale);
+      EXPECT_EQ(bits(one.loss_f32), bits(two.loss_f32)) << what << ": f32 losses";
+      EXPECT_EQ(bits(one.grad_f32), bits(two.grad_f32)) << what << ": f32 dlogits in place";
+      EXPECT_EQ(bits(one.loss_into), bits(two.loss_into)) << what << ": losses, into bf16";
+      EXPECT_EQ(one.grad_into, two.grad_into) << what << ": bf16 dlogits";
+      EXPECT_EQ(bits(one.loss_bf16), bits(two.loss_bf16)) << what << ": bf16 logits' losses";
+      EXPECT_EQ(one.grad_bf16, two.grad_bf16) << what << ": bf16 dlogits in place";
     }
   }
 }

@@ -1,19 +1,26 @@
-// Soft-capped logits and the fused cross-entropy. By default a block per
-// (row, segment of kCrossEntropySpan values) in two passes: each segment's
-// (max, sum of exponentials), then each block merges its row's and writes its
-// segment's gradient. It keeps thousands of blocks in flight where a block per
-// row has one row per SM: 0.32 against 0.37 ms on an H200 for model1's head
-// chunk (2096 x 32008). The gradient is written over the logits or into a
-// separate (BF16) tensor; the probability matrix never exists. Two other forms
-// for A/B timings (HESSGPT_CE_KERNEL): a block per row, which holds up to
-// kCrossEntropyHeld capped values in registers (else an online softmax and a
-// second sweep), and a warp per row.
+// Soft-capped logits and the fused cross-entropy. By default (sm_90) a
+// cluster of blocks per row, one block per segment of kCrossEntropySpan
+// values: each block holds its segment's capped values, the cluster shares
+// the segments' (max, sum of exponentials) through distributed shared memory,
+// and each block writes its segment's gradient: the row is read once. Where
+// clusters are not to be had, the split kernels do the same in two launches
+// (the partial sums through global memory, the row read twice); they keep
+// thousands of blocks in flight where a block per row has one row per SM:
+// 0.32 against 0.37 ms on an H200 for model1's head chunk (2096 x 32008). The
+// gradient is written over the logits or into a separate (BF16) tensor; the
+// probability matrix never exists. Two other forms for A/B timings
+// (HESSGPT_CE_KERNEL): a block per row, which holds up to kCrossEntropyHeld
+// capped values in registers (else an online softmax and a second sweep), and
+// a warp per row.
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <string_view>
 #include <type_traits>
 
+#include <cooperative_groups.h>
+
+#include "backend/cuda/chained_launch.h"
 #include "backend/cuda/device_util.cuh"
 #include "backend/cuda/kernels.h"
 #include "core/error.h"
@@ -386,18 +393,121 @@ __global__ void __launch_bounds__(kCrossEntropySplitThreads)
   }
 }
 
-enum class CeKernel { Rows, Warp, Split };
+// The split kernels' work in one pass where a row's segments can share
+// memory: the row's blocks form a cluster (sm_90), each keeps its segment's
+// capped values in registers, puts its (max, sum) in shared memory, and after
+// the cluster's barrier reads every segment's from its neighbours (DSMEM) in
+// segment order. The row is read once, not twice, and each value's tanh and
+// exp are worked out once each for the row's sum; the arithmetic and its order
+// are the split kernels' (same losses and gradients, bit for bit). The
+// segments of a row (gridDim.x a multiple of them) are the cluster's blocks,
+// so every block of a cluster takes the same rows: the barriers are uniform.
+template <int VEC, typename L, typename Grad>
+__global__ void __launch_bounds__(kCrossEntropySplitThreads)
+    cross_entropy_cluster_kernel(const L* logits, Grad* grad, float* losses,
+                                 const int32_t* targets, int64_t rows, int64_t v, float cap,
+                                 float inv_cap, float dscale, uint32_t* bad) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  namespace cg = cooperative_groups;
+  constexpr int kWarps = kCrossEntropySplitThreads / 32;
+  constexpr int64_t kStride = int64_t{kCrossEntropySplitThreads} * VEC;
+  __shared__ float shared_m[kWarps], shared_s[kWarps];
+  __shared__ float2 summary;  // this segment's (max, sum), read by the whole cluster
+  const cg::cluster_group cluster = cg::this_cluster();
+  const int64_t segments = cluster.num_blocks(), segment = cluster.block_rank();
+  const int64_t clusters = gridDim.x / segments;
+  for (int64_t row = blockIdx.x / segments; row < rows; row += clusters) {
+    const SplitItem it = split_item(row * segments + segment, segments, v);
+    const int32_t target = targets[row];
+    Grad* gz = grad + row * v;
+    // The same for every block of the row: none of them reaches a barrier.
+    if (ignored_row(row, target, v, gz, losses, dscale, bad, threadIdx.x,
+                    kCrossEntropySplitThreads, it.begin, it.end))
+      continue;
+    const int64_t first = it.begin + threadIdx.x * VEC;
+    float x[kSweeps<VEC>][VEC];
+    const int loaded = load_segment<VEC>(logits + row * v, first, it.end, x, cap, inv_cap);
+    float m = -INFINITY, s = 0.0f;
+#pragma unroll
+    for (int b = 0; b < kSweeps<VEC>; ++b)
+      if (b < loaded) add_online(m, s, x[b]);
+    merge_across_block(m, s, shared_m, shared_s);
+    if (threadIdx.x == 0) summary = make_float2(m, s);
+    cluster.sync();  // every segment's summary written
+    m = -INFINITY;
+    s = 0.0f;
+    for (unsigned k = 0; k < static_cast<unsigned>(segments); ++k) {
+      const float2 p = *cluster.map_shared_rank(&summary, k);
+      merge(m, s, p.x, p.y);
+    }
+    const float lse = m + logf(s);
+#pragma unroll
+    for (int b = 0; b < kSweeps<VEC>; ++b) {
+      if (b >= loaded) break;
+      const int64_t i = first + b * kStride, target_at = target - i;
+#pragma unroll
+      for (int k = 0; k < VEC; ++k)
+        if (k == target_at) losses[row] = lse - x[b][k];
+      if (dscale != 0.0f) store_gradient(gz + i, x[b], lse, target_at, inv_cap, dscale);
+    }
+    // No block overwrites its summary (or leaves, freeing it) while another
+    // may still read it; shared_m/s are free again too.
+    cluster.sync();
+  }
+#else
+  __trap();  // the host launches it only where the loaded code is sm_90's
+#endif
+}
 
-// HESSGPT_CE_KERNEL: "split" (the default: blocks per row segment, two
-// passes), "rows" (one block per row, register-held up to kCrossEntropyHeld,
-// else two sweeps) or "warp" (a warp per row) for A/B timings. Read at every
-// call, so that a test can compare them in one process.
+enum class CeKernel { Rows, Warp, Split, Cluster };
+
+// HESSGPT_CE_KERNEL: "cluster" (the default: a cluster of blocks per row, one
+// pass; the split kernels where the loaded code is not sm_90's or a row needs
+// more than kCrossEntropyMaxCluster blocks), "split" (blocks per row segment,
+// two passes), "rows" (one block per row, register-held up to
+// kCrossEntropyHeld, else two sweeps) or "warp" (a warp per row) for A/B
+// timings. Read at every call, so that a test can compare them in one process.
 CeKernel ce_kernel_choice() {
   const char* e = std::getenv("HESSGPT_CE_KERNEL");
-  if (!e || !*e || std::string_view(e) == "split") return CeKernel::Split;
+  if (!e || !*e || std::string_view(e) == "cluster") return CeKernel::Cluster;
+  if (std::string_view(e) == "split") return CeKernel::Split;
   if (std::string_view(e) == "rows") return CeKernel::Rows;
   if (std::string_view(e) == "warp") return CeKernel::Warp;
-  HG_FAIL("HESSGPT_CE_KERNEL must be rows, warp or split (got '", e, "')");
+  HG_FAIL("HESSGPT_CE_KERNEL must be cluster, split, rows or warp (got '", e, "')");
+}
+
+// 16-byte accesses (4 values a thread, as the split kernels') where the
+// widths and the rows allow.
+template <typename L, typename Grad>
+bool four_at_a_time(const L* logits, const Grad* grad, int64_t v) {
+  return v % 4 == 0 && aligned_to(logits, 4 * sizeof(L)) && aligned_to(grad, 4 * sizeof(Grad));
+}
+
+// False (nothing launched) where the one-pass form cannot run.
+template <typename L, typename Grad>
+bool launch_cluster_kernel(const L* logits, Grad* grad, float* losses, const int32_t* targets,
+                           int64_t rows, int64_t v, float cap, float inv_cap, float dscale,
+                           uint32_t* bad, cudaStream_t stream) {
+  const int64_t cluster = cross_entropy_cluster_size(v);
+  if (cluster == 0 || loaded_code_ptx_version() < 90) return false;
+  cudaLaunchAttribute dims{};
+  dims.id = cudaLaunchAttributeClusterDimension;
+  dims.val.clusterDim.x = static_cast<unsigned>(cluster);
+  dims.val.clusterDim.y = 1;
+  dims.val.clusterDim.z = 1;
+  cudaLaunchConfig_t config{};
+  config.gridDim = dim3(static_cast<unsigned>(cross_entropy_cluster_blocks(rows, cluster)));
+  config.blockDim = dim3(kCrossEntropySplitThreads);
+  config.stream = stream;
+  config.attrs = &dims;
+  config.numAttrs = 1;
+  const auto launch = [&](auto kernel) {
+    HG_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, logits, grad, losses, targets, rows, v, cap,
+                                     inv_cap, dscale, bad));
+  };
+  if (four_at_a_time(logits, grad, v)) launch(cross_entropy_cluster_kernel<4, L, Grad>);
+  else launch(cross_entropy_cluster_kernel<1, L, Grad>);
+  return true;
 }
 
 template <typename L, typename Grad>
@@ -408,8 +518,7 @@ void launch_split_kernels(const L* logits, Grad* grad, float* losses, const int3
   const int64_t segments = cross_entropy_segments(v);
   const auto blocks = static_cast<unsigned>(std::min<int64_t>(rows * segments, int64_t{1} << 20));
   auto* partials = reinterpret_cast<float2*>(scratch);
-  const bool vec =
-      v % 4 == 0 && aligned_to(logits, 4 * sizeof(L)) && aligned_to(grad, 4 * sizeof(Grad));
+  const bool vec = four_at_a_time(logits, grad, v);
   const auto launch = [&](auto width) {
     constexpr int VEC = decltype(width)::value;
     cross_entropy_partials_kernel<VEC><<<blocks, kCrossEntropySplitThreads, 0, stream>>>(
@@ -429,9 +538,7 @@ void launch_warp_kernel(const L* logits, Grad* grad, float* losses, const int32_
                         uint32_t* bad, cudaStream_t stream) {
   constexpr int64_t kRowsPerBlock = kCrossEntropyWarpThreads / 32;
   const auto blocks = static_cast<unsigned>(std::min<int64_t>(ceil_div(rows, kRowsPerBlock), 65535));
-  const bool vec =
-      v % 4 == 0 && aligned_to(logits, 4 * sizeof(L)) && aligned_to(grad, 4 * sizeof(Grad));
-  if (vec)
+  if (four_at_a_time(logits, grad, v))
     cross_entropy_warp_kernel<4><<<blocks, kCrossEntropyWarpThreads, 0, stream>>>(
         logits, grad, losses, targets, rows, v, cap, inv_cap, dscale, bad);
   else
@@ -448,7 +555,10 @@ void softcap(float* logits, int64_t rows, int64_t v, float cap, cudaStream_t str
 }
 
 int64_t softcap_cross_entropy_scratch(int64_t rows, int64_t v) {
-  return ce_kernel_choice() == CeKernel::Split ? 2 * rows * cross_entropy_segments(v) : 0;
+  const CeKernel kernel = ce_kernel_choice();  // the cluster kernel may fall back to split
+  return kernel == CeKernel::Split || kernel == CeKernel::Cluster
+             ? 2 * rows * cross_entropy_segments(v)
+             : 0;
 }
 
 template <typename Logit, typename Grad>
@@ -462,6 +572,11 @@ void softcap_cross_entropy(const Logit* logits_in, float* losses, const int32_t*
     case CeKernel::Warp:
       return launch_warp_kernel(logits, device_ptr(grad), losses, targets, rows, v, cap, inv_cap,
                                 dscale, bad, stream);
+    case CeKernel::Cluster:
+      if (launch_cluster_kernel(logits, device_ptr(grad), losses, targets, rows, v, cap, inv_cap,
+                                dscale, bad, stream))
+        return;
+      [[fallthrough]];
     case CeKernel::Split:
       return launch_split_kernels(logits, device_ptr(grad), losses, targets, rows, v, cap, inv_cap,
                                   dscale, bad, scratch, stream);

@@ -208,13 +208,26 @@ inline int rmsnorm_backward_warps(int64_t d) {
 constexpr int kCrossEntropyThreads = 512;
 // The warp-per-row kernel (HESSGPT_CE_KERNEL=warp): 8 rows per block.
 constexpr int kCrossEntropyWarpThreads = 256;
-// The split kernels (the default): a block per (row, segment of
+// The split kernels (the default off sm_90): a block per (row, segment of
 // kCrossEntropySpan values), so that thousands of blocks are in flight where a
 // block per row keeps one row per SM. Pass 1 writes each segment's (max, sum
 // of exponentials), pass 2 merges its row's and writes the gradient.
 constexpr int kCrossEntropySplitThreads = 256;
 constexpr int64_t kCrossEntropySpan = 4096;
 HG_HD constexpr int64_t cross_entropy_segments(int64_t v) { return ceil_div(v, kCrossEntropySpan); }
+// The one-pass form (HESSGPT_CE_KERNEL=cluster, the default on sm_90): a
+// row's segments are one thread-block cluster, at most the 8 blocks every
+// sm_90 GPU grants without opting in; 0 where a row needs more (the split
+// kernels take those). Its grid: whole clusters, at most ~2^20 blocks, each
+// cluster taking rows a grid's worth of clusters apart.
+constexpr int64_t kCrossEntropyMaxCluster = 8;
+HG_HD constexpr int64_t cross_entropy_cluster_size(int64_t v) {
+  return cross_entropy_segments(v) <= kCrossEntropyMaxCluster ? cross_entropy_segments(v) : 0;
+}
+HG_HD constexpr int64_t cross_entropy_cluster_blocks(int64_t rows, int64_t cluster) {
+  const int64_t clusters = (int64_t{1} << 20) / cluster;
+  return (rows < clusters ? rows : clusters) * cluster;
+}
 constexpr int kCrossEntropyHeldThreads = 1024;
 constexpr int kCrossEntropyPerThread = 32;
 constexpr int64_t kCrossEntropyHeld = int64_t{kCrossEntropyHeldThreads} * kCrossEntropyPerThread;
