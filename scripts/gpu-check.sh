@@ -63,6 +63,8 @@
 #     (=cluster); and a `bench train` row on AB_MODELS with the two passes.
 #   QK_ROWS_AB [1]: the QK-Norm rows of `bench ops` again with a warp per row
 #     (HESSGPT_QK_NORM_ROWS=1; the default is a group of d / 8 lanes per row).
+#   QK_PREFETCH_AB [1]: the QK-Norm rows of `bench ops` again without the
+#     backward's L2 prefetch of each block's rows (HESSGPT_QK_NORM_PREFETCH=0).
 #   HEAD_CHUNK_AB [1]: a `bench train` row on AB_MODELS with the head's logits in
 #     chunks of 8192 rows (HESSGPT_HEAD_CHUNK_ROWS; the default is 256 MiB of logits:
 #     4193 rows of BF16 at V = 32008): the dE product's F32 output read and written
@@ -684,6 +686,9 @@ fi
     HESSGPT_CE_KERNEL=rows
 [[ " $models " == *" model1 "* && ${QK_ROWS_AB:-1} == 1 ]] &&
   OPS_MATCH='qk-norm' OPS_ONLY='qk-norm' ops_rows model1 32 1024 qk-norm-warp-rows HESSGPT_QK_NORM_ROWS=1
+[[ " $models " == *" model1 "* && ${QK_PREFETCH_AB:-1} == 1 ]] &&
+  OPS_MATCH='qk-norm' OPS_ONLY='qk-norm' ops_rows model1 32 1024 qk-norm-no-prefetch \
+    HESSGPT_QK_NORM_PREFETCH=0
 [[ " $models " == *" model1 "* && ${NORM_AB:-1} == 1 ]] &&
   OPS_MATCH='rmsnorm|qk-norm' ops_rows model1 32 1024 generic-norms HESSGPT_NORM_KERNELS=generic
 

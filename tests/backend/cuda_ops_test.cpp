@@ -14,6 +14,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <vector>
 
@@ -313,6 +314,15 @@ TEST_F(CudaOps, NormKernelsHeldAndGenericAgree) {
       EXPECT_EQ(r->dx16, rounded(r->f32[2].second)) << what << ": dx16 is not dx rounded";
     }
     expect_outputs_close(held.f32, generic.f32, 1e-6, what);
+    if (std::string_view(qk_rows) == "lanes") {
+      // The lane-group backward's L2 prefetch is a hint: the same values.
+      const testing::ScopedEnv no_prefetch("HESSGPT_QK_NORM_PREFETCH", "0");
+      const Run plain = run(d, rope);
+      for (size_t i = 0; i < plain.f32.size(); ++i)
+        EXPECT_EQ(plain.f32[i].second, held.f32[i].second) << what << ", no prefetch: "
+                                                            << plain.f32[i].first;
+      EXPECT_EQ(plain.dx16, held.dx16) << what << ", no prefetch";
+    }
   }
 }
 

@@ -9,7 +9,8 @@
 // The contract, in every kernel that launch_chained starts:
 //   1. allow_next_grid() first: the next chained kernel may be placed once all
 //      of this grid's blocks have started (they wait at step 3 of theirs);
-//   2. optionally read memory nothing on the stream writes (weights);
+//   2. optionally read memory nothing on the stream writes (weights; e.g.
+//      prefetch_to_l2 in device_util.cuh);
 //   3. wait_for_previous_grid() before touching anything else: it returns once
 //      the kernels before it have finished and their writes are visible, so
 //      ordering and results are those of plain launches.
@@ -36,18 +37,6 @@ __device__ __forceinline__ void allow_next_grid() {
 __device__ __forceinline__ void wait_for_previous_grid() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");
-#endif
-}
-
-// Asks L2 for bytes [p, p + bytes), a 128-byte line per thread of the block
-// at a time: a hint, nothing waits for it. Only for memory nothing on the
-// stream writes (step 2 above).
-__device__ __forceinline__ void prefetch_to_l2(const void* p, int64_t bytes) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  const char* base = static_cast<const char*>(p);
-  for (int64_t at = static_cast<int64_t>(threadIdx.x) * 128; at < bytes;
-       at += static_cast<int64_t>(blockDim.x) * 128)
-    asm volatile("prefetch.global.L2 [%0];" ::"l"(base + at));
 #endif
 }
 

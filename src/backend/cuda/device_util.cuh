@@ -14,6 +14,16 @@ namespace hessgpt::cuda {
 
 constexpr unsigned kFullMask = 0xffffffffu;
 
+// Asks L2 for bytes [p, p + bytes), a 128-byte line per thread of the block
+// at a time: a hint, nothing waits for it and no register holds it, so a
+// block can have all of its rows on the way while it works through the first.
+__device__ __forceinline__ void prefetch_to_l2(const void* p, int64_t bytes) {
+  const char* base = static_cast<const char*>(p);
+  for (int64_t at = static_cast<int64_t>(threadIdx.x) * 128; at < bytes;
+       at += static_cast<int64_t>(blockDim.x) * 128)
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(base + at));
+}
+
 template <typename T>
 __device__ __forceinline__ T warp_sum(T x) {
 #pragma unroll

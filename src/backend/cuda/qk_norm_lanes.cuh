@@ -71,21 +71,28 @@ __global__ void qk_norm_rope_forward_lanes_kernel(Out* out, float* rstd, const X
 // Each warp's loop waits on memory once per 4 rows, so resident warps set the
 // pace: at 77-94 registers two 8-warp blocks fit an SM and model1's q ran at
 // 1.4 TB/s (the sixth GPU session). The launch bounds ask for three (<= 85
-// registers, no spills; four spilled a little).
+// registers, no spills; four spilled a little), and with prefetch the block
+// first asks L2 for its partition's x and dout (model1's q: 160 rows, 40 KB
+// in BF16), so that only the first of its ~5 rounds waits on HBM.
 template <typename DX, typename DO, typename X, int L>
 __global__ void __launch_bounds__(kNormWarps * 32, 3)
     qk_norm_rope_backward_lanes_kernel(DX* dx, __nv_bfloat16* dx_copy, float* dw_partials,
                                        const DO* dout, const X* x, const float* w,
                                        const float* rstd, int64_t rows, int64_t d, int64_t parts,
-                                       bool accumulate_dx, RopeRows rope) {
+                                       bool accumulate_dx, bool prefetch, RopeRows rope) {
   constexpr int kRowsPerWarp = 32 / L;
   extern __shared__ float dw_rows[];  // [warps, d]
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
   const int sl = lane % L;
   const int64_t half = d / 2, j = 4 * sl;
+  const RowRange range = partition_rows(rows, parts, blockIdx.x);
+  if (prefetch) {
+    const int64_t values = (range.end - range.begin) * d;
+    prefetch_to_l2(x + range.begin * d, values * static_cast<int64_t>(sizeof(X)));
+    prefetch_to_l2(dout + range.begin * d, values * static_cast<int64_t>(sizeof(DO)));
+  }
   const F4 wl = load_pack<4>(w + j), wh = load_pack<4>(w + half + j);
   F4 dwl{}, dwh{};
-  const RowRange range = partition_rows(rows, parts, blockIdx.x);
   for (int64_t first = range.begin + static_cast<int64_t>(warp) * kRowsPerWarp;
        first < range.end; first += static_cast<int64_t>(warps) * kRowsPerWarp) {
     const int64_t r = first + lane / L;

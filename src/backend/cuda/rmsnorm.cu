@@ -11,6 +11,7 @@
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/qk_norm_lanes.cuh"
 #include "backend/cuda/rmsnorm_held.cuh"
+#include "core/env_switch.h"
 #include "core/error.h"
 
 namespace hessgpt::cuda {
@@ -225,7 +226,8 @@ bool rmsnorm_backward_held(DX* dx, uint16_t* dx_copy, float* dw_partials, const 
         qk_norm_rope_backward_lanes_kernel<device_t<DX>, device_t<DO>, device_t<X>, L>
             <<<grid, warps * 32, smem, stream>>>(device_ptr(dx), device_ptr(dx_copy), dw_partials,
                                                  device_ptr(dout), device_ptr(x), w, rstd, rows, d,
-                                                 parts, accumulate_dx, rope);
+                                                 parts, accumulate_dx,
+                                                 env_switch_on("HESSGPT_QK_NORM_PREFETCH"), rope);
         HG_CUDA_CHECK_LAUNCH();
       }))
     return true;
