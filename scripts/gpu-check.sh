@@ -68,7 +68,8 @@
 #   HEAD_CHUNK_AB [1]: a `bench train` row on AB_MODELS with the head's logits in
 #     chunks of 8192 rows (HESSGPT_HEAD_CHUNK_ROWS; the default is 256 MiB of logits:
 #     4193 rows of BF16 at V = 32008): the dE product's F32 output read and written
-#     half as often, +0.27 GB.
+#     half as often, +0.27 GB. HEAD_CHUNKS ["8192"]: the chunk sizes, a row each
+#     (16384: +0.8 GB).
 #   BF16_LOGITS_AB [1]: a `bench train` row on AB_MODELS with the training head's
 #     logits in F32 and their gradient in a BF16 tensor of its own (HESSGPT_BF16_LOGITS=0;
 #     the default has the product write BF16 logits and the cross-entropy its
@@ -550,9 +551,11 @@ ab_rows() {  # model batch seq steps
   [[ ${ATT_GRADS_AB:-1} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 \
       bf16-activations-f32-attention-grads \
       "${BENCH_FLAGS---recompute} --bf16-activations" HESSGPT_BF16_ATTENTION_GRADS=0
-  [[ ${HEAD_CHUNK_AB:-1} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 \
-      bf16-activations-head-8192 "${BENCH_FLAGS---recompute} --bf16-activations" \
-      HESSGPT_HEAD_CHUNK_ROWS=8192
+  local rows
+  [[ ${HEAD_CHUNK_AB:-1} == 1 ]] && for rows in ${HEAD_CHUNKS:-8192}; do
+    bench_row "$model" "$batch" "$seq" "$steps" bf16 "bf16-activations-head-$rows" \
+      "${BENCH_FLAGS---recompute} --bf16-activations" "HESSGPT_HEAD_CHUNK_ROWS=$rows"
+  done
   [[ ${CE_AB:-1} == 1 ]] && bench_row "$model" "$batch" "$seq" "$steps" bf16 \
       bf16-activations-split-cross-entropy "${BENCH_FLAGS---recompute} --bf16-activations" \
       HESSGPT_CE_KERNEL=split

@@ -13,6 +13,7 @@
 // capped values in registers (else an online softmax and a second sweep), and
 // a warp per row.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <string_view>
@@ -24,6 +25,7 @@
 #include "backend/cuda/device_util.cuh"
 #include "backend/cuda/kernels.h"
 #include "core/error.h"
+#include "core/log.h"
 
 namespace hessgpt::cuda {
 namespace {
@@ -483,13 +485,22 @@ bool four_at_a_time(const L* logits, const Grad* grad, int64_t v) {
   return v % 4 == 0 && aligned_to(logits, 4 * sizeof(L)) && aligned_to(grad, 4 * sizeof(Grad));
 }
 
+// Set once a GPU refuses the clusters' launch shape (a partitioned GPU may
+// grant fewer blocks a cluster): the split kernels take every later call.
+std::atomic<bool> clusters_refused{false};
+
+bool refusal_of_cluster_shape(cudaError_t err) {
+  return err == cudaErrorInvalidClusterSize || err == cudaErrorInvalidConfiguration ||
+         err == cudaErrorNotSupported;
+}
+
 // False (nothing launched) where the one-pass form cannot run.
 template <typename L, typename Grad>
 bool launch_cluster_kernel(const L* logits, Grad* grad, float* losses, const int32_t* targets,
                            int64_t rows, int64_t v, float cap, float inv_cap, float dscale,
                            uint32_t* bad, cudaStream_t stream) {
   const int64_t cluster = cross_entropy_cluster_size(v);
-  if (cluster == 0 || loaded_code_ptx_version() < 90) return false;
+  if (cluster == 0 || loaded_code_ptx_version() < 90 || clusters_refused.load()) return false;
   cudaLaunchAttribute dims{};
   dims.id = cudaLaunchAttributeClusterDimension;
   dims.val.clusterDim.x = static_cast<unsigned>(cluster);
@@ -502,12 +513,19 @@ bool launch_cluster_kernel(const L* logits, Grad* grad, float* losses, const int
   config.attrs = &dims;
   config.numAttrs = 1;
   const auto launch = [&](auto kernel) {
-    HG_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, logits, grad, losses, targets, rows, v, cap,
-                                     inv_cap, dscale, bad));
+    return cudaLaunchKernelEx(&config, kernel, logits, grad, losses, targets, rows, v, cap,
+                              inv_cap, dscale, bad);
   };
-  if (four_at_a_time(logits, grad, v)) launch(cross_entropy_cluster_kernel<4, L, Grad>);
-  else launch(cross_entropy_cluster_kernel<1, L, Grad>);
-  return true;
+  const cudaError_t err = four_at_a_time(logits, grad, v)
+                              ? launch(cross_entropy_cluster_kernel<4, L, Grad>)
+                              : launch(cross_entropy_cluster_kernel<1, L, Grad>);
+  if (err == cudaSuccess) return true;
+  if (!refusal_of_cluster_shape(err)) HG_CUDA_CHECK(err);
+  (void)cudaGetLastError();  // the refusal is not the next call's error
+  clusters_refused.store(true);
+  log_warn("cross-entropy: the GPU refused clusters of ", cluster, " blocks (",
+           cudaGetErrorString(err), "); the two-pass kernels take the rows");
+  return false;
 }
 
 template <typename L, typename Grad>
