@@ -68,19 +68,10 @@ __global__ void __launch_bounds__(kCrossEntropySplitThreads)
       continue;
     }
     // Every value this thread writes is loaded first (the gradient may go over the logits).
-    constexpr int64_t kStride = int64_t{kCrossEntropySplitThreads} * VEC;
     const int64_t first = it.begin + threadIdx.x * VEC;
     float x[kSweeps<VEC>][VEC];
     const int loaded = load_segment<VEC>(z, first, it.end, x, cap, inv_cap);
-#pragma unroll
-    for (int b = 0; b < kSweeps<VEC>; ++b) {
-      if (b >= loaded) break;
-      const int64_t i = first + b * kStride, target_at = target - i;
-#pragma unroll
-      for (int k = 0; k < VEC; ++k)
-        if (k == target_at) losses[it.row] = lse - x[b][k];
-      store_gradient(gz + i, x[b], lse, target_at, inv_cap, dscale);
-    }
+    finish_segment<VEC>(x, loaded, first, target, lse, losses + it.row, gz, inv_cap, dscale);
   }
 }
 
@@ -101,7 +92,6 @@ __global__ void __launch_bounds__(kCrossEntropySplitThreads)
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   namespace cg = cooperative_groups;
   constexpr int kWarps = kCrossEntropySplitThreads / 32;
-  constexpr int64_t kStride = int64_t{kCrossEntropySplitThreads} * VEC;
   __shared__ float shared_m[kWarps], shared_s[kWarps];
   __shared__ float2 summary;  // this segment's (max, sum), read by the whole cluster
   const cg::cluster_group cluster = cg::this_cluster();
@@ -131,16 +121,7 @@ __global__ void __launch_bounds__(kCrossEntropySplitThreads)
       const float2 p = *cluster.map_shared_rank(&summary, k);
       merge(m, s, p.x, p.y);
     }
-    const float lse = m + logf(s);
-#pragma unroll
-    for (int b = 0; b < kSweeps<VEC>; ++b) {
-      if (b >= loaded) break;
-      const int64_t i = first + b * kStride, target_at = target - i;
-#pragma unroll
-      for (int k = 0; k < VEC; ++k)
-        if (k == target_at) losses[row] = lse - x[b][k];
-      if (dscale != 0.0f) store_gradient(gz + i, x[b], lse, target_at, inv_cap, dscale);
-    }
+    finish_segment<VEC>(x, loaded, first, target, m + logf(s), losses + row, gz, inv_cap, dscale);
     // No block overwrites its summary (or leaves, freeing it) while another
     // may still read it; shared_m/s are free again too.
     cluster.sync();

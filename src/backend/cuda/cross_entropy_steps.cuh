@@ -164,5 +164,25 @@ __device__ __forceinline__ int load_segment(const L* z, int64_t first, int64_t e
   return loaded;
 }
 
+// After load_segment (x from first on, loaded loads) and the row's log-sum-
+// exp: the loss where the target is among this thread's values, and the
+// gradient of its values unless dscale is 0.
+template <int VEC, typename Grad>
+__device__ __forceinline__ void finish_segment(const float (&x)[kSweeps<VEC>][VEC], int loaded,
+                                               int64_t first, int32_t target, float lse,
+                                               float* loss, Grad* gz, float inv_cap,
+                                               float dscale) {
+  constexpr int64_t kStride = int64_t{kCrossEntropySplitThreads} * VEC;
+#pragma unroll
+  for (int b = 0; b < kSweeps<VEC>; ++b) {
+    if (b >= loaded) break;
+    const int64_t i = first + b * kStride, target_at = target - i;
+#pragma unroll
+    for (int k = 0; k < VEC; ++k)
+      if (k == target_at) *loss = lse - x[b][k];
+    if (dscale != 0.0f) store_gradient(gz + i, x[b], lse, target_at, inv_cap, dscale);
+  }
+}
+
 }  // namespace
 }  // namespace hessgpt::cuda
