@@ -264,7 +264,7 @@ gtest_row() {  # name, binary, filter, skips allowed (1) or a failure (0)
   local detail="${passed:-0} passed, ${failed_n:-0} failed, ${skipped:-0} skipped, $(( $(date +%s) - t0 )) s"
   if [[ $rc == 0 && ( $may_skip == 1 || ${skipped:-0} == 0 ) ]]; then row "$name" ok "$detail"; else row "$name" FAIL "$detail"; fi
   grep -E '^\[  FAILED  \] [A-Z]' "$log" | head -20 | sed 's/^/    /' | tee -a "$LOG"
-  grep -E 'worst relative gap|^chained launches' "$log" | sed 's/^/    /' | tee -a "$LOG"
+  grep -E 'worst relative gap|^chained launches|^device sm_' "$log" | sed 's/^/    /' | tee -a "$LOG"
 }
 
 if [[ $bench_only == 0 ]]; then

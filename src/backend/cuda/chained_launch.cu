@@ -25,6 +25,17 @@ int loaded_code_ptx_version() {
   return version;
 }
 
+int device_compute_capability() {
+  int device = 0, major = 0, minor = 0;
+  if (cudaGetDevice(&device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return 0;
+  }
+  return 10 * major + minor;
+}
+
 bool chained_launches_on() {
   return env_switch_on("HESSGPT_CUDA_PDL") && loaded_code_ptx_version() >= 90;
 }

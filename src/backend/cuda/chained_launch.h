@@ -15,6 +15,11 @@ bool chained_launches_on();
 // for the backend's kernels: 90 for sm_90 code, 80 where a newer GPU compiles
 // the portable sm_80 PTX; 0 without a device.
 int loaded_code_ptx_version();
+// The current device's compute capability (major * 10 + minor); 0 without a
+// device. An sm_90 device must load the sm_90 code the build makes
+// (CMAKE_CUDA_ARCHITECTURES): where loaded_code_ptx_version() says less,
+// chained launches and the one-pass cross-entropy are off there.
+int device_compute_capability();
 
 // The seventh GPU session measured decoding with chained launches and without
 // them at the same rate, which is also what it would measure if the GPU never

@@ -20,6 +20,7 @@
 #include <type_traits>
 
 #include "backend/cuda/chained_launch.h"
+#include "backend/cuda/cross_entropy_choice.h"
 #include "backend/cuda/cross_entropy_rows.cuh"
 #include "backend/cuda/cross_entropy_segments.cuh"
 #include "backend/cuda/device_util.cuh"
@@ -68,13 +69,18 @@ bool refusal_of_cluster_shape(cudaError_t err) {
          err == cudaErrorNotSupported;
 }
 
+bool clusters_take(int64_t v) {
+  return cross_entropy_cluster_size(v) != 0 && loaded_code_ptx_version() >= 90 &&
+         !clusters_refused.load();
+}
+
 // False (nothing launched) where the one-pass form cannot run.
 template <typename L, typename Grad>
 bool launch_cluster_kernel(const L* logits, Grad* grad, float* losses, const int32_t* targets,
                            int64_t rows, int64_t v, float cap, float inv_cap, float dscale,
                            uint32_t* bad, cudaStream_t stream) {
+  if (!clusters_take(v)) return false;
   const int64_t cluster = cross_entropy_cluster_size(v);
-  if (cluster == 0 || loaded_code_ptx_version() < 90 || clusters_refused.load()) return false;
   cudaLaunchAttribute dims{};
   dims.id = cudaLaunchAttributeClusterDimension;
   dims.val.clusterDim.x = static_cast<unsigned>(cluster);
@@ -140,6 +146,16 @@ void launch_warp_kernel(const L* logits, Grad* grad, float* losses, const int32_
 }
 
 }  // namespace
+
+const char* cross_entropy_kernel_for(int64_t v) {
+  switch (ce_kernel_choice()) {
+    case CeKernel::Rows: return "rows";
+    case CeKernel::Warp: return "warp";
+    case CeKernel::Split: return "split";
+    case CeKernel::Cluster: return clusters_take(v) ? "cluster" : "split";
+  }
+  return "split";
+}
 
 void softcap(float* logits, int64_t rows, int64_t v, float cap, cudaStream_t stream) {
   if (cap <= 0.0f) return;
