@@ -264,6 +264,8 @@ std::vector<std::string> available_backends() {
   return {"cpu"};
 }
 
+std::vector<GpuInfo> available_gpus() { return cuda_gpus(); }
+
 std::unique_ptr<Backend> make_backend(const std::string& name, int threads) {
   if (name == "cpu") return std::make_unique<CpuBackend>(threads);
   if (name == "cuda") return std::make_unique<CudaBackend>();
@@ -277,6 +279,8 @@ std::unique_ptr<Backend> make_backend(const std::string& name, int threads) {
 std::vector<std::string> compiled_backends() { return {"cpu"}; }
 
 std::vector<std::string> available_backends() { return {"cpu"}; }
+
+std::vector<GpuInfo> available_gpus() { return {}; }
 
 std::unique_ptr<Backend> make_backend(const std::string& name, int threads) {
   if (name.empty() || name == "cpu") return std::make_unique<CpuBackend>(threads);

@@ -379,6 +379,21 @@ void upload_floats(Backend& backend, const Tensor& t, const std::vector<float>& 
 std::vector<std::string> compiled_backends();
 std::vector<std::string> available_backends();
 
+// A CUDA device as `info --backends` lists it. code_architecture: the
+// virtual architecture (same form) of the code it runs for our kernels: its
+// own compute capability where the build made code for it
+// (CMAKE_CUDA_ARCHITECTURES), else that of the portable PTX, compiled when
+// loaded and without the sm_90 paths (chained launches, the one-pass
+// cross-entropy).
+struct GpuInfo {
+  std::string name;
+  int compute_capability = 0;  // major * 10 + minor
+  int code_architecture = 0;
+  int64_t memory_bytes = 0;
+};
+// Every usable CUDA device; none without CUDA, a driver or a GPU.
+std::vector<GpuInfo> available_gpus();
+
 // "cpu" or "cuda"; an empty name picks cuda when available, else cpu.
 // Throws Error for an unknown or unavailable backend.
 std::unique_ptr<Backend> make_backend(const std::string& name, int threads);

@@ -42,17 +42,49 @@ nlohmann::json memory_json(const TrainingMemory& mem, int64_t batch, int64_t seq
 
 double gib(size_t bytes) { return static_cast<double>(bytes) / (1024.0 * 1024.0 * 1024.0); }
 
+// 90 -> "9.0".
+std::string architecture_text(int arch) { return str_cat(arch / 10, ".", arch % 10); }
+
+nlohmann::json gpus_json(const std::vector<GpuInfo>& gpus) {
+  nlohmann::json list = nlohmann::json::array();
+  for (const GpuInfo& g : gpus)
+    list.push_back({{"name", g.name},
+                    {"compute_capability", architecture_text(g.compute_capability)},
+                    {"memory_bytes", g.memory_bytes},
+                    {"code_architecture", architecture_text(g.code_architecture)},
+                    {"native_code", g.code_architecture == g.compute_capability}});
+  return list;
+}
+
+// A GPU that runs the portable PTX is slower than it could be and lacks the
+// sm_90 paths; the line says how to build code of its own.
+void print_gpu(size_t index, const GpuInfo& g) {
+  std::printf("gpu %zu:              %s, sm_%d, %.1f GiB: ", index, g.name.c_str(),
+              g.compute_capability, gib(static_cast<size_t>(g.memory_bytes)));
+  if (g.code_architecture == g.compute_capability)
+    std::printf("runs this build's sm_%d code\n", g.code_architecture);
+  else if (g.code_architecture == 0)
+    std::printf("the code it runs is unknown (the query failed)\n");
+  else
+    std::printf("runs the portable compute_%d code compiled when loaded (for its own: cmake "
+                "-DCMAKE_CUDA_ARCHITECTURES=\"%d-real;80-virtual\")\n",
+                g.code_architecture, g.compute_capability);
+}
+
 void run_info(const InfoOptions& o) {
   if (o.backends) {
+    const std::vector<GpuInfo> gpus = available_gpus();
     const nlohmann::json j = {{"compiled", compiled_backends()},
                               {"available", available_backends()},
-                              {"data_parallel", dist::compiled_transports()}};
+                              {"data_parallel", dist::compiled_transports()},
+                              {"gpus", gpus_json(gpus)}};
     if (o.json) {
       print_json(j);
     } else {
       std::printf("compiled backends:  %s\navailable backends: %s\ndata parallel:      %s\n",
                   j["compiled"].dump().c_str(), j["available"].dump().c_str(),
                   j["data_parallel"].dump().c_str());
+      for (size_t i = 0; i < gpus.size(); ++i) print_gpu(i, gpus[i]);
     }
     return;
   }

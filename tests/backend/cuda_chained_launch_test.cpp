@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <vector>
 
 #include "common/test_util.h"
 #ifdef HESSGPT_HAVE_CUDA
@@ -55,6 +56,10 @@ TEST(CudaLaunchConfig, HopperRunsItsOwnCode) {
               device, code, cuda::chained_launches_on() ? "on" : "off",
               cuda::cross_entropy_kernel_for(32008));
   EXPECT_STREQ(cuda::cross_entropy_kernel_for(8 * 4096 + 1), "split") << "9 segments a row";
+  const std::vector<GpuInfo> gpus = available_gpus();  // what `info --backends` lists
+  ASSERT_FALSE(gpus.empty());
+  EXPECT_EQ(gpus[0].compute_capability, device);
+  EXPECT_EQ(gpus[0].code_architecture, code);
   if (device < 90 || device >= 100) return;
   EXPECT_GE(code, 90) << "an sm_" << device << " device runs the portable PTX";
   EXPECT_STREQ(cuda::cross_entropy_kernel_for(32008), "cluster");

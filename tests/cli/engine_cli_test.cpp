@@ -42,6 +42,24 @@ TEST(EngineCli, InfoParameterCounts) {
                 j["training_memory"]["activations_bytes"].get<int64_t>());
   const auto b = run_json("info --backends --json");
   EXPECT_NE(b["compiled"].dump().find("cpu"), std::string::npos);
+  // The GPUs (none on a machine without one): each with the code it runs.
+  ASSERT_TRUE(b["gpus"].is_array()) << b.dump();
+  const bool cuda_available = b["available"].dump().find("cuda") != std::string::npos;
+  EXPECT_EQ(b["gpus"].empty(), !cuda_available) << b.dump();
+  for (const auto& g : b["gpus"]) {
+    EXPECT_FALSE(g["name"].get<std::string>().empty()) << g.dump();
+    EXPECT_GT(g["memory_bytes"].get<int64_t>(), 0) << g.dump();
+    EXPECT_EQ(g["native_code"].get<bool>(),
+              g["code_architecture"].get<std::string>() == g["compute_capability"].get<std::string>())
+        << g.dump();
+  }
+  const auto text = run_command(bin() + " info --backends");
+  EXPECT_EQ(text.exit_code, 0) << text.out;
+  size_t gpu_lines = 0;
+  for (size_t at = text.out.find("\ngpu "); at != std::string::npos;
+       at = text.out.find("\ngpu ", at + 1))
+    ++gpu_lines;
+  EXPECT_EQ(gpu_lines, b["gpus"].size()) << text.out;
 }
 
 // The memory options as flags: each one shrinks the estimate, and

@@ -11,24 +11,40 @@ namespace {
 // for itself (binaryVersion its own), and that PTX has no griddepcontrol.
 __global__ void probe_kernel() {}
 
+int code_ptx_version() {
+  cudaFuncAttributes attributes{};
+  if (cudaFuncGetAttributes(&attributes, probe_kernel) != cudaSuccess) {
+    (void)cudaGetLastError();  // no device: launches stay plain
+    return 0;
+  }
+  return attributes.ptxVersion;
+}
+
 }  // namespace
 
 int loaded_code_ptx_version() {
-  static const int version = [] {
-    cudaFuncAttributes attributes{};
-    if (cudaFuncGetAttributes(&attributes, probe_kernel) != cudaSuccess) {
-      (void)cudaGetLastError();  // no device: launches stay plain
-      return 0;
-    }
-    return attributes.ptxVersion;
-  }();
+  static const int version = code_ptx_version();
   return version;
 }
 
-int device_compute_capability() {
-  int device = 0, major = 0, minor = 0;
-  if (cudaGetDevice(&device) != cudaSuccess ||
-      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
+int loaded_code_ptx_version_on(int device) {
+  int current = 0;
+  if (cudaGetDevice(&current) != cudaSuccess || cudaSetDevice(device) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return 0;
+  }
+  const int version = code_ptx_version();
+  (void)cudaSetDevice(current);
+  return version;
+}
+
+int device_compute_capability(int device) {
+  int major = 0, minor = 0;
+  if (device < 0 && cudaGetDevice(&device) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return 0;
+  }
+  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
       cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess) {
     (void)cudaGetLastError();
     return 0;

@@ -1,6 +1,8 @@
 // Chained launches (chained_launch.cuh) as host code sees them: whether they
-// are on, and whether they really overlap on this device. A plain C++ header
-// (no CUDA types), for the backend's host files and the tests.
+// are on, and whether they really overlap on this device; and the code the
+// device runs for our kernels, which they (and the one-pass cross-entropy)
+// need to be sm_90's. A plain C++ header (no CUDA types), for the backend's
+// host files and the tests.
 #pragma once
 
 namespace hessgpt::cuda {
@@ -15,11 +17,14 @@ bool chained_launches_on();
 // for the backend's kernels: 90 for sm_90 code, 80 where a newer GPU compiles
 // the portable sm_80 PTX; 0 without a device.
 int loaded_code_ptx_version();
-// The current device's compute capability (major * 10 + minor); 0 without a
-// device. An sm_90 device must load the sm_90 code the build makes
+// The same for the given device, asked afresh (it becomes the current device
+// for the query; `info --backends` lists every GPU's).
+int loaded_code_ptx_version_on(int device);
+// A device's compute capability (major * 10 + minor; device -1: the current
+// one); 0 without it. An sm_90 device must load the sm_90 code the build makes
 // (CMAKE_CUDA_ARCHITECTURES): where loaded_code_ptx_version() says less,
 // chained launches and the one-pass cross-entropy are off there.
-int device_compute_capability();
+int device_compute_capability(int device = -1);
 
 // The seventh GPU session measured decoding with chained launches and without
 // them at the same rate, which is also what it would measure if the GPU never

@@ -11,6 +11,7 @@
 #include <limits>
 #include <vector>
 
+#include "backend/cuda/chained_launch.h"
 #include "backend/cuda/cuda_backend_state.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
@@ -30,6 +31,20 @@ int cuda_device_count() {
     return 0;
   }
   return n;
+}
+
+std::vector<GpuInfo> cuda_gpus() {
+  std::vector<GpuInfo> gpus;
+  for (int d = 0; d < cuda_device_count(); ++d) {
+    cudaDeviceProp prop{};
+    if (cudaGetDeviceProperties(&prop, d) != cudaSuccess) {
+      (void)cudaGetLastError();
+      continue;
+    }
+    gpus.push_back({prop.name, 10 * prop.major + prop.minor, cuda::loaded_code_ptx_version_on(d),
+                    static_cast<int64_t>(prop.totalGlobalMem)});
+  }
+  return gpus;
 }
 
 
@@ -59,11 +74,6 @@ bool CudaBackend::supports(DType dtype) const {
 
 bool CudaBackend::supports_matmul_precision(MatmulPrecision) const { return true; }
 
-std::string CudaBackend::device_description() const {
-  cudaDeviceProp prop{};
-  HG_CUDA_CHECK(cudaGetDeviceProperties(&prop, s_->device));
-  return str_cat(prop.name, " (sm_", prop.major, prop.minor, ")");
-}
 
 // ---- memory -------------------------------------------------------------------
 

@@ -10,6 +10,7 @@
 #include <array>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "backend/backend.h"
 
@@ -20,6 +21,8 @@ struct RopeRows;  // kernels.h
 
 // Usable CUDA devices; 0 when the driver or the device is missing (never throws).
 int cuda_device_count();
+// Each of them described (backend.h: available_gpus); never throws.
+std::vector<GpuInfo> cuda_gpus();
 
 class CudaBackend final : public Backend {
  public:
@@ -31,8 +34,6 @@ class CudaBackend final : public Backend {
   std::string name() const override { return "cuda"; }
   bool supports(DType dtype) const override;
   bool supports_matmul_precision(MatmulPrecision p) const override;
-  // The GPU's name and compute capability, e.g. "NVIDIA H100 80GB HBM3 (sm_90)".
-  std::string device_description() const;
 
   size_t free_memory_bytes() const override;
   void* allocate(size_t bytes) override;
