@@ -49,8 +49,9 @@ TEST(EngineCli, InfoParameterCounts) {
   for (const auto& g : b["gpus"]) {
     EXPECT_FALSE(g["name"].get<std::string>().empty()) << g.dump();
     EXPECT_GT(g["memory_bytes"].get<int64_t>(), 0) << g.dump();
+    const auto arch = [&](const char* key) { return g[key].get<std::string>(); };
     EXPECT_EQ(g["native_code"].get<bool>(),
-              g["code_architecture"].get<std::string>() == g["compute_capability"].get<std::string>())
+              arch("code_architecture") == arch("compute_capability"))
         << g.dump();
   }
   const auto text = run_command(bin() + " info --backends");
